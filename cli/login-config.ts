@@ -1,0 +1,139 @@
+// Where the CLI finds its cloud URL and token.
+//
+// Precedence, for the URL and the token separately: explicit flags > the environment
+// (CLOUDCONS_URL, CLOUDCONS_TOKEN) > the nearest project-local file `.cloudcons/login.json` in
+// the working directory or a parent (written by `npm start`'s demo) > the user file
+// `$XDG_CONFIG_HOME/cloudcons/login.json` (or `~/.config/cloudcons/login.json`).
+// A token is taken from a login file only when that file names the same URL as the one chosen,
+// so a token saved for one cloud is never sent to another. Files are only read when flags and
+// the environment leave something open. Tokens never appear in error messages.
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { BadParameter, ConfigError, Unauthorized } from '../protocol/errors.ts';
+
+export interface Login { url: string; token: string }
+export interface ResolvedLogin extends Login {
+  /** Where the values came from: `flags`, `environment`, a file path, or `url: X, token: Y`. */
+  source: string;
+}
+
+export const NOT_LOGGED_IN = 'not logged in: run `cloudcons login URL --token TOKEN` or set CLOUDCONS_URL and CLOUDCONS_TOKEN';
+
+/**
+ * Checks a cloud URL and returns it in canonical form: http:// and https:// as given, ws:// and
+ * wss:// turned into http:// and https://, without a trailing slash. Anything else, including an
+ * unparsable string, throws BadParameter naming the value.
+ */
+export function normalizeUrl(value: string): string {
+  let u: URL;
+  try { u = new URL(value); } catch { throw new BadParameter(`invalid cloud URL '${value}': expected http://, https://, ws:// or wss:// followed by a host`); }
+  const proto = ({ 'http:': 'http:', 'https:': 'https:', 'ws:': 'http:', 'wss:': 'https:' } as Record<string, string>)[u.protocol];
+  if (!proto || !u.hostname) throw new BadParameter(`invalid cloud URL '${value}': expected http://, https://, ws:// or wss:// followed by a host`);
+  u.protocol = proto;
+  return u.toString().replace(/\/+$/, '');
+}
+
+/** Throws BadParameter (without echoing the token) unless it is non-empty visible ASCII. */
+function checkToken(token: string, source: string): string {
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new BadParameter(`invalid token from ${source}: it must be non-empty and contain no spaces or control characters`);
+  return token;
+}
+
+/** The user-wide login file: $XDG_CONFIG_HOME/cloudcons/login.json when XDG_CONFIG_HOME is an
+ *  absolute path (the XDG spec ignores relative ones), else <home>/.config/cloudcons/login.json. */
+export function userLoginFile(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(home, '.config'), 'cloudcons', 'login.json');
+}
+
+/** The project-local login file of directory `dir`: <dir>/.cloudcons/login.json. */
+export function localLoginFile(dir: string): string {
+  return join(dir, '.cloudcons', 'login.json');
+}
+
+const FileSchema = z.object({ url: z.string(), token: z.string() });
+
+/** Reads a login file: undefined if it does not exist, ConfigError naming the file if it cannot
+ *  be read or is not a JSON object with a valid `url` and `token`. */
+export function readLoginFile(file: string): Login | undefined {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new ConfigError(file, [`cannot read it: ${(e as Error).message}`]);
+  }
+  let raw: unknown;
+  try { raw = JSON.parse(text); } catch (e) { throw new ConfigError(file, [`not valid JSON: ${(e as Error).message}`]); }
+  const r = FileSchema.safeParse(raw);
+  if (!r.success) throw new ConfigError(file, r.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`));
+  const problems: string[] = [];
+  let url = '';
+  try { url = normalizeUrl(r.data.url); } catch (e) { problems.push(`url: ${(e as Error).message}`); }
+  try { checkToken(r.data.token, file); } catch { problems.push('token: must be non-empty and contain no spaces or control characters'); }
+  if (problems.length) throw new ConfigError(file, problems);
+  return { url, token: r.data.token };
+}
+
+/** The nearest `.cloudcons/login.json` in `cwd` or a parent directory, like git finds `.git`. */
+export function findLocalLoginFile(cwd: string): string | undefined {
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    const file = localLoginFile(dir);
+    if (existsSync(file)) return file;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/** Resolves the cloud URL and token; see the precedence at the top of this file. Throws
+ *  Unauthorized with NOT_LOGGED_IN when no URL or no token is found, BadParameter for a bad flag
+ *  or environment value, ConfigError for a malformed login file. */
+export function resolveLogin(opts: { url?: string; token?: string; cwd?: string; env?: NodeJS.ProcessEnv; home?: string } = {}): ResolvedLogin {
+  const env = opts.env ?? process.env;
+  let url: { value: string; source: string } | undefined;
+  let token: { value: string; source: string } | undefined;
+  if (opts.url !== undefined) url = { value: normalizeUrl(opts.url), source: 'flags' };
+  else if (env.CLOUDCONS_URL) url = { value: normalizeUrl(env.CLOUDCONS_URL), source: 'environment' };
+  if (opts.token !== undefined) token = { value: checkToken(opts.token, '--token'), source: 'flags' };
+  else if (env.CLOUDCONS_TOKEN) token = { value: checkToken(env.CLOUDCONS_TOKEN, 'CLOUDCONS_TOKEN'), source: 'environment' };
+
+  if (!url || !token) {
+    const local = findLocalLoginFile(opts.cwd ?? process.cwd());
+    const files = [local, userLoginFile(env, opts.home ?? homedir())].filter((f): f is string => f !== undefined);
+    for (const file of files) {
+      const login = readLoginFile(file);
+      if (!login) continue;
+      if (!url) url = { value: login.url, source: file };
+      if (!token && login.url === url.value) token = { value: login.token, source: file };
+      if (token) break;
+    }
+  }
+  if (!url || !token) throw new Unauthorized(NOT_LOGGED_IN);
+  const source = url.source === token.source ? url.source : `url: ${url.source}, token: ${token.source}`;
+  return { url: url.value, token: token.value, source };
+}
+
+/**
+ * Writes a login file: creates its directory (mode 0700) if needed, writes the JSON to a temp
+ * file with mode 0600 in the same directory, then renames it over `file`, so readers see the old
+ * or the new file, never half of one, and a file that had wider permissions ends up 0600.
+ */
+export function saveLogin(file: string, login: Login): void {
+  const data = JSON.stringify({ url: normalizeUrl(login.url), token: checkToken(login.token, 'saveLogin') }, null, 2) + '\n';
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `.login.json.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+    closeSync(fd);
+    chmodSync(tmp, 0o600); // the umask can only narrow the mode; this makes it exactly 0600
+    renameSync(tmp, file);
+  } catch (e) {
+    try { closeSync(fd); } catch { /* already closed */ }
+    try { unlinkSync(tmp); } catch { /* gone */ }
+    throw e;
+  }
+}

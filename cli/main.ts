@@ -1,0 +1,155 @@
+// The `cloudcons` command line. Exit codes: 0 ok, 1 error, 2 not found / bad usage, 3 not logged in.
+import { Command, Option } from 'commander';
+import { CcError } from '../protocol/errors.ts';
+import type { ConsoleView } from '../cloud/core/core.ts';
+import type { AuditRecord } from '../cloud/core/ports.ts';
+import type { Viewer } from '../protocol/messages.ts';
+import { api, apiJson } from './api.ts';
+import { attach } from './attach.ts';
+import { parseEscapeSpec } from './escape.ts';
+import { resolveLogin, saveLogin, userLoginFile, normalizeUrl } from './login-config.ts';
+import { readable } from './readable.ts';
+
+const program = new Command('cloudcons')
+  .description('Serial console management through the cloud: attach, spy, replay and audit consoles held by edge relays.')
+  .showHelpAfterError()
+  .addHelpText('after', `
+Examples:
+  npm start                                   # embedded cloud + local relay + demo console
+  cloudcons attach demo                       # interactive; ^Ec? for help, ^Ec. to leave
+  cloudcons attach web01 -s                   # read-only spy
+  cloudcons ls --json
+  cloudcons replay web01 --tail 50
+  cloudcons login https://cloud.example:7420 --token ccu_...`);
+
+const loginOpts = (c: Command) => c.option('--url <url>', 'cloud URL (default: from cloudcons login or CLOUDCONS_URL)').option('--token <token>', 'user token (default: from cloudcons login or CLOUDCONS_TOKEN)');
+const login = (o: { url?: string; token?: string }) => resolveLogin({ url: o.url, token: o.token });
+const int = (name: string, min = 0) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new CcError('CC_ERR_BAD_PARAMETER', `${name}: expected an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return n;
+};
+
+loginOpts(program.command('attach <console>')
+  .description('attach to a console (read-write if the write lock is free, else spy)')
+  .option('-f, --force', 'force the write lock (the current writer becomes a spy)')
+  .option('-s, --spy', 'attach read-only')
+  .option('-e, --escape <chars>', 'escape sequence, conserver notation', '^Ec')
+  .option('--tail <lines>', 'show this many lines of history first', int('--tail'), 0))
+  .action(async (name: string, o) => {
+    const l = login(o);
+    process.exitCode = await attach({ url: l.url, token: l.token, console: name, mode: o.force ? 'force' : o.spy ? 'spy' : 'rw', escape: parseEscapeSpec(o.escape), tail: o.tail });
+  });
+
+loginOpts(program.command('ls').description('list consoles').option('--json', 'machine-readable output'))
+  .action(async (o) => {
+    const { consoles } = await apiJson<{ consoles: ConsoleView[] }>(login(o), '/v1/consoles');
+    if (o.json) { console.log(JSON.stringify(consoles, null, 2)); return; }
+    const rows = consoles.map((c) => [c.name, c.state, c.type, c.relay, c.writer ?? '-', String(c.spies), c.state === 'down' && c.reason ? c.reason : '']);
+    table([['NAME', 'STATE', 'TYPE', 'RELAY', 'WRITER', 'SPIES', 'REASON'], ...rows]);
+  });
+
+loginOpts(program.command('who <console>').description('users on a console and their modes').option('--json', 'machine-readable output'))
+  .action(async (name: string, o) => {
+    const c = await apiJson<ConsoleView>(login(o), `/v1/consoles/${encodeURIComponent(name)}`);
+    if (o.json) { console.log(JSON.stringify(c.viewers, null, 2)); return; }
+    table([['USER', 'MODE', 'SINCE', 'CLIENT', 'SESSION'], ...c.viewers.map((v: Viewer) => [v.user, v.mode, new Date(v.since).toISOString(), v.client ?? '-', v.session])]);
+  });
+
+loginOpts(program.command('replay <console>').description('print stored output (works while the console or relay is down)')
+  .option('--tail <lines>', 'last N lines', int('--tail', 1), 20))
+  .action(async (name: string, o) => {
+    const res = await api(login(o), `/v1/consoles/${encodeURIComponent(name)}/replay?tail=${o.tail}`);
+    const buf = Buffer.from(await res.arrayBuffer());
+    await new Promise<void>((r) => process.stdout.write(buf, () => r()));
+  });
+
+loginOpts(program.command('audit <console>').description('who typed what, and attach/detach/lock/break events')
+  .option('--json', 'machine-readable output').option('--limit <n>', 'newest N records', int('--limit', 1)))
+  .action(async (name: string, o) => {
+    const q = o.limit ? `?limit=${o.limit}` : '';
+    const { records } = await apiJson<{ records: AuditRecord[] }>(login(o), `/v1/consoles/${encodeURIComponent(name)}/audit${q}`);
+    if (o.json) { console.log(JSON.stringify(records, null, 2)); return; }
+    for (const r of records) console.log(formatAudit(r));
+  });
+
+program.command('login <url>').description('store the cloud URL and a token (file mode 0600)')
+  .requiredOption('--token <token>', 'user token (cloudcons token create makes one)')
+  .action(async (url: string, o) => {
+    const l = { url: normalizeUrl(url), token: o.token as string };
+    const who = await apiJson<{ name: string; kind: string }>(l, '/v1/whoami');
+    const file = userLoginFile();
+    saveLogin(file, l);
+    console.log(`logged in to ${l.url} as ${who.name}; saved to ${file}`);
+  });
+
+const tokenCmd = program.command('token').description('user tokens');
+loginOpts(tokenCmd.command('create').description('create a user token (prints the secret once)')
+  .requiredOption('--user <name>', 'user name').option('--admin', 'may create tokens')
+  .option('--data <dir>', 'create it directly in this embedded cloud data directory (no login needed)'))
+  .action(async (o) => printToken(await createToken(o, { kind: 'user', name: o.user, admin: !!o.admin })));
+
+const relayTokenCmd = program.command('relay-token').description('relay tokens');
+loginOpts(relayTokenCmd.command('create <name>').description('create a token for a relay (prints the secret once)')
+  .option('--data <dir>', 'create it directly in this embedded cloud data directory (no login needed)'))
+  .action(async (name: string, o) => printToken(await createToken(o, { kind: 'relay', name })));
+
+program.command('relay').description('run an edge relay')
+  .requiredOption('--config <file>', 'relay config (YAML)')
+  .option('--cloud <url>', 'cloud URL (or CLOUDCONS_URL)')
+  .option('--token <token>', 'relay token (or CLOUDCONS_RELAY_TOKEN)')
+  .action(async (o) => {
+    const { runRelay } = await import('./run-relay.ts');
+    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN });
+  });
+
+program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')
+  .requiredOption('--data <dir>', 'data directory')
+  .option('--host <addr>', 'listen address', '127.0.0.1')
+  .addOption(new Option('--port <port>', 'listen port (0 = any free port)').argParser(int('--port')).default(7420))
+  .action(async (o) => {
+    const { runCloud } = await import('./run-cloud.ts');
+    await runCloud({ dataDir: o.data, host: o.host, port: o.port });
+  });
+
+program.command('demo').description('embedded cloud + local relay + a demo console (what npm start runs)')
+  .option('--dir <dir>', 'state directory', '.cloudcons')
+  .addOption(new Option('--port <port>', 'listen port (0 = any free port)').argParser(int('--port')).default(7420))
+  .action(async (o) => {
+    const { runDemo } = await import('./run-demo.ts');
+    await runDemo({ dir: o.dir, port: o.port });
+  });
+
+async function createToken(o: { data?: string; url?: string; token?: string }, p: { kind: 'user' | 'relay'; name: string; admin?: boolean }) {
+  if (o.data) {
+    const { FsTokenStore } = await import('../cloud/adapters/fs/token-store.ts');
+    return { ...(await new FsTokenStore(o.data).create(p)), ...p };
+  }
+  return apiJson<{ token: string; id: string; kind: string; name: string }>(login(o), '/v1/tokens', { method: 'POST', body: JSON.stringify(p) });
+}
+
+function printToken(t: { token: string; kind: string; name: string; id: string }) {
+  console.error(`created ${t.kind} token ${t.id} for ${t.name}; it is shown only once:`);
+  console.log(t.token);
+}
+
+export function formatAudit(r: AuditRecord): string {
+  const parts = [new Date(r.time).toISOString(), (r.user ?? '-').padEnd(12), `session ${r.session ?? '-'}`, `fence ${r.fence ?? '-'}`, r.type.padEnd(14)];
+  if (r.data !== undefined) parts.push(JSON.stringify(readable(Buffer.from(r.data, 'base64'))));
+  if (r.detail) parts.push(r.detail);
+  return parts.join('  ');
+}
+
+function table(rows: string[][]): void {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd());
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CcError) {
+    console.error(`cloudcons: ${e.message}`);
+    process.exitCode = e.code === 'CC_ERR_NOT_FOUND' || e.code === 'CC_ERR_BAD_PARAMETER' || e.code === 'CC_ERR_CONFIG' ? 2 : e.code === 'CC_ERR_UNAUTHORIZED' ? 3 : 1;
+  } else throw e;
+}

@@ -1,0 +1,53 @@
+// Shows console input bytes readably for the audit log.
+
+/** Length of the valid, shortest-form UTF-8 sequence starting at buf[i] (2-4), or 0 if none. */
+function utf8At(buf: Buffer, i: number): number {
+  const b = buf[i]!;
+  let n: number, lo = 0x80, hi = 0xbf;
+  if (b >= 0xc2 && b <= 0xdf) n = 2;
+  else if (b >= 0xe0 && b <= 0xef) { n = 3; if (b === 0xe0) lo = 0xa0; if (b === 0xed) hi = 0x9f; }
+  else if (b >= 0xf0 && b <= 0xf4) { n = 4; if (b === 0xf0) lo = 0x90; if (b === 0xf4) hi = 0x8f; }
+  else return 0;
+  if (i + n > buf.length) return 0;
+  const b1 = buf[i + 1]!;
+  if (b1 < lo || b1 > hi) return 0;
+  for (let k = 2; k < n; k++) if ((buf[i + k]! & 0xc0) !== 0x80) return 0;
+  return n;
+}
+
+/** Characters that would hide, reorder or break the text around them: C1 controls, format
+ *  characters such as bidi overrides and zero-width joiners, and the line/paragraph separators. */
+const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+
+const hex = (b: number) => '\\x' + b.toString(16).padStart(2, '0');
+
+/**
+ * Renders bytes as one line of text that maps back to exactly one byte string:
+ * - printable ASCII (0x20-0x7e) as itself, except `^` as `\^` and `\` as `\\`;
+ * - control bytes 0x00-0x1f in caret notation (`^@`, `^C`, `^M`, `^[`, `^\`, `^^`, `^_`), DEL as `^?`;
+ * - a valid UTF-8 sequence as its character, unless that character is a control, format or
+ *   line/paragraph separator (e.g. U+0085, U+200B, U+202E), whose bytes are then shown as below;
+ * - every other byte as `\xNN` (two lowercase hex digits).
+ * So `^` always starts a two-character control token and `\` always starts `\\`, `\^` or `\xNN`.
+ */
+export function readable(bytes: Buffer): string {
+  let out = '';
+  for (let i = 0; i < bytes.length;) {
+    const b = bytes[i]!;
+    if (b < 0x20) out += '^' + String.fromCharCode(b + 0x40);
+    else if (b === 0x7f) out += '^?';
+    else if (b === 0x5e) out += '\\^';
+    else if (b === 0x5c) out += '\\\\';
+    else if (b < 0x7f) out += String.fromCharCode(b);
+    else {
+      const n = utf8At(bytes, i);
+      const ch = n ? bytes.toString('utf8', i, i + n) : '';
+      if (n && !UNSAFE.test(ch)) { out += ch; i += n; continue; }
+      for (let k = 0; k < (n || 1); k++) out += hex(bytes[i + k]!);
+      i += n || 1;
+      continue;
+    }
+    i++;
+  }
+  return out;
+}

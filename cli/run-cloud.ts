@@ -1,0 +1,38 @@
+// `cloudcons cloud --data DIR`: the embedded cloud as its own process.
+import fs from 'node:fs';
+import path from 'node:path';
+import { startCloudServer, type CloudServer } from '../cloud/server/node-server.ts';
+import { FsTokenStore } from '../cloud/adapters/fs/token-store.ts';
+
+/** On first start (no tokens yet) an admin token is written to DIR/admin-token, mode 0600. */
+export async function bootstrapAdmin(dataDir: string): Promise<string | undefined> {
+  if (fs.existsSync(path.join(dataDir, 'tokens.json'))) return undefined;
+  const { token } = await new FsTokenStore(dataDir).create({ kind: 'user', name: 'admin', admin: true });
+  const file = path.join(dataDir, 'admin-token');
+  fs.writeFileSync(file, token + '\n', { mode: 0o600 });
+  return file;
+}
+
+export function stopOnSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (sig: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    console.error(`${sig}: shutting down`);
+    stop().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+  };
+  process.on('SIGINT', () => handler('SIGINT'));
+  process.on('SIGTERM', () => handler('SIGTERM'));
+}
+
+export async function runCloud(o: { dataDir: string; host: string; port: number }): Promise<CloudServer> {
+  const dataDir = path.resolve(o.dataDir);
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const adminFile = await bootstrapAdmin(dataDir);
+  const server = await startCloudServer({ dataDir, host: o.host, port: o.port, log: (l) => console.error(`cloud: ${l}`) });
+  console.log(`cloudcons cloud listening on ${server.url}`);
+  console.log(`data directory: ${dataDir}`);
+  if (adminFile) console.log(`initial admin token written to ${adminFile} (mode 0600)`);
+  stopOnSignals(() => server.close());
+  return server;
+}

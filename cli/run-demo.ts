@@ -1,0 +1,61 @@
+// `npm start` / `cloudcons demo`: embedded cloud + local relay + a demo console (a login shell on
+// a pty), with a project-local login so `npx cloudcons attach demo` works from a second terminal
+// in the same folder without copying a token.
+import fs from 'node:fs';
+import path from 'node:path';
+import { startCloudServer } from '../cloud/server/node-server.ts';
+import { parseRelayConfig } from '../edge-relay/config.ts';
+import { Relay } from '../edge-relay/relay.ts';
+import { localLoginFile, saveLogin } from './login-config.ts';
+import { stopOnSignals } from './run-cloud.ts';
+
+interface DemoSecrets { user: string; relay: string }
+
+export async function runDemo(o: { dir: string; port: number }): Promise<void> {
+  const base = path.resolve(o.dir);
+  const dataDir = path.join(base, 'data');
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  let server;
+  try {
+    server = await startCloudServer({ dataDir, port: o.port, log: (l) => console.error(`cloud: ${l}`) });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+    console.error(`port ${o.port} is in use; using a free port instead`);
+    server = await startCloudServer({ dataDir, port: 0, log: (l) => console.error(`cloud: ${l}`) });
+  }
+  const secrets = await demoSecrets(base, server.ports.tokens);
+  saveLogin(localLoginFile(path.dirname(base)), { url: server.url, token: secrets.user });
+
+  const shell = process.env.SHELL && fs.existsSync(process.env.SHELL) ? process.env.SHELL : '/bin/bash';
+  const cfg = parseRelayConfig(`consoles:\n  demo:\n    type: exec\n    command: [${JSON.stringify(shell)}, "-l"]\n    cwd: ${JSON.stringify(process.cwd())}\n`, '(demo relay config)');
+  const relay = new Relay(cfg, { cloudUrl: server.url, token: secrets.relay, log: (l) => console.error(`relay: ${l}`) });
+  relay.start();
+
+  console.log(`
+cloudcons embedded cloud listening on ${server.url}
+data directory: ${dataDir}
+local relay "${relay.name}" holds console "demo" (${shell} -l on a pty)
+
+Next, in a second terminal in this folder, run:
+
+    npx cloudcons attach demo
+
+(^Ec? shows the escape commands, ^Ec. disconnects; Ctrl-C here stops everything.)
+`);
+  stopOnSignals(async () => { await relay.stop(); await server.close(); });
+}
+
+/** Demo tokens, kept in DIR/demo-secrets.json (0600) so restarts reuse them. */
+async function demoSecrets(base: string, tokens: { verify(t: string): Promise<unknown>; create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean }): Promise<{ token: string }> }): Promise<DemoSecrets> {
+  const file = path.join(base, 'demo-secrets.json');
+  try {
+    const s = JSON.parse(fs.readFileSync(file, 'utf8')) as DemoSecrets;
+    if ((await tokens.verify(s.user)) && (await tokens.verify(s.relay))) return s;
+  } catch { /* first start */ }
+  const s: DemoSecrets = {
+    user: (await tokens.create({ kind: 'user', name: process.env.USER || 'demo', admin: true })).token,
+    relay: (await tokens.create({ kind: 'relay', name: 'local' })).token,
+  };
+  fs.writeFileSync(file, JSON.stringify(s), { mode: 0o600 });
+  return s;
+}

@@ -1,0 +1,130 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CloudCore } from './core.ts';
+import type { CloudPorts, ConnectionSender, Principal } from './ports.ts';
+import { MemoryLockStore } from '../adapters/memory/lock-store.ts';
+import { MemorySessionStore } from '../adapters/memory/session-store.ts';
+import { FsAuditStore } from '../adapters/fs/audit-store.ts';
+import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
+import { FsOutputStore } from '../adapters/fs/output-store.ts';
+import { FsTokenStore } from '../adapters/fs/token-store.ts';
+
+/** Records what the core sends to each connection (the transport is a neighbour here). */
+class RecordingSender implements ConnectionSender {
+  sent: { conn: string; msg: Record<string, unknown> }[] = [];
+  async send(conn: string, frame: string) { this.sent.push({ conn, msg: JSON.parse(frame) }); return true; }
+  async close() {}
+  to(conn: string, t?: string) { return this.sent.filter((s) => s.conn === conn && (!t || s.msg.t === t)).map((s) => s.msg); }
+}
+
+const relay: Principal = { kind: 'relay', name: 'edge1', admin: false, tokenId: 'r' };
+const alice: Principal = { kind: 'user', name: 'alice', admin: false, tokenId: 'a' };
+const bob: Principal = { kind: 'user', name: 'bob', admin: false, tokenId: 'b' };
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+async function setup() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-core-'));
+  const sender = new RecordingSender();
+  const ports: CloudPorts = {
+    locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir),
+    output: new FsOutputStore(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), sender, clock: { now: () => Date.now() },
+  };
+  const core = new CloudCore(ports);
+  await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });
+  return { core, ports, sender, dir };
+}
+
+test('the first rw attach takes the lock, the second joins as spy and cannot type', async () => {
+  const { core, ports, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  assert.equal(sender.to('A', 'attached')[0].mode, 'rw');
+  assert.equal(sender.to('B', 'attached')[0].mode, 'spy');
+  assert.match(String(sender.to('B', 'notice')[0].text), /in use by alice/);
+  await core.clientMessage('B', bob, { v: 1, t: 'in', d: b64('rm -rf /\r') });
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('uptime\r') });
+  const toRelay = sender.to('R', 'in');
+  assert.equal(toRelay.length, 1, 'only the writer\'s input reaches the relay');
+  assert.equal(Buffer.from(String(toRelay[0].d), 'base64').toString(), 'uptime\r');
+  assert.equal(toRelay[0].fence, 1);
+  const audit = await ports.audit.list('web01');
+  const denied = audit.find((r) => r.type === 'input.denied');
+  assert.equal(denied?.user, 'bob');
+  assert.equal(Buffer.from(denied!.data!, 'base64').toString(), 'rm -rf /\r');
+  const accepted = audit.find((r) => r.type === 'input');
+  assert.equal(accepted?.user, 'alice');
+  assert.equal(accepted?.fence, 1);
+});
+
+test('force moves the lock: the old writer is bumped to spy and its input is refused', async () => {
+  const { core, ports, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'force' });
+  const bumped = sender.to('A', 'mode')[0];
+  assert.deepEqual({ mode: bumped.mode, by: bumped.bumpedBy }, { mode: 'spy', by: 'bob' });
+  assert.equal(sender.to('B', 'attached')[0].mode, 'rw');
+  assert.equal(sender.to('B', 'attached')[0].fence, 2);
+  assert.deepEqual(sender.to('R', 'fence').map((m) => m.fence), [1, 2]);
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('x') });
+  await core.clientMessage('B', bob, { v: 1, t: 'in', d: b64('y') });
+  assert.deepEqual(sender.to('R', 'in').map((m) => [m.d, m.fence]), [[b64('y'), 2]]);
+  const types = (await ports.audit.list('web01')).map((r) => `${r.type}:${r.user}`);
+  for (const t of ['lock.take:alice', 'lock.force:bob', 'lock.bumped:alice', 'input.denied:alice', 'input:bob']) assert.ok(types.includes(t), `${t} in ${types}`);
+  const who = await core.who('web01');
+  assert.deepEqual(who.map((v) => [v.user, v.mode]), [['alice', 'spy'], ['bob', 'rw']]);
+});
+
+test('the lock is freed when the writer leaves, and ^Eca then takes it', async () => {
+  const { core, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.clientMessage('B', bob, { v: 1, t: 'lock', op: 'take' });
+  assert.match(String(sender.to('B', 'notice').at(-1)?.text), /in use by alice/);
+  await core.clientClosed('A');
+  await core.clientMessage('B', bob, { v: 1, t: 'lock', op: 'take' });
+  assert.equal(sender.to('B', 'mode').at(-1)?.mode, 'rw');
+});
+
+test('output is stored once and shown live once, even when the relay resends it', async () => {
+  const { core, ports, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('hello ') });
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 3, ts: 2, d: b64('lo world') });
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 3, d: b64('hello world') });
+  assert.equal((await ports.output.read('web01', 0, 100)).toString(), 'hello world');
+  const live = sender.to('A', 'out').map((m) => Buffer.from(String(m.d), 'base64').toString()).join('');
+  assert.equal(live, 'hello world');
+  assert.deepEqual(sender.to('R', 'ack').map((m) => m.o), [6, 11, 11]);
+});
+
+test('attaching to an unknown console names the known ones', async () => {
+  const { core } = await setup();
+  await assert.rejects(core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web99', mode: 'rw' }), /console web99 not found; known: web01/);
+});
+
+test('a relay that disconnects takes its consoles down, and input is refused with the reason', async () => {
+  const { core, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  await core.relayClosed('R');
+  assert.equal(sender.to('A', 'state').at(-1)?.state, 'down');
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('x') });
+  assert.match(String(sender.to('A', 'notice').at(-1)?.text), /console is down/);
+  assert.equal((await core.getConsole('web01')).state, 'down');
+});
+
+test('a relay cannot publish output for a console it did not announce', async () => {
+  const { core, ports, sender } = await setup();
+  await core.relayMessage('R2', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('spoof') });
+  assert.equal(await ports.output.end('web01'), 0);
+  assert.match(String(sender.to('R2', 'error')[0].message), /not published by this relay connection/);
+});
+
+test('a restarted cloud learns fences from the relay and never reuses one', async () => {
+  const { core, sender } = await setup();
+  await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1, fence: 9 }] });
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  assert.equal(sender.to('A', 'attached')[0].fence, 10);
+});

@@ -1,0 +1,351 @@
+// The cloud core: sessions, the write lock, fan-out of live output, ingest and audit.
+// Stateless between calls: every fact lives behind a port (ports.ts), so this class runs the same
+// in the embedded server and in Lambda. Callers must hand it the messages of one connection in
+// order (one at a time per connection); different connections may interleave.
+import { randomBytes } from 'node:crypto';
+import { chunks, encode } from '../../protocol/codec.ts';
+import { Conflict, Forbidden, NotFound } from '../../protocol/errors.ts';
+import type { ClientToCloud, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
+import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
+
+export interface CoreOptions {
+  /** Write-lock lease; clients renew it with every ping. Default 30 s. */
+  leaseMs: number;
+  /** Largest history sent on attach or replay, in bytes. Default 1 MiB. */
+  maxHistoryBytes: number;
+}
+export const CORE_DEFAULTS: CoreOptions = { leaseMs: 30_000, maxHistoryBytes: 1024 * 1024 };
+
+export interface ConsoleView extends ConsoleRecord {
+  writer?: string;
+  spies: number;
+  viewers: Viewer[];
+}
+
+export class CloudCore {
+  readonly opts: CoreOptions;
+  constructor(private readonly p: CloudPorts, opts: Partial<CoreOptions> = {}) {
+    this.opts = { ...CORE_DEFAULTS, ...opts };
+  }
+
+  // ============================================================================ relay connections
+
+  async relayMessage(conn: string, who: Principal, msg: RelayToCloud): Promise<void> {
+    if (who.kind !== 'relay') throw new Forbidden('only relay tokens may speak the relay protocol');
+    switch (msg.t) {
+      case 'hello': return this.relayHello(conn, who, msg);
+      case 'console': {
+        const rec = await this.ownedConsole(conn, msg.info.name);
+        if (!rec) return;
+        const changed = rec.state !== msg.info.state;
+        await this.p.consoles.put({ ...rec, state: msg.info.state, since: msg.info.since, reason: msg.info.reason, type: msg.info.type, resizable: msg.info.resizable });
+        if (changed) await this.consoleStateChanged(rec.name, msg.info.state, msg.info.reason);
+        return;
+      }
+      case 'out': {
+        if (!(await this.ownedConsole(conn, msg.c))) return;
+        const data = Buffer.from(msg.d, 'base64');
+        const before = await this.p.output.end(msg.c);
+        const r = await this.p.output.append(msg.c, msg.o, msg.ts, data);
+        if (r.gap) await this.p.audit.append({ time: this.now(), console: msg.c, type: 'output.gap', detail: `${r.gap.bytes} bytes lost at offset ${r.gap.offset}`, offset: r.gap.offset });
+        await this.sendRelay(conn, { t: 'ack', c: msg.c, o: r.end });
+        // Only the part not stored before goes live: a resend after a reconnect is never shown twice.
+        const skip = Math.max(0, before - msg.o);
+        if (skip < data.length) await this.fanOut(msg.c, msg.o + skip, data.subarray(skip));
+        return;
+      }
+      case 'gap': {
+        if (!(await this.ownedConsole(conn, msg.c))) return;
+        const end = await this.p.output.gap(msg.c, msg.o, msg.n, msg.ts, msg.reason);
+        await this.p.audit.append({ time: this.now(), console: msg.c, type: 'output.gap', detail: `${msg.n} bytes lost at offset ${msg.o}: ${msg.reason}`, offset: msg.o });
+        await this.sendRelay(conn, { t: 'ack', c: msg.c, o: end });
+        await this.notice(msg.c, `[cloudcons: ${msg.n} bytes of console output were lost: ${msg.reason}]`);
+        return;
+      }
+      case 'rejected': {
+        if (!(await this.ownedConsole(conn, msg.c))) return;
+        const s = await this.p.sessions.get(msg.session);
+        await this.audit(msg.c, msg.what === 'in' ? 'input.dropped' : `${msg.what}.dropped`, s, { fence: msg.fence, detail: `relay refused: ${msg.reason}` });
+        if (s) await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: the relay refused your ${msg.what === 'in' ? 'input' : msg.what}: ${msg.reason}]` });
+        return;
+      }
+      case 'break-sent':
+        if (!(await this.ownedConsole(conn, msg.c))) return;
+        await this.notice(msg.c, `[cloudcons: break ${msg.seq} sent]`);
+        return;
+      case 'ping': await this.sendRelay(conn, { t: 'pong', id: msg.id }); return;
+      case 'pong': return;
+    }
+  }
+
+  private async relayHello(conn: string, who: Principal, msg: Extract<RelayToCloud, { t: 'hello' }>): Promise<void> {
+    const ends: Record<string, number> = {};
+    const refused: string[] = [];
+    for (const info of msg.consoles) {
+      const old = await this.p.consoles.get(info.name);
+      if (old && old.relay !== who.name && old.relayConn) { refused.push(`${info.name} (published by relay ${old.relay})`); continue; }
+      if (info.fence) await this.p.locks.seedFence(info.name, info.fence);
+      await this.p.consoles.put({ name: info.name, type: info.type, state: info.state, since: info.since, reason: info.reason, relay: who.name, relayConn: conn, resizable: info.resizable });
+      ends[info.name] = await this.p.output.end(info.name);
+      if (!old || old.state !== info.state || !old.relayConn) await this.consoleStateChanged(info.name, info.state, info.reason);
+    }
+    await this.sendRelay(conn, { t: 'welcome', ends });
+    if (refused.length) await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_CONFLICT', message: `consoles already published by another connected relay, ignored: ${refused.join(', ')}` });
+  }
+
+  async relayClosed(conn: string): Promise<void> {
+    const dropped = await this.p.consoles.dropRelayConn(conn, 'relay disconnected', this.now());
+    for (const rec of dropped) await this.consoleStateChanged(rec.name, 'down', `relay ${rec.relay} disconnected`);
+  }
+
+  /** The console if `conn` is the relay connection that publishes it. */
+  private async ownedConsole(conn: string, name: string): Promise<ConsoleRecord | undefined> {
+    const rec = await this.p.consoles.get(name);
+    if (rec?.relayConn === conn) return rec;
+    await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message: `console ${name} is not published by this relay connection (send hello first)` });
+    return undefined;
+  }
+
+  private async consoleStateChanged(name: string, state: 'up' | 'down', reason?: string): Promise<void> {
+    await this.p.audit.append({ time: this.now(), console: name, type: `console.${state}`, detail: reason, offset: await this.p.output.end(name) });
+    for (const s of await this.p.sessions.byConsole(name)) await this.sendClient(s.conn, { t: 'state', state, reason });
+  }
+
+  // =========================================================================== client connections
+
+  async clientMessage(conn: string, who: Principal, msg: ClientToCloud): Promise<void> {
+    if (who.kind !== 'user') throw new Forbidden('relay tokens cannot attach to consoles');
+    if (msg.t === 'attach') return this.attach(conn, who, msg);
+    if (msg.t === 'ping') {
+      const s = await this.sessionOf(conn);
+      if (s?.mode === 'rw' && s.fence !== undefined) await this.p.locks.renew(s.console, s.id, s.fence, this.opts.leaseMs, this.now());
+      await this.sendClient(conn, { t: 'pong', id: msg.id });
+      return;
+    }
+    if (msg.t === 'pong') return;
+    const s = await this.sessionOf(conn);
+    if (!s) { await this.sendClient(conn, { t: 'error', code: 'CC_ERR_BAD_PARAMETER', message: `send attach before ${msg.t}` }); return; }
+    switch (msg.t) {
+      case 'in': return this.input(s, Buffer.from(msg.d, 'base64'));
+      case 'lock': return this.lockOp(s, msg.op);
+      case 'break': return this.sendBreak(s, msg.seq);
+      case 'resize': {
+        if (s.mode !== 'rw') return; // the writer's window decides the size
+        const rec = await this.p.consoles.get(s.console);
+        if (rec?.relayConn && rec.resizable && s.fence !== undefined) await this.sendRelay(rec.relayConn, { t: 'resize', c: s.console, fence: s.fence, session: s.id, cols: msg.cols, rows: msg.rows });
+        return;
+      }
+      case 'who': await this.sendClient(conn, { t: 'who', viewers: await this.who(s.console) }); return;
+      case 'replay': return this.sendHistory(s.conn, s.console, msg.lines, 'replay');
+    }
+  }
+
+  private async attach(conn: string, who: Principal, msg: Extract<ClientToCloud, { t: 'attach' }>): Promise<void> {
+    if ((await this.p.sessions.byConn(conn)).length) throw new Conflict('this connection is already attached; open another one');
+    const rec = await this.p.consoles.get(msg.c);
+    if (!rec) throw new NotFound(await this.unknownConsoleMessage(msg.c));
+    const s: Session = { id: newId(), console: msg.c, user: who.name, mode: 'spy', since: this.now(), conn, client: msg.client };
+    await this.p.sessions.put(s);
+    await this.audit(msg.c, 'session.attach', s, { detail: `requested ${msg.mode}${msg.client ? ` from ${msg.client}` : ''}` });
+    let note: string | undefined;
+    if (msg.mode !== 'spy') note = await this.takeLock(s, msg.mode === 'force');
+    const lock = await this.p.locks.get(msg.c);
+    const writer = lock.session && lock.expiresAt > this.now() ? lock.user : undefined;
+    await this.sendClient(conn, { t: 'attached', c: msg.c, session: s.id, user: s.user, mode: s.mode, fence: s.fence, writer, state: rec.state, type: rec.type });
+    if (note) await this.sendClient(conn, { t: 'notice', text: note });
+    if (rec.state === 'down') await this.sendClient(conn, { t: 'state', state: 'down', reason: rec.reason });
+    if (s.mode === 'rw' && msg.cols && msg.rows && rec.resizable && rec.relayConn) {
+      await this.sendRelay(rec.relayConn, { t: 'resize', c: s.console, fence: s.fence!, session: s.id, cols: msg.cols, rows: msg.rows });
+    }
+    await this.sendHistory(conn, msg.c, msg.tail ?? 0, 'attach');
+  }
+
+  /** Tries to make `s` the writer. Updates `s` in place and in the store; returns a notice when
+   *  the lock could not be taken. */
+  private async takeLock(s: Session, force: boolean): Promise<string | undefined> {
+    const r = await this.p.locks.acquire(s.console, { session: s.id, user: s.user }, { force, leaseMs: this.opts.leaseMs, now: this.now() });
+    if (!r.ok) {
+      await this.audit(s.console, 'lock.refused', s, { detail: `held by ${r.lock.user}` });
+      return `[console is in use by ${r.lock.user}; you are a spy (read-only). Force with -f or ^Ecf]`;
+    }
+    const wasRw = s.mode === 'rw' && s.fence === r.lock.fence;
+    s.mode = 'rw';
+    s.fence = r.lock.fence;
+    await this.p.sessions.put(s);
+    const rec = await this.p.consoles.get(s.console);
+    if (rec?.relayConn) await this.sendRelay(rec.relayConn, { t: 'fence', c: s.console, fence: r.lock.fence });
+    if (r.bumped && r.bumped.session !== s.id) {
+      await this.audit(s.console, 'lock.force', s, { detail: `bumped ${r.bumped.user} (session ${r.bumped.session})` });
+      const old = await this.p.sessions.get(r.bumped.session);
+      if (old) {
+        old.mode = 'spy';
+        delete old.fence;
+        await this.p.sessions.put(old);
+        await this.audit(s.console, 'lock.bumped', old, { detail: `by ${s.user}` });
+        await this.sendClient(old.conn, { t: 'mode', mode: 'spy', bumpedBy: s.user, writer: s.user });
+      }
+    } else if (!wasRw) {
+      await this.audit(s.console, 'lock.take', s);
+    }
+    await this.notifyOthers(s, `[${s.user} is now the writer]`);
+    return undefined;
+  }
+
+  private async lockOp(s: Session, op: 'take' | 'force' | 'spy'): Promise<void> {
+    if (op === 'spy') {
+      if (s.mode === 'rw' && s.fence !== undefined) {
+        await this.p.locks.release(s.console, s.id, s.fence);
+        await this.audit(s.console, 'lock.release', s);
+      }
+      s.mode = 'spy';
+      delete s.fence;
+      await this.p.sessions.put(s);
+      await this.sendClient(s.conn, { t: 'mode', mode: 'spy' });
+      return;
+    }
+    const note = await this.takeLock(s, op === 'force');
+    if (note) { await this.sendClient(s.conn, { t: 'notice', text: note }); return; }
+    await this.sendClient(s.conn, { t: 'mode', mode: 'rw', fence: s.fence, writer: s.user });
+  }
+
+  /** Input is forwarded only from the lock holder with the current fence, and audited first. */
+  private async input(s: Session, data: Buffer): Promise<void> {
+    const denied = await this.writeDenied(s);
+    if (denied) {
+      await this.audit(s.console, 'input.denied', s, { data, detail: denied });
+      await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: input not sent: ${denied}]` });
+      return;
+    }
+    const rec = await this.p.consoles.get(s.console);
+    if (!rec?.relayConn || rec.state === 'down') {
+      const why = `console is down${rec?.reason ? ` (${rec.reason})` : ''}`;
+      await this.audit(s.console, 'input.denied', s, { data, detail: why });
+      await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: input not sent: ${why}]` });
+      return;
+    }
+    await this.audit(s.console, 'input', s, { data });
+    await this.sendRelay(rec.relayConn, { t: 'in', c: s.console, fence: s.fence!, session: s.id, d: data.toString('base64') });
+  }
+
+  private async sendBreak(s: Session, seq: string): Promise<void> {
+    const denied = await this.writeDenied(s);
+    const rec = await this.p.consoles.get(s.console);
+    const why = denied ?? (!rec?.relayConn || rec.state === 'down' ? 'console is down' : undefined);
+    if (why) {
+      await this.audit(s.console, 'break.denied', s, { detail: `break ${seq}: ${why}` });
+      await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: break not sent: ${why}]` });
+      return;
+    }
+    await this.audit(s.console, 'break', s, { detail: `break ${seq}` });
+    await this.sendRelay(rec!.relayConn!, { t: 'break', c: s.console, fence: s.fence!, session: s.id, seq });
+  }
+
+  /** Why `s` may not write now, or undefined if it may. */
+  private async writeDenied(s: Session): Promise<string | undefined> {
+    if (s.mode !== 'rw' || s.fence === undefined) return 'you are a spy (read-only): ^Eca takes the write lock if free, ^Ecf forces it';
+    const lock = await this.p.locks.get(s.console);
+    if (lock.session !== s.id || lock.fence !== s.fence) return `the write lock moved to ${lock.user ?? 'nobody'} (fence ${lock.fence})`;
+    return undefined;
+  }
+
+  async clientClosed(conn: string): Promise<void> {
+    for (const s of await this.p.sessions.byConn(conn)) {
+      if (s.mode === 'rw' && s.fence !== undefined && (await this.p.locks.release(s.console, s.id, s.fence))) {
+        await this.audit(s.console, 'lock.release', s);
+      }
+      await this.p.sessions.delete(s.id);
+      await this.audit(s.console, 'session.detach', s);
+    }
+  }
+
+  private async sendHistory(conn: string, console: string, lines: number, kind: 'attach' | 'replay'): Promise<void> {
+    const end = await this.p.output.end(console);
+    let bytes = lines > 0 ? await this.p.output.tail(console, lines) : Buffer.alloc(0);
+    if (bytes.length > this.opts.maxHistoryBytes) bytes = bytes.subarray(bytes.length - this.opts.maxHistoryBytes);
+    const parts = [...chunks(bytes)];
+    for (let i = 0; i < parts.length - 1; i++) await this.sendClient(conn, { t: 'history', kind, d: parts[i].toString('base64'), last: false });
+    await this.sendClient(conn, { t: 'history', kind, d: (parts.at(-1) ?? Buffer.alloc(0)).toString('base64'), last: true, end });
+  }
+
+  // ======================================================================================= queries
+
+  async who(console: string): Promise<Viewer[]> {
+    const lock = await this.p.locks.get(console);
+    return (await this.p.sessions.byConsole(console)).map((s) => ({
+      session: s.id, user: s.user, since: s.since, client: s.client,
+      mode: s.mode === 'rw' && lock.session === s.id ? 'rw' as const : 'spy' as const,
+    }));
+  }
+
+  async listConsoles(): Promise<ConsoleView[]> {
+    const out: ConsoleView[] = [];
+    for (const rec of await this.p.consoles.list()) out.push(await this.view(rec));
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async getConsole(name: string): Promise<ConsoleView> {
+    const rec = await this.p.consoles.get(name);
+    if (!rec) throw new NotFound(await this.unknownConsoleMessage(name));
+    return this.view(rec);
+  }
+
+  /** Console must be known (registered or with stored output). */
+  async requireKnown(name: string): Promise<void> {
+    if (await this.p.consoles.get(name)) return;
+    if ((await this.p.output.consoles()).includes(name)) return;
+    throw new NotFound(await this.unknownConsoleMessage(name));
+  }
+
+  private async view(rec: ConsoleRecord): Promise<ConsoleView> {
+    const viewers = await this.who(rec.name);
+    const { relayConn: _hidden, ...pub } = rec;
+    return { ...pub, writer: viewers.find((v) => v.mode === 'rw')?.user, spies: viewers.filter((v) => v.mode === 'spy').length, viewers };
+  }
+
+  private async unknownConsoleMessage(name: string): Promise<string> {
+    const known = (await this.p.consoles.list()).map((c) => c.name).sort();
+    return `console ${name} not found; known: ${known.length ? known.join(', ') : '(none)'}`;
+  }
+
+  // ======================================================================================= helpers
+
+  private async fanOut(console: string, offset: number, data: Buffer): Promise<void> {
+    const sessions = await this.p.sessions.byConsole(console);
+    if (!sessions.length) return;
+    const frame = encode({ t: 'out', o: offset, d: data.toString('base64') });
+    for (const s of sessions) {
+      if (!(await this.p.sender.send(s.conn, frame, { droppable: { bytes: data.length } }))) await this.clientClosed(s.conn);
+    }
+  }
+
+  private async notice(console: string, text: string): Promise<void> {
+    for (const s of await this.p.sessions.byConsole(console)) await this.sendClient(s.conn, { t: 'notice', text });
+  }
+
+  private async notifyOthers(s: Session, text: string): Promise<void> {
+    for (const o of await this.p.sessions.byConsole(s.console)) if (o.id !== s.id) await this.sendClient(o.conn, { t: 'notice', text });
+  }
+
+  private async audit(console: string, type: string, s: Session | undefined, extra: { data?: Buffer; detail?: string; fence?: number } = {}): Promise<void> {
+    const rec: AuditRecord = { time: this.now(), console, type, user: s?.user, session: s?.id, fence: extra.fence ?? s?.fence, detail: extra.detail };
+    if (extra.data) rec.data = extra.data.toString('base64');
+    rec.offset = await this.p.output.end(console);
+    await this.p.audit.append(rec);
+  }
+
+  private async sessionOf(conn: string): Promise<Session | undefined> {
+    return (await this.p.sessions.byConn(conn))[0];
+  }
+
+  async sendClient(conn: string, msg: Out<CloudToClient>): Promise<boolean> {
+    return this.p.sender.send(conn, encode(msg));
+  }
+
+  async sendRelay(conn: string, msg: Out<CloudToRelay>): Promise<boolean> {
+    return this.p.sender.send(conn, encode(msg));
+  }
+
+  private now(): number { return this.p.clock.now(); }
+}
+
+function newId(): string { return randomBytes(9).toString('base64url'); }

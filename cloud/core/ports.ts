@@ -1,0 +1,176 @@
+// The cloud core's ports. The core keeps no state of its own between calls: everything it knows
+// lives behind these interfaces, so the same core runs inside one long-lived process (memory + fs
+// adapters) and as stateless Lambda invocations (DynamoDB + S3 adapters). Each port has one
+// contract suite in test/contracts that every adapter passes.
+import type { ConsoleState } from '../../protocol/messages.ts';
+
+// ------------------------------------------------------------------------------------------ lock
+export interface Lock {
+  console: string;
+  /** Session holding the lock, or undefined when free (released or never taken). */
+  session?: string;
+  user?: string;
+  /** Fence token of the current (or last) holder. Strictly increases with every acquisition. */
+  fence: number;
+  /** Lease end in ms since the epoch; a lock past it counts as free. */
+  expiresAt: number;
+}
+
+export type AcquireResult =
+  | { ok: true; lock: Lock; /** The holder that was forced out, if any. */ bumped?: { session: string; user: string } }
+  | { ok: false; lock: Lock };
+
+/** The single write lock per console: a lease with a fence. */
+export interface LockStore {
+  /** Current lock of a console; a console never locked gives `{ fence: 0, expiresAt: 0 }`. */
+  get(console: string): Promise<Lock>;
+  /** Takes the lock for `session`. Without `force` it succeeds only if the lock is free, expired or
+   *  already held by the same session (then it is renewed and keeps its fence). Every successful
+   *  acquisition by a different session increments the fence. Atomic against concurrent callers:
+   *  of N racing acquirers exactly one wins. */
+  acquire(console: string, holder: { session: string; user: string }, opts: { force: boolean; leaseMs: number; now: number }): Promise<AcquireResult>;
+  /** Extends the lease if `session` still holds the lock with `fence`; false otherwise. */
+  renew(console: string, session: string, fence: number, leaseMs: number, now: number): Promise<boolean>;
+  /** Frees the lock if `session` holds it with `fence` (the fence is kept); false otherwise. Repeating it is safe. */
+  release(console: string, session: string, fence: number): Promise<boolean>;
+  /** Makes sure the next acquisition gets a fence above `fence` (learned from a relay after a cloud
+   *  restart, so a fence is never reused). Never lowers the fence. */
+  seedFence(console: string, fence: number): Promise<void>;
+}
+
+// -------------------------------------------------------------------------------------- sessions
+export interface Session {
+  id: string;
+  console: string;
+  user: string;
+  mode: 'rw' | 'spy';
+  /** Fence of the lock while mode is rw. */
+  fence?: number;
+  since: number;
+  /** Connection the session talks over (a WebSocket id). */
+  conn: string;
+  client?: string;
+}
+
+/** Attached viewers and writers per console. */
+export interface SessionStore {
+  put(s: Session): Promise<void>;
+  get(id: string): Promise<Session | undefined>;
+  /** Removes a session; unknown ids are ignored. */
+  delete(id: string): Promise<void>;
+  /** Sessions of one console, oldest first. */
+  byConsole(console: string): Promise<Session[]>;
+  /** Sessions riding on one connection (normally one). */
+  byConn(conn: string): Promise<Session[]>;
+}
+
+// -------------------------------------------------------------------------------------- consoles
+export interface ConsoleRecord {
+  name: string;
+  type: string;
+  state: ConsoleState;
+  since: number;
+  reason?: string;
+  relay: string;
+  /** Connection of the relay that publishes the console, while it is connected. */
+  relayConn?: string;
+  resizable?: boolean;
+}
+
+/** Known consoles. Survives restarts in durable adapters so a console of a relay that is down
+ *  is still listed (as down) and its log still replayable. */
+export interface ConsoleRegistry {
+  get(name: string): Promise<ConsoleRecord | undefined>;
+  list(): Promise<ConsoleRecord[]>;
+  put(rec: ConsoleRecord): Promise<void>;
+  /** Marks every console published over `relayConn` down (the relay went away). Returns them. */
+  dropRelayConn(relayConn: string, reason: string, now: number): Promise<ConsoleRecord[]>;
+}
+
+// ---------------------------------------------------------------------------------------- output
+/** One console's output as a byte stream with absolute offsets. */
+export interface OutputStore {
+  /** Appends bytes that start at `offset`. Bytes below the stored end are duplicates and skipped
+   *  (de-duplication by offset); a start above the end is recorded as a gap first. Returns the
+   *  stored end (exclusive) after the call. Durable when the promise resolves. */
+  append(console: string, offset: number, ts: number, data: Buffer): Promise<{ end: number; gap?: { offset: number; bytes: number } }>;
+  /** Records an explicit loss of `bytes` bytes at `offset` (the end moves past them). */
+  gap(console: string, offset: number, bytes: number, ts: number, reason: string): Promise<number>;
+  /** Stored end offset (exclusive) of a console; 0 for an unknown one. */
+  end(console: string): Promise<number>;
+  /** The last `lines` lines of output as raw bytes (what a terminal would need to redraw them). */
+  tail(console: string, lines: number): Promise<Buffer>;
+  /** Raw bytes [from, to) as stored (gaps are absent from the byte stream). */
+  read(console: string, from: number, to: number): Promise<Buffer>;
+  /** Consoles with any stored output. */
+  consoles(): Promise<string[]>;
+}
+
+// ----------------------------------------------------------------------------------------- audit
+export interface AuditRecord {
+  time: number;
+  console: string;
+  /** Dotted lowercase event type: session.attach, session.detach, input, input.denied,
+   *  input.dropped, lock.take, lock.force, lock.bumped, lock.spy, lock.release, break,
+   *  break.denied, console.up, console.down, output.gap. */
+  type: string;
+  user?: string;
+  session?: string;
+  fence?: number;
+  /** Input bytes, base64. */
+  data?: string;
+  detail?: string;
+  /** Output offset at the time of the event, to interleave audit with output. */
+  offset?: number;
+}
+
+export interface AuditStore {
+  /** Appends one record; durable when the promise resolves. Records of one console keep order. */
+  append(rec: AuditRecord): Promise<void>;
+  /** Records of a console, oldest first, the newest `limit` when given. */
+  list(console: string, opts?: { limit?: number; since?: number }): Promise<AuditRecord[]>;
+}
+
+// ---------------------------------------------------------------------------------------- tokens
+export interface Principal {
+  kind: 'user' | 'relay';
+  /** User name, or relay name for relay tokens. */
+  name: string;
+  admin: boolean;
+  tokenId: string;
+}
+
+export interface TokenStore {
+  /** The principal a bearer token stands for, or undefined (unknown, malformed, revoked). */
+  verify(token: string): Promise<Principal | undefined>;
+  /** Creates a token; returns the secret once (only its hash is stored). */
+  create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean }): Promise<{ token: string; id: string }>;
+}
+
+// ----------------------------------------------------------------------------------- connections
+export interface SendOptions {
+  /** Live output that may be dropped for a connection that cannot keep up; `bytes` is how many
+   *  console bytes the message carries, so the viewer can be told how much it missed. */
+  droppable?: { bytes: number };
+}
+
+/** Sending to a connection: a socket write embedded, an @connections post on AWS. */
+export interface ConnectionSender {
+  /** Sends one encoded message. Returns false if the connection is gone (the caller cleans up). */
+  send(conn: string, frame: string, opts?: SendOptions): Promise<boolean>;
+  /** Closes a connection with a reason; unknown connections are ignored. */
+  close(conn: string, code: number, reason: string): Promise<void>;
+}
+
+export interface Clock { now(): number }
+
+export interface CloudPorts {
+  locks: LockStore;
+  sessions: SessionStore;
+  consoles: ConsoleRegistry;
+  output: OutputStore;
+  audit: AuditStore;
+  tokens: TokenStore;
+  sender: ConnectionSender;
+  clock: Clock;
+}

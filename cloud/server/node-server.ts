@@ -1,0 +1,134 @@
+// The embedded cloud as one Node process: HTTP API (hono) and the two WebSocket endpoints
+// (/v1/relay for relays, /v1/session for CLI and browser sessions) on one listening socket.
+// This file only wires: sockets in, core calls out, core sends back through WsSender.
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { getRequestListener } from '@hono/node-server';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { decode, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
+import { CcError, errorCode } from '../../protocol/errors.ts';
+import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
+import { CloudCore, type CoreOptions } from '../core/core.ts';
+import { authenticate, createHttpApp } from '../core/http-app.ts';
+import type { CloudPorts, Principal } from '../core/ports.ts';
+import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
+import { embeddedPorts } from './embedded-ports.ts';
+
+export interface ServerLimits extends SenderLimits {
+  /** Largest frame accepted (bytes). Default 32 KiB, API Gateway's limit. */
+  maxFrameBytes: number;
+  /** Malformed frames tolerated per connection before it is closed. Default 20. */
+  maxBadFrames: number;
+  /** A connection that sends nothing (not even a ping) for this long is closed. Default 90 s. */
+  idleTimeoutMs: number;
+  /** Messages queued for processing on one connection before its socket is paused. Default 256. */
+  maxQueued: number;
+}
+export const SERVER_DEFAULTS: ServerLimits = {
+  ...SENDER_DEFAULTS, maxFrameBytes: PROTOCOL_LIMITS.maxFrameBytes, maxBadFrames: 20, idleTimeoutMs: 90_000, maxQueued: 256,
+};
+
+export interface CloudServerOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  limits?: Partial<ServerLimits>;
+  core?: Partial<CoreOptions>;
+  log?: (line: string) => void;
+}
+
+export interface CloudServer {
+  url: string;
+  port: number;
+  core: CloudCore;
+  ports: CloudPorts;
+  close(): Promise<void>;
+}
+
+export async function startCloudServer(opts: CloudServerOptions): Promise<CloudServer> {
+  const limits = { ...SERVER_DEFAULTS, ...opts.limits };
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const sockets = new Map<string, WebSocket>();
+  const sender = new WsSender(sockets, limits, log);
+  const { ports, close: closePorts } = embeddedPorts(opts.dataDir, sender);
+  const core = new CloudCore(ports, opts.core);
+  const app = createHttpApp(core, ports);
+  const server = http.createServer(getRequestListener(app.fetch));
+  const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
+
+  server.on('upgrade', (req, socket, head) => {
+    const path = (req.url ?? '').split('?')[0];
+    const kind = path === '/v1/relay' ? 'relay' : path === '/v1/session' ? 'session' : undefined;
+    const refuse = (status: number, message: string) => {
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${message}\n`);
+    };
+    if (!kind) return refuse(404, `no WebSocket endpoint ${path}: use /v1/relay or /v1/session`);
+    authenticate(ports, req.headers.authorization).then((who) => {
+      if ((kind === 'relay') !== (who.kind === 'relay')) return refuse(403, `a ${who.kind} token cannot open ${path}`);
+      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, kind, who));
+    }, (e: unknown) => refuse(401, e instanceof Error ? e.message : 'unauthorized'));
+  });
+
+  function serve(ws: WebSocket, kind: 'relay' | 'session', who: Principal): void {
+    const conn = `${kind[0]}-${randomBytes(8).toString('hex')}`;
+    sockets.set(conn, ws);
+    log(`${kind} ${who.name} connected (${conn})`);
+    let chain: Promise<void> = Promise.resolve();
+    let queued = 0;
+    let bad = 0;
+    let idle = setTimeout(onIdle, limits.idleTimeoutMs);
+    function onIdle() { ws.close(4000, `idle for ${limits.idleTimeoutMs} ms without a message or ping`); }
+
+    ws.on('message', (data, isBinary) => {
+      clearTimeout(idle);
+      idle = setTimeout(onIdle, limits.idleTimeoutMs);
+      const text = isBinary ? data : data.toString();
+      const r = kind === 'relay' ? decode(relayToCloud, text, limits.maxFrameBytes) : decode(clientToCloud, text, limits.maxFrameBytes);
+      if (!r.ok) {
+        ws.send(encode({ t: 'error', code: r.code, message: r.message }));
+        if (++bad > limits.maxBadFrames) ws.close(1008, `too many bad frames (${bad}); last: ${r.message}`.slice(0, 120));
+        return;
+      }
+      if (++queued > limits.maxQueued) ws.pause();
+      chain = chain.then(async () => {
+        try {
+          if (kind === 'relay') await core.relayMessage(conn, who, r.msg as never);
+          else await core.clientMessage(conn, who, r.msg as never);
+        } catch (e) {
+          if (!(e instanceof CcError)) log(`${conn}: error handling ${(r.msg as { t: string }).t}: ${(e as Error).stack}`);
+          ws.send(encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));
+        } finally {
+          if (--queued <= limits.maxQueued / 2 && ws.isPaused) ws.resume();
+        }
+      });
+    });
+    ws.on('close', (code, reason) => {
+      clearTimeout(idle);
+      sockets.delete(conn);
+      sender.forget(conn);
+      log(`${kind} ${who.name} disconnected (${conn}): ${code} ${reason.toString()}`);
+      chain = chain.then(() => (kind === 'relay' ? core.relayClosed(conn) : core.clientClosed(conn))).catch((e) => log(`${conn}: cleanup failed: ${e}`));
+    });
+    ws.on('error', (e) => log(`${conn}: socket error: ${e.message}`));
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const addr = server.address() as { port: number; address: string };
+  const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${host}:${addr.port}`,
+    port: addr.port,
+    core,
+    ports,
+    async close() {
+      for (const ws of sockets.values()) ws.terminate();
+      wss.close();
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections?.();
+      closePorts();
+    },
+  };
+}

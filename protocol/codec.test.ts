@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chunks, decode, encode, PROTOCOL_LIMITS } from './codec.ts';
+import { clientToCloud, relayToCloud } from './messages.ts';
+
+test('round-trips a valid output message', () => {
+  const d = Buffer.from([0, 1, 255, 10]).toString('base64');
+  const r = decode(relayToCloud, encode({ t: 'out', c: 'web01', o: 5, ts: 1, d }));
+  assert.deepEqual(r, { ok: true, msg: { v: 1, t: 'out', c: 'web01', o: 5, ts: 1, d } });
+});
+
+test('rejects malformed, truncated, binary, oversized and unknown frames with a reason', () => {
+  const good = encode({ t: 'in', d: 'aGk=' });
+  const cases: [unknown, RegExp][] = [
+    [Buffer.from(good), /binary frames are not accepted/],
+    ['not json', /not valid JSON/],
+    [good.slice(0, good.length - 3), /not valid JSON/],
+    ['[1,2]', /must be a JSON object/],
+    ['null', /must be a JSON object/],
+    [JSON.stringify({ v: 2, t: 'in', d: '' }), /unsupported protocol version 2/],
+    [JSON.stringify({ t: 'in', d: '' }), /unsupported protocol version undefined/],
+    [JSON.stringify({ v: 1, t: 'launch-missiles' }), /bad 'launch-missiles' message/],
+    [JSON.stringify({ v: 1, t: 'in', d: 'not base64!' }), /d: must be base64/],
+    [JSON.stringify({ v: 1, t: 'attach', c: '../etc', mode: 'rw' }), /c: console names/],
+    [JSON.stringify({ v: 1, t: 'attach', c: 'x', mode: 'admin' }), /mode/],
+    [JSON.stringify({ v: 1, t: 'resize', cols: -1, rows: 1e9 }), /cols/],
+    ['x'.repeat(PROTOCOL_LIMITS.maxFrameBytes + 1), /exceeds the limit of 32768/],
+  ];
+  for (const [frame, re] of cases) {
+    const r = decode(clientToCloud, frame);
+    assert.equal(r.ok, false, `accepted ${String(frame).slice(0, 60)}`);
+    if (!r.ok) assert.match(r.message, re);
+  }
+});
+
+test('a frame exactly at the limit is accepted, one byte more is not', () => {
+  const base = encode({ t: 'in', d: '' });
+  const pad = PROTOCOL_LIMITS.maxFrameBytes - base.length;
+  const atLimit = encode({ t: 'in', d: 'A'.repeat(pad - (pad % 4)) });
+  assert.ok(decode(clientToCloud, atLimit).ok);
+  assert.equal(decode(clientToCloud, atLimit, atLimit.length - 1).ok, false);
+});
+
+test('a full raw chunk fits in one frame', () => {
+  const raw = Buffer.alloc(PROTOCOL_LIMITS.maxRawChunk, 0xff);
+  const frame = encode({ t: 'out', c: 'a'.repeat(128), o: Number.MAX_SAFE_INTEGER, ts: Date.now(), d: raw.toString('base64') });
+  assert.ok(Buffer.byteLength(frame) <= PROTOCOL_LIMITS.maxFrameBytes);
+  assert.ok(decode(relayToCloud, frame).ok);
+});
+
+test('chunks splits at the payload limit without losing bytes', () => {
+  const buf = Buffer.alloc(50_000, 7);
+  const parts = [...chunks(buf)];
+  assert.deepEqual(parts.map((p) => p.length), [22528, 22528, 4944]);
+  assert.deepEqual(Buffer.concat(parts), buf);
+});

@@ -1,0 +1,115 @@
+// Wire messages between relay <-> cloud and client <-> cloud.
+//
+// Every message is one JSON object in one WebSocket TEXT frame (API Gateway drops binary frames).
+// Every message carries `v` (protocol version) and `t` (type). Console bytes travel base64-encoded
+// in `d`, at most MAX_RAW_CHUNK raw bytes per message, so a frame stays under API Gateway's 32 KB.
+// The full format is documented in protocol/README.md.
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+
+const name = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, 'console names use letters, digits and . _ : @ -');
+const b64 = z.string().max(32 * 1024).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+const offset = z.number().int().nonnegative();
+const fence = z.number().int().nonnegative();
+const v = z.literal(PROTOCOL_VERSION);
+const breakSeq = z.string().regex(/^[0-9a-z]$/, 'break sequence is one of 0-9 a-z');
+const size = z.number().int().min(1).max(1000);
+
+export const consoleState = z.enum(['up', 'down']);
+export type ConsoleState = z.infer<typeof consoleState>;
+
+export const consoleInfo = z.object({
+  name,
+  type: z.string().min(1).max(32),
+  state: consoleState,
+  since: z.number(),
+  reason: z.string().max(1024).optional(),
+  /** Whether this console type can change its terminal size (pty-backed consoles can). */
+  resizable: z.boolean().optional(),
+  /** The newest fence this relay has seen for the console (so a restarted cloud never reuses one). */
+  fence: fence.optional(),
+});
+export type ConsoleInfo = z.infer<typeof consoleInfo>;
+
+// ---------------------------------------------------------------- relay -> cloud
+export const relayToCloud = z.discriminatedUnion('t', [
+  z.object({ v, t: z.literal('hello'), relay: name, boot: z.string().min(1).max(64), consoles: z.array(consoleInfo).max(10000) }),
+  z.object({ v, t: z.literal('console'), info: consoleInfo }),
+  /** Output: bytes `d` that start at byte offset `o` of console `c`'s stream, read at time `ts` (ms). */
+  z.object({ v, t: z.literal('out'), c: name, o: offset, ts: z.number(), d: b64 }),
+  /** Bytes [o, o+n) of console `c` are lost for good (relay buffer overflowed while the cloud was away). */
+  z.object({ v, t: z.literal('gap'), c: name, o: offset, n: z.number().int().positive(), ts: z.number(), reason: z.string().max(256) }),
+  /** The relay refused an input or break (stale fence, console down...). */
+  z.object({ v, t: z.literal('rejected'), c: name, fence, session: z.string().max(64), what: z.enum(['in', 'break', 'resize']), reason: z.string().max(256) }),
+  /** A break was sent to the device. */
+  z.object({ v, t: z.literal('break-sent'), c: name, fence, session: z.string().max(64), seq: breakSeq }),
+  z.object({ v, t: z.literal('ping'), id: z.number().int() }),
+  z.object({ v, t: z.literal('pong'), id: z.number().int() }),
+]);
+export type RelayToCloud = z.infer<typeof relayToCloud>;
+
+// ---------------------------------------------------------------- cloud -> relay
+export const cloudToRelay = z.discriminatedUnion('t', [
+  /** Answer to hello: per console, the offset up to which the cloud has stored output. */
+  z.object({ v, t: z.literal('welcome'), ends: z.record(z.string(), offset) }),
+  /** Stored up to offset `o` (exclusive): the relay may forget everything before it. */
+  z.object({ v, t: z.literal('ack'), c: name, o: offset }),
+  z.object({ v, t: z.literal('in'), c: name, fence, session: z.string().max(64), d: b64 }),
+  z.object({ v, t: z.literal('break'), c: name, fence, session: z.string().max(64), seq: breakSeq }),
+  z.object({ v, t: z.literal('resize'), c: name, fence, session: z.string().max(64), cols: size, rows: size }),
+  /** The cloud learned a fence for the console (lock taken); older fences are stale from now on. */
+  z.object({ v, t: z.literal('fence'), c: name, fence }),
+  z.object({ v, t: z.literal('error'), code: z.string(), message: z.string() }),
+  z.object({ v, t: z.literal('ping'), id: z.number().int() }),
+  z.object({ v, t: z.literal('pong'), id: z.number().int() }),
+]);
+export type CloudToRelay = z.infer<typeof cloudToRelay>;
+
+// ---------------------------------------------------------------- client -> cloud
+export const attachMode = z.enum(['rw', 'spy', 'force']);
+export type AttachMode = z.infer<typeof attachMode>;
+
+export const clientToCloud = z.discriminatedUnion('t', [
+  /** Attach to a console. `rw` takes the lock if free (else joins as spy), `force` takes it over. */
+  z.object({ v, t: z.literal('attach'), c: name, mode: attachMode, tail: z.number().int().min(0).max(100000).optional(), cols: size.optional(), rows: size.optional(), client: z.string().max(64).optional() }),
+  z.object({ v, t: z.literal('in'), d: b64 }),
+  z.object({ v, t: z.literal('lock'), op: z.enum(['take', 'force', 'spy']) }),
+  z.object({ v, t: z.literal('break'), seq: breakSeq }),
+  z.object({ v, t: z.literal('resize'), cols: size, rows: size }),
+  z.object({ v, t: z.literal('who') }),
+  z.object({ v, t: z.literal('replay'), lines: z.number().int().min(1).max(100000) }),
+  z.object({ v, t: z.literal('ping'), id: z.number().int() }),
+  z.object({ v, t: z.literal('pong'), id: z.number().int() }),
+]);
+export type ClientToCloud = z.infer<typeof clientToCloud>;
+
+export const viewer = z.object({ session: z.string(), user: z.string(), mode: z.enum(['rw', 'spy']), since: z.number(), client: z.string().optional() });
+export type Viewer = z.infer<typeof viewer>;
+
+// ---------------------------------------------------------------- cloud -> client
+export const cloudToClient = z.discriminatedUnion('t', [
+  z.object({ v, t: z.literal('attached'), c: name, session: z.string(), user: z.string(), mode: z.enum(['rw', 'spy']), fence: fence.optional(), writer: z.string().optional(), state: consoleState, type: z.string() }),
+  /** Live output from offset `o`. */
+  z.object({ v, t: z.literal('out'), o: offset, d: b64 }),
+  /** History requested with attach `tail` (kind attach) or `replay`; `d` is one chunk, `last` marks
+   *  the final one, which carries `end`: the output offset the history reaches. A client drops
+   *  live bytes below `end` that arrived before the history, so the seam has no gap and no overlap. */
+  z.object({ v, t: z.literal('history'), kind: z.enum(['attach', 'replay']), d: b64, last: z.boolean(), end: offset.optional() }),
+  /** Your mode changed: after a lock op, or `bumped` when another user forced the lock. */
+  z.object({ v, t: z.literal('mode'), mode: z.enum(['rw', 'spy']), fence: fence.optional(), bumpedBy: z.string().optional(), writer: z.string().optional() }),
+  z.object({ v, t: z.literal('who'), viewers: z.array(viewer) }),
+  z.object({ v, t: z.literal('state'), state: consoleState, reason: z.string().optional() }),
+  /** You missed `bytes` bytes of live output because your connection could not keep up. */
+  z.object({ v, t: z.literal('missed'), bytes: z.number().int().positive() }),
+  /** A human-readable notice (a lock refused, someone attached, a break was sent). */
+  z.object({ v, t: z.literal('notice'), text: z.string() }),
+  z.object({ v, t: z.literal('error'), code: z.string(), message: z.string() }),
+  z.object({ v, t: z.literal('ping'), id: z.number().int() }),
+  z.object({ v, t: z.literal('pong'), id: z.number().int() }),
+]);
+export type CloudToClient = z.infer<typeof cloudToClient>;
+
+// Messages as the sender builds them: `v` is added by `encode`.
+type WithoutV<T> = T extends unknown ? Omit<T, 'v'> : never;
+export type Out<T> = WithoutV<T>;

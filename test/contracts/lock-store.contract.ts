@@ -1,0 +1,106 @@
+// Contract suite for LockStore: every adapter (memory now, DynamoDB later) runs it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { LockStore } from '../../cloud/core/ports.ts';
+
+export function lockStoreContract(name: string, make: () => Promise<LockStore>): void {
+  const L = 30_000;
+  const a = { session: 'sa', user: 'alice' };
+  const b = { session: 'sb', user: 'bob' };
+
+  test(`${name}: a never-locked console is free with fence 0`, async () => {
+    const s = await make();
+    const l = await s.get('c1');
+    assert.equal(l.session, undefined);
+    assert.equal(l.fence, 0);
+  });
+
+  test(`${name}: the first acquirer wins, the second is refused without force`, async () => {
+    const s = await make();
+    const r1 = await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    assert.ok(r1.ok);
+    assert.equal(r1.lock.fence, 1);
+    const r2 = await s.acquire('c1', b, { force: false, leaseMs: L, now: 1001 });
+    assert.equal(r2.ok, false);
+    assert.equal(r2.lock.user, 'alice');
+  });
+
+  test(`${name}: force moves the lock, bumps the holder and increments the fence`, async () => {
+    const s = await make();
+    await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    const r = await s.acquire('c1', b, { force: true, leaseMs: L, now: 1001 });
+    assert.ok(r.ok);
+    assert.equal(r.lock.fence, 2);
+    assert.deepEqual(r.bumped, { session: 'sa', user: 'alice' });
+    assert.equal(await s.renew('c1', 'sa', 1, L, 1002), false, 'the bumped holder cannot renew');
+    assert.equal(await s.release('c1', 'sa', 1), false, 'the bumped holder cannot release');
+    assert.equal((await s.get('c1')).session, 'sb');
+  });
+
+  test(`${name}: re-acquiring by the holder renews without a new fence`, async () => {
+    const s = await make();
+    await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    const r = await s.acquire('c1', a, { force: false, leaseMs: L, now: 2000 });
+    assert.ok(r.ok);
+    assert.equal(r.lock.fence, 1);
+    assert.equal(r.lock.expiresAt, 2000 + L);
+  });
+
+  test(`${name}: an expired lease can be taken by anyone, with a new fence`, async () => {
+    const s = await make();
+    await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    const r = await s.acquire('c1', b, { force: false, leaseMs: L, now: 1000 + L + 1 });
+    assert.ok(r.ok);
+    assert.equal(r.lock.fence, 2);
+    assert.equal(r.bumped, undefined, 'an expired holder is not reported as bumped');
+  });
+
+  test(`${name}: renew extends only the current holder's lease`, async () => {
+    const s = await make();
+    await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    assert.equal(await s.renew('c1', 'sa', 1, L, 20_000), true);
+    assert.equal((await s.get('c1')).expiresAt, 20_000 + L);
+    assert.equal(await s.renew('c1', 'sb', 1, L, 20_000), false);
+    assert.equal(await s.renew('c1', 'sa', 7, L, 20_000), false, 'wrong fence');
+  });
+
+  test(`${name}: release frees the lock, keeps the fence, and repeating it is safe`, async () => {
+    const s = await make();
+    await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    assert.equal(await s.release('c1', 'sa', 1), true);
+    assert.equal(await s.release('c1', 'sa', 1), false);
+    const l = await s.get('c1');
+    assert.equal(l.session, undefined);
+    assert.equal(l.fence, 1);
+    const r = await s.acquire('c1', b, { force: false, leaseMs: L, now: 1001 });
+    assert.ok(r.ok);
+    assert.equal(r.lock.fence, 2);
+  });
+
+  test(`${name}: seedFence never lowers and makes the next fence higher`, async () => {
+    const s = await make();
+    await s.seedFence('c1', 41);
+    await s.seedFence('c1', 3);
+    const r = await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    assert.ok(r.ok);
+    assert.equal(r.lock.fence, 42);
+  });
+
+  test(`${name}: consoles are independent`, async () => {
+    const s = await make();
+    await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    const r = await s.acquire('c2', b, { force: false, leaseMs: L, now: 1000 });
+    assert.ok(r.ok);
+    assert.equal(r.lock.fence, 1);
+  });
+
+  test(`${name}: of 50 concurrent acquirers exactly one wins; forced fences strictly increase`, async () => {
+    const s = await make();
+    const rs = await Promise.all(Array.from({ length: 50 }, (_, i) => s.acquire('race', { session: `s${i}`, user: `u${i}` }, { force: false, leaseMs: L, now: 1000 })));
+    assert.equal(rs.filter((r) => r.ok).length, 1);
+    const forced = await Promise.all(Array.from({ length: 50 }, (_, i) => s.acquire('race', { session: `f${i}`, user: `u${i}` }, { force: true, leaseMs: L, now: 1001 })));
+    const fences = forced.map((r) => r.lock.fence).sort((x, y) => x - y);
+    assert.equal(new Set(fences).size, 50);
+    assert.equal(fences[0], 2);
+  });
+}
