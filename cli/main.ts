@@ -57,9 +57,11 @@ loginOpts(program.command('who <console>').description('users on a console and t
   });
 
 loginOpts(program.command('replay <console>').description('print stored output (works while the console or relay is down)')
-  .option('--tail <lines>', 'last N lines', int('--tail', 1), 20))
+  .option('--tail <lines>', 'last N lines', int('--tail', 1), 20)
+  .option('--from <offset>', 'instead: the exact bytes from this output offset on (0 = everything)', int('--from')))
   .action(async (name: string, o) => {
-    const res = await api(login(o), `/v1/consoles/${encodeURIComponent(name)}/replay?tail=${o.tail}`);
+    const q = o.from !== undefined ? `from=${o.from}` : `tail=${o.tail}`;
+    const res = await api(login(o), `/v1/consoles/${encodeURIComponent(name)}/replay?${q}`);
     const buf = Buffer.from(await res.arrayBuffer());
     await new Promise<void>((r) => process.stdout.write(buf, () => r()));
   });

@@ -59,9 +59,12 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts): Hono<Env> {
     user(c);
     const name = c.req.param('name');
     await core.requireKnown(name);
-    const tail = intParam(c.req.query('tail'), 'tail', 20, 1, 1_000_000);
-    const bytes = await ports.output.tail(name, tail);
-    return c.body(new Uint8Array(bytes), 200, { 'content-type': 'application/octet-stream', 'x-cloudcons-end': String(await ports.output.end(name)) });
+    const end = await ports.output.end(name);
+    // ?from=OFFSET: the exact bytes from an output offset to the end; else the last `tail` lines.
+    const bytes = c.req.query('from') !== undefined
+      ? await ports.output.read(name, intParam(c.req.query('from'), 'from', 0, 0, Number.MAX_SAFE_INTEGER), end)
+      : await ports.output.tail(name, intParam(c.req.query('tail'), 'tail', 20, 1, 1_000_000));
+    return c.body(new Uint8Array(bytes), 200, { 'content-type': 'application/octet-stream', 'x-cloudcons-end': String(end) });
   });
 
   app.get('/v1/consoles/:name/audit', async (c) => {

@@ -1,0 +1,123 @@
+// Shared fixtures for end-to-end tests: real processes (cloud, relay, CLI) on loopback, real ptys
+// from socat. Everything started here is registered and stopped by PID in `cleanup()`.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as pty from 'node-pty';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI = path.join(ROOT, 'bin', 'cloudcons.js');
+
+const procs = new Set<ChildProcess>();
+const ptys = new Set<pty.IPty>();
+
+export function tmpDir(prefix: string): string { return fs.mkdtempSync(path.join(os.tmpdir(), `cc-${prefix}-`)); }
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+  });
+}
+
+export async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 50): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try { const v = await fn(); if (v) return v as NonNullable<T>; } catch (e) { last = e; }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** A process with its output collected. */
+export class Proc {
+  out = '';
+  err = '';
+  readonly child: ChildProcess;
+  constructor(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
+    this.child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.add(this.child);
+    this.child.stdout!.on('data', (d: Buffer) => { this.out += d.toString(); });
+    this.child.stderr!.on('data', (d: Buffer) => { this.err += d.toString(); });
+    this.child.on('exit', () => procs.delete(this.child));
+  }
+  waitFor(re: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+    return until(`${re} in output of pid ${this.child.pid}`, () => re.exec(this.out + this.err), timeoutMs);
+  }
+  get exited(): boolean { return this.child.exitCode !== null || this.child.signalCode !== null; }
+  async kill(sig: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.exited) return;
+    const done = new Promise((r) => this.child.once('exit', r));
+    this.child.kill(sig);
+    await done;
+  }
+}
+
+export function cloudcons(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  return new Proc(process.execPath, [CLI, ...args], { env });
+}
+
+/** Runs a CLI command to completion. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}): { code: number; stdout: Buffer; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, cwd: ROOT, timeout: 30_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.toString() };
+}
+
+export async function startCloud(dataDir: string, port = 0): Promise<{ proc: Proc; url: string; adminToken: string }> {
+  const proc = cloudcons(['cloud', '--data', dataDir, '--port', String(port)]);
+  const m = await proc.waitFor(/listening on (http:\/\/\S+)/);
+  return { proc, url: m[1], adminToken: fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim() };
+}
+
+export function createToken(dataDir: string, kind: 'user' | 'relay', name: string): string {
+  const r = cli(kind === 'user' ? ['token', 'create', '--user', name, '--data', dataDir] : ['relay-token', 'create', name, '--data', dataDir]);
+  if (r.code !== 0) throw new Error(`token create failed: ${r.stderr}`);
+  return r.stdout.toString().trim();
+}
+
+/** A linked pty pair made by socat: the relay opens `dev`, the test plays the device on `peer`. */
+export class PtyPair {
+  proc?: Proc;
+  constructor(readonly dev: string, readonly peer: string) {}
+  static async create(dir: string): Promise<PtyPair> {
+    const p = new PtyPair(path.join(dir, 'dev'), path.join(dir, 'peer'));
+    await p.start();
+    return p;
+  }
+  async start(): Promise<void> {
+    this.proc = new Proc('socat', ['-d', '-d', `pty,raw,echo=0,link=${this.dev}`, `pty,raw,echo=0,link=${this.peer}`]);
+    await this.proc.waitFor(/starting data transfer loop/);
+  }
+  async stop(): Promise<void> { await this.proc?.kill('SIGKILL'); }
+}
+
+/** The CLI run interactively on a real pty, as a person would. */
+export class Terminal {
+  screen = '';
+  readonly p: pty.IPty;
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.p = pty.spawn(process.execPath, [CLI, ...args], { cols: 100, rows: 30, cwd: ROOT, env: { ...process.env, ...env } as Record<string, string> });
+    ptys.add(this.p);
+    this.p.onData((d) => { this.screen += d; });
+    this.p.onExit(() => ptys.delete(this.p));
+  }
+  write(s: string): void { this.p.write(s); }
+  waitFor(text: string | RegExp, timeoutMs = 10_000): Promise<boolean> {
+    return until(`${text} on the terminal`, () => (typeof text === 'string' ? this.screen.includes(text) : text.test(this.screen)), timeoutMs);
+  }
+  kill(): void { try { this.p.kill(); } catch { /* gone */ } }
+}
+
+export async function cleanup(): Promise<void> {
+  for (const t of ptys) { try { t.kill('SIGKILL'); } catch { /* gone */ } }
+  await Promise.all([...procs].map((c) => new Promise<void>((r) => {
+    if (c.exitCode !== null || c.signalCode !== null) return r();
+    c.once('exit', () => r());
+    c.kill('SIGKILL');
+  })));
+}
