@@ -28,6 +28,7 @@ export class WsSender implements ConnectionSender {
     if (!ws || ws.readyState !== ws.OPEN) return false;
     if (ws.bufferedAmount > this.limits.hardLimitBytes) {
       ws.close(1008, `connection too slow: ${ws.bufferedAmount} bytes waiting`);
+      setTimeout(() => ws.terminate(), 1000).unref();
       return true;
     }
     if (opts?.droppable) {
@@ -38,6 +39,8 @@ export class WsSender implements ConnectionSender {
           if (Date.now() - b.since > this.limits.stallMs) {
             this.log(`${conn}: viewer stalled, ${b.missed} bytes missed; disconnecting`);
             ws.close(4001, `too slow: missed ${b.missed} bytes of output over ${this.limits.stallMs} ms`);
+            // The close frame queues behind what the viewer does not read: do not wait for it.
+            setTimeout(() => ws.terminate(), 1000).unref();
           }
         } else this.behind.set(conn, { missed: opts.droppable.bytes, since: Date.now() });
         return true;
