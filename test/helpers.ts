@@ -58,13 +58,13 @@ export class Proc {
   }
 }
 
-export function cloudcons(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  return new Proc(process.execPath, [CLI, ...args], { env });
+export function cloudcons(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Proc {
+  return new Proc(process.execPath, [CLI, ...args], { env, cwd });
 }
 
 /** Runs a CLI command to completion. */
-export function cli(args: string[], env: NodeJS.ProcessEnv = {}): { code: number; stdout: Buffer; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, cwd: ROOT, timeout: 30_000 });
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): { code: number; stdout: Buffer; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, cwd, timeout: 30_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
@@ -100,8 +100,8 @@ export class PtyPair {
 export class Terminal {
   screen = '';
   readonly p: pty.IPty;
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.p = pty.spawn(process.execPath, [CLI, ...args], { cols: 100, rows: 30, cwd: ROOT, env: { ...process.env, ...env } as Record<string, string> });
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT) {
+    this.p = pty.spawn(process.execPath, [CLI, ...args], { cols: 100, rows: 30, cwd, env: { ...process.env, ...env } as Record<string, string> });
     ptys.add(this.p);
     this.p.onData((d) => { this.screen += d; });
     this.p.onExit(() => ptys.delete(this.p));
