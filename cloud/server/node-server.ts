@@ -128,6 +128,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       wss.close();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections?.();
+      sender.stop();
       closePorts();
     },
   };

@@ -50,8 +50,10 @@ test('a paused viewer misses output and is told how much; the others and the sto
   const good = await viewer(server.url, userTok, 'ser1');
   const slow = await viewer(server.url, userTok, 'ser1');
   const stalled = await viewer(server.url, userTok, 'ser1');
+  // `slow` reads in short bursts (a bad link); `stalled` never reads again.
   slow.ws.pause();
   stalled.ws.pause();
+  const trickle = setInterval(() => { slow.ws.resume(); setTimeout(() => slow.ws.pause(), 5); }, 200);
 
   const flood = randomBytes(24 * 1024 * 1024);
   const t0 = Date.now();
@@ -61,8 +63,10 @@ test('a paused viewer misses output and is told how much; the others and the sto
   assert.equal(sha(Buffer.concat(good.bytes)), sha(flood), 'the fast viewer got every byte in order');
   assert.equal(sha(await server.ports.output.read('ser1', 0, flood.length)), sha(flood), 'the store got every byte');
 
+  clearInterval(trickle);
   slow.ws.resume();
   await new Promise((r) => setTimeout(r, 500));
+  assert.equal(slow.closed, undefined, 'a viewer that keeps reading, however slowly, is not disconnected');
   device.write('tail\n');
   await until('slow viewer told what it missed', () => slow.missed > 0 && total(slow) + slow.missed >= flood.length + 5, 30_000);
   assert.equal(total(slow) + slow.missed, flood.length + 5, 'received + missed = everything emitted');
