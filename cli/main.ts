@@ -100,18 +100,28 @@ program.command('relay').description('run an edge relay')
   .requiredOption('--config <file>', 'relay config (YAML)')
   .option('--cloud <url>', 'cloud URL (or CLOUDCONS_URL)')
   .option('--token <token>', 'relay token (or CLOUDCONS_RELAY_TOKEN)')
+  .option('--max-buffer-bytes <n>', 'output held per console while the cloud has not stored it; beyond it the oldest is dropped as a recorded gap (default 64 MiB)', int('--max-buffer-bytes', 1))
+  .option('--heartbeat-ms <ms>', 'heartbeat to the cloud; the link is dropped after 3 silent intervals (default 20000)', int('--heartbeat-ms', 100))
   .action(async (o) => {
     const { runRelay } = await import('./run-relay.ts');
-    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN });
+    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, limits: { maxBufferBytes: o.maxBufferBytes, heartbeatMs: o.heartbeatMs } });
   });
 
 program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')
   .requiredOption('--data <dir>', 'data directory')
   .option('--host <addr>', 'listen address', '127.0.0.1')
   .addOption(new Option('--port <port>', 'listen port (0 = any free port)').argParser(int('--port')).default(7420))
+  .option('--lease-ms <ms>', 'write-lock lease, renewed by the writer\'s heartbeat (default 30000)', int('--lease-ms', 1000))
+  .option('--max-frame-bytes <n>', 'largest WebSocket frame accepted (default 32768)', int('--max-frame-bytes', 1024))
+  .option('--idle-timeout-ms <ms>', 'close connections silent this long (default 90000)', int('--idle-timeout-ms', 1000))
+  .option('--viewer-high-water-bytes <n>', 'drop live output to a viewer with this much unsent (default 8 MiB)', int('--viewer-high-water-bytes', 1024))
+  .option('--viewer-stall-ms <ms>', 'disconnect a viewer that is behind and reads nothing this long (default 60000)', int('--viewer-stall-ms', 100))
   .action(async (o) => {
     const { runCloud } = await import('./run-cloud.ts');
-    await runCloud({ dataDir: o.data, host: o.host, port: o.port });
+    await runCloud({
+      dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs },
+      limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs },
+    });
   });
 
 program.command('demo').description('embedded cloud + local relay + a demo console (what npm start runs)')

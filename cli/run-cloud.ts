@@ -1,7 +1,8 @@
 // `cloudcons cloud --data DIR`: the embedded cloud as its own process.
 import fs from 'node:fs';
 import path from 'node:path';
-import { startCloudServer, type CloudServer } from '../cloud/server/node-server.ts';
+import { startCloudServer, type CloudServer, type ServerLimits } from '../cloud/server/node-server.ts';
+import type { CoreOptions } from '../cloud/core/core.ts';
 import { FsTokenStore } from '../cloud/adapters/fs/token-store.ts';
 
 /** On first start (no tokens yet) an admin token is written to DIR/admin-token, mode 0600. */
@@ -25,11 +26,16 @@ export function stopOnSignals(stop: () => Promise<void>): void {
   process.on('SIGTERM', () => handler('SIGTERM'));
 }
 
-export async function runCloud(o: { dataDir: string; host: string; port: number }): Promise<CloudServer> {
+/** Drops unset values so defaults apply. */
+export function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export async function runCloud(o: { dataDir: string; host: string; port: number; core?: Partial<CoreOptions>; limits?: Partial<ServerLimits> }): Promise<CloudServer> {
   const dataDir = path.resolve(o.dataDir);
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const adminFile = await bootstrapAdmin(dataDir);
-  const server = await startCloudServer({ dataDir, host: o.host, port: o.port, log: (l) => console.error(`cloud: ${l}`) });
+  const server = await startCloudServer({ dataDir, host: o.host, port: o.port, core: defined(o.core ?? {}), limits: defined(o.limits ?? {}), log: (l) => console.error(`cloud: ${l}`) });
   console.log(`cloudcons cloud listening on ${server.url}`);
   console.log(`data directory: ${dataDir}`);
   if (adminFile) console.log(`initial admin token written to ${adminFile} (mode 0600)`);
