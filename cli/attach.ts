@@ -1,5 +1,8 @@
 // `cloudcons attach NAME`: an interactive raw terminal on a console through the cloud, with
-// conserver's escape commands (^Ec by default). One WebSocket per attach session.
+// conserver's escape commands (^Ec by default). One WebSocket per attach session. When the link
+// drops (cloud restart, network), the CLI reconnects with backoff and re-attaches from the last
+// output offset it showed, so nothing is missed or shown twice; a writer asks for the lock again
+// (without forcing).
 import WebSocket from 'ws';
 import { chunks, decode, encode } from '../protocol/codec.ts';
 import { cloudToClient, type AttachMode, type ClientToCloud, type CloudToClient, type Out } from '../protocol/messages.ts';
@@ -15,6 +18,10 @@ export interface AttachOptions {
   tail?: number;
   /** Heartbeat (and lock lease renewal) interval. Default 10 s. */
   heartbeatMs?: number;
+  /** Reconnect after a lost link (default true), with backoff between these bounds. */
+  reconnect?: boolean;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
   stdin?: NodeJS.ReadStream;
   stdout?: NodeJS.WriteStream;
 }
@@ -27,36 +34,51 @@ export function attach(o: AttachOptions): Promise<number> {
   const escName = displayEscape(esc);
   const parser = new EscapeParser(esc);
   const url = o.url.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/session';
-  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${o.token}` }, perMessageDeflate: false });
   const say = (text: string) => stdout.write(`${text.replace(/\r?\n/g, '\r\n')}\r\n`);
-  const send = (m: Out<ClientToCloud>) => { if (ws.readyState === WebSocket.OPEN) ws.send(encode(m)); };
 
-  let attached = false;
-  let userQuit = false;
+  let ws: WebSocket | undefined;
+  let mode: AttachMode = o.mode;
+  let everAttached = false;
+  let quitting = false;
   let exitCode = 0;
-  let historyEnd: number | undefined; // set when the attach history ended; live output before it is trimmed
+  let attempt = 0;
+  /** Output offset up to which this terminal has shown the stream (undefined before the first history). */
+  let shown: number | undefined;
   let early: { o: number; d: Buffer }[] = [];
   let rawSet = false;
+  let finish: (code: number) => void = () => {};
 
+  const send = (m: Out<ClientToCloud>): boolean => {
+    if (ws?.readyState !== WebSocket.OPEN) return false;
+    ws.send(encode(m));
+    return true;
+  };
   const write = (b: Buffer) => {
     if (!b.length) return;
-    if (!stdout.write(b)) { ws.pause(); stdout.once('drain', () => ws.resume()); }
+    if (!stdout.write(b)) { const w = ws; w?.pause(); stdout.once('drain', () => w?.resume()); }
   };
-  const live = (o: number, d: Buffer) => {
-    if (historyEnd === undefined) { early.push({ o, d }); return; }
-    const skip = Math.max(0, historyEnd - o);
-    if (skip < d.length) write(d.subarray(skip));
+  /** Live or history bytes at offset `off`: only what lies past `shown` is written. */
+  const show = (off: number, d: Buffer) => {
+    if (shown === undefined) { early.push({ o: off, d }); return; }
+    const skip = Math.max(0, shown - off);
+    if (skip < d.length) { write(d.subarray(skip)); shown = off + d.length; }
+  };
+  const quit = (code: number, reason: string) => {
+    quitting = true;
+    exitCode ||= code;
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, reason); else finish(exitCode);
   };
 
   const onCommand = (cmd: EscapeCommand) => {
+    const need = (m: Out<ClientToCloud>) => { if (!send(m)) say('[not connected]'); };
     switch (cmd.kind) {
-      case 'disconnect': userQuit = true; say('[disconnect]'); ws.close(1000, 'user disconnected'); return;
-      case 'attach': send({ t: 'lock', op: 'take' }); return;
-      case 'force': send({ t: 'lock', op: 'force' }); return;
-      case 'spy': send({ t: 'lock', op: 'spy' }); return;
-      case 'replay': say(`[replay ${cmd.lines} lines]`); send({ t: 'replay', lines: cmd.lines }); return;
-      case 'who': send({ t: 'who' }); return;
-      case 'break': send({ t: 'break', seq: cmd.id }); return;
+      case 'disconnect': say('[disconnect]'); quit(0, 'user disconnected'); return;
+      case 'attach': need({ t: 'lock', op: 'take' }); return;
+      case 'force': need({ t: 'lock', op: 'force' }); return;
+      case 'spy': need({ t: 'lock', op: 'spy' }); return;
+      case 'replay': say(`[replay ${cmd.lines} lines]`); need({ t: 'replay', lines: cmd.lines }); return;
+      case 'who': need({ t: 'who' }); return;
+      case 'break': need({ t: 'break', seq: cmd.id }); return;
       case 'listBreaks': say('[breaks: 0 = serial break (the console\'s default)]'); return;
       case 'help': say(HELP_TEXT(escName)); return;
       case 'ignored': say('[ignored]'); return;
@@ -64,11 +86,10 @@ export function attach(o: AttachOptions): Promise<number> {
       case 'unknown': say(`[unknown escape command ${JSON.stringify(cmd.char)}: ${escName}? for help]`); return;
     }
   };
-
   const onInput = (chunk: Buffer) => {
     for (const ev of parser.push(chunk)) {
       if (ev.type === 'command') onCommand(ev.cmd);
-      else for (const part of chunks(ev.data)) send({ t: 'in', d: part.toString('base64') });
+      else for (const part of chunks(ev.data)) if (!send({ t: 'in', d: part.toString('base64') })) { say('[not connected: input dropped]'); break; }
     }
   };
   const onResize = () => { if (stdout.columns && stdout.rows) send({ t: 'resize', cols: stdout.columns, rows: stdout.rows }); };
@@ -76,29 +97,44 @@ export function attach(o: AttachOptions): Promise<number> {
   const onMessage = (m: CloudToClient) => {
     switch (m.t) {
       case 'attached': {
-        attached = true;
-        say(`[Enter \`${escName}?' for help]`);
+        attempt = 0;
+        if (!everAttached) {
+          say(`[Enter \`${escName}?' for help]`);
+          if (stdin.isTTY) { stdin.setRawMode(true); rawSet = true; }
+          stdin.on('data', onInput);
+          stdin.resume();
+          stdout.on('resize', onResize);
+        }
         const who = m.writer && m.writer !== m.user ? ` (writer: ${m.writer})` : '';
-        say(m.mode === 'rw' ? `[attached to ${m.c}: read-write]` : `[attached to ${m.c}: spy, read-only${who}]`);
-        if (stdin.isTTY) { stdin.setRawMode(true); rawSet = true; }
-        stdin.on('data', onInput);
-        stdin.resume();
-        stdout.on('resize', onResize);
+        const verb = everAttached ? 'reattached' : 'attached';
+        say(m.mode === 'rw' ? `[${verb} to ${m.c}: read-write]` : `[${verb} to ${m.c}: spy, read-only${who}]`);
+        everAttached = true;
+        mode = m.mode === 'rw' ? 'rw' : mode === 'spy' ? 'spy' : 'rw';
         return;
       }
       case 'history': {
-        write(Buffer.from(m.d, 'base64'));
-        if (m.last && m.kind === 'attach') {
-          historyEnd = m.end ?? 0;
+        const d = Buffer.from(m.d, 'base64');
+        if (m.kind === 'replay') { write(d); return; }
+        if (shown === undefined) write(d); // the first attach's tail: printed as is
+        else early.push({ o: -1, d }); // a re-attach's catch-up: placed by offset once `end` is known
+        if (m.last) {
+          const end = m.end ?? 0;
+          if (shown === undefined) shown = end;
+          else {
+            const catchUp = Buffer.concat(early.filter((e) => e.o === -1).map((e) => e.d));
+            early = early.filter((e) => e.o !== -1);
+            show(end - catchUp.length, catchUp);
+          }
           const pending = early; early = [];
-          for (const e of pending) live(e.o, e.d);
+          for (const e of pending) show(e.o, e.d);
         }
         return;
       }
-      case 'out': live(m.o, Buffer.from(m.d, 'base64')); return;
+      case 'out': show(m.o, Buffer.from(m.d, 'base64')); return;
       case 'mode':
         if (m.bumpedBy) say(`[bumped: ${m.bumpedBy} forced the write lock; you are now a spy]`);
         else say(m.mode === 'rw' ? '[read-write]' : '[spy: read-only]');
+        mode = m.mode === 'rw' ? 'rw' : 'spy';
         return;
       case 'who': {
         for (const v of m.viewers) say(`  ${v.user.padEnd(16)} ${v.mode === 'rw' ? 'rw ' : 'spy'}  since ${new Date(v.since).toISOString()}  ${v.client ?? ''} ${v.session}`);
@@ -109,45 +145,63 @@ export function attach(o: AttachOptions): Promise<number> {
       case 'notice': say(m.text); return;
       case 'error':
         say(`[error: ${m.message}]`);
-        if (!attached) { exitCode = m.code === 'CC_ERR_NOT_FOUND' ? 2 : 1; userQuit = true; ws.close(1000, 'attach failed'); }
+        if (!everAttached) quit(m.code === 'CC_ERR_NOT_FOUND' ? 2 : 1, 'attach failed');
         return;
       case 'ping': send({ t: 'pong', id: m.id }); return;
       case 'pong': return;
     }
   };
 
-  return new Promise<number>((resolve) => {
+  const connect = () => {
+    const sock = new WebSocket(url, { headers: { authorization: `Bearer ${o.token}` }, perMessageDeflate: false });
+    ws = sock;
     let hb: NodeJS.Timeout | undefined;
     let pingId = 0;
-    ws.on('open', () => {
-      send({ t: 'attach', c: o.console, mode: o.mode, tail: o.tail ?? 0, cols: stdout.columns || undefined, rows: stdout.rows || undefined, client: 'cli' });
+    sock.on('open', () => {
+      const where = shown !== undefined ? { from: shown } : { tail: o.tail ?? 0 };
+      send({ t: 'attach', c: o.console, mode: everAttached && mode === 'force' ? 'rw' : mode, ...where, cols: stdout.columns || undefined, rows: stdout.rows || undefined, client: 'cli' });
       hb = setInterval(() => send({ t: 'ping', id: ++pingId }), o.heartbeatMs ?? 10_000);
     });
-    ws.on('unexpected-response', (_req, res) => {
+    sock.on('unexpected-response', (_req, res) => {
       let body = '';
       res.on('data', (d: Buffer) => { body += d.toString(); });
-      res.on('end', () => { say(`cloudcons: cloud refused the connection: ${res.statusCode} ${body.trim()}`); exitCode = res.statusCode === 401 ? 3 : 1; userQuit = true; finish(); });
+      res.on('end', () => {
+        say(`cloudcons: cloud refused the connection: ${res.statusCode} ${body.trim()}`);
+        if (res.statusCode === 401 || res.statusCode === 403 || !everAttached) quit(res.statusCode === 401 ? 3 : 1, 'refused');
+        sock.terminate();
+      });
     });
-    ws.on('message', (data, isBinary) => {
+    sock.on('message', (data, isBinary) => {
       const r = decode(cloudToClient, isBinary ? data : data.toString(), Number.MAX_SAFE_INTEGER);
       if (r.ok) onMessage(r.msg);
       else say(`[cloudcons: bad message from cloud: ${r.message}]`);
     });
-    ws.on('error', (e) => { if (!userQuit) say(`cloudcons: connection to ${o.url} failed: ${e.message}`); exitCode ||= 1; });
-    ws.on('close', (code, reason) => {
-      if (!userQuit) { say(`[connection closed by the cloud: ${code} ${reason.toString()}]`); exitCode ||= 1; }
-      finish();
+    sock.on('error', (e) => { if (!quitting && !everAttached) { say(`cloudcons: connection to ${o.url} failed: ${e.message}`); quit(1, 'failed'); } });
+    sock.on('close', (code, reason) => {
+      clearInterval(hb);
+      if (ws !== sock) return;
+      if (quitting || !everAttached || o.reconnect === false) {
+        if (!quitting) { say(`[connection closed by the cloud: ${code} ${reason.toString()}]`); exitCode ||= 1; }
+        finish(exitCode);
+        return;
+      }
+      const delay = Math.min(o.maxBackoffMs ?? 5000, (o.minBackoffMs ?? 250) * 2 ** attempt++) * (0.5 + Math.random() / 2);
+      say(`[connection lost (${code}${reason.length ? ` ${reason}` : ''}); reconnecting in ${(delay / 1000).toFixed(1)} s; ${escName}. quits]`);
+      setTimeout(() => { if (!quitting) connect(); else finish(exitCode); }, delay);
     });
+  };
+
+  return new Promise<number>((resolve) => {
     let done = false;
-    function finish() {
+    finish = (code: number) => {
       if (done) return;
       done = true;
-      clearInterval(hb);
       stdin.off('data', onInput);
       stdout.off('resize', onResize);
       if (rawSet) stdin.setRawMode(false);
       stdin.pause();
-      resolve(exitCode);
-    }
+      resolve(code);
+    };
+    connect();
   });
 }

@@ -71,8 +71,10 @@ export const attachMode = z.enum(['rw', 'spy', 'force']);
 export type AttachMode = z.infer<typeof attachMode>;
 
 export const clientToCloud = z.discriminatedUnion('t', [
-  /** Attach to a console. `rw` takes the lock if free (else joins as spy), `force` takes it over. */
-  z.object({ v, t: z.literal('attach'), c: name, mode: attachMode, tail: z.number().int().min(0).max(100000).optional(), cols: size.optional(), rows: size.optional(), client: z.string().max(64).optional() }),
+  /** Attach to a console. `rw` takes the lock if free (else joins as spy), `force` takes it over.
+   *  History first: the last `tail` lines, or everything from output offset `from` (a client that
+   *  reconnects passes the end of what it has shown, so it misses nothing). */
+  z.object({ v, t: z.literal('attach'), c: name, mode: attachMode, tail: z.number().int().min(0).max(100000).optional(), from: offset.optional(), cols: size.optional(), rows: size.optional(), client: z.string().max(64).optional() }),
   z.object({ v, t: z.literal('in'), d: b64 }),
   z.object({ v, t: z.literal('lock'), op: z.enum(['take', 'force', 'spy']) }),
   z.object({ v, t: z.literal('break'), seq: breakSeq }),

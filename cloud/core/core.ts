@@ -157,7 +157,17 @@ export class CloudCore {
     if (s.mode === 'rw' && msg.cols && msg.rows && rec.resizable && rec.relayConn) {
       await this.sendRelay(rec.relayConn, { t: 'resize', c: s.console, fence: s.fence!, session: s.id, cols: msg.cols, rows: msg.rows });
     }
-    await this.sendHistory(conn, msg.c, msg.tail ?? 0, 'attach');
+    if (msg.from !== undefined) await this.sendSince(conn, msg.c, msg.from);
+    else await this.sendHistory(conn, msg.c, msg.tail ?? 0, 'attach');
+  }
+
+  /** History from output offset `from` to the end (at most maxHistoryBytes; the rest is reported
+   *  as missed), for a client that re-attaches after losing its connection. */
+  private async sendSince(conn: string, console: string, from: number): Promise<void> {
+    const end = await this.p.output.end(console);
+    const start = Math.min(end, Math.max(from, end - this.opts.maxHistoryBytes));
+    if (start > from) await this.sendClient(conn, { t: 'missed', bytes: start - from });
+    await this.sendChunks(conn, await this.p.output.read(console, start, end), 'attach', end);
   }
 
   /** Tries to make `s` the writer. Updates `s` in place and in the store; returns a notice when
@@ -262,6 +272,10 @@ export class CloudCore {
     const end = await this.p.output.end(console);
     let bytes = lines > 0 ? await this.p.output.tail(console, lines) : Buffer.alloc(0);
     if (bytes.length > this.opts.maxHistoryBytes) bytes = bytes.subarray(bytes.length - this.opts.maxHistoryBytes);
+    await this.sendChunks(conn, bytes, kind, end);
+  }
+
+  private async sendChunks(conn: string, bytes: Buffer, kind: 'attach' | 'replay', end: number): Promise<void> {
     const parts = [...chunks(bytes)];
     for (let i = 0; i < parts.length - 1; i++) await this.sendClient(conn, { t: 'history', kind, d: parts[i].toString('base64'), last: false });
     await this.sendClient(conn, { t: 'history', kind, d: (parts.at(-1) ?? Buffer.alloc(0)).toString('base64'), last: true, end });

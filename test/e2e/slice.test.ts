@@ -124,6 +124,10 @@ test('typing reaches the device, output reaches writer and spy, force bumps the 
 });
 
 test('stored output is byte-exact across a cloud kill -9, including output made while it was down', async () => {
+  const spy = new Terminal(['attach', 'ser1', '-s'], env('bob'));
+  await spy.waitFor('[attached to ser1: spy, read-only]');
+  await emit(Buffer.from('before-the-outage\r\n'));
+  await spy.waitFor('before-the-outage');
   await emit(randomBytes(200_000));
   await until('cloud stored it', () => stored().length === emitted.length, 20_000, 200);
   // kill the cloud while output is in flight: 115200 baud-ish pacing, killed part-way through
@@ -132,7 +136,15 @@ test('stored output is byte-exact across a cloud kill -9, including output made 
   await cloud.kill('SIGKILL');
   await flight;
   await emit(randomBytes(100_000)); // the relay holds this until the cloud is back
+  await emit(Buffer.from('\r\nduring-the-outage\r\n'));
+  await spy.waitFor('[connection lost');
   ({ proc: cloud } = await startCloud(dataDir, port));
+  // the attached CLI reconnects by itself and catches up from where it was: once, no gap
+  await spy.waitFor('[reattached to ser1: spy, read-only]', 20_000);
+  await spy.waitFor('during-the-outage', 20_000);
+  assert.equal(spy.screen.split('during-the-outage').length, 2, 'shown exactly once');
+  assert.equal(spy.screen.split('before-the-outage').length, 2, 'not shown again after reconnecting');
+  spy.kill();
   await until('relay reconnected', () => consoleState() === 'up', 20_000, 200);
   await emit(randomBytes(50_000));
   await until('all stored', () => stored().length >= emitted.length, 20_000, 200);
