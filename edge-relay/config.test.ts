@@ -1,0 +1,175 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadRelayConfig, parseRelayConfig, RELAY_CONFIG_DEFAULTS } from './config.ts';
+import { ConfigError } from '../protocol/errors.ts';
+
+const dirs: string[] = [];
+after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
+
+function writeTemp(text: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-config-'));
+  dirs.push(dir);
+  const file = path.join(dir, 'relay.yaml');
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+function problemsOf(fn: () => unknown): { err: ConfigError; problems: string[] } {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
+    assert.equal(e.code, 'CC_ERR_CONFIG');
+    return { err: e, problems: e.problems };
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('valid config gets the documented defaults', () => {
+  const file = writeTemp(`
+consoles:
+  web01:
+    type: serial
+    device: /dev/ttyUSB0
+    baud: 115200
+  db02:
+    type: serial
+    device: /dev/ttyS1
+    parity: even
+    stopBits: 2
+    flowControl: rtscts
+    dataBits: 7
+    breakDelayMs: 500
+  demo:
+    type: exec
+    command: /bin/bash -l
+    cwd: /tmp
+    env: { FOO: bar, PORT: 8080 }
+    cols: 100
+    rows: 30
+  argv:
+    type: exec
+    command: [/usr/bin/env, bash]
+`);
+  const cfg = loadRelayConfig(file);
+  assert.equal(cfg.relay.name, os.hostname());
+  assert.deepEqual(cfg.consoles.web01, {
+    type: 'serial', device: '/dev/ttyUSB0', baud: 115200, dataBits: 8, parity: 'none', stopBits: 1,
+    flowControl: 'none', breakDelayMs: 250,
+  });
+  assert.deepEqual(cfg.consoles.db02, {
+    type: 'serial', device: '/dev/ttyS1', baud: 9600, dataBits: 7, parity: 'even', stopBits: 2,
+    flowControl: 'rtscts', breakDelayMs: 500,
+  });
+  assert.deepEqual(cfg.consoles.demo, {
+    type: 'exec', command: '/bin/bash -l', cwd: '/tmp', env: { FOO: 'bar', PORT: '8080' }, cols: 100, rows: 30,
+    breakDelayMs: 250,
+  });
+  assert.deepEqual(cfg.consoles.argv, { type: 'exec', command: ['/usr/bin/env', 'bash'], breakDelayMs: 250 });
+  assert.equal(RELAY_CONFIG_DEFAULTS.serial.baud, 9600);
+});
+
+test('relay name is taken from the file when given', () => {
+  const cfg = parseRelayConfig('relay:\n  name: edge1\nconsoles: {}\n', 'x.yaml');
+  assert.equal(cfg.relay.name, 'edge1');
+  assert.deepEqual(cfg.consoles, {});
+});
+
+test('a broken file yields ONE ConfigError listing every problem with console and field', () => {
+  const file = writeTemp(`
+relay:
+  name: edge one
+consoles:
+  web01:
+    type: serial
+    device: /dev/ttyUSB0
+    baud: fast
+    buad: 115200
+    dataBits: 9
+    parity: sometimes
+  demo:
+    type: exec
+    cols: 0
+  "-bad":
+    type: exec
+    command: []
+  ipmi1:
+    type: ipmi
+  bare: {}
+extra: true
+`);
+  const { err, problems } = problemsOf(() => loadRelayConfig(file));
+  const expected = [
+    'console web01: baud: must be one of 50..4000000 (got "fast")',
+    'console web01: dataBits: must be one of 5, 6, 7, 8 (got 9)',
+    'console web01: parity: must be one of none, even, odd, mark, space (got "sometimes")',
+    'console web01: unknown field "buad"',
+    'console demo: command: required for type exec',
+    'console demo: cols: must be one of 1..1000 (got 0)',
+    'console -bad: command: must not be empty (got [])',
+    'console ipmi1: type: must be one of serial, exec (got "ipmi")',
+    'console bare: type: required (one of serial, exec)',
+    'top level: unknown field "extra"',
+  ];
+  for (const p of expected) assert.ok(problems.includes(p), `missing problem: ${p}\n got:\n${problems.join('\n')}`);
+  assert.ok(problems.includes('console "-bad": name must be 1 to 128 letters, digits or . _ : @ -, starting with a letter or digit'), problems.join('\n'));
+  assert.ok(problems.some((p) => p.startsWith('relay: name: must be 1 to 128 letters') && p.endsWith('(got "edge one")')), problems.join('\n'));
+  assert.equal(problems.length, expected.length + 2, problems.join('\n'));
+  // The message a user sees lists them all, and names the file.
+  assert.ok(err.message.startsWith(`invalid config ${file}:`));
+  for (const p of problems) assert.ok(err.message.includes(`  - ${p}`));
+});
+
+test('serialport limits of this platform are reported at load time', { skip: process.platform === 'win32' }, () => {
+  const { problems } = problemsOf(() => parseRelayConfig(
+    'consoles:\n  a: { type: serial, device: /dev/ttyS0, parity: mark, stopBits: 1.5 }\n', 'x.yaml'));
+  assert.deepEqual(problems, [
+    `console a: parity: mark and space parity are not supported by serialport on ${process.platform} (got "mark")`,
+    `console a: stopBits: 1.5 stop bits are not supported by serialport on ${process.platform} (got 1.5)`,
+  ]);
+});
+
+test('YAML syntax errors name the line', () => {
+  const file = writeTemp('consoles:\n  web01:\n    type: serial: x\n    device: /dev/ttyUSB0\n');
+  const { problems } = problemsOf(() => loadRelayConfig(file));
+  assert.deepEqual(problems, ['line 3: YAML syntax error: Nested mappings are not allowed in compact mappings']);
+  // Several syntax errors are all reported.
+  const two = problemsOf(() => parseRelayConfig('consoles:\n  a: [x\n b: c\n', 'x.yaml')).problems;
+  assert.ok(two.length >= 2, two.join('\n'));
+  for (const p of two) assert.match(p, /^line \d+: YAML syntax error: \S/);
+});
+
+test('duplicate console names are a YAML error', () => {
+  const { problems } = problemsOf(() => parseRelayConfig(
+    'consoles:\n  a: { type: exec, command: sh }\n  a: { type: exec, command: sh }\n', 'x.yaml'));
+  assert.deepEqual(problems, ['line 3: YAML syntax error: Map keys must be unique']);
+});
+
+test('unknown fields are reported at every level', () => {
+  const { problems } = problemsOf(() => parseRelayConfig(`
+relay: { name: edge1, region: eu }
+consoles:
+  web01: { type: serial, device: /dev/ttyS0, buad: 9600, speed: 1 }
+  demo: { type: exec, command: sh, shell: bash }
+consol: {}
+`, 'x.yaml'));
+  assert.deepEqual(problems.sort(), [
+    'console demo: unknown field "shell"',
+    'console web01: unknown field "buad"',
+    'console web01: unknown field "speed"',
+    'relay: unknown field "region"',
+    'top level: unknown field "consol"',
+  ]);
+});
+
+test('missing consoles, empty file and unreadable file', () => {
+  assert.deepEqual(problemsOf(() => parseRelayConfig('relay: { name: a }\n', 'x.yaml')).problems, ['consoles: required']);
+  assert.deepEqual(problemsOf(() => parseRelayConfig('', 'x.yaml')).problems,
+    ['top level: must be a mapping with a "consoles" key (got null)']);
+  const missing = path.join(os.tmpdir(), 'no-such-dir-relay', 'relay.yaml');
+  const { problems } = problemsOf(() => loadRelayConfig(missing));
+  assert.match(problems[0], /^cannot read file: ENOENT/);
+});

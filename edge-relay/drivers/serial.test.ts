@@ -1,0 +1,207 @@
+// SerialDriver against real ptys made by socat: `dev` is what the driver opens, `peer` plays the
+// device on the other end of the line.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import tty from 'node:tty';
+import { SerialDriver } from './serial.ts';
+import type { SerialConsoleConfig } from '../config.ts';
+
+interface Pair { socat: ChildProcess; dev: string; peer: string }
+
+/** Starts socat with a pty pair linked at <dir>/dev and <dir>/peer; killed in test cleanup. */
+async function startSocat(t: TestContext, dir: string): Promise<Pair> {
+  const dev = path.join(dir, 'dev');
+  const peer = path.join(dir, 'peer');
+  const socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${dev}`, `pty,raw,echo=0,link=${peer}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.after(() => { if (socat.exitCode === null && socat.signalCode === null) socat.kill('SIGKILL'); });
+  let log = '';
+  await new Promise<void>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`socat did not start: ${log}`)), 5000);
+    socat.stderr!.on('data', (d: Buffer) => {
+      log += d.toString();
+      if (log.includes('starting data transfer loop')) { clearTimeout(timer); res(); }
+    });
+    socat.on('exit', (code) => { clearTimeout(timer); rej(new Error(`socat exited ${code}: ${log}`)); });
+  });
+  return { socat, dev, peer };
+}
+
+/** The device end: collects what the driver sent, writes what the device "says". */
+function openPeer(t: TestContext, file: string) {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+  const stream = new tty.ReadStream(fd);
+  const chunks: Buffer[] = [];
+  stream.on('data', (d: Buffer) => chunks.push(d));
+  stream.on('error', () => { /* EIO once socat is gone */ });
+  t.after(() => stream.destroy());
+  return {
+    received: () => Buffer.concat(chunks),
+    write: (b: Buffer) => fs.writeSync(fd, b),
+  };
+}
+
+function tmp(t: TestContext): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'serial-test-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function cfg(device: string, over: Partial<SerialConsoleConfig> = {}): SerialConsoleConfig {
+  return { type: 'serial', device, baud: 9600, dataBits: 8, parity: 'none', stopBits: 1, flowControl: 'none', breakDelayMs: 250, ...over };
+}
+
+async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Opens a driver, recording data and close reasons; closed in test cleanup. */
+async function openDriver(t: TestContext, driver: SerialDriver) {
+  const data: Buffer[] = [];
+  const closes: string[] = [];
+  await driver.open({ onData: (d) => data.push(d), onClose: (r) => closes.push(r) });
+  t.after(() => driver.close());
+  return { data: () => Buffer.concat(data), closes };
+}
+
+const allBytes = Buffer.from(Array.from({ length: 1024 }, (_, i) => i % 256));
+
+test('bytes flow both ways, all 256 byte values intact', async (t) => {
+  const pair = await startSocat(t, tmp(t));
+  const driver = new SerialDriver(cfg(pair.dev, { baud: 115200 }));
+  const got = await openDriver(t, driver);
+  const peer = openPeer(t, pair.peer);
+
+  await driver.write(allBytes);
+  await until('peer to receive 1024 bytes', () => peer.received().length >= allBytes.length);
+  assert.deepEqual(peer.received(), allBytes);
+
+  peer.write(allBytes);
+  await until('driver to receive 1024 bytes', () => got.data().length >= allBytes.length);
+  assert.deepEqual(got.data(), allBytes);
+  assert.deepEqual(got.closes, []);
+});
+
+test('baud, parity, stop bits and flow control reach the tty', async (t) => {
+  const pair = await startSocat(t, tmp(t));
+  const stty = () => execFileSync('stty', ['-F', pair.dev, '-a']).toString();
+  const flags = (s: string) => new Set(s.split(/[\s;]+/));
+
+  // Defaults first, so the assertions below can only pass if the settings were applied.
+  const plain = new SerialDriver(cfg(pair.dev));
+  await plain.open({ onData() {}, onClose() {} });
+  let s = stty();
+  assert.match(s, /speed 9600 baud/);
+  for (const f of ['-parodd', '-cstopb', '-crtscts', '-ixon', '-ixoff']) assert.ok(flags(s).has(f), `${f} in ${s}`);
+  await plain.close();
+
+  // A Linux pty always clears PARENB and forces CS8 in its termios (drivers/tty/pty.c), so parity
+  // shows up only as PARODD and data bits not at all; a real UART keeps them.
+  const tuned = new SerialDriver(cfg(pair.dev, { baud: 19200, parity: 'odd', stopBits: 2, flowControl: 'rtscts' }));
+  await tuned.open({ onData() {}, onClose() {} });
+  s = stty();
+  assert.match(s, /speed 19200 baud/);
+  for (const f of ['parodd', 'cstopb', 'crtscts', '-ixon']) assert.ok(flags(s).has(f), `${f} in ${s}`);
+  await tuned.close();
+
+  const xon = new SerialDriver(cfg(pair.dev, { baud: 57600, flowControl: 'xonxoff' }));
+  await xon.open({ onData() {}, onClose() {} });
+  s = stty();
+  assert.match(s, /speed 57600 baud/);
+  // (PARODD would still show: serialport's "none" clears only PARENB, and the pty keeps its termios.)
+  for (const f of ['ixon', 'ixoff', '-crtscts', '-cstopb']) assert.ok(flags(s).has(f), `${f} in ${s}`);
+  await xon.close();
+});
+
+test('device vanishing (socat killed) fires onClose within a couple of seconds', async (t) => {
+  // Idle and busy lines: with data flowing a read() is often in flight at the hang-up, which
+  // serialport alone never reports (see serial.ts).
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    for (const busy of [false, true]) {
+      const pair = await startSocat(t, tmp(t));
+      const driver = new SerialDriver(cfg(pair.dev)); // default watchdog interval
+      const got = await openDriver(t, driver);
+      const peer = openPeer(t, pair.peer);
+      const flood = busy ? setInterval(() => { try { peer.write(allBytes); } catch { /* gone */ } }, 1) : undefined;
+      t.after(() => clearInterval(flood));
+      if (busy) await until('data flowing', () => got.data().length > 10_000);
+      const killedAt = Date.now();
+      pair.socat.kill(signal);
+      await until(`onClose (${signal}, busy=${busy})`, () => got.closes.length > 0, 2000);
+      clearInterval(flood);
+      assert.ok(Date.now() - killedAt < 2000);
+      assert.equal(got.closes.length, 1);
+      // Never "disappeared": the hang-up itself is detected, by serialport or the TIOCMGET check.
+      assert.match(got.closes[0], /^device (disconnected: |.* hung up$)/);
+      await assert.rejects(driver.write(Buffer.from('x')), /is not open/);
+    }
+  }
+});
+
+test('watchdog: device path removed or pointed at another device fires onClose', async (t) => {
+  const dir = tmp(t);
+  const pair = await startSocat(t, dir);
+  const driver = new SerialDriver(cfg(pair.dev), { watchIntervalMs: 100 });
+
+  let got = await openDriver(t, driver);
+  fs.unlinkSync(pair.dev); // like a /dev/serial/by-id link vanishing on unplug
+  await until('onClose after unlink', () => got.closes.length > 0, 2000);
+  assert.deepEqual(got.closes, [`device ${pair.dev} disappeared`]);
+
+  // Put the link back, reopen, then atomically re-point it at the other pty.
+  fs.symlinkSync(fs.readlinkSync(pair.peer), pair.dev + '.tmp');
+  fs.renameSync(pair.dev + '.tmp', pair.dev);
+  got = await openDriver(t, driver);
+  const other = path.join(dir, 'other');
+  fs.symlinkSync('/dev/null', other);
+  fs.renameSync(other, pair.dev);
+  await until('onClose after replacement', () => got.closes.length > 0, 2000);
+  assert.deepEqual(got.closes, [`device ${pair.dev} was replaced by another device`]);
+});
+
+test('close releases the port: reopen works, a second opener is locked out meanwhile', async (t) => {
+  const pair = await startSocat(t, tmp(t));
+  const driver = new SerialDriver(cfg(pair.dev));
+  const got = await openDriver(t, driver);
+  await assert.rejects(driver.open({ onData() {}, onClose() {} }), /already open/);
+
+  const rival = new SerialDriver(cfg(pair.dev));
+  await assert.rejects(rival.open({ onData() {}, onClose() {} }), new RegExp(`^Error: open ${pair.dev}: .*lock`, 'i'));
+
+  await driver.close();
+  assert.deepEqual(got.closes, ['closed']);
+  await driver.close(); // repeated close is harmless
+  assert.deepEqual(got.closes, ['closed']);
+
+  // close() during open: the open fails, the port is released, and the next open works.
+  const closesDuring: string[] = [];
+  const opening = driver.open({ onData() {}, onClose: (r) => closesDuring.push(r) });
+  await driver.close();
+  await assert.rejects(opening, /closed while opening/);
+  assert.deepEqual(closesDuring, ['closed']);
+
+  const again = await openDriver(t, driver);
+  const peer = openPeer(t, pair.peer);
+  peer.write(Buffer.from('after reopen'));
+  await until('data after reopen', () => again.data().toString() === 'after reopen');
+});
+
+test('sendBreak holds the break for breakDelayMs; open of a missing device says so', async (t) => {
+  const pair = await startSocat(t, tmp(t));
+  const driver = new SerialDriver(cfg(pair.dev, { breakDelayMs: 150 }));
+  await assert.rejects(driver.sendBreak(), /is not open/);
+  await openDriver(t, driver);
+  const start = Date.now();
+  await driver.sendBreak();
+  assert.ok(Date.now() - start >= 145, `break took ${Date.now() - start} ms`);
+
+  const missing = new SerialDriver(cfg('/dev/does-not-exist-ttyUSB9'));
+  await assert.rejects(missing.open({ onData() {}, onClose() {} }), { message: 'open /dev/does-not-exist-ttyUSB9: no such file' });
+});
