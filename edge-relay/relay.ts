@@ -70,7 +70,9 @@ export class Relay {
       sup.on('state', (st: { state: 'up' | 'down'; since: number; reason?: string }) => {
         con.info = { ...con.info, state: st.state, since: st.since, reason: st.reason };
         this.opts.log(`console ${name} ${st.state}${st.reason ? `: ${st.reason}` : ''}`);
-        if (this.welcomed) this.send({ t: 'console', info: this.infoOf(con) });
+        // Sent whenever the link is open (not only once welcomed): a change between our hello and
+        // the cloud's welcome would otherwise be lost. The cloud handles messages in order.
+        this.send({ t: 'console', info: this.infoOf(con) });
       });
       this.cons.set(name, con);
     }

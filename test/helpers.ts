@@ -14,7 +14,13 @@ export const CLI = path.join(ROOT, 'bin', 'cloudcons.js');
 const procs = new Set<ChildProcess>();
 const ptys = new Set<pty.IPty>();
 
-export function tmpDir(prefix: string): string { return fs.mkdtempSync(path.join(os.tmpdir(), `cc-${prefix}-`)); }
+const dirs = new Set<string>();
+/** A temp dir removed by cleanup() (kept when KEEP_TMP is set, to look at after a failure). */
+export function tmpDir(prefix: string): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `cc-${prefix}-`));
+  dirs.add(d);
+  return d;
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -120,4 +126,6 @@ export async function cleanup(): Promise<void> {
     c.once('exit', () => r());
     c.kill('SIGKILL');
   })));
+  if (!process.env.KEEP_TMP) for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  dirs.clear();
 }

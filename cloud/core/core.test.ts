@@ -1,8 +1,5 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { CloudCore } from './core.ts';
 import type { CloudPorts, ConnectionSender, Principal } from './ports.ts';
 import { MemoryLockStore } from '../adapters/memory/lock-store.ts';
@@ -11,6 +8,9 @@ import { FsAuditStore } from '../adapters/fs/audit-store.ts';
 import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
 import { FsOutputStore } from '../adapters/fs/output-store.ts';
 import { FsTokenStore } from '../adapters/fs/token-store.ts';
+import { cleanup, tmpDir } from '../../test/helpers.ts';
+
+after(cleanup);
 
 /** Records what the core sends to each connection (the transport is a neighbour here). */
 class RecordingSender implements ConnectionSender {
@@ -26,7 +26,7 @@ const bob: Principal = { kind: 'user', name: 'bob', admin: false, tokenId: 'b' }
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 async function setup() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-core-'));
+  const dir = tmpDir('core');
   const sender = new RecordingSender();
   const ports: CloudPorts = {
     locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir),

@@ -10,11 +10,12 @@ import { SerialPort } from 'serialport';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { cleanup, cloudcons, PtyPair, tmpDir, until } from '../helpers.ts';
 
-after(cleanup);
+const closers: (() => void)[] = [];
+after(async () => { for (const c of closers) c(); await cleanup(); });
 
 interface Msg { t: string; [k: string]: unknown }
 
-async function fakeCloud(ends: Record<string, number>) {
+async function fakeCloud(ends: Record<string, number>, welcomeDelayMs = 0) {
   const server = http.createServer();
   const wss = new WebSocketServer({ server });
   const got: Msg[] = [];
@@ -26,11 +27,12 @@ async function fakeCloud(ends: Record<string, number>) {
     ws.on('message', (d) => {
       const m = JSON.parse(d.toString()) as Msg;
       got.push(m);
-      if (m.t === 'hello') ws.send(JSON.stringify({ v: 1, t: 'welcome', ends }));
+      if (m.t === 'hello') setTimeout(() => ws.send(JSON.stringify({ v: 1, t: 'welcome', ends })), welcomeDelayMs);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  closers.push(() => { for (const c of wss.clients) c.terminate(); wss.close(); server.close(); });
   return {
     url, got, get auth() { return auth; },
     send: (m: object | string) => sock!.send(typeof m === 'string' ? m : JSON.stringify({ v: 1, ...m })),
@@ -81,5 +83,20 @@ test('the relay drops input with a fence older than the newest it has seen, and 
   assert.equal(out.o, 1000);
   assert.equal(Buffer.from(String(out.d), 'base64').toString(), 'abc');
   device.close();
+  cloud.close();
+});
+
+test('a console that comes up between the relay\'s hello and the cloud\'s welcome is reported up', async () => {
+  const dir = tmpDir('fence');
+  const cloud = await fakeCloud({}, 4000);
+  const pair = new PtyPair(path.join(dir, 'dev'), path.join(dir, 'peer'));
+  fs.writeFileSync(path.join(dir, 'relay.yaml'), `consoles:\n  ser1: { type: serial, device: ${pair.dev} }\n`);
+  cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--cloud', cloud.url, '--token', 'ccr_relaytokenrelaytokenrelaytoken']);
+  const hello = await until('hello', () => cloud.got.find((m) => m.t === 'hello'));
+  assert.equal((hello.consoles as { state: string }[])[0].state, 'down', 'no device yet');
+  await pair.start(); // the device appears while the cloud has not answered yet
+  const lastState = () => ([...cloud.got].reverse().find((m) => m.t === 'console')?.info as { state: string } | undefined)?.state;
+  await until('ser1 reported up', () => lastState() === 'up', 10_000);
+  assert.ok(!cloud.got.some((m) => m.t === 'out'), 'no output is sent before the welcome says where the stream ends');
   cloud.close();
 });

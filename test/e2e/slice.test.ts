@@ -162,7 +162,8 @@ test('replay works while the relay is down; a vanished device goes down and come
   await until('console down', () => consoleState() === 'down', 10_000, 100);
   assert.ok(stored().equals(emitted), 'replay works while the relay is down');
   relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--cloud', url, '--token', tokens.relay]);
-  await until('console up again', () => consoleState() === 'up', 20_000, 100);
+  await until('console up again', () => consoleState() === 'up', 20_000, 100)
+    .catch((e) => { throw new Error(`${e.message}\nrelay said:\n${relay.err}\ncloud said:\n${cloud.err.slice(-2000)}`); });
 
   await new Promise<void>((r) => device.close(() => r()));
   await pair.stop();
