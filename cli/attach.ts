@@ -3,6 +3,7 @@
 // drops (cloud restart, network), the CLI reconnects with backoff and re-attaches from the last
 // output offset it showed, so nothing is missed or shown twice; a writer asks for the lock again
 // (without forcing).
+import { spawnSync } from 'node:child_process';
 import WebSocket from 'ws';
 import { chunks, decode, encode } from '../protocol/codec.ts';
 import { cloudToClient, type AttachMode, type ClientToCloud, type CloudToClient, type Out } from '../protocol/messages.ts';
@@ -53,9 +54,16 @@ export function attach(o: AttachOptions): Promise<number> {
     ws.send(encode(m));
     return true;
   };
+  // Terminal backpressure: while stdout is full, stop reading the socket (TCP pushes back to the
+  // cloud); one drain listener at a time, however many writes report a full buffer.
+  let blocked: WebSocket | undefined;
   const write = (b: Buffer) => {
     if (!b.length) return;
-    if (!stdout.write(b)) { const w = ws; w?.pause(); stdout.once('drain', () => w?.resume()); }
+    if (!stdout.write(b) && !blocked) {
+      blocked = ws;
+      blocked?.pause();
+      stdout.once('drain', () => { blocked?.resume(); blocked = undefined; });
+    }
   };
   /** Live or history bytes at offset `off`: only what lies past `shown` is written. */
   const show = (off: number, d: Buffer) => {
@@ -101,6 +109,9 @@ export function attach(o: AttachOptions): Promise<number> {
         if (!everAttached) {
           say(`[Enter \`${escName}?' for help]`);
           if (stdin.isTTY) { stdin.setRawMode(true); rawSet = true; }
+          // libuv's raw mode keeps output post-processing (ONLCR turns \n into \r\n): turn it
+          // off so the terminal gets the console's bytes exactly; setRawMode(false) restores it.
+          if (stdin.isTTY && stdout.isTTY) spawnSync('stty', ['-opost'], { stdio: ['inherit', 'ignore', 'ignore'] });
           stdin.on('data', onInput);
           stdin.resume();
           stdout.on('resize', onResize);

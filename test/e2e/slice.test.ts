@@ -75,6 +75,9 @@ test('typing reaches the device, output reaches writer and spy, force bumps the 
   await until('device got hello', () => received.includes('hello\r'));
   await emit(Buffer.from('hello from the device\r\n'));
   await a.waitFor('hello from the device');
+  await emit(Buffer.from('bare-lf\nnext-line\r\n'));
+  await a.waitFor('next-line');
+  assert.ok(a.screen.includes('bare-lf\nnext-line'), 'the terminal gets the console\'s bytes as sent (no \\n -> \\r\\n)');
 
   const b = new Terminal(['attach', 'ser1'], env('bob'));
   await b.waitFor('[attached to ser1: spy, read-only (writer: alice)]');
