@@ -328,7 +328,7 @@ export class CloudCore {
     if (!sessions.length) return;
     const frame = encode({ t: 'out', o: offset, d: data.toString('base64') });
     for (const s of sessions) {
-      if (!(await this.p.sender.send(s.conn, frame, { droppable: { bytes: data.length } }))) await this.clientClosed(s.conn);
+      if (!(await this.p.sender.send(s.conn, frame, { live: { console, offset, bytes: data.length } }))) await this.clientClosed(s.conn);
     }
   }
 

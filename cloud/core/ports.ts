@@ -102,6 +102,9 @@ export interface OutputStore {
   tail(console: string, lines: number): Promise<Buffer>;
   /** Raw bytes [from, to) as stored (gaps are absent from the byte stream). */
   read(console: string, from: number, to: number): Promise<Buffer>;
+  /** Up to `max` contiguous bytes at or after `from`: if `from` lies in a gap the data starts at
+   *  the gap's end (`offset` says where), and it stops before the next gap. Empty at the end. */
+  readAt(console: string, from: number, max: number): Promise<{ offset: number; data: Buffer }>;
   /** Consoles with any stored output. */
   consoles(): Promise<string[]>;
 }
@@ -149,9 +152,10 @@ export interface TokenStore {
 
 // ----------------------------------------------------------------------------------- connections
 export interface SendOptions {
-  /** Live output that may be dropped for a connection that cannot keep up; `bytes` is how many
-   *  console bytes the message carries, so the viewer can be told how much it missed. */
-  droppable?: { bytes: number };
+  /** The message is live output of `console` at `offset` carrying `bytes` bytes. A sender may hold
+   *  such messages back from a connection that cannot keep up and deliver the same bytes later
+   *  from the OutputStore (in offset order, nothing twice), or tell the viewer what it missed. */
+  live?: { console: string; offset: number; bytes: number };
 }
 
 /** Sending to a connection: a socket write embedded, an @connections post on AWS. */

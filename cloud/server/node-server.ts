@@ -51,6 +51,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   const sockets = new Map<string, WebSocket>();
   const sender = new WsSender(sockets, limits, log);
   const { ports, close: closePorts } = embeddedPorts(opts.dataDir, sender);
+  sender.setOutput(ports.output);
   const core = new CloudCore(ports, opts.core);
   const app = createHttpApp(core, ports);
   const server = http.createServer(getRequestListener(app.fetch));

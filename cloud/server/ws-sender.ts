@@ -1,14 +1,19 @@
-// ConnectionSender over local WebSocket connections, with the slow-viewer policy: live output to a
-// connection whose send buffer is above `highWaterBytes` is dropped and counted; when the buffer
-// drains the viewer first gets a `missed` message with the count. A connection that is behind and
-// reads nothing for `stallMs`, or whose buffer passes `hardLimitBytes`, is closed with a reason. So a stalled
-// viewer never slows the console, the relay or other viewers, and memory stays bounded.
+// ConnectionSender over local WebSocket connections, with the slow-viewer policy.
+//
+// Every viewer has a cursor: the output offset it has been sent up to. Live output goes straight
+// out while the viewer keeps up. When its send buffer passes `highWaterBytes`, live messages are
+// no longer queued for it (memory stays bounded); once the buffer drains, the bytes it did not get
+// are read back from the OutputStore and sent in offset order, then live output resumes where the
+// catch-up ended. So a slow viewer gets every byte, later, never twice, and it never slows the
+// console, the relay or other viewers. Only bytes that are not in the store (a recorded gap) are
+// reported to it as `missed`. A viewer that is behind and reads nothing at all for `stallMs`, or
+// whose buffer passes `hardLimitBytes`, is disconnected with a reason.
 import type { WebSocket } from 'ws';
-import { encode } from '../../protocol/codec.ts';
-import type { ConnectionSender, SendOptions } from '../core/ports.ts';
+import { chunks, encode } from '../../protocol/codec.ts';
+import type { ConnectionSender, OutputStore, SendOptions } from '../core/ports.ts';
 
 export interface SenderLimits {
-  /** Send-buffer level above which live output to a viewer is dropped. Default 8 MiB. */
+  /** Send-buffer level above which a viewer stops getting live output and catches up from the store later. Default 8 MiB. */
   highWaterBytes: number;
   /** Send-buffer level at which a connection is closed as too slow. Default 32 MiB. */
   hardLimitBytes: number;
@@ -17,19 +22,39 @@ export interface SenderLimits {
 }
 export const SENDER_DEFAULTS: SenderLimits = { highWaterBytes: 8 * 1024 * 1024, hardLimitBytes: 32 * 1024 * 1024, stallMs: 60_000 };
 
-/** A viewer that is behind: output missed since `since`, and when its send buffer last shrank. */
-interface Behind { missed: number; since: number; buffered: number; progress: number }
+/** Bytes read from the store per catch-up step. */
+const CATCH_UP_STEP = 256 * 1024;
+
+interface Cursor {
+  console: string;
+  /** Offset up to which this viewer has been sent output. */
+  next: number;
+  behind: boolean;
+  /** Set when live output was held back during a catch-up step (so the step must run again). */
+  dirty: boolean;
+  running: boolean;
+  buffered: number;
+  progress: number;
+}
 
 export class WsSender implements ConnectionSender {
-  private readonly behind = new Map<string, Behind>();
+  private readonly cursors = new Map<string, Cursor>();
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly sockets: Map<string, WebSocket>, private readonly limits: SenderLimits, private readonly log: (l: string) => void) {
-    // Viewers that are behind are checked on a timer too, not only when output arrives: a stalled
-    // one is found on a quiet console, and a recovered one hears what it missed at once.
-    this.sweeper = setInterval(() => this.sweep(), Math.min(1000, Math.max(50, limits.stallMs / 4)));
+  constructor(
+    private readonly sockets: Map<string, WebSocket>,
+    private readonly limits: SenderLimits,
+    private readonly log: (l: string) => void,
+    private output?: Pick<OutputStore, 'readAt'>,
+  ) {
+    // Viewers that are behind are checked on a timer, not only when output arrives: a drained one
+    // catches up at once, and a stalled one is found on a quiet console.
+    this.sweeper = setInterval(() => this.sweep(), Math.min(250, Math.max(20, limits.stallMs / 4)));
     this.sweeper.unref();
   }
+
+  /** Wires the store catch-up reads from (the store is created after the sender). */
+  setOutput(output: Pick<OutputStore, 'readAt'>): void { this.output = output; }
 
   async send(conn: string, frame: string, opts?: SendOptions): Promise<boolean> {
     const ws = this.sockets.get(conn);
@@ -38,37 +63,71 @@ export class WsSender implements ConnectionSender {
       this.drop(conn, ws, 1008, `connection too slow: ${ws.bufferedAmount} bytes waiting`);
       return true;
     }
-    if (opts?.droppable) {
-      const b = this.behind.get(conn);
-      if (ws.bufferedAmount > this.limits.highWaterBytes) {
-        if (b) b.missed += opts.droppable.bytes;
-        else this.behind.set(conn, { missed: opts.droppable.bytes, since: Date.now(), buffered: ws.bufferedAmount, progress: Date.now() });
+    const live = opts?.live;
+    if (live && this.output) {
+      let c = this.cursors.get(conn);
+      if (!c || c.console !== live.console) {
+        c = { console: live.console, next: live.offset, behind: false, dirty: false, running: false, buffered: 0, progress: Date.now() };
+        this.cursors.set(conn, c);
+      }
+      if (live.offset + live.bytes <= c.next) return true; // already delivered by a catch-up
+      if (c.behind) { c.dirty = true; return true; }
+      if (live.offset !== c.next || ws.bufferedAmount > this.limits.highWaterBytes) {
+        // Not contiguous with what this viewer has, or it cannot take more now: catch up later.
+        c.behind = true;
+        c.dirty = true;
+        c.buffered = ws.bufferedAmount;
+        c.progress = Date.now();
         return true;
       }
-      if (b) this.caughtUp(conn, ws, b);
+      c.next = live.offset + live.bytes;
     }
     ws.send(frame);
     return true;
   }
 
-  private caughtUp(conn: string, ws: WebSocket, b: Behind): void {
-    this.behind.delete(conn);
-    ws.send(encode({ t: 'missed', bytes: b.missed }));
+  /** Sends held-back output from the store while the viewer's buffer has room. */
+  private async catchUp(conn: string, c: Cursor): Promise<void> {
+    if (c.running || !this.output) return;
+    c.running = true;
+    try {
+      for (;;) {
+        const ws = this.sockets.get(conn);
+        if (!ws || ws.readyState !== ws.OPEN || this.cursors.get(conn) !== c) return;
+        if (ws.bufferedAmount > this.limits.highWaterBytes / 2) return; // the sweep comes back
+        c.dirty = false;
+        const r = await this.output.readAt(c.console, c.next, CATCH_UP_STEP);
+        if (r.offset > c.next) ws.send(encode({ t: 'missed', bytes: r.offset - c.next }));
+        let o = r.offset;
+        for (const part of chunks(r.data)) {
+          ws.send(encode({ t: 'out', o, d: part.toString('base64') }));
+          o += part.length;
+        }
+        c.next = o;
+        if (!r.data.length && r.offset === c.next && !c.dirty) { c.behind = false; return; }
+      }
+    } catch (e) {
+      this.log(`${conn}: catch-up from the store failed: ${(e as Error).message}`);
+    } finally {
+      c.running = false;
+    }
   }
 
   private sweep(): void {
     const now = Date.now();
-    for (const [conn, b] of this.behind) {
+    for (const [conn, c] of this.cursors) {
+      if (!c.behind) continue;
       const ws = this.sockets.get(conn);
-      if (!ws || ws.readyState !== ws.OPEN) { this.behind.delete(conn); continue; }
-      if (ws.bufferedAmount <= this.limits.highWaterBytes) { this.caughtUp(conn, ws, b); continue; }
-      if (ws.bufferedAmount < b.buffered) b.progress = now;
-      b.buffered = ws.bufferedAmount;
-      if (now - b.progress > this.limits.stallMs) {
-        this.log(`${conn}: viewer stalled, ${b.missed} bytes missed; disconnecting`);
-        this.behind.delete(conn);
-        this.drop(conn, ws, 4001, `too slow: read nothing for ${this.limits.stallMs} ms and missed ${b.missed} bytes of output`);
+      if (!ws || ws.readyState !== ws.OPEN) { this.cursors.delete(conn); continue; }
+      if (ws.bufferedAmount < c.buffered || ws.bufferedAmount <= this.limits.highWaterBytes / 2) c.progress = now;
+      c.buffered = ws.bufferedAmount;
+      if (now - c.progress > this.limits.stallMs) {
+        this.log(`${conn}: viewer stalled; disconnecting`);
+        this.cursors.delete(conn);
+        this.drop(conn, ws, 4001, `too slow: read nothing for ${this.limits.stallMs} ms`);
+        continue;
       }
+      void this.catchUp(conn, c);
     }
   }
 
@@ -82,7 +141,7 @@ export class WsSender implements ConnectionSender {
     this.sockets.get(conn)?.close(code, reason);
   }
 
-  forget(conn: string): void { this.behind.delete(conn); }
+  forget(conn: string): void { this.cursors.delete(conn); }
 
   stop(): void { clearInterval(this.sweeper); }
 }

@@ -51,30 +51,30 @@ async function rig(stallMs: number) {
   return { srv, userTok, device, write, async stop() { device.close(); await relay.kill(); await pair.stop(); await srv.close(); server = undefined; } };
 }
 
-test('a viewer that falls behind misses output and is told how much; the others and the store get every byte', async () => {
+test('a viewer that falls far behind still gets every byte, later, in order; the others and the store are unaffected', async () => {
   const r = await rig(60_000);
   const good = await viewer(r.srv.url, r.userTok, 'ser1');
   const slow = await viewer(r.srv.url, r.userTok, 'ser1');
   slow.ws.pause(); // reads nothing during the flood: far more than its 256 KiB allowance piles up
   const flood = randomBytes(24 * 1024 * 1024);
+  const rss0 = process.memoryUsage().rss;
   await r.write(flood);
   await until('good viewer got the flood', () => total(good) >= flood.length, 60_000);
+  const rssGrowth = process.memoryUsage().rss - rss0;
   assert.equal(sha(Buffer.concat(good.bytes)), sha(flood), 'the fast viewer got every byte in order');
   assert.equal(sha(await r.srv.ports.output.read('ser1', 0, flood.length)), sha(flood), 'the store got every byte');
+  assert.ok(total(slow) < flood.length / 2, `the paused viewer was not sent the flood while paused (${total(slow)} bytes)`);
+  assert.ok(rssGrowth < 200 * 1024 * 1024, `cloud memory stayed bounded (grew ${rssGrowth} bytes for a 24 MiB flood to a stalled reader)`);
 
   slow.ws.resume();
-  await until('slow viewer told what it missed', () => slow.missed > 0, 30_000);
   await r.write(Buffer.from('tail\n'));
-  await until('slow viewer caught up', () => total(slow) + slow.missed >= flood.length + 5, 30_000)
+  await until('slow viewer caught up', () => total(slow) >= flood.length + 5, 60_000)
     .catch((e) => { throw new Error(`${e.message}; slow: got ${total(slow)} missed ${slow.missed} closed ${JSON.stringify(slow.closed)}; flood ${flood.length}`); });
-  assert.equal(total(slow) + slow.missed, flood.length + 5, 'received + missed = everything emitted');
+  assert.equal(sha(Buffer.concat(slow.bytes)), sha(Buffer.concat([flood, Buffer.from('tail\n')])), 'every byte, in order, nothing twice');
+  assert.equal(slow.missed, 0);
+  const offsets = slow.msgs.filter((m) => m.t === 'out').map((m) => Number(m.o));
+  assert.ok(offsets.every((o, i) => i === 0 || o > offsets[i - 1]), 'offsets strictly increase');
   assert.equal(slow.closed, undefined, 'a viewer that reads again is not disconnected');
-  assert.ok(Buffer.concat(slow.bytes).subarray(-5).equals(Buffer.from('tail\n')), 'after catching up it gets live output again');
-  // What the slow viewer did get is real output: each chunk is found at its offset in the store.
-  for (const m of slow.msgs.filter((x) => x.t === 'out').slice(0, 50)) {
-    const b = Buffer.from(String(m.d), 'base64');
-    assert.ok((await r.srv.ports.output.read('ser1', Number(m.o), Number(m.o) + b.length)).equals(b));
-  }
   good.ws.close(); slow.ws.close();
   await r.stop();
 });

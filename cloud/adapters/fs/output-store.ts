@@ -113,6 +113,15 @@ export class FsOutputStore implements OutputStore {
     return buf;
   }
 
+  async readAt(console: string, from: number, max: number): Promise<{ offset: number; data: Buffer }> {
+    const log = this.open(console);
+    let start = from;
+    for (const g of log.gaps) if (g.offset <= start && start < g.offset + g.bytes) start = g.offset + g.bytes;
+    const nextGap = log.gaps.filter((g) => g.offset >= start).reduce((m, g) => Math.min(m, g.offset), Infinity);
+    const to = Math.min(start + max, nextGap, this.endOf(log));
+    return { offset: start, data: await this.read(console, start, to) };
+  }
+
   async consoles(): Promise<string[]> {
     return fs.readdirSync(path.join(this.root, 'consoles'));
   }
