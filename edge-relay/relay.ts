@@ -39,6 +39,7 @@ interface Con {
   fence: number;
   /** Absolute offset up to which output has been sent on the current link. */
   sent: number;
+  pumpSoon: boolean;
 }
 
 export class Relay {
@@ -63,10 +64,17 @@ export class Relay {
       const driver = createDriver(cc);
       const sup = new Supervisor(name, cc, driver);
       const con: Con = {
-        name, sup, buf: new OutputBuffer(this.opts.maxBufferBytes), fence: 0, sent: 0,
+        name, sup, buf: new OutputBuffer(this.opts.maxBufferBytes), fence: 0, sent: 0, pumpSoon: false,
         info: { name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable },
       };
-      sup.on('data', (data: Buffer, ts: number) => { con.buf.push(data, ts); this.pump(con); });
+      // Reads that arrive in the same turn of the event loop go out as one message (a pty hands
+      // over at most 4 KiB per read); an idle console's keystroke echo is not delayed by it.
+      sup.on('data', (data: Buffer, ts: number) => {
+        con.buf.push(data, ts);
+        if (con.pumpSoon) return;
+        con.pumpSoon = true;
+        setImmediate(() => { con.pumpSoon = false; this.pump(con); });
+      });
       sup.on('state', (st: { state: 'up' | 'down'; since: number; reason?: string }) => {
         con.info = { ...con.info, state: st.state, since: st.since, reason: st.reason };
         this.opts.log(`console ${name} ${st.state}${st.reason ? `: ${st.reason}` : ''}`);

@@ -48,10 +48,10 @@ export class CloudCore {
         const before = await this.p.output.end(msg.c);
         const r = await this.p.output.append(msg.c, msg.o, msg.ts, data);
         if (r.gap) await this.p.audit.append({ time: this.now(), console: msg.c, type: 'output.gap', detail: `${r.gap.bytes} bytes lost at offset ${r.gap.offset}`, offset: r.gap.offset });
-        await this.sendRelay(conn, { t: 'ack', c: msg.c, o: r.end });
         // Only the part not stored before goes live: a resend after a reconnect is never shown twice.
         const skip = Math.max(0, before - msg.o);
-        if (skip < data.length) await this.fanOut(msg.c, msg.o + skip, data.subarray(skip));
+        if (skip < data.length) await this.fanOut(msg.c, msg.o + skip, data.subarray(skip), skip === 0 ? msg.d : undefined);
+        await this.sendRelay(conn, { t: 'ack', c: msg.c, o: r.end });
         return;
       }
       case 'gap': {
@@ -323,10 +323,11 @@ export class CloudCore {
 
   // ======================================================================================= helpers
 
-  private async fanOut(console: string, offset: number, data: Buffer): Promise<void> {
+  /** Sends live output to every viewer of a console; `b64` is `data` already encoded, if at hand. */
+  private async fanOut(console: string, offset: number, data: Buffer, b64?: string): Promise<void> {
     const sessions = await this.p.sessions.byConsole(console);
     if (!sessions.length) return;
-    const frame = encode({ t: 'out', o: offset, d: data.toString('base64') });
+    const frame = encode({ t: 'out', o: offset, d: b64 ?? data.toString('base64') });
     for (const s of sessions) {
       if (!(await this.p.sender.send(s.conn, frame, { live: { console, offset, bytes: data.length } }))) await this.clientClosed(s.conn);
     }

@@ -10,15 +10,16 @@ import { MemorySessionStore } from '../adapters/memory/session-store.ts';
 
 export function embeddedPorts(dataDir: string, sender: ConnectionSender): { ports: CloudPorts; close(): void } {
   const output = new FsOutputStore(dataDir);
+  const audit = new FsAuditStore(dataDir);
   const ports: CloudPorts = {
     locks: new MemoryLockStore(),
     sessions: new MemorySessionStore(),
     consoles: new FsConsoleRegistry(dataDir),
     output,
-    audit: new FsAuditStore(dataDir),
+    audit,
     tokens: new FsTokenStore(dataDir),
     sender,
     clock: { now: () => Date.now() },
   };
-  return { ports, close: () => output.close() };
+  return { ports, close: () => { output.close(); audit.close(); } };
 }

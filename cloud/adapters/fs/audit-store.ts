@@ -11,8 +11,20 @@ export class FsAuditStore implements AuditStore {
     fs.mkdirSync(this.dir, { recursive: true });
   }
 
+  private readonly fds = new Map<string, number>();
+
   async append(rec: AuditRecord): Promise<void> {
-    fs.appendFileSync(path.join(this.dir, `${rec.console}.jsonl`), JSON.stringify(rec) + '\n');
+    let fd = this.fds.get(rec.console);
+    if (fd === undefined) {
+      fd = fs.openSync(path.join(this.dir, `${rec.console}.jsonl`), 'a');
+      this.fds.set(rec.console, fd);
+    }
+    fs.writeSync(fd, JSON.stringify(rec) + '\n');
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) fs.closeSync(fd);
+    this.fds.clear();
   }
 
   async list(console: string, opts: { limit?: number; since?: number } = {}): Promise<AuditRecord[]> {
