@@ -102,9 +102,10 @@ program.command('relay').description('run an edge relay')
   .option('--token <token>', 'relay token (or CLOUDCONS_RELAY_TOKEN)')
   .option('--max-buffer-bytes <n>', 'output held per console while the cloud has not stored it; beyond it the oldest is dropped as a recorded gap (default 64 MiB)', int('--max-buffer-bytes', 1))
   .option('--heartbeat-ms <ms>', 'heartbeat to the cloud; the link is dropped after 3 silent intervals (default 20000)', int('--heartbeat-ms', 100))
+  .option('--batch-ms <ms>', 'under continuous output, gather reads this long into one message (default 1; 0 = never)', int('--batch-ms'))
   .action(async (o) => {
     const { runRelay } = await import('./run-relay.ts');
-    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, limits: { maxBufferBytes: o.maxBufferBytes, heartbeatMs: o.heartbeatMs } });
+    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, limits: { maxBufferBytes: o.maxBufferBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs } });
   });
 
 program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')

@@ -19,6 +19,8 @@ export interface RelayOptions {
   maxBufferBytes: number;
   /** Pause sending output while the socket has more than this queued. Default 1 MiB. */
   sendHighWaterBytes: number;
+  /** Under continuous output, gather reads this long into one message. Default 1 ms. */
+  batchMs: number;
   /** Application heartbeat interval; the link is dropped after 3 silent intervals. Default 20 s. */
   heartbeatMs: number;
   /** Reconnect backoff bounds (full jitter). Defaults 250 ms and 30 s. */
@@ -27,7 +29,7 @@ export interface RelayOptions {
   log: (line: string) => void;
 }
 export const RELAY_DEFAULTS = {
-  maxBufferBytes: 64 * 1024 * 1024, sendHighWaterBytes: 1024 * 1024, heartbeatMs: 20_000, minBackoffMs: 250, maxBackoffMs: 30_000,
+  maxBufferBytes: 64 * 1024 * 1024, sendHighWaterBytes: 1024 * 1024, batchMs: 1, heartbeatMs: 20_000, minBackoffMs: 250, maxBackoffMs: 30_000,
 };
 
 interface Con {
@@ -40,6 +42,7 @@ interface Con {
   /** Absolute offset up to which output has been sent on the current link. */
   sent: number;
   pumpSoon: boolean;
+  lastSend: number;
 }
 
 export class Relay {
@@ -64,16 +67,22 @@ export class Relay {
       const driver = createDriver(cc);
       const sup = new Supervisor(name, cc, driver);
       const con: Con = {
-        name, sup, buf: new OutputBuffer(this.opts.maxBufferBytes), fence: 0, sent: 0, pumpSoon: false,
+        name, sup, buf: new OutputBuffer(this.opts.maxBufferBytes), fence: 0, sent: 0, pumpSoon: false, lastSend: 0,
         info: { name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable },
       };
       // Reads that arrive in the same turn of the event loop go out as one message (a pty hands
       // over at most 4 KiB per read); an idle console's keystroke echo is not delayed by it.
+      // Under continuous output (the last message went out less than `batchMs` ago) reads are
+      // gathered for up to `batchMs` into messages of up to 22 KiB: fewer, larger messages. An
+      // idle console's keystroke echo goes out at once.
       sup.on('data', (data: Buffer, ts: number) => {
         con.buf.push(data, ts);
         if (con.pumpSoon) return;
         con.pumpSoon = true;
-        setImmediate(() => { con.pumpSoon = false; this.pump(con); });
+        const pending = con.buf.endAbs - con.sent;
+        const busy = Date.now() - con.lastSend < this.opts.batchMs && pending < PROTOCOL_LIMITS.maxRawChunk;
+        const go = () => { con.pumpSoon = false; this.pump(con); };
+        if (busy) setTimeout(go, this.opts.batchMs); else setImmediate(go);
       });
       sup.on('state', (st: { state: 'up' | 'down'; since: number; reason?: string }) => {
         con.info = { ...con.info, state: st.state, since: st.since, reason: st.reason };
@@ -205,6 +214,7 @@ export class Relay {
       const part = c.buf.read(c.sent, PROTOCOL_LIMITS.maxRawChunk)!;
       this.send({ t: 'out', c: c.name, o: c.sent, ts: part.ts, d: part.data.toString('base64') });
       c.sent += part.data.length;
+      c.lastSend = Date.now();
     }
   }
 }

@@ -97,7 +97,9 @@ test('output is stored once and shown live once, even when the relay resends it'
   assert.equal((await ports.output.read('web01', 0, 100)).toString(), 'hello world');
   const live = sender.to('A', 'out').map((m) => Buffer.from(String(m.d), 'base64').toString()).join('');
   assert.equal(live, 'hello world');
-  assert.deepEqual(sender.to('R', 'ack').map((m) => m.o), [6, 11, 11]);
+  assert.deepEqual(sender.to('R', 'ack').map((m) => m.o), [], 'no ack before 64 KiB are stored');
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 11, ts: 4, d: Buffer.alloc(70_000).toString('base64') });
+  assert.deepEqual(sender.to('R', 'ack').map((m) => m.o), [70_011]);
 });
 
 test('attaching to an unknown console names the known ones', async () => {

@@ -14,6 +14,9 @@ export interface CoreOptions {
   /** Largest history sent on attach or replay, in bytes. Default 1 MiB. */
   maxHistoryBytes: number;
 }
+/** Output bytes between acknowledgements to the relay. */
+export const ACK_EVERY = 64 * 1024;
+
 export const CORE_DEFAULTS: CoreOptions = { leaseMs: 30_000, maxHistoryBytes: 1024 * 1024 };
 
 export interface ConsoleView extends ConsoleRecord {
@@ -51,7 +54,9 @@ export class CloudCore {
         // Only the part not stored before goes live: a resend after a reconnect is never shown twice.
         const skip = Math.max(0, before - msg.o);
         if (skip < data.length) await this.fanOut(msg.c, msg.o + skip, data.subarray(skip), skip === 0 ? msg.d : undefined);
-        await this.sendRelay(conn, { t: 'ack', c: msg.c, o: r.end });
+        // Acks are batched without state: one whenever the stored end crosses an ACK_EVERY
+        // boundary, so a relay holds at most that much already-stored output per console.
+        if (Math.floor(r.end / ACK_EVERY) > Math.floor(before / ACK_EVERY)) await this.sendRelay(conn, { t: 'ack', c: msg.c, o: r.end });
         return;
       }
       case 'gap': {
