@@ -17,18 +17,22 @@ test('the demo prints the next command, which attaches to a live shell from the 
   assert.match(demo.out, /data directory: .*\.cloudcons\/data/);
   assert.equal(fs.statSync(path.join(cwd, '.cloudcons', 'login.json')).mode & 0o777, 0o600);
   await until('demo console up', () => /demo\s+up\s+exec\s+local/.test(cli(['ls'], clean(cwd), cwd).stdout.toString()));
-  const t = new Terminal(m[1].split(' ').slice(1), clean(cwd), cwd);
+  const t = new Terminal([...m[1].split(' ').slice(1), '-e', '^]x'], clean(cwd), cwd);
   await t.waitFor('[attached to demo: read-write]');
   t.write('echo answer=$((6*7))\r');
   await t.waitFor('answer=42');
   t.write('stty size\r');
   await t.waitFor('30 100'); // the terminal's size reached the pty
-  t.write('\x05c.');
+  t.write('\x05c.'); // not the escape of this session: passed through to the shell
+  t.write('\r');
+  t.write('\x1dx?'); // -e '^]x': help
+  await t.waitFor("[help: type ^]x then one of]");
+  t.write('\x1dx.');
   await t.waitFor('[disconnect]');
   await until('CLI exited', () => t.screen.length > 0 && cli(['who', 'demo', '--json'], clean(cwd), cwd).stdout.toString().trim() === '[]');
   const audit = cli(['audit', 'demo'], clean(cwd), cwd).stdout.toString();
   assert.match(audit, /input\s+"echo answer=\$\(\(6\*7\)\)\^M"/);
-  const tail = cli(['replay', 'demo', '--tail', '5'], clean(cwd), cwd).stdout.toString();
+  const tail = cli(['replay', 'demo', '--tail', '20'], clean(cwd), cwd).stdout.toString();
   assert.match(tail, /answer=42/);
   await demo.kill('SIGINT');
   assert.match(demo.err, /SIGINT: shutting down/);

@@ -109,6 +109,10 @@ test('typing reaches the device, output reaches writer and spy, force bumps the 
   await until('device got alice-again', () => received.includes('alice-again\r'));
   c.write('\x05cr');
   await c.waitFor('[replay 20 lines]');
+  c.write('\x05cl0');
+  await c.waitFor('[cloudcons: break not sent: you are a spy');
+  a.write('\x05cl0'); // a serial break through the whole path
+  await a.waitFor('[cloudcons: break 0 sent]');
   c.write('\x05c.');
   await c.waitFor('[disconnect]');
   a.kill(); b.kill(); c.kill();
@@ -122,6 +126,8 @@ test('typing reaches the device, output reaches writer and spy, force bumps the 
   assert.match(audit, /bob\s+session \S+\s+fence -\s+input\.denied\s+"bob-typed\^M"/);
   assert.match(audit, /carol .*lock\.force\s+bumped alice/);
   assert.match(audit, /alice .*fence 3\s+input\s+"alice-again\^M"/);
+  assert.match(audit, /alice .*lock\.take/);
+  assert.match(audit, /break\s+break 0/);
   assert.match(audit, /session\.attach/);
   assert.match(audit, /session\.detach/);
 });
