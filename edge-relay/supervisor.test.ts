@@ -1,6 +1,5 @@
-import { test, type TestContext } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,22 +7,10 @@ import tty from 'node:tty';
 import { Supervisor, type ConsoleStatus } from './supervisor.ts';
 import { createDriver } from './drivers/index.ts';
 import type { ExecConsoleConfig, SerialConsoleConfig } from './config.ts';
+import { cleanup, PtyPair } from '../test/helpers.ts';
 
-/** socat pty pair linked at <dir>/dev and <dir>/peer; killed in test cleanup. */
-async function startSocat(t: TestContext, dir: string): Promise<ChildProcess> {
-  const socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${dir}/dev`, `pty,raw,echo=0,link=${dir}/peer`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(() => { if (socat.exitCode === null && socat.signalCode === null) socat.kill('SIGKILL'); });
-  let log = '';
-  await new Promise<void>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`socat did not start: ${log}`)), 5000);
-    socat.stderr!.on('data', (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('starting data transfer loop')) { clearTimeout(timer); res(); }
-    });
-    socat.on('exit', (code) => { clearTimeout(timer); rej(new Error(`socat exited ${code}: ${log}`)); });
-  });
-  return socat;
-}
+after(cleanup);
+
 
 function openPeer(t: TestContext, file: string) {
   const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
@@ -61,7 +48,7 @@ function supervise(t: TestContext, name: string, cfg: SerialConsoleConfig | Exec
 test('serial console survives the device going away and coming back on the same path', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'supervisor-test-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  let socat = await startSocat(t, dir);
+  const pair = await PtyPair.create(dir);
   const cfg: SerialConsoleConfig = { type: 'serial', device: `${dir}/dev`, baud: 115200, dataBits: 8, parity: 'none', stopBits: 1, flowControl: 'none', breakDelayMs: 50 };
   const s = supervise(t, 'web01', cfg, { minBackoffMs: 100, maxBackoffMs: 400 });
   assert.equal(s.sup.type, 'serial');
@@ -76,7 +63,7 @@ test('serial console survives the device going away and coming back on the same 
 
   // SIGTERM: socat then removes its link. After SIGKILL the link would dangle into /dev/pts, and
   // another process's new pty can reuse that number: the supervisor would rightly open it.
-  socat.kill('SIGTERM');
+  await pair.stop('SIGTERM');
   await until('down', () => s.sup.state.state === 'down', 3000);
   const down = s.sup.state;
   assert.ok(down.reason && down.reason.length > 0);
@@ -88,7 +75,7 @@ test('serial console survives the device going away and coming back on the same 
   assert.equal(s.sup.state.state, 'down');
   assert.equal(s.sup.state.since, down.since, 'still down since the device went away');
 
-  socat = await startSocat(t, dir); // same link path, new pty behind it
+  await pair.start(); // same link path, new pty behind it
   await until('up again', () => s.sup.state.state === 'up', 3000);
   peer = openPeer(t, `${dir}/peer`);
   peer.write('login again: ');

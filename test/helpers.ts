@@ -99,7 +99,9 @@ export class PtyPair {
     this.proc = new Proc('socat', ['-d', '-d', `pty,raw,echo=0,link=${this.dev}`, `pty,raw,echo=0,link=${this.peer}`]);
     await this.proc.waitFor(/starting data transfer loop/);
   }
-  async stop(): Promise<void> { await this.proc?.kill('SIGKILL'); }
+  /** Ends socat. SIGTERM (the default) lets it remove its links; after SIGKILL a link dangles into
+   *  /dev/pts, where another process's new pty may take the same number. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> { await this.proc?.kill(signal); }
 }
 
 /** The CLI run interactively on a real pty, as a person would. */
