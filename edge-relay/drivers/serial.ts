@@ -1,19 +1,34 @@
-// Serial console driver on the `serialport` package.
+// Serial console driver. The `serialport` package's binding (@serialport/bindings-cpp) opens and
+// configures the port (termios: baud, parity, data/stop bits, flow control; flock, so a second
+// opener is locked out), sends BREAK, answers the watchdog's TIOCMGET and closes the port. The
+// data path is ours and stays on the event-loop thread: serialport reads and writes with fs.read/
+// fs.write on the libuv thread pool (two pool hops per incoming chunk: a read that fails with
+// EAGAIN, then another once the poller says readable), which delays every keystroke echo and costs
+// CPU under a flood. Here the binding's poller (a uv_poll on the O_NONBLOCK fd) says when the fd is
+// readable or writable, and fs.readSync/fs.writeSync move the bytes; neither can block.
 //
-// How a vanished device is noticed (found by experiment on Linux 6.x, serialport 13, socat ptys):
-// - If the hang-up (pty master gone, USB adapter unplugged) finds serialport's read parked on its
-//   poller, POLLHUP wakes it, the read fails, and serialport closes the port itself, emitting
-//   'close' with a DisconnectedError ("bad file descriptor") within milliseconds. That needs the
-//   stream to be reading, so the driver always keeps a 'data' listener attached.
-// - But if a read() is in flight at that moment (likely on a busy console), read() on the hung-up
-//   tty returns 0, and serialport's unixRead retries 0-byte reads in a loop forever (tens of
-//   thousands per second) without ever reporting anything.
-// So a watchdog checks every `watchIntervalMs`: TIOCMGET (port.get()) fails with EIO only on a
-// hung-up tty (a pty answers ENOTTY, a UART answers), and the device path must still lead to
-// the same device node (a /dev/serial/by-id link vanishes on unplug; a pty's /dev/pts node goes
-// with its master). Either change is treated as a close, which also ends the 0-byte read loop.
+// The poller (bindings-cpp 13, src/poller.cpp) needs care:
+// - poll(flags) replaces what is watched (uv_poll_start), so `arm` always asks for everything
+//   wanted at once: readable always, writable while writes wait. (poller.once('writable'), as
+//   serialport's own write does, stops reading from the device until it accepts output again:
+//   output held by XOFF or a full buffer would freeze the console's input.)
+// - After an event it re-arms every flag ever asked for minus the ones that fired, so each event
+//   handler ends by setting the flags again.
+// (tty.ReadStream on the fd is no way out: for a pty slave libuv reopens the tty and dup2()s the
+// new fd over ours, which drops the flock; for a UART it falls back to blocking writes.)
+//
+// How a vanished device is noticed (found by experiment on Linux 6.x, socat ptys):
+// - A hung-up tty (pty master gone, USB adapter unplugged) polls as POLLERR|POLLHUP, which the
+//   poller reports as an error ("bad file descriptor"); a read then returns 0 (EIO, a tty's other
+//   way of saying it, counts the same). That, and any other read or write error, ends the session
+//   within milliseconds. Reading is always armed, so this works on idle and busy lines alike.
+// - As a backstop, and for a device path that is re-pointed, a watchdog checks every
+//   `watchIntervalMs`: TIOCMGET (port.get()) fails with EIO only on a hung-up tty (a pty answers
+//   ENOTTY, a UART answers), and the device path must still lead to the same device node (a
+//   /dev/serial/by-id link vanishes on unplug; a pty's /dev/pts node goes with its master).
 import fs from 'node:fs';
 import { SerialPort } from 'serialport';
+import type { LinuxBindingInterface, LinuxPortBinding } from '@serialport/bindings-cpp';
 import type { ConsoleDriver, DriverEvents } from '../driver.ts';
 import type { SerialConsoleConfig } from '../config.ts';
 
@@ -23,14 +38,31 @@ export interface SerialDriverOptions {
   watchIntervalMs?: number;
 }
 
+/** The binding `serialport` picked for this platform (the same one bindings-cpp's autoDetect()
+ *  returns). The Linux and macOS bindings have the poller this driver needs; Windows' has none. */
+const Binding = SerialPort.binding as LinuxBindingInterface;
+const READABLE = 0b01; // poller flags (bindings-cpp poller.js EVENTS)
+const WRITABLE = 0b10;
+/** Bytes moved per direction in one event-loop turn before yielding (the poller is level-triggered,
+ *  so whatever is left fires again at once): a flood cannot starve the relay's other I/O. */
+const TURN_BYTES = 1 << 20;
+/** Scratch for reads; each chunk is copied out, so it is shared by all sessions. */
+const readBuf = Buffer.allocUnsafe(64 * 1024);
+
+interface PendingWrite { data: Buffer; off: number; resolve(): void; reject(e: Error): void }
+
 /** One open of the device; events from an older open can never touch a newer one. */
 interface Session {
-  port: SerialPort;
+  port?: LinuxPortBinding; // set once the binding has opened it
+  fd: number;
+  up: boolean; // open() finished: reading and writing are allowed
   events: DriverEvents;
   ended: boolean;
+  writes: PendingWrite[]; // in order; the first may be partly written
+  armed: number; // poller flags last asked for; -1 after an event (the poller changed them itself)
   timer?: NodeJS.Timeout;
   watching?: boolean; // a check is in flight (the thread pool may be slow)
-  opened: Promise<void>; // settles when port.open() has finished, either way
+  opened: Promise<void>; // settles when the binding's open has finished, either way
   closed?: Promise<void>;
 }
 
@@ -48,19 +80,23 @@ export class SerialDriver implements ConsoleDriver {
     const path = this.cfg.device;
     if (this.cur) throw new Error(`open ${path}: already open`);
     const c = this.cfg;
-    // A fresh SerialPort per open: after a disconnect the old stream may be errored for good.
-    const port = new SerialPort({
-      path, autoOpen: false, baudRate: c.baud, dataBits: c.dataBits, parity: c.parity, stopBits: c.stopBits,
-      rtscts: c.flowControl === 'rtscts', xon: c.flowControl === 'xonxoff', xoff: c.flowControl === 'xonxoff',
-    });
-    const s: Session = { port, events, ended: false, opened: Promise.resolve() };
+    const s: Session = { fd: -1, up: false, events, ended: false, writes: [], armed: 0, opened: Promise.resolve() };
     let identity = '';
     const opened = (async () => {
       identity = await deviceIdentity(path).catch((e: NodeJS.ErrnoException) => {
         throw new Error(e.code === 'ENOENT' ? 'no such file' : e.message);
       });
       if (s.ended) throw new Error('closed while opening');
-      await new Promise<void>((res, rej) => port.open((e) => (e ? rej(e) : res())));
+      const port = await Binding.open({
+        path, baudRate: c.baud, dataBits: c.dataBits, stopBits: c.stopBits,
+        parity: c.parity as 'none' | 'even' | 'odd', // config.ts refuses mark and space off Windows
+        rtscts: c.flowControl === 'rtscts', xon: c.flowControl === 'xonxoff', xoff: c.flowControl === 'xonxoff',
+      });
+      if (!port.poller) { // Windows
+        await port.close();
+        throw new Error(`serial consoles need a binding with a poller (Linux, macOS), not ${process.platform}`);
+      }
+      s.port = port;
     })();
     s.opened = opened.catch(() => {});
     this.cur = s; // claims the driver while opening, so a second open() fails fast
@@ -71,26 +107,32 @@ export class SerialDriver implements ConsoleDriver {
       throw new Error(`open ${path}: ${(e as Error).message}`);
     }
     if (s.ended) throw new Error(`open ${path}: closed while opening`); // end() releases the port
-    port.on('data', (buf: Buffer) => { if (!s.ended) s.events.onData(buf); });
-    port.on('close', (e?: Error | null) => void this.end(s, e ? `device disconnected: ${e.message}` : 'closed'));
-    // Write failures and the like: the stream is unusable afterwards, so treat as a close.
-    port.on('error', (e: Error) => void this.end(s, `device error: ${e.message}`));
+    const port = s.port!;
+    s.fd = port.fd!;
+    port.poller.on('readable', (e: Error | null) => this.onReadable(s, e));
+    port.poller.on('writable', (e: Error | null) => this.onWritable(s, e));
+    s.up = true;
+    this.arm(s);
     s.timer = setInterval(() => void this.watch(s, identity), this.watchIntervalMs).unref();
   }
 
+  /** Writes go out in call order; each resolves once all its bytes were handed to the OS. */
   write(data: Buffer): Promise<void> {
     const s = this.cur;
-    // Checked here because SerialPort queues writes on a closed port until it is opened again.
-    if (!s || s.ended || !s.port.isOpen) return Promise.reject(new Error(`${this.cfg.device} is not open`));
-    return new Promise((res, rej) => s.port.write(data, (e) => (e ? rej(e) : res())));
+    if (!s || !s.up || s.ended) return Promise.reject(new Error(`${this.cfg.device} is not open`));
+    if (data.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      s.writes.push({ data, off: 0, resolve, reject });
+      if (s.writes.length === 1) this.flush(s); // otherwise it waits for the poller
+    });
   }
 
   async sendBreak(): Promise<void> {
     const s = this.cur;
-    if (!s || s.ended || !s.port.isOpen) throw new Error(`${this.cfg.device} is not open`);
-    await setBreak(s.port, true);
+    if (!s || !s.up || s.ended) throw new Error(`${this.cfg.device} is not open`);
+    await this.setBreak(s.port!, true);
     await new Promise((r) => setTimeout(r, this.cfg.breakDelayMs));
-    await setBreak(s.port, false);
+    await this.setBreak(s.port!, false);
   }
 
   resize(): void { /* a serial line has no terminal size */ }
@@ -99,12 +141,85 @@ export class SerialDriver implements ConsoleDriver {
     if (this.cur) await this.end(this.cur, 'closed');
   }
 
-  /** Ends a session once: stops reading, releases the fd (so a reopen can take the lock), then
-   *  reports. Concurrent callers share the same wait. */
+  /** Asks the poller for what is wanted now: readable always, writable while writes wait. */
+  private arm(s: Session): void {
+    const want = READABLE | (s.writes.length ? WRITABLE : 0);
+    if (want === s.armed) return;
+    s.armed = want;
+    s.port!.poller.poll(want);
+  }
+
+  /** Reads what the device has sent, up to TURN_BYTES per turn. */
+  private onReadable(s: Session, err: Error | null): void {
+    if (s.ended) return; // includes the "Canceled" the poller emits when the port is closed
+    s.armed = -1;
+    let budget = TURN_BYTES;
+    for (;;) {
+      let n: number;
+      try {
+        n = fs.readSync(s.fd, readBuf, 0, readBuf.length, null);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EINTR') continue;
+        if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') return this.failed(s, 'read', e as NodeJS.ErrnoException);
+        break;
+      }
+      if (n === 0) return void this.end(s, `device ${this.cfg.device} hung up`);
+      s.events.onData(Buffer.from(readBuf.subarray(0, n)));
+      if (s.ended) return; // onData closed the driver
+      budget -= n;
+      // A short read emptied the tty's buffer. After a poller error keep reading: the hang-up
+      // shows as 0 or EIO.
+      if (budget <= 0 || (n < readBuf.length && !err)) break;
+    }
+    // The poller stopped itself after the error, and reading found no hang-up: give up the port.
+    if (err) return void this.end(s, `device disconnected: ${err.message}`);
+    this.arm(s);
+  }
+
+  private onWritable(s: Session, err: Error | null): void {
+    if (s.ended || err) return; // an error was emitted as 'readable' first, and handled there
+    s.armed = -1;
+    this.flush(s);
+  }
+
+  /** Hands queued writes to the OS in order until they are done, the OS takes no more, or the
+   *  turn's budget is spent; then waits for writable if anything is left. */
+  private flush(s: Session): void {
+    let budget = TURN_BYTES;
+    while (s.writes.length && budget > 0) {
+      const w = s.writes[0]!;
+      let n: number;
+      try {
+        n = fs.writeSync(s.fd, w.data, w.off, w.data.length - w.off);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EINTR') continue;
+        if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') return this.failed(s, 'write', e as NodeJS.ErrnoException);
+        break;
+      }
+      w.off += n;
+      budget -= n;
+      if (w.off < w.data.length) break; // short write: the tty's buffer is full
+      s.writes.shift();
+      w.resolve();
+    }
+    this.arm(s);
+  }
+
+  /** A read or write failed for good: EIO is how a hung-up tty answers; anything else (ENXIO,
+   *  EBADF, ...) means the device is gone or unusable too. */
+  private failed(s: Session, op: string, e: NodeJS.ErrnoException): void {
+    void this.end(s, e.code === 'EIO' ? `device ${this.cfg.device} hung up` : `device disconnected: ${op}: ${e.message}`);
+  }
+
+  /** Ends a session once: stops reading, fails waiting writes, releases the fd (so a reopen can
+   *  take the lock), then reports. Concurrent callers share the same wait. */
   private end(s: Session, reason: string): Promise<void> {
     if (s.closed) return s.closed;
     s.ended = true;
     clearInterval(s.timer);
+    for (const w of s.writes.splice(0)) w.reject(new Error(`${this.cfg.device} closed before the write completed: ${reason}`));
     s.closed = s.opened.then(() => releasePort(s.port)).then(() => {
       if (this.cur === s) this.cur = undefined;
       s.events.onClose(reason);
@@ -116,14 +231,25 @@ export class SerialDriver implements ConsoleDriver {
     if (s.ended || s.watching) return;
     s.watching = true;
     try {
-      const hungUp = await new Promise<boolean>((res) => s.port.get((e) => res(/Input\/output error/.test(e?.message ?? ''))));
+      const hungUp = await s.port!.get().then(() => false, (e: Error) => /Input\/output error/.test(e.message));
+      if (s.ended) return;
       if (hungUp) return void this.end(s, `device ${this.cfg.device} hung up`);
       const now = await deviceIdentity(this.cfg.device).catch(() => undefined);
+      if (s.ended) return;
       if (now === undefined) return void this.end(s, `device ${this.cfg.device} disappeared`);
       if (now !== identity) return void this.end(s, `device ${this.cfg.device} was replaced by another device`);
     } finally {
       s.watching = false;
     }
+  }
+
+  private async setBreak(port: LinuxPortBinding, brk: boolean): Promise<void> {
+    // set() writes all modem lines; these are serialport's defaults (DTR and RTS up).
+    await port.set({ brk, dtr: true, rts: true, cts: false, dsr: false }).catch((e: Error) => {
+      // The binding issues TIOCSBRK/TIOCCBRK first, then TIOCMSET for DTR/RTS. A pty has no modem
+      // lines, so TIOCMSET fails with ENOTTY after the break ioctl already succeeded; ignore that.
+      if (!/Inappropriate ioctl/.test(e.message)) throw new Error(`break on ${this.cfg.device}: ${e.message}`);
+    });
   }
 }
 
@@ -133,18 +259,8 @@ async function deviceIdentity(path: string): Promise<string> {
   return `${st.dev}:${st.ino}:${st.rdev}`;
 }
 
-function releasePort(port: SerialPort): Promise<void> {
-  if (port.isOpen) return new Promise((res) => port.close(() => res()));
-  // Already closing (serialport's own disconnect handling): wait until the fd is closed.
-  if (port.closing) return new Promise((res) => port.once('close', () => res()));
-  return Promise.resolve();
-}
-
-function setBreak(port: SerialPort, brk: boolean): Promise<void> {
-  return new Promise((res, rej) => port.set({ brk }, (e) => {
-    // The binding issues TIOCSBRK/TIOCCBRK first, then TIOCMSET for DTR/RTS. A pty has no modem
-    // lines, so TIOCMSET fails with ENOTTY after the break ioctl already succeeded; ignore that.
-    if (e && !/Inappropriate ioctl/.test(e.message)) rej(new Error(`break on ${port.path}: ${e.message}`));
-    else res();
-  }));
+/** Closes the port if open: stops the poller (it then emits "Canceled", ignored once ended) and
+ *  closes the fd. */
+async function releasePort(port: LinuxPortBinding | undefined): Promise<void> {
+  if (port?.isOpen) await port.close().catch(() => { /* the fd is gone either way */ });
 }
