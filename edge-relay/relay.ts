@@ -28,6 +28,9 @@ export interface RelayOptions {
   maxBackoffMs: number;
   log: (line: string) => void;
 }
+/** Output waiting below this size is sent at once, never held for batching. */
+const BATCH_MIN_BYTES = 2048;
+
 export const RELAY_DEFAULTS = {
   maxBufferBytes: 64 * 1024 * 1024, sendHighWaterBytes: 1024 * 1024, batchMs: 1, heartbeatMs: 20_000, minBackoffMs: 250, maxBackoffMs: 30_000,
 };
@@ -72,15 +75,16 @@ export class Relay {
       };
       // Reads that arrive in the same turn of the event loop go out as one message (a pty hands
       // over at most 4 KiB per read); an idle console's keystroke echo is not delayed by it.
-      // Under continuous output (the last message went out less than `batchMs` ago) reads are
-      // gathered for up to `batchMs` into messages of up to 22 KiB: fewer, larger messages. An
-      // idle console's keystroke echo goes out at once.
+      // Under bulk output (at least BATCH_MIN_BYTES waiting and the last message went out less
+      // than `batchMs` ago) reads are gathered for up to `batchMs` into messages of up to 22 KiB:
+      // fewer, larger messages.
       sup.on('data', (data: Buffer, ts: number) => {
         con.buf.push(data, ts);
         if (con.pumpSoon) return;
         con.pumpSoon = true;
         const pending = con.buf.endAbs - con.sent;
-        const busy = Date.now() - con.lastSend < this.opts.batchMs && pending < PROTOCOL_LIMITS.maxRawChunk;
+        // Only bulk output waits: keystroke echoes are small and go at once even back to back.
+        const busy = pending >= BATCH_MIN_BYTES && pending < PROTOCOL_LIMITS.maxRawChunk && Date.now() - con.lastSend < this.opts.batchMs;
         const go = () => { con.pumpSoon = false; this.pump(con); };
         if (busy) setTimeout(go, this.opts.batchMs); else setImmediate(go);
       });
