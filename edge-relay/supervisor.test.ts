@@ -3,23 +3,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tty from 'node:tty';
 import { Supervisor, type ConsoleStatus } from './supervisor.ts';
 import { createDriver } from './drivers/index.ts';
 import type { ExecConsoleConfig, SerialConsoleConfig } from './config.ts';
-import { cleanup, PtyPair } from '../test/helpers.ts';
+import { cleanup, openPtyPeer, PtyPair } from '../test/helpers.ts';
 
 after(cleanup);
 
 
-function openPeer(t: TestContext, file: string) {
-  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
-  const stream = new tty.ReadStream(fd);
-  const chunks: Buffer[] = [];
-  stream.on('data', (d: Buffer) => chunks.push(d));
-  stream.on('error', () => { /* EIO once socat is gone */ });
-  t.after(() => stream.destroy());
-  return { received: () => Buffer.concat(chunks).toString(), write: (s: string) => fs.writeSync(fd, s) };
+function openPeer(_t: TestContext, file: string) {
+  const p = openPtyPeer(file);
+  return { received: () => p.received().toString(), write: (str: string) => p.write(str) };
 }
 
 async function until(what: string, cond: () => boolean, ms = 5000, seen?: () => string): Promise<void> {

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tty from 'node:tty';
 import { fileURLToPath } from 'node:url';
 import * as pty from 'node-pty';
 
@@ -104,6 +105,23 @@ export class PtyPair {
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> { await this.proc?.kill(signal); }
 }
 
+/** The device end of a pty pair, opened without becoming a controlling terminal: collects what
+ *  arrives and writes what the device "says". Closed by cleanup(). */
+export function openPtyPeer(file: string): { received(): Buffer; write(b: Buffer | string): number; close(): void } {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+  const stream = new tty.ReadStream(fd);
+  const chunks: Buffer[] = [];
+  stream.on('data', (d: Buffer) => chunks.push(d));
+  stream.on('error', () => { /* EIO once socat is gone */ });
+  peers.add(stream);
+  return {
+    received: () => Buffer.concat(chunks),
+    write: (b) => (typeof b === 'string' ? fs.writeSync(fd, b) : fs.writeSync(fd, b)),
+    close: () => { peers.delete(stream); stream.destroy(); },
+  };
+}
+const peers = new Set<tty.ReadStream>();
+
 /** The CLI run interactively on a real pty, as a person would. */
 export class Terminal {
   screen = '';
@@ -122,6 +140,8 @@ export class Terminal {
 }
 
 export async function cleanup(): Promise<void> {
+  for (const p of peers) p.destroy();
+  peers.clear();
   for (const t of ptys) { try { t.kill('SIGKILL'); } catch { /* gone */ } }
   await Promise.all([...procs].map((c) => new Promise<void>((r) => {
     if (c.exitCode !== null || c.signalCode !== null) return r();

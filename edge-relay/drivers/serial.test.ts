@@ -1,49 +1,23 @@
 // SerialDriver against real ptys made by socat: `dev` is what the driver opens, `peer` plays the
 // device on the other end of the line.
-import { test, type TestContext } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tty from 'node:tty';
 import { SerialDriver } from './serial.ts';
 import type { SerialConsoleConfig } from '../config.ts';
+import { cleanup, openPtyPeer, PtyPair } from '../../test/helpers.ts';
 
-interface Pair { socat: ChildProcess; dev: string; peer: string }
+after(cleanup);
 
-/** Starts socat with a pty pair linked at <dir>/dev and <dir>/peer; killed in test cleanup. */
-async function startSocat(t: TestContext, dir: string): Promise<Pair> {
-  const dev = path.join(dir, 'dev');
-  const peer = path.join(dir, 'peer');
-  const socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${dev}`, `pty,raw,echo=0,link=${peer}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(() => { if (socat.exitCode === null && socat.signalCode === null) socat.kill('SIGKILL'); });
-  let log = '';
-  await new Promise<void>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`socat did not start: ${log}`)), 5000);
-    socat.stderr!.on('data', (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('starting data transfer loop')) { clearTimeout(timer); res(); }
-    });
-    socat.on('exit', (code) => { clearTimeout(timer); rej(new Error(`socat exited ${code}: ${log}`)); });
-  });
-  return { socat, dev, peer };
-}
+/** A socat pty pair linked at <dir>/dev and <dir>/peer, stopped by cleanup(). */
+async function startSocat(_t: TestContext, dir: string): Promise<PtyPair> { return PtyPair.create(dir); }
 
 /** The device end: collects what the driver sent, writes what the device "says". */
-function openPeer(t: TestContext, file: string) {
-  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
-  const stream = new tty.ReadStream(fd);
-  const chunks: Buffer[] = [];
-  stream.on('data', (d: Buffer) => chunks.push(d));
-  stream.on('error', () => { /* EIO once socat is gone */ });
-  t.after(() => stream.destroy());
-  return {
-    received: () => Buffer.concat(chunks),
-    write: (b: Buffer) => fs.writeSync(fd, b),
-  };
-}
+function openPeer(_t: TestContext, file: string) { return openPtyPeer(file); }
 
 function tmp(t: TestContext): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'serial-test-'));
@@ -228,7 +202,7 @@ test('device vanishing (socat killed) fires onClose within a couple of seconds',
       t.after(() => clearInterval(flood));
       if (busy) await until('data flowing', () => got.data().length > 10_000);
       const killedAt = Date.now();
-      pair.socat.kill(signal);
+      await pair.stop(signal);
       await until(`onClose (${signal}, busy=${busy})`, () => got.closes.length > 0, 2000);
       clearInterval(flood);
       assert.ok(Date.now() - killedAt < 2000);
