@@ -130,3 +130,13 @@ test('a restarted cloud learns fences from the relay and never reuses one', asyn
   await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
   assert.equal(sender.to('A', 'attached')[0].fence, 10);
 });
+
+test('a writer who re-attached before the relay did gets a fence above what the relay has seen', async () => {
+  const { core, sender } = await setup();
+  await core.relayClosed('R'); // as after a cloud restart: the writer is back first
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  assert.equal(sender.to('A', 'attached')[0].fence, 1);
+  await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1, fence: 7 }] });
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('after') });
+  assert.deepEqual(sender.to('R', 'in').map((m) => m.fence), [8]);
+});

@@ -89,13 +89,28 @@ export class CloudCore {
     for (const info of msg.consoles) {
       const old = await this.p.consoles.get(info.name);
       if (old && old.relay !== who.name && old.relayConn) { refused.push(`${info.name} (published by relay ${old.relay})`); continue; }
-      if (info.fence) await this.p.locks.seedFence(info.name, info.fence);
+      if (info.fence) await this.reFence(info.name, info.fence);
       await this.p.consoles.put({ name: info.name, type: info.type, state: info.state, since: info.since, reason: info.reason, relay: who.name, relayConn: conn, resizable: info.resizable });
       ends[info.name] = await this.p.output.end(info.name);
       if (!old || old.state !== info.state || !old.relayConn) await this.consoleStateChanged(info.name, info.state, info.reason);
     }
     await this.sendRelay(conn, { t: 'welcome', ends });
     if (refused.length) await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_CONFLICT', message: `consoles already published by another connected relay, ignored: ${refused.join(', ')}` });
+  }
+
+  /** A relay has seen `fence` for a console (the cloud restarted and lost its lock state): make
+   *  every later fence higher, and give a writer that re-attached in the meantime (with a fence the
+   *  relay would now call stale) a fresh one. */
+  private async reFence(console: string, fence: number): Promise<void> {
+    await this.p.locks.seedFence(console, fence);
+    const lock = await this.p.locks.get(console);
+    if (!lock.session || lock.expiresAt <= this.now() || lock.fence > fence) return;
+    const r = await this.p.locks.acquire(console, { session: lock.session, user: lock.user! }, { force: true, leaseMs: this.opts.leaseMs, now: this.now() });
+    const s = await this.p.sessions.get(lock.session);
+    if (!r.ok || !s) return;
+    s.fence = r.lock.fence;
+    await this.p.sessions.put(s);
+    await this.audit(console, 'lock.refence', s, { detail: `relay had seen fence ${fence}` });
   }
 
   async relayClosed(conn: string): Promise<void> {

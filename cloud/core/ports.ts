@@ -26,8 +26,8 @@ export interface LockStore {
   get(console: string): Promise<Lock>;
   /** Takes the lock for `session`. Without `force` it succeeds only if the lock is free, expired or
    *  already held by the same session (then it is renewed and keeps its fence). Every successful
-   *  acquisition by a different session increments the fence. Atomic against concurrent callers:
-   *  of N racing acquirers exactly one wins. */
+   *  acquisition by a different session increments the fence, and so does `force` by the holder
+   *  itself (a re-fence). Atomic against concurrent callers: of N racing acquirers exactly one wins. */
   acquire(console: string, holder: { session: string; user: string }, opts: { force: boolean; leaseMs: number; now: number }): Promise<AcquireResult>;
   /** Extends the lease if `session` still holds the lock with `fence`; false otherwise. */
   renew(console: string, session: string, fence: number, leaseMs: number, now: number): Promise<boolean>;
@@ -114,7 +114,7 @@ export interface AuditRecord {
   time: number;
   console: string;
   /** Dotted lowercase event type: session.attach, session.detach, input, input.denied,
-   *  input.dropped, lock.take, lock.force, lock.bumped, lock.spy, lock.release, break,
+   *  input.dropped, lock.take, lock.force, lock.bumped, lock.refused, lock.refence, lock.release, break,
    *  break.denied, console.up, console.down, output.gap. */
   type: string;
   user?: string;

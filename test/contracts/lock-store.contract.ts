@@ -46,6 +46,17 @@ export function lockStoreContract(name: string, make: () => Promise<LockStore>):
     assert.equal(r.lock.expiresAt, 2000 + L);
   });
 
+  test(`${name}: force by the holder itself re-fences without reporting a bump`, async () => {
+    const s = await make();
+    await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    const r = await s.acquire('c1', a, { force: true, leaseMs: L, now: 1001 });
+    assert.ok(r.ok);
+    assert.equal(r.lock.fence, 2);
+    assert.equal(r.bumped, undefined);
+    assert.equal(await s.renew('c1', 'sa', 1, L, 1002), false, 'the old fence is stale');
+    assert.equal(await s.renew('c1', 'sa', 2, L, 1002), true);
+  });
+
   test(`${name}: an expired lease can be taken by anyone, with a new fence`, async () => {
     const s = await make();
     await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });

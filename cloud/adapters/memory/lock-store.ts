@@ -12,12 +12,12 @@ export class MemoryLockStore implements LockStore {
   async acquire(console: string, holder: { session: string; user: string }, opts: { force: boolean; leaseMs: number; now: number }): Promise<AcquireResult> {
     const cur = this.locks.get(console) ?? { console, fence: 0, expiresAt: 0 };
     const held = cur.session !== undefined && cur.expiresAt > opts.now;
-    if (cur.session === holder.session && held) {
+    if (cur.session === holder.session && held && !opts.force) {
       cur.expiresAt = opts.now + opts.leaseMs;
       return { ok: true, lock: { ...cur } };
     }
     if (held && !opts.force) return { ok: false, lock: { ...cur } };
-    const bumped = held ? { session: cur.session!, user: cur.user! } : undefined;
+    const bumped = held && cur.session !== holder.session ? { session: cur.session!, user: cur.user! } : undefined;
     const next: Lock = { console, session: holder.session, user: holder.user, fence: cur.fence + 1, expiresAt: opts.now + opts.leaseMs };
     this.locks.set(console, next);
     return { ok: true, lock: { ...next }, bumped };
