@@ -27,7 +27,7 @@ export async function runDemo(o: { dir: string; port: number }): Promise<void> {
   saveLogin(localLoginFile(path.dirname(base)), { url: server.url, token: secrets.user });
 
   const shell = process.env.SHELL && fs.existsSync(process.env.SHELL) ? process.env.SHELL : '/bin/bash';
-  const cfg = parseRelayConfig(`consoles:\n  demo:\n    type: exec\n    command: [${JSON.stringify(shell)}, "-l"]\n    cwd: ${JSON.stringify(process.cwd())}\n`, '(demo relay config)');
+  const cfg = parseRelayConfig(`relay:\n  name: local\nconsoles:\n  demo:\n    type: exec\n    command: [${JSON.stringify(shell)}, "-l"]\n    cwd: ${JSON.stringify(process.cwd())}\n`, '(demo relay config)');
   const relay = new Relay(cfg, { cloudUrl: server.url, token: secrets.relay, log: (l) => console.error(`relay: ${l}`) });
   relay.start();
 
