@@ -17,3 +17,6 @@ time('decode out (1 byte)', 100_000, () => decode(relayToCloud, out1));
 time('decode out (22 KiB)', 5_000, () => decode(relayToCloud, out22k));
 time('JSON.parse out (22 KiB) alone', 5_000, () => JSON.parse(out22k));
 time('encode out (1 byte)', 100_000, () => encode({ t: 'out', o: 1, d: 'eA==' }));
+const big = Buffer.alloc(22 * 1024, 7).toString('base64');
+time('encode out (22 KiB)', 5_000, () => encode({ t: 'out', c: 'web01', o: 1, ts: 2, d: big }));
+time('JSON.stringify out (22 KiB)', 5_000, () => JSON.stringify({ v: 1, t: 'out', c: 'web01', o: 1, ts: 2, d: big }));

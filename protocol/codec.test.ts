@@ -54,3 +54,11 @@ test('chunks splits at the payload limit without losing bytes', () => {
   assert.deepEqual(parts.map((p) => p.length), [22528, 22528, 4944]);
   assert.deepEqual(Buffer.concat(parts), buf);
 });
+
+test('encode gives the same JSON as JSON.stringify, small or large payload', () => {
+  for (const d of ['', 'eA==', Buffer.alloc(22 * 1024, 0xab).toString('base64')]) {
+    const msg = { t: 'out', c: 'web01', o: 7, ts: 1.5, d };
+    assert.deepEqual(JSON.parse(encode(msg)), { v: 1, ...msg });
+    assert.equal(encode(msg), JSON.stringify({ v: 1, ...msg }));
+  }
+});

@@ -13,8 +13,13 @@ export const PROTOCOL_LIMITS = {
 
 export type Decoded<T> = { ok: true; msg: T } | { ok: false; code: 'CC_ERR_BAD_FRAME' | 'CC_ERR_TOO_LARGE'; message: string };
 
+/** Encodes a message as one text frame. A base64 payload `d` (which never needs JSON escaping)
+ *  is spliced in rather than scanned by JSON.stringify: output frames are mostly payload. */
 export function encode(msg: object): string {
-  return JSON.stringify({ v: PROTOCOL_VERSION, ...msg });
+  const d = (msg as { d?: unknown }).d;
+  if (typeof d !== 'string' || d.length < 256) return JSON.stringify({ v: PROTOCOL_VERSION, ...msg });
+  const head = JSON.stringify({ v: PROTOCOL_VERSION, ...msg, d: undefined });
+  return `${head.slice(0, -1)}${head.length > 2 ? ',' : ''}"d":"${d}"}`;
 }
 
 /** Parses and validates one frame against `schema`. Binary frames, oversized frames, bad JSON,
