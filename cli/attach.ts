@@ -48,6 +48,7 @@ export function attach(o: AttachOptions): Promise<number> {
   let early: { o: number; d: Buffer }[] = [];
   let rawSet = false;
   let finish: (code: number) => void = () => {};
+  const lastNotice = { text: '', at: 0 };
 
   const send = (m: Out<ClientToCloud>): boolean => {
     if (ws?.readyState !== WebSocket.OPEN) return false;
@@ -153,7 +154,16 @@ export function attach(o: AttachOptions): Promise<number> {
       }
       case 'state': say(m.state === 'up' ? '[console up]' : `[console down${m.reason ? `: ${m.reason}` : ''}]`); return;
       case 'missed': say(`[cloudcons: ${m.bytes} bytes of output missed: this connection could not keep up]`); return;
-      case 'notice': say(m.text); return;
+      case 'notice': {
+        // A spy who keeps typing gets the same refusal per keystroke (each one is audited): show it
+        // once, then again only after a quiet spell.
+        const now = Date.now();
+        if (m.text === lastNotice.text && now - lastNotice.at < 5000) { lastNotice.at = now; return; }
+        lastNotice.text = m.text;
+        lastNotice.at = now;
+        say(m.text);
+        return;
+      }
       case 'error':
         say(`[error: ${m.message}]`);
         if (!everAttached) quit(m.code === 'CC_ERR_NOT_FOUND' ? 2 : 1, 'attach failed');

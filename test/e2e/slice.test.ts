@@ -84,8 +84,10 @@ test('typing reaches the device, output reaches writer and spy, force bumps the 
   await emit(Buffer.from('seen by both\r\n'));
   await a.waitFor('seen by both');
   await b.waitFor('seen by both');
-  b.write('bob-typed\r');
+  for (const ch of 'bob-typed\r') { b.write(ch); await new Promise((r) => setTimeout(r, 30)); } // a person typing
   await b.waitFor('input not sent: you are a spy');
+  await until('each keystroke audited', () => (cli(['audit', 'ser1', '--json'], env('alice')).stdout.toString().match(/input\.denied/g) ?? []).length >= 5);
+  assert.equal(b.screen.split('input not sent: you are a spy').length, 2, 'the refusal is shown once, not per keystroke');
 
   const who = JSON.parse(cli(['who', 'ser1', '--json'], env('carol')).stdout.toString()) as { user: string; mode: string }[];
   assert.deepEqual(who.map((v) => `${v.user}:${v.mode}`).sort(), ['alice:rw', 'bob:spy']);
@@ -123,7 +125,7 @@ test('typing reaches the device, output reaches writer and spy, force bumps the 
   const audit = cli(['audit', 'ser1'], env('alice')).stdout.toString();
   assert.match(audit, /alice\s+session \S+\s+fence 1\s+input\s+"hello\^M"/);
   assert.match(audit, /carol\s+session \S+\s+fence 2\s+input\s+"carol-typed\^M"/);
-  assert.match(audit, /bob\s+session \S+\s+fence -\s+input\.denied\s+"bob-typed\^M"/);
+  assert.match(audit, /bob\s+session \S+\s+fence -\s+input\.denied\s+"b"/);
   assert.match(audit, /carol .*lock\.force\s+bumped alice/);
   assert.match(audit, /alice .*fence 3\s+input\s+"alice-again\^M"/);
   assert.match(audit, /alice .*lock\.take/);
