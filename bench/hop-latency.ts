@@ -15,7 +15,7 @@ const N = Number(process.env.N ?? 1000);
 const rt = createToken(data, 'relay', 'e'); const ut = createToken(data, 'user', 'u');
 const pair = await PtyPair.create(dir);
 fs.writeFileSync(path.join(dir, 'r.yaml'), `consoles:\n  c: { type: serial, device: ${pair.dev}, baud: 115200 }\n`);
-const relay = cloudcons(['relay', '--config', path.join(dir, 'r.yaml'), '--cloud', url, '--token', rt]);
+const relay = cloudcons(['relay', '--config', path.join(dir, 'r.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', url, '--token', rt]);
 await relay.waitFor(/console c up/);
 const dev = new SerialPort({ path: pair.peer, baudRate: 115200 });
 dev.on('data', (d: Buffer) => dev.write(d)); // echo device

@@ -100,12 +100,15 @@ program.command('relay').description('run an edge relay')
   .requiredOption('--config <file>', 'relay config (YAML)')
   .option('--cloud <url>', 'cloud URL (or CLOUDCONS_URL)')
   .option('--token <token>', 'relay token (or CLOUDCONS_RELAY_TOKEN)')
-  .option('--max-buffer-bytes <n>', 'output held per console while the cloud has not stored it; beyond it the oldest is dropped as a recorded gap (default 64 MiB)', int('--max-buffer-bytes', 1))
+  .option('--spool <dir>', 'spool directory: output waits here until the cloud stored it (default: config relay.spool.dir, else ~/.local/state/cloudcons/spool/NAME)')
+  .option('--segment-bytes <n>', 'seal spool segments at this size (default 1048576)', int('--segment-bytes', 1024))
+  .option('--segment-ms <ms>', 'seal spool segments when their oldest byte is this old (default 60000)', int('--segment-ms', 100))
+  .option('--spool-cap-bytes <n>', 'disk the spool may use; past it the oldest unsent segments become recorded gaps (default 1 GiB)', int('--spool-cap-bytes', 1024 * 1024))
   .option('--heartbeat-ms <ms>', 'heartbeat to the cloud; the link is dropped after 3 silent intervals (default 20000)', int('--heartbeat-ms', 100))
   .option('--batch-ms <ms>', 'under continuous output, gather reads this long into one message (default 1; 0 = never)', int('--batch-ms'))
   .action(async (o) => {
     const { runRelay } = await import('./run-relay.ts');
-    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, limits: { maxBufferBytes: o.maxBufferBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs } });
+    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs } });
   });
 
 program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')
@@ -117,11 +120,12 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--idle-timeout-ms <ms>', 'close connections silent this long (default 90000)', int('--idle-timeout-ms', 1000))
   .option('--viewer-high-water-bytes <n>', 'drop live output to a viewer with this much unsent (default 8 MiB)', int('--viewer-high-water-bytes', 1024))
   .option('--viewer-stall-ms <ms>', 'disconnect a viewer that is behind and reads nothing this long (default 60000)', int('--viewer-stall-ms', 100))
+  .option('--max-segment-bytes <n>', 'largest segment upload a relay may send (default 16777216)', int('--max-segment-bytes', 1024))
   .action(async (o) => {
     const { runCloud } = await import('./run-cloud.ts');
     await runCloud({
       dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs },
-      limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs },
+      limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes },
     });
   });
 

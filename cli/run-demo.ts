@@ -28,12 +28,12 @@ export async function runDemo(o: { dir: string; port: number }): Promise<void> {
 
   const shell = process.env.SHELL && fs.existsSync(process.env.SHELL) ? process.env.SHELL : '/bin/bash';
   const cfg = parseRelayConfig(`relay:\n  name: local\nconsoles:\n  demo:\n    type: exec\n    command: [${JSON.stringify(shell)}, "-l"]\n    cwd: ${JSON.stringify(process.cwd())}\n`, '(demo relay config)');
-  const relay = new Relay(cfg, { cloudUrl: server.url, token: secrets.relay, log: (l) => console.error(`relay: ${l}`) });
+  const relay = new Relay(cfg, { cloudUrl: server.url, token: secrets.relay, spoolDir: path.join(base, 'spool'), log: (l) => console.error(`relay: ${l}`) });
   relay.start();
 
   console.log(`
 cloudcons embedded cloud listening on ${server.url}
-data directory: ${dataDir}
+data directory: ${dataDir} (relay spool: ${path.join(base, 'spool')})
 local relay "${relay.name}" holds console "demo" (${shell} -l on a pty)
 
 Next, in a second terminal in this folder, run:

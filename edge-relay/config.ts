@@ -2,6 +2,11 @@
 //
 //   relay:            # optional
 //     name: edge1     # optional; defaults to os.hostname()
+//     spool:          # optional: where output waits until the cloud stored it (see spool.ts)
+//       dir: /var/lib/cloudcons/spool   # default ~/.local/state/cloudcons/spool/<name>
+//       segmentBytes: 1048576           # seal after this many bytes (default 1 MiB)
+//       segmentMs: 60000                # ... or when the oldest byte is this old (default 60 s)
+//       capBytes: 1073741824            # disk the spool may use (default 1 GiB)
 //   consoles:
 //     web01: { type: serial, device: /dev/ttyUSB0, baud: 115200 }
 //     demo:  { type: exec, command: /bin/bash -l }
@@ -75,16 +80,27 @@ const execSchema = z.strictObject({
 const consoleSchemas = [serialSchema, execSchema] as const;
 const consoleSchema = z.discriminatedUnion('type', consoleSchemas, err('must be a mapping with a "type" field'));
 
+const spoolSchema = z.strictObject({
+  dir: text.optional(),
+  segmentBytes: intIn(1024, 256 * 1024 * 1024).optional(),
+  segmentMs: intIn(100, 24 * 3600 * 1000).optional(),
+  capBytes: intIn(1024 * 1024, Number.MAX_SAFE_INTEGER).optional(),
+}, err('must be a mapping'));
+
 const relaySchema = z.strictObject({
-  relay: z.strictObject({ name: text.regex(NAME_RE, err(NAME_RULE)).max(128, err(NAME_RULE)).optional() }, err('must be a mapping')).optional(),
+  relay: z.strictObject({
+    name: text.regex(NAME_RE, err(NAME_RULE)).max(128, err(NAME_RULE)).optional(),
+    spool: spoolSchema.optional(),
+  }, err('must be a mapping')).optional(),
   consoles: z.record(z.string(), consoleSchema, err('must be a mapping of console names to console settings')),
 }, err('must be a mapping with a "consoles" key'));
 
 export type SerialConsoleConfig = z.output<typeof serialSchema>;
 export type ExecConsoleConfig = z.output<typeof execSchema>;
 export type ConsoleConfig = SerialConsoleConfig | ExecConsoleConfig;
+export interface SpoolConfig { dir?: string; segmentBytes?: number; segmentMs?: number; capBytes?: number }
 export interface RelayConfig {
-  relay: { name: string };
+  relay: { name: string; spool?: SpoolConfig };
   consoles: Record<string, ConsoleConfig>;
 }
 
@@ -129,7 +145,7 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   if (!result.success) problems.push(...result.error.issues.flatMap((i) => describe(i, consoles)));
   if (problems.length > 0 || !result.success) throw new ConfigError(file, problems);
   return {
-    relay: { name: result.data.relay?.name ?? os.hostname() },
+    relay: { name: result.data.relay?.name ?? os.hostname(), spool: result.data.relay?.spool },
     consoles: result.data.consoles,
   };
 }

@@ -1,22 +1,37 @@
-// The edge relay: keeps every configured console open (one Supervisor each), buffers its output
-// with offsets until the cloud has stored it, and holds ONE outbound WebSocket to the cloud that
-// multiplexes all consoles. Input from the cloud is written to a device only if its fence is not
-// older than the newest fence this relay has seen for that console.
+// The edge relay: keeps every configured console open (one Supervisor each), appends every byte
+// of output to its on-disk spool first (spool.ts), streams it live over ONE outbound WebSocket that
+// multiplexes all consoles, and uploads the spool's sealed segments to the cloud over HTTP (a
+// segment leaves the spool only once the cloud confirmed storing it). Input from the cloud is
+// written to a device only if its fence is not older than the newest fence seen for that console.
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { decode, encode, PROTOCOL_LIMITS } from '../protocol/codec.ts';
 import { cloudToRelay, type CloudToRelay, type ConsoleInfo, type Out, type RelayToCloud } from '../protocol/messages.ts';
 import type { RelayConfig } from './config.ts';
 import { createDriver } from './drivers/index.ts';
-import { OutputBuffer } from './output-buffer.ts';
+import { Spool, type ConsoleSpool, type SealedSegment, type SpoolOptions } from './spool.ts';
 import { Supervisor } from './supervisor.ts';
+import type { Chunk } from '../protocol/segment.ts';
 
 export interface RelayOptions {
   cloudUrl: string;
   token: string;
-  /** Output held per console while the cloud has not stored it. Default 64 MiB. */
-  maxBufferBytes: number;
+  /** Spool directory. Default: the config's relay.spool.dir, else
+   *  $XDG_STATE_HOME (~/.local/state)/cloudcons/spool/<relay name>. */
+  spoolDir: string;
+  /** Seal after this many bytes / when the oldest byte is this old; spool disk cap. Defaults (also
+   *  from the config's relay.spool): 1 MiB, 60 s, 1 GiB. */
+  segmentBytes: number;
+  segmentMs: number;
+  spoolCapBytes: number;
+  /** Segment uploads in flight at once (different consoles). Default 4. */
+  uploadConcurrency: number;
+  /** Upload retry backoff bounds. Defaults 1 s and 60 s. */
+  uploadMinBackoffMs: number;
+  uploadMaxBackoffMs: number;
   /** Pause sending output while the socket has more than this queued. Default 1 MiB. */
   sendHighWaterBytes: number;
   /** Under continuous output, gather reads this long into one message. Default 1 ms. */
@@ -31,21 +46,35 @@ export interface RelayOptions {
 /** Output waiting below this size is sent at once, never held for batching. */
 const BATCH_MIN_BYTES = 2048;
 
+/** Live output kept in memory per console while the socket is busy; past it, it is read back from
+ *  the spool instead. */
+const MAX_QUEUED_BYTES = 256 * 1024;
+
 export const RELAY_DEFAULTS = {
-  maxBufferBytes: 64 * 1024 * 1024, sendHighWaterBytes: 1024 * 1024, batchMs: 1, heartbeatMs: 20_000, minBackoffMs: 250, maxBackoffMs: 30_000,
+  segmentBytes: 1024 * 1024, segmentMs: 60_000, spoolCapBytes: 1024 ** 3,
+  uploadConcurrency: 4, uploadMinBackoffMs: 1000, uploadMaxBackoffMs: 60_000,
+  sendHighWaterBytes: 1024 * 1024, batchMs: 1, heartbeatMs: 20_000, minBackoffMs: 250, maxBackoffMs: 30_000,
 };
 
 interface Con {
   name: string;
   sup: Supervisor;
-  buf: OutputBuffer;
+  spool: ConsoleSpool;
+  /** Output not sent yet on the current link, while it is contiguous from `sent` (else empty:
+   *  the pump reads the spool). */
+  queue: Chunk[];
+  queued: number;
   info: ConsoleInfo;
   /** Newest fence seen; input with an older fence is stale. */
   fence: number;
-  /** Absolute offset up to which output has been sent on the current link. */
+  /** Offset up to which output has been sent on the current link. */
   sent: number;
   pumpSoon: boolean;
   lastSend: number;
+  /** Upload state: in flight, consecutive failures, not before this time. */
+  uploading: boolean;
+  failures: number;
+  retryAt: number;
 }
 
 export class Relay {
@@ -62,15 +91,34 @@ export class Relay {
   private pumpTimer?: NodeJS.Timeout;
   private lastHeard = 0;
   private pingId = 0;
+  readonly spool: Spool;
+  private uploadTimer?: NodeJS.Timeout;
+  private inFlight = 0;
 
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
-    this.opts = { ...RELAY_DEFAULTS, log: (l) => console.error(l), ...opts };
-    this.name = cfg.relay?.name ?? os.hostname();
+    const name = cfg.relay?.name ?? os.hostname();
+    const sc = cfg.relay?.spool ?? {};
+    const state = process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+    this.opts = {
+      ...RELAY_DEFAULTS,
+      spoolDir: sc.dir ?? path.join(state, 'cloudcons', 'spool', name),
+      ...(sc.segmentBytes ? { segmentBytes: sc.segmentBytes } : {}),
+      ...(sc.segmentMs ? { segmentMs: sc.segmentMs } : {}),
+      ...(sc.capBytes ? { spoolCapBytes: sc.capBytes } : {}),
+      log: (l) => console.error(l),
+      ...opts,
+    };
+    this.name = name;
+    this.spool = new Spool({
+      dir: this.opts.spoolDir, segmentBytes: this.opts.segmentBytes, segmentMs: this.opts.segmentMs, capBytes: this.opts.spoolCapBytes, log: this.opts.log,
+    });
+    this.spool.onSealed = () => this.kickUploads();
     for (const [name, cc] of Object.entries(cfg.consoles)) {
       const driver = createDriver(cc);
       const sup = new Supervisor(name, cc, driver);
       const con: Con = {
-        name, sup, buf: new OutputBuffer(this.opts.maxBufferBytes), fence: 0, sent: 0, pumpSoon: false, lastSend: 0,
+        name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, pumpSoon: false, lastSend: 0,
+        uploading: false, failures: 0, retryAt: 0,
         info: { name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable },
       };
       // Reads that arrive in the same turn of the event loop go out as one message (a pty hands
@@ -79,10 +127,23 @@ export class Relay {
       // than `batchMs` ago) reads are gathered for up to `batchMs` into messages of up to 22 KiB:
       // fewer, larger messages.
       sup.on('data', (data: Buffer, ts: number) => {
-        con.buf.push(data, ts);
+        let offset: number;
+        try {
+          offset = this.spool.append(con.spool, data, ts); // on disk before anything else
+        } catch (e) {
+          // A full or failing disk: the bytes still go live (the cloud's hot tail keeps them), but
+          // they are not in the durable log unless they reach it that way. Said loudly.
+          this.opts.log(`SPOOL WRITE FAILED for ${name}: ${(e as Error).message}; ${data.length} bytes only sent live`);
+          return;
+        }
+        if (!this.welcomed) return;
+        if (offset === con.sent + con.queued && con.queued < MAX_QUEUED_BYTES) {
+          con.queue.push({ offset, ts, data });
+          con.queued += data.length;
+        } else { con.queue = []; con.queued = 0; } // the pump reads the spool from `sent`
         if (con.pumpSoon) return;
         con.pumpSoon = true;
-        const pending = con.buf.endAbs - con.sent;
+        const pending = con.spool.next - con.sent;
         // Only bulk output waits: keystroke echoes are small and go at once even back to back.
         const busy = pending >= BATCH_MIN_BYTES && pending < PROTOCOL_LIMITS.maxRawChunk && Date.now() - con.lastSend < this.opts.batchMs;
         const go = () => { con.pumpSoon = false; this.pump(con); };
@@ -100,8 +161,11 @@ export class Relay {
   }
 
   start(): void {
+    this.spool.start();
     for (const c of this.cons.values()) c.sup.start();
     this.connect();
+    this.uploadTimer = setInterval(() => this.kickUploads(), 1000);
+    this.uploadTimer.unref();
   }
 
   async stop(): Promise<void> {
@@ -109,8 +173,71 @@ export class Relay {
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeat);
     clearTimeout(this.pumpTimer);
+    clearInterval(this.uploadTimer);
     this.ws?.close(1000, 'relay stopping');
     await Promise.all([...this.cons.values()].map((c) => c.sup.stop()));
+    await this.spool.close();
+  }
+
+  /** Seals every console's spool now and waits until everything sealed is uploaded (or `ms`
+   *  passed). For tests and orderly shutdowns. */
+  async flush(ms = 10_000): Promise<boolean> {
+    await Promise.all([...this.cons.values()].map((c) => this.spool.sealConsole(c.spool)));
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      if ([...this.cons.values()].every((c) => !c.spool.sealed.length && !c.uploading)) return true;
+      this.kickUploads(true);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return false;
+  }
+
+  // ------------------------------------------------------------------------------------ uploads
+  private kickUploads(now = false): void {
+    if (this.stopped) return;
+    const t = Date.now();
+    for (const c of this.cons.values()) {
+      if (this.inFlight >= this.opts.uploadConcurrency) return;
+      if (c.uploading || (!now && c.retryAt > t)) continue;
+      const s = c.spool.nextUpload();
+      if (s) void this.upload(c, s);
+    }
+  }
+
+  private async upload(c: Con, s: SealedSegment): Promise<void> {
+    c.uploading = true;
+    this.inFlight++;
+    try {
+      const body = await fs.promises.readFile(s.file);
+      const url = `${this.opts.cloudUrl.replace(/\/+$/, '')}/v1/consoles/${encodeURIComponent(c.name)}/segments`;
+      const res = await fetch(url, {
+        method: 'PUT', body, headers: { authorization: `Bearer ${this.opts.token}`, 'content-type': 'application/octet-stream' },
+        signal: AbortSignal.timeout(60_000),
+      });
+      const text = await res.text();
+      if (res.ok) {
+        c.spool.uploaded(s);
+        c.failures = 0;
+        c.retryAt = 0;
+      } else {
+        const loud = res.status === 400 || res.status === 409 || res.status === 413;
+        this.uploadFailed(c, `${res.status} ${text.trim().slice(0, 300)}`, loud);
+      }
+    } catch (e) {
+      this.uploadFailed(c, (e as Error).message, false);
+    } finally {
+      c.uploading = false;
+      this.inFlight--;
+    }
+    if (c.spool.nextUpload() && c.retryAt <= Date.now()) this.kickUploads();
+  }
+
+  private uploadFailed(c: Con, why: string, loud: boolean): void {
+    const delay = Math.min(this.opts.uploadMaxBackoffMs, this.opts.uploadMinBackoffMs * 2 ** c.failures++) * (0.5 + Math.random() / 2);
+    c.retryAt = Date.now() + delay;
+    if (loud || c.failures === 1 || c.failures % 10 === 0) {
+      this.opts.log(`${loud ? 'UPLOAD REFUSED' : 'upload failed'} for ${c.name} (${c.spool.sealed.length} segments, ${c.spool.diskBytes} bytes waiting): ${why}; retrying in ${Math.round(delay)} ms`);
+    }
   }
 
   /** Console names and states, for status output. */
@@ -167,17 +294,21 @@ export class Relay {
     switch (m.t) {
       case 'welcome': {
         this.attempt = 0;
-        for (const c of this.cons.values()) {
-          const end = m.ends[c.name] ?? 0;
-          if (c.buf.base === null) c.buf.base = end; // first contact of this process: continue the stream
-          c.sent = Math.min(Math.max(end, 0), c.buf.endAbs);
-          c.buf.ack(c.sent);
-        }
-        this.welcomed = true;
-        for (const c of this.cons.values()) this.pump(c);
+        const ws = this.ws;
+        // The spool confirms (and on first contact moves) its offsets; live output resumes where
+        // the cloud's stored stream ends, or after what is sealed (that comes by upload).
+        void Promise.all([...this.cons.values()].map(async (c) => {
+          c.sent = await c.spool.confirm(m.ends[c.name] ?? 0);
+          c.queue = [];
+          c.queued = 0;
+        })).then(() => {
+          if (this.ws !== ws) return;
+          this.welcomed = true;
+          for (const c of this.cons.values()) this.pump(c);
+          this.kickUploads(true);
+        }, (e: Error) => { this.opts.log(`spool: ${e.message}`); ws?.terminate(); });
         return;
       }
-      case 'ack': { const c = this.cons.get(m.c); c?.buf.ack(m.o); return; }
       case 'fence': { const c = this.cons.get(m.c); if (c && m.fence > c.fence) c.fence = m.fence; return; }
       case 'in': case 'break': case 'resize': return this.deviceOp(m);
       case 'ping': this.send({ t: 'pong', id: m.id }); return;
@@ -201,24 +332,44 @@ export class Relay {
     }
   }
 
-  /** Sends what the cloud has not got yet, as far as the socket's buffer allows. */
+  /** Sends live output the cloud has not got yet, as far as the socket's buffer allows: from the
+   *  in-memory queue, else read back from the spool's active log. Output already sealed is left
+   *  to the segment upload. */
   private pump(c: Con): void {
     const ws = this.ws;
     if (!ws || !this.welcomed || ws.readyState !== WebSocket.OPEN) return;
-    if (c.sent < c.buf.startAbs) {
-      const n = c.buf.startAbs - c.sent;
-      this.send({ t: 'gap', c: c.name, o: c.sent, n, ts: Date.now(), reason: `relay buffer full (${this.opts.maxBufferBytes} bytes) while the cloud was unreachable` });
-      c.sent = c.buf.startAbs;
-    }
-    while (c.sent < c.buf.endAbs) {
+    while (c.sent < c.spool.next) {
       if (ws.bufferedAmount > this.opts.sendHighWaterBytes) {
         if (!this.pumpTimer) this.pumpTimer = setTimeout(() => { this.pumpTimer = undefined; for (const x of this.cons.values()) this.pump(x); }, 5);
         return;
       }
-      const part = c.buf.read(c.sent, PROTOCOL_LIMITS.maxRawChunk)!;
+      const part = this.take(c);
+      if (!part) { if (c.sent < c.spool.start) { c.sent = c.spool.start; continue; } break; }
       this.send({ t: 'out', c: c.name, o: c.sent, ts: part.ts, d: part.data.toString('base64') });
       c.sent += part.data.length;
       c.lastSend = Date.now();
     }
+  }
+
+  /** Up to 22 KiB from `c.sent`: joined from the queue when it starts there, else from the spool. */
+  private take(c: Con): Chunk | undefined {
+    const max = PROTOCOL_LIMITS.maxRawChunk;
+    while (c.queue.length && c.queue[0].offset + c.queue[0].data.length <= c.sent) c.queued -= c.queue.shift()!.data.length;
+    if (c.queue.length && c.queue[0].offset === c.sent) {
+      const first = c.queue[0];
+      if (first.data.length >= max || c.queue.length === 1) {
+        const data = first.data.subarray(0, max);
+        if (data.length === first.data.length) { c.queue.shift(); c.queued -= data.length; }
+        else { c.queue[0] = { offset: first.offset + data.length, ts: first.ts, data: first.data.subarray(data.length) }; c.queued -= data.length; }
+        return { offset: first.offset, ts: first.ts, data };
+      }
+      const parts: Buffer[] = [];
+      let n = 0;
+      while (c.queue.length && n + c.queue[0].data.length <= max) { const x = c.queue.shift()!; parts.push(x.data); n += x.data.length; c.queued -= x.data.length; }
+      return { offset: first.offset, ts: first.ts, data: Buffer.concat(parts, n) };
+    }
+    c.queue = [];
+    c.queued = 0;
+    return c.spool.readActive(c.sent, max);
   }
 }

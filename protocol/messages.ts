@@ -38,8 +38,6 @@ export const relayToCloud = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('console'), info: consoleInfo }),
   /** Output: bytes `d` that start at byte offset `o` of console `c`'s stream, read at time `ts` (ms). */
   z.object({ v, t: z.literal('out'), c: name, o: offset, ts: z.number(), d: b64 }),
-  /** Bytes [o, o+n) of console `c` are lost for good (relay buffer overflowed while the cloud was away). */
-  z.object({ v, t: z.literal('gap'), c: name, o: offset, n: z.number().int().positive(), ts: z.number(), reason: z.string().max(256) }),
   /** The relay refused an input or break (stale fence, console down...). */
   z.object({ v, t: z.literal('rejected'), c: name, fence, session: z.string().max(64), what: z.enum(['in', 'break', 'resize']), reason: z.string().max(256) }),
   /** A break was sent to the device. */
@@ -53,8 +51,6 @@ export type RelayToCloud = z.infer<typeof relayToCloud>;
 export const cloudToRelay = z.discriminatedUnion('t', [
   /** Answer to hello: per console, the offset up to which the cloud has stored output. */
   z.object({ v, t: z.literal('welcome'), ends: z.record(z.string(), offset) }),
-  /** Stored up to offset `o` (exclusive): the relay may forget everything before it. */
-  z.object({ v, t: z.literal('ack'), c: name, o: offset }),
   z.object({ v, t: z.literal('in'), c: name, fence, session: z.string().max(64), d: b64 }),
   z.object({ v, t: z.literal('break'), c: name, fence, session: z.string().max(64), seq: breakSeq }),
   z.object({ v, t: z.literal('resize'), c: name, fence, session: z.string().max(64), cols: size, rows: size }),

@@ -20,6 +20,8 @@ function walk(d) {
 for (const d of dirs) walk(path.join(root, d));
 const only = process.env.TEST_FILES?.split(',').filter(Boolean);
 const run = only ? files.filter((f) => only.some((o) => f.includes(o))) : files;
+// node --test without files would fall back to its default patterns (and run this script).
+if (!run.length) { console.error(`no test files match TEST_FILES=${process.env.TEST_FILES}`); process.exit(2); }
 
 if (!process.env.SKIP_TYPECHECK) {
   const tc = spawnSync('npx', ['tsc', '--noEmit', '-p', '.'], { cwd: root, stdio: 'inherit' });

@@ -6,7 +6,9 @@ import { MemoryLockStore } from '../adapters/memory/lock-store.ts';
 import { MemorySessionStore } from '../adapters/memory/session-store.ts';
 import { FsAuditStore } from '../adapters/fs/audit-store.ts';
 import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
-import { FsOutputStore } from '../adapters/fs/output-store.ts';
+import { encodeGapSegment, encodeSegment, segmentKey } from '../../protocol/segment.ts';
+import { FsHotTail } from '../adapters/fs/hot-tail.ts';
+import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
 import { FsTokenStore } from '../adapters/fs/token-store.ts';
 import { cleanup, tmpDir } from '../../test/helpers.ts';
 
@@ -30,7 +32,7 @@ async function setup() {
   const sender = new RecordingSender();
   const ports: CloudPorts = {
     locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir),
-    output: new FsOutputStore(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), sender, clock: { now: () => Date.now() },
+    segments: new FsSegmentStore(dir), hot: new FsHotTail(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), sender, clock: { now: () => Date.now() },
   };
   const core = new CloudCore(ports);
   await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });
@@ -94,12 +96,25 @@ test('output is stored once and shown live once, even when the relay resends it'
   await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('hello ') });
   await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 3, ts: 2, d: b64('lo world') });
   await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 3, d: b64('hello world') });
-  assert.equal((await ports.output.read('web01', 0, 100)).toString(), 'hello world');
+  assert.equal((await core.log.read('web01', 0, 100)).toString(), 'hello world');
   const live = sender.to('A', 'out').map((m) => Buffer.from(String(m.d), 'base64').toString()).join('');
   assert.equal(live, 'hello world');
-  assert.deepEqual(sender.to('R', 'ack').map((m) => m.o), [], 'no ack before 64 KiB are stored');
-  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 11, ts: 4, d: Buffer.alloc(70_000).toString('base64') });
-  assert.deepEqual(sender.to('R', 'ack').map((m) => m.o), [70_011]);
+});
+
+test('segments are taken only from the relay that publishes the console; a gap segment is audited and announced', async () => {
+  const { core, ports, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  const seg = await encodeSegment('web01', [{ offset: 0, ts: 1, data: Buffer.from('boot\n') }]);
+  await assert.rejects(core.ingestSegment({ ...relay, name: 'other' }, 'web01', seg), /published by relay edge1, not other/);
+  await assert.rejects(core.ingestSegment(alice, 'web01', seg), /only relay tokens/);
+  await assert.rejects(core.ingestSegment(relay, 'web99', seg), /not registered/);
+  assert.deepEqual(await core.ingestSegment(relay, 'web01', seg), { key: segmentKey({ console: 'web01', start: 0, end: 5, t0: 1, t1: 1 }), start: 0, end: 5, created: true });
+  assert.equal((await core.ingestSegment(relay, 'web01', seg)).created, false);
+  await core.ingestSegment(relay, 'web01', encodeGapSegment('web01', { offset: 5, bytes: 1000, t0: 2, t1: 3, reason: 'relay spool full' }));
+  assert.match(String(sender.to('A', 'notice').at(-1)?.text), /1000 bytes lost at offset 5 .*relay spool full/);
+  const audit = await ports.audit.list('web01');
+  assert.equal(audit.filter((r) => r.type === 'output.gap').length, 1);
+  assert.equal(await core.log.end('web01'), 1005);
 });
 
 test('attaching to an unknown console names the known ones', async () => {
@@ -120,7 +135,7 @@ test('a relay that disconnects takes its consoles down, and input is refused wit
 test('a relay cannot publish output for a console it did not announce', async () => {
   const { core, ports, sender } = await setup();
   await core.relayMessage('R2', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('spoof') });
-  assert.equal(await ports.output.end('web01'), 0);
+  assert.equal(await core.log.end('web01'), 0);
   assert.match(String(sender.to('R2', 'error')[0].message), /not published by this relay connection/);
 });
 

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { chunks, encode } from '../../protocol/codec.ts';
 import { Conflict, Forbidden, NotFound } from '../../protocol/errors.ts';
 import type { ClientToCloud, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
+import { LogStore, type LogStoreOptions } from './log-store.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
 
 export interface CoreOptions {
@@ -14,9 +15,6 @@ export interface CoreOptions {
   /** Largest history sent on attach or replay, in bytes. Default 1 MiB. */
   maxHistoryBytes: number;
 }
-/** Output bytes between acknowledgements to the relay. */
-export const ACK_EVERY = 64 * 1024;
-
 export const CORE_DEFAULTS: CoreOptions = { leaseMs: 30_000, maxHistoryBytes: 1024 * 1024 };
 
 export interface ConsoleView extends ConsoleRecord {
@@ -27,8 +25,11 @@ export interface ConsoleView extends ConsoleRecord {
 
 export class CloudCore {
   readonly opts: CoreOptions;
-  constructor(private readonly p: CloudPorts, opts: Partial<CoreOptions> = {}) {
+  /** Every console's output: sealed segments + hot tail. */
+  readonly log: LogStore;
+  constructor(private readonly p: CloudPorts, opts: Partial<CoreOptions> = {}, logOpts: Partial<LogStoreOptions> = {}) {
     this.opts = { ...CORE_DEFAULTS, ...opts };
+    this.log = new LogStore(p.segments, p.hot, logOpts);
   }
 
   // ============================================================================ relay connections
@@ -48,23 +49,11 @@ export class CloudCore {
       case 'out': {
         if (!(await this.ownedConsole(conn, msg.c))) return;
         const data = Buffer.from(msg.d, 'base64');
-        const before = await this.p.output.end(msg.c);
-        const r = await this.p.output.append(msg.c, msg.o, msg.ts, data);
-        if (r.gap) await this.p.audit.append({ time: this.now(), console: msg.c, type: 'output.gap', detail: `${r.gap.bytes} bytes lost at offset ${r.gap.offset}`, offset: r.gap.offset });
+        const before = await this.log.end(msg.c);
+        await this.log.append(msg.c, msg.o, msg.ts, data);
         // Only the part not stored before goes live: a resend after a reconnect is never shown twice.
         const skip = Math.max(0, before - msg.o);
         if (skip < data.length) await this.fanOut(msg.c, msg.o + skip, data.subarray(skip), skip === 0 ? msg.d : undefined);
-        // Acks are batched without state: one whenever the stored end crosses an ACK_EVERY
-        // boundary, so a relay holds at most that much already-stored output per console.
-        if (Math.floor(r.end / ACK_EVERY) > Math.floor(before / ACK_EVERY)) await this.sendRelay(conn, { t: 'ack', c: msg.c, o: r.end });
-        return;
-      }
-      case 'gap': {
-        if (!(await this.ownedConsole(conn, msg.c))) return;
-        const end = await this.p.output.gap(msg.c, msg.o, msg.n, msg.ts, msg.reason);
-        await this.p.audit.append({ time: this.now(), console: msg.c, type: 'output.gap', detail: `${msg.n} bytes lost at offset ${msg.o}: ${msg.reason}`, offset: msg.o });
-        await this.sendRelay(conn, { t: 'ack', c: msg.c, o: end });
-        await this.notice(msg.c, `[cloudcons: ${msg.n} bytes of console output were lost: ${msg.reason}]`);
         return;
       }
       case 'rejected': {
@@ -91,7 +80,7 @@ export class CloudCore {
       if (old && old.relay !== who.name && old.relayConn) { refused.push(`${info.name} (published by relay ${old.relay})`); continue; }
       if (info.fence) await this.reFence(info.name, info.fence);
       await this.p.consoles.put({ name: info.name, type: info.type, state: info.state, since: info.since, reason: info.reason, relay: who.name, relayConn: conn, resizable: info.resizable });
-      ends[info.name] = await this.p.output.end(info.name);
+      ends[info.name] = await this.log.end(info.name);
       if (!old || old.state !== info.state || !old.relayConn) await this.consoleStateChanged(info.name, info.state, info.reason);
     }
     await this.sendRelay(conn, { t: 'welcome', ends });
@@ -113,6 +102,24 @@ export class CloudCore {
     await this.audit(console, 'lock.refence', s, { detail: `relay had seen fence ${fence}` });
   }
 
+  /** A relay uploads a sealed segment of its spool (HTTP). Stored when this resolves; the relay
+   *  then deletes it from its spool. */
+  async ingestSegment(who: Principal, console: string, body: Buffer): Promise<{ key: string; start: number; end: number; created: boolean }> {
+    if (who.kind !== 'relay') throw new Forbidden('only relay tokens may upload segments');
+    const rec = await this.p.consoles.get(console);
+    if (!rec) throw new NotFound(`console ${console} is not registered: the relay must connect (hello) before uploading`);
+    if (rec.relay !== who.name) throw new Forbidden(`console ${console} is published by relay ${rec.relay}, not ${who.name}`);
+    const r = await this.log.putSegment(console, body);
+    const g = r.footer.gap;
+    if (g && r.created && r.lost) {
+      const kept = g.bytes - r.lost ? ` (${g.bytes - r.lost} of the relay's ${g.bytes} dropped bytes had already arrived live and are kept)` : '';
+      const why = `${r.lost} bytes lost at offset ${r.lostAt} (${new Date(g.t0).toISOString()} to ${new Date(g.t1).toISOString()}): ${g.reason}${kept}`;
+      await this.p.audit.append({ time: this.now(), console, type: 'output.gap', detail: why, offset: r.lostAt });
+      await this.notice(console, `[cloudcons: console output was lost: ${why}]`);
+    }
+    return { key: r.key, start: r.footer.start, end: r.footer.end, created: r.created };
+  }
+
   async relayClosed(conn: string): Promise<void> {
     const dropped = await this.p.consoles.dropRelayConn(conn, 'relay disconnected', this.now());
     for (const rec of dropped) await this.consoleStateChanged(rec.name, 'down', `relay ${rec.relay} disconnected`);
@@ -127,7 +134,7 @@ export class CloudCore {
   }
 
   private async consoleStateChanged(name: string, state: 'up' | 'down', reason?: string): Promise<void> {
-    await this.p.audit.append({ time: this.now(), console: name, type: `console.${state}`, detail: reason, offset: await this.p.output.end(name) });
+    await this.p.audit.append({ time: this.now(), console: name, type: `console.${state}`, detail: reason, offset: await this.log.end(name) });
     for (const s of await this.p.sessions.byConsole(name)) await this.sendClient(s.conn, { t: 'state', state, reason });
   }
 
@@ -184,10 +191,10 @@ export class CloudCore {
   /** History from output offset `from` to the end (at most maxHistoryBytes; the rest is reported
    *  as missed), for a client that re-attaches after losing its connection. */
   private async sendSince(conn: string, console: string, from: number): Promise<void> {
-    const end = await this.p.output.end(console);
+    const end = await this.log.end(console);
     const start = Math.min(end, Math.max(from, end - this.opts.maxHistoryBytes));
     if (start > from) await this.sendClient(conn, { t: 'missed', bytes: start - from });
-    await this.sendChunks(conn, await this.p.output.read(console, start, end), 'attach', end);
+    await this.sendChunks(conn, await this.log.read(console, start, end), 'attach', end);
   }
 
   /** Tries to make `s` the writer. Updates `s` in place and in the store; returns a notice when
@@ -289,8 +296,8 @@ export class CloudCore {
   }
 
   private async sendHistory(conn: string, console: string, lines: number, kind: 'attach' | 'replay'): Promise<void> {
-    const end = await this.p.output.end(console);
-    let bytes = lines > 0 ? await this.p.output.tail(console, lines) : Buffer.alloc(0);
+    const end = await this.log.end(console);
+    let bytes = lines > 0 ? await this.log.tail(console, lines) : Buffer.alloc(0);
     if (bytes.length > this.opts.maxHistoryBytes) bytes = bytes.subarray(bytes.length - this.opts.maxHistoryBytes);
     await this.sendChunks(conn, bytes, kind, end);
   }
@@ -326,7 +333,7 @@ export class CloudCore {
   /** Console must be known (registered or with stored output). */
   async requireKnown(name: string): Promise<void> {
     if (await this.p.consoles.get(name)) return;
-    if ((await this.p.output.consoles()).includes(name)) return;
+    if ((await this.log.consoles()).includes(name)) return;
     throw new NotFound(await this.unknownConsoleMessage(name));
   }
 
@@ -364,7 +371,7 @@ export class CloudCore {
   private async audit(console: string, type: string, s: Session | undefined, extra: { data?: Buffer; detail?: string; fence?: number } = {}): Promise<void> {
     const rec: AuditRecord = { time: this.now(), console, type, user: s?.user, session: s?.id, fence: extra.fence ?? s?.fence, detail: extra.detail };
     if (extra.data) rec.data = extra.data.toString('base64');
-    rec.offset = await this.p.output.end(console);
+    rec.offset = await this.log.end(console);
     await this.p.audit.append(rec);
   }
 

@@ -2,7 +2,8 @@
 // the Lambda handler just wire it. Every route but /healthz needs a bearer token.
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { CcError, Forbidden, Unauthorized, BadParameter, httpStatus } from '../../protocol/errors.ts';
+import { bodyLimit } from 'hono/body-limit';
+import { CcError, Forbidden, Unauthorized, BadParameter, TooLarge, httpStatus } from '../../protocol/errors.ts';
 import type { CloudCore } from './core.ts';
 import type { CloudPorts, Principal } from './ports.ts';
 
@@ -21,7 +22,13 @@ export async function authenticate(ports: Pick<CloudPorts, 'tokens'>, header: st
   return who;
 }
 
-export function createHttpApp(core: CloudCore, ports: CloudPorts): Hono<Env> {
+export interface HttpOptions {
+  /** Largest segment upload accepted (bytes). Default 16 MiB. */
+  maxSegmentBytes: number;
+}
+
+export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<HttpOptions> = {}): Hono<Env> {
+  const maxSegmentBytes = opts.maxSegmentBytes ?? 16 * 1024 * 1024;
   const app = new Hono<Env>();
 
   app.onError((err, c) => {
@@ -59,12 +66,22 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts): Hono<Env> {
     user(c);
     const name = c.req.param('name');
     await core.requireKnown(name);
-    const end = await ports.output.end(name);
+    const end = await core.log.end(name);
     // ?from=OFFSET: the exact bytes from an output offset to the end; else the last `tail` lines.
     const bytes = c.req.query('from') !== undefined
-      ? await ports.output.read(name, intParam(c.req.query('from'), 'from', 0, 0, Number.MAX_SAFE_INTEGER), end)
-      : await ports.output.tail(name, intParam(c.req.query('tail'), 'tail', 20, 1, 1_000_000));
+      ? await core.log.read(name, intParam(c.req.query('from'), 'from', 0, 0, Number.MAX_SAFE_INTEGER), end)
+      : await core.log.tail(name, intParam(c.req.query('tail'), 'tail', 20, 1, 1_000_000));
     return c.body(new Uint8Array(bytes), 200, { 'content-type': 'application/octet-stream', 'x-cloudcons-end': String(end) });
+  });
+
+  app.put('/v1/consoles/:name/segments', bodyLimit({
+    maxSize: maxSegmentBytes,
+    onError: () => { throw new TooLarge(`segment larger than this cloud accepts (${maxSegmentBytes} bytes, --max-segment-bytes): seal smaller segments on the relay (segmentBytes)`); },
+  }), async (c) => {
+    const who = c.get('who');
+    const body = Buffer.from(await c.req.arrayBuffer());
+    const r = await core.ingestSegment(who, c.req.param('name'), body);
+    return c.json(r, r.created ? 201 : 200);
   });
 
   app.get('/v1/consoles/:name/audit', async (c) => {

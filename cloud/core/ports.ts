@@ -88,24 +88,57 @@ export interface ConsoleRegistry {
 }
 
 // ---------------------------------------------------------------------------------------- output
-/** One console's output as a byte stream with absolute offsets. */
+/** A console's stored output as one byte stream with absolute offsets, read by the core, the HTTP
+ *  API and the viewers' catch-up. Implemented by LogStore (log-store.ts) over sealed segments
+ *  (SegmentStore) plus the hot tail of live output not sealed yet (HotTail). */
 export interface OutputStore {
-  /** Appends bytes that start at `offset`. Bytes below the stored end are duplicates and skipped
-   *  (de-duplication by offset); a start above the end is recorded as a gap first. Returns the
-   *  stored end (exclusive) after the call. Durable when the promise resolves. */
-  append(console: string, offset: number, ts: number, data: Buffer): Promise<{ end: number; gap?: { offset: number; bytes: number } }>;
-  /** Records an explicit loss of `bytes` bytes at `offset` (the end moves past them). */
-  gap(console: string, offset: number, bytes: number, ts: number, reason: string): Promise<number>;
+  /** Stores live output that starts at `offset`. Bytes below the stored end are duplicates and
+   *  skipped (de-duplication by offset); a start above the end leaves a hole that the relay's
+   *  segment upload fills. Returns the stored end (exclusive) after the call. */
+  append(console: string, offset: number, ts: number, data: Buffer): Promise<{ end: number }>;
   /** Stored end offset (exclusive) of a console; 0 for an unknown one. */
   end(console: string): Promise<number>;
   /** The last `lines` lines of output as raw bytes (what a terminal would need to redraw them). */
   tail(console: string, lines: number): Promise<Buffer>;
-  /** Raw bytes [from, to) as stored (gaps are absent from the byte stream). */
+  /** Raw bytes [from, to) as stored (lost and not yet uploaded bytes are absent). */
   read(console: string, from: number, to: number): Promise<Buffer>;
-  /** Up to `max` contiguous bytes at or after `from`: if `from` lies in a gap the data starts at
-   *  the gap's end (`offset` says where), and it stops before the next gap. Empty at the end. */
+  /** Up to `max` contiguous bytes at or after `from`: if `from` lies in a gap (or in a range not
+   *  uploaded yet) the data starts after it (`offset` says where), and it stops before the next
+   *  one. Empty at the end. */
   readAt(console: string, from: number, max: number): Promise<{ offset: number; data: Buffer }>;
   /** Consoles with any stored output. */
+  consoles(): Promise<string[]>;
+}
+
+/** Immutable objects by key: sealed segments (filesystem embedded, S3 on AWS). */
+export interface SegmentStore {
+  /** Creates `key` unless it exists (If-None-Match: *): 'exists' leaves the stored bytes alone.
+   *  Durable when the promise resolves. */
+  put(key: string, body: Buffer): Promise<'created' | 'exists'>;
+  /** Bytes [start, end) of an object, or all of it. Throws NotFound for a missing key. */
+  get(key: string, range?: { start: number; end: number }): Promise<Buffer>;
+  /** Objects whose key starts with `prefix`, with their sizes, sorted by key. */
+  list(prefix: string): Promise<{ key: string; size: number }[]>;
+  /** The next path component of every key under `prefix` (S3's CommonPrefixes with '/'). */
+  children(prefix: string): Promise<string[]>;
+  /** Removes an object; a missing key is not an error. */
+  delete(key: string): Promise<void>;
+}
+
+/** Live output of a console that is not in a sealed segment yet, with chunk times. Held as
+ *  contiguous runs; a hole between runs is output still on its way in a segment upload. */
+export interface HotTail {
+  /** Appends bytes starting at `offset`, which must be >= the newest run's end: at its end it
+   *  extends that run, above it it starts a new one. */
+  append(console: string, offset: number, ts: number, data: Buffer): Promise<void>;
+  /** Runs [start, end) in offset order. */
+  runs(console: string): Promise<{ start: number; end: number }[]>;
+  /** Chunks (with their arrival times) overlapping [from, to), clipped to it, in order. */
+  read(console: string, from: number, to: number): Promise<{ offset: number; ts: number; data: Buffer }[]>;
+  /** Offset of the first chunk that arrived at or after `time`, if any. */
+  offsetAt(console: string, time: number): Promise<number | undefined>;
+  /** Forgets runs (or whole files of them) that lie entirely below `offset`. */
+  trim(console: string, below: number): Promise<void>;
   consoles(): Promise<string[]>;
 }
 
@@ -172,7 +205,9 @@ export interface CloudPorts {
   locks: LockStore;
   sessions: SessionStore;
   consoles: ConsoleRegistry;
-  output: OutputStore;
+  /** Sealed segments and the hot tail: the core reads them as one OutputStore (LogStore). */
+  segments: SegmentStore;
+  hot: HotTail;
   audit: AuditStore;
   tokens: TokenStore;
   sender: ConnectionSender;

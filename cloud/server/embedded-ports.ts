@@ -1,25 +1,27 @@
-// The embedded cloud's ports: filesystem stores under the data directory, in-memory lock and
-// session state (sessions end with their connections; fences are re-learned from relays).
+// The embedded cloud's ports: filesystem stores under the data directory (segments/, hot/,
+// audit/, consoles.json, tokens), in-memory lock and session state (sessions end with their connections; fences are re-learned from relays).
 import type { CloudPorts, ConnectionSender } from '../core/ports.ts';
 import { FsAuditStore } from '../adapters/fs/audit-store.ts';
 import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
-import { FsOutputStore } from '../adapters/fs/output-store.ts';
+import { FsHotTail } from '../adapters/fs/hot-tail.ts';
+import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
 import { FsTokenStore } from '../adapters/fs/token-store.ts';
 import { MemoryLockStore } from '../adapters/memory/lock-store.ts';
 import { MemorySessionStore } from '../adapters/memory/session-store.ts';
 
 export function embeddedPorts(dataDir: string, sender: ConnectionSender): { ports: CloudPorts; close(): void } {
-  const output = new FsOutputStore(dataDir);
+  const hot = new FsHotTail(dataDir);
   const audit = new FsAuditStore(dataDir);
   const ports: CloudPorts = {
     locks: new MemoryLockStore(),
     sessions: new MemorySessionStore(),
     consoles: new FsConsoleRegistry(dataDir),
-    output,
+    segments: new FsSegmentStore(dataDir),
+    hot,
     audit,
     tokens: new FsTokenStore(dataDir),
     sender,
     clock: { now: () => Date.now() },
   };
-  return { ports, close: () => { output.close(); audit.close(); } };
+  return { ports, close: () => { hot.close(); audit.close(); } };
 }

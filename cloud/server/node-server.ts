@@ -23,9 +23,11 @@ export interface ServerLimits extends SenderLimits {
   idleTimeoutMs: number;
   /** Messages queued for processing on one connection before its socket is paused. Default 256. */
   maxQueued: number;
+  /** Largest segment upload accepted (bytes). Default 16 MiB. */
+  maxSegmentBytes: number;
 }
 export const SERVER_DEFAULTS: ServerLimits = {
-  ...SENDER_DEFAULTS, maxFrameBytes: PROTOCOL_LIMITS.maxFrameBytes, maxBadFrames: 20, idleTimeoutMs: 90_000, maxQueued: 256,
+  ...SENDER_DEFAULTS, maxFrameBytes: PROTOCOL_LIMITS.maxFrameBytes, maxBadFrames: 20, idleTimeoutMs: 90_000, maxQueued: 256, maxSegmentBytes: 16 * 1024 * 1024,
 };
 
 export interface CloudServerOptions {
@@ -51,9 +53,9 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   const sockets = new Map<string, WebSocket>();
   const sender = new WsSender(sockets, limits, log);
   const { ports, close: closePorts } = embeddedPorts(opts.dataDir, sender);
-  sender.setOutput(ports.output);
   const core = new CloudCore(ports, opts.core);
-  const app = createHttpApp(core, ports);
+  sender.setOutput(core.log);
+  const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes });
   const server = http.createServer(getRequestListener(app.fetch));
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
 

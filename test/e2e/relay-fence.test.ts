@@ -45,7 +45,7 @@ test('the relay drops input with a fence older than the newest it has seen, and 
   const pair = await PtyPair.create(dir);
   const cloud = await fakeCloud({ ser1: 1000 });
   fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge9 }\nconsoles:\n  ser1: { type: serial, device: ${pair.dev} }\n`);
-  const relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--cloud', cloud.url, '--token', 'ccr_relaytokenrelaytokenrelaytoken']);
+  const relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', cloud.url, '--token', 'ccr_relaytokenrelaytokenrelaytoken']);
   const device = new SerialPort({ path: pair.peer, baudRate: 9600 });
   let received = '';
   device.on('data', (d: Buffer) => { received += d.toString('latin1'); });
@@ -91,7 +91,7 @@ test('a console that comes up between the relay\'s hello and the cloud\'s welcom
   const cloud = await fakeCloud({}, 4000);
   const pair = new PtyPair(path.join(dir, 'dev'), path.join(dir, 'peer'));
   fs.writeFileSync(path.join(dir, 'relay.yaml'), `consoles:\n  ser1: { type: serial, device: ${pair.dev} }\n`);
-  cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--cloud', cloud.url, '--token', 'ccr_relaytokenrelaytokenrelaytoken']);
+  cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', cloud.url, '--token', 'ccr_relaytokenrelaytokenrelaytoken']);
   const hello = await until('hello', () => cloud.got.find((m) => m.t === 'hello'));
   assert.equal((hello.consoles as { state: string }[])[0].state, 'down', 'no device yet');
   await pair.start(); // the device appears while the cloud has not answered yet

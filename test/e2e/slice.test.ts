@@ -47,7 +47,7 @@ before(async () => {
   tokens.relay = createToken(dataDir, 'relay', 'edge1');
   pair = await PtyPair.create(dir);
   fs.writeFileSync(path.join(dir, 'relay.yaml'), `consoles:\n  ser1:\n    type: serial\n    device: ${pair.dev}\n    baud: 115200\n`);
-  relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--cloud', url, '--token', tokens.relay]);
+  relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', url, '--token', tokens.relay]);
   await openDevice();
   await until('ser1 up', () => consoleState() === 'up');
 });
@@ -172,7 +172,7 @@ test('replay works while the relay is down; a vanished device goes down and come
   await relay.kill('SIGKILL');
   await until('console down', () => consoleState() === 'down', 10_000, 100);
   assert.ok(stored().equals(emitted), 'replay works while the relay is down');
-  relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--cloud', url, '--token', tokens.relay]);
+  relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', url, '--token', tokens.relay]);
   await until('console up again', () => consoleState() === 'up', 20_000, 100)
     .catch((e) => { throw new Error(`${e.message}\nrelay said:\n${relay.err}\ncloud said:\n${cloud.err.slice(-2000)}`); });
 

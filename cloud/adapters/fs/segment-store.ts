@@ -1,0 +1,86 @@
+// Filesystem SegmentStore: each key is a file under <data>/segments/<key>. Create-only puts go
+// through a temporary file that is fdatasync'ed and then hard-linked to the key (link fails if
+// the key exists: If-None-Match: * without a race), and the directory is fsync'ed.
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { NotFound, StorageFull, BadParameter } from '../../../protocol/errors.ts';
+import type { SegmentStore } from '../../core/ports.ts';
+
+export class FsSegmentStore implements SegmentStore {
+  readonly root: string;
+  constructor(dataDir: string) {
+    this.root = path.join(dataDir, 'segments');
+    fs.mkdirSync(this.root, { recursive: true });
+  }
+
+  private file(key: string): string {
+    if (!key || key.startsWith('/') || key.split('/').some((p) => p === '' || p === '.' || p === '..')) throw new BadParameter(`bad object key ${JSON.stringify(key)}`);
+    return path.join(this.root, key);
+  }
+
+  async put(key: string, body: Buffer): Promise<'created' | 'exists'> {
+    const file = this.file(key);
+    if (fs.existsSync(file)) return 'exists';
+    const dir = path.dirname(file);
+    const tmp = path.join(this.root, `.tmp-${randomBytes(6).toString('hex')}`);
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+      const fd = fs.openSync(tmp, 'wx');
+      try { fs.writeSync(fd, body); fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
+      try { fs.linkSync(tmp, file); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists'; throw e; }
+      const dfd = fs.openSync(dir, 'r');
+      try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
+      return 'created';
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') throw new StorageFull(`segment store ${this.root} is full (${code}): ${key} not stored`);
+      throw e;
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+
+  async get(key: string, range?: { start: number; end: number }): Promise<Buffer> {
+    let fd: number;
+    try { fd = fs.openSync(this.file(key), 'r'); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFound(`no segment ${key}`);
+      throw e;
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      const start = Math.min(range?.start ?? 0, size), end = Math.min(range?.end ?? size, size);
+      const buf = Buffer.allocUnsafe(Math.max(0, end - start));
+      let n = 0;
+      while (n < buf.length) { const r = fs.readSync(fd, buf, n, buf.length - n, start + n); if (!r) break; n += r; }
+      return buf.subarray(0, n);
+    } finally { fs.closeSync(fd); }
+  }
+
+  async list(prefix: string): Promise<{ key: string; size: number }[]> {
+    const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
+    const out: { key: string; size: number }[] = [];
+    const walk = (rel: string) => {
+      let ents: fs.Dirent[];
+      try { ents = fs.readdirSync(path.join(this.root, rel), { withFileTypes: true }); } catch { return; }
+      for (const e of ents) {
+        const k = rel + e.name;
+        if (e.name.startsWith('.tmp-')) continue;
+        if (e.isDirectory()) { if (prefix.startsWith(k + '/') || (k + '/').startsWith(prefix)) walk(k + '/'); }
+        else if (k.startsWith(prefix)) out.push({ key: k, size: fs.statSync(path.join(this.root, k)).size });
+      }
+    };
+    walk(base);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async children(prefix: string): Promise<string[]> {
+    try {
+      return fs.readdirSync(path.join(this.root, prefix)).filter((n) => !n.startsWith('.tmp-')).sort();
+    } catch { return []; }
+  }
+
+  async delete(key: string): Promise<void> {
+    fs.rmSync(this.file(key), { force: true });
+  }
+}

@@ -1,0 +1,90 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { FsHotTail } from '../adapters/fs/hot-tail.ts';
+import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
+import { encodeGapSegment, encodeSegment, type Chunk } from '../../protocol/segment.ts';
+import { cleanup, tmpDir } from '../../test/helpers.ts';
+import { LogStore } from './log-store.ts';
+
+after(cleanup);
+
+function open(dir = tmpDir('log')) {
+  const hot = new FsHotTail(dir, 4096);
+  return { dir, hot, log: new LogStore(new FsSegmentStore(dir), hot) };
+}
+const lines = (from: number, n: number) => Buffer.from(Array.from({ length: n }, (_, i) => `line ${from + i}\n`).join(''));
+
+test('segments + hot tail read as one stream; live resends are de-duplicated; hot files covered by segments go', async () => {
+  const { log, hot } = open();
+  const a = lines(0, 1000), b = lines(1000, 1000);
+  // Live output arrives first (hot tail), in chunks.
+  for (let o = 0; o < a.length + b.length; o += 700) {
+    const all = Buffer.concat([a, b]);
+    await log.append('c', o, 1000 + o, all.subarray(o, o + 700));
+  }
+  assert.equal((await log.append('c', 0, 5, a.subarray(0, 100))).end, a.length + b.length, 'a resend changes nothing');
+  // Then the relay's segment for the first part.
+  const chunks: Chunk[] = [];
+  for (let o = 0; o < a.length; o += 700) chunks.push({ offset: o, ts: 1000 + o, data: a.subarray(o, Math.min(a.length, o + 700)) });
+  const r = await log.putSegment('c', await encodeSegment('c', chunks, { blockBytes: 2048 }));
+  assert.ok(r.created);
+  assert.equal((await log.putSegment('c', await encodeSegment('c', chunks, { blockBytes: 2048 }))).created, false, 'idempotent re-upload');
+  assert.ok((await hot.runs('c'))[0].start > 0, 'hot files under the segment were dropped');
+  const all = Buffer.concat([a, b]);
+  assert.ok((await log.read('c', 0, all.length)).equals(all));
+  assert.ok((await log.read('c', 5000, 20000)).equals(all.subarray(5000, 20000)));
+  assert.equal((await log.tail('c', 2)).toString(), 'line 1998\nline 1999\n');
+  assert.equal(await log.lineStart('c', 1000, all.length), a.length, 'the last 1000 lines start where segment ends');
+  // Times: chunk at offset o arrived at 1000 + o.
+  assert.equal(await log.offsetAt('c', 1000 + 7000), 7000);
+  assert.equal(await log.offsetAt('c', 1000 + a.length + 1400), Math.ceil((a.length + 1400) / 700) * 700);
+  assert.equal(await log.offsetAt('c', 1e15), all.length);
+  assert.deepEqual(await log.consoles(), ['c']);
+});
+
+test('gaps and pending ranges: readAt skips them, items reports them, conflicts are refused', async () => {
+  const { log } = open();
+  await log.putSegment('c', await encodeSegment('c', [{ offset: 0, ts: 1, data: Buffer.from('aaaa') }]));
+  await log.putSegment('c', encodeGapSegment('c', { offset: 4, bytes: 6, t0: 2, t1: 3, reason: 'spool full' }));
+  await log.putSegment('c', await encodeSegment('c', [{ offset: 10, ts: 4, data: Buffer.from('bbbb') }]));
+  await log.append('c', 20, 5, Buffer.from('cccc')); // 14-20 still on its way from the relay
+  assert.equal(await log.end('c'), 24);
+  assert.deepEqual(await log.readAt('c', 2, 100), { offset: 2, data: Buffer.from('aa') });
+  assert.deepEqual(await log.readAt('c', 5, 100), { offset: 10, data: Buffer.from('bbbb') });
+  assert.deepEqual(await log.readAt('c', 14, 100), { offset: 20, data: Buffer.from('cccc') });
+  assert.deepEqual(await log.readAt('c', 24, 100), { offset: 24, data: Buffer.alloc(0) });
+  const kinds = [];
+  for await (const it of log.items('c', 0, 24)) kinds.push([it.kind, it.offset, it.kind === 'data' ? it.data.toString() : it.bytes]);
+  assert.deepEqual(kinds, [['data', 0, 'aaaa'], ['gap', 4, 6], ['data', 10, 'bbbb'], ['pending', 14, 6], ['data', 20, 'cccc']]);
+  assert.equal(await log.offsetAt('c', 2.5), 4, 'a time inside a loss finds the gap');
+  await assert.rejects(log.putSegment('c', await encodeSegment('c', [{ offset: 12, ts: 9, data: Buffer.from('zzzz') }])), (e: Error & { code?: string }) => e.code === 'CC_ERR_CONFLICT');
+  await assert.rejects(log.putSegment('d', await encodeSegment('c', [{ offset: 0, ts: 9, data: Buffer.from('z') }])), /for console c, uploaded to d/);
+  await assert.rejects(log.putSegment('c', randomBytes(100)), (e: Error & { code?: string }) => e.code === 'CC_ERR_BAD_PARAMETER');
+  // The missing range arrives: reads are whole again and the hot tail is trimmed.
+  await log.putSegment('c', await encodeSegment('c', [{ offset: 14, ts: 4.5, data: Buffer.from('PPPPPP') }, { offset: 20, ts: 5, data: Buffer.from('cccc') }]));
+  assert.equal((await log.read('c', 0, 24)).toString(), 'aaaabbbbPPPPPPcccc');
+});
+
+test('a new LogStore over the same data (a restart, or another Lambda) sees everything', async () => {
+  const { dir, log, hot } = open();
+  await log.putSegment('c', await encodeSegment('c', [{ offset: 0, ts: 1, data: lines(0, 50) }]));
+  await log.append('c', lines(0, 50).length, 2, Buffer.from('tail\n'));
+  hot.close();
+  const again = open(dir).log;
+  assert.equal((await again.tail('c', 2)).toString(), 'line 49\ntail\n');
+  assert.equal(await again.expire('c', 2), 1);
+  assert.equal((await again.tail('c', 5)).toString(), 'tail\n');
+});
+
+test('bytes a gap segment drops that already arrived live stay readable; only the rest is lost', async () => {
+  const { log, hot } = open();
+  await log.append('c', 0, 1, Buffer.from('live-live-')); // 0-10 went live before the relay's spool overflowed
+  const r = await log.putSegment('c', encodeGapSegment('c', { offset: 0, bytes: 30, t0: 1, t1: 2, reason: 'spool full' }));
+  assert.equal(r.lost, 20);
+  await log.putSegment('c', await encodeSegment('c', [{ offset: 30, ts: 3, data: Buffer.from('after') }]));
+  const items = [];
+  for await (const it of log.items('c', 0, 35)) items.push([it.kind, it.offset, it.kind === 'data' ? it.data.toString() : it.bytes]);
+  assert.deepEqual(items, [['data', 0, 'live-live-'], ['gap', 10, 20], ['data', 30, 'after']]);
+  assert.deepEqual(await hot.runs('c'), [{ start: 0, end: 10 }], 'not trimmed: it is the only copy');
+});

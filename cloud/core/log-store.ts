@@ -1,0 +1,305 @@
+// A console's log as one byte stream: sealed segments (SegmentStore, uploaded by relays from their
+// spools: the durable record) plus the hot tail (HotTail: live output not sealed yet, so replay is
+// never minutes behind). Offsets are the relay's; any offset is in one of four states:
+//   data     in a segment or in the hot tail (segments win where both have it: same bytes)
+//   gap      lost for good, recorded by a gap segment (a relay's spool overflowed)
+//   pending  not here yet: sealed on the relay but not uploaded (after an outage), or beyond the end
+// Stateless apart from caches (the segment index is re-listed when a key is missing), so it runs
+// the same in the embedded server and in Lambda.
+import { BadParameter, Conflict } from '../../protocol/errors.ts';
+import {
+  parseSegmentKey, readBlock, readFooter, segmentKey, verifySegment, SegmentFormatError,
+  type Chunk, type SegmentFooter, type SegmentKeyInfo, type SegmentSource,
+} from '../../protocol/segment.ts';
+import type { HotTail, OutputStore, SegmentStore } from './ports.ts';
+
+interface SegIdx extends SegmentKeyInfo { size: number }
+
+export type LogItem =
+  | { kind: 'data'; offset: number; ts: number; data: Buffer }
+  | { kind: 'gap'; offset: number; bytes: number; t0: number; t1: number; reason: string }
+  | { kind: 'pending'; offset: number; bytes: number };
+
+type Piece =
+  | { kind: 'seg'; seg: SegIdx; a: number; b: number }
+  | { kind: 'hot'; a: number; b: number }
+  | { kind: 'pending'; a: number; b: number };
+
+export interface LogStoreOptions {
+  /** Segment footers kept in memory. Default 512. */
+  footerCache: number;
+  /** Most bytes `tail` looks back through for its lines. Default 64 MiB. */
+  maxTailScan: number;
+}
+export const LOG_DEFAULTS: LogStoreOptions = { footerCache: 512, maxTailScan: 64 * 1024 * 1024 };
+
+const HOT_STEP = 256 * 1024;
+
+export class LogStore implements OutputStore {
+  readonly opts: LogStoreOptions;
+  private readonly index = new Map<string, SegIdx[]>();
+  private readonly footers = new Map<string, SegmentFooter>();
+
+  constructor(private readonly segs: SegmentStore, private readonly hot: HotTail, opts: Partial<LogStoreOptions> = {}) {
+    this.opts = { ...LOG_DEFAULTS, ...opts };
+  }
+
+  // ------------------------------------------------------------------------------------- index
+  private async segments(console: string): Promise<SegIdx[]> {
+    let list = this.index.get(console);
+    if (!list) {
+      list = [];
+      for (const o of await this.segs.list(`logs/${console}/`)) {
+        const k = parseSegmentKey(o.key);
+        if (k && k.console === console) list.push({ ...k, size: o.size });
+      }
+      list.sort((a, b) => a.start - b.start);
+      this.index.set(console, list);
+    }
+    return list;
+  }
+
+  /** Forgets cached listings (another process may have stored segments). */
+  refresh(console?: string): void { if (console) this.index.delete(console); else this.index.clear(); }
+
+  private async footer(s: SegIdx): Promise<SegmentFooter> {
+    let f = this.footers.get(s.key);
+    if (f) { this.footers.delete(s.key); this.footers.set(s.key, f); return f; }
+    f = await readFooter(this.source(s));
+    this.footers.set(s.key, f);
+    if (this.footers.size > this.opts.footerCache) this.footers.delete(this.footers.keys().next().value!);
+    return f;
+  }
+
+  private source(s: SegIdx): SegmentSource {
+    return { size: s.size, read: (pos, len) => this.segs.get(s.key, { start: pos, end: pos + len }) };
+  }
+
+  /** Segments of a console (offset order), for listing and retention. */
+  async segmentList(console: string): Promise<readonly SegIdx[]> { return this.segments(console); }
+
+  // ---------------------------------------------------------------------------- OutputStore API
+  async end(console: string): Promise<number> {
+    const segs = await this.segments(console);
+    const runs = await this.hot.runs(console);
+    return Math.max(segs.at(-1)?.end ?? 0, runs.at(-1)?.end ?? 0);
+  }
+
+  async append(console: string, offset: number, ts: number, data: Buffer): Promise<{ end: number }> {
+    const end = await this.end(console);
+    if (offset + data.length <= end) return { end };
+    if (offset < end) { data = data.subarray(end - offset); offset = end; }
+    await this.hot.append(console, offset, ts, data);
+    return { end: offset + data.length };
+  }
+
+  async consoles(): Promise<string[]> {
+    return [...new Set([...(await this.segs.children('logs/')), ...(await this.hot.consoles())])].sort();
+  }
+
+  async read(console: string, from: number, to: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const it of this.items(console, from, to)) if (it.kind === 'data') parts.push(it.data);
+    return Buffer.concat(parts);
+  }
+
+  async readAt(console: string, from: number, max: number): Promise<{ offset: number; data: Buffer }> {
+    const end = await this.end(console);
+    let start = from;
+    for (const p of await this.plan(console, from, end)) {
+      if (p.kind === 'pending' || (p.kind === 'seg' && p.seg.gap)) { start = p.b; continue; }
+      break;
+    }
+    const parts: Buffer[] = [];
+    for await (const it of this.items(console, start, Math.min(end, start + max))) {
+      if (it.kind !== 'data') break;
+      parts.push(it.data);
+    }
+    return { offset: start, data: Buffer.concat(parts) };
+  }
+
+  async tail(console: string, lines: number): Promise<Buffer> {
+    const end = await this.end(console);
+    return this.read(console, await this.lineStart(console, lines, end), end);
+  }
+
+  // ------------------------------------------------------------------------------------ reading
+  private async plan(console: string, from: number, to: number): Promise<Piece[]> {
+    const segs = await this.segments(console);
+    const runs = await this.hot.runs(console);
+    const out: Piece[] = [];
+    let cur = from;
+    let si = firstEndingAfter(segs, cur), ri = firstEndingAfter(runs, cur);
+    while (cur < to) {
+      while (si < segs.length && segs[si].end <= cur) si++;
+      while (ri < runs.length && runs[ri].end <= cur) ri++;
+      const s = segs[si], r = runs[ri];
+      // A gap segment loses only what the hot tail does not have (the relay dropped segments
+      // whose bytes had already gone live).
+      if (s && s.start <= cur && s.gap && r && r.start <= cur) { const b = Math.min(r.end, s.end, to); out.push({ kind: 'hot', a: cur, b }); cur = b; continue; }
+      if (s && s.start <= cur) {
+        const b = Math.min(s.end, to, s.gap && r && r.start > cur ? r.start : Infinity);
+        out.push({ kind: 'seg', seg: s, a: cur, b });
+        cur = b;
+        continue;
+      }
+      if (r && r.start <= cur) { const b = Math.min(r.end, s?.start ?? Infinity, to); out.push({ kind: 'hot', a: cur, b }); cur = b; continue; }
+      const b = Math.min(s?.start ?? Infinity, r?.start ?? Infinity, to);
+      out.push({ kind: 'pending', a: cur, b });
+      cur = b;
+    }
+    return out;
+  }
+
+  /** Everything in [from, to) in offset order: data chunks (with arrival times), gaps, pending. */
+  async *items(console: string, from: number, to: number): AsyncGenerator<LogItem> {
+    for (const p of await this.plan(console, from, to)) {
+      if (p.kind === 'pending') { yield { kind: 'pending', offset: p.a, bytes: p.b - p.a }; continue; }
+      if (p.kind === 'hot') {
+        for (let a = p.a; a < p.b; a += HOT_STEP) for (const c of await this.hot.read(console, a, Math.min(p.b, a + HOT_STEP))) yield { kind: 'data', ...c };
+        continue;
+      }
+      const f = await this.footer(p.seg);
+      if (f.gap) { yield { kind: 'gap', offset: p.a, bytes: p.b - p.a, t0: f.gap.t0, t1: f.gap.t1, reason: f.gap.reason }; continue; }
+      for (let i = firstEndingAfter(f.blocks.map((b) => ({ end: b.offset + b.bytes })), p.a); i < f.blocks.length && f.blocks[i].offset < p.b; i++) {
+        for (const c of await readBlock(this.source(p.seg), f, i)) {
+          const clipped = clip(c, p.a, p.b);
+          if (clipped) yield { kind: 'data', ...clipped };
+        }
+      }
+    }
+  }
+
+  /** Data chunks of [from, to) from the last backwards (gaps and pending ranges skipped). */
+  private async *backwards(console: string, from: number, to: number): AsyncGenerator<Chunk> {
+    const plan = await this.plan(console, from, to);
+    for (let k = plan.length - 1; k >= 0; k--) {
+      const p = plan[k];
+      if (p.kind === 'pending') continue;
+      if (p.kind === 'hot') {
+        for (let b = p.b; b > p.a; b -= HOT_STEP) {
+          const cs = await this.hot.read(console, Math.max(p.a, b - HOT_STEP), b);
+          for (let i = cs.length - 1; i >= 0; i--) yield cs[i];
+        }
+        continue;
+      }
+      const f = await this.footer(p.seg);
+      if (f.gap) continue;
+      for (let i = f.blocks.length - 1; i >= 0; i--) {
+        const blk = f.blocks[i];
+        if (blk.offset >= p.b || blk.offset + blk.bytes <= p.a) continue;
+        const cs = await readBlock(this.source(p.seg), f, i);
+        for (let j = cs.length - 1; j >= 0; j--) { const c = clip(cs[j], p.a, p.b); if (c) yield c; }
+      }
+    }
+  }
+
+  /** Offset where the last `lines` lines before `to` start. Output that ends with a newline: that
+   *  newline closes the last line, it does not start one. Looks back at most `maxTailScan` bytes. */
+  async lineStart(console: string, lines: number, to: number, floor = 0): Promise<number> {
+    if (lines <= 0) return to;
+    let found = 0, scanned = 0, first = true, start = to;
+    for await (const c of this.backwards(console, floor, to)) {
+      for (let i = c.data.length - 1; i >= 0; i--) {
+        const off = c.offset + i;
+        if (c.data[i] === 0x0a && !(first && off === to - 1)) { if (++found === lines) return off + 1; }
+        first = false;
+      }
+      start = c.offset;
+      scanned += c.data.length;
+      if (scanned >= this.opts.maxTailScan) return start;
+    }
+    return floor;
+  }
+
+  /** Offset of the first output that arrived at or after `time` (a gap's start if the time falls
+   *  in a loss); the stored end if nothing did. */
+  async offsetAt(console: string, time: number): Promise<number> {
+    const segs = await this.segments(console);
+    let lo = 0, hi = segs.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (segs[mid].t1 < time) lo = mid + 1; else hi = mid; }
+    for (let i = lo; i < segs.length; i++) {
+      const s = segs[i];
+      const f = await this.footer(s);
+      if (f.gap) return s.start;
+      const bi = f.blocks.findIndex((b) => b.t1 >= time);
+      if (bi < 0) continue;
+      const c = (await readBlock(this.source(s), f, bi)).find((x) => x.ts >= time);
+      if (c) return c.offset;
+    }
+    const hotAt = await this.hot.offsetAt(console, time);
+    const segEnd = segs.at(-1)?.end ?? 0;
+    if (hotAt !== undefined && hotAt >= segEnd) return hotAt;
+    return this.end(console);
+  }
+
+  // ---------------------------------------------------------------------------------- ingest
+  /** Stores a segment a relay uploaded (fully verified first). Idempotent: the same segment again
+   *  is accepted as stored; a different one over the same offsets is a conflict. */
+  async putSegment(console: string, body: Buffer): Promise<{ key: string; footer: SegmentFooter; created: boolean; /** Bytes a gap segment really loses (not in the hot tail), from offset lostAt. */ lost: number; lostAt: number }> {
+    let f: SegmentFooter;
+    try { f = await verifySegment(body); } catch (e) {
+      if (e instanceof SegmentFormatError) throw new BadParameter(`segment rejected: ${e.message}`);
+      throw e;
+    }
+    if (f.console !== console) throw new BadParameter(`segment is for console ${f.console}, uploaded to ${console}`);
+    const key = segmentKey(f);
+    const list = await this.segments(console);
+    const clash = list.find((s) => s.key !== key && s.start < f.end && f.start < s.end);
+    if (clash) throw new Conflict(`segment ${f.start}-${f.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
+    const r = await this.segs.put(key, body);
+    if (r === 'exists') {
+      const stored = await readFooter({ size: (await this.segs.list(key))[0]?.size ?? 0, read: (pos, len) => this.segs.get(key, { start: pos, end: pos + len }) });
+      if (stored.sha256 !== f.sha256) throw new Conflict(`a different segment ${key} is already stored`);
+    }
+    if (!list.some((s) => s.key === key)) {
+      const info = { ...parseSegmentKey(key)!, size: body.length };
+      let i = list.length;
+      while (i > 0 && list[i - 1].start > info.start) i--;
+      list.splice(i, 0, info);
+    }
+    await this.trimHot(console, list);
+    let lost = 0, lostAt = f.start;
+    if (f.gap) for await (const it of this.items(console, f.start, f.end)) if (it.kind === 'gap') { if (!lost) lostAt = it.offset; lost += it.bytes; }
+    return { key, footer: f, created: r === 'created', lost, lostAt };
+  }
+
+  /** Drops hot-tail files that segments now cover. */
+  private async trimHot(console: string, segs: SegIdx[]): Promise<void> {
+    const runs = await this.hot.runs(console);
+    if (!runs.length) return;
+    let covered = runs[0].start;
+    for (const s of segs) {
+      if (s.gap) break; // hot bytes under a gap segment are the only copy left
+      if (s.end <= covered) continue;
+      if (s.start > covered) break;
+      covered = s.end;
+    }
+    if (covered > runs[0].start) await this.hot.trim(console, covered);
+  }
+
+  /** Deletes segments whose newest output is older than `before` (ms). Returns how many. */
+  async expire(console: string, before: number): Promise<number> {
+    const list = await this.segments(console);
+    let n = 0;
+    while (list.length && list[0].t1 < before) {
+      const s = list.shift()!;
+      await this.segs.delete(s.key);
+      this.footers.delete(s.key);
+      n++;
+    }
+    return n;
+  }
+}
+
+function firstEndingAfter(xs: readonly { end: number }[], off: number): number {
+  let lo = 0, hi = xs.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (xs[mid].end <= off) lo = mid + 1; else hi = mid; }
+  return lo;
+}
+
+function clip(c: Chunk, a: number, b: number): Chunk | undefined {
+  const s = Math.max(c.offset, a), e = Math.min(c.offset + c.data.length, b);
+  if (s >= e) return undefined;
+  return s === c.offset && e === c.offset + c.data.length ? c : { offset: s, ts: c.ts, data: c.data.subarray(s - c.offset, e - c.offset) };
+}

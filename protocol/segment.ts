@@ -1,0 +1,214 @@
+// Sealed log segments: the unit a relay uploads and the cloud stores. Writer and reader of the
+// format documented in SEGMENT.md (next to this file); keep the two in step.
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import { z } from 'zod';
+
+export const SEGMENT_VERSION = 1;
+/** First 8 bytes of every segment. */
+export const SEGMENT_MAGIC = Buffer.from('CCSEG01\n', 'latin1');
+/** Last 8 bytes of every segment (after the u32 footer length). */
+export const SEGMENT_END_MAGIC = Buffer.from('CCSEGEND', 'latin1');
+const TRAILER = 12;
+/** Default raw bytes per compressed block: the unit a reader decompresses to reach a time. */
+export const DEFAULT_BLOCK_BYTES = 64 * 1024;
+/** Largest footer a reader accepts (a 1 MiB segment of 16 KiB blocks has a few KiB). */
+const MAX_FOOTER = 4 * 1024 * 1024;
+
+const deflateRaw = promisify(zlib.deflateRaw);
+const inflateRaw = promisify(zlib.inflateRaw);
+
+/** Bytes a console emitted: `data` starts at stream offset `offset` and was read at `ts` (ms). */
+export interface Chunk { offset: number; ts: number; data: Buffer }
+
+const nat = z.number().int().nonnegative();
+const blockInfo = z.object({ pos: nat, len: nat, offset: nat, bytes: nat, chunks: nat, t0: z.number(), t1: z.number() });
+export type BlockInfo = z.infer<typeof blockInfo>;
+const gapInfo = z.object({ offset: nat, bytes: z.number().int().positive(), t0: z.number(), t1: z.number(), reason: z.string().max(1024) });
+export type GapInfo = z.infer<typeof gapInfo>;
+const footerSchema = z.object({
+  v: z.literal(SEGMENT_VERSION),
+  console: z.string().min(1).max(128),
+  start: nat,
+  end: nat,
+  t0: z.number(),
+  t1: z.number(),
+  /** Data bytes in the segment (end - start for a data segment, 0 for a gap segment). */
+  bytes: nat,
+  /** sha256 (hex) of the data bytes in offset order. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  blocks: z.array(blockInfo).max(1_000_000),
+  /** Set on a gap segment: bytes [start, end) are lost for good, and why. */
+  gap: gapInfo.optional(),
+}).strict();
+export type SegmentFooter = z.infer<typeof footerSchema>;
+
+export class SegmentFormatError extends Error {}
+
+export interface EncodeOptions {
+  /** Raw bytes per block (default 64 KiB). */
+  blockBytes?: number;
+  /** zlib level 0-9 (default 1: logs compress well even at the fastest level). */
+  level?: number;
+}
+
+/** Encodes contiguous chunks of one console into a segment. */
+export async function encodeSegment(console: string, chunks: Chunk[], opts: EncodeOptions = {}): Promise<Buffer> {
+  if (!chunks.length) throw new SegmentFormatError('a data segment needs at least one chunk');
+  const blockBytes = opts.blockBytes ?? DEFAULT_BLOCK_BYTES;
+  const level = opts.level ?? 1;
+  const sha = createHash('sha256');
+  const parts: Buffer[] = [SEGMENT_MAGIC];
+  let pos = SEGMENT_MAGIC.length;
+  const blocks: BlockInfo[] = [];
+  let i = 0;
+  let offset = chunks[0].offset;
+  while (i < chunks.length) {
+    const group: Chunk[] = [];
+    let n = 0;
+    while (i < chunks.length && (n === 0 || n + chunks[i].data.length <= blockBytes)) {
+      const c = chunks[i++];
+      if (c.offset !== offset + n) throw new SegmentFormatError(`chunks are not contiguous: expected offset ${offset + n}, got ${c.offset}`);
+      if (!c.data.length) continue;
+      group.push(c);
+      n += c.data.length;
+    }
+    if (!group.length) continue;
+    const head = Buffer.allocUnsafe(4 + group.length * 12);
+    head.writeUInt32LE(group.length, 0);
+    group.forEach((c, k) => {
+      head.writeUInt32LE(c.data.length, 4 + k * 4);
+      head.writeDoubleLE(c.ts, 4 + group.length * 4 + k * 8);
+      sha.update(c.data);
+    });
+    const comp = await deflateRaw(Buffer.concat([head, ...group.map((c) => c.data)]), { level });
+    blocks.push({ pos, len: comp.length, offset, bytes: n, chunks: group.length, t0: group[0].ts, t1: group.at(-1)!.ts });
+    parts.push(comp);
+    pos += comp.length;
+    offset += n;
+  }
+  const start = chunks[0].offset;
+  if (offset === start) throw new SegmentFormatError('a data segment needs at least one byte');
+  return finish(parts, {
+    v: SEGMENT_VERSION, console, start, end: offset, t0: blocks[0].t0, t1: blocks.at(-1)!.t1,
+    bytes: offset - start, sha256: sha.digest('hex'), blocks,
+  });
+}
+
+/** A segment that records bytes [gap.offset, gap.offset + gap.bytes) as lost. */
+export function encodeGapSegment(console: string, gap: GapInfo): Buffer {
+  return finish([SEGMENT_MAGIC], {
+    v: SEGMENT_VERSION, console, start: gap.offset, end: gap.offset + gap.bytes, t0: gap.t0, t1: gap.t1,
+    bytes: 0, sha256: createHash('sha256').digest('hex'), blocks: [], gap,
+  });
+}
+
+function finish(parts: Buffer[], footer: SegmentFooter): Buffer {
+  const json = Buffer.from(JSON.stringify(footer));
+  const trailer = Buffer.allocUnsafe(TRAILER);
+  trailer.writeUInt32LE(json.length, 0);
+  SEGMENT_END_MAGIC.copy(trailer, 4);
+  return Buffer.concat([...parts, json, trailer]);
+}
+
+/** Random access to the bytes of a stored segment (a file, an S3 object with range GETs). */
+export interface SegmentSource {
+  size: number;
+  read(pos: number, len: number): Promise<Buffer>;
+}
+
+export function bufferSource(buf: Buffer): SegmentSource {
+  return { size: buf.length, read: async (pos, len) => buf.subarray(pos, pos + len) };
+}
+
+/** Reads and validates a segment's footer (the index: offsets, times, block positions). */
+export async function readFooter(src: SegmentSource): Promise<SegmentFooter> {
+  if (src.size < SEGMENT_MAGIC.length + TRAILER) throw new SegmentFormatError(`too short for a segment (${src.size} bytes)`);
+  const trailer = await src.read(src.size - TRAILER, TRAILER);
+  if (!trailer.subarray(4).equals(SEGMENT_END_MAGIC)) throw new SegmentFormatError('not a cloudcons segment (no end marker)');
+  const len = trailer.readUInt32LE(0);
+  const footerPos = src.size - TRAILER - len;
+  if (len > MAX_FOOTER || footerPos < SEGMENT_MAGIC.length) throw new SegmentFormatError(`footer length ${len} does not fit the segment`);
+  let parsed: unknown;
+  try { parsed = JSON.parse((await src.read(footerPos, len)).toString('utf8')); } catch { throw new SegmentFormatError('footer is not JSON'); }
+  const r = footerSchema.safeParse(parsed);
+  if (!r.success) throw new SegmentFormatError(`bad footer: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const f = r.data;
+  // The index must describe the offset range exactly, in order, inside the data area.
+  if (f.end < f.start) throw new SegmentFormatError('footer end is below start');
+  if (f.gap) {
+    if (f.blocks.length || f.bytes || f.gap.offset !== f.start || f.gap.offset + f.gap.bytes !== f.end) throw new SegmentFormatError('gap segment footer is inconsistent');
+  } else {
+    let off = f.start, pos = SEGMENT_MAGIC.length;
+    for (const b of f.blocks) {
+      if (b.offset !== off || b.pos !== pos || b.bytes === 0 || b.chunks === 0) throw new SegmentFormatError(`block index is inconsistent at offset ${off}`);
+      off += b.bytes; pos += b.len;
+    }
+    if (off !== f.end || pos !== footerPos || f.bytes !== f.end - f.start) throw new SegmentFormatError('block index does not cover the segment');
+  }
+  return f;
+}
+
+/** Decompresses block `i` into its chunks (with their offsets). */
+export async function readBlock(src: SegmentSource, f: SegmentFooter, i: number): Promise<Chunk[]> {
+  const b = f.blocks[i];
+  let raw: Buffer;
+  try { raw = await inflateRaw(await src.read(b.pos, b.len)); } catch (e) { throw new SegmentFormatError(`block ${i}: ${(e as Error).message}`); }
+  const n = raw.length >= 4 ? raw.readUInt32LE(0) : -1;
+  const dataPos = 4 + n * 12;
+  if (n !== b.chunks || raw.length !== dataPos + b.bytes) throw new SegmentFormatError(`block ${i} does not match the index`);
+  const out: Chunk[] = [];
+  let p = dataPos, off = b.offset;
+  for (let k = 0; k < n; k++) {
+    const len = raw.readUInt32LE(4 + k * 4);
+    if (p + len > raw.length) throw new SegmentFormatError(`block ${i} chunk ${k} overruns the block`);
+    out.push({ offset: off, ts: raw.readDoubleLE(4 + n * 4 + k * 8), data: raw.subarray(p, p + len) });
+    p += len; off += len;
+  }
+  return out;
+}
+
+/** Fully checks a segment (index, every block, sha256); returns its footer. */
+export async function verifySegment(buf: Buffer): Promise<SegmentFooter> {
+  const src = bufferSource(buf);
+  const f = await readFooter(src);
+  if (!buf.subarray(0, SEGMENT_MAGIC.length).equals(SEGMENT_MAGIC)) throw new SegmentFormatError('not a cloudcons segment (bad magic)');
+  const sha = createHash('sha256');
+  for (let i = 0; i < f.blocks.length; i++) for (const c of await readBlock(src, f, i)) sha.update(c.data);
+  if (sha.digest('hex') !== f.sha256) throw new SegmentFormatError('sha256 of the data does not match the footer');
+  return f;
+}
+
+/** Rewrites a segment's footer with every offset moved by `shift` (the data is untouched). */
+export async function shiftSegment(buf: Buffer, shift: number): Promise<Buffer> {
+  const f = await readFooter(bufferSource(buf));
+  const footerPos = buf.length - TRAILER - buf.readUInt32LE(buf.length - TRAILER);
+  const g: SegmentFooter = {
+    ...f, start: f.start + shift, end: f.end + shift,
+    blocks: f.blocks.map((b) => ({ ...b, offset: b.offset + shift })),
+    ...(f.gap ? { gap: { ...f.gap, offset: f.gap.offset + shift } } : {}),
+  };
+  return finish([buf.subarray(0, footerPos)], g);
+}
+
+// ----------------------------------------------------------------------------------------- keys
+const KEY_RE = /^logs\/([^/]+)\/(\d{4})\/(\d{2})\/(\d{2})\/(\d{16})-(\d{16})_(\d+)-(\d+)(\.gap)?\.seg$/;
+
+export interface SegmentKeyInfo { key: string; console: string; start: number; end: number; t0: number; t1: number; gap: boolean }
+
+/** The store key of a segment: logs/<console>/<yyyy>/<mm>/<dd>/<start>-<end>_<t0>-<t1>[.gap].seg
+ *  (UTC date of t0, offsets zero-padded to 16 digits so keys sort by offset within a day, times in
+ *  ms). The same console and offset range always give the same key: re-uploads are idempotent. */
+export function segmentKey(f: Pick<SegmentFooter, 'console' | 'start' | 'end' | 't0' | 't1' | 'gap'>): string {
+  const d = new Date(Math.max(0, Math.floor(f.t0)));
+  const p2 = (n: number) => String(n).padStart(2, '0');
+  const p16 = (n: number) => String(n).padStart(16, '0');
+  return `logs/${f.console}/${d.getUTCFullYear()}/${p2(d.getUTCMonth() + 1)}/${p2(d.getUTCDate())}/${p16(f.start)}-${p16(f.end)}_${Math.floor(f.t0)}-${Math.ceil(f.t1)}${f.gap ? '.gap' : ''}.seg`;
+}
+
+export function parseSegmentKey(key: string): SegmentKeyInfo | undefined {
+  const m = KEY_RE.exec(key);
+  if (!m) return undefined;
+  return { key, console: m[1], start: Number(m[5]), end: Number(m[6]), t0: Number(m[7]), t1: Number(m[8]), gap: !!m[9] };
+}
