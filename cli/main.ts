@@ -29,6 +29,11 @@ const int = (name: string, min = 0) => (v: string) => {
   if (!Number.isInteger(n) || n < min) throw new CcError('CC_ERR_BAD_PARAMETER', `${name}: expected an integer >= ${min}, got ${JSON.stringify(v)}`);
   return n;
 };
+const float = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new CcError('CC_ERR_BAD_PARAMETER', `${name}: expected a number > 0, got ${JSON.stringify(v)}`);
+  return n;
+};
 
 loginOpts(program.command('attach <console>')
   .description('attach to a console (read-write if the write lock is free, else spy)')
@@ -57,13 +62,45 @@ loginOpts(program.command('who <console>').description('users on a console and t
   });
 
 loginOpts(program.command('replay <console>').description('print stored output (works while the console or relay is down)')
-  .option('--tail <lines>', 'last N lines', int('--tail', 1), 20)
-  .option('--from <offset>', 'instead: the exact bytes from this output offset on (0 = everything)', int('--from')))
+  .option('--tail <lines>', 'the last N lines of the range (default 20 when neither --since nor --from is given)', int('--tail', 0))
+  .option('--since <time>', 'from this time: 2h, 30m, 1d (ago), 2026-11-25, "2026-11-25 14:00", ISO time')
+  .option('--until <time>', 'up to this time (same forms)')
+  .option('--from <offset>', 'the exact bytes from this output offset on (0 = everything)', int('--from'))
+  .option('-f, --follow', 'then keep printing live output (no gap, no overlap at the seam), until Ctrl-C')
+  .option('--timestamps', 'prefix each line with the time its first byte arrived (UTC)')
+  .option('--raw', 'the exact bytes, no markers for lost or missing output')
+  .option('--marks', 'interleave conserver-style [-- MARK --] lines and attach/lock/break/up/down events')
+  .option('--speed <x>', 'play back in real time, scaled (2 = twice as fast)', float('--speed'))
+  .option('--max-idle <s>', 'with --speed: longest pause between outputs (default 2)', float('--max-idle')))
   .action(async (name: string, o) => {
-    const q = o.from !== undefined ? `from=${o.from}` : `tail=${o.tail}`;
-    const res = await api(login(o), `/v1/consoles/${encodeURIComponent(name)}/replay?${q}`);
-    const buf = Buffer.from(await res.arrayBuffer());
-    await new Promise<void>((r) => process.stdout.write(buf, () => r()));
+    const { replay } = await import('./replay.ts');
+    if (o.from !== undefined) {
+      // Exact bytes from an offset: what reconnecting clients and scripts use.
+      const res = await api(login(o), `/v1/consoles/${encodeURIComponent(name)}/replay?from=${o.from}&format=raw`);
+      const buf = Buffer.from(await res.arrayBuffer());
+      await new Promise<void>((r) => process.stdout.write(buf, () => r()));
+      return;
+    }
+    process.exitCode = await replay(login(o), name, { tail: o.tail, since: o.since, until: o.until, follow: o.follow, timestamps: o.timestamps, raw: o.raw, marks: o.marks, speed: o.speed, maxIdle: o.maxIdle });
+  });
+
+loginOpts(program.command('export <console>').description('write stored output as raw bytes, timestamped text or an asciicast v2 recording')
+  .option('--since <time>', 'from this time (default: everything)').option('--until <time>', 'up to this time')
+  .addOption(new Option('--format <f>', 'raw | text | asciicast').choices(['raw', 'text', 'asciicast']).default('text'))
+  .option('-o, --output <file>', 'write here instead of stdout (a progress bar shows on a terminal)')
+  .option('--width <cols>', 'asciicast terminal width (default 80)', int('--width', 1)).option('--height <rows>', 'asciicast terminal height (default 24)', int('--height', 1)))
+  .action(async (name: string, o) => {
+    const { exportLog } = await import('./replay.ts');
+    process.exitCode = await exportLog(login(o), name, { since: o.since, until: o.until, format: o.format, output: o.output, width: o.width, height: o.height });
+  });
+
+loginOpts(program.command('grep <pattern>').description('search stored output of many consoles (regex); exit 1 when nothing matched')
+  .option('--console <glob>', 'consoles to search (default *)').option('--since <time>', 'from this time').option('--until <time>', 'up to this time')
+  .option('-i, --ignore-case', 'case-insensitive').option('--json', 'one JSON object per match')
+  .option('--max <n>', 'stop after N matches (default 1000)', int('--max', 1)))
+  .action(async (pattern: string, o) => {
+    const { grep } = await import('./replay.ts');
+    process.exitCode = await grep(login(o), pattern, { console: o.console, since: o.since, until: o.until, ignoreCase: o.ignoreCase, json: o.json, max: o.max });
   });
 
 loginOpts(program.command('audit <console>').description('who typed what, and attach/detach/lock/break events')

@@ -5,6 +5,7 @@ import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { CcError, Forbidden, Unauthorized, BadParameter, TooLarge, httpStatus } from '../../protocol/errors.ts';
 import type { CloudCore } from './core.ts';
+import { DEFAULT_MARK_MS, Formatter, globToRegex, grepLog, grepRegex, parseTime, REPLAY_FORMATS, type ReplayFormat } from './replay.ts';
 import type { CloudPorts, Principal } from './ports.ts';
 
 type Env = { Variables: { who: Principal } };
@@ -62,16 +63,77 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
 
   app.get('/v1/consoles/:name', async (c) => { user(c); return c.json(await core.getConsole(c.req.param('name'))); });
 
+  // Replay / export. Range: `from` (offset) or `since` (ms or 2h / ISO), up to `until`, then the
+  // last `tail` lines of it (default 20 when no start is given). Streams; headers say the range.
   app.get('/v1/consoles/:name/replay', async (c) => {
     user(c);
     const name = c.req.param('name');
     await core.requireKnown(name);
+    const q = (k: string) => c.req.query(k);
+    const format = (q('format') ?? 'raw') as ReplayFormat;
+    if (!REPLAY_FORMATS.includes(format)) throw new BadParameter(`format: must be one of ${REPLAY_FORMATS.join(', ')} (got ${JSON.stringify(format)})`);
+    const since = timeParam(q('since'), 'since'), until = timeParam(q('until'), 'until');
     const end = await core.log.end(name);
-    // ?from=OFFSET: the exact bytes from an output offset to the end; else the last `tail` lines.
-    const bytes = c.req.query('from') !== undefined
-      ? await core.log.read(name, intParam(c.req.query('from'), 'from', 0, 0, Number.MAX_SAFE_INTEGER), end)
-      : await core.log.tail(name, intParam(c.req.query('tail'), 'tail', 20, 1, 1_000_000));
-    return c.body(new Uint8Array(bytes), 200, { 'content-type': 'application/octet-stream', 'x-cloudcons-end': String(end) });
+    const to = until !== undefined ? await core.log.offsetAt(name, until) : end;
+    let from = q('from') !== undefined ? intParam(q('from'), 'from', 0, 0, Number.MAX_SAFE_INTEGER) : since !== undefined ? await core.log.offsetAt(name, since) : 0;
+    from = Math.min(from, to);
+    if (q('tail') !== undefined || (q('from') === undefined && since === undefined)) {
+      from = await core.log.lineStart(name, intParam(q('tail'), 'tail', 20, 0, 10_000_000), to, from);
+    }
+    const marks = flag(q('marks'));
+    const events = marks ? (await ports.audit.list(name)).filter((e) => e.offset !== undefined && e.offset >= from && e.offset <= to) : [];
+    const f = new Formatter(format, {
+      timestamps: flag(q('timestamps')), marks, events, console: name,
+      markMs: q('mark-ms') === undefined ? undefined : intParam(q('mark-ms'), 'mark-ms', DEFAULT_MARK_MS, 1000, 365 * 86_400_000),
+      width: intParam(q('width'), 'width', 80, 1, 1000), height: intParam(q('height'), 'height', 24, 1, 1000),
+    });
+    const items = core.log.items(name, from, to);
+    const body = new ReadableStream<Uint8Array>({
+      // A pull must enqueue something (or close): a stream does not pull again on its own.
+      async pull(ctl) {
+        for (;;) {
+          const r = await items.next();
+          if (r.done) { const tail = f.end(); if (tail.length) ctl.enqueue(new Uint8Array(tail)); ctl.close(); return; }
+          const out = f.push(r.value);
+          if (out.length) { ctl.enqueue(new Uint8Array(out.buffer, out.byteOffset, out.length)); return; }
+        }
+      },
+      async cancel() { await items.return(undefined); },
+    });
+    const type = format === 'asciicast' || format === 'chunks' ? 'application/x-ndjson' : 'application/octet-stream';
+    return new Response(body, { headers: { 'content-type': type, 'x-cloudcons-from': String(from), 'x-cloudcons-end': String(to), 'cache-control': 'no-store' } });
+  });
+
+  // Search stored output of many consoles: NDJSON lines {console,time,offset,line}, then
+  // {"truncated":N} if `max` (default 1000) stopped it.
+  app.get('/v1/grep', async (c) => {
+    user(c);
+    const q = (k: string) => c.req.query(k);
+    const pattern = q('pattern');
+    if (!pattern) throw new BadParameter('pattern: required');
+    let re: RegExp;
+    try { re = grepRegex(pattern, flag(q('i'))); } catch (e) { throw new BadParameter((e as Error).message); }
+    const glob = globToRegex(q('console') ?? '*');
+    const since = timeParam(q('since'), 'since'), until = timeParam(q('until'), 'until');
+    const max = intParam(q('max'), 'max', 1000, 1, 10_000_000);
+    const names = [...new Set([...(await core.listConsoles()).map((x) => x.name), ...(await core.log.consoles())])].filter((n) => glob.test(n)).sort();
+    const enc = (x: unknown) => new TextEncoder().encode(JSON.stringify(x) + '\n');
+    const hits = (async function* () {
+      let n = 0;
+      for (const name of names) {
+        const from = since !== undefined ? await core.log.offsetAt(name, since) : 0;
+        const to = until !== undefined ? await core.log.offsetAt(name, until) : await core.log.end(name);
+        for await (const h of grepLog(core.log.items(name, from, to), name, re)) {
+          if (n++ >= max) { yield { truncated: max }; return; }
+          yield h;
+        }
+      }
+    })();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(ctl) { const r = await hits.next(); if (r.done) ctl.close(); else ctl.enqueue(enc(r.value)); },
+      async cancel() { await hits.return(undefined); },
+    });
+    return new Response(body, { headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' } });
   });
 
   app.put('/v1/consoles/:name/segments', bodyLimit({
@@ -103,6 +165,15 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   });
 
   return app;
+}
+
+function flag(raw: string | undefined): boolean { return raw !== undefined && raw !== '0' && raw !== 'false'; }
+
+function timeParam(raw: string | undefined, name: string): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const t = parseTime(raw);
+  if (t === undefined) throw new BadParameter(`${name}: not a time: ${JSON.stringify(raw)} (use e.g. 2h, 30m, 2026-11-25, "2026-11-25 14:00", an ISO time or ms since the epoch)`);
+  return t;
 }
 
 function intParam(raw: string | undefined, name: string, dflt: number, min: number, max: number): number {
