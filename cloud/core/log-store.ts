@@ -8,7 +8,7 @@
 // the same in the embedded server and in Lambda.
 import { BadParameter, Conflict } from '../../protocol/errors.ts';
 import {
-  parseSegmentKey, readBlock, readFooter, segmentKey, verifySegment, SegmentFormatError,
+  bufferSource, parseSegmentKey, readBlock, readFooter, segmentKey, verifySegment, SegmentFormatError,
   type Chunk, type SegmentFooter, type SegmentKeyInfo, type SegmentSource,
 } from '../../protocol/segment.ts';
 import type { HotTail, OutputStore, SegmentStore } from './ports.ts';
@@ -161,8 +161,10 @@ export class LogStore implements OutputStore {
       }
       const f = await this.footer(p.seg);
       if (f.gap) { yield { kind: 'gap', offset: p.a, bytes: p.b - p.a, t0: f.gap.t0, t1: f.gap.t1, reason: f.gap.reason }; continue; }
+      // Reading most of a segment: one GET of the whole object beats a range GET per block.
+      const src = (p.b - p.a) * 2 > p.seg.end - p.seg.start ? bufferSource(await this.segs.get(p.seg.key)) : this.source(p.seg);
       for (let i = firstEndingAfter(f.blocks.map((b) => ({ end: b.offset + b.bytes })), p.a); i < f.blocks.length && f.blocks[i].offset < p.b; i++) {
-        for (const c of await readBlock(this.source(p.seg), f, i)) {
+        for (const c of await readBlock(src, f, i)) {
           const clipped = clip(c, p.a, p.b);
           if (clipped) yield { kind: 'data', ...clipped };
         }
