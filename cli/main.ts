@@ -29,6 +29,11 @@ const int = (name: string, min = 0) => (v: string) => {
   if (!Number.isInteger(n) || n < min) throw new CcError('CC_ERR_BAD_PARAMETER', `${name}: expected an integer >= ${min}, got ${JSON.stringify(v)}`);
   return n;
 };
+const duration = (name: string) => (v: string) => {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h|d|w)$/.exec(v.trim());
+  if (!m) throw new CcError('CC_ERR_BAD_PARAMETER', `${name}: expected a duration like 90d, 12h, 30m, got ${JSON.stringify(v)}`);
+  return Math.round(Number(m[1]) * { s: 1000, m: 60_000, h: 3600_000, d: 86_400_000, w: 604_800_000 }[m[2] as 's']);
+};
 const float = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new CcError('CC_ERR_BAD_PARAMETER', `${name}: expected a number > 0, got ${JSON.stringify(v)}`);
@@ -158,11 +163,12 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--viewer-high-water-bytes <n>', 'drop live output to a viewer with this much unsent (default 8 MiB)', int('--viewer-high-water-bytes', 1024))
   .option('--viewer-stall-ms <ms>', 'disconnect a viewer that is behind and reads nothing this long (default 60000)', int('--viewer-stall-ms', 100))
   .option('--max-segment-bytes <n>', 'largest segment upload a relay may send (default 16777216)', int('--max-segment-bytes', 1024))
+  .option('--retention <age>', 'delete stored output older than this (e.g. 90d, 12h; default: keep forever)', duration('--retention'))
   .action(async (o) => {
     const { runCloud } = await import('./run-cloud.ts');
     await runCloud({
       dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs },
-      limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes },
+      limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention },
     });
   });
 

@@ -88,3 +88,17 @@ test('bytes a gap segment drops that already arrived live stay readable; only th
   assert.deepEqual(items, [['data', 0, 'live-live-'], ['gap', 10, 20], ['data', 30, 'after']]);
   assert.deepEqual(await hot.runs('c'), [{ start: 0, end: 10 }], 'not trimmed: it is the only copy');
 });
+
+test('the embedded cloud deletes segments past --retention and keeps newer ones', async () => {
+  const { startCloudServer } = await import('../server/node-server.ts');
+  const dir = tmpDir('ret');
+  const srv = await startCloudServer({ dataDir: dir, log: () => {}, limits: { retentionMs: 60_000, retentionCheckMs: 50 } });
+  try {
+    const now = Date.now();
+    await srv.core.log.putSegment('c', await encodeSegment('c', [{ offset: 0, ts: now - 120_000, data: Buffer.from('old\n') }]));
+    await srv.core.log.putSegment('c', await encodeSegment('c', [{ offset: 4, ts: now, data: Buffer.from('new\n') }]));
+    const { until } = await import('../../test/helpers.ts');
+    await until('old segment deleted', async () => (await srv.core.log.segmentList('c')).length === 1);
+    assert.equal((await srv.core.log.read('c', 0, 8)).toString(), 'new\n');
+  } finally { await srv.close(); }
+});

@@ -25,9 +25,13 @@ export interface ServerLimits extends SenderLimits {
   maxQueued: number;
   /** Largest segment upload accepted (bytes). Default 16 MiB. */
   maxSegmentBytes: number;
+  /** Delete segments whose newest output is older than this (ms); 0 keeps them forever (default). */
+  retentionMs: number;
+  /** How often retention runs (ms). Default 1 hour. */
+  retentionCheckMs: number;
 }
 export const SERVER_DEFAULTS: ServerLimits = {
-  ...SENDER_DEFAULTS, maxFrameBytes: PROTOCOL_LIMITS.maxFrameBytes, maxBadFrames: 20, idleTimeoutMs: 90_000, maxQueued: 256, maxSegmentBytes: 16 * 1024 * 1024,
+  ...SENDER_DEFAULTS, maxFrameBytes: PROTOCOL_LIMITS.maxFrameBytes, maxBadFrames: 20, idleTimeoutMs: 90_000, maxQueued: 256, maxSegmentBytes: 16 * 1024 * 1024, retentionMs: 0, retentionCheckMs: 3600_000,
 };
 
 export interface CloudServerOptions {
@@ -56,6 +60,15 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   const core = new CloudCore(ports, opts.core);
   sender.setOutput(core.log);
   const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes });
+  const retention = limits.retentionMs > 0 ? setInterval(() => {
+    void (async () => {
+      for (const c of await core.log.consoles()) {
+        const n = await core.log.expire(c, Date.now() - limits.retentionMs);
+        if (n) log(`retention: deleted ${n} segments of ${c} older than ${limits.retentionMs} ms`);
+      }
+    })().catch((e: Error) => log(`retention failed: ${e.message}`));
+  }, limits.retentionCheckMs) : undefined;
+  retention?.unref();
   const server = http.createServer(getRequestListener(app.fetch));
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
 
@@ -132,6 +145,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections?.();
       sender.stop();
+      clearInterval(retention);
       closePorts();
     },
   };
