@@ -82,7 +82,7 @@ export class Formatter {
         if (it.kind === 'data') return Buffer.from(JSON.stringify({ o: it.offset, ts: it.ts, d: it.data.toString('base64') }) + '\n');
         return Buffer.from(JSON.stringify(it.kind === 'gap' ? { gap: { o: it.offset, bytes: it.bytes, t0: it.t0, t1: it.t1, reason: it.reason } } : { pending: { o: it.offset, bytes: it.bytes } }) + '\n');
       case 'asciicast': {
-        const text = it.kind === 'data' ? this.decoder.decode(it.data, { stream: true }) : `${CRLF}${marker(it)}${CRLF}`;
+        const text = it.kind === 'data' ? this.decoder.decode(it.data, { stream: true }) : `${CRLF}[-- ${marker(it)} --]${CRLF}`;
         if (!text) return EMPTY;
         const ts = it.kind === 'data' ? it.ts : it.kind === 'gap' ? it.t0 : undefined;
         const head = this.header(ts ?? Date.now());
@@ -103,13 +103,15 @@ export class Formatter {
     while (p < data.length) {
       const off = it.offset + p;
       const e = this.events[this.ev];
-      if (e && e.offset! <= off) { parts.push(this.line(describe(e)!, off, e.time)); this.ev++; continue; }
+      // An event that falls on a line ending goes after it (no empty line left behind).
+      const at = e ? lineEndAfter(data, e.offset! - it.offset) + it.offset : Infinity;
+      if (e && at <= off) { parts.push(this.line(describe(e)!, off, e.time)); this.ev++; continue; }
       if (this.o.marks && it.ts >= this.nextMark) {
         const step = this.o.markMs ?? DEFAULT_MARK_MS;
         if (this.nextMark) parts.push(this.line(`MARK -- ${stamp(Math.floor(it.ts / step) * step)}`, off));
         this.nextMark = (Math.floor(it.ts / step) + 1) * step;
       }
-      const upto = Math.min(data.length, e ? e.offset! - it.offset : data.length);
+      const upto = Math.min(data.length, e ? at - it.offset : data.length);
       if (!this.o.timestamps) { parts.push(data.subarray(p, upto)); this.atLineStart = data[upto - 1] === 0x0a; p = upto; continue; }
       let q = p;
       while (q < upto) {
@@ -152,8 +154,16 @@ export class Formatter {
 const EMPTY = Buffer.alloc(0);
 
 function marker(it: Exclude<LogItem, { kind: 'data' }>): string {
-  if (it.kind === 'gap') return `[-- cloudcons: ${it.bytes} bytes of output lost (${it.reason}) --]`;
-  return `[-- cloudcons: ${it.bytes} bytes not uploaded by the relay yet --]`;
+  if (it.kind === 'gap') return `cloudcons: ${it.bytes} bytes of output lost (${it.reason})`;
+  return `cloudcons: ${it.bytes} bytes not uploaded by the relay yet`;
+}
+
+/** `rel` moved past a line ending it points into (`\r\n` or `\n`) within `data`. */
+function lineEndAfter(data: Buffer, rel: number): number {
+  if (rel < 0 || rel >= data.length) return rel;
+  if (data[rel] === 0x0d && data[rel + 1] === 0x0a) return rel + 2;
+  if (data[rel] === 0x0a) return rel + 1;
+  return rel;
 }
 
 /** Parses a time for --since/--until: `90s`, `15m`, `2h`, `3d`, `1w` ago, `now`, an ISO date or
