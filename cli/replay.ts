@@ -26,8 +26,8 @@ function rangeQuery(o: RangeOptions): URLSearchParams {
 const write = (out: NodeJS.WritableStream, b: Buffer | string): Promise<void> =>
   new Promise((resolve, reject) => { if (out.write(b, (e) => (e ? reject(e) : undefined))) resolve(); else out.once('drain', resolve); });
 
-/** Parses an NDJSON `chunks` body into LogItems as they arrive. */
-async function* chunkItems(res: Response): AsyncGenerator<LogItem> {
+/** The JSON objects of an NDJSON body, as they arrive. */
+async function* ndjson(res: Response): AsyncGenerator<Record<string, any>> {
   let rest = '';
   const dec = new TextDecoder();
   for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
@@ -36,12 +36,17 @@ async function* chunkItems(res: Response): AsyncGenerator<LogItem> {
     while ((nl = rest.indexOf('\n')) >= 0) {
       const line = rest.slice(0, nl);
       rest = rest.slice(nl + 1);
-      if (!line) continue;
-      const j = JSON.parse(line);
-      if (j.gap) yield { kind: 'gap', offset: j.gap.o, bytes: j.gap.bytes, t0: j.gap.t0, t1: j.gap.t1, reason: j.gap.reason };
-      else if (j.pending) yield { kind: 'pending', offset: j.pending.o, bytes: j.pending.bytes };
-      else yield { kind: 'data', offset: j.o, ts: j.ts, data: Buffer.from(j.d, 'base64') };
+      if (line) yield JSON.parse(line);
     }
+  }
+}
+
+/** Parses a `chunks` replay body into LogItems as they arrive. */
+async function* chunkItems(res: Response): AsyncGenerator<LogItem> {
+  for await (const j of ndjson(res)) {
+    if (j.gap) yield { kind: 'gap', offset: j.gap.o, bytes: j.gap.bytes, t0: j.gap.t0, t1: j.gap.t1, reason: j.gap.reason };
+    else if (j.pending) yield { kind: 'pending', offset: j.pending.o, bytes: j.pending.bytes };
+    else yield { kind: 'data', offset: j.o, ts: j.ts, data: Buffer.from(j.d, 'base64') };
   }
 }
 
@@ -196,20 +201,11 @@ export async function grep(login: Login, pattern: string, o: GrepOptions): Promi
   if (o.ignoreCase) q.set('i', '1');
   if (o.max) q.set('max', String(o.max));
   const res = await api(login, `/v1/grep?${q}`);
-  let n = 0, rest = '';
-  const dec = new TextDecoder();
-  for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
-    rest += dec.decode(part, { stream: true });
-    let nl: number;
-    while ((nl = rest.indexOf('\n')) >= 0) {
-      const line = rest.slice(0, nl);
-      rest = rest.slice(nl + 1);
-      if (!line) continue;
-      const h = JSON.parse(line) as GrepHit | { truncated: number };
-      if ('truncated' in h) { process.stderr.write(`cloudcons: stopped after ${h.truncated} matches (--max)\n`); continue; }
-      n++;
-      await write(process.stdout, o.json ? `${line}\n` : `${h.console}\t${stamp(h.time)}\t${h.line}\n`);
-    }
+  let n = 0;
+  for await (const h of ndjson(res) as AsyncGenerator<GrepHit | { truncated: number }>) {
+    if ('truncated' in h) { process.stderr.write(`cloudcons: stopped after ${h.truncated} matches (--max)\n`); continue; }
+    n++;
+    await write(process.stdout, o.json ? `${JSON.stringify(h)}\n` : `${h.console}\t${stamp(h.time)}\t${h.line}\n`);
   }
   return n ? 0 : 1; // like grep: 1 when nothing matched
 }
