@@ -151,3 +151,27 @@ export async function cleanup(): Promise<void> {
   if (!process.env.KEEP_TMP) for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   dirs.clear();
 }
+
+/** A cloud process (on a fixed port, so it can be restarted), a relay token for relay `edge1`, and
+ *  a socat pty pair published as serial console `ser1` by relays `startRelay()` starts (spool in
+ *  DIR/spool, `relayArgs` appended). `stored()` is the console's stored bytes and end offset. */
+export async function serialRig(prefix: string, relayArgs: string[] = []) {
+  const dir = tmpDir(prefix);
+  const dataDir = path.join(dir, 'data');
+  const port = await freePort();
+  const c = await startCloud(dataDir, port);
+  const relayTok = createToken(dataDir, 'relay', 'edge1');
+  const pair = await PtyPair.create(dir);
+  fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge1 }\nconsoles:\n  ser1: { type: serial, device: ${pair.dev}, baud: 115200 }\n`);
+  const auth = { authorization: `Bearer ${c.adminToken}` };
+  const rig = {
+    dir, dataDir, port, url: c.url, adminToken: c.adminToken, auth, cloud: c.proc, pair,
+    startRelay: () => cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', c.url, '--token', relayTok, ...relayArgs]),
+    async restartCloud(): Promise<void> { rig.cloud = (await startCloud(dataDir, port)).proc; },
+    async stored(): Promise<{ end: number; bytes: Buffer } | undefined> {
+      const r = await fetch(`${c.url}/v1/consoles/ser1/replay?from=0&format=raw`, { headers: auth }).catch(() => undefined);
+      return r?.ok ? { end: Number(r.headers.get('x-cloudcons-end')), bytes: Buffer.from(await r.arrayBuffer()) } : undefined;
+    },
+  };
+  return rig;
+}

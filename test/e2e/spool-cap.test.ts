@@ -5,28 +5,17 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanup, cloudcons, createToken, freePort, openPtyPeer, PtyPair, startCloud, tmpDir, until } from '../helpers.ts';
+import { cleanup, openPtyPeer, serialRig, until } from '../helpers.ts';
 
 after(cleanup);
 
 test('spool cap reached during a cloud outage: an exact gap record, the newest output kept', async () => {
-  const dir = tmpDir('cap');
-  const dataDir = path.join(dir, 'data');
-  const port = await freePort();
-  let { proc: cloud, url, adminToken } = await startCloud(dataDir, port);
-  const relayTok = createToken(dataDir, 'relay', 'edge1');
-  const pair = await PtyPair.create(dir);
-  fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge1 }\nconsoles:\n  ser1: { type: serial, device: ${pair.dev}, baud: 115200 }\n`);
   const cap = 1024 * 1024;
-  const relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', url, '--token', relayTok,
-    '--spool-cap-bytes', String(cap), '--segment-bytes', '65536', '--segment-ms', '600000']);
+  const rig = await serialRig('cap', ['--spool-cap-bytes', String(cap), '--segment-bytes', '65536', '--segment-ms', '600000']);
+  const { dir, url, auth: h, stored } = rig;
+  const relay = rig.startRelay();
   await relay.waitFor(/console ser1 up/);
-  const dev = openPtyPeer(pair.peer);
-  const h = { authorization: `Bearer ${adminToken}` };
-  const stored = async () => {
-    const r = await fetch(`${url}/v1/consoles/ser1/replay?from=0`, { headers: h }).catch(() => undefined);
-    return r?.ok ? { end: Number(r.headers.get('x-cloudcons-end')), bytes: Buffer.from(await r.arrayBuffer()) } : undefined;
-  };
+  const dev = openPtyPeer(rig.pair.peer);
   const write = async (b: Buffer) => {
     for (let p = 0; p < b.length;) {
       try { p += dev.write(b.subarray(p, p + 4096)); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e; await new Promise((r) => setTimeout(r, 2)); }
@@ -36,14 +25,14 @@ test('spool cap reached during a cloud outage: an exact gap record, the newest o
   const before = randomBytes(10_000);
   await write(before);
   await until('first part live in the cloud', async () => (await stored())?.end === before.length);
-  await cloud.kill('SIGKILL');
+  await rig.cloud.kill('SIGKILL');
   const during = randomBytes(3 * 1024 * 1024);
   await write(during);
   await relay.waitFor(/SPOOL FULL/);
   await new Promise((r) => setTimeout(r, 500));
   const spoolBytes = fs.readdirSync(path.join(dir, 'spool', 'ser1')).reduce((n, f) => n + fs.statSync(path.join(dir, 'spool', 'ser1', f)).size, 0);
   assert.ok(spoolBytes <= cap + 70_000, `spool holds ${spoolBytes} bytes, about its cap of ${cap} at most`);
-  ({ proc: cloud } = await startCloud(dataDir, port));
+  await rig.restartCloud();
   const total = before.length + during.length;
   type Rec = { type: string; detail?: string; offset?: number };
   const gaps = await until('gap segment stored', async () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanup, cloudcons, createToken, freePort, openPtyPeer, PtyPair, startCloud, tmpDir, until } from '../helpers.ts';
+import { cleanup, openPtyPeer, serialRig, until } from '../helpers.ts';
 import { parseSegmentKey } from '../../protocol/segment.ts';
 
 after(cleanup);
@@ -42,36 +42,25 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 test('kill -9 of cloud and relay and a long cloud outage: the stored log equals the emitted stream', { timeout: OUTAGE_MS + 120_000 }, async () => {
-  const dir = tmpDir('zeroloss');
-  const dataDir = path.join(dir, 'data');
-  const port = await freePort();
-  let { proc: cloud, url, adminToken } = await startCloud(dataDir, port);
-  const relayTok = createToken(dataDir, 'relay', 'edge1');
-  const pair = await PtyPair.create(dir);
-  fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge1 }\nconsoles:\n  ser1: { type: serial, device: ${pair.dev}, baud: 115200 }\n`);
-  const startRelay = () => cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', url, '--token', relayTok,
-    '--segment-bytes', '16384', '--segment-ms', '1000']);
+  const rig = await serialRig('zeroloss', ['--segment-bytes', '16384', '--segment-ms', '1000']);
+  const { dir, dataDir, stored } = rig;
+  const startRelay = rig.startRelay;
   let relay = startRelay();
   await relay.waitFor(/console ser1 up/);
   const stream = randomBytes(Math.ceil(RATE * (OUTAGE_MS / 1000 + 20)));
-  const dev = emitter(openPtyPeer(pair.peer), stream);
-  const h = { authorization: `Bearer ${adminToken}` };
-  const stored = async () => {
-    const r = await fetch(`${url}/v1/consoles/ser1/replay?from=0`, { headers: h }).catch(() => undefined);
-    return r?.ok ? { end: Number(r.headers.get('x-cloudcons-end')), bytes: Buffer.from(await r.arrayBuffer()) } : undefined;
-  };
+  const dev = emitter(openPtyPeer(rig.pair.peer), stream);
 
   dev.run(true);
   await sleep(2000);
   // 1. The cloud dies mid-stream and comes back.
-  await cloud.kill('SIGKILL');
+  await rig.cloud.kill('SIGKILL');
   await sleep(3000);
-  ({ proc: cloud } = await startCloud(dataDir, port));
+  await rig.restartCloud();
   await sleep(2000);
   // 2. The cloud dies again; the relay spools; then the relay is killed -9 with unsent output in
   //    its spool. (The device pauses while no relay holds the line: opening a serial port flushes
   //    what the tty buffered, so bytes sent to a closed port are the device's loss, not ours.)
-  await cloud.kill('SIGKILL');
+  await rig.cloud.kill('SIGKILL');
   await sleep(2000);
   dev.run(false);
   await sleep(300);
@@ -82,12 +71,12 @@ test('kill -9 of cloud and relay and a long cloud outage: the stored log equals 
   await relay.waitFor(/console ser1 up/);
   dev.run(true);
   await sleep(2000);
-  ({ proc: cloud } = await startCloud(dataDir, port));
+  await rig.restartCloud();
   await sleep(2000);
   // 3. The cloud is down for a minute.
-  await cloud.kill('SIGKILL');
+  await rig.cloud.kill('SIGKILL');
   await sleep(OUTAGE_MS);
-  ({ proc: cloud } = await startCloud(dataDir, port));
+  await rig.restartCloud();
   await sleep(2000);
   dev.run(false);
   dev.stop();
