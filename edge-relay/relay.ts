@@ -43,6 +43,8 @@ export interface RelayOptions {
   maxBackoffMs: number;
   log: (line: string) => void;
 }
+/** Console infos per hello message (a frame may hold 32 KiB). */
+const HELLO_BATCH_BYTES = 24 * 1024;
 /** Output waiting below this size is sent at once, never held for batching. */
 const BATCH_MIN_BYTES = 2048;
 
@@ -69,6 +71,8 @@ interface Con {
   fence: number;
   /** Offset up to which output has been sent on the current link. */
   sent: number;
+  /** The cloud welcomed this console on the current link (its offsets are confirmed). */
+  live: boolean;
   pumpSoon: boolean;
   lastSend: number;
   /** Upload state: in flight, consecutive failures, not before this time. */
@@ -83,7 +87,6 @@ export class Relay {
   private readonly boot = randomBytes(8).toString('hex');
   private readonly cons = new Map<string, Con>();
   private ws?: WebSocket;
-  private welcomed = false;
   private stopped = false;
   private attempt = 0;
   private reconnectTimer?: NodeJS.Timeout;
@@ -117,7 +120,7 @@ export class Relay {
       const driver = createDriver(cc);
       const sup = new Supervisor(name, cc, driver);
       const con: Con = {
-        name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, pumpSoon: false, lastSend: 0,
+        name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, pumpSoon: false, lastSend: 0,
         uploading: false, failures: 0, retryAt: 0,
         info: { name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable },
       };
@@ -136,7 +139,7 @@ export class Relay {
           this.opts.log(`SPOOL WRITE FAILED for ${name}: ${(e as Error).message}; ${data.length} bytes only sent live`);
           return;
         }
-        if (!this.welcomed) return;
+        if (!con.live) return;
         if (offset === con.sent + con.queued && con.queued < MAX_QUEUED_BYTES) {
           con.queue.push({ offset, ts, data });
           con.queued += data.length;
@@ -251,7 +254,7 @@ export class Relay {
     const url = this.opts.cloudUrl.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/relay';
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, perMessageDeflate: false, handshakeTimeout: 10_000 });
     this.ws = ws;
-    this.welcomed = false;
+    for (const c of this.cons.values()) c.live = false;
     ws.on('unexpected-response', (_req, res) => {
       let body = '';
       res.on('data', (d: Buffer) => { body += d.toString(); });
@@ -260,7 +263,16 @@ export class Relay {
     ws.on('open', () => {
       this.opts.log(`connected to ${this.opts.cloudUrl}`);
       this.lastHeard = Date.now();
-      this.send({ t: 'hello', relay: this.name, boot: this.boot, consoles: this.consoles() });
+      // Several hellos if need be: a frame holds at most 32 KiB, about 300 consoles. The cloud
+      // answers each with a welcome for its consoles.
+      let batch: ConsoleInfo[] = [], size = 0;
+      for (const info of this.consoles()) {
+        const n = JSON.stringify(info).length + 1;
+        if (batch.length && size + n > HELLO_BATCH_BYTES) { this.send({ t: 'hello', relay: this.name, boot: this.boot, consoles: batch }); batch = []; size = 0; }
+        batch.push(info);
+        size += n;
+      }
+      this.send({ t: 'hello', relay: this.name, boot: this.boot, consoles: batch });
       clearInterval(this.heartbeat);
       this.heartbeat = setInterval(() => {
         if (Date.now() - this.lastHeard > 3 * this.opts.heartbeatMs) { ws.terminate(); return; }
@@ -277,7 +289,7 @@ export class Relay {
       clearInterval(this.heartbeat);
       if (this.ws !== ws) return;
       this.ws = undefined;
-      this.welcomed = false;
+      for (const c of this.cons.values()) c.live = false;
       if (this.stopped) return;
       const delay = Math.random() * Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** this.attempt++);
       this.opts.log(`disconnected from cloud (${code}${reason.length ? ` ${reason}` : ''}); reconnecting in ${Math.round(delay)} ms`);
@@ -297,16 +309,16 @@ export class Relay {
         const ws = this.ws;
         // The spool confirms (and on first contact moves) its offsets; live output resumes where
         // the cloud's stored stream ends, or after what is sealed (that comes by upload).
-        void Promise.all([...this.cons.values()].map(async (c) => {
-          c.sent = await c.spool.confirm(m.ends[c.name] ?? 0);
+        const mine = Object.keys(m.ends).map((n) => this.cons.get(n)).filter((c): c is Con => !!c);
+        void Promise.all(mine.map(async (c) => {
+          const sent = await c.spool.confirm(m.ends[c.name]);
+          if (this.ws !== ws) return;
+          c.sent = sent;
           c.queue = [];
           c.queued = 0;
-        })).then(() => {
-          if (this.ws !== ws) return;
-          this.welcomed = true;
-          for (const c of this.cons.values()) this.pump(c);
-          this.kickUploads(true);
-        }, (e: Error) => { this.opts.log(`spool: ${e.message}`); ws?.terminate(); });
+          c.live = true;
+          this.pump(c);
+        })).then(() => this.kickUploads(true), (e: Error) => { this.opts.log(`spool: ${e.message}`); ws?.terminate(); });
         return;
       }
       case 'fence': { const c = this.cons.get(m.c); if (c && m.fence > c.fence) c.fence = m.fence; return; }
@@ -337,7 +349,7 @@ export class Relay {
    *  to the segment upload. */
   private pump(c: Con): void {
     const ws = this.ws;
-    if (!ws || !this.welcomed || ws.readyState !== WebSocket.OPEN) return;
+    if (!ws || !c.live || ws.readyState !== WebSocket.OPEN) return;
     while (c.sent < c.spool.next) {
       if (ws.bufferedAmount > this.opts.sendHighWaterBytes) {
         if (!this.pumpTimer) this.pumpTimer = setTimeout(() => { this.pumpTimer = undefined; for (const x of this.cons.values()) this.pump(x); }, 5);
