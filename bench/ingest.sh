@@ -32,6 +32,7 @@ ulimit -n 65536 2>/dev/null || true
 rm -rf "$S"; mkdir -p "$R"
 
 devices() {
+  mkdir -p "$S/$1"
   start_bg device $PY "$PEERS/device.py" --create "$S/$1/host" --count "$N" --control "$S/$1/dev.ctl" --tick 0.02
   wait_for 60 test -S "$S/$1/dev.ctl" || { log "device.py did not start"; cat "$S/device.err" >&2; exit 1; }
 }
@@ -99,14 +100,14 @@ for who, name in (("cloudcons relay", "cloudcons-relay"), ("conserver", "conserv
     cpu, idle, after, dev, lg = j(f"{name}-cpu.json"), j(f"{name}-mem-idle.json"), j(f"{name}-mem-after.json"), j(f"{name}-device.json"), j(name.split('-')[0] + "-log.json")
     if not cpu: continue
     c = cpu["cpu_pct_of_one_core"]
-    rows.append([who, f"{c} %", f"{c / n * 1000:.1f}", f"{idle['rss_kB_total'] / 1024:.0f} / {after['rss_kB_total'] / 1024:.0f} MB",
+    rows.append([who, f"{c} %", f"{c / n:.3f} %", f"{idle['rss_kB_total'] / 1024:.0f} / {after['rss_kB_total'] / 1024:.0f} MB",
                  f"{dev['tx'] / 1e6:.1f} MB", json.dumps({k: lg[k] for k in lg if k in ('emissions', 'intact', 'bad', 'files')}) if lg else '-'])
 cl = j("cloudcons-cloud-cpu.json")
 if cl:
     a = j("cloudcons-cloud-mem-after.json")
-    rows.append(["cloudcons cloud (embedded)", f"{cl['cpu_pct_of_one_core']} %", f"{cl['cpu_pct_of_one_core'] / n * 1000:.1f}", f"- / {a['rss_kB_total'] / 1024:.0f} MB", "-", "-"])
+    rows.append(["cloudcons cloud (embedded)", f"{cl['cpu_pct_of_one_core']} %", f"{cl['cpu_pct_of_one_core'] / n:.3f} %", f"- / {a['rss_kB_total'] / 1024:.0f} MB", "-", "-"])
 print(f"\n{n} consoles at 115200 baud for {secs} s\n")
-print("| process | CPU (% of one core) | per 1000 consoles: milli-% per console | RSS idle / after | device sent | stored log check |")
+print("| process | CPU (% of one core) | CPU per console | RSS idle / after | device sent | stored log check |")
 print("|---|---|---|---|---|---|")
 for r in rows: print("| " + " | ".join(r) + " |")
 EOF

@@ -96,6 +96,15 @@ export class Relay {
   private pingId = 0;
   readonly spool: Spool;
   private uploadTimer?: NodeJS.Timeout;
+  /** Consoles with output to send at the end of this event-loop turn. */
+  private due: Con[] = [];
+  /** Sends every console's pending output in one go: with many busy consoles, one socket write
+   *  per turn instead of one per message. */
+  private readonly pumpDue = (): void => {
+    const list = this.due;
+    this.due = [];
+    this.corked(() => { for (const c of list) { c.pumpSoon = false; this.pump(c); } });
+  };
   private inFlight = 0;
 
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
@@ -149,8 +158,9 @@ export class Relay {
         const pending = con.spool.next - con.sent;
         // Only bulk output waits: keystroke echoes are small and go at once even back to back.
         const busy = pending >= BATCH_MIN_BYTES && pending < PROTOCOL_LIMITS.maxRawChunk && Date.now() - con.lastSend < this.opts.batchMs;
-        const go = () => { con.pumpSoon = false; this.pump(con); };
-        if (busy) setTimeout(go, this.opts.batchMs); else setImmediate(go);
+        if (busy) { setTimeout(() => { con.pumpSoon = false; this.corked(() => this.pump(con)); }, this.opts.batchMs); return; }
+        this.due.push(con);
+        if (this.due.length === 1) setImmediate(this.pumpDue);
       });
       sup.on('state', (st: { state: 'up' | 'down'; since: number; reason?: string }) => {
         con.info = { ...con.info, state: st.state, since: st.since, reason: st.reason };
@@ -342,6 +352,14 @@ export class Relay {
     } else {
       c.sup.sendBreak().then(() => this.send({ t: 'break-sent', c: m.c, fence: m.fence, session: m.session, seq: m.seq }), (e: Error) => reject(e.message));
     }
+  }
+
+  /** Runs `fn` with the socket corked: its frames leave in one write. */
+  private corked(fn: () => void): void {
+    // ws does not expose cork(); its socket does (ws's own cork/uncork pairs nest inside ours).
+    const sock = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } } | undefined)?._socket;
+    sock?.cork();
+    try { fn(); } finally { sock?.uncork(); }
   }
 
   /** Sends live output the cloud has not got yet, as far as the socket's buffer allows: from the

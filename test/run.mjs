@@ -23,6 +23,11 @@ const run = only ? files.filter((f) => only.some((o) => f.includes(o))) : files;
 // node --test without files would fall back to its default patterns (and run this script).
 if (!run.length) { console.error(`no test files match TEST_FILES=${process.env.TEST_FILES}`); process.exit(2); }
 
+// End-to-end tests run the CLI as shipped: the bundle `npm ci` builds (bin/cloudcons.js would fall
+// back to the sources through tsx if it were stale).
+const b = spawnSync(process.execPath, [path.join(root, 'scripts/build.mjs')], { cwd: root, stdio: 'inherit' });
+if (b.status !== 0) { console.error('build failed'); process.exit(b.status ?? 1); }
+
 if (!process.env.SKIP_TYPECHECK) {
   const tc = spawnSync('npx', ['tsc', '--noEmit', '-p', '.'], { cwd: root, stdio: 'inherit' });
   if (tc.status !== 0) { console.error('typecheck failed'); process.exit(tc.status ?? 1); }

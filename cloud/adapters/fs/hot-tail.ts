@@ -3,25 +3,47 @@
 //   <start>.bin   the bytes of a contiguous run from offset <start> (16 digits)
 //   <start>.ts    one 16-byte record per chunk: f64 offset within the .bin, f64 arrival time (ms)
 // A run is split into files of at most `fileBytes` so that sealed parts can be deleted whole.
-// Writes go to the page cache (they survive a cloud crash); the relay's spool is what makes the
-// log durable, so the hot tail is never fsync'ed.
+// Appends are gathered in memory and written every `flushMs` (or at 64 KiB, or before a read): the
+// hot tail is a cache, and the relay's spool is what makes the log durable. A cloud that crashes
+// reports a lower stored end on restart and the relay simply sends that part again (or uploads it
+// in a segment). Never fsync'ed.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HotTail } from '../../core/ports.ts';
 
 interface HotFile { start: number; bytes: number; lastTs: number; bin: string; ts: string }
-interface ConsoleHot { dir: string; files: HotFile[]; fd?: { bin: number; ts: number; file: HotFile } }
+interface ConsoleHot {
+  dir: string;
+  files: HotFile[];
+  fd?: { bin: number; ts: number; file: HotFile };
+  /** Appended to fd.file but not written yet. */
+  bin: Buffer[];
+  ts: Buffer[];
+  pending: number;
+}
 const REC = 16;
+const FLUSH_BYTES = 64 * 1024;
 
 export class FsHotTail implements HotTail {
   private readonly root: string;
   private readonly cons = new Map<string, ConsoleHot>();
-  private readonly rec = Buffer.alloc(REC);
+  private readonly timer: NodeJS.Timeout;
 
-  /** `fileBytes`: bytes per file before a run continues in a new one. Default 1 MiB. */
-  constructor(dataDir: string, private readonly fileBytes = 1024 * 1024) {
+  /** `fileBytes`: bytes per file before a run continues in a new one (default 1 MiB); `flushMs`:
+   *  longest an append waits in memory (default 50 ms). */
+  constructor(dataDir: string, private readonly fileBytes = 1024 * 1024, flushMs = 50) {
     this.root = path.join(dataDir, 'hot');
     fs.mkdirSync(this.root, { recursive: true });
+    this.timer = setInterval(() => { for (const c of this.cons.values()) this.flush(c); }, flushMs);
+    this.timer.unref();
+  }
+
+  /** Writes what appends gathered for the open file. */
+  private flush(c: ConsoleHot): void {
+    if (!c.pending || !c.fd) return;
+    fs.writevSync(c.fd.bin, c.bin);
+    fs.writevSync(c.fd.ts, c.ts);
+    c.bin = []; c.ts = []; c.pending = 0;
   }
 
   private open(console: string): ConsoleHot {
@@ -47,7 +69,7 @@ export class FsHotTail implements HotTail {
       }
     }
     files.sort((a, b) => a.start - b.start);
-    c = { dir, files };
+    c = { dir, files, bin: [], ts: [], pending: 0 };
     this.cons.set(console, c);
     return c;
   }
@@ -70,13 +92,17 @@ export class FsHotTail implements HotTail {
       c.files.push(f);
     }
     if (c.fd?.file !== f) {
+      this.flush(c);
       if (c.fd) { fs.closeSync(c.fd.bin); fs.closeSync(c.fd.ts); }
       c.fd = { bin: fs.openSync(f.bin, 'a'), ts: fs.openSync(f.ts, 'a'), file: f };
     }
-    fs.writeSync(c.fd.bin, data);
-    this.rec.writeDoubleLE(f.bytes, 0);
-    this.rec.writeDoubleLE(ts, 8);
-    fs.writeSync(c.fd.ts, this.rec);
+    const rec = Buffer.allocUnsafe(REC);
+    rec.writeDoubleLE(f.bytes, 0);
+    rec.writeDoubleLE(ts, 8);
+    c.bin.push(data);
+    c.ts.push(rec);
+    c.pending += data.length;
+    if (c.pending >= FLUSH_BYTES) this.flush(c);
     f.bytes += data.length;
     f.lastTs = ts;
   }
@@ -99,7 +125,9 @@ export class FsHotTail implements HotTail {
 
   async read(console: string, from: number, to: number): Promise<{ offset: number; ts: number; data: Buffer }[]> {
     const out: { offset: number; ts: number; data: Buffer }[] = [];
-    for (const f of this.open(console).files) {
+    const c = this.open(console);
+    this.flush(c);
+    for (const f of c.files) {
       const a = Math.max(from, f.start), b = Math.min(to, f.start + f.bytes);
       if (a >= b) continue;
       const idx = this.index(f);
@@ -122,7 +150,9 @@ export class FsHotTail implements HotTail {
   }
 
   async offsetAt(console: string, time: number): Promise<number | undefined> {
-    for (const f of this.open(console).files) {
+    const c = this.open(console);
+    this.flush(c);
+    for (const f of c.files) {
       if (f.lastTs < time) continue;
       const idx = this.index(f);
       for (let k = 0; k < idx.length / 2; k++) if (idx[k * 2 + 1] >= time) return f.start + idx[k * 2];
@@ -132,6 +162,7 @@ export class FsHotTail implements HotTail {
 
   async trim(console: string, below: number): Promise<void> {
     const c = this.open(console);
+    this.flush(c);
     c.files = c.files.filter((f) => {
       if (f.start + f.bytes > below) return true;
       if (c.fd?.file === f) { fs.closeSync(c.fd.bin); fs.closeSync(c.fd.ts); c.fd = undefined; }
@@ -146,6 +177,8 @@ export class FsHotTail implements HotTail {
   }
 
   close(): void {
+    clearInterval(this.timer);
+    for (const c of this.cons.values()) this.flush(c);
     for (const c of this.cons.values()) if (c.fd) { fs.closeSync(c.fd.bin); fs.closeSync(c.fd.ts); c.fd = undefined; }
     this.cons.clear();
   }
