@@ -67,7 +67,10 @@ if [[ " $PHASES " == *" cloudcons "* ]]; then
   $PY "$PEERS/procstat.py" cpu --secs "$((SECS + 1))" "${PID[cloud]}" >"$R/cloudcons-cloud-cpu.json"
   wait $m1
   $PY "$PEERS/procstat.py" mem "${PID[cloud]}" >"$R/cloudcons-cloud-mem-after.json"
-  log "reading back every console's stored log"
+  drained() { [ -z "$(find "$S/cc/spool" -name '*.seg' -o -name 'sealing-*' | head -1)" ]; }
+  t0=$(date +%s); wait_for 300 drained || log "WARN: relay spool still has segments waiting for upload"
+  echo "$(( $(date +%s) - t0 ))" >"$R/cloudcons-drain-secs.txt"
+  log "spool drained after $(cat "$R/cloudcons-drain-secs.txt") s; reading back every console's stored log"
   mkdir -p "$S/cc/logs"
   for i in $(seq 0 $((N - 1))); do
     name=$(printf 'cc%03d' "$i")

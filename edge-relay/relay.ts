@@ -48,9 +48,10 @@ const HELLO_BATCH_BYTES = 24 * 1024;
 /** Output waiting below this size is sent at once, never held for batching. */
 const BATCH_MIN_BYTES = 2048;
 
-/** Live output kept in memory per console while the socket is busy; past it, it is read back from
- *  the spool instead. */
+/** Live output kept in memory per console while the socket is busy (at most 256 KiB, and 32 MiB
+ *  over all consoles); past it, it is read back from the spool instead. */
 const MAX_QUEUED_BYTES = 256 * 1024;
+const MAX_QUEUED_TOTAL = 32 * 1024 * 1024;
 
 export const RELAY_DEFAULTS = {
   segmentBytes: 1024 * 1024, segmentMs: 60_000, spoolCapBytes: 1024 ** 3,
@@ -106,6 +107,7 @@ export class Relay {
     this.corked(() => { for (const c of list) { c.pumpSoon = false; this.pump(c); } });
   };
   private inFlight = 0;
+  private readonly maxQueued: number;
 
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
     const name = cfg.relay?.name ?? os.hostname();
@@ -125,6 +127,7 @@ export class Relay {
       dir: this.opts.spoolDir, segmentBytes: this.opts.segmentBytes, segmentMs: this.opts.segmentMs, capBytes: this.opts.spoolCapBytes, log: this.opts.log,
     });
     this.spool.onSealed = () => this.kickUploads();
+    this.maxQueued = Math.min(MAX_QUEUED_BYTES, Math.floor(MAX_QUEUED_TOTAL / Math.max(1, Object.keys(cfg.consoles).length)));
     for (const [name, cc] of Object.entries(cfg.consoles)) {
       const driver = createDriver(cc);
       const sup = new Supervisor(name, cc, driver);
@@ -149,7 +152,7 @@ export class Relay {
           return;
         }
         if (!con.live) return;
-        if (offset === con.sent + con.queued && con.queued < MAX_QUEUED_BYTES) {
+        if (offset === con.sent + con.queued && con.queued < this.maxQueued) {
           con.queue.push({ offset, ts, data });
           con.queued += data.length;
         } else { con.queue = []; con.queued = 0; } // the pump reads the spool from `sent`

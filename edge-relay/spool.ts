@@ -35,10 +35,25 @@ export interface SpoolOptions {
   fsyncMs: number;
   /** zlib level for segments. Default 1. */
   compressLevel: number;
+  /** Seals (read + compress + write) running at once, relay-wide: with many consoles coming due
+   *  together, this bounds memory and CPU bursts. Default 2. */
+  sealConcurrency: number;
   log: (line: string) => void;
 }
 
-export const SPOOL_DEFAULTS = { segmentBytes: 1024 * 1024, segmentMs: 60_000, capBytes: 1024 ** 3, fsyncMs: 1000, compressLevel: 1 };
+export const SPOOL_DEFAULTS = { segmentBytes: 1024 * 1024, segmentMs: 60_000, capBytes: 1024 ** 3, fsyncMs: 1000, compressLevel: 1, sealConcurrency: 2 };
+
+/** At most `n` async jobs at once; the rest wait in order. */
+export class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly n: number) {}
+  async run<T>(job: () => Promise<T>): Promise<T> {
+    if (this.active >= this.n) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    try { return await job(); } finally { this.active--; this.waiting.shift()?.(); }
+  }
+}
 
 // RECORD: u32 magic | u32 data length | f64 relative offset in this log | f64 time (ms) |
 //         u32 crc32 of header bytes 0-23 and the data | u32 0 | data
@@ -100,7 +115,7 @@ export class ConsoleSpool {
   private chain: Promise<void> = Promise.resolve();
   private readonly head = Buffer.alloc(HEAD);
 
-  constructor(readonly name: string, private readonly opts: SpoolOptions) {
+  constructor(readonly name: string, private readonly opts: SpoolOptions, private readonly sealer = new Limiter(opts.sealConcurrency)) {
     this.dir = path.join(opts.dir, name);
     fs.mkdirSync(this.dir, { recursive: true });
     this.recover();
@@ -128,7 +143,7 @@ export class ConsoleSpool {
       const start = Number(f.slice(8, -4));
       const size = fs.statSync(file).size;
       this.sealingBytes += size;
-      this.enqueue(() => this.sealFile(file, start, size));
+      this.enqueue(() => this.sealer.run(() => this.sealFile(file, start, size)));
     }
     const lastEnd = Math.max(...this.sealed.map((s) => s.end), ...files.filter((x) => /^sealing-\d+\.log$/.test(x)).map((x) => Number(x.slice(8, -4))), 0);
     const activeFile = path.join(this.dir, 'active.log');
@@ -223,7 +238,7 @@ export class ConsoleSpool {
     this.writeState();
     this.fd = fs.openSync(path.join(this.dir, 'active.log'), 'a');
     this.dirty = false;
-    return this.enqueue(() => this.sealFile(file, start, size));
+    return this.enqueue(() => this.sealer.run(() => this.sealFile(file, start, size)));
   }
 
   private async sealFile(file: string, start: number, size: number): Promise<void> {
@@ -333,11 +348,13 @@ export class Spool {
   private timer?: NodeJS.Timeout;
   private syncTimer?: NodeJS.Timeout;
   private enforcing = false;
+  private readonly sealer: Limiter;
   /** Called when a console has a new sealed segment to upload. */
   onSealed: (c: ConsoleSpool) => void = () => {};
 
   constructor(opts: Partial<SpoolOptions> & { dir: string }) {
     this.opts = { ...SPOOL_DEFAULTS, log: (l) => console.error(l), ...opts };
+    this.sealer = new Limiter(this.opts.sealConcurrency);
     const probe = path.join(this.opts.dir, '.writable');
     try {
       fs.mkdirSync(this.opts.dir, { recursive: true });
@@ -348,7 +365,7 @@ export class Spool {
 
   open(name: string): ConsoleSpool {
     let c = this.consoles.get(name);
-    if (!c) { c = new ConsoleSpool(name, this.opts); this.consoles.set(name, c); }
+    if (!c) { c = new ConsoleSpool(name, this.opts, this.sealer); this.consoles.set(name, c); }
     return c;
   }
 
