@@ -109,6 +109,7 @@ export class ConsoleSpool {
   /** Bytes on disk of sealing logs not yet turned into segments. */
   sealingBytes = 0;
   private fd = -1;
+  private readFd = -1; // the active log opened for reading back, while needed
   private dirty = false;
   private gen = 0; // bumped when the active log is replaced; invalidates the read cursor
   private cursor = { gen: -1, pos: 0, rel: 0 };
@@ -190,8 +191,9 @@ export class ConsoleSpool {
     const rel = abs - this.start;
     if (rel < 0 || rel >= this.activeBytes) return undefined;
     if (this.cursor.gen !== this.gen || this.cursor.rel > rel) this.cursor = { gen: this.gen, pos: 0, rel: 0 };
-    const fd = fs.openSync(path.join(this.dir, 'active.log'), 'r');
-    try {
+    if (this.readFd < 0) this.readFd = fs.openSync(path.join(this.dir, 'active.log'), 'r');
+    const fd = this.readFd;
+    {
       const parts: Buffer[] = [];
       let n = 0, ts = 0;
       while (n < max && this.cursor.rel < this.activeBytes) {
@@ -213,8 +215,10 @@ export class ConsoleSpool {
         this.cursor.rel = recEnd;
       }
       return n ? { offset: abs, ts, data: parts.length === 1 ? parts[0] : Buffer.concat(parts) } : undefined;
-    } finally { fs.closeSync(fd); }
+    }
   }
+
+  private closeReader(): void { if (this.readFd >= 0) { fs.closeSync(this.readFd); this.readFd = -1; } }
 
   /** Time to seal? */
   due(now: number): boolean {
@@ -227,6 +231,7 @@ export class ConsoleSpool {
     if (!this.activeBytes) return this.chain;
     const start = this.start;
     const file = path.join(this.dir, `sealing-${start}.log`);
+    this.closeReader();
     fs.closeSync(this.fd);
     fs.renameSync(path.join(this.dir, 'active.log'), file);
     const size = this.activeFileBytes;
@@ -337,6 +342,7 @@ export class ConsoleSpool {
 
   async close(): Promise<void> {
     await this.chain;
+    this.closeReader();
     if (this.fd >= 0) { fs.closeSync(this.fd); this.fd = -1; }
   }
 }

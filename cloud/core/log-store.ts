@@ -81,8 +81,7 @@ export class LogStore implements OutputStore {
   // ---------------------------------------------------------------------------- OutputStore API
   async end(console: string): Promise<number> {
     const segs = await this.segments(console);
-    const runs = await this.hot.runs(console);
-    return Math.max(segs.at(-1)?.end ?? 0, runs.at(-1)?.end ?? 0);
+    return Math.max(segs.at(-1)?.end ?? 0, await this.hot.end(console));
   }
 
   async append(console: string, offset: number, ts: number, data: Buffer): Promise<{ end: number }> {

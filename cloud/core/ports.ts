@@ -133,6 +133,8 @@ export interface HotTail {
   append(console: string, offset: number, ts: number, data: Buffer): Promise<void>;
   /** Runs [start, end) in offset order. */
   runs(console: string): Promise<{ start: number; end: number }[]>;
+  /** End of the newest run (0 if none): called for every live message, so it must be cheap. */
+  end(console: string): Promise<number>;
   /** Chunks (with their arrival times) overlapping [from, to), clipped to it, in order. */
   read(console: string, from: number, to: number): Promise<{ offset: number; ts: number; data: Buffer }[]>;
   /** Offset of the first chunk that arrived at or after `time`, if any. */

@@ -11,11 +11,12 @@ import { MemorySessionStore } from '../adapters/memory/session-store.ts';
 
 export function embeddedPorts(dataDir: string, sender: ConnectionSender): { ports: CloudPorts; close(): void } {
   const hot = new FsHotTail(dataDir);
+  const consoles = new FsConsoleRegistry(dataDir);
   const audit = new FsAuditStore(dataDir);
   const ports: CloudPorts = {
     locks: new MemoryLockStore(),
     sessions: new MemorySessionStore(),
-    consoles: new FsConsoleRegistry(dataDir),
+    consoles,
     segments: new FsSegmentStore(dataDir),
     hot,
     audit,
@@ -23,5 +24,5 @@ export function embeddedPorts(dataDir: string, sender: ConnectionSender): { port
     sender,
     clock: { now: () => Date.now() },
   };
-  return { ports, close: () => { hot.close(); audit.close(); } };
+  return { ports, close: () => { hot.close(); audit.close(); consoles.close(); } };
 }

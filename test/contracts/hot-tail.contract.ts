@@ -14,6 +14,8 @@ export function hotTailContract(name: string, make: (dir: string) => Closable, d
     await h.append('c', 3, 102, Buffer.from('lo world!')); // overlaps: only '!' is new
     await h.append('c', 20, 103, Buffer.from('after a hole'));
     assert.deepEqual(await h.runs('c'), [{ start: 0, end: 12 }, { start: 20, end: 32 }]);
+    assert.equal(await h.end('c'), 32);
+    assert.equal(await h.end('nobody'), 0);
     h.close();
     h = make(d);
     const got = await h.read('c', 2, 25);

@@ -1,4 +1,5 @@
-// Filesystem ConsoleRegistry: consoles.json, rewritten on every change (console changes are rare).
+// Filesystem ConsoleRegistry: consoles.json, rewritten at most every `saveMs` after a change (a relay
+// with 1000 consoles announces them all at once; records are re-announced by relays anyway).
 // Relay connections do not survive a restart, so `relayConn` is dropped when loading.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -7,8 +8,9 @@ import type { ConsoleRecord, ConsoleRegistry } from '../../core/ports.ts';
 export class FsConsoleRegistry implements ConsoleRegistry {
   private readonly file: string;
   private readonly recs = new Map<string, ConsoleRecord>();
+  private timer?: NodeJS.Timeout;
 
-  constructor(root: string) {
+  constructor(root: string, private readonly saveMs = 200) {
     fs.mkdirSync(root, { recursive: true });
     this.file = path.join(root, 'consoles.json');
     if (fs.existsSync(this.file)) {
@@ -23,7 +25,7 @@ export class FsConsoleRegistry implements ConsoleRegistry {
 
   async get(name: string): Promise<ConsoleRecord | undefined> { const r = this.recs.get(name); return r && { ...r }; }
   async list(): Promise<ConsoleRecord[]> { return [...this.recs.values()].map((r) => ({ ...r })); }
-  async put(rec: ConsoleRecord): Promise<void> { this.recs.set(rec.name, { ...rec }); this.save(); }
+  async put(rec: ConsoleRecord): Promise<void> { this.recs.set(rec.name, { ...rec }); this.saveSoon(); }
 
   async dropRelayConn(relayConn: string, reason: string, now: number): Promise<ConsoleRecord[]> {
     const out: ConsoleRecord[] = [];
@@ -33,9 +35,18 @@ export class FsConsoleRegistry implements ConsoleRegistry {
       Object.assign(r, { state: 'down', since: now, reason });
       out.push({ ...r });
     }
-    if (out.length) this.save();
+    if (out.length) this.saveSoon();
     return out;
   }
+
+  private saveSoon(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => { this.timer = undefined; this.save(); }, this.saveMs);
+    this.timer.unref();
+  }
+
+  /** Writes pending changes now. */
+  close(): void { if (this.timer) { clearTimeout(this.timer); this.timer = undefined; this.save(); } }
 
   private save(): void {
     const tmp = `${this.file}.tmp`;

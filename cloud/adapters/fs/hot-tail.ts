@@ -3,7 +3,7 @@
 //   <start>.bin   the bytes of a contiguous run from offset <start> (16 digits)
 //   <start>.ts    one 16-byte record per chunk: f64 offset within the .bin, f64 arrival time (ms)
 // A run is split into files of at most `fileBytes` so that sealed parts can be deleted whole.
-// Appends are gathered in memory and written every `flushMs` (or at 64 KiB, or before a read): the
+// Appends are gathered in memory and written every `flushMs` (200 ms; or at 64 KiB, or before a read): the
 // hot tail is a cache, and the relay's spool is what makes the log durable. A cloud that crashes
 // reports a lower stored end on restart and the relay simply sends that part again (or uploads it
 // in a segment). Never fsync'ed.
@@ -30,8 +30,8 @@ export class FsHotTail implements HotTail {
   private readonly timer: NodeJS.Timeout;
 
   /** `fileBytes`: bytes per file before a run continues in a new one (default 1 MiB); `flushMs`:
-   *  longest an append waits in memory (default 50 ms). */
-  constructor(dataDir: string, private readonly fileBytes = 1024 * 1024, flushMs = 50) {
+   *  longest an append waits in memory (default 200 ms). */
+  constructor(dataDir: string, private readonly fileBytes = 1024 * 1024, flushMs = 200) {
     this.root = path.join(dataDir, 'hot');
     fs.mkdirSync(this.root, { recursive: true });
     this.timer = setInterval(() => { for (const c of this.cons.values()) this.flush(c); }, flushMs);
@@ -105,6 +105,11 @@ export class FsHotTail implements HotTail {
     if (c.pending >= FLUSH_BYTES) this.flush(c);
     f.bytes += data.length;
     f.lastTs = ts;
+  }
+
+  async end(console: string): Promise<number> {
+    const f = this.open(console).files.at(-1);
+    return f ? f.start + f.bytes : 0;
   }
 
   async runs(console: string): Promise<{ start: number; end: number }[]> {
