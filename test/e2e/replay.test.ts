@@ -61,6 +61,17 @@ test('replay --tail, --since, --until, --raw and --timestamps select and show th
   assert.match(cli(['replay', 'ser1', '--raw', '--timestamps'], env).stderr, /--raw prints the exact bytes/);
 });
 
+test('replay --speed plays back in real time, scaled, with long pauses capped by --max-idle', () => {
+  // The two parts were written ~1.25 s apart; every other chunk follows within milliseconds.
+  const timed = (args: string[]) => { const t = Date.now(); const x = cli(['replay', 'ser1', '--since', '1h', ...args], env); assert.equal(x.code, 0, x.stderr); return { ms: Date.now() - t, out: x.stdout.toString() }; };
+  const slow = timed(['--speed', '2', '--max-idle', '10']);
+  assert.equal(slow.out, alpha + beta);
+  const fast = timed(['--speed', '2', '--max-idle', '0.01']);
+  assert.equal(fast.out, alpha + beta);
+  assert.ok(slow.ms - fast.ms >= 500, `the 1.25 s pause played as ~0.6 s at 2x: ${slow.ms} ms vs ${fast.ms} ms with it capped`);
+  assert.match(cli(['replay', 'ser1', '--speed', '0'], env).stderr, /--speed: expected a number > 0/);
+});
+
 test('replay --marks interleaves attach and console events at their place', () => {
   const x = cli(['replay', 'ser1', '--since', '1h', '--marks'], env);
   assert.equal(x.code, 0, x.stderr);
