@@ -5,6 +5,7 @@ import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { CcError, Forbidden, Unauthorized, BadParameter, TooLarge, httpStatus } from '../../protocol/errors.ts';
 import type { CloudCore } from './core.ts';
+import { requiredLiterals } from './grep-index.ts';
 import { DEFAULT_MARK_MS, Formatter, globToRegex, grepLog, grepRegex, parseTime, REPLAY_FORMATS, type ReplayFormat } from './replay.ts';
 import type { CloudPorts, Principal } from './ports.ts';
 
@@ -113,6 +114,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     if (!pattern) throw new BadParameter('pattern: required');
     let re: RegExp;
     try { re = grepRegex(pattern, flag(q('i'))); } catch (e) { throw new BadParameter((e as Error).message); }
+    const literals = requiredLiterals(re.source, re.ignoreCase);
     const glob = globToRegex(q('console') ?? '*');
     const since = timeParam(q('since'), 'since'), until = timeParam(q('until'), 'until');
     const max = intParam(q('max'), 'max', 1000, 1, 10_000_000);
@@ -123,7 +125,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
       for (const name of names) {
         const from = since !== undefined ? await core.log.offsetAt(name, since) : 0;
         const to = until !== undefined ? await core.log.offsetAt(name, until) : await core.log.end(name);
-        for await (const h of grepLog(core.log.items(name, from, to), name, re)) {
+        for await (const h of grepLog(core.log.items(name, from, to, { literals }), name, re, literals)) {
           if (n++ >= max) { yield { truncated: max }; return; }
           yield h;
         }

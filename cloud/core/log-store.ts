@@ -11,6 +11,7 @@ import {
   bufferSource, parseSegmentKey, readBlock, readFooter, segmentKey, verifySegment, SegmentFormatError,
   type Chunk, type SegmentFooter, type SegmentKeyInfo, type SegmentSource,
 } from '../../protocol/segment.ts';
+import { blockMayContain, buildIndex, slotsOf } from './grep-index.ts';
 import type { HotTail, OutputStore, SegmentStore } from './ports.ts';
 
 interface SegIdx extends SegmentKeyInfo { size: number }
@@ -150,8 +151,11 @@ export class LogStore implements OutputStore {
     return out;
   }
 
-  /** Everything in [from, to) in offset order: data chunks (with arrival times), gaps, pending. */
-  async *items(console: string, from: number, to: number): AsyncGenerator<LogItem> {
+  /** Everything in [from, to) in offset order: data chunks (with arrival times), gaps, pending.
+   *  With `literals` (grep), segment blocks whose trigram index rules out containing all of them
+   *  are skipped (reported as pending, so a reader treats them as a break between lines). */
+  async *items(console: string, from: number, to: number, opts: { literals?: Buffer[] } = {}): AsyncGenerator<LogItem> {
+    const slots = opts.literals?.length ? slotsOf(opts.literals) : undefined;
     for (const p of await this.plan(console, from, to)) {
       if (p.kind === 'pending') { yield { kind: 'pending', offset: p.a, bytes: p.b - p.a }; continue; }
       if (p.kind === 'hot') {
@@ -160,15 +164,33 @@ export class LogStore implements OutputStore {
       }
       const f = await this.footer(p.seg);
       if (f.gap) { yield { kind: 'gap', offset: p.a, bytes: p.b - p.a, t0: f.gap.t0, t1: f.gap.t1, reason: f.gap.reason }; continue; }
+      const want = slots ? await this.candidateBlocks(p.seg, f, slots) : undefined;
       // Reading most of a segment: one GET of the whole object beats a range GET per block.
-      const src = (p.b - p.a) * 2 > p.seg.end - p.seg.start ? bufferSource(await this.segs.get(p.seg.key)) : this.source(p.seg);
+      const most = want ? want.size * 2 > f.blocks.length : (p.b - p.a) * 2 > p.seg.end - p.seg.start;
+      const src = most ? bufferSource(await this.segs.get(p.seg.key)) : this.source(p.seg);
       for (let i = firstEndingAfter(f.blocks.map((b) => ({ end: b.offset + b.bytes })), p.a); i < f.blocks.length && f.blocks[i].offset < p.b; i++) {
+        if (want && !want.has(i)) { yield { kind: 'pending', offset: f.blocks[i].offset, bytes: f.blocks[i].bytes }; continue; }
         for (const c of await readBlock(src, f, i)) {
           const clipped = clip(c, p.a, p.b);
           if (clipped) yield { kind: 'data', ...clipped };
         }
       }
     }
+  }
+
+  /** Blocks of a segment that may hold all the literals (and their neighbours, for literals and
+   *  lines across a block boundary); undefined when the segment has no index. */
+  private async candidateBlocks(seg: SegIdx, f: SegmentFooter, slots: number[]): Promise<Set<number> | undefined> {
+    let index: Buffer;
+    try { index = await this.segs.get(`${seg.key}.tri`); } catch { return undefined; }
+    const n = f.blocks.length;
+    const has = (i: number) => blockMayContain(index, i, slots);
+    const pair = (i: number) => slots.every((x) => blockMayContain(index, i, [x]) || blockMayContain(index, i + 1, [x]));
+    const want = new Set<number>([0, n - 1]);
+    for (let i = 0; i < n; i++) {
+      if (has(i) || (i + 1 < n && pair(i))) for (const j of [i - 1, i, i + 1, i + 2]) if (j >= 0 && j < n) want.add(j);
+    }
+    return want;
   }
 
   /** Data chunks of [from, to) from the last backwards (gaps and pending ranges skipped). */
@@ -249,6 +271,11 @@ export class LogStore implements OutputStore {
     const clash = list.find((s) => s.key !== key && s.start < f.end && f.start < s.end);
     if (clash) throw new Conflict(`segment ${f.start}-${f.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
     const r = await this.segs.put(key, body);
+    if (!f.gap) {
+      const blocks: Buffer[] = [];
+      for (let i = 0; i < f.blocks.length; i++) blocks.push(Buffer.concat((await readBlock(bufferSource(body), f, i)).map((c) => c.data)));
+      await this.segs.put(`${key}.tri`, buildIndex(blocks));
+    }
     if (r === 'exists') {
       const stored = await readFooter({ size: (await this.segs.list(key))[0]?.size ?? 0, read: (pos, len) => this.segs.get(key, { start: pos, end: pos + len }) });
       if (stored.sha256 !== f.sha256) throw new Conflict(`a different segment ${key} is already stored`);
@@ -286,6 +313,7 @@ export class LogStore implements OutputStore {
     while (list.length && list[0].t1 < before) {
       const s = list.shift()!;
       await this.segs.delete(s.key);
+      await this.segs.delete(`${s.key}.tri`);
       this.footers.delete(s.key);
       n++;
     }

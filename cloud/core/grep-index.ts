@@ -1,0 +1,73 @@
+// Trigram Bloom filters per segment block, so grep can skip blocks that cannot match.
+//
+// For each block of a data segment, the cloud stores (object `<segment key>.tri`, written at
+// upload) a BITS-bit set of the ASCII-lowercased byte trigrams of the block's bytes plus the first
+// two bytes of the next block (so a trigram across a block boundary is indexed too). A grep pattern
+// yields literals every match must contain (requiredLiterals); a block can hold a match only if all
+// their trigrams are in its set. Literals may straddle two blocks, so grep also reads the block
+// before and after any candidate and the first and last block of every segment (neighbouring
+// segments are indexed separately). No false negatives; false positives just cost a read.
+export const BITS = 32 * 1024;
+const BYTES = BITS / 8;
+
+const lower = (b: number) => (b >= 0x41 && b <= 0x5a ? b | 0x20 : b);
+const slot = (a: number, b: number, c: number) => (Math.imul((lower(a) << 16) | (lower(b) << 8) | lower(c), 0x9e3779b1) >>> 17) & (BITS - 1);
+
+/** The filters of consecutive blocks, concatenated (BYTES each). */
+export function buildIndex(blocks: Buffer[]): Buffer {
+  const out = Buffer.alloc(blocks.length * BYTES);
+  blocks.forEach((data, i) => {
+    const next = blocks[i + 1];
+    const d = next ? Buffer.concat([data, next.subarray(0, 2)]) : data;
+    const base = i * BYTES;
+    for (let p = 0; p + 2 < d.length; p++) {
+      const s = slot(d[p], d[p + 1], d[p + 2]);
+      out[base + (s >>> 3)] |= 1 << (s & 7);
+    }
+  });
+  return out;
+}
+
+export function blockMayContain(index: Buffer, block: number, slots: number[]): boolean {
+  const base = block * BYTES;
+  if (base + BYTES > index.length) return true;
+  return slots.every((s) => (index[base + (s >>> 3)] & (1 << (s & 7))) !== 0);
+}
+
+export function slotsOf(literals: Buffer[]): number[] {
+  const out = new Set<number>();
+  for (const l of literals) for (let p = 0; p + 2 < l.length; p++) out.add(slot(l[p], l[p + 1], l[p + 2]));
+  return [...out];
+}
+
+/** Literal byte strings (latin1 strings of a grepRegex source) that every match of `source`
+ *  contains, found conservatively: none if the pattern has an alternation; only runs at the top
+ *  level (outside groups and classes); a character made optional by ?, * or {0 is dropped. Runs
+ *  shorter than 3 bytes carry no trigram and are left out. */
+export function requiredLiterals(source: string, ignoreCase: boolean): Buffer[] {
+  if (source.includes('|')) return [];
+  const runs: string[] = [];
+  let run = '', depth = 0;
+  const end = () => { if (run.length >= 3) runs.push(run); run = ''; };
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') {
+      const n = source[i + 1] ?? '';
+      i++;
+      if (depth === 0 && /[\\^$.|?*+()[\]{}/-]/.test(n)) run += n; else end();
+      continue;
+    }
+    if (c === '[') { end(); while (i < source.length && source[i] !== ']') { if (source[i] === '\\') i++; i++; } continue; }
+    if (c === '(') { depth++; end(); continue; }
+    if (c === ')') { depth = Math.max(0, depth - 1); end(); continue; }
+    if (depth > 0) continue;
+    if (c === '?' || c === '*' || (c === '{' && /^\{0[,}]/.test(source.slice(i)))) { run = run.slice(0, -1); end(); continue; }
+    if (c === '{') { end(); while (i < source.length && source[i] !== '}') i++; continue; }
+    if (c === '+') { end(); continue; }
+    if (c === '.' || c === '^' || c === '$') { end(); continue; }
+    run += c;
+  }
+  end();
+  // -i folds only ASCII in the index: a literal with other bytes could match other case forms.
+  return runs.filter((r) => !ignoreCase || /^[\x00-\x7f]*$/.test(r)).map((r) => Buffer.from(r, 'latin1'));
+}
