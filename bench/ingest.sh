@@ -9,7 +9,7 @@
 #   bash bench/ingest.sh                      # N=1000 SECS=60, ~3 min
 #   N=200 SECS=20 PHASES="cloudcons conserver" bash bench/ingest.sh
 #
-# Knobs: N (1000), SECS (60), RATE (11520), PHASES (cloudcons), CC_SCRATCH (/tmp/cc-bench-ingest,
+# Knobs: N (1000), SECS (60), RATE (11520), PHASES (cloudcons), NODE (run the bin with this node), CC_SCRATCH (/tmp/cc-bench-ingest,
 # wiped), PEERS (../shared/peers), CC_CONSERVER_PORT (17882). Everything listens on 127.0.0.1;
 # every process started here is stopped by its PID.
 set -euo pipefail
@@ -17,8 +17,10 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PEERS=${PEERS:-$ROOT/../shared/peers}
 N=${N:-1000}; SECS=${SECS:-60}; RATE=${RATE:-11520}; PHASES=${PHASES:-cloudcons}
 S=${CC_SCRATCH:-/tmp/cc-bench-ingest}; R="$S/results"
-PY=${PYTHON:-python3}; NODE=${NODE:-node}
-CLI="$NODE $ROOT/bin/cloudcons.js"
+PY=${PYTHON:-python3}
+# As users run it: the bin through its shebang (which sets node's heap flags). NODE="node --cpu-prof
+# ..." runs it through that node instead.
+if [ -n "${NODE:-}" ]; then CLI="$NODE $ROOT/bin/cloudcons.js"; else CLI="$ROOT/bin/cloudcons.js"; fi
 declare -A PID
 log() { echo "[ingest $(date +%T)] $*" >&2; }
 start_bg() { local n=$1; shift; "$@" >"$S/$n.out" 2>"$S/$n.err" & PID[$n]=$!; }
