@@ -214,7 +214,9 @@ EOF
       sleep 1
     done
   fi
-  $PY "$PEERS/logcheck.py" --strip "$PROBE_ALPHABET" "$S/cc/data/consoles/cc000/output.bin" >"$R/cloudcons-log.json" 2>/dev/null
+  # The stored log as the cloud serves it (segments + hot tail), exact bytes.
+  curl -sf -H "authorization: Bearer $(cat "$S/cc/data/admin-token")" "$URL/v1/consoles/cc000/replay?from=0&format=raw" -o "$S/cc/cc000.log"
+  $PY "$PEERS/logcheck.py" --strip "$PROBE_ALPHABET" "$S/cc/cc000.log" >"$R/cloudcons-log.json" 2>/dev/null
   wc -l <"$S/cc/data/audit/cc000.jsonl" >"$R/cloudcons-audit-lines.txt" 2>/dev/null
   grep -c '"missed"\|missed:' "$S/cloud.out" >"$R/cloudcons-missed.txt" 2>/dev/null
   CLOUD_PID=${PID[cloud]} RELAY_PID=${PID[relay]}

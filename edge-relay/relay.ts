@@ -48,9 +48,10 @@ const HELLO_BATCH_BYTES = 24 * 1024;
 /** Output waiting below this size is sent at once, never held for batching. */
 const BATCH_MIN_BYTES = 2048;
 
-/** Live output kept in memory per console while the socket is busy (at most 256 KiB, and 32 MiB
- *  over all consoles); past it, it is read back from the spool instead. */
-const MAX_QUEUED_BYTES = 256 * 1024;
+/** Live output kept in memory per console while the socket is busy (at most 2 MiB, above the
+ *  socket's high-water mark, so a flood to a fast viewer never leaves memory; and 32 MiB over all
+ *  consoles); past it, it is read back from the spool instead. */
+const MAX_QUEUED_BYTES = 2 * 1024 * 1024;
 const MAX_QUEUED_TOTAL = 32 * 1024 * 1024;
 
 export const RELAY_DEFAULTS = {

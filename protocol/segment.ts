@@ -169,13 +169,18 @@ export async function readBlock(src: SegmentSource, f: SegmentFooter, i: number)
   return out;
 }
 
-/** Fully checks a segment (index, every block, sha256); returns its footer. */
-export async function verifySegment(buf: Buffer): Promise<SegmentFooter> {
+/** Fully checks a segment (index, every block, sha256); returns its footer. `onBlock` sees each
+ *  block's bytes as they are checked (so a caller that needs them inflates only once). */
+export async function verifySegment(buf: Buffer, onBlock?: (i: number, data: Buffer) => void): Promise<SegmentFooter> {
   const src = bufferSource(buf);
   const f = await readFooter(src);
   if (!buf.subarray(0, SEGMENT_MAGIC.length).equals(SEGMENT_MAGIC)) throw new SegmentFormatError('not a cloudcons segment (bad magic)');
   const sha = createHash('sha256');
-  for (let i = 0; i < f.blocks.length; i++) for (const c of await readBlock(src, f, i)) sha.update(c.data);
+  for (let i = 0; i < f.blocks.length; i++) {
+    const chunks = await readBlock(src, f, i);
+    for (const c of chunks) sha.update(c.data);
+    onBlock?.(i, chunks.length === 1 ? chunks[0].data : Buffer.concat(chunks.map((c) => c.data)));
+  }
   if (sha.digest('hex') !== f.sha256) throw new SegmentFormatError('sha256 of the data does not match the footer');
   return f;
 }

@@ -13,18 +13,28 @@ const BYTES = BITS / 8;
 const lower = (b: number) => (b >= 0x41 && b <= 0x5a ? b | 0x20 : b);
 const slot = (a: number, b: number, c: number) => (Math.imul((lower(a) << 16) | (lower(b) << 8) | lower(c), 0x9e3779b1) >>> 17) & (BITS - 1);
 
-/** The filters of consecutive blocks, concatenated (BYTES each). */
+const LOWER = Uint8Array.from({ length: 256 }, (_, b) => lower(b));
+
+/** The filters of consecutive blocks, concatenated (BYTES each). One rolling pass over all bytes:
+ *  the trigram ending at each byte is added to the filter of the block it starts in. */
 export function buildIndex(blocks: Buffer[]): Buffer {
   const out = Buffer.alloc(blocks.length * BYTES);
-  blocks.forEach((data, i) => {
-    const next = blocks[i + 1];
-    const d = next ? Buffer.concat([data, next.subarray(0, 2)]) : data;
-    const base = i * BYTES;
-    for (let p = 0; p + 2 < d.length; p++) {
-      const s = slot(d[p], d[p + 1], d[p + 2]);
-      out[base + (s >>> 3)] |= 1 << (s & 7);
+  let t = 0, seen = 0;
+  // Trigram start positions: a trigram that starts in block i goes to filter i (also when it ends
+  // in block i + 1), so track which block each of the last three bytes came from.
+  let b1 = 0, b2 = 0; // blocks of the bytes one and two positions back
+  for (let i = 0; i < blocks.length; i++) {
+    const d = blocks[i];
+    for (let p = 0; p < d.length; p++) {
+      t = ((t << 8) | LOWER[d[p]]) & 0xffffff;
+      if (++seen >= 3) {
+        const s = (Math.imul(t, 0x9e3779b1) >>> 17) & (BITS - 1);
+        const base = b2 * BYTES;
+        out[base + (s >>> 3)] |= 1 << (s & 7);
+      }
+      b2 = b1; b1 = i;
     }
-  });
+  }
   return out;
 }
 

@@ -261,7 +261,8 @@ export class LogStore implements OutputStore {
    *  is accepted as stored; a different one over the same offsets is a conflict. */
   async putSegment(console: string, body: Buffer): Promise<{ key: string; footer: SegmentFooter; created: boolean; /** Bytes a gap segment really loses (not in the hot tail), from offset lostAt. */ lost: number; lostAt: number }> {
     let f: SegmentFooter;
-    try { f = await verifySegment(body); } catch (e) {
+    const blocks: Buffer[] = [];
+    try { f = await verifySegment(body, (i, data) => { blocks[i] = data; }); } catch (e) {
       if (e instanceof SegmentFormatError) throw new BadParameter(`segment rejected: ${e.message}`);
       throw e;
     }
@@ -271,11 +272,7 @@ export class LogStore implements OutputStore {
     const clash = list.find((s) => s.key !== key && s.start < f.end && f.start < s.end);
     if (clash) throw new Conflict(`segment ${f.start}-${f.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
     const r = await this.segs.put(key, body);
-    if (!f.gap) {
-      const blocks: Buffer[] = [];
-      for (let i = 0; i < f.blocks.length; i++) blocks.push(Buffer.concat((await readBlock(bufferSource(body), f, i)).map((c) => c.data)));
-      await this.segs.put(`${key}.tri`, buildIndex(blocks));
-    }
+    if (!f.gap) await this.segs.put(`${key}.tri`, buildIndex(blocks));
     if (r === 'exists') {
       const stored = await readFooter({ size: (await this.segs.list(key))[0]?.size ?? 0, read: (pos, len) => this.segs.get(key, { start: pos, end: pos + len }) });
       if (stored.sha256 !== f.sha256) throw new Conflict(`a different segment ${key} is already stored`);

@@ -2,6 +2,7 @@
 // through a temporary file that is fdatasync'ed and then hard-linked to the key (link fails if
 // the key exists: If-None-Match: * without a race), and the directory is fsync'ed.
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NotFound, StorageFull, BadParameter } from '../../../protocol/errors.ts';
@@ -24,20 +25,21 @@ export class FsSegmentStore implements SegmentStore {
     if (fs.existsSync(file)) return 'exists';
     const dir = path.dirname(file);
     const tmp = path.join(this.root, `.tmp-${randomBytes(6).toString('hex')}`);
+    // Asynchronous (thread pool): a flush to disk must not stall live output on the event loop.
     try {
-      fs.mkdirSync(dir, { recursive: true });
-      const fd = fs.openSync(tmp, 'wx');
-      try { fs.writeSync(fd, body); fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
-      try { fs.linkSync(tmp, file); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists'; throw e; }
-      const dfd = fs.openSync(dir, 'r');
-      try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
+      await fsp.mkdir(dir, { recursive: true });
+      const fh = await fsp.open(tmp, 'wx');
+      try { await fh.writeFile(body); await fh.datasync(); } finally { await fh.close(); }
+      try { await fsp.link(tmp, file); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists'; throw e; }
+      const dh = await fsp.open(dir, 'r');
+      try { await dh.sync(); } finally { await dh.close(); }
       return 'created';
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT') throw new StorageFull(`segment store ${this.root} is full (${code}): ${key} not stored`);
       throw e;
     } finally {
-      fs.rmSync(tmp, { force: true });
+      await fsp.rm(tmp, { force: true });
     }
   }
 
