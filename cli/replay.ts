@@ -161,7 +161,13 @@ export async function exportLog(login: Login, name: string, o: ExportOptions): P
   q.set('format', 'chunks');
   const res = await api(login, `/v1/consoles/${encodeURIComponent(name)}/replay?${q}`);
   const from = Number(res.headers.get('x-cloudcons-from')), to = Number(res.headers.get('x-cloudcons-end'));
-  const out: NodeJS.WritableStream = o.output && o.output !== '-' ? fs.createWriteStream(o.output) : process.stdout;
+  let out: NodeJS.WritableStream = process.stdout;
+  if (o.output && o.output !== '-') {
+    // Opened before anything is written: a bad path is a clear error, not a crash mid-stream.
+    let fd: number;
+    try { fd = fs.openSync(o.output, 'w'); } catch (e) { throw new BadParameter(`--output: cannot write ${o.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+    out = fs.createWriteStream('', { fd });
+  }
   const bar = process.stderr.isTTY && out !== process.stdout ? progress(to - from) : undefined;
   const f = new Formatter(o.format, { timestamps: o.format === 'text', console: name, width: o.width, height: o.height });
   for await (const it of chunkItems(res)) {

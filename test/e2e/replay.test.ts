@@ -100,6 +100,9 @@ test('grep searches stored output with regex, -i, --console, --json, and exits 1
 
 test('export: raw bytes, timestamped text, and an asciicast that asciinema plays back', async () => {
   const raw = path.join(dir, 'out.raw'), cast = path.join(dir, 'out.cast'), text = path.join(dir, 'out.txt');
+  const bad = cli(['export', 'ser1', '-o', path.join(dir, 'no-such-dir', 'x.cast')], env);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--output: cannot write .*no-such-dir\/x\.cast: ENOENT/);
   assert.equal(cli(['export', 'ser1', '--format', 'raw', '-o', raw], env).code, 0);
   assert.equal(fs.readFileSync(raw, 'utf8'), alpha + beta);
   assert.equal(cli(['export', 'ser1', '--format', 'text', '-o', text], env).code, 0);
