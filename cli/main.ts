@@ -9,8 +9,10 @@ import { attach } from './attach.ts';
 import { parseEscapeSpec } from './escape.ts';
 import { resolveLogin, saveLogin, userLoginFile, normalizeUrl } from './login-config.ts';
 import { readable } from './readable.ts';
+import pkg from '../package.json' with { type: 'json' };
 
 const program = new Command('cloudcons')
+  .version(pkg.version, '-V, --version')
   .description('Serial console management through the cloud: attach, spy, replay and audit consoles held by edge relays.')
   .showHelpAfterError()
   .addHelpText('after', `

@@ -299,17 +299,22 @@ export class Relay {
       if (!r.ok) { this.opts.log(`bad message from cloud: ${r.message}`); return; }
       this.onMessage(r.msg);
     });
+    let linkError = ''; // the socket's error, reported with its close
     ws.on('close', (code, reason) => {
       clearInterval(this.heartbeat);
       if (this.ws !== ws) return;
       this.ws = undefined;
       for (const c of this.cons.values()) c.live = false;
       if (this.stopped) return;
+      const failed = this.attempt; // attempts in a row that never got a welcome
       const delay = Math.random() * Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** this.attempt++);
-      this.opts.log(`disconnected from cloud (${code}${reason.length ? ` ${reason}` : ''}); reconnecting in ${Math.round(delay)} ms`);
+      const retry = `reconnecting in ${Math.round(delay)} ms`;
+      // During an outage: the first failure and every 10th, not every attempt.
+      if (!failed) this.opts.log(`disconnected from cloud (${code}${reason.length ? ` ${reason}` : ''}${linkError ? `: ${linkError}` : ''}); ${retry}`);
+      else if (failed === 1 || failed % 10 === 0) this.opts.log(`still cannot reach the cloud at ${this.opts.cloudUrl} after ${failed} failed attempt${failed === 1 ? '' : 's'}${linkError ? ` (${linkError})` : ''}; ${retry}`);
       this.reconnectTimer = setTimeout(() => this.connect(), delay);
     });
-    ws.on('error', (e) => this.opts.log(`cloud link error: ${e.message}`));
+    ws.on('error', (e) => { linkError = e.message; });
   }
 
   private send(msg: Out<RelayToCloud>): void {
