@@ -9,7 +9,8 @@
 #   bash bench/ingest.sh                      # N=1000 SECS=60, ~3 min
 #   N=200 SECS=20 PHASES="cloudcons conserver" bash bench/ingest.sh
 #
-# Knobs: N (1000), SECS (60), RATE (11520), PHASES (cloudcons), NODE (run the bin with this node), CC_SCRATCH (/tmp/cc-bench-ingest,
+# Knobs: N (1000), SECS (60), RATE (11520), PHASES (cloudcons), CONSOLE_EXTRA (appended to every
+# console's relay config, e.g. ', readHoldoffMs: 0'), NODE (run the bin with this node), CC_SCRATCH (/tmp/cc-bench-ingest,
 # wiped), PEERS (../shared/peers), CC_CONSERVER_PORT (17882). Everything listens on 127.0.0.1;
 # every process started here is stopped by its PID.
 set -euo pipefail
@@ -59,7 +60,7 @@ if [[ " $PHASES " == *" cloudcons "* ]]; then
   URL=$(grep -ho 'http://127.0.0.1:[0-9]*' "$S/cloud.err" "$S/cloud.out" | head -1)
   $CLI relay-token create edge --data "$S/cc/data" >"$S/cc/relay.tok"
   ADMIN=$(cat "$S/cc/data/admin-token")
-  { echo "relay: { name: edge }"; echo "consoles:"; for i in $(seq 0 $((N - 1))); do printf '  cc%03d: { type: serial, device: %s-%03d, baud: 115200 }\n' "$i" "$S/cc/host" "$i"; done; } >"$S/cc/relay.yaml"
+  { echo "relay: { name: edge }"; echo "consoles:"; for i in $(seq 0 $((N - 1))); do printf '  cc%03d: { type: serial, device: %s-%03d, baud: 115200%s }\n' "$i" "$S/cc/host" "$i" "${CONSOLE_EXTRA:-}"; done; } >"$S/cc/relay.yaml"
   start_bg relay env CLOUDCONS_RELAY_TOKEN="$(cat "$S/cc/relay.tok")" $CLI relay --config "$S/cc/relay.yaml" --spool "$S/cc/spool" --cloud "$URL"
   up() { [ "$(CLOUDCONS_URL=$URL CLOUDCONS_TOKEN=$ADMIN $CLI ls --json | grep -c '"state": "up"')" -ge "$N" ]; }
   wait_for 120 up || { log "not all consoles up"; tail -5 "$S/relay.err" >&2; exit 1; }
@@ -88,7 +89,18 @@ if [[ " $PHASES " == *" conserver "* ]]; then
   devices cs
   $PY "$PEERS/gen-conserver-cf.py" "$S/cs" "$S/cs/host" "$N" >/dev/null
   start_bg conserver conserver -E -M 127.0.0.1 -p "${CC_CONSERVER_PORT:-17882}" -b "$(( ${CC_CONSERVER_PORT:-17882} + 10 ))" -C "$S/cs/conserver.cf" -P "$S/cs/conserver.passwd"
-  sleep 5
+  # conserver forks its console-holding children over several seconds (63 of them for 1000
+  # consoles); procstat measures the process tree it sees when it starts, so wait until every
+  # console's logfile exists and the tree has stopped growing.
+  ntree() { $PY "$PEERS/procstat.py" mem "${PID[conserver]}" | $PY -c 'import json,sys; print(json.load(sys.stdin)["processes"])'; }
+  last=-1; stable=0
+  for _ in $(seq 120); do
+    n=$(ntree); logs=$(find "$S/cs/logs" -name '*.log' 2>/dev/null | wc -l)
+    if [ "$n" = "$last" ] && [ "$logs" -ge "$N" ]; then stable=$((stable + 1)); else stable=0; fi
+    [ "$stable" -ge 3 ] && break
+    last=$n; sleep 1
+  done
+  log "conserver: $(ntree) processes, $(find "$S/cs/logs" -name '*.log' | wc -l) logfiles"
   measure conserver "$S/cs/dev.ctl" "${PID[conserver]}"
   $PY "$PEERS/logcheck.py" "$S/cs/logs"/*.log >"$R/conserver-log.json"
   cleanup

@@ -61,6 +61,9 @@ const serialSchema = z.strictObject({
     .refine((s) => WINDOWS || s !== 1.5, err(`1.5 stop bits are not supported by serialport on ${process.platform}`))
     .default(d.stopBits),
   flowControl: z.enum(['none', 'rtscts', 'xonxoff'], err('must be one of none, rtscts, xonxoff')).default(d.flowControl),
+  /** Read coalescing on a busy, unattended line (see drivers/serial.ts); 0 turns it off. Default:
+   *  the time the line needs for ~1 KiB at its baud, at most 50 ms. */
+  readHoldoffMs: intIn(0, 1000).optional(),
 }, err('must be a mapping'));
 
 // YAML turns `PORT: 8080` into a number; an environment only holds strings, so convert.

@@ -12,7 +12,7 @@ import { decode, encode, PROTOCOL_LIMITS } from '../protocol/codec.ts';
 import { cloudToRelay, type CloudToRelay, type ConsoleInfo, type Out, type RelayToCloud } from '../protocol/messages.ts';
 import type { RelayConfig } from './config.ts';
 import { createDriver } from './drivers/index.ts';
-import { Spool, type ConsoleSpool, type SealedSegment, type SpoolOptions } from './spool.ts';
+import { Scratch, Spool, type ConsoleSpool, type SealedSegment, type SpoolOptions } from './spool.ts';
 import { Supervisor } from './supervisor.ts';
 import type { Chunk } from '../protocol/segment.ts';
 
@@ -52,7 +52,7 @@ const BATCH_MIN_BYTES = 2048;
  *  socket's high-water mark, so a flood to a fast viewer never leaves memory; and 32 MiB over all
  *  consoles); past it, it is read back from the spool instead. */
 const MAX_QUEUED_BYTES = 2 * 1024 * 1024;
-const MAX_QUEUED_TOTAL = 32 * 1024 * 1024;
+const MAX_QUEUED_TOTAL = 8 * 1024 * 1024;
 
 export const RELAY_DEFAULTS = {
   segmentBytes: 1024 * 1024, segmentMs: 60_000, spoolCapBytes: 1024 ** 3,
@@ -108,6 +108,9 @@ export class Relay {
     this.corked(() => { for (const c of list) { c.pumpSoon = false; this.pump(c); } });
   };
   private inFlight = 0;
+  private conList: Con[] = []; // the consoles in config order, for going round them
+  private uploadNext = -1; // the console kickUploads looked at last
+  private readonly uploadScratch: Scratch;
   private readonly maxQueued: number;
 
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
@@ -124,6 +127,7 @@ export class Relay {
       ...opts,
     };
     this.name = name;
+    this.uploadScratch = new Scratch(this.opts.uploadConcurrency);
     this.spool = new Spool({
       dir: this.opts.spoolDir, segmentBytes: this.opts.segmentBytes, segmentMs: this.opts.segmentMs, capBytes: this.opts.spoolCapBytes, log: this.opts.log,
     });
@@ -175,6 +179,7 @@ export class Relay {
       });
       this.cons.set(name, con);
     }
+    this.conList = [...this.cons.values()];
   }
 
   start(): void {
@@ -210,11 +215,14 @@ export class Relay {
   }
 
   // ------------------------------------------------------------------------------------ uploads
+  /** Starts uploads until `uploadConcurrency` are in flight, going round the consoles from where
+   *  the last call stopped (so each console gets its turn, not the first ones in the config). */
   private kickUploads(now = false): void {
     if (this.stopped) return;
     const t = Date.now();
-    for (const c of this.cons.values()) {
-      if (this.inFlight >= this.opts.uploadConcurrency) return;
+    const cons = this.conList;
+    for (let i = 0; i < cons.length && this.inFlight < this.opts.uploadConcurrency; i++) {
+      const c = cons[this.uploadNext = (this.uploadNext + 1) % cons.length]!;
       if (c.uploading || (!now && c.retryAt > t)) continue;
       const s = c.spool.nextUpload();
       if (s) void this.upload(c, s);
@@ -224,14 +232,26 @@ export class Relay {
   private async upload(c: Con, s: SealedSegment): Promise<void> {
     c.uploading = true;
     this.inFlight++;
+    let buf: Buffer | undefined;
     try {
-      const body = await fs.promises.readFile(s.file);
+      // Read into a reused buffer (see Scratch); given back only after a clean answer, so a
+      // request that was aborted mid-send can never see it change.
+      let body: Buffer;
+      const fh = await fs.promises.open(s.file, 'r');
+      try {
+        const size = (await fh.stat()).size;
+        buf = this.uploadScratch.take(size);
+        const { bytesRead } = await fh.read(buf, 0, size, 0);
+        if (bytesRead !== size) throw new Error(`${s.file}: read ${bytesRead} of ${size} bytes`);
+        body = buf.subarray(0, size);
+      } finally { await fh.close(); }
       const url = `${this.opts.cloudUrl.replace(/\/+$/, '')}/v1/consoles/${encodeURIComponent(c.name)}/segments`;
       const res = await fetch(url, {
         method: 'PUT', body, headers: { authorization: `Bearer ${this.opts.token}`, 'content-type': 'application/octet-stream' },
         signal: AbortSignal.timeout(60_000),
       });
       const text = await res.text();
+      this.uploadScratch.give(buf);
       if (res.ok) {
         c.spool.uploaded(s);
         c.failures = 0;
@@ -246,7 +266,7 @@ export class Relay {
       c.uploading = false;
       this.inFlight--;
     }
-    if (c.spool.nextUpload() && c.retryAt <= Date.now()) this.kickUploads();
+    this.kickUploads(); // this console's next segment, or another console's: keep 4 in flight
   }
 
   private uploadFailed(c: Con, why: string, loud: boolean): void {

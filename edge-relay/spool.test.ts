@@ -88,7 +88,8 @@ test('confirm moves provisional offsets onto the cloud stream; uploads wait for 
   assert.deepEqual([seg.start, seg.chunks[0].offset], [1000, 1000]);
   c.uploaded(s);
   assert.equal(c.nextUpload(), undefined);
-  assert.ok(!fs.existsSync(s.file));
+  for (let i = 0; i < 100 && fs.existsSync(s.file); i++) await new Promise((r) => setTimeout(r, 10)); // unlinked in the thread pool
+  assert.ok(!fs.existsSync(s.file), 'an uploaded segment leaves the disk');
   // Confirmed and empty but the cloud is ahead (the console moved relays): jump forward.
   await sp.sealConsole(c);
   c.uploaded(c.nextUpload()!);

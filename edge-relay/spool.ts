@@ -21,7 +21,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { encodeGapSegment, encodeSegment, shiftSegment, type Chunk } from '../protocol/segment.ts';
+import { encodeGapSegment, shiftSegment, writeSegment, type Chunk } from '../protocol/segment.ts';
 
 export interface SpoolOptions {
   dir: string;
@@ -76,9 +76,27 @@ function writeFileDurable(file: string, data: Buffer | string): void {
   fs.renameSync(tmp, file);
 }
 
-/** Parses an active log; stops at the first torn or corrupt record. */
-function readLog(file: string): { chunks: Chunk[]; validBytes: number; fileBytes: number } {
-  const buf = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0);
+/** Parses an active log; stops at the first torn or corrupt record. With `scratch`, the file is
+ *  read into a buffer taken from it (the chunks point into that buffer until it is given back). */
+function readLog(file: string, scratch?: Scratch): { chunks: Chunk[]; validBytes: number; fileBytes: number; buf?: Buffer } {
+  let buf: Buffer;
+  let owned: Buffer | undefined;
+  if (!fs.existsSync(file)) buf = Buffer.alloc(0);
+  else if (!scratch) buf = fs.readFileSync(file);
+  else {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      owned = scratch.take(size);
+      let n = 0;
+      while (n < size) {
+        const r = fs.readSync(fd, owned, n, size - n, n);
+        if (r === 0) break;
+        n += r;
+      }
+      buf = owned.subarray(0, n);
+    } finally { fs.closeSync(fd); }
+  }
   const chunks: Chunk[] = [];
   let p = 0, rel = 0;
   while (p + HEAD <= buf.length) {
@@ -91,7 +109,27 @@ function readLog(file: string): { chunks: Chunk[]; validBytes: number; fileBytes
     rel += len;
     p += HEAD + len;
   }
-  return { chunks, validBytes: p, fileBytes: buf.length };
+  return { chunks, validBytes: p, fileBytes: buf.length, buf: owned };
+}
+
+/** Buffers that seals read active logs into, reused from seal to seal: a relay sealing twenty
+ *  segments a second would otherwise leave a megabyte of garbage behind each one, which lives
+ *  long enough (a seal spans several event-loop turns) to reach V8's old generation and stay in
+ *  memory until a full collection. Keeps at most `keep` idle buffers, none over `maxBytes`. */
+export class Scratch {
+  private readonly free: Buffer[] = [];
+  constructor(private readonly keep: number, private readonly maxBytes = 4 * 1024 * 1024) {}
+  take(size: number): Buffer {
+    const i = this.free.findIndex((b) => b.length >= size);
+    if (i >= 0) return this.free.splice(i, 1)[0]!;
+    return Buffer.allocUnsafeSlow(Math.max(size, 64 * 1024));
+  }
+  give(b: Buffer | undefined): void {
+    if (!b || b.length > this.maxBytes) return;
+    this.free.push(b);
+    this.free.sort((a, c) => a.length - c.length);
+    if (this.free.length > this.keep) this.free.shift(); // drop the smallest
+  }
 }
 
 export class ConsoleSpool {
@@ -116,8 +154,12 @@ export class ConsoleSpool {
   private chain: Promise<void> = Promise.resolve();
   private readonly head = Buffer.alloc(HEAD);
 
-  constructor(readonly name: string, private readonly opts: SpoolOptions, private readonly sealer = new Limiter(opts.sealConcurrency)) {
+  constructor(
+    readonly name: string, private readonly opts: SpoolOptions,
+    private readonly sealer = new Limiter(opts.sealConcurrency), private readonly scratch?: Scratch,
+  ) {
     this.dir = path.join(opts.dir, name);
+    this.maxAgeMs = opts.segmentMs - Math.floor((opts.segmentMs / 4) * (zlib.crc32(name) / 0x1_0000_0000));
     fs.mkdirSync(this.dir, { recursive: true });
     this.recover();
   }
@@ -220,9 +262,14 @@ export class ConsoleSpool {
 
   private closeReader(): void { if (this.readFd >= 0) { fs.closeSync(this.readFd); this.readFd = -1; } }
 
+  /** The age at which this console's segments seal: `segmentMs` less up to a quarter, fixed per
+   *  console name, so a relay whose consoles all started together does not seal (and upload)
+   *  them all in the same second, every minute. */
+  private readonly maxAgeMs: number;
+
   /** Time to seal? */
   due(now: number): boolean {
-    return this.activeBytes > 0 && (this.activeBytes >= this.opts.segmentBytes || now - this.activeT0 >= this.opts.segmentMs);
+    return this.activeBytes > 0 && (this.activeBytes >= this.opts.segmentBytes || now - this.activeT0 >= this.maxAgeMs);
   }
 
   /** Seals the active log into a segment (the new active log starts at once; compression runs
@@ -247,17 +294,31 @@ export class ConsoleSpool {
   }
 
   private async sealFile(file: string, start: number, size: number): Promise<void> {
-    const log = readLog(file);
-    if (log.chunks.length) {
-      const chunks = log.chunks.map((c) => ({ ...c, offset: c.offset + start }));
-      const seg = await encodeSegment(this.name, chunks, { level: this.opts.compressLevel });
-      const end = start + log.chunks.reduce((n, c) => n + c.data.length, 0);
-      const s: SealedSegment = { console: this.name, start, end, t0: chunks[0].ts, t1: chunks.at(-1)!.ts, gap: false, file: '', size: seg.length };
-      s.file = path.join(this.dir, segFileName(s));
-      writeFileDurable(s.file, seg);
-      this.insert(s);
-    }
-    fs.rmSync(file, { force: true });
+    const log = readLog(file, this.scratch);
+    try {
+      if (log.chunks.length) {
+        for (const c of log.chunks) c.offset += start;
+        const end = start + log.chunks.reduce((n, c) => n + c.data.length, 0);
+        const s: SealedSegment = { console: this.name, start, end, t0: log.chunks[0].ts, t1: log.chunks.at(-1)!.ts, gap: false, file: '', size: 0 };
+        s.file = path.join(this.dir, segFileName(s));
+        // Written block by block as it is compressed, yielding to live traffic between blocks;
+        // made durable off the event loop, then renamed into place.
+        const tmp = `${s.file}.tmp`;
+        const fd = fs.openSync(tmp, 'w');
+        try {
+          s.size = await writeSegment(this.name, log.chunks, (b) => {
+            fs.writeSync(fd, b);
+            return new Promise<void>((r) => setImmediate(r));
+          }, { level: this.opts.compressLevel });
+          await new Promise<void>((res, rej) => fs.fdatasync(fd, (e) => (e ? rej(e) : res())));
+        } finally { fs.closeSync(fd); }
+        fs.renameSync(tmp, s.file);
+        this.insert(s);
+      }
+    } finally { this.scratch?.give(log.buf); }
+    // Unlinking a megabyte costs a millisecond or more (ext4 mounted with `discard` trims the
+    // blocks at once): in the thread pool, not on the event loop.
+    await fs.promises.rm(file, { force: true });
     this.sealingBytes -= size;
   }
 
@@ -311,7 +372,9 @@ export class ConsoleSpool {
     const i = this.sealed.indexOf(s);
     if (i < 0) return;
     this.sealed.splice(i, 1);
-    fs.rmSync(s.file, { force: true });
+    // In the thread pool (see sealFile). Should the relay die first, the restart uploads the
+    // segment again, which the cloud accepts as the same object.
+    fs.rm(s.file, { force: true }, (e) => { if (e) this.opts.log(`spool ${this.name}: removing ${s.file}: ${e.message}`); });
   }
 
   /** Replaces the oldest data segment by a gap segment (merged into a gap just before it). */
@@ -355,12 +418,14 @@ export class Spool {
   private syncTimer?: NodeJS.Timeout;
   private enforcing = false;
   private readonly sealer: Limiter;
+  private readonly scratch: Scratch;
   /** Called when a console has a new sealed segment to upload. */
   onSealed: (c: ConsoleSpool) => void = () => {};
 
   constructor(opts: Partial<SpoolOptions> & { dir: string }) {
     this.opts = { ...SPOOL_DEFAULTS, log: (l) => console.error(l), ...opts };
     this.sealer = new Limiter(this.opts.sealConcurrency);
+    this.scratch = new Scratch(this.opts.sealConcurrency);
     const probe = path.join(this.opts.dir, '.writable');
     try {
       fs.mkdirSync(this.opts.dir, { recursive: true });
@@ -371,7 +436,7 @@ export class Spool {
 
   open(name: string): ConsoleSpool {
     let c = this.consoles.get(name);
-    if (!c) { c = new ConsoleSpool(name, this.opts, this.sealer); this.consoles.set(name, c); }
+    if (!c) { c = new ConsoleSpool(name, this.opts, this.sealer, this.scratch); this.consoles.set(name, c); }
     return c;
   }
 

@@ -2,7 +2,8 @@
 // device on the other end of the line.
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -273,4 +274,66 @@ test('sendBreak holds the break for breakDelayMs; open of a missing device says 
 
   const missing = new SerialDriver(cfg('/dev/does-not-exist-ttyUSB9'));
   await assert.rejects(missing.open({ onData() {}, onClose() {} }), { message: 'open /dev/does-not-exist-ttyUSB9: no such file' });
+});
+
+/** Streams `bytes` per `everyMs` from the device end until stopped. */
+function stream(peer: ReturnType<typeof openPtyPeer>, bytes: number, everyMs: number) {
+  let sent = 0;
+  const timer = setInterval(() => { sent += peer.write(Buffer.alloc(bytes, 0x61 + (sent % 26))); }, everyMs);
+  return { stop: () => { clearInterval(timer); return sent; } };
+}
+
+test('read hold-off: a busy unattended line is read in fewer, larger pieces, nothing lost', async (t) => {
+  async function run(readHoldoffMs: number) {
+    const pair = await startSocat(t, tmp(t));
+    const driver = new SerialDriver(cfg(pair.dev, { baud: 115200, readHoldoffMs }));
+    const reads: number[] = [];
+    const closes: string[] = [];
+    await driver.open({ onData: (d) => reads.push(d.length), onClose: (r) => closes.push(r) });
+    const peer = openPeer(t, pair.peer);
+    const s = stream(peer, 40, 5); // 8 KB/s, a 115200-baud line's pace (11.5 KB/s at most)
+    await new Promise((r) => setTimeout(r, 1500));
+    const sent = s.stop();
+    await until('every byte', () => reads.reduce((a, b) => a + b, 0) >= sent);
+    await driver.close();
+    assert.equal(reads.reduce((a, b) => a + b, 0), sent, 'nothing lost, nothing repeated');
+    assert.deepEqual(closes, ['closed']);
+    return reads.length;
+  }
+  const held = await run(60);
+  const plain = await run(0);
+  // 1.5 s of reads: at most one per 60 ms (~25) plus the quiet-start reads, against one per write
+  // or so (~300, fewer when timers bunch up on a loaded machine).
+  assert.ok(held <= 40, `held-off line was read ${held} times in 1.5 s`);
+  assert.ok(plain > 2 * held, `without hold-off ${plain} reads, with it ${held}`);
+});
+
+test('read hold-off never delays an echo after input, nor a line running faster than its baud', async (t) => {
+  const pair = await startSocat(t, tmp(t));
+  // An absurd hold-off, so that any wrongly applied pause shows.
+  const driver = new SerialDriver(cfg(pair.dev, { baud: 115200, readHoldoffMs: 1000 }));
+  const got = await openDriver(t, driver);
+  const peer = openPeer(t, pair.peer);
+  const s = stream(peer, 50, 10);
+  await new Promise((r) => setTimeout(r, 500)); // busy and unattended: held off by now
+  // The device answers input at once; the answer must not wait out the hold-off.
+  const t0 = Date.now();
+  await driver.write(Buffer.from('PING'));
+  await until('the device to get the input', () => peer.received().includes('PING'));
+  peer.write('PONG');
+  await until('the echo', () => got.data().includes('PONG'), 5000);
+  const echoMs = Date.now() - t0;
+  s.stop();
+  assert.ok(echoMs < 500, `echo took ${echoMs} ms with a 1000 ms hold-off configured`);
+
+  // A flood from a real process (reads come 4 KiB at a time): never held off. 2 MiB through a
+  // pty pair is well under a second; 1000 ms per 4 KiB read would take minutes.
+  const before = got.data().length;
+  await new Promise((r) => setTimeout(r, 2500)); // not interactive any more
+  const src = path.join(tmp(t), 'flood');
+  const flood = crypto.randomBytes(2 << 20);
+  fs.writeFileSync(src, flood);
+  await promisify(execFile)('dd', [`if=${src}`, `of=${pair.peer}`, 'bs=65536', 'status=none'], { timeout: 30_000 });
+  await until('the flood', () => got.data().length >= before + flood.length, 20_000);
+  assert.ok(got.data().subarray(got.data().length - flood.length).equals(flood), 'flood intact');
 });

@@ -17,6 +17,19 @@
 // (tty.ReadStream on the fd is no way out: for a pty slave libuv reopens the tty and dup2()s the
 // new fd over ours, which drops the flock; for a UART it falls back to blocking writes.)
 //
+// Read coalescing ("hold-off"): a console printing steadily (a boot log, a chatty daemon) would
+// otherwise cost one poller event, one read, one spool record and one WebSocket message per few
+// hundred bytes, for every console of the relay. When a read follows the previous one closely
+// (within the hold-off plus BULK_GAP_MS), its bytes came no faster than the line's baud allows
+// (PACED_FACTOR) and they did not fill the tty's buffer (SATURATED_BYTES), reading pauses for
+// about `readHoldoffMs`, so the next read takes what arrived meanwhile in one go. The pause is sized so that what arrives meanwhile at the line's baud
+// (~2 KiB) fits in half of the line discipline's 4 KiB read buffer, behind which the tty layer
+// holds up to 64 KiB more before anything is dropped on a UART without flow control. A watcher
+// sees such a line in pieces up to `readHoldoffMs` apart (177 ms at 115200 baud). The pause never
+// applies to a console someone typed on in the last INTERACTIVE_MS (keystroke echo stays
+// immediate), to the first output after a quiet spell, or to data coming faster than the baud (a
+// flood through a pty, which the pause would throttle to a few KiB per interval).
+//
 // How a vanished device is noticed (found by experiment on Linux 6.x, socat ptys):
 // - A hung-up tty (pty master gone, USB adapter unplugged) polls as POLLERR|POLLHUP, which the
 //   poller reports as an error ("bad file descriptor"); a read then returns 0 (EIO, a tty's other
@@ -36,6 +49,23 @@ export interface SerialDriverOptions {
   /** How often the watchdog checks for a hang-up and for the device path going away or being
    *  replaced (ms). Default 1000. */
   watchIntervalMs?: number;
+}
+
+/** A read within the hold-off plus this of the previous one means the line is busy (ms). */
+const BULK_GAP_MS = 100;
+/** Data arriving faster than this multiple of the line's rate (baud / 10 bytes a second) is not a
+ *  UART at that baud (a pty, a network console): never held off. */
+const PACED_FACTOR = 1.5;
+/** A read this large found the line discipline's 4 KiB buffer (nearly) full: the line outran the
+ *  reading, whatever the rate looks like, so no pause. */
+const SATURATED_BYTES = 3584;
+/** Input written within this long marks the console interactive: no pause (ms). */
+const INTERACTIVE_MS = 2000;
+
+/** Default hold-off for a baud rate: the time ~2 KiB take on the line (10 bits a byte), at most
+ *  200 ms (115200 baud: 177 ms; 921600: 22 ms; 9600: 200 ms). */
+export function defaultReadHoldoffMs(baud: number): number {
+  return Math.min(200, Math.floor((2048 * 10 * 1000) / baud));
 }
 
 /** The binding `serialport` picked for this platform (the same one bindings-cpp's autoDetect()
@@ -63,6 +93,10 @@ interface Session {
   timer?: NodeJS.Timeout;
   watching?: boolean; // a check is in flight (the thread pool may be slow)
   readSinceWatch?: boolean; // data arrived since the last check: the device is evidently there
+  lastReadAt: number; // Date.now() of the last read that brought data
+  lastWriteAt: number; // Date.now() of the last write() (input from a user)
+  held: boolean; // reading paused (hold-off) until the next tick of its HoldTicker, input or end
+  resume(): void; // re-arms after a hold-off
   opened: Promise<void>; // settles when the binding's open has finished, either way
   closed?: Promise<void>;
 }
@@ -72,16 +106,21 @@ export class SerialDriver implements ConsoleDriver {
   readonly resizable = false;
   private cur?: Session;
   private readonly watchIntervalMs: number;
+  private readonly holdoffMs: number;
 
   constructor(private readonly cfg: SerialConsoleConfig, opts: SerialDriverOptions = {}) {
     this.watchIntervalMs = opts.watchIntervalMs ?? 1000;
+    this.holdoffMs = cfg.readHoldoffMs ?? defaultReadHoldoffMs(cfg.baud);
   }
 
   async open(events: DriverEvents): Promise<void> {
     const path = this.cfg.device;
     if (this.cur) throw new Error(`open ${path}: already open`);
     const c = this.cfg;
-    const s: Session = { fd: -1, up: false, events, ended: false, writes: [], armed: 0, opened: Promise.resolve() };
+    const s: Session = {
+      fd: -1, up: false, events, ended: false, writes: [], armed: 0, opened: Promise.resolve(), lastReadAt: 0, lastWriteAt: 0,
+      held: false, resume: () => { s.held = false; if (!s.ended) this.arm(s); },
+    };
     let identity = '';
     const opened = (async () => {
       identity = await deviceIdentity(path).catch((e: NodeJS.ErrnoException) => {
@@ -122,6 +161,12 @@ export class SerialDriver implements ConsoleDriver {
     const s = this.cur;
     if (!s || !s.up || s.ended) return Promise.reject(new Error(`${this.cfg.device} is not open`));
     if (data.length === 0) return Promise.resolve();
+    s.lastWriteAt = Date.now();
+    if (s.held) { // someone is typing: read the answer as soon as it comes
+      holdTicker(this.holdoffMs).release(s);
+      s.held = false;
+      this.arm(s);
+    }
     return new Promise((resolve, reject) => {
       s.writes.push({ data, off: 0, resolve, reject });
       if (s.writes.length === 1) this.flush(s); // otherwise it waits for the poller
@@ -142,9 +187,10 @@ export class SerialDriver implements ConsoleDriver {
     if (this.cur) await this.end(this.cur, 'closed');
   }
 
-  /** Asks the poller for what is wanted now: readable always, writable while writes wait. */
+  /** Asks the poller for what is wanted now: readable unless held off, writable while writes
+   *  wait. poll(0) stops the poller. */
   private arm(s: Session): void {
-    const want = READABLE | (s.writes.length ? WRITABLE : 0);
+    const want = (s.held ? 0 : READABLE) | (s.writes.length ? WRITABLE : 0);
     if (want === s.armed) return;
     s.armed = want;
     s.port!.poller.poll(want);
@@ -155,6 +201,7 @@ export class SerialDriver implements ConsoleDriver {
     if (s.ended) return; // includes the "Canceled" the poller emits when the port is closed
     s.armed = -1;
     let budget = TURN_BYTES;
+    let got = 0;
     for (;;) {
       let n: number;
       try {
@@ -170,12 +217,24 @@ export class SerialDriver implements ConsoleDriver {
       s.events.onData(Buffer.from(readBuf.subarray(0, n)));
       if (s.ended) return; // onData closed the driver
       budget -= n;
+      got += n;
       // A short read emptied the tty's buffer. After a poller error keep reading: the hang-up
       // shows as 0 or EIO.
       if (budget <= 0 || (n < readBuf.length && !err)) break;
     }
     // The poller stopped itself after the error, and reading found no hang-up: give up the port.
     if (err) return void this.end(s, `device disconnected: ${err.message}`);
+    if (got > 0) {
+      const now = Date.now();
+      const since = now - s.lastReadAt;
+      const busy = since < this.holdoffMs + BULK_GAP_MS;
+      const paced = got * 1000 <= PACED_FACTOR * (this.cfg.baud / 10) * Math.max(since, 1);
+      if (this.holdoffMs > 0 && busy && paced && got < SATURATED_BYTES && now - s.lastWriteAt > INTERACTIVE_MS) {
+        s.held = true;
+        holdTicker(this.holdoffMs).hold(s);
+      }
+      s.lastReadAt = now;
+    }
     this.arm(s);
   }
 
@@ -221,6 +280,7 @@ export class SerialDriver implements ConsoleDriver {
     if (s.closed) return s.closed;
     s.ended = true;
     clearInterval(s.timer);
+    if (s.held) holdTicker(this.holdoffMs).release(s);
     for (const w of s.writes.splice(0)) w.reject(new Error(`${this.cfg.device} closed before the write completed: ${reason}`));
     s.closed = s.opened.then(() => releasePort(s.port)).then(() => {
       if (this.cur === s) this.cur = undefined;
@@ -257,6 +317,33 @@ export class SerialDriver implements ConsoleDriver {
       if (!/Inappropriate ioctl/.test(e.message)) throw new Error(`break on ${this.cfg.device}: ${e.message}`);
     });
   }
+}
+
+/** Resumes every console held off for the same time at once, on one timer: their reads then land
+ *  in the same event-loop turn, so the relay sends their output in one socket write, and a relay
+ *  with 1000 busy lines runs one timer instead of 1000. A line held just after a tick waits a full
+ *  interval, one held just before it less; each busy line is read about once an interval. */
+class HoldTicker {
+  private readonly held = new Set<{ resume(): void }>();
+  private timer?: NodeJS.Timeout;
+  constructor(private readonly ms: number) {}
+  hold(s: { resume(): void }): void {
+    this.held.add(s);
+    this.timer ??= setInterval(() => this.tick(), this.ms);
+  }
+  release(s: { resume(): void }): void { this.held.delete(s); }
+  private tick(): void {
+    if (this.held.size === 0) { clearInterval(this.timer); this.timer = undefined; return; }
+    const now = [...this.held];
+    this.held.clear();
+    for (const s of now) s.resume();
+  }
+}
+const tickers = new Map<number, HoldTicker>();
+function holdTicker(ms: number): HoldTicker {
+  let t = tickers.get(ms);
+  if (!t) tickers.set(ms, t = new HoldTicker(ms));
+  return t;
 }
 
 /** What the path points at now (follows symlinks): changes when the device is swapped. */
