@@ -1,0 +1,39 @@
+// The AWS stand-ins the tests run on loopback: s3rver for S3 and dynalite for DynamoDB (npm
+// packages, real HTTP servers speaking the AWS wire protocols, so the real AWS SDK clients talk to
+// them). Each start returns what a client needs; closeAwsPeers() (call it from `after`) stops them.
+import type { AddressInfo } from 'node:net';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import dynalite from 'dynalite';
+import S3rver from 's3rver';
+import { segmentS3Client } from '../cloud/adapters/aws/s3-segment-store.ts';
+import { tmpDir } from './helpers.ts';
+
+const closers: (() => Promise<void>)[] = [];
+
+/** Credentials s3rver accepts (it checks signatures); dynalite accepts any. */
+const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+/** An s3rver on 127.0.0.1 with `buckets` created, and an S3 client for it. */
+export async function startS3rver(buckets: string[] = ['segments']) {
+  const server = new S3rver({
+    port: 0, address: '127.0.0.1', silent: true, directory: tmpDir('s3rver'), resetOnClose: true,
+    configureBuckets: buckets.map((name) => ({ name })),
+  });
+  const addr = await server.run();
+  closers.push(() => server.close());
+  const endpoint = `http://127.0.0.1:${addr.port}`;
+  return { endpoint, client: segmentS3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials }) };
+}
+
+/** A dynalite (in memory, tables ready at once) on 127.0.0.1, and a DynamoDB client for it. */
+export async function startDynalite() {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise<void>((r) => server.close(() => r())));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { endpoint, client: new DynamoDBClient({ endpoint, region: 'us-east-1', credentials }) };
+}
+
+export async function closeAwsPeers(): Promise<void> {
+  await Promise.all(closers.splice(0).map((c) => c().catch(() => {})));
+}
