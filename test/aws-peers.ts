@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
+import { randomBytes } from 'node:crypto';
+import { createStateTable } from '../cloud/adapters/aws/dynamo-table.ts';
 import { segmentS3Client } from '../cloud/adapters/aws/s3-segment-store.ts';
 import { tmpDir } from './helpers.ts';
 
@@ -34,6 +36,16 @@ export async function startDynalite() {
   return { endpoint, client: new DynamoDBClient({ endpoint, region: 'us-east-1', credentials }) };
 }
 
+let shared: ReturnType<typeof startDynalite> | undefined;
+/** A fresh state table (dynamo-table.ts) on a dynalite shared by the test file. */
+export async function freshStateTable(): Promise<{ client: DynamoDBClient; table: string }> {
+  const { client } = await (shared ??= startDynalite());
+  const table = `state-${randomBytes(4).toString('hex')}`;
+  await createStateTable(client, table);
+  return { client, table };
+}
+
 export async function closeAwsPeers(): Promise<void> {
+  shared = undefined;
   await Promise.all(closers.splice(0).map((c) => c().catch(() => {})));
 }

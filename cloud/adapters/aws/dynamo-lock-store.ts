@@ -11,13 +11,10 @@
 // (expiresAt, compared with the caller's clock): DynamoDB's TTL is never used for lock expiry,
 // which it applies up to days late.
 //
-// The table: partition key `pk` (S), sort key `sk` (S), on-demand (infra/ creates it; tests
-// create it with createLockTable()).
-import {
-  ConditionalCheckFailedException, CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand,
-  type AttributeValue,
-} from '@aws-sdk/client-dynamodb';
+// The table: see dynamo-table.ts.
+import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { AcquireResult, Lock, LockStore } from '../../core/ports.ts';
+import { isConditionFailure, N, S } from './dynamo-table.ts';
 
 export interface DynamoLockStoreOptions {
   client: DynamoDBClient;
@@ -25,22 +22,6 @@ export interface DynamoLockStoreOptions {
   /** Attempts of the read-decide-write cycle before acquire gives up under contention. Default 100
    *  (each lost round means another acquirer won, so 50 forcing at once all finish). */
   maxAttempts?: number;
-}
-
-const S = (s: string): AttributeValue => ({ S: s });
-const N = (n: number): AttributeValue => ({ N: String(n) });
-
-function isConditionFailure(e: unknown): boolean {
-  return e instanceof ConditionalCheckFailedException || (e as { name?: string }).name === 'ConditionalCheckFailedException';
-}
-
-/** Creates the table the store expects (on demand). For tests and local set-ups. */
-export async function createLockTable(client: DynamoDBClient, table: string): Promise<void> {
-  await client.send(new CreateTableCommand({
-    TableName: table, BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' }],
-    KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }],
-  }));
 }
 
 export class DynamoLockStore implements LockStore {

@@ -7,8 +7,9 @@ export class MemorySessionStore implements SessionStore {
   async put(s: Session): Promise<void> { this.byId.set(s.id, { ...s }); }
   async get(id: string): Promise<Session | undefined> { const s = this.byId.get(id); return s && { ...s }; }
   async delete(id: string): Promise<void> { this.byId.delete(id); }
+  /** Oldest first, as the port says (insertion order is not: a session may be put again). */
   async byConsole(console: string): Promise<Session[]> {
-    return [...this.byId.values()].filter((s) => s.console === console).map((s) => ({ ...s }));
+    return [...this.byId.values()].filter((s) => s.console === console).sort((a, b) => a.since - b.since).map((s) => ({ ...s }));
   }
   async byConn(conn: string): Promise<Session[]> {
     return [...this.byId.values()].filter((s) => s.conn === conn).map((s) => ({ ...s }));

@@ -1,0 +1,37 @@
+// The cloud's DynamoDB state table, shared by the DynamoDB adapters (single-table design):
+//
+//   item                  pk                     sk               gsi1 (gsi1pk / gsi1sk)        gsi2 (gsi2pk / gsi2sk)
+//   write lock            console#<name>         lock             -                             -
+//   console record        consoles               <name>           -                             -
+//   session               session#<id>           session          console#<name> / <since>#<id>  conn#<conn> / <id>
+//
+// The base table answers the strongly consistent reads (a lock, a session by id, the console list
+// in one partition); the two global secondary indexes answer "sessions of a console" and
+// "sessions of a connection", which DynamoDB keeps eventually consistent (typically well under a
+// second behind a write). On demand, no provisioned throughput. A `ttl` attribute may expire
+// items for garbage collection only (never the lock: its lease is compared with the clock).
+import {
+  ConditionalCheckFailedException, CreateTableCommand, type AttributeValue, type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+
+export const S = (s: string): AttributeValue => ({ S: s });
+export const N = (n: number): AttributeValue => ({ N: String(n) });
+
+export function isConditionFailure(e: unknown): boolean {
+  return e instanceof ConditionalCheckFailedException || (e as { name?: string }).name === 'ConditionalCheckFailedException';
+}
+
+/** Creates the state table with its two indexes (on demand). For tests and local set-ups; infra/
+ *  declares the same table for AWS. */
+export async function createStateTable(client: DynamoDBClient, table: string): Promise<void> {
+  const keys = (p: string, s: string) => [{ AttributeName: p, KeyType: 'HASH' as const }, { AttributeName: s, KeyType: 'RANGE' as const }];
+  await client.send(new CreateTableCommand({
+    TableName: table, BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: ['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk'].map((a) => ({ AttributeName: a, AttributeType: 'S' as const })),
+    KeySchema: keys('pk', 'sk'),
+    GlobalSecondaryIndexes: [
+      { IndexName: 'gsi1', KeySchema: keys('gsi1pk', 'gsi1sk'), Projection: { ProjectionType: 'ALL' } },
+      { IndexName: 'gsi2', KeySchema: keys('gsi2pk', 'gsi2sk'), Projection: { ProjectionType: 'ALL' } },
+    ],
+  }));
+}
