@@ -31,13 +31,16 @@ export function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-export async function runCloud(o: { dataDir: string; host: string; port: number; core?: Partial<CoreOptions>; limits?: Partial<ServerLimits> }): Promise<CloudServer> {
+export async function runCloud(o: {
+  dataDir: string; host: string; port: number; core?: Partial<CoreOptions>; limits?: Partial<ServerLimits>; s3?: { bucket: string; prefix?: string };
+}): Promise<CloudServer> {
   const dataDir = path.resolve(o.dataDir);
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const adminFile = await bootstrapAdmin(dataDir);
-  const server = await startCloudServer({ dataDir, host: o.host, port: o.port, core: defined(o.core ?? {}), limits: defined(o.limits ?? {}), log: (l) => console.error(`cloud: ${l}`) });
+  const server = await startCloudServer({ dataDir, s3: o.s3, host: o.host, port: o.port, core: defined(o.core ?? {}), limits: defined(o.limits ?? {}), log: (l) => console.error(`cloud: ${l}`) });
   console.log(`cloudcons cloud listening on ${server.url}`);
   console.log(`data directory: ${dataDir}`);
+  if (o.s3) console.log(`segments in S3 bucket ${o.s3.bucket}${o.s3.prefix ? ` under ${o.s3.prefix}` : ''}`);
   if (adminFile) console.log(`initial admin token written to ${adminFile} (mode 0600)`);
   stopOnSignals(() => server.close());
   return server;

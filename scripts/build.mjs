@@ -10,9 +10,13 @@ import { build } from 'esbuild';
 import { newestSourceMtime, ROOT } from './sources.mjs';
 
 const started = newestSourceMtime();
+// Code splitting: what the CLI imports lazily (the cloud, the relay, the AWS adapters) becomes a
+// chunk that loads, with the packages it needs, only when used. Without it esbuild hoists every
+// package import to the top of one file, and `cloudcons ls` would load the AWS SDK.
+fs.rmSync(path.join(ROOT, 'dist'), { recursive: true, force: true });
 await build({
-  entryPoints: [path.join(ROOT, 'cli/main.ts')],
-  outfile: path.join(ROOT, 'dist/cloudcons.mjs'),
+  entryPoints: { cloudcons: path.join(ROOT, 'cli/main.ts') },
+  outdir: path.join(ROOT, 'dist'), splitting: true, chunkNames: 'chunks/[name]-[hash]', outExtension: { '.js': '.mjs' },
   bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external',
   sourcemap: 'linked', logLevel: 'warning',
 });

@@ -75,8 +75,11 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): { 
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
-export async function startCloud(dataDir: string, port = 0): Promise<{ proc: Proc; url: string; adminToken: string }> {
-  const proc = cloudcons(['cloud', '--data', dataDir, '--port', String(port)]);
+/** Extra arguments and environment for a cloud process. */
+export interface CloudExtra { args?: string[]; env?: NodeJS.ProcessEnv }
+
+export async function startCloud(dataDir: string, port = 0, extra: CloudExtra = {}): Promise<{ proc: Proc; url: string; adminToken: string }> {
+  const proc = cloudcons(['cloud', '--data', dataDir, '--port', String(port), ...(extra.args ?? [])], extra.env);
   const m = await proc.waitFor(/listening on (http:\/\/\S+)/);
   return { proc, url: m[1], adminToken: fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim() };
 }
@@ -155,11 +158,11 @@ export async function cleanup(): Promise<void> {
 /** A cloud process (on a fixed port, so it can be restarted), a relay token for relay `edge1`, and
  *  a socat pty pair published as serial console `ser1` by relays `startRelay()` starts (spool in
  *  DIR/spool, `relayArgs` appended). `stored()` is the console's stored bytes and end offset. */
-export async function serialRig(prefix: string, relayArgs: string[] = []) {
+export async function serialRig(prefix: string, relayArgs: string[] = [], cloudExtra: CloudExtra = {}) {
   const dir = tmpDir(prefix);
   const dataDir = path.join(dir, 'data');
   const port = await freePort();
-  const c = await startCloud(dataDir, port);
+  const c = await startCloud(dataDir, port, cloudExtra);
   const relayTok = createToken(dataDir, 'relay', 'edge1');
   const pair = await PtyPair.create(dir);
   fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge1 }\nconsoles:\n  ser1: { type: serial, device: ${pair.dev}, baud: 115200 }\n`);
@@ -167,7 +170,7 @@ export async function serialRig(prefix: string, relayArgs: string[] = []) {
   const rig = {
     dir, dataDir, port, url: c.url, adminToken: c.adminToken, auth, cloud: c.proc, pair,
     startRelay: () => cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', c.url, '--token', relayTok, ...relayArgs]),
-    async restartCloud(): Promise<void> { rig.cloud = (await startCloud(dataDir, port)).proc; },
+    async restartCloud(): Promise<void> { rig.cloud = (await startCloud(dataDir, port, cloudExtra)).proc; },
     async stored(): Promise<{ end: number; bytes: Buffer } | undefined> {
       const r = await fetch(`${c.url}/v1/consoles/ser1/replay?from=0&format=raw`, { headers: auth }).catch(() => undefined);
       return r?.ok ? { end: Number(r.headers.get('x-cloudcons-end')), bytes: Buffer.from(await r.arrayBuffer()) } : undefined;

@@ -1,6 +1,6 @@
-// The embedded cloud's ports: filesystem stores under the data directory (segments/, hot/,
-// audit/, consoles.json, tokens), in-memory lock and session state (sessions end with their connections; fences are re-learned from relays).
-import type { CloudPorts, ConnectionSender } from '../core/ports.ts';
+// The embedded cloud's ports: filesystem stores under the data directory (segments/ unless an S3
+// bucket holds them, hot/, audit/, consoles.json, tokens), in-memory lock and session state (sessions end with their connections; fences are re-learned from relays).
+import type { CloudPorts, ConnectionSender, SegmentStore } from '../core/ports.ts';
 import { FsAuditStore } from '../adapters/fs/audit-store.ts';
 import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
 import { FsHotTail } from '../adapters/fs/hot-tail.ts';
@@ -9,7 +9,8 @@ import { FsTokenStore } from '../adapters/fs/token-store.ts';
 import { MemoryLockStore } from '../adapters/memory/lock-store.ts';
 import { MemorySessionStore } from '../adapters/memory/session-store.ts';
 
-export function embeddedPorts(dataDir: string, sender: ConnectionSender): { ports: CloudPorts; close(): void } {
+/** `segments` replaces the filesystem segment store (`cloudcons cloud --s3-bucket`). */
+export function embeddedPorts(dataDir: string, sender: ConnectionSender, segments?: SegmentStore): { ports: CloudPorts; close(): void } {
   const hot = new FsHotTail(dataDir);
   const consoles = new FsConsoleRegistry(dataDir);
   const audit = new FsAuditStore(dataDir);
@@ -17,7 +18,7 @@ export function embeddedPorts(dataDir: string, sender: ConnectionSender): { port
     locks: new MemoryLockStore(),
     sessions: new MemorySessionStore(),
     consoles,
-    segments: new FsSegmentStore(dataDir),
+    segments: segments ?? new FsSegmentStore(dataDir),
     hot,
     audit,
     tokens: new FsTokenStore(dataDir),

@@ -10,7 +10,7 @@ import { CcError, errorCode } from '../../protocol/errors.ts';
 import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
 import { CloudCore, type CoreOptions } from '../core/core.ts';
 import { authenticate, createHttpApp } from '../core/http-app.ts';
-import type { CloudPorts, Principal } from '../core/ports.ts';
+import type { CloudPorts, Principal, SegmentStore } from '../core/ports.ts';
 import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
 import { embeddedPorts } from './embedded-ports.ts';
 
@@ -36,6 +36,9 @@ export const SERVER_DEFAULTS: ServerLimits = {
 
 export interface CloudServerOptions {
   dataDir: string;
+  /** Keep sealed segments in this S3 bucket (under `prefix`) instead of DATA/segments. The AWS
+   *  SDK finds region, credentials and endpoint as usual (AWS_REGION, AWS_ENDPOINT_URL, ...). */
+  s3?: { bucket: string; prefix?: string };
   host?: string;
   port?: number;
   limits?: Partial<ServerLimits>;
@@ -56,7 +59,8 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   const log = opts.log ?? ((l: string) => console.error(l));
   const sockets = new Map<string, WebSocket>();
   const sender = new WsSender(sockets, limits, log);
-  const { ports, close: closePorts } = embeddedPorts(opts.dataDir, sender);
+  const segments = opts.s3 ? await openS3Segments(opts.s3) : undefined;
+  const { ports, close: closePorts } = embeddedPorts(opts.dataDir, sender, segments);
   const core = new CloudCore(ports, opts.core);
   sender.setOutput(core.log);
   const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes });
@@ -149,4 +153,22 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       closePorts();
     },
   };
+}
+
+/** The S3 segment store, checked before the server starts (a wrong bucket, endpoint or key should
+ *  stop the cloud with a clear message, not fail each upload). The AWS SDK is loaded only here. */
+async function openS3Segments(o: { bucket: string; prefix?: string }): Promise<SegmentStore> {
+  const { S3SegmentStore, segmentS3Client } = await import('../adapters/aws/s3-segment-store.ts');
+  const endpoint = process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  // A custom endpoint (LocalStack, s3rver, MinIO) is reached path-style: bucket.localhost does not resolve.
+  const client = segmentS3Client({ ...(endpoint ? { forcePathStyle: true } : {}), maxAttempts: 5 });
+  const store = new S3SegmentStore({ client, bucket: o.bucket, prefix: o.prefix });
+  try {
+    await store.list(`.probe-${Date.now()}/`);
+  } catch (e) {
+    const err = e as Error & { name?: string };
+    throw new Error(`cannot use S3 bucket ${o.bucket}${endpoint ? ` at ${endpoint}` : ''}: ${err.name && err.name !== 'Error' ? `${err.name}: ` : ''}${err.message} ` +
+      '(region, credentials and endpoint come from the AWS SDK\'s usual sources: AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile, AWS_ENDPOINT_URL)');
+  }
+  return store;
 }
