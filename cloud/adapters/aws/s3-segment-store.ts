@@ -19,6 +19,7 @@ import {
   DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NotFound } from '../../../protocol/errors.ts';
 import type { SegmentStore } from '../../core/ports.ts';
 
@@ -107,6 +108,20 @@ export class S3SegmentStore implements SegmentStore {
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
     return [...names].filter(Boolean).sort();
+  }
+
+  /** A presigned PUT of `key` for a relay, which holds no AWS credentials: valid for `expiresInS`
+   *  (default 900), for exactly `size` bytes, create-only (`If-None-Match: *`) and, given the
+   *  body's sha256, for exactly that body (S3 checks `x-amz-checksum-sha256`). The caller must
+   *  send `headers` as given: they are part of the signature. */
+  async presignPut(key: string, opts: { size: number; sha256?: Buffer; expiresInS?: number }): Promise<{ url: string; headers: Record<string, string> }> {
+    const headers: Record<string, string> = { 'if-none-match': '*', 'content-type': 'application/octet-stream', 'content-length': String(opts.size) };
+    if (opts.sha256) headers['x-amz-checksum-sha256'] = opts.sha256.toString('base64');
+    const url = await getSignedUrl(this.s3, new PutObjectCommand({
+      Bucket: this.bucket, Key: this.prefix + key, IfNoneMatch: '*', ContentType: headers['content-type'], ContentLength: opts.size,
+      ...(opts.sha256 ? { ChecksumSHA256: headers['x-amz-checksum-sha256'] } : {}),
+    }), { expiresIn: opts.expiresInS ?? 900, signableHeaders: new Set(Object.keys(headers)), unhoistableHeaders: new Set(Object.keys(headers)) });
+    return { url, headers };
   }
 
   async delete(key: string): Promise<void> {
