@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { decode, encode, PROTOCOL_LIMITS } from '../protocol/codec.ts';
 import { cloudToRelay, type CloudToRelay, type ConsoleInfo, type Out, type RelayToCloud } from '../protocol/messages.ts';
@@ -14,7 +14,7 @@ import type { RelayConfig } from './config.ts';
 import { createDriver } from './drivers/index.ts';
 import { Scratch, Spool, type ConsoleSpool, type SealedSegment, type SpoolOptions } from './spool.ts';
 import { Supervisor } from './supervisor.ts';
-import type { Chunk } from '../protocol/segment.ts';
+import { segmentKey, type Chunk } from '../protocol/segment.ts';
 
 export interface RelayOptions {
   cloudUrl: string;
@@ -111,6 +111,8 @@ export class Relay {
   private conList: Con[] = []; // the consoles in config order, for going round them
   private uploadNext = -1; // the console kickUploads looked at last
   private readonly uploadScratch: Scratch;
+  private directUploads = false; // the cloud said it takes segment bodies itself (until reconnect)
+  private presignedSaid = false; // logged that uploads go straight to the store
   private readonly maxQueued: number;
 
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
@@ -245,11 +247,7 @@ export class Relay {
         if (bytesRead !== size) throw new Error(`${s.file}: read ${bytesRead} of ${size} bytes`);
         body = buf.subarray(0, size);
       } finally { await fh.close(); }
-      const url = `${this.opts.cloudUrl.replace(/\/+$/, '')}/v1/consoles/${encodeURIComponent(c.name)}/segments`;
-      const res = await fetch(url, {
-        method: 'PUT', body, headers: { authorization: `Bearer ${this.opts.token}`, 'content-type': 'application/octet-stream' },
-        signal: AbortSignal.timeout(60_000),
-      });
+      const res = await this.send1(c, s, body);
       const text = await res.text();
       this.uploadScratch.give(buf);
       if (res.ok) {
@@ -267,6 +265,39 @@ export class Relay {
       this.inFlight--;
     }
     this.kickUploads(); // this console's next segment, or another console's: keep 4 in flight
+  }
+
+  /** One segment to the cloud's store. A cloud whose store takes presigned PUTs (S3) answers
+   *  `upload-url` with one: the body goes straight there (S3 checks size and sha256; 412 means it
+   *  is already there), then `commit` has the cloud verify and index it. A cloud that stores
+   *  segments itself answers `direct`, and the body goes to `PUT .../segments` (remembered until
+   *  the next connection, so an embedded cloud costs one extra request per relay start). The
+   *  answer that decides is returned: the cloud's, or the store's refusal. */
+  private async send1(c: Con, s: SealedSegment, body: Buffer): Promise<Response> {
+    const base = `${this.opts.cloudUrl.replace(/\/+$/, '')}/v1/consoles/${encodeURIComponent(c.name)}/segments`;
+    const auth = { authorization: `Bearer ${this.opts.token}` };
+    const signal = () => AbortSignal.timeout(60_000);
+    const json = (b: unknown) => ({ method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(b), signal: signal() });
+    if (!this.directUploads) {
+      const key = segmentKey({ console: c.name, start: s.start, end: s.end, t0: s.t0, t1: s.t1, gap: s.gap });
+      const res = await fetch(`${base}/upload-url`, json({ key, size: body.length, sha256: createHash('sha256').update(body).digest('hex') }));
+      if (!res.ok) return res;
+      const how = await res.json() as { mode: 'direct' } | { mode: 'presigned'; url: string; headers: Record<string, string> };
+      if (how.mode === 'presigned') {
+        if (!this.presignedSaid) { this.presignedSaid = true; this.opts.log('segment uploads go straight to the cloud\'s segment store (presigned PUT)'); }
+        const put = await fetch(how.url, { method: 'PUT', headers: how.headers, body, signal: signal() });
+        if (!put.ok && put.status !== 412) {
+          const why = (await put.text()).replace(/\s+/g, ' ').trim().slice(0, 300);
+          return new Response(`segment store refused the presigned upload: ${put.status} ${why}`, { status: put.status === 403 ? 503 : put.status });
+        }
+        await put.arrayBuffer().catch(() => undefined);
+        return fetch(`${base}/commit`, json({ key }));
+      }
+      this.directUploads = true;
+      this.presignedSaid = false;
+      this.opts.log('segment uploads go through the cloud (PUT /v1/consoles/NAME/segments)');
+    }
+    return fetch(base, { method: 'PUT', body, headers: { ...auth, 'content-type': 'application/octet-stream' }, signal: signal() });
   }
 
   private uploadFailed(c: Con, why: string, loud: boolean): void {
@@ -288,6 +319,7 @@ export class Relay {
     const url = this.opts.cloudUrl.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/relay';
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, perMessageDeflate: false, handshakeTimeout: 10_000 });
     this.ws = ws;
+    this.directUploads = false; // ask again: the cloud may have restarted with another store
     for (const c of this.cons.values()) c.live = false;
     ws.on('unexpected-response', (_req, res) => {
       let body = '';

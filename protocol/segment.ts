@@ -219,7 +219,7 @@ export interface SegmentKeyInfo { key: string; console: string; start: number; e
 /** The store key of a segment: logs/<console>/<yyyy>/<mm>/<dd>/<start>-<end>_<t0>-<t1>[.gap].seg
  *  (UTC date of t0, offsets zero-padded to 16 digits so keys sort by offset within a day, times in
  *  ms). The same console and offset range always give the same key: re-uploads are idempotent. */
-export function segmentKey(f: Pick<SegmentFooter, 'console' | 'start' | 'end' | 't0' | 't1' | 'gap'>): string {
+export function segmentKey(f: Pick<SegmentFooter, 'console' | 'start' | 'end' | 't0' | 't1'> & { gap?: unknown }): string {
   const d = new Date(Math.max(0, Math.floor(f.t0)));
   const p2 = (n: number) => String(n).padStart(2, '0');
   const p16 = (n: number) => String(n).padStart(16, '0');

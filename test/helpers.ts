@@ -168,7 +168,7 @@ export async function serialRig(prefix: string, relayArgs: string[] = [], cloudE
   fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge1 }\nconsoles:\n  ser1: { type: serial, device: ${pair.dev}, baud: 115200 }\n`);
   const auth = { authorization: `Bearer ${c.adminToken}` };
   const rig = {
-    dir, dataDir, port, url: c.url, adminToken: c.adminToken, auth, cloud: c.proc, pair,
+    dir, dataDir, port, url: c.url, adminToken: c.adminToken, relayToken: relayTok, auth, cloud: c.proc, pair,
     startRelay: () => cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', c.url, '--token', relayTok, ...relayArgs]),
     async restartCloud(): Promise<void> { rig.cloud = (await startCloud(dataDir, port, cloudExtra)).proc; },
     async stored(): Promise<{ end: number; bytes: Buffer } | undefined> {

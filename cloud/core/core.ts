@@ -4,7 +4,7 @@
 // order (one at a time per connection); different connections may interleave.
 import { randomBytes } from 'node:crypto';
 import { chunks, encode } from '../../protocol/codec.ts';
-import { Conflict, Forbidden, NotFound } from '../../protocol/errors.ts';
+import { BadParameter, Conflict, Forbidden, NotFound } from '../../protocol/errors.ts';
 import type { ClientToCloud, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
 import { LogStore, type LogStoreOptions } from './log-store.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
@@ -104,12 +104,40 @@ export class CloudCore {
 
   /** A relay uploads a sealed segment of its spool (HTTP). Stored when this resolves; the relay
    *  then deletes it from its spool. */
-  async ingestSegment(who: Principal, console: string, body: Buffer): Promise<{ key: string; start: number; end: number; created: boolean }> {
+  /** Only the relay that publishes a console may store its output. */
+  private async requireRelayOf(who: Principal, console: string): Promise<void> {
     if (who.kind !== 'relay') throw new Forbidden('only relay tokens may upload segments');
     const rec = await this.p.consoles.get(console);
     if (!rec) throw new NotFound(`console ${console} is not registered: the relay must connect (hello) before uploading`);
     if (rec.relay !== who.name) throw new Forbidden(`console ${console} is published by relay ${rec.relay}, not ${who.name}`);
-    const r = await this.log.putSegment(console, body);
+  }
+
+  /** Where a relay uploads segment `key`: straight to the segment store with a presigned PUT when
+   *  the store has them (S3), else through this cloud (`PUT .../segments`). After a presigned PUT
+   *  the relay calls commitSegment. */
+  async segmentUploadUrl(who: Principal, console: string, req: { key: string; size: number; sha256?: Buffer }, maxBytes: number):
+    Promise<{ mode: 'direct' } | { mode: 'presigned'; url: string; headers: Record<string, string> }> {
+    await this.requireRelayOf(who, console);
+    if (!this.p.segments.presignPut) return { mode: 'direct' };
+    if (!Number.isInteger(req.size) || req.size < 1 || req.size > maxBytes) {
+      throw new BadParameter(`size: must be 1..${maxBytes} bytes (--max-segment-bytes), got ${req.size}`);
+    }
+    await this.log.checkUpload(console, req.key);
+    return { mode: 'presigned', ...await this.p.segments.presignPut(req.key, { size: req.size, sha256: req.sha256 }) };
+  }
+
+  /** A segment the relay PUT to the store itself: verified, indexed and made part of the log. */
+  async commitSegment(who: Principal, console: string, key: string): Promise<{ key: string; start: number; end: number; created: boolean }> {
+    await this.requireRelayOf(who, console);
+    return this.segmentStored(console, await this.log.commitSegment(console, key));
+  }
+
+  async ingestSegment(who: Principal, console: string, body: Buffer): Promise<{ key: string; start: number; end: number; created: boolean }> {
+    await this.requireRelayOf(who, console);
+    return this.segmentStored(console, await this.log.putSegment(console, body));
+  }
+
+  private async segmentStored(console: string, r: Awaited<ReturnType<CloudCore['log']['putSegment']>>) {
     const g = r.footer.gap;
     if (g && r.created && r.lost) {
       const kept = g.bytes - r.lost ? ` (${g.bytes - r.lost} of the relay's ${g.bytes} dropped bytes had already arrived live and are kept)` : '';

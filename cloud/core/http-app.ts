@@ -148,6 +148,27 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     return c.json(r, r.created ? 201 : 200);
   });
 
+  // Uploads straight to the segment store (S3): the relay asks for a URL, PUTs the segment there,
+  // then commits it. `mode: 'direct'` means this cloud takes the body itself (PUT above).
+  app.post('/v1/consoles/:name/segments/upload-url', async (c) => {
+    const body = await jsonBody(c);
+    if (typeof body.key !== 'string') throw new BadParameter('key: a segment key (protocol/SEGMENT.md) is required');
+    if (body.sha256 !== undefined && (typeof body.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(body.sha256))) {
+      throw new BadParameter('sha256: 64 lowercase hex digits of the segment file\'s SHA-256');
+    }
+    const r = await core.segmentUploadUrl(c.get('who'), c.req.param('name'), {
+      key: body.key, size: Number(body.size), sha256: typeof body.sha256 === 'string' ? Buffer.from(body.sha256, 'hex') : undefined,
+    }, maxSegmentBytes);
+    return c.json(r);
+  });
+
+  app.post('/v1/consoles/:name/segments/commit', async (c) => {
+    const body = await jsonBody(c);
+    if (typeof body.key !== 'string') throw new BadParameter('key: the key the segment was uploaded under is required');
+    const r = await core.commitSegment(c.get('who'), c.req.param('name'), body.key);
+    return c.json(r, r.created ? 201 : 200);
+  });
+
   app.get('/v1/consoles/:name/audit', async (c) => {
     user(c);
     const name = c.req.param('name');

@@ -6,7 +6,7 @@
 //   pending  not here yet: sealed on the relay but not uploaded (after an outage), or beyond the end
 // Stateless apart from caches (the segment index is re-listed when a key is missing), so it runs
 // the same in the embedded server and in Lambda.
-import { BadParameter, Conflict } from '../../protocol/errors.ts';
+import { BadParameter, Conflict, NotFound } from '../../protocol/errors.ts';
 import {
   bufferSource, parseSegmentKey, readBlock, readFooter, segmentKey, verifySegment, SegmentFormatError,
   type Chunk, type SegmentFooter, type SegmentKeyInfo, type SegmentSource,
@@ -259,7 +259,35 @@ export class LogStore implements OutputStore {
   // ---------------------------------------------------------------------------------- ingest
   /** Stores a segment a relay uploaded (fully verified first). Idempotent: the same segment again
    *  is accepted as stored; a different one over the same offsets is a conflict. */
-  async putSegment(console: string, body: Buffer): Promise<{ key: string; footer: SegmentFooter; created: boolean; /** Bytes a gap segment really loses (not in the hot tail), from offset lostAt. */ lost: number; lostAt: number }> {
+  /** Takes in a segment a relay uploaded straight to the segment store (presigned PUT) under
+   *  `key`: verified and indexed like an upload through the cloud. An object that is not a valid
+   *  segment, or not the one its key names, is deleted and refused. */
+  async commitSegment(console: string, key: string) {
+    const info = parseSegmentKey(key);
+    if (!info || info.console !== console) throw new BadParameter(`${JSON.stringify(key)} is not a segment key of console ${console}`);
+    const body = await this.segs.get(key).catch((e: Error) => {
+      if (e instanceof NotFound) throw new Conflict(`segment ${key} is not in the store: upload it first`);
+      throw e;
+    });
+    try {
+      return await this.putSegment(console, body, key);
+    } catch (e) {
+      if (e instanceof BadParameter) await this.segs.delete(key); // not what the key says: never leave it to be read
+      throw e;
+    }
+  }
+
+  /** Checks an upload before a relay is given a URL for it: a key of this console, not
+   *  overlapping another stored segment. */
+  async checkUpload(console: string, key: string): Promise<void> {
+    const info = parseSegmentKey(key);
+    if (!info || info.console !== console) throw new BadParameter(`${JSON.stringify(key)} is not a segment key of console ${console}`);
+    const clash = (await this.segments(console)).find((s) => s.key !== key && s.start < info.end && info.start < s.end);
+    if (clash) throw new Conflict(`segment ${info.start}-${info.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
+  }
+
+  /** `storedAs`: the body is already in the store under that key (commitSegment). */
+  async putSegment(console: string, body: Buffer, storedAs?: string): Promise<{ key: string; footer: SegmentFooter; created: boolean; /** Bytes a gap segment really loses (not in the hot tail), from offset lostAt. */ lost: number; lostAt: number }> {
     let f: SegmentFooter;
     const blocks: Buffer[] = [];
     try { f = await verifySegment(body, (i, data) => { blocks[i] = data; }); } catch (e) {
@@ -268,12 +296,14 @@ export class LogStore implements OutputStore {
     }
     if (f.console !== console) throw new BadParameter(`segment is for console ${f.console}, uploaded to ${console}`);
     const key = segmentKey(f);
+    if (storedAs !== undefined && storedAs !== key) throw new BadParameter(`the object stored as ${storedAs} is segment ${key}`);
     const list = await this.segments(console);
     const clash = list.find((s) => s.key !== key && s.start < f.end && f.start < s.end);
     if (clash) throw new Conflict(`segment ${f.start}-${f.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
-    const r = await this.segs.put(key, body);
+    const known = list.some((s) => s.key === key);
+    const r = storedAs !== undefined ? (known ? 'exists' : 'created') : await this.segs.put(key, body);
     if (!f.gap) await this.segs.put(`${key}.tri`, buildIndex(blocks));
-    if (r === 'exists') {
+    if (r === 'exists' && storedAs === undefined) {
       const stored = await readFooter({ size: (await this.segs.list(key))[0]?.size ?? 0, read: (pos, len) => this.segs.get(key, { start: pos, end: pos + len }) });
       if (stored.sha256 !== f.sha256) throw new Conflict(`a different segment ${key} is already stored`);
     }

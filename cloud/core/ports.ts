@@ -123,6 +123,9 @@ export interface SegmentStore {
   children(prefix: string): Promise<string[]>;
   /** Removes an object; a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /** A URL a relay can PUT `key` to itself (S3: presigned, create-only, exactly `size` bytes with
+   *  that sha256). Stores without one (the filesystem) take uploads through the cloud. */
+  presignPut?(key: string, opts: { size: number; sha256?: Buffer; expiresInS?: number }): Promise<{ url: string; headers: Record<string, string> }>;
 }
 
 /** Live output of a console that is not in a sealed segment yet, with chunk times. Held as

@@ -1,6 +1,7 @@
 // The embedded cloud with its sealed segments in S3 (`cloudcons cloud --s3-bucket`), s3rver
-// standing in for S3: a real relay process seals and uploads a serial console's output, the cloud
-// process stores it in the bucket (not in DATA/segments) and replays it byte-exact, also after a
+// standing in for S3: a real relay process seals a serial console's output and uploads it straight
+// to the bucket with presigned PUTs (the relay holds no AWS credentials), the cloud process commits
+// it (not in DATA/segments) and replays it byte-exact, also after a
 // restart; a bucket that does not exist stops the cloud with a clear message.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,8 +37,32 @@ test('cloud --s3-bucket: segments land in S3 under the prefix and replay byte-ex
     return end >= data.length ? l : undefined;
   }, 30_000, 200);
   assert.ok(segs.length >= 4, `${segs.length} segments`);
+  assert.match(relay.err + relay.out, /segment uploads go straight to the cloud's segment store \(presigned PUT\)/);
+  assert.doesNotMatch(relay.err + relay.out, /UPLOAD REFUSED|upload failed/);
   assert.ok((await bucket.list('logs/ser1/')).some((o) => o.key.endsWith('.tri')), 'the grep index sits beside the segments');
   assert.ok(!fs.existsSync(path.join(rig.dataDir, 'segments')) || fs.readdirSync(path.join(rig.dataDir, 'segments')).length === 0, 'nothing in DATA/segments');
+
+  // The upload API refuses what it must: other tokens, foreign keys, bodies that are not the
+  // segment their key names (deleted from the bucket), commits of nothing.
+  const api = (p: string, token: string, body: unknown) => fetch(`${rig.url}/v1/consoles/ser1/segments/${p}`, {
+    method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+  });
+  const fake = 'logs/ser1/2026/11/25/0000000100000000-0000000100000010_1764028800000-1764028800001.seg';
+  assert.equal((await api('upload-url', rig.adminToken, { key: fake, size: 10 })).status, 403, 'a user token may not upload');
+  const wrong = await api('upload-url', rig.relayToken, { key: fake.replace('ser1', 'other'), size: 10 });
+  assert.equal(wrong.status, 400);
+  assert.match(await wrong.text(), /not a segment key of console ser1/);
+  assert.equal((await api('upload-url', rig.relayToken, { key: fake, size: 1e12 })).status, 400, 'larger than --max-segment-bytes');
+  const missing = await api('commit', rig.relayToken, { key: fake });
+  assert.equal(missing.status, 409);
+  assert.match(await missing.text(), /not in the store: upload it first/);
+  const how = await (await api('upload-url', rig.relayToken, { key: fake, size: 10 })).json() as { mode: string; url: string; headers: Record<string, string> };
+  assert.equal(how.mode, 'presigned');
+  assert.equal((await fetch(how.url, { method: 'PUT', headers: how.headers, body: Buffer.from('not a seg!') })).status, 200);
+  const bad = await api('commit', rig.relayToken, { key: fake });
+  assert.equal(bad.status, 400);
+  assert.match(await bad.text(), /segment rejected/);
+  assert.ok(!(await bucket.list('logs/ser1/2026/11/25/0000000100000000')).length, 'the bad object was deleted');
 
   const stored = async () => (await rig.stored())?.bytes;
   assert.ok((await until('replay of everything', async () => ((await stored())?.equals(data) ? true : undefined), 15_000)));
