@@ -1,14 +1,15 @@
-// Contract suite for HotTail (fs now; the AWS shape arrives with the AWS issue).
+// Contract suite for HotTail: the fs hot tail (embedded) and the DynamoDB one run it. `place()`
+// gives a fresh place to keep one (a directory, a table); `make(place)` opens a hot tail there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { HotTail } from '../../cloud/core/ports.ts';
 
 type Closable = HotTail & { close(): void };
 
-export function hotTailContract(name: string, make: (dir: string) => Closable, dir: () => string): void {
+export function hotTailContract(name: string, make: (place: string) => Closable | Promise<Closable>, dir: () => string | Promise<string>): void {
   test(`${name}: runs, reads with chunk times, holes, overlap clipping, reopening`, async () => {
-    const d = dir();
-    let h = make(d);
+    const d = await dir();
+    let h = await make(d);
     await h.append('c', 0, 100, Buffer.from('hello '));
     await h.append('c', 6, 101, Buffer.from('world'));
     await h.append('c', 3, 102, Buffer.from('lo world!')); // overlaps: only '!' is new
@@ -17,7 +18,7 @@ export function hotTailContract(name: string, make: (dir: string) => Closable, d
     assert.equal(await h.end('c'), 32);
     assert.equal(await h.end('nobody'), 0);
     h.close();
-    h = make(d);
+    h = await make(d);
     const got = await h.read('c', 2, 25);
     assert.deepEqual(got.map((c) => [c.offset, c.ts, c.data.toString()]), [[2, 100, 'llo '], [6, 101, 'world'], [11, 102, '!'], [20, 103, 'after']]);
     assert.equal(await h.offsetAt('c', 101), 6);
@@ -29,7 +30,7 @@ export function hotTailContract(name: string, make: (dir: string) => Closable, d
   });
 
   test(`${name}: trim forgets what lies below, keeps the rest`, async () => {
-    const h = make(dir());
+    const h = await make(await dir());
     for (let i = 0; i < 50; i++) await h.append('c', i * 100, i, Buffer.alloc(100, 65 + (i % 26)));
     await h.trim('c', 2500);
     const runs = await h.runs('c');

@@ -5,6 +5,8 @@
 //   console record        consoles               <name>           -                             -
 //   session               session#<id>           session          console#<name> / <since>#<id>  conn#<conn> / <id>
 //   audit record          audit#<console>        <time15>#<seq12>#<writer>  -                    -
+//   hot-tail chunk        hot#<console>          <offset16>       -                             -
+//   hot-tail console      hot-consoles           <name>           -                             -
 //
 // The base table answers the strongly consistent reads (a lock, a session by id, the console list
 // in one partition); the two global secondary indexes answer "sessions of a console" and
