@@ -1,0 +1,58 @@
+// The API Gateway side of connections: who is on a WebSocket connection (DynamoDB, written at
+// $connect, since each $default invocation sees only the connection id), and sending to one
+// (@connections PostToConnection through @aws-sdk/client-apigatewaymanagementapi).
+import {
+  ApiGatewayManagementApiClient, DeleteConnectionCommand, PostToConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { encode } from '../../../protocol/codec.ts';
+import type { ConnectionSender, Principal } from '../../core/ports.ts';
+import { N, S } from './dynamo-table.ts';
+
+export interface ConnectionInfo { kind: 'relay' | 'session'; who: Principal; connectedAt: number }
+
+/** Connection items: pk `conn#<id>`, with a TTL past API Gateway's 2-hour limit, because
+ *  $disconnect may never come. */
+export class DynamoConnections {
+  constructor(private readonly db: DynamoDBClient, private readonly table: string, private readonly ttlSeconds = 3 * 3600) {}
+
+  async put(id: string, c: ConnectionInfo): Promise<void> {
+    await this.db.send(new PutItemCommand({
+      TableName: this.table,
+      Item: { pk: S(`conn#${id}`), sk: S('conn'), rec: S(JSON.stringify(c)), ttl: N(Math.floor(c.connectedAt / 1000) + this.ttlSeconds) },
+    }));
+  }
+
+  async get(id: string): Promise<ConnectionInfo | undefined> {
+    const r = await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: S(`conn#${id}`), sk: S('conn') }, ConsistentRead: true }));
+    return r.Item ? JSON.parse(r.Item.rec!.S!) as ConnectionInfo : undefined;
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.db.send(new DeleteItemCommand({ TableName: this.table, Key: { pk: S(`conn#${id}`), sk: S('conn') } }));
+  }
+}
+
+/** ConnectionSender over @connections. A post to a connection that is gone (410) answers false,
+ *  and the caller cleans up; `close` cannot carry a code or reason on API Gateway, so the reason
+ *  is posted first as an error message. */
+export class ApiGatewaySender implements ConnectionSender {
+  constructor(private readonly api: ApiGatewayManagementApiClient) {}
+
+  async send(conn: string, frame: string): Promise<boolean> {
+    try {
+      await this.api.send(new PostToConnectionCommand({ ConnectionId: conn, Data: Buffer.from(frame) }));
+      return true;
+    } catch (e) {
+      if ((e as Error).name === 'GoneException') return false;
+      throw e;
+    }
+  }
+
+  async close(conn: string, code: number, reason: string): Promise<void> {
+    await this.send(conn, encode({ t: 'error', code: 'CC_ERR_CONNECTION', message: `closing: ${code} ${reason}` })).catch(() => false);
+    await this.api.send(new DeleteConnectionCommand({ ConnectionId: conn })).catch((e: Error) => {
+      if (e.name !== 'GoneException') throw e;
+    });
+  }
+}

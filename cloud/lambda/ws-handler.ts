@@ -1,0 +1,82 @@
+// The Lambda handler of the API Gateway WebSocket API: routes by `routeKey` (hono/aws-lambda does
+// not take WebSocket events; see ../shared/reference/aws-constraints-and-cost.md) into the same
+// CloudCore the embedded server runs. Stateless between invocations: who is on a connection lives
+// in DynamoDB (written at $connect), everything else behind the core's ports.
+//
+// - $connect: the bearer token (Authorization header) decides; a relay token opens a relay
+//   connection, a user token a client session. Refused with 401 and the reason otherwise.
+// - $default: one protocol message, validated like the embedded server does (a bad frame gets an
+//   error message back), then core.relayMessage / core.clientMessage.
+// - $disconnect: a hint (API Gateway may not send it): the core's cleanup, idempotent. A post that
+//   meets 410 Gone is the other way stale connections are noticed.
+import { decode, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
+import { CcError, errorCode } from '../../protocol/errors.ts';
+import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
+import { CloudCore, type CoreOptions } from '../core/core.ts';
+import { authenticate } from '../core/http-app.ts';
+import type { CloudPorts } from '../core/ports.ts';
+import type { DynamoConnections } from '../adapters/aws/apigw-connections.ts';
+
+/** The parts of an API Gateway WebSocket event the handler reads. */
+export interface WebSocketEvent {
+  requestContext: { routeKey: string; connectionId: string; connectedAt?: number };
+  headers?: Record<string, string | undefined>;
+  body?: string;
+  isBase64Encoded?: boolean;
+}
+
+export interface WsHandlerDeps {
+  ports: CloudPorts;
+  connections: DynamoConnections;
+  core?: Partial<CoreOptions>;
+  maxFrameBytes?: number;
+  log?: (line: string) => void;
+}
+
+export function createWsHandler(d: WsHandlerDeps) {
+  const core = new CloudCore(d.ports, d.core);
+  const log = d.log ?? ((l: string) => console.error(l));
+  const maxFrameBytes = d.maxFrameBytes ?? PROTOCOL_LIMITS.maxFrameBytes;
+  const reply = (conn: string, e: unknown) => d.ports.sender.send(conn, encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));
+
+  return async (event: WebSocketEvent): Promise<{ statusCode: number; body?: string }> => {
+    const { routeKey, connectionId: conn } = event.requestContext;
+    if (routeKey === '$connect') {
+      const h = event.headers ?? {};
+      try {
+        const who = await authenticate(d.ports, h.authorization ?? h.Authorization);
+        await d.connections.put(conn, { kind: who.kind === 'relay' ? 'relay' : 'session', who, connectedAt: event.requestContext.connectedAt ?? Date.now() });
+        log(`${who.kind} ${who.name} connected (${conn})`);
+        return { statusCode: 200 };
+      } catch (e) {
+        return { statusCode: e instanceof CcError ? 401 : 500, body: e instanceof Error ? e.message : 'unauthorized' };
+      }
+    }
+    const c = await d.connections.get(conn);
+    if (routeKey === '$disconnect') {
+      if (c) {
+        await (c.kind === 'relay' ? core.relayClosed(conn) : core.clientClosed(conn));
+        await d.connections.delete(conn);
+        log(`${c.kind} ${c.who.name} disconnected (${conn})`);
+      }
+      return { statusCode: 200 };
+    }
+    if (!c) { // its $connect record is gone (TTL, or a disconnect already handled)
+      await d.ports.sender.close(conn, 1008, 'unknown connection: connect again');
+      return { statusCode: 200 };
+    }
+    const r = c.kind === 'relay' ? decode(relayToCloud, event.body ?? '', maxFrameBytes) : decode(clientToCloud, event.body ?? '', maxFrameBytes);
+    if (!r.ok) {
+      await d.ports.sender.send(conn, encode({ t: 'error', code: r.code, message: r.message }));
+      return { statusCode: 200 };
+    }
+    try {
+      if (c.kind === 'relay') await core.relayMessage(conn, c.who, r.msg as never);
+      else await core.clientMessage(conn, c.who, r.msg as never);
+    } catch (e) {
+      if (!(e instanceof CcError)) log(`${conn}: error handling ${(r.msg as { t: string }).t}: ${(e as Error).stack}`);
+      await reply(conn, e);
+    }
+    return { statusCode: 200 };
+  };
+}

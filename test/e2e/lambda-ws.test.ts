@@ -1,0 +1,95 @@
+// The WebSocket Lambda handler (cloud/lambda/ws-handler.ts) behind the local API Gateway harness,
+// on the AWS adapters (DynamoDB state on dynalite, S3 segments on s3rver), with a relay and a
+// user speaking the wire protocol over real WebSockets: $connect authorizes by token, a relay's
+// hello is welcomed, live output reaches an attached user, the lock holder's input reaches the
+// relay with its fence and is audited, a relay going away turns its console down, and bad input
+// gets clear errors. Every invocation builds nothing in memory that the next one needs.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { ApiGatewaySender, DynamoConnections } from '../../cloud/adapters/aws/apigw-connections.ts';
+import { DynamoAuditStore } from '../../cloud/adapters/aws/dynamo-audit-store.ts';
+import { DynamoConsoleRegistry } from '../../cloud/adapters/aws/dynamo-console-registry.ts';
+import { DynamoHotTail } from '../../cloud/adapters/aws/dynamo-hot-tail.ts';
+import { DynamoLockStore } from '../../cloud/adapters/aws/dynamo-lock-store.ts';
+import { DynamoSessionStore } from '../../cloud/adapters/aws/dynamo-session-store.ts';
+import { DynamoTokenStore } from '../../cloud/adapters/aws/dynamo-token-store.ts';
+import { S3SegmentStore } from '../../cloud/adapters/aws/s3-segment-store.ts';
+import type { CloudPorts, ConnectionSender } from '../../cloud/core/ports.ts';
+import { createWsHandler } from '../../cloud/lambda/ws-handler.ts';
+import { startApiGateway, type ApiGateway } from '../apigw-harness.ts';
+import { closeAwsPeers, freshStateTable, startS3rver } from '../aws-peers.ts';
+import { cleanup, until } from '../helpers.ts';
+
+let gw: ApiGateway | undefined;
+after(async () => { await gw?.close(); await closeAwsPeers(); await cleanup(); });
+
+interface Peer { ws: WebSocket; got: Record<string, unknown>[]; closed: Promise<number>; send(m: object): void }
+function open(url: string, token: string): Promise<Peer> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
+    const got: Record<string, unknown>[] = [];
+    const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+    ws.on('message', (d) => got.push(JSON.parse(d.toString()) as Record<string, unknown>));
+    ws.on('open', () => resolve({ ws, got, closed, send: (m) => ws.send(JSON.stringify({ v: 1, ...m })) }));
+    ws.on('unexpected-response', (_q, res) => reject(Object.assign(new Error(`refused ${res.statusCode}`), { status: res.statusCode })));
+    ws.on('error', reject);
+  });
+}
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const text = (m: Record<string, unknown>) => Buffer.from(String(m.d), 'base64').toString();
+
+test('lambda ws handler behind the API Gateway harness: relay hello, live output, locked input with fence and audit, relay gone -> console down', async () => {
+  const { client: s3 } = await startS3rver(['segs']);
+  const { client: db, table } = await freshStateTable();
+  let sender: ConnectionSender | undefined;
+  const ports: CloudPorts = {
+    locks: new DynamoLockStore({ client: db, table }), sessions: new DynamoSessionStore(db, table), consoles: new DynamoConsoleRegistry(db, table),
+    segments: new S3SegmentStore({ client: s3, bucket: 'segs' }), hot: new DynamoHotTail(db, table), audit: new DynamoAuditStore(db, table),
+    tokens: new DynamoTokenStore(db, table), clock: { now: () => Date.now() },
+    sender: { send: (...a) => sender!.send(...a), close: (...a) => sender!.close(...a) },
+  };
+  const relayTok = (await ports.tokens.create({ kind: 'relay', name: 'edge1' })).token;
+  const aliceTok = (await ports.tokens.create({ kind: 'user', name: 'alice' })).token;
+  const logs: string[] = [];
+  const handler = createWsHandler({ ports, connections: new DynamoConnections(db, table), log: (l) => logs.push(l) });
+  gw = await startApiGateway({ handler, log: (l) => logs.push(l) });
+  sender = new ApiGatewaySender(new ApiGatewayManagementApiClient({ endpoint: gw.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AK', secretAccessKey: 'SK' } }));
+
+  await assert.rejects(open(gw.wsUrl, 'ccu_' + 'x'.repeat(32)), (e: Error & { status?: number }) => e.status === 401);
+
+  const relay = await open(gw.wsUrl, relayTok);
+  relay.send({ t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: Date.now(), resizable: false }] });
+  const welcome = await until('welcome', () => relay.got.find((m) => m.t === 'welcome'));
+  assert.deepEqual(welcome.ends, { web01: 0 });
+  relay.send({ t: 'out', c: 'web01', o: 0, ts: Date.now(), d: b64('login: ') });
+  await until('output stored', async () => ((await ports.hot.end('web01')) === 7 ? true : undefined));
+
+  const alice = await open(gw.wsUrl, aliceTok);
+  alice.send({ t: 'attach', c: 'web01', mode: 'rw', tail: 10 });
+  const attached = await until('attached', () => alice.got.find((m) => m.t === 'attached'));
+  assert.deepEqual([attached.mode, attached.user, attached.fence], ['rw', 'alice', 1]);
+  await until('history', () => alice.got.find((m) => m.t === 'history' && m.last));
+  assert.equal(alice.got.filter((m) => m.t === 'history').map(text).join(''), 'login: ');
+
+  alice.send({ t: 'in', d: b64('root\r') });
+  const input = await until('input at the relay', () => relay.got.find((m) => m.t === 'in'));
+  assert.deepEqual([input.c, input.fence, text(input)], ['web01', 1, 'root\r']);
+  relay.send({ t: 'out', c: 'web01', o: 7, ts: Date.now(), d: b64('root\r\nPassword: ') });
+  await until('live output at alice', () => alice.got.filter((m) => m.t === 'out').map(text).join('') === 'root\r\nPassword: ' || undefined);
+  const audit = await ports.audit.list('web01');
+  assert.ok(audit.some((r) => r.type === 'input' && r.user === 'alice' && Buffer.from(r.data!, 'base64').toString() === 'root\r'), JSON.stringify(audit));
+
+  alice.ws.send('{"v":1,"t":"nonsense"}');
+  const err = await until('an error for a bad frame', () => alice.got.find((m) => m.t === 'error'));
+  assert.equal(err.code, 'CC_ERR_BAD_FRAME');
+
+  relay.ws.close();
+  const down = await until('console down at alice', () => alice.got.find((m) => m.t === 'state' && m.state === 'down'));
+  assert.match(String(down.reason), /relay edge1 disconnected/);
+  assert.equal((await ports.consoles.get('web01'))?.state, 'down');
+  alice.ws.close();
+  await until('no connections left', () => (gw!.open().length === 0 ? true : undefined));
+  assert.ok(!logs.some((l) => /error handling|handler failed/.test(l)), logs.join('\n'));
+});
