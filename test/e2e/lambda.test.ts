@@ -3,20 +3,16 @@
 // user speaking the wire protocol over real WebSockets: $connect authorizes by token, a relay's
 // hello is welcomed, live output reaches an attached user, the lock holder's input reaches the
 // relay with its fence and is audited, a relay going away turns its console down, and bad input
-// gets clear errors. Every invocation builds nothing in memory that the next one needs.
+// gets clear errors. Every invocation builds nothing in memory that the next one needs. And the HTTP
+// Lambda (hono/aws-lambda) answers API Gateway HTTP API v2 events on the same adapters.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { ApiGatewaySender, DynamoConnections } from '../../cloud/adapters/aws/apigw-connections.ts';
-import { DynamoAuditStore } from '../../cloud/adapters/aws/dynamo-audit-store.ts';
-import { DynamoConsoleRegistry } from '../../cloud/adapters/aws/dynamo-console-registry.ts';
-import { DynamoHotTail } from '../../cloud/adapters/aws/dynamo-hot-tail.ts';
-import { DynamoLockStore } from '../../cloud/adapters/aws/dynamo-lock-store.ts';
-import { DynamoSessionStore } from '../../cloud/adapters/aws/dynamo-session-store.ts';
-import { DynamoTokenStore } from '../../cloud/adapters/aws/dynamo-token-store.ts';
-import { S3SegmentStore } from '../../cloud/adapters/aws/s3-segment-store.ts';
 import type { CloudPorts, ConnectionSender } from '../../cloud/core/ports.ts';
+import { awsPorts } from '../../cloud/lambda/aws-ports.ts';
+import { createHttpHandler } from '../../cloud/lambda/http-handler.ts';
 import { createWsHandler } from '../../cloud/lambda/ws-handler.ts';
 import { startApiGateway, type ApiGateway } from '../apigw-harness.ts';
 import { closeAwsPeers, freshStateTable, startS3rver } from '../aws-peers.ts';
@@ -44,12 +40,7 @@ test('lambda ws handler behind the API Gateway harness: relay hello, live output
   const { client: s3 } = await startS3rver(['segs']);
   const { client: db, table } = await freshStateTable();
   let sender: ConnectionSender | undefined;
-  const ports: CloudPorts = {
-    locks: new DynamoLockStore({ client: db, table }), sessions: new DynamoSessionStore(db, table), consoles: new DynamoConsoleRegistry(db, table),
-    segments: new S3SegmentStore({ client: s3, bucket: 'segs' }), hot: new DynamoHotTail(db, table), audit: new DynamoAuditStore(db, table),
-    tokens: new DynamoTokenStore(db, table), clock: { now: () => Date.now() },
-    sender: { send: (...a) => sender!.send(...a), close: (...a) => sender!.close(...a) },
-  };
+  const ports: CloudPorts = awsPorts({ db, table, s3, bucket: 'segs', sender: { send: (...a) => sender!.send(...a), close: (...a) => sender!.close(...a) } });
   const relayTok = (await ports.tokens.create({ kind: 'relay', name: 'edge1' })).token;
   const aliceTok = (await ports.tokens.create({ kind: 'user', name: 'alice' })).token;
   const logs: string[] = [];
@@ -92,4 +83,42 @@ test('lambda ws handler behind the API Gateway harness: relay hello, live output
   alice.ws.close();
   await until('no connections left', () => (gw!.open().length === 0 ? true : undefined));
   assert.ok(!logs.some((l) => /error handling|handler failed/.test(l)), logs.join('\n'));
+});
+
+test('lambda http handler (API Gateway HTTP API v2 events): console list, raw replay (base64), presigned upload URL, auth errors', async () => {
+  const { client: s3 } = await startS3rver(['segs2']);
+  const { client: db, table } = await freshStateTable();
+  const ports = awsPorts({ db, table, s3, bucket: 'segs2', sender: { send: async () => false, close: async () => {} } });
+  const alice = (await ports.tokens.create({ kind: 'user', name: 'alice' })).token;
+  const edge = (await ports.tokens.create({ kind: 'relay', name: 'edge1' })).token;
+  await ports.consoles.put({ name: 'web01', type: 'serial', state: 'up', since: 1, relay: 'edge1', relayConn: 'r1' });
+  await ports.hot.append('web01', 0, Date.now(), Buffer.from([0x1b, 0x5b, 0x48, 0xff, 0x00, 0x41])); // not UTF-8
+  const { handler } = createHttpHandler({ ports });
+  const call = async (method: string, path: string, token?: string, body?: unknown) => {
+    const [rawPath, rawQueryString = ''] = path.split('?');
+    const headers: Record<string, string> = { host: 'api.example', ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) };
+    const r = await handler({
+      version: '2.0', routeKey: '$default', rawPath: rawPath!, rawQueryString, headers, cookies: [],
+      requestContext: {
+        accountId: '123456789012', apiId: 'api', domainName: 'api.example', domainPrefix: 'api', requestId: 'r', routeKey: '$default', stage: '$default',
+        time: new Date().toISOString(), timeEpoch: Date.now(), http: { method, path: rawPath!, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+      },
+      body: body ? JSON.stringify(body) : undefined, isBase64Encoded: false,
+    } as never, {} as never) as { statusCode: number; body: string; isBase64Encoded: boolean; headers: Record<string, string> };
+    return r;
+  };
+  assert.equal((await call('GET', '/v1/consoles')).statusCode, 401);
+  const list = await call('GET', '/v1/consoles', alice);
+  assert.equal(list.statusCode, 200);
+  assert.deepEqual(JSON.parse(list.body).consoles.map((c: { name: string }) => c.name), ['web01']);
+  const raw = await call('GET', '/v1/consoles/web01/replay?from=0&format=raw', alice);
+  assert.equal(raw.statusCode, 200);
+  assert.ok(raw.isBase64Encoded, 'binary output is base64 for API Gateway');
+  assert.deepEqual([...Buffer.from(raw.body, 'base64')], [0x1b, 0x5b, 0x48, 0xff, 0x00, 0x41]);
+  const key = 'logs/web01/2026/11/25/0000000000000006-0000000000000010_1764028800000-1764028800001.seg';
+  assert.equal((await call('POST', '/v1/consoles/web01/segments/upload-url', alice, { key, size: 100 })).statusCode, 403);
+  const up = await call('POST', '/v1/consoles/web01/segments/upload-url', edge, { key, size: 100 });
+  assert.equal(up.statusCode, 200, up.body);
+  assert.equal(JSON.parse(up.body).mode, 'presigned');
+  assert.equal((await call('GET', '/v1/consoles/web99', alice)).statusCode, 404);
 });
