@@ -36,6 +36,9 @@ export interface RelayOptions {
   sendHighWaterBytes: number;
   /** Under continuous output, gather reads this long into one message. Default 1 ms. */
   batchMs: number;
+  /** Open a new connection and move over to it (make-before-break) after this long on one (ms);
+   *  API Gateway closes WebSockets at 2 hours. 0 never. Default 110 minutes. */
+  maxConnectionMs: number;
   /** Application heartbeat interval; the link is dropped after 3 silent intervals. Default 20 s. */
   heartbeatMs: number;
   /** Reconnect backoff bounds (full jitter). Defaults 250 ms and 30 s. */
@@ -57,7 +60,7 @@ const MAX_QUEUED_TOTAL = 8 * 1024 * 1024;
 export const RELAY_DEFAULTS = {
   segmentBytes: 1024 * 1024, segmentMs: 60_000, spoolCapBytes: 1024 ** 3,
   uploadConcurrency: 4, uploadMinBackoffMs: 1000, uploadMaxBackoffMs: 60_000,
-  sendHighWaterBytes: 1024 * 1024, batchMs: 1, heartbeatMs: 20_000, minBackoffMs: 250, maxBackoffMs: 30_000,
+  sendHighWaterBytes: 1024 * 1024, batchMs: 1, maxConnectionMs: 110 * 60_000, heartbeatMs: 20_000, minBackoffMs: 250, maxBackoffMs: 30_000,
 };
 
 interface Con {
@@ -93,6 +96,9 @@ export class Relay {
   private attempt = 0;
   private reconnectTimer?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
+  private next?: WebSocket; // make-before-break: the connection being opened to replace `ws`
+  private redialTimer?: NodeJS.Timeout;
+  private redialFor?: WebSocket; // the connection the redial timer is for
   private pumpTimer?: NodeJS.Timeout;
   private lastHeard = 0;
   private pingId = 0;
@@ -198,6 +204,8 @@ export class Relay {
     clearInterval(this.heartbeat);
     clearTimeout(this.pumpTimer);
     clearInterval(this.uploadTimer);
+    clearTimeout(this.redialTimer);
+    this.next?.close(1000, 'relay stopping');
     this.ws?.close(1000, 'relay stopping');
     await Promise.all([...this.cons.values()].map((c) => c.sup.stop()));
     await this.spool.close();
@@ -314,47 +322,60 @@ export class Relay {
   private infoOf(c: Con): ConsoleInfo { return { ...c.info, fence: c.fence || undefined }; }
 
   // ----------------------------------------------------------------------------------- the link
-  private connect(): void {
+  /** Dials the cloud. `replace`: make-before-break: the current connection keeps carrying output
+   *  and input until the new one is welcomed; then the relay moves over and closes the old one.
+   *  The cloud's stored ends in that welcome say where live output resumes, and it drops bytes it
+   *  already has, so nothing is lost or doubled at the switch. */
+  private connect(replace = false): void {
     if (this.stopped) return;
     const url = this.opts.cloudUrl.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/relay';
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, perMessageDeflate: false, handshakeTimeout: 10_000 });
-    this.ws = ws;
-    this.directUploads = false; // ask again: the cloud may have restarted with another store
-    for (const c of this.cons.values()) c.live = false;
+    if (replace) this.next = ws;
+    else {
+      this.ws = ws;
+      this.directUploads = false; // ask again: the cloud may have restarted with another store
+      for (const c of this.cons.values()) c.live = false;
+    }
     ws.on('unexpected-response', (_req, res) => {
       let body = '';
       res.on('data', (d: Buffer) => { body += d.toString(); });
       res.on('end', () => this.opts.log(`cloud refused the relay connection: ${res.statusCode} ${body.trim()}`));
     });
     ws.on('open', () => {
-      this.opts.log(`connected to ${this.opts.cloudUrl}`);
+      this.opts.log(replace ? `connected to ${this.opts.cloudUrl} again, to replace the current connection` : `connected to ${this.opts.cloudUrl}`);
       this.lastHeard = Date.now();
       // Several hellos if need be: a frame holds at most 32 KiB, about 300 consoles. The cloud
       // answers each with a welcome for its consoles.
       let batch: ConsoleInfo[] = [], size = 0;
+      const hello = () => ws.send(encode({ t: 'hello', relay: this.name, boot: this.boot, consoles: batch }));
       for (const info of this.consoles()) {
         const n = JSON.stringify(info).length + 1;
-        if (batch.length && size + n > HELLO_BATCH_BYTES) { this.send({ t: 'hello', relay: this.name, boot: this.boot, consoles: batch }); batch = []; size = 0; }
+        if (batch.length && size + n > HELLO_BATCH_BYTES) { hello(); batch = []; size = 0; }
         batch.push(info);
         size += n;
       }
-      this.send({ t: 'hello', relay: this.name, boot: this.boot, consoles: batch });
-      clearInterval(this.heartbeat);
-      this.heartbeat = setInterval(() => {
-        if (Date.now() - this.lastHeard > 3 * this.opts.heartbeatMs) { ws.terminate(); return; }
-        this.send({ t: 'ping', id: ++this.pingId });
-      }, this.opts.heartbeatMs);
+      hello();
+      if (!replace) this.startHeartbeat(ws);
     });
     ws.on('message', (data, isBinary) => {
       this.lastHeard = Date.now();
       const r = decode(cloudToRelay, isBinary ? data : data.toString(), Number.MAX_SAFE_INTEGER);
       if (!r.ok) { this.opts.log(`bad message from cloud: ${r.message}`); return; }
+      if (r.msg.t === 'welcome' && ws === this.next) this.moveTo(ws);
       this.onMessage(r.msg);
     });
     let linkError = ''; // the socket's error, reported with its close
     ws.on('close', (code, reason) => {
-      clearInterval(this.heartbeat);
+      if (ws === this.next) { // the replacement failed: stay on the current one, try again later
+        this.next = undefined;
+        this.opts.log(`could not open a replacement connection (${code}${linkError ? `: ${linkError}` : ''}); trying again in 60 s`);
+        this.scheduleRedial(60_000);
+        return;
+      }
       if (this.ws !== ws) return;
+      clearInterval(this.heartbeat);
+      clearTimeout(this.redialTimer);
+      this.redialFor = undefined;
       this.ws = undefined;
       for (const c of this.cons.values()) c.live = false;
       if (this.stopped) return;
@@ -369,6 +390,30 @@ export class Relay {
     ws.on('error', (e) => { linkError = e.message; });
   }
 
+  /** The replacement connection was welcomed: it becomes the relay's connection. */
+  private moveTo(ws: WebSocket): void {
+    const old = this.ws;
+    this.next = undefined;
+    this.ws = ws;
+    for (const c of this.cons.values()) c.live = false; // until the welcome says where to resume
+    this.startHeartbeat(ws);
+    old?.close(1000, 'replaced by a new connection');
+    this.opts.log('moved to the new connection (make-before-break)');
+  }
+
+  private startHeartbeat(ws: WebSocket): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastHeard > 3 * this.opts.heartbeatMs) { ws.terminate(); return; }
+      this.send({ t: 'ping', id: ++this.pingId });
+    }, this.opts.heartbeatMs);
+  }
+
+  private scheduleRedial(ms = this.opts.maxConnectionMs): void {
+    clearTimeout(this.redialTimer);
+    if (ms > 0 && !this.stopped) this.redialTimer = setTimeout(() => { if (this.ws && !this.next) this.connect(true); }, ms);
+  }
+
   private send(msg: Out<RelayToCloud>): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(encode(msg));
   }
@@ -376,6 +421,7 @@ export class Relay {
   private onMessage(m: CloudToRelay): void {
     switch (m.t) {
       case 'welcome': {
+        if (this.redialFor !== this.ws) { this.redialFor = this.ws; this.scheduleRedial(); } // once per connection
         this.attempt = 0;
         const ws = this.ws;
         // The spool confirms (and on first contact moves) its offsets; live output resumes where

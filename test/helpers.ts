@@ -178,3 +178,24 @@ export async function serialRig(prefix: string, relayArgs: string[] = [], cloudE
   };
   return rig;
 }
+
+/** Writes `stream` to a pty peer at `rate` bytes/s (115200 baud: 11520) while running; a full
+ *  pty (nobody reading) just makes it fall behind, as a device under flow control would. */
+export function paceEmitter(peer: { write(b: Buffer): number }, stream: Buffer, rate: number) {
+  let pos = 0, credit = 0, running = false;
+  const t = setInterval(() => {
+    if (!running) return;
+    credit = Math.min(credit + rate / 20, rate);
+    while (credit >= 1 && pos < stream.length) {
+      try {
+        const n = peer.write(stream.subarray(pos, pos + Math.min(Math.floor(credit), 4096)));
+        pos += n; credit -= n;
+      } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break; throw e; }
+    }
+  }, 50);
+  return {
+    get pos() { return pos; },
+    run(on: boolean) { running = on; },
+    stop() { clearInterval(t); },
+  };
+}

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanup, openPtyPeer, serialRig, until } from '../helpers.ts';
+import { cleanup, openPtyPeer, paceEmitter, serialRig, until } from '../helpers.ts';
 import { parseSegmentKey } from '../../protocol/segment.ts';
 
 after(cleanup);
@@ -16,27 +16,6 @@ after(cleanup);
 /** Outage length of the "cloud down for a minute" phase (CC_OUTAGE_MS, default 60000). */
 const OUTAGE_MS = Number(process.env.CC_OUTAGE_MS ?? 60_000);
 const RATE = 11_520;
-
-/** Writes `stream` to the pty at RATE bytes/s while running; a full pty (nobody reading) just
- *  makes it fall behind, as a device under flow control would. */
-function emitter(peer: { write(b: Buffer): number }, stream: Buffer) {
-  let pos = 0, credit = 0, running = false;
-  const t = setInterval(() => {
-    if (!running) return;
-    credit = Math.min(credit + RATE / 20, RATE);
-    while (credit >= 1 && pos < stream.length) {
-      try {
-        const n = peer.write(stream.subarray(pos, pos + Math.min(Math.floor(credit), 4096)));
-        pos += n; credit -= n;
-      } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break; throw e; }
-    }
-  }, 50);
-  return {
-    get pos() { return pos; },
-    run(on: boolean) { running = on; },
-    stop() { clearInterval(t); },
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -48,7 +27,7 @@ test('kill -9 of cloud and relay and a long cloud outage: the stored log equals 
   let relay = startRelay();
   await relay.waitFor(/console ser1 up/);
   const stream = randomBytes(Math.ceil(RATE * (OUTAGE_MS / 1000 + 20)));
-  const dev = emitter(openPtyPeer(rig.pair.peer), stream);
+  const dev = paceEmitter(openPtyPeer(rig.pair.peer), stream, RATE);
 
   dev.run(true);
   await sleep(2000);
