@@ -34,7 +34,7 @@ export function attach(o: AttachOptions): Promise<number> {
   const esc = o.escape ?? DEFAULT_ESCAPE;
   const escName = displayEscape(esc);
   const parser = new EscapeParser(esc);
-  const url = o.url.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/session';
+  const url = process.env.CLOUDCONS_WS_URL ?? o.url.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/session';
   const say = (text: string) => stdout.write(`${text.replace(/\r?\n/g, '\r\n')}\r\n`);
 
   let ws: WebSocket | undefined;

@@ -97,7 +97,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)))
 /** Live output from `from` on, over a spy session, until interrupted. */
 function follow(login: Login, name: string, from: number, o: ReplayOptions, out: NodeJS.WriteStream): Promise<number> {
   return new Promise((resolve) => {
-    const url = login.url.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/session';
+    const url = process.env.CLOUDCONS_WS_URL ?? login.url.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/session';
     let shown = from;
     let atLineStart = true;
     const show = (o2: number, d: Buffer) => {

@@ -36,6 +36,8 @@ export interface RelayOptions {
   sendHighWaterBytes: number;
   /** Under continuous output, gather reads this long into one message. Default 1 ms. */
   batchMs: number;
+  /** WebSocket URL when it is not the cloud URL's /v1/relay (API Gateway's stage URL). */
+  wsUrl?: string;
   /** Open a new connection and move over to it (make-before-break) after this long on one (ms);
    *  API Gateway closes WebSockets at 2 hours. 0 never. Default 110 minutes. */
   maxConnectionMs: number;
@@ -328,7 +330,7 @@ export class Relay {
    *  already has, so nothing is lost or doubled at the switch. */
   private connect(replace = false): void {
     if (this.stopped) return;
-    const url = this.opts.cloudUrl.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/relay';
+    const url = this.opts.wsUrl ?? this.opts.cloudUrl.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/relay';
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, perMessageDeflate: false, handshakeTimeout: 10_000 });
     if (replace) this.next = ws;
     else {
