@@ -54,7 +54,7 @@ const HELLO_BATCH_BYTES = 24 * 1024;
 const BATCH_MIN_BYTES = 2048;
 
 /** Live output kept in memory per console while the socket is busy (at most 2 MiB, above the
- *  socket's high-water mark, so a flood to a fast viewer never leaves memory; and 32 MiB over all
+ *  socket's high-water mark, so a flood to a fast viewer never leaves memory; and 8 MiB over all
  *  consoles); past it, it is read back from the spool instead. */
 const MAX_QUEUED_BYTES = 2 * 1024 * 1024;
 const MAX_QUEUED_TOTAL = 8 * 1024 * 1024;
