@@ -9,6 +9,9 @@ import { chunks, decode, encode } from '../protocol/codec.ts';
 import { cloudToClient, type AttachMode, type ClientToCloud, type CloudToClient, type Out } from '../protocol/messages.ts';
 import { DEFAULT_ESCAPE, displayEscape, EscapeParser, HELP_TEXT, type EscapeCommand } from './escape.ts';
 
+/** How long live output that arrived ahead of the stream waits for the bytes before it (ms). */
+const REORDER_MS = 300;
+
 export interface AttachOptions {
   url: string;
   token: string;
@@ -46,6 +49,11 @@ export function attach(o: AttachOptions): Promise<number> {
   /** Output offset up to which this terminal has shown the stream (undefined before the first history). */
   let shown: number | undefined;
   let early: { o: number; d: Buffer }[] = [];
+  /** Live output that arrived ahead of `shown`: on API Gateway a relay's messages may be handled by
+   *  concurrent Lambdas, so a chunk can overtake the one before it. Held (in offset order) up to
+   *  REORDER_MS for the bytes before it, then shown anyway. */
+  let ahead: { o: number; d: Buffer }[] = [];
+  let aheadTimer: NodeJS.Timeout | undefined;
   let rawSet = false;
   let finish: (code: number) => void = () => {};
   const lastNotice = { text: '', at: 0 };
@@ -69,8 +77,27 @@ export function attach(o: AttachOptions): Promise<number> {
   /** Live or history bytes at offset `off`: only what lies past `shown` is written. */
   const show = (off: number, d: Buffer) => {
     if (shown === undefined) { early.push({ o: off, d }); return; }
-    const skip = Math.max(0, shown - off);
+    if (off > shown) { // ahead of the stream: wait a moment for what is missing
+      ahead.push({ o: off, d });
+      ahead.sort((a, b) => a.o - b.o);
+      aheadTimer ??= setTimeout(giveUpWaiting, REORDER_MS);
+      return;
+    }
+    put(off, d);
+    while (ahead.length && ahead[0].o <= shown) { const a = ahead.shift()!; put(a.o, a.d); }
+    if (!ahead.length) { clearTimeout(aheadTimer); aheadTimer = undefined; }
+  };
+  const put = (off: number, d: Buffer) => {
+    const skip = Math.max(0, shown! - off);
     if (skip < d.length) { write(d.subarray(skip)); shown = off + d.length; }
+  };
+  /** The missing bytes did not come (output the cloud skipped, or never had): show what is held. */
+  const giveUpWaiting = () => {
+    aheadTimer = undefined;
+    const first = ahead.shift();
+    if (!first) return;
+    shown = first.o;
+    show(first.o, first.d);
   };
   const quit = (code: number, reason: string) => {
     quitting = true;
@@ -179,6 +206,9 @@ export function attach(o: AttachOptions): Promise<number> {
     let hb: NodeJS.Timeout | undefined;
     let pingId = 0;
     sock.on('open', () => {
+      ahead = []; // the re-attach's catch-up from `shown` brings them again
+      clearTimeout(aheadTimer);
+      aheadTimer = undefined;
       const where = shown !== undefined ? { from: shown } : { tail: o.tail ?? 0 };
       send({ t: 'attach', c: o.console, mode: everAttached && mode === 'force' ? 'rw' : mode, ...where, cols: stdout.columns || undefined, rows: stdout.rows || undefined, client: 'cli' });
       hb = setInterval(() => send({ t: 'ping', id: ++pingId }), o.heartbeatMs ?? 10_000);

@@ -80,6 +80,8 @@ interface Con {
   sent: number;
   /** The cloud welcomed this console on the current link (its offsets are confirmed). */
   live: boolean;
+  /** Someone watches it (the cloud said so); only matters while the cloud's live mode is `watched`. */
+  watched: boolean;
   pumpSoon: boolean;
   lastSend: number;
   /** Upload state: in flight, consecutive failures, not before this time. */
@@ -122,6 +124,8 @@ export class Relay {
   private directUploads = false; // the cloud said it takes segment bodies itself (until reconnect)
   private presignedSaid = false; // logged that uploads go straight to the store
   private readonly maxQueued: number;
+  /** The current connection's live mode (welcome): stream every console, or only watched ones. */
+  private liveMode: 'always' | 'watched' = 'always';
 
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
     const name = cfg.relay?.name ?? os.hostname();
@@ -147,7 +151,7 @@ export class Relay {
       const driver = createDriver(cc);
       const sup = new Supervisor(name, cc, driver);
       const con: Con = {
-        name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, pumpSoon: false, lastSend: 0,
+        name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, watched: false, pumpSoon: false, lastSend: 0,
         uploading: false, failures: 0, retryAt: 0,
         info: { name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable },
       };
@@ -166,7 +170,7 @@ export class Relay {
           this.opts.log(`SPOOL WRITE FAILED for ${name}: ${(e as Error).message}; ${data.length} bytes only sent live`);
           return;
         }
-        if (!con.live) return;
+        if (!this.streams(con)) return;
         if (offset === con.sent + con.queued && con.queued < this.maxQueued) {
           con.queue.push({ offset, ts, data });
           con.queued += data.length;
@@ -429,6 +433,11 @@ export class Relay {
         // The spool confirms (and on first contact moves) its offsets; live output resumes where
         // the cloud's stored stream ends, or after what is sealed (that comes by upload).
         const mine = Object.keys(m.ends).map((n) => this.cons.get(n)).filter((c): c is Con => !!c);
+        const mode = m.live ?? 'always';
+        if (mode !== this.liveMode) this.opts.log(mode === 'watched' ? 'the cloud takes live output only of consoles someone watches; the rest goes by segment upload' : 'the cloud takes live output of every console');
+        this.liveMode = mode;
+        const watched = new Set(m.watched);
+        for (const c of mine) c.watched = watched.has(c.name);
         void Promise.all(mine.map(async (c) => {
           const sent = await c.spool.confirm(m.ends[c.name]);
           if (this.ws !== ws) return;
@@ -438,6 +447,16 @@ export class Relay {
           c.live = true;
           this.pump(c);
         })).then(() => this.kickUploads(true), (e: Error) => { this.opts.log(`spool: ${e.message}`); ws?.terminate(); });
+        return;
+      }
+      case 'watch': {
+        const c = this.cons.get(m.c);
+        if (!c || c.watched === m.on) return; // a repeated `on` must not rewind a stream
+        c.watched = m.on;
+        c.queue = [];
+        c.queued = 0;
+        // From the cloud's stored end: the rest of the active log goes now, what is sealed by upload.
+        if (m.on && c.live) { c.sent = Math.max(c.spool.start, Math.min(m.from ?? c.sent, c.spool.next)); this.pump(c); }
         return;
       }
       case 'fence': { const c = this.cons.get(m.c); if (c && m.fence > c.fence) c.fence = m.fence; return; }
@@ -463,6 +482,9 @@ export class Relay {
     }
   }
 
+  /** Whether `c`'s output goes live on the current link. */
+  private streams(c: Con): boolean { return c.live && (c.watched || this.liveMode === 'always'); }
+
   /** Runs `fn` with the socket corked: its frames leave in one write. */
   private corked(fn: () => void): void {
     // ws does not expose cork(); its socket does (ws's own cork/uncork pairs nest inside ours).
@@ -476,7 +498,7 @@ export class Relay {
    *  to the segment upload. */
   private pump(c: Con): void {
     const ws = this.ws;
-    if (!ws || !c.live || ws.readyState !== WebSocket.OPEN) return;
+    if (!ws || !this.streams(c) || ws.readyState !== WebSocket.OPEN) return;
     while (c.sent < c.spool.next) {
       if (ws.bufferedAmount > this.opts.sendHighWaterBytes) {
         if (!this.pumpTimer) this.pumpTimer = setTimeout(() => { this.pumpTimer = undefined; for (const x of this.cons.values()) this.pump(x); }, 5);

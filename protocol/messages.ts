@@ -49,8 +49,13 @@ export type RelayToCloud = z.infer<typeof relayToCloud>;
 
 // ---------------------------------------------------------------- cloud -> relay
 export const cloudToRelay = z.discriminatedUnion('t', [
-  /** Answer to hello: per console, the offset up to which the cloud has stored output. */
-  z.object({ v, t: z.literal('welcome'), ends: z.record(z.string(), offset) }),
+  /** Answer to hello: per console, the offset up to which the cloud has stored output. `live`:
+   *  whether the relay streams every console's output (`always`, the default) or only consoles
+   *  being watched (`watched`: the ones in `watched`, then as `watch` messages say). */
+  z.object({ v, t: z.literal('welcome'), ends: z.record(z.string(), offset), live: z.enum(['always', 'watched']).optional(), watched: z.array(name).max(10000).optional() }),
+  /** Someone started (`on`) or stopped watching a console: stream its output live from `from` (the
+   *  cloud's stored end), or stop streaming it. */
+  z.object({ v, t: z.literal('watch'), c: name, on: z.boolean(), from: offset.optional() }),
   z.object({ v, t: z.literal('in'), c: name, fence, session: z.string().max(64), d: b64 }),
   z.object({ v, t: z.literal('break'), c: name, fence, session: z.string().max(64), seq: breakSeq }),
   z.object({ v, t: z.literal('resize'), c: name, fence, session: z.string().max(64), cols: size, rows: size }),

@@ -8,6 +8,7 @@ import path from 'node:path';
 import tty from 'node:tty';
 import { fileURLToPath } from 'node:url';
 import * as pty from 'node-pty';
+import WebSocket from 'ws';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'bin', 'cloudcons.js');
@@ -197,5 +198,39 @@ export function paceEmitter(peer: { write(b: Buffer): number }, stream: Buffer, 
     get pos() { return pos; },
     run(on: boolean) { running = on; },
     stop() { clearInterval(t); },
+  };
+}
+
+/** A spy over a session WebSocket: the attach history, then live output placed by offset. Chunks
+ *  that arrive ahead of the view (overtaken on their way) wait in `ahead` for the bytes before them;
+ *  a hole that never fills leaves them there, and the view short. */
+export function spyViewer(wsUrl: string, token: string, consoleName: string, tail = 1000) {
+  const ws = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${token}` } });
+  let view = Buffer.alloc(0);
+  let end = -1; // offset of view's end, once the history arrived
+  let ahead: { o: number; d: Buffer }[] = [];
+  let outs = 0;
+  const place = () => {
+    ahead.sort((a, b) => a.o - b.o);
+    while (ahead.length && ahead[0].o <= end) {
+      const { o, d } = ahead.shift()!;
+      if (o + d.length > end) { view = Buffer.concat([view, d.subarray(end - o)]); end = o + d.length; }
+    }
+  };
+  let hist = Buffer.alloc(0);
+  ws.on('message', (raw) => {
+    const m = JSON.parse(raw.toString());
+    if (m.t === 'history') {
+      hist = Buffer.concat([hist, Buffer.from(m.d, 'base64')]);
+      if (m.last) { view = hist; end = m.end; place(); }
+    }
+    if (m.t === 'out') { outs++; ahead.push({ o: m.o, d: Buffer.from(m.d, 'base64') }); if (end >= 0) place(); }
+  });
+  ws.on('open', () => ws.send(JSON.stringify({ v: 1, t: 'attach', c: consoleName, mode: 'spy', tail })));
+  return {
+    get text() { return view.toString(); }, get bytes() { return view; }, get end() { return end; },
+    /** Live messages received; chunks still waiting for a hole to fill. */
+    get outs() { return outs; }, get waiting() { return ahead.map((a) => [a.o, a.o + a.d.length]); },
+    close: () => { ahead = []; ws.close(); },
   };
 }

@@ -1,6 +1,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CloudCore } from './core.ts';
+import { CloudCore, type CoreOptions } from './core.ts';
 import type { CloudPorts, ConnectionSender, Principal } from './ports.ts';
 import { MemoryLockStore } from '../adapters/memory/lock-store.ts';
 import { MemorySessionStore } from '../adapters/memory/session-store.ts';
@@ -27,14 +27,14 @@ const alice: Principal = { kind: 'user', name: 'alice', admin: false, tokenId: '
 const bob: Principal = { kind: 'user', name: 'bob', admin: false, tokenId: 'b' };
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-async function setup() {
+async function setup(opts: Partial<CoreOptions> = {}) {
   const dir = tmpDir('core');
   const sender = new RecordingSender();
   const ports: CloudPorts = {
     locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir),
     segments: new FsSegmentStore(dir), hot: new FsHotTail(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), sender, clock: { now: () => Date.now() },
   };
-  const core = new CloudCore(ports);
+  const core = new CloudCore(ports, opts);
   await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });
   return { core, ports, sender, dir };
 }
@@ -154,4 +154,33 @@ test('a writer who re-attached before the relay did gets a fence above what the 
   await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1, fence: 7 }] });
   await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('after') });
   assert.deepEqual(sender.to('R', 'in').map((m) => m.fence), [8]);
+});
+
+test('live mode `watched`: the relay is told to stream a console while someone is attached, from the stored end, and to stop when the last one leaves', async () => {
+  const { core, sender } = await setup({ live: 'watched' });
+  const welcome = sender.to('R', 'welcome')[0];
+  assert.equal(welcome.live, 'watched');
+  assert.deepEqual(welcome.watched, [], 'nobody watches yet');
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('boot\r\n') });
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  assert.deepEqual(sender.to('R', 'watch'), [{ v: 1, t: 'watch', c: 'web01', on: true, from: 6 }]);
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.clientMessage('B', bob, { v: 1, t: 'ping', id: 1 });
+  assert.equal(sender.to('R', 'watch').length, 3, 'repeated on attach and ping (the relay ignores an `on` it already follows)');
+  assert.ok(sender.to('R', 'watch').every((m) => m.on === true));
+  // The relay reconnects: its welcome names the watched consoles.
+  await core.relayMessage('R2', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });
+  assert.deepEqual(sender.to('R2', 'welcome')[0].watched, ['web01']);
+  await core.clientClosed('A');
+  assert.equal(sender.to('R2', 'watch').filter((m) => m.on === false).length, 0, 'bob still watches');
+  await core.clientClosed('B');
+  assert.deepEqual(sender.to('R2', 'watch').at(-1), { v: 1, t: 'watch', c: 'web01', on: false });
+});
+
+test('live mode `always` (the embedded default): no watch messages, a plain welcome', async () => {
+  const { core, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.clientClosed('A');
+  assert.equal(sender.to('R', 'watch').length, 0);
+  assert.deepEqual(Object.keys(sender.to('R', 'welcome')[0]).sort(), ['ends', 't', 'v']);
 });

@@ -14,8 +14,13 @@ export interface CoreOptions {
   leaseMs: number;
   /** Largest history sent on attach or replay, in bytes. Default 1 MiB. */
   maxHistoryBytes: number;
+  /** Which output relays stream live: `always` every console's (default; the embedded cloud, where
+   *  a message costs nothing and replay's hot tail stays current to the millisecond), or `watched`
+   *  only the consoles someone is attached to (the AWS cloud: every message costs; unwatched
+   *  output reaches replay by segment upload, up to the relay's segment time later). */
+  live: 'always' | 'watched';
 }
-export const CORE_DEFAULTS: CoreOptions = { leaseMs: 30_000, maxHistoryBytes: 1024 * 1024 };
+export const CORE_DEFAULTS: CoreOptions = { leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always' };
 
 export interface ConsoleView extends ConsoleRecord {
   writer?: string;
@@ -49,11 +54,9 @@ export class CloudCore {
       case 'out': {
         if (!(await this.ownedConsole(conn, msg.c))) return;
         const data = Buffer.from(msg.d, 'base64');
-        const before = await this.log.end(msg.c);
-        await this.log.append(msg.c, msg.o, msg.ts, data);
-        // Only the part not stored before goes live: a resend after a reconnect is never shown twice.
-        const skip = Math.max(0, before - msg.o);
-        if (skip < data.length) await this.fanOut(msg.c, msg.o + skip, data.subarray(skip), skip === 0 ? msg.d : undefined);
+        // Only what was not stored before goes live: a resend after a reconnect is never shown twice.
+        const { fresh } = await this.log.append(msg.c, msg.o, msg.ts, data);
+        for (const f of fresh) await this.fanOut(msg.c, f.offset, f.data, f.data.length === data.length ? msg.d : undefined);
         return;
       }
       case 'rejected': {
@@ -74,6 +77,7 @@ export class CloudCore {
 
   private async relayHello(conn: string, who: Principal, msg: Extract<RelayToCloud, { t: 'hello' }>): Promise<void> {
     const ends: Record<string, number> = {};
+    const watched: string[] = [];
     const refused: string[] = [];
     for (const info of msg.consoles) {
       const old = await this.p.consoles.get(info.name);
@@ -81,9 +85,10 @@ export class CloudCore {
       if (info.fence) await this.reFence(info.name, info.fence);
       await this.p.consoles.put({ name: info.name, type: info.type, state: info.state, since: info.since, reason: info.reason, relay: who.name, relayConn: conn, resizable: info.resizable });
       ends[info.name] = await this.log.end(info.name);
+      if (this.opts.live === 'watched' && (await this.p.sessions.byConsole(info.name)).length) watched.push(info.name);
       if (!old || old.state !== info.state || !old.relayConn) await this.consoleStateChanged(info.name, info.state, info.reason);
     }
-    await this.sendRelay(conn, { t: 'welcome', ends });
+    await this.sendRelay(conn, this.opts.live === 'watched' ? { t: 'welcome', ends, live: 'watched', watched } : { t: 'welcome', ends });
     if (refused.length) await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_CONFLICT', message: `consoles already published by another connected relay, ignored: ${refused.join(', ')}` });
   }
 
@@ -175,6 +180,7 @@ export class CloudCore {
       const s = await this.sessionOf(conn);
       if (s?.mode === 'rw' && s.fence !== undefined) await this.p.locks.renew(s.console, s.id, s.fence, this.opts.leaseMs, this.now());
       await this.sendClient(conn, { t: 'pong', id: msg.id });
+      if (s) await this.watch(s.console, true); // heals an `off` that overtook a later `on`
       return;
     }
     if (msg.t === 'pong') return;
@@ -201,6 +207,7 @@ export class CloudCore {
     if (!rec) throw new NotFound(await this.unknownConsoleMessage(msg.c));
     const s: Session = { id: newId(), console: msg.c, user: who.name, mode: 'spy', since: this.now(), conn, client: msg.client };
     await this.p.sessions.put(s);
+    await this.watch(msg.c, true, rec);
     await this.audit(msg.c, 'session.attach', s, { detail: `requested ${msg.mode}${msg.client ? ` from ${msg.client}` : ''}` });
     let note: string | undefined;
     if (msg.mode !== 'spy') note = await this.takeLock(s, msg.mode === 'force');
@@ -320,7 +327,18 @@ export class CloudCore {
       }
       await this.p.sessions.delete(s.id);
       await this.audit(s.console, 'session.detach', s);
+      if (!(await this.p.sessions.byConsole(s.console)).length) await this.watch(s.console, false);
     }
+  }
+
+  /** In `watched` mode, tells the console's relay that someone watches it (stream live output from
+   *  the stored end on) or that nobody does any more. A relay ignores `on` for a console it
+   *  already streams, so repeating it (every viewer ping) is how a lost `off`/`on` race heals. */
+  private async watch(console: string, on: boolean, rec?: ConsoleRecord): Promise<void> {
+    if (this.opts.live !== 'watched') return;
+    rec ??= await this.p.consoles.get(console);
+    if (!rec?.relayConn) return; // the relay's next hello carries who watches
+    await this.sendRelay(rec.relayConn, on ? { t: 'watch', c: console, on, from: await this.log.end(console) } : { t: 'watch', c: console, on });
   }
 
   private async sendHistory(conn: string, console: string, lines: number, kind: 'attach' | 'replay'): Promise<void> {

@@ -85,12 +85,22 @@ export class LogStore implements OutputStore {
     return Math.max(segs.at(-1)?.end ?? 0, await this.hot.end(console));
   }
 
-  async append(console: string, offset: number, ts: number, data: Buffer): Promise<{ end: number }> {
-    const end = await this.end(console);
-    if (offset + data.length <= end) return { end };
+  /** Stores live output; returns the stored end and the parts that were new (what viewers have
+   *  not been sent yet). Bytes below the end are a resend, unless the hot tail can `fill` holes
+   *  above the sealed segments (a chunk overtaken by later ones). */
+  async append(console: string, offset: number, ts: number, data: Buffer): Promise<{ end: number; fresh: { offset: number; data: Buffer }[] }> {
+    const segEnd = (await this.segments(console)).at(-1)?.end ?? 0;
+    const end = Math.max(segEnd, await this.hot.end(console));
+    const fresh: { offset: number; data: Buffer }[] = [];
+    if (offset < end && this.hot.fill && offset + data.length > segEnd) {
+      const from = Math.max(offset, segEnd);
+      fresh.push(...await this.hot.fill(console, from, ts, data.subarray(from - offset, Math.min(data.length, end - offset))));
+    }
+    if (offset + data.length <= end) return { end, fresh };
     if (offset < end) { data = data.subarray(end - offset); offset = end; }
     await this.hot.append(console, offset, ts, data);
-    return { end: offset + data.length };
+    fresh.push({ offset, data });
+    return { end: offset + data.length, fresh };
   }
 
   async consoles(): Promise<string[]> {

@@ -142,6 +142,11 @@ export interface HotTail {
   read(console: string, from: number, to: number): Promise<{ offset: number; ts: number; data: Buffer }[]>;
   /** Offset of the first chunk that arrived at or after `time`, if any. */
   offsetAt(console: string, time: number): Promise<number | undefined>;
+  /** Optional, for a cloud whose live messages can be handled out of order (API Gateway hands a
+   *  connection's messages to concurrent Lambdas): stores the parts of a chunk below the end that
+   *  no stored chunk covers (a chunk overtaken by later ones) and returns them. Without it, a
+   *  chunk below the end counts as a resend. */
+  fill?(console: string, offset: number, ts: number, data: Buffer): Promise<{ offset: number; data: Buffer }[]>;
   /** Forgets runs (or whole files of them) that lie entirely below `offset`. */
   trim(console: string, below: number): Promise<void>;
   consoles(): Promise<string[]>;

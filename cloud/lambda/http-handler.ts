@@ -9,7 +9,7 @@ import { createHttpApp } from '../core/http-app.ts';
 import type { CloudPorts } from '../core/ports.ts';
 
 export function createHttpHandler(d: { ports: CloudPorts; core?: Partial<CoreOptions>; maxSegmentBytes?: number }) {
-  const app = createHttpApp(new CloudCore(d.ports, d.core), d.ports, { maxSegmentBytes: d.maxSegmentBytes });
+  const app = createHttpApp(new CloudCore(d.ports, { live: 'watched', ...d.core }), d.ports, { maxSegmentBytes: d.maxSegmentBytes });
   return {
     handler: handle(app),
     /** Only inside the Lambda runtime (it needs the runtime's `awslambda.streamifyResponse`). */

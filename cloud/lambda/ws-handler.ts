@@ -34,7 +34,8 @@ export interface WsHandlerDeps {
 }
 
 export function createWsHandler(d: WsHandlerDeps) {
-  const core = new CloudCore(d.ports, d.core);
+  // Live output only of watched consoles: on API Gateway every message costs (DESIGN.md).
+  const core = new CloudCore(d.ports, { live: 'watched', ...d.core });
   const log = d.log ?? ((l: string) => console.error(l));
   const maxFrameBytes = d.maxFrameBytes ?? PROTOCOL_LIMITS.maxFrameBytes;
   const reply = (conn: string, e: unknown) => d.ports.sender.send(conn, encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));

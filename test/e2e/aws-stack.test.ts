@@ -2,8 +2,8 @@
 // Gateway harness, whose routes run the WebSocket Lambda handler on DynamoDB (dynalite) and S3
 // (s3rver); the HTTP API (the same hono app the HTTP Lambda wraps) serves uploads and replay. The
 // relay uploads sealed segments straight to S3 by presigned PUT and moves to a fresh connection
-// before the harness's (shortened) connection lifetime. The stored log equals what the device
-// sent, byte for byte.
+// before the harness's (shortened) connection lifetime; it streams live output only while a spy
+// watches. The spy's view and the stored log equal what the device sent, byte for byte.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -21,7 +21,7 @@ import { awsPorts } from '../../cloud/lambda/aws-ports.ts';
 import { createWsHandler } from '../../cloud/lambda/ws-handler.ts';
 import { startApiGateway, type ApiGateway } from '../apigw-harness.ts';
 import { closeAwsPeers, freshStateTable, startS3rver } from '../aws-peers.ts';
-import { cleanup, cloudcons, openPtyPeer, paceEmitter, PtyPair, tmpDir, until } from '../helpers.ts';
+import { cleanup, cloudcons, openPtyPeer, paceEmitter, PtyPair, spyViewer, tmpDir, until } from '../helpers.ts';
 
 const closers: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of closers.reverse()) await c(); await closeAwsPeers(); await cleanup(); });
@@ -51,21 +51,35 @@ test('relay process -> API Gateway harness -> Lambda handlers on dynalite + s3rv
   await relay.waitFor(/console ser1 up/);
   await until('the console registered up', async () => ((await ports.consoles.get('ser1'))?.state === 'up' ? true : undefined), 15_000);
 
+  // Live output only while watched (the Lambda's mode): a spy watches the first half through the
+  // API Gateway harness and sees it live, in order, with nothing missing; after it leaves, the
+  // relay stops streaming and the rest reaches the cloud only by segment upload.
+  const spy = spyViewer(gw.wsUrl, userTok, 'ser1');
+  await until('the spy attached', () => (spy.end >= 0 ? true : undefined), 10_000);
   const stream = Buffer.from(randomBytes(11_520 * 6).toString('base64').slice(0, 11_520 * 6));
   const dev = paceEmitter(openPtyPeer(pair.peer), stream, 11_520);
   dev.run(true);
+  await until('half the stream emitted', () => (dev.pos >= stream.length / 2 ? true : undefined), 30_000, 50);
+  const half = dev.pos;
+  await until('the spy saw it live', () => (spy.end >= half ? true : undefined), 10_000).catch(() => assert.fail(`the spy has ${spy.end} of ${half} bytes; waiting for a hole to fill: ${JSON.stringify(spy.waiting)}`));
+  assert.ok(spy.bytes.equals(stream.subarray(0, spy.end)), 'the spy saw the stream in order, each byte once');
+  const watchedMsgs = gw.stats.messagesIn;
+  spy.close();
+  await until('the spy gone', async () => ((await ports.sessions.byConsole('ser1')).length ? undefined : true), 5000);
+  const unwatched0 = gw.stats.messagesIn;
   await until('the stream emitted', () => (dev.pos >= stream.length ? true : undefined), 30_000, 100);
   dev.stop();
+  const unwatchedMsgs = gw.stats.messagesIn - unwatched0;
+  t.diagnostic(`API Gateway messages in: ${watchedMsgs} while ${half} bytes were watched, ${unwatchedMsgs} while ${stream.length - half} bytes were not`);
+  assert.ok(watchedMsgs > 10, `live output while watched: ${watchedMsgs} messages`);
+  assert.ok(unwatchedMsgs <= 8, `no live output while unwatched (only hellos of re-dials and heartbeats): ${unwatchedMsgs} messages`);
 
   const bucket = new S3SegmentStore({ client: s3, bucket: 'segs' });
   const ends = async () => Math.max(0, ...(await bucket.list('logs/ser1/')).filter((o) => o.key.endsWith('.seg')).map((o) => Number(/-(\d{16})_/.exec(o.key)?.[1] ?? 0)));
   await until('all of it in S3 segments', async () => ((await ends()) >= stream.length ? true : undefined), 30_000, 250);
-  // Replay through the HTTP API until it has it all. The last segment is in the bucket (the relay's
-  // presigned PUT) a moment before its commit makes the cloud take it in; a replay in between was
-  // seen 5-6 KB short (the hot tail then lacked live chunks: suspected out-of-order handling of
-  // concurrent $default invocations, which LogStore.append drops as below its end). Waiting tells
-  // that from a loss; a loss still fails here, with where it is, and the diagnostic says when the
-  // replay was short first.
+  // Replay through the HTTP API until it has it all: the last segment is in the bucket (the relay's
+  // presigned PUT) a moment before its commit makes the cloud take it in, and the unwatched half
+  // is nowhere else. Waiting tells that from a loss; a loss still fails here, with where it is.
   const replay = async () => Buffer.from(await (await fetch(`${httpUrl}/v1/consoles/ser1/replay?from=0&format=raw`, { headers: { authorization: `Bearer ${userTok}` } })).arrayBuffer());
   let got = Buffer.alloc(0);
   const short: number[] = [];
@@ -88,7 +102,7 @@ test('relay process -> API Gateway harness -> Lambda handlers on dynalite + s3rv
   assert.match(relay.err, /segment uploads go straight to the cloud's segment store \(presigned PUT\)/);
   assert.ok((relay.err.match(/moved to the new connection/g) ?? []).length >= 1, relay.err);
   assert.doesNotMatch(relay.err, /disconnected from cloud|UPLOAD REFUSED/);
-  assert.ok(gw.stats.messagesIn > 10, `API Gateway saw ${gw.stats.messagesIn} messages`);
+  assert.match(relay.err, /live output only of consoles someone watches/);
   assert.ok(!logs.some((l) => /error handling|handler failed/.test(l)), logs.join('\n'));
   await relay.kill();
 });

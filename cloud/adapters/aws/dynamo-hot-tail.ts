@@ -50,6 +50,33 @@ export class DynamoHotTail implements HotTail {
     }
   }
 
+  async fill(console: string, offset: number, ts: number, data: Buffer): Promise<{ offset: number; data: Buffer }[]> {
+    const to = offset + data.length;
+    const holes: [number, number][] = [];
+    let pos = offset;
+    for await (const it of this.items(console, { from: Math.max(0, offset - LOOKBACK), to, meta: true })) {
+      if (it.offset > pos) holes.push([pos, Math.min(it.offset, to)]);
+      pos = Math.max(pos, it.offset + it.data.length);
+      if (pos >= to) break;
+    }
+    if (pos < to) holes.push([pos, to]);
+    const out: { offset: number; data: Buffer }[] = [];
+    for (const [a, b] of holes) {
+      const part = data.subarray(a - offset, b - offset);
+      try {
+        await this.db.send(new PutItemCommand({
+          TableName: this.table,
+          Item: { pk: S(`hot#${console}`), sk: S(p16(a)), data: { B: part }, ts: N(ts), len: N(part.length) },
+          ConditionExpression: 'attribute_not_exists(sk)',
+        }));
+        out.push({ offset: a, data: part });
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e; // another Lambda stored this chunk just now
+      }
+    }
+    return out;
+  }
+
   async end(console: string): Promise<number> {
     // The last few chunks by offset: with overlapping chunks the furthest end may not be the last's.
     const r = await this.db.send(new QueryCommand({

@@ -1,0 +1,48 @@
+// Live output only while watched (`cloudcons cloud --live watched`, the AWS stack's mode): a relay
+// process and a cloud process over real sockets, a device on a real pty. Unwatched output is not
+// streamed (it reaches the cloud by segment upload); a viewer attaching gets everything up to now
+// (the relay sends the rest of its active log from the cloud's stored end) and then live output;
+// when the last viewer leaves, streaming stops; in the end the stored log is byte-exact.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cleanup, openPtyPeer, serialRig, spyViewer, until } from '../helpers.ts';
+
+after(cleanup);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('live mode watched: nothing streams unwatched, a viewer gets everything up to now then live, streaming stops when it leaves, the log is exact', { timeout: 90_000 }, async () => {
+  // Segments every 10 s: the "not streamed" checks below happen well before the first seal.
+  const rig = await serialRig('watched', ['--segment-ms', '10000'], { args: ['--live', 'watched'] });
+  const relay = rig.startRelay();
+  await relay.waitFor(/console ser1 up/);
+  await relay.waitFor(/live output only of consoles someone watches/);
+  const dev = openPtyPeer(rig.pair.peer);
+  const storedEnd = async () => (await rig.stored())?.end ?? -1;
+
+  dev.write('boot line 1\r\nboot line 2\r\n');
+  await sleep(800);
+  assert.equal(await storedEnd(), 0, 'unwatched output is not streamed to the cloud');
+
+  const v = spyViewer(rig.url.replace('http', 'ws') + '/v1/session', rig.adminToken, 'ser1');
+  await until('the viewer sees what the console printed before it attached', () => v.text === 'boot line 1\r\nboot line 2\r\n', 5000);
+  dev.write('login: ');
+  await until('then live output', () => v.text.endsWith('login: '), 5000);
+  const watchedEnd = await storedEnd();
+  assert.equal(watchedEnd, 'boot line 1\r\nboot line 2\r\nlogin: '.length, 'while watched, replay is current');
+
+  v.close();
+  await sleep(300);
+  dev.write('after the viewer left\r\n');
+  await sleep(800);
+  assert.equal(await storedEnd(), watchedEnd, 'streaming stopped with the last viewer');
+
+  // A second viewer comes and goes; then the segment upload brings the rest: byte-exact.
+  const v2 = spyViewer(rig.url.replace('http', 'ws') + '/v1/session', rig.adminToken, 'ser1');
+  await until('a new viewer gets the unwatched part too', () => v2.text.endsWith('after the viewer left\r\n'), 5000);
+  v2.close();
+  const all = 'boot line 1\r\nboot line 2\r\nlogin: after the viewer left\r\nmore, unwatched\r\n';
+  dev.write('more, unwatched\r\n');
+  const s = await until('all stored (by segment upload)', async () => { const x = await rig.stored(); return x?.bytes.toString() === all ? x : undefined; }, 30_000, 250);
+  assert.equal(s.end, all.length);
+  assert.doesNotMatch(relay.err, /UPLOAD REFUSED|SPOOL/);
+});
