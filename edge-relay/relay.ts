@@ -82,6 +82,8 @@ interface Con {
   live: boolean;
   /** Someone watches it (the cloud said so); only matters while the cloud's live mode is `watched`. */
   watched: boolean;
+  /** Unwatched, send live up to this offset (the cloud asked once for what is not sealed yet). */
+  onceTo: number;
   pumpSoon: boolean;
   lastSend: number;
   /** Upload state: in flight, consecutive failures, not before this time. */
@@ -151,7 +153,7 @@ export class Relay {
       const driver = createDriver(cc);
       const sup = new Supervisor(name, cc, driver);
       const con: Con = {
-        name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, watched: false, pumpSoon: false, lastSend: 0,
+        name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, watched: false, onceTo: 0, pumpSoon: false, lastSend: 0,
         uploading: false, failures: 0, retryAt: 0,
         info: { name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable },
       };
@@ -451,8 +453,19 @@ export class Relay {
       }
       case 'watch': {
         const c = this.cons.get(m.c);
+        if (c && m.once) {
+          if (c.watched || this.liveMode === 'always' || !c.live) return; // streaming anyway, or not confirmed yet
+          if (c.sent < c.onceTo) return; // still sending the last one
+          c.sent = Math.max(c.spool.start, Math.min(m.from ?? c.sent, c.spool.next));
+          c.onceTo = c.spool.next;
+          c.queue = [];
+          c.queued = 0;
+          this.pump(c);
+          return;
+        }
         if (!c || c.watched === m.on) return; // a repeated `on` must not rewind a stream
         c.watched = m.on;
+        c.onceTo = 0;
         c.queue = [];
         c.queued = 0;
         // From the cloud's stored end: the rest of the active log goes now, what is sealed by upload.
@@ -483,7 +496,7 @@ export class Relay {
   }
 
   /** Whether `c`'s output goes live on the current link. */
-  private streams(c: Con): boolean { return c.live && (c.watched || this.liveMode === 'always'); }
+  private streams(c: Con): boolean { return c.live && (c.watched || this.liveMode === 'always' || c.sent < c.onceTo); }
 
   /** Runs `fn` with the socket corked: its frames leave in one write. */
   private corked(fn: () => void): void {
@@ -499,7 +512,7 @@ export class Relay {
   private pump(c: Con): void {
     const ws = this.ws;
     if (!ws || !this.streams(c) || ws.readyState !== WebSocket.OPEN) return;
-    while (c.sent < c.spool.next) {
+    while (c.sent < c.spool.next && this.streams(c)) {
       if (ws.bufferedAmount > this.opts.sendHighWaterBytes) {
         if (!this.pumpTimer) this.pumpTimer = setTimeout(() => { this.pumpTimer = undefined; for (const x of this.cons.values()) this.pump(x); }, 5);
         return;

@@ -54,8 +54,9 @@ export const cloudToRelay = z.discriminatedUnion('t', [
    *  being watched (`watched`: the ones in `watched`, then as `watch` messages say). */
   z.object({ v, t: z.literal('welcome'), ends: z.record(z.string(), offset), live: z.enum(['always', 'watched']).optional(), watched: z.array(name).max(10000).optional() }),
   /** Someone started (`on`) or stopped watching a console: stream its output live from `from` (the
-   *  cloud's stored end), or stop streaming it. */
-  z.object({ v, t: z.literal('watch'), c: name, on: z.boolean(), from: offset.optional() }),
+   *  cloud's stored end), or stop streaming it. `once`: send what there is from `from` now, without
+   *  streaming on (a replay of an unwatched console wants what is not sealed yet). */
+  z.object({ v, t: z.literal('watch'), c: name, on: z.boolean(), from: offset.optional(), once: z.boolean().optional() }),
   z.object({ v, t: z.literal('in'), c: name, fence, session: z.string().max(64), d: b64 }),
   z.object({ v, t: z.literal('break'), c: name, fence, session: z.string().max(64), seq: breakSeq }),
   z.object({ v, t: z.literal('resize'), c: name, fence, session: z.string().max(64), cols: size, rows: size }),

@@ -19,8 +19,11 @@ export interface CoreOptions {
    *  only the consoles someone is attached to (the AWS cloud: every message costs; unwatched
    *  output reaches replay by segment upload, up to the relay's segment time later). */
   live: 'always' | 'watched';
+  /** In `watched` mode, how long a replay of an unwatched console waits for its relay to send what
+   *  it has not sealed yet (it stops early once the stored end has been still for 150 ms). Default 1500 ms. */
+  catchUpMs: number;
 }
-export const CORE_DEFAULTS: CoreOptions = { leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always' };
+export const CORE_DEFAULTS: CoreOptions = { leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500 };
 
 export interface ConsoleView extends ConsoleRecord {
   writer?: string;
@@ -328,6 +331,24 @@ export class CloudCore {
       await this.p.sessions.delete(s.id);
       await this.audit(s.console, 'session.detach', s);
       if (!(await this.p.sessions.byConsole(s.console)).length) await this.watch(s.console, false);
+    }
+  }
+
+  /** In `watched` mode, before a replay up to now of a console nobody watches: asks its relay for
+   *  the output it has not sealed yet (sent once, live) and waits until the stored end stops
+   *  moving, so replay is current although nothing streams. Returns at once otherwise. */
+  async catchUp(console: string): Promise<void> {
+    if (this.opts.live !== 'watched') return;
+    const rec = await this.p.consoles.get(console);
+    if (!rec?.relayConn || (await this.p.sessions.byConsole(console)).length) return;
+    let last = await this.log.end(console);
+    if (!(await this.sendRelay(rec.relayConn, { t: 'watch', c: console, on: true, once: true, from: last }))) return;
+    const deadline = Date.now() + this.opts.catchUpMs;
+    for (let still = 0; still < 3 && Date.now() < deadline;) {
+      await new Promise((r) => setTimeout(r, 50));
+      const end = await this.log.end(console);
+      still = end === last ? still + 1 : 0;
+      last = end;
     }
   }
 

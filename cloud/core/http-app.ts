@@ -74,6 +74,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     const format = (q('format') ?? 'raw') as ReplayFormat;
     if (!REPLAY_FORMATS.includes(format)) throw new BadParameter(`format: must be one of ${REPLAY_FORMATS.join(', ')} (got ${JSON.stringify(format)})`);
     const since = timeParam(q('since'), 'since'), until = timeParam(q('until'), 'until');
+    if (until === undefined) await core.catchUp(name);
     const end = await core.log.end(name);
     const to = until !== undefined ? await core.log.offsetAt(name, until) : end;
     let from = q('from') !== undefined ? intParam(q('from'), 'from', 0, 0, Number.MAX_SAFE_INTEGER) : since !== undefined ? await core.log.offsetAt(name, since) : 0;

@@ -10,14 +10,15 @@ import { cleanup, openPtyPeer, serialRig, spyViewer, until } from '../helpers.ts
 after(cleanup);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('live mode watched: nothing streams unwatched, a viewer gets everything up to now then live, streaming stops when it leaves, the log is exact', { timeout: 90_000 }, async () => {
+test('live mode watched: nothing streams unwatched, a viewer gets everything up to now then live, streaming stops when it leaves, a replay asks the relay for what is not sealed, the log is exact', { timeout: 90_000 }, async (t) => {
   // Segments every 10 s: the "not streamed" checks below happen well before the first seal.
   const rig = await serialRig('watched', ['--segment-ms', '10000'], { args: ['--live', 'watched'] });
   const relay = rig.startRelay();
   await relay.waitFor(/console ser1 up/);
   await relay.waitFor(/live output only of consoles someone watches/);
   const dev = openPtyPeer(rig.pair.peer);
-  const storedEnd = async () => (await rig.stored())?.end ?? -1;
+  // What the cloud holds, without the replay's catch-up (a range with an end does not ask the relay).
+  const storedEnd = async () => Number((await fetch(`${rig.url}/v1/consoles/ser1/replay?from=0&until=4102444800000`, { headers: rig.auth })).headers.get('x-cloudcons-end'));
 
   dev.write('boot line 1\r\nboot line 2\r\n');
   await sleep(800);
@@ -35,14 +36,22 @@ test('live mode watched: nothing streams unwatched, a viewer gets everything up 
   dev.write('after the viewer left\r\n');
   await sleep(800);
   assert.equal(await storedEnd(), watchedEnd, 'streaming stopped with the last viewer');
+  // A replay up to now asks the relay once for what it has not sealed: current, though unwatched.
+  const t0 = Date.now();
+  assert.equal((await rig.stored())?.bytes.toString(), 'boot line 1\r\nboot line 2\r\nlogin: after the viewer left\r\n', 'replay is current');
+  const caughtUp = Date.now() - t0;
+  dev.write('still unwatched\r\n');
+  await sleep(800);
+  assert.equal(await storedEnd(), watchedEnd + 'after the viewer left\r\n'.length, 'and the relay did not stream on after it');
 
   // A second viewer comes and goes; then the segment upload brings the rest: byte-exact.
   const v2 = spyViewer(rig.url.replace('http', 'ws') + '/v1/session', rig.adminToken, 'ser1');
-  await until('a new viewer gets the unwatched part too', () => v2.text.endsWith('after the viewer left\r\n'), 5000);
+  await until('a new viewer gets the unwatched part too', () => v2.text.endsWith('still unwatched\r\n'), 5000);
   v2.close();
-  const all = 'boot line 1\r\nboot line 2\r\nlogin: after the viewer left\r\nmore, unwatched\r\n';
+  const all = 'boot line 1\r\nboot line 2\r\nlogin: after the viewer left\r\nstill unwatched\r\nmore, unwatched\r\n';
   dev.write('more, unwatched\r\n');
   const s = await until('all stored (by segment upload)', async () => { const x = await rig.stored(); return x?.bytes.toString() === all ? x : undefined; }, 30_000, 250);
   assert.equal(s.end, all.length);
   assert.doesNotMatch(relay.err, /UPLOAD REFUSED|SPOOL/);
+  t.diagnostic(`a replay of the unwatched console took ${caughtUp} ms with the relay's catch-up`);
 });
