@@ -194,11 +194,12 @@ export class CloudconsStack extends Stack {
     // --------------------------------------------------------------------- least-privilege IAM
     const tableAccess = new PolicyStatement({ actions: DYNAMO_ACTIONS, resources: [this.table.tableArn, `${this.table.tableArn}/index/*`] });
     const objects = this.segments.arnForObjects(`${o.segmentsPrefix}*`);
-    // ListBucket (segment listing, and HeadObject's 404 instead of 403) only under the prefix.
-    const list = new PolicyStatement({
-      actions: ['s3:ListBucket'], resources: [this.segments.bucketArn],
-      ...(o.segmentsPrefix ? { conditions: { StringLike: { 's3:prefix': [`${o.segmentsPrefix}*`] } } } : {}),
-    });
+    // ListBucket: segment listings, and S3 answers a GET/HEAD of a missing key with 404 only to a
+    // caller that may list the bucket (403 otherwise, which the segment store cannot tell from a
+    // real denial). Not narrowed by an s3:prefix condition even with a prefix: that key is absent
+    // from the 404-or-403 check, so the condition would turn every 404 into a 403. Object access
+    // stays under the prefix.
+    const list = new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.segments.bucketArn] });
     for (const f of [this.wsFunction, this.httpFunction]) {
       f.addToRolePolicy(tableAccess);
       f.addToRolePolicy(list);

@@ -20,11 +20,11 @@
 //
 // Clients and the app are built when the module loads (once per container), so a missing variable
 // fails the function's init with its name.
-import { entryConfig, entryPorts, lazySender } from './entry-shared.ts';
+import { entryConfig, entryPorts, lazySender, positiveInt } from './entry-shared.ts';
 import { createHttpHandler } from './http-handler.ts';
 
 const config = entryConfig();
-const maxSegmentBytes = Number(process.env.CLOUDCONS_MAX_SEGMENT_BYTES) || undefined;
+const maxSegmentBytes = positiveInt(process.env, 'CLOUDCONS_MAX_SEGMENT_BYTES');
 const http = createHttpHandler({ ports: entryPorts(config, lazySender(() => config.connectionsEndpoint)).ports, core: config.core, maxSegmentBytes });
 
 export const handler = http.handler;

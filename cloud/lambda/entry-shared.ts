@@ -35,7 +35,7 @@ function required(env: NodeJS.ProcessEnv, name: string): string {
   return v;
 }
 
-function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+export function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const v = env[name];
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
