@@ -1,0 +1,85 @@
+// What the two Lambda entry points (entry-ws.ts, entry-http.ts) share: configuration from the
+// environment and the AWS clients, created once per container (module scope of the bundle).
+//
+// Environment (set by infra/stack.ts; the table and bucket are required, the rest optional):
+//   CLOUDCONS_TABLE                 DynamoDB state table (cloud/adapters/aws/dynamo-table.ts layout)
+//   CLOUDCONS_SEGMENTS_BUCKET       S3 bucket of sealed segments
+//   CLOUDCONS_SEGMENTS_PREFIX       key prefix inside that bucket (e.g. `site1/`), default none
+//   CLOUDCONS_CONNECTIONS_ENDPOINT  the WebSocket API's @connections endpoint,
+//                                   https://<api-id>.execute-api.<region>.amazonaws.com/<stage>
+//                                   (entry-ws.ts falls back to the event's domainName/stage; the
+//                                   HTTP function has no WebSocket event and needs it to post notices)
+//   CLOUDCONS_LEASE_MS              write-lock lease in ms, default 30000 (cloud/core/core.ts)
+//   AWS_REGION                      set by the Lambda runtime
+//   AWS_ENDPOINT_URL[_S3|_DYNAMODB|_APIGATEWAYMANAGEMENTAPI]
+//                                   the SDK's endpoint override (LocalStack); S3 then goes path-style
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ApiGatewaySender } from '../adapters/aws/apigw-connections.ts';
+import { segmentS3Client } from '../adapters/aws/s3-segment-store.ts';
+import type { CoreOptions } from '../core/core.ts';
+import type { CloudPorts, ConnectionSender } from '../core/ports.ts';
+import { awsPorts } from './aws-ports.ts';
+
+export interface EntryConfig {
+  table: string;
+  bucket: string;
+  prefix?: string;
+  connectionsEndpoint?: string;
+  core: Partial<CoreOptions>;
+}
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const v = env[name];
+  if (!v) throw new Error(`${name} is not set: the Lambda's environment must name it (infra/stack.ts sets it)`);
+  return v;
+}
+
+export function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${v}'`);
+  return n;
+}
+
+export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
+  const leaseMs = positiveInt(env, 'CLOUDCONS_LEASE_MS');
+  return {
+    table: required(env, 'CLOUDCONS_TABLE'),
+    bucket: required(env, 'CLOUDCONS_SEGMENTS_BUCKET'),
+    prefix: env.CLOUDCONS_SEGMENTS_PREFIX || undefined,
+    connectionsEndpoint: env.CLOUDCONS_CONNECTIONS_ENDPOINT || undefined,
+    core: leaseMs ? { leaseMs } : {},
+  };
+}
+
+/** The @connections endpoint of the API a WebSocket event came through (API Gateway's own domain;
+ *  behind a custom domain set CLOUDCONS_CONNECTIONS_ENDPOINT instead). */
+export function connectionsEndpointOf(rc: { domainName?: string; stage?: string }): string | undefined {
+  return rc.domainName && rc.stage ? `https://${rc.domainName}/${rc.stage}` : undefined;
+}
+
+/** A ConnectionSender whose endpoint is decided per invocation (`endpoint()`), with one management
+ *  client per endpoint. A Lambda environment runs one invocation at a time, so reading a module
+ *  variable set at the start of the invocation is safe. */
+export function lazySender(endpoint: () => string | undefined): ConnectionSender {
+  const senders = new Map<string, ApiGatewaySender>();
+  const get = () => {
+    const e = endpoint();
+    if (!e) throw new Error('no @connections endpoint: set CLOUDCONS_CONNECTIONS_ENDPOINT (https://<api-id>.execute-api.<region>.amazonaws.com/<stage>)');
+    let s = senders.get(e);
+    if (!s) senders.set(e, s = new ApiGatewaySender(new ApiGatewayManagementApiClient({ endpoint: e })));
+    return s;
+  };
+  return { send: (conn, frame) => get().send(conn, frame), close: (conn, code, reason) => get().close(conn, code, reason) };
+}
+
+/** The core's ports on the AWS clients. The SDK finds region and credentials (the function's
+ *  role) as usual; a custom endpoint (LocalStack) is reached path-style for S3. */
+export function entryPorts(c: EntryConfig, sender: ConnectionSender): { ports: CloudPorts; db: DynamoDBClient } {
+  const db = new DynamoDBClient({});
+  const s3Endpoint = process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  const s3 = segmentS3Client(s3Endpoint ? { forcePathStyle: true } : {});
+  return { db, ports: awsPorts({ db, table: c.table, s3, bucket: c.bucket, prefix: c.prefix, sender }) };
+}

@@ -1,0 +1,33 @@
+// The CDK app (cdk.json: `npx tsx infra/app.ts`). One environment-agnostic stack: the account and
+// region come from the deploying credentials (`cdk deploy`), nothing is looked up at synth time,
+// so `cdk synth` runs offline and without credentials.
+//
+// Context (`npx cdk deploy -c name=value`, or "context" in cdk.json):
+//   stackName           CloudFormation stack name, default Cloudcons
+//   auditRetentionDays  Object Lock (COMPLIANCE) retention of the audit bucket, default 365
+//   logRetentionDays    CloudWatch Logs retention of both functions, default 30
+//   segmentsPrefix      key prefix of segments in the bucket, default none
+//   stageName           API Gateway WebSocket stage, default prod
+import { App } from 'aws-cdk-lib';
+import { CloudconsStack, STACK_DEFAULTS } from './stack.ts';
+
+const app = new App();
+const ctx = (name: string): string | undefined => {
+  const v: unknown = app.node.tryGetContext(name);
+  return v === undefined || v === null || v === '' ? undefined : String(v);
+};
+const int = (name: string): number | undefined => {
+  const v = ctx(name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new Error(`context ${name} must be a whole number of days, got '${v}'`);
+  return Number(v);
+};
+
+new CloudconsStack(app, ctx('stackName') ?? 'Cloudcons', {
+  description: 'cloudcons serverless cloud: API Gateway WebSocket + Lambda + DynamoDB + S3',
+  auditRetentionDays: int('auditRetentionDays') ?? STACK_DEFAULTS.auditRetentionDays,
+  logRetentionDays: int('logRetentionDays') ?? STACK_DEFAULTS.logRetentionDays,
+  segmentsPrefix: ctx('segmentsPrefix'),
+  stageName: ctx('stageName'),
+});
+app.synth();

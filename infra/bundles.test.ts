@@ -1,0 +1,135 @@
+// The Lambda bundles the stack deploys (dist/lambda/<name>/index.mjs, built by scripts/build.mjs),
+// loaded as Lambda loads them (ESM, configuration from the environment, clients at module scope)
+// and run against dynalite, s3rver and the API Gateway harness: a bundling mistake (a CommonJS
+// package's dynamic require, a missing export, env parsing) shows here rather than in CloudWatch.
+// The streaming handler runs under a stand-in for the runtime's `awslambda` global with the
+// contract Lambda documents: streamifyResponse(fn) is the handler, HttpResponseStream.from(stream,
+// { statusCode, headers }) sends the status and headers ahead of the body.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { DynamoHotTail } from '../cloud/adapters/aws/dynamo-hot-tail.ts';
+import { DynamoTokenStore } from '../cloud/adapters/aws/dynamo-token-store.ts';
+import { DynamoConsoleRegistry } from '../cloud/adapters/aws/dynamo-console-registry.ts';
+import { connectionsEndpointOf, entryConfig } from '../cloud/lambda/entry-shared.ts';
+import { startApiGateway, type ApiGateway, type WsEvent } from '../test/apigw-harness.ts';
+import { closeAwsPeers, freshStateTable, startS3rver } from '../test/aws-peers.ts';
+import { cleanup } from '../test/helpers.ts';
+import { ROOT } from './stack.ts';
+
+type WsBundle = { handler: (e: WsEvent) => Promise<{ statusCode: number; body?: string }> };
+type HttpBundle = { handler: (e: unknown, c: unknown) => Promise<{ statusCode: number; body: string }>; streamingHandler: (e: unknown, s: NodeJS.WritableStream, c: unknown) => Promise<void> };
+
+let gw: ApiGateway;
+let ws: WsBundle;
+let http: HttpBundle;
+let tokens: DynamoTokenStore;
+let hot: DynamoHotTail;
+let consoles: DynamoConsoleRegistry;
+const streamed: { statusCode?: number; headers?: Record<string, string> }[] = [];
+
+before(async () => {
+  const { client: db, table } = await freshStateTable();
+  const s3 = await startS3rver(['segs']);
+  gw = await startApiGateway({ handler: (e) => ws.handler(e) });
+  tokens = new DynamoTokenStore(db, table);
+  hot = new DynamoHotTail(db, table);
+  consoles = new DynamoConsoleRegistry(db, table);
+  const dynamoEndpoint = await db.config.endpoint!();
+  Object.assign(process.env, {
+    CLOUDCONS_TABLE: table, CLOUDCONS_SEGMENTS_BUCKET: 'segs', CLOUDCONS_SEGMENTS_PREFIX: 'site1/', CLOUDCONS_CONNECTIONS_ENDPOINT: gw.endpoint,
+    AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_ENDPOINT_URL_DYNAMODB: `${dynamoEndpoint.protocol}//${dynamoEndpoint.hostname}:${dynamoEndpoint.port}`, AWS_ENDPOINT_URL_S3: s3.endpoint,
+  });
+  (globalThis as { awslambda?: unknown }).awslambda = {
+    streamifyResponse: (fn: unknown) => fn,
+    HttpResponseStream: { from: (stream: NodeJS.WritableStream, meta: { statusCode: number; headers: Record<string, string> }) => { streamed.push(meta); return stream; } },
+  };
+  ws = await import(path.join(ROOT, 'dist/lambda/ws/index.mjs')) as WsBundle;
+  http = await import(path.join(ROOT, 'dist/lambda/http/index.mjs')) as HttpBundle;
+});
+after(async () => { await gw?.close(); await closeAwsPeers(); await cleanup(); });
+
+function connect(token?: string): Promise<{ sock: WebSocket; messages: unknown[] } | { status: number }> {
+  return new Promise((resolve) => {
+    const sock = new WebSocket(gw.wsUrl, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const messages: unknown[] = [];
+    sock.on('message', (d) => messages.push(JSON.parse(d.toString())));
+    sock.once('open', () => resolve({ sock, messages }));
+    sock.once('unexpected-response', (_req, res) => resolve({ status: res.statusCode ?? 0 }));
+  });
+}
+
+const httpEvent = (method: string, rawPath: string, token: string, rawQueryString = '') => ({
+  version: '2.0', routeKey: '$default', rawPath, rawQueryString, headers: { host: 'x.lambda-url.us-east-1.on.aws', authorization: `Bearer ${token}` },
+  requestContext: { domainName: 'x.lambda-url.us-east-1.on.aws', http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1' } },
+  isBase64Encoded: false,
+});
+
+test('ws bundle: $connect checks the token in the table; a bad frame is answered through @connections (CLOUDCONS_CONNECTIONS_ENDPOINT)', async () => {
+  const refused = await connect();
+  assert.deepEqual(refused, { status: 401 });
+  assert.deepEqual(await connect('ccu_notarealtokennotarealtoken'), { status: 401 });
+  const alice = (await tokens.create({ kind: 'user', name: 'alice' })).token;
+  const c = await connect(alice);
+  assert.ok('sock' in c, `connected: ${JSON.stringify(c)}`);
+  c.sock.send('not json');
+  const deadline = Date.now() + 10_000;
+  while (!c.messages.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal((c.messages[0] as { t: string }).t, 'error', JSON.stringify(c.messages));
+  c.sock.close();
+});
+
+test('http bundle: buffered handler answers with the table\'s principal; presigned uploads go to the configured bucket and prefix', async () => {
+  const alice = (await tokens.create({ kind: 'user', name: 'alice' })).token;
+  const who = await http.handler(httpEvent('GET', '/v1/whoami', alice), {});
+  assert.equal(who.statusCode, 200, who.body);
+  assert.equal(JSON.parse(who.body).name, 'alice');
+  const edge = (await tokens.create({ kind: 'relay', name: 'edge1' })).token;
+  await consoles.put({ name: 'web01', type: 'serial', state: 'up', since: 1, relay: 'edge1', relayConn: 'r1' });
+  const key = 'logs/web01/2026/11/25/0000000000000000-0000000000000010_1764028800000-1764028800001.seg';
+  const ev = { ...httpEvent('POST', '/v1/consoles/web01/segments/upload-url', edge), body: JSON.stringify({ key, size: 10 }) };
+  const up = await http.handler(ev, {});
+  assert.equal(up.statusCode, 200, up.body);
+  const url = new URL(JSON.parse(up.body).url);
+  assert.equal(url.origin, process.env.AWS_ENDPOINT_URL_S3, 'AWS_ENDPOINT_URL_S3 reached the S3 client');
+  assert.equal(decodeURIComponent(url.pathname), `/segs/site1/${key}`, 'path-style, bucket and prefix from the environment');
+});
+
+test('http bundle: streamingHandler streams a replay larger than one chunk, byte-exact, status and headers first', async () => {
+  const alice = (await tokens.create({ kind: 'user', name: 'alice' })).token;
+  await consoles.put({ name: 'big', type: 'serial', state: 'up', since: 1, relay: 'edge1', relayConn: 'r1' });
+  // Chunks as relays send them (at most 22 KiB of raw bytes a message), ~880 KB in all: more than
+  // one HOT_STEP of the log store, so the replay is read and written in several pieces.
+  const chunk = Buffer.alloc(22 * 1024);
+  for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 7919) & 0xff;
+  const want: Buffer[] = [];
+  for (let i = 0, off = 0; i < 40; i++, off += chunk.length) {
+    const b = Buffer.from(chunk.map((x) => x ^ i));
+    await hot.append('big', off, Date.now(), b);
+    want.push(b);
+  }
+  const out = new PassThrough();
+  const got: Buffer[] = [];
+  out.on('data', (d: Buffer) => got.push(d));
+  streamed.length = 0;
+  await http.streamingHandler(httpEvent('GET', '/v1/consoles/big/replay', alice, 'from=0&format=raw'), out, {});
+  assert.equal(streamed.length, 1);
+  assert.equal(streamed[0]!.statusCode, 200, Buffer.concat(got).toString().slice(0, 300));
+  assert.match(streamed[0]!.headers!['content-type'] ?? '', /octet-stream/);
+  assert.ok(got.length > 1, `streamed in more than one write (${got.length})`);
+  const all = Buffer.concat(got), exp = Buffer.concat(want);
+  assert.equal(all.length, exp.length, 'length');
+  assert.ok(all.equals(exp), 'byte-exact');
+});
+
+test('entry configuration: required variables named when missing; @connections endpoint from the event', () => {
+  assert.throws(() => entryConfig({ CLOUDCONS_SEGMENTS_BUCKET: 'b' }), /CLOUDCONS_TABLE is not set/);
+  assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't' }), /CLOUDCONS_SEGMENTS_BUCKET is not set/);
+  assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_LEASE_MS: '10s' }), /CLOUDCONS_LEASE_MS/);
+  assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_LEASE_MS: '20000' }), { table: 't', bucket: 'b', prefix: undefined, connectionsEndpoint: undefined, core: { leaseMs: 20000 } });
+  assert.equal(connectionsEndpointOf({ domainName: 'abc.execute-api.eu-west-1.amazonaws.com', stage: 'prod' }), 'https://abc.execute-api.eu-west-1.amazonaws.com/prod');
+  assert.equal(connectionsEndpointOf({}), undefined);
+});

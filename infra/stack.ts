@@ -1,0 +1,229 @@
+// The serverless shape of the cloud on AWS (DESIGN.md, "Embedded default and scale-out"):
+//
+//   relays, CLI ──wss──> API Gateway WebSocket API ──$connect/$disconnect/$default──> ws Lambda
+//   relays, CLI ──https─> Lambda function URL (response streaming) ──────────────────> http Lambda
+//   both Lambdas ──> DynamoDB state table (cloud/adapters/aws/dynamo-table.ts) + S3 segments bucket
+//   both Lambdas ──> @connections of the WebSocket stage (posts to relays and viewers)
+//   relays ──presigned PUT──> S3 segments bucket (they hold no AWS credentials)
+//
+// The Lambda code is the esbuild bundles in dist/lambda/ (scripts/build.mjs, run by `npm ci`).
+// The stack is environment-agnostic (no account/region lookups), so it synthesizes offline.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CfnOutput, Duration, Fn, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { WebSocketApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, Code, Function as LambdaFunction, FunctionUrlAuthType, InvokeMode, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectLockRetention } from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface CloudconsStackProps extends StackProps {
+  /** Days each audit object stays locked (Object Lock, COMPLIANCE mode: nobody, root included,
+   *  can shorten it or delete the object before). CDK context `auditRetentionDays`. Default 365. */
+  auditRetentionDays?: number;
+  /** Days CloudWatch keeps the functions' logs; one of CloudWatch's allowed values (1, 3, 5, 7,
+   *  14, 30, 60, 90, ...). CDK context `logRetentionDays`. Default 30. */
+  logRetentionDays?: number;
+  /** Key prefix of segments in the bucket (e.g. `site1/`). CDK context `segmentsPrefix`. Default none. */
+  segmentsPrefix?: string;
+  /** API Gateway stage name (the last path element of the wss:// URL). CDK context `stageName`. Default `prod`. */
+  stageName?: string;
+  /** Where the Lambda bundles are. Default `<repo>/dist/lambda`. */
+  lambdaDist?: string;
+}
+
+export const STACK_DEFAULTS = { auditRetentionDays: 365, logRetentionDays: 30, segmentsPrefix: '', stageName: 'prod' };
+
+/** The DynamoDB actions the adapters in cloud/adapters/aws/ send (GetItem, PutItem, UpdateItem,
+ *  DeleteItem, Query on the gsi1/gsi2 indexes, BatchWriteItem in the hot tail). infra/stack.test.ts
+ *  checks this list against the commands the adapters import. No Scan, no table management. */
+export const DYNAMO_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem'];
+
+function bundle(dist: string, name: string): Code {
+  const dir = path.join(dist, name);
+  if (!fs.existsSync(path.join(dir, 'index.mjs'))) {
+    throw new Error(`no Lambda bundle at ${dir}/index.mjs: run \`npm run build\` (npm ci does it) before cdk synth/deploy`);
+  }
+  return Code.fromAsset(dir);
+}
+
+export class CloudconsStack extends Stack {
+  readonly table: Table;
+  readonly segments: Bucket;
+  readonly audit: Bucket;
+  readonly wsFunction: LambdaFunction;
+  readonly httpFunction: LambdaFunction;
+  readonly api: WebSocketApi;
+  readonly stage: WebSocketStage;
+
+  constructor(scope: Construct, id: string, props: CloudconsStackProps = {}) {
+    super(scope, id, props);
+    const o = {
+      auditRetentionDays: props.auditRetentionDays ?? STACK_DEFAULTS.auditRetentionDays,
+      logRetentionDays: props.logRetentionDays ?? STACK_DEFAULTS.logRetentionDays,
+      segmentsPrefix: props.segmentsPrefix ?? STACK_DEFAULTS.segmentsPrefix,
+      stageName: props.stageName ?? STACK_DEFAULTS.stageName,
+    };
+    if (!Number.isInteger(o.auditRetentionDays) || o.auditRetentionDays < 1) throw new Error(`auditRetentionDays must be a positive integer, got ${o.auditRetentionDays}`);
+    if (!Object.values(RetentionDays).includes(o.logRetentionDays)) {
+      throw new Error(`logRetentionDays must be one of CloudWatch's values (${Object.values(RetentionDays).filter((v) => typeof v === 'number').join(', ')}), got ${o.logRetentionDays}`);
+    }
+    const dist = props.lambdaDist ?? path.join(ROOT, 'dist/lambda');
+
+    // ---------------------------------------------------------------- state: one DynamoDB table
+    // Exactly createStateTable's layout (cloud/adapters/aws/dynamo-table.ts). `ttl` (epoch seconds)
+    // garbage-collects connection and session rows; never a lock's lease (compared with the clock).
+    // RETAIN: tokens, the lock fences and the audit records live here; deleting the stack must not
+    // delete them.
+    this.table = new Table(this, 'State', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: 'ttl',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    for (const gsi of ['gsi1', 'gsi2']) {
+      this.table.addGlobalSecondaryIndex({
+        indexName: gsi,
+        partitionKey: { name: `${gsi}pk`, type: AttributeType.STRING },
+        sortKey: { name: `${gsi}sk`, type: AttributeType.STRING },
+        projectionType: ProjectionType.ALL,
+      });
+    }
+
+    // -------------------------------------------------------------------------- segments bucket
+    // Sealed segments (protocol/SEGMENT.md) and their `.tri` grep indexes, written once
+    // (`If-None-Match: *`) by relays through presigned PUTs. Versioning on: a segment deleted by
+    // mistake (or by a bad credential) can be restored for 30 days; the cloud itself deletes only a
+    // segment that fails verification at commit. Noncurrent versions expire (an expiration, not a
+    // transition).
+    // No lifecycle transition to Glacier or any archive tier: segments are small (~12 KB for a
+    // quiet console-minute) and archive tiers add 40 KB of overhead and a transition fee per
+    // object (aws-constraints-and-cost.md, section 4 and "Glacier trap"). Compacting segments into
+    // daily objects is the prerequisite for any transition, and it is not built yet.
+    // No CORS: relays PUT from Node, not from a browser.
+    this.segments = new Bucket(this, 'Segments', {
+      encryption: BucketEncryption.S3_MANAGED,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      versioned: true,
+      lifecycleRules: [{ id: 'expire-old-versions', noncurrentVersionExpiration: Duration.days(30), expiredObjectDeleteMarker: true }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // ----------------------------------------------------------------------------- audit bucket
+    // WORM storage for the hash-chained audit log (DESIGN.md "Audit"): Object Lock in COMPLIANCE
+    // mode with a default retention, so no user (root included) can shorten, overwrite or delete a
+    // record before it expires. NOTHING WRITES HERE YET: the audit store on AWS is DynamoDB today
+    // (cloud/adapters/aws/dynamo-audit-store.ts); the functions get no access to this bucket until
+    // an S3 audit store exists (it must send Content-MD5 or an x-amz-checksum-* header: S3
+    // requires one on PUTs to a bucket with Object Lock).
+    this.audit = new Bucket(this, 'Audit', {
+      encryption: BucketEncryption.S3_MANAGED,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      versioned: true,
+      objectLockEnabled: true,
+      objectLockDefaultRetention: ObjectLockRetention.compliance(Duration.days(o.auditRetentionDays)),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // --------------------------------------------------------------------------- WebSocket API
+    this.api = new WebSocketApi(this, 'WebSocket', { description: 'cloudcons relays and clients (protocol/README.md)' });
+    this.stage = new WebSocketStage(this, 'Stage', { webSocketApi: this.api, stageName: o.stageName, autoDeploy: true });
+
+    // ------------------------------------------------------------------------------- functions
+    const env = {
+      CLOUDCONS_TABLE: this.table.tableName,
+      CLOUDCONS_SEGMENTS_BUCKET: this.segments.bucketName,
+      ...(o.segmentsPrefix ? { CLOUDCONS_SEGMENTS_PREFIX: o.segmentsPrefix } : {}),
+      // https://<api>.execute-api.<region>.amazonaws.com/<stage>: the ws function could derive it
+      // from its events, the http function cannot.
+      CLOUDCONS_CONNECTIONS_ENDPOINT: this.stage.callbackUrl,
+    };
+    const fn = (name: 'ws' | 'http', p: { handler: string; memorySize: number; timeout: Duration; description: string }) => {
+      // Own role and log group: the default role would carry AWSLambdaBasicExecutionRole, whose
+      // logs:CreateLogGroup/CreateLogStream/PutLogEvents are on Resource "*". This role may
+      // write to its own log group and nothing else until granted below.
+      const role = new Role(this, `${name === 'ws' ? 'Ws' : 'Http'}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+      const logGroup = new LogGroup(this, `${name === 'ws' ? 'Ws' : 'Http'}Logs`, { retention: o.logRetentionDays as RetentionDays, removalPolicy: RemovalPolicy.DESTROY });
+      logGroup.grantWrite(role);
+      return new LambdaFunction(this, name === 'ws' ? 'WsFunction' : 'HttpFunction', {
+        ...p,
+        // nodejs22.x: Node 20 leaves upstream LTS in April 2026; the bundle targets node20 syntax,
+        // which 22 runs. arm64: ~20% cheaper per GB-s than x86 (reference, section 2).
+        runtime: Runtime.NODEJS_22_X,
+        architecture: Architecture.ARM_64,
+        code: bundle(dist, name),
+        role,
+        logGroup,
+        environment: env,
+      });
+    };
+    // ws: one protocol message per invocation (a relay's output, a keystroke, an attach with up to
+    // 1 MiB of history). 512 MB: CPU scales with memory, and the SDK clients' cold start (~375 ms
+    // at the reference's measurements) shrinks with it; the cost model assumes 256 MB, so measure
+    // before raising. 29 s: API Gateway's integration timeout; a longer run is answered to nobody.
+    this.wsFunction = fn('ws', {
+      handler: 'index.handler', memorySize: 512, timeout: Duration.seconds(29),
+      description: 'cloudcons WebSocket routes ($connect, $disconnect, $default)',
+    });
+    // http: replay, grep, export (CPU-bound inflating of segments, up to 200 MB streamed at 2 MB/s
+    // past the first 6 MB), segment upload URLs and commits (sha256 of up to 16 MiB). 1024 MB for
+    // the CPU; 5 minutes covers a 200 MB streamed export with room (~100 s at 2 MB/s).
+    this.httpFunction = fn('http', {
+      handler: 'index.streamingHandler', memorySize: 1024, timeout: Duration.minutes(5),
+      description: 'cloudcons HTTP API (hono app, response streaming)',
+    });
+
+    const integration = new WebSocketLambdaIntegration('WsIntegration', this.wsFunction);
+    for (const route of ['$connect', '$disconnect', '$default']) this.api.addRoute(route, { integration });
+
+    // Function URL, auth NONE: the app authenticates every request itself (bearer tokens,
+    // cloud/core/http-app.ts; only /healthz is open), as the embedded server does, so relays and
+    // the CLI need no AWS credentials. RESPONSE_STREAM: replays and exports past 6 MB stream.
+    const url = this.httpFunction.addFunctionUrl({ authType: FunctionUrlAuthType.NONE, invokeMode: InvokeMode.RESPONSE_STREAM });
+
+    // --------------------------------------------------------------------- least-privilege IAM
+    const tableAccess = new PolicyStatement({ actions: DYNAMO_ACTIONS, resources: [this.table.tableArn, `${this.table.tableArn}/index/*`] });
+    const objects = this.segments.arnForObjects(`${o.segmentsPrefix}*`);
+    // ListBucket: segment listings, and S3 answers a GET/HEAD of a missing key with 404 only to a
+    // caller that may list the bucket (403 otherwise, which the segment store cannot tell from a
+    // real denial). Not narrowed by an s3:prefix condition even with a prefix: that key is absent
+    // from the 404-or-403 check, so the condition would turn every 404 into a 403. Object access
+    // stays under the prefix.
+    const list = new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.segments.bucketArn] });
+    for (const f of [this.wsFunction, this.httpFunction]) {
+      f.addToRolePolicy(tableAccess);
+      f.addToRolePolicy(list);
+      // PostToConnection / DeleteConnection on this API's stage only (arn .../<api>/<stage>/*/@connections/*).
+      this.stage.grantManagementApiAccess(f);
+    }
+    // ws: replay and attach history read segments (GetObject also answers HeadObject). It neither
+    // presigns nor writes: segment upload URLs and commits are HTTP routes.
+    this.wsFunction.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [objects] }));
+    // http: presigned PUTs are signed with this function's role, so it needs PutObject for the
+    // relays' uploads; it also writes the `.tri` grep index at commit and deletes a segment that
+    // fails verification.
+    this.httpFunction.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], resources: [objects] }));
+
+    // ----------------------------------------------------------------------------------- outputs
+    const httpUrl = url.url;
+    new CfnOutput(this, 'WebSocketUrl', { value: this.stage.url, description: 'relays: --ws-url; the CLI: CLOUDCONS_WS_URL' });
+    new CfnOutput(this, 'HttpUrl', { value: httpUrl, description: 'relays: --cloud; the CLI: cloudcons login URL' });
+    new CfnOutput(this, 'TableName', { value: this.table.tableName });
+    new CfnOutput(this, 'SegmentsBucketName', { value: this.segments.bucketName });
+    new CfnOutput(this, 'AuditBucketName', { value: this.audit.bucketName, description: 'Object Lock (COMPLIANCE); not written yet: audit records are in the table' });
+    new CfnOutput(this, 'RelayCommand', {
+      description: 'on each edge host, with a relay token (cloudcons relay-token create NAME, logged in as an admin)',
+      value: Fn.join('', ['cloudcons relay --config relay.yaml --cloud ', httpUrl, ' --ws-url ', this.stage.url, ' --token <RELAY_TOKEN>']),
+    });
+  }
+}
