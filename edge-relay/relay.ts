@@ -50,6 +50,8 @@ export interface RelayOptions {
 }
 /** Console infos per hello message (a frame may hold 32 KiB). */
 const HELLO_BATCH_BYTES = 24 * 1024;
+/** Input within this long makes a console "typed on": its output is never gathered (echo). */
+const TYPING_MS = 2000;
 /** Output waiting below this size is sent at once, never held for batching. */
 const BATCH_MIN_BYTES = 2048;
 
@@ -84,6 +86,10 @@ interface Con {
   watched: boolean;
   /** Unwatched, send live up to this offset (the cloud asked once for what is not sealed yet). */
   onceTo: number;
+  /** When input for it last arrived; the pump timer gathering a quiet console's output. */
+  lastInput: number;
+  quietTimer?: NodeJS.Timeout;
+
   pumpSoon: boolean;
   lastSend: number;
   /** Upload state: in flight, consecutive failures, not before this time. */
@@ -128,6 +134,8 @@ export class Relay {
   private readonly maxQueued: number;
   /** The current connection's live mode (welcome): stream every console, or only watched ones. */
   private liveMode: 'always' | 'watched' = 'always';
+  /** The current connection's wish (welcome): gather a quiet console's live output this long. */
+  private quietBatchMs = 0;
 
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
     const name = cfg.relay?.name ?? os.hostname();
@@ -148,12 +156,15 @@ export class Relay {
       dir: this.opts.spoolDir, segmentBytes: this.opts.segmentBytes, segmentMs: this.opts.segmentMs, capBytes: this.opts.spoolCapBytes, log: this.opts.log,
     });
     this.spool.onSealed = () => this.kickUploads();
+    // Output waiting to go live (gathered for a quiet console) goes before its active log is
+    // sealed: read back from there it would be gone with the segment's upload.
+    this.spool.beforeSeal = (cs) => { const c = this.cons.get(cs.name); if (c?.quietTimer) this.flushQuiet(c); };
     this.maxQueued = Math.min(MAX_QUEUED_BYTES, Math.floor(MAX_QUEUED_TOTAL / Math.max(1, Object.keys(cfg.consoles).length)));
     for (const [name, cc] of Object.entries(cfg.consoles)) {
       const driver = createDriver(cc);
       const sup = new Supervisor(name, cc, driver);
       const con: Con = {
-        name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, watched: false, onceTo: 0, pumpSoon: false, lastSend: 0,
+        name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, watched: false, onceTo: 0, lastInput: 0, pumpSoon: false, lastSend: 0,
         uploading: false, failures: 0, retryAt: 0,
         info: { name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable },
       };
@@ -181,7 +192,13 @@ export class Relay {
         con.pumpSoon = true;
         const pending = con.spool.next - con.sent;
         // Only bulk output waits: keystroke echoes are small and go at once even back to back.
-        const busy = pending >= BATCH_MIN_BYTES && pending < PROTOCOL_LIMITS.maxRawChunk && Date.now() - con.lastSend < this.opts.batchMs;
+        const now = Date.now();
+        if (this.quietBatchMs && now - con.lastInput > TYPING_MS && pending < PROTOCOL_LIMITS.maxRawChunk) {
+          // Nobody types on it: gather (the cloud asked; each message costs there).
+          con.quietTimer = setTimeout(() => { con.quietTimer = undefined; con.pumpSoon = false; this.corked(() => this.pump(con)); }, this.quietBatchMs);
+          return;
+        }
+        const busy = pending >= BATCH_MIN_BYTES && pending < PROTOCOL_LIMITS.maxRawChunk && now - con.lastSend < this.opts.batchMs;
         if (busy) { setTimeout(() => { con.pumpSoon = false; this.corked(() => this.pump(con)); }, this.opts.batchMs); return; }
         this.due.push(con);
         if (this.due.length === 1) setImmediate(this.pumpDue);
@@ -438,6 +455,7 @@ export class Relay {
         const mode = m.live ?? 'always';
         if (mode !== this.liveMode) this.opts.log(mode === 'watched' ? 'the cloud takes live output only of consoles someone watches; the rest goes by segment upload' : 'the cloud takes live output of every console');
         this.liveMode = mode;
+        this.quietBatchMs = m.quietBatchMs ?? 0;
         const watched = new Set(m.watched);
         for (const c of mine) c.watched = watched.has(c.name);
         void Promise.all(mine.map(async (c) => {
@@ -489,6 +507,8 @@ export class Relay {
     if (m.t === 'resize') { c.sup.resize(m.cols, m.rows); return; }
     if (c.info.state !== 'up') return reject(`console ${m.c} is down${c.info.reason ? `: ${c.info.reason}` : ''}`);
     if (m.t === 'in') {
+      c.lastInput = Date.now();
+      if (c.quietTimer) this.flushQuiet(c); // the echo must not wait
       c.sup.write(Buffer.from(m.d, 'base64')).catch((e: Error) => reject(e.message));
     } else {
       c.sup.sendBreak().then(() => this.send({ t: 'break-sent', c: m.c, fence: m.fence, session: m.session, seq: m.seq }), (e: Error) => reject(e.message));
@@ -518,11 +538,21 @@ export class Relay {
         return;
       }
       const part = this.take(c);
+      // Sealed before it went out (the socket was full while a seal came due): it reaches the
+      // cloud by upload; live viewers do not get it.
       if (!part) { if (c.sent < c.spool.start) { c.sent = c.spool.start; continue; } break; }
       this.send({ t: 'out', c: c.name, o: c.sent, ts: part.ts, d: part.data.toString('base64') });
       c.sent += part.data.length;
       c.lastSend = Date.now();
     }
+  }
+
+  /** Sends a quiet console's gathered output now. */
+  private flushQuiet(c: Con): void {
+    clearTimeout(c.quietTimer);
+    c.quietTimer = undefined;
+    c.pumpSoon = false;
+    this.corked(() => this.pump(c));
   }
 
   /** Up to 22 KiB from `c.sent`: joined from the queue when it starts there, else from the spool. */

@@ -421,6 +421,8 @@ export class Spool {
   private readonly scratch: Scratch;
   /** Called when a console has a new sealed segment to upload. */
   onSealed: (c: ConsoleSpool) => void = () => {};
+  /** Called just before a console's active log is sealed. */
+  beforeSeal: (c: ConsoleSpool) => void = () => {};
 
   constructor(opts: Partial<SpoolOptions> & { dir: string }) {
     this.opts = { ...SPOOL_DEFAULTS, log: (l) => console.error(l), ...opts };
@@ -464,6 +466,7 @@ export class Spool {
 
   /** Seals a console's active log now (also after it reached `segmentBytes`). */
   sealConsole(c: ConsoleSpool): Promise<void> {
+    this.beforeSeal(c);
     const p = c.seal();
     p.then(() => { this.onSealed(c); this.enforceCap(); }, () => {});
     return p;

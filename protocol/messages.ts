@@ -51,8 +51,10 @@ export type RelayToCloud = z.infer<typeof relayToCloud>;
 export const cloudToRelay = z.discriminatedUnion('t', [
   /** Answer to hello: per console, the offset up to which the cloud has stored output. `live`:
    *  whether the relay streams every console's output (`always`, the default) or only consoles
-   *  being watched (`watched`: the ones in `watched`, then as `watch` messages say). */
-  z.object({ v, t: z.literal('welcome'), ends: z.record(z.string(), offset), live: z.enum(['always', 'watched']).optional(), watched: z.array(name).max(10000).optional() }),
+   *  being watched (`watched`: the ones in `watched`, then as `watch` messages say). `quietBatchMs`:
+   *  gather live output of a console nobody typed on in the last 2 s this long into one message
+   *  (each message costs on API Gateway; a writer's echo still goes at once). */
+  z.object({ v, t: z.literal('welcome'), ends: z.record(z.string(), offset), live: z.enum(['always', 'watched']).optional(), watched: z.array(name).max(10000).optional(), quietBatchMs: z.number().int().min(0).max(60_000).optional() }),
   /** Someone started (`on`) or stopped watching a console: stream its output live from `from` (the
    *  cloud's stored end), or stop streaming it. `once`: send what there is from `from` now, without
    *  streaming on (a replay of an unwatched console wants what is not sealed yet). */

@@ -132,11 +132,14 @@ test('a relay that disconnects takes its consoles down, and input is refused wit
   assert.equal((await core.getConsole('web01')).state, 'down');
 });
 
-test('a relay cannot publish output for a console it did not announce', async () => {
-  const { core, ports, sender } = await setup();
-  await core.relayMessage('R2', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('spoof') });
+test('a relay cannot publish output for a console another relay announced; its own second connection (make-before-break) can', async () => {
+  const { core, sender } = await setup();
+  const other: Principal = { kind: 'relay', name: 'edge2', admin: false, tokenId: 'r2' };
+  await core.relayMessage('R2', other, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('spoof') });
   assert.equal(await core.log.end('web01'), 0);
-  assert.match(String(sender.to('R2', 'error')[0].message), /not published by this relay connection/);
+  assert.match(String(sender.to('R2', 'error')[0].message), /console web01 is not published by relay edge2/);
+  await core.relayMessage('R3', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('mine') });
+  assert.equal(await core.log.end('web01'), 4);
 });
 
 test('a restarted cloud learns fences from the relay and never reuses one', async () => {
@@ -165,8 +168,8 @@ test('live mode `watched`: the relay is told to stream a console while someone i
   await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
   assert.deepEqual(sender.to('R', 'watch'), [{ v: 1, t: 'watch', c: 'web01', on: true, from: 6 }]);
   await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
-  await core.clientMessage('B', bob, { v: 1, t: 'ping', id: 1 });
-  assert.equal(sender.to('R', 'watch').length, 3, 'repeated on attach and ping (the relay ignores an `on` it already follows)');
+  for (let id = 1; id <= 6; id++) await core.clientMessage('B', bob, { v: 1, t: 'ping', id });
+  assert.equal(sender.to('R', 'watch').length, 3, 'repeated on attach and every 6th heartbeat (the relay ignores an `on` it already follows)');
   assert.ok(sender.to('R', 'watch').every((m) => m.on === true));
   // The relay reconnects: its welcome names the watched consoles.
   await core.relayMessage('R2', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });

@@ -22,8 +22,12 @@ export interface CoreOptions {
   /** In `watched` mode, how long a replay of an unwatched console waits for its relay to send what
    *  it has not sealed yet (it stops early once the stored end has been still for 150 ms). Default 1500 ms. */
   catchUpMs: number;
+  /** Relays gather live output of a console nobody typed on in the last 2 s this long into one
+   *  message (a writer's echo is never held). Default 0 (at once); 1000 on Lambda, where each
+   *  message costs. */
+  quietBatchMs: number;
 }
-export const CORE_DEFAULTS: CoreOptions = { leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500 };
+export const CORE_DEFAULTS: CoreOptions = { leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0 };
 
 export interface ConsoleView extends ConsoleRecord {
   writer?: string;
@@ -47,7 +51,7 @@ export class CloudCore {
     switch (msg.t) {
       case 'hello': return this.relayHello(conn, who, msg);
       case 'console': {
-        const rec = await this.ownedConsole(conn, msg.info.name);
+        const rec = await this.ownedConsole(conn, who, msg.info.name);
         if (!rec) return;
         const changed = rec.state !== msg.info.state;
         await this.p.consoles.put({ ...rec, state: msg.info.state, since: msg.info.since, reason: msg.info.reason, type: msg.info.type, resizable: msg.info.resizable });
@@ -55,7 +59,7 @@ export class CloudCore {
         return;
       }
       case 'out': {
-        if (!(await this.ownedConsole(conn, msg.c))) return;
+        if (!(await this.ownedConsole(conn, who, msg.c))) return;
         const data = Buffer.from(msg.d, 'base64');
         // Only what was not stored before goes live: a resend after a reconnect is never shown twice.
         const { fresh } = await this.log.append(msg.c, msg.o, msg.ts, data);
@@ -63,14 +67,14 @@ export class CloudCore {
         return;
       }
       case 'rejected': {
-        if (!(await this.ownedConsole(conn, msg.c))) return;
+        if (!(await this.ownedConsole(conn, who, msg.c))) return;
         const s = await this.p.sessions.get(msg.session);
         await this.audit(msg.c, msg.what === 'in' ? 'input.dropped' : `${msg.what}.dropped`, s, { fence: msg.fence, detail: `relay refused: ${msg.reason}` });
         if (s) await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: the relay refused your ${msg.what === 'in' ? 'input' : msg.what}: ${msg.reason}]` });
         return;
       }
       case 'break-sent':
-        if (!(await this.ownedConsole(conn, msg.c))) return;
+        if (!(await this.ownedConsole(conn, who, msg.c))) return;
         await this.notice(msg.c, `[cloudcons: break ${msg.seq} sent]`);
         return;
       case 'ping': await this.sendRelay(conn, { t: 'pong', id: msg.id }); return;
@@ -91,7 +95,8 @@ export class CloudCore {
       if (this.opts.live === 'watched' && (await this.p.sessions.byConsole(info.name)).length) watched.push(info.name);
       if (!old || old.state !== info.state || !old.relayConn) await this.consoleStateChanged(info.name, info.state, info.reason);
     }
-    await this.sendRelay(conn, this.opts.live === 'watched' ? { t: 'welcome', ends, live: 'watched', watched } : { t: 'welcome', ends });
+    const batch = this.opts.quietBatchMs ? { quietBatchMs: this.opts.quietBatchMs } : {};
+    await this.sendRelay(conn, this.opts.live === 'watched' ? { t: 'welcome', ends, live: 'watched', watched, ...batch } : { t: 'welcome', ends, ...batch });
     if (refused.length) await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_CONFLICT', message: `consoles already published by another connected relay, ignored: ${refused.join(', ')}` });
   }
 
@@ -161,11 +166,13 @@ export class CloudCore {
     for (const rec of dropped) await this.consoleStateChanged(rec.name, 'down', `relay ${rec.relay} disconnected`);
   }
 
-  /** The console if `conn` is the relay connection that publishes it. */
-  private async ownedConsole(conn: string, name: string): Promise<ConsoleRecord | undefined> {
+  /** The console if `conn` is the relay connection that publishes it, or another connection of
+   *  the same relay: during a make-before-break move, messages the old connection sent before the
+   *  relay switched are still handled after the new one's hello (on API Gateway, in parallel). */
+  private async ownedConsole(conn: string, who: Principal, name: string): Promise<ConsoleRecord | undefined> {
     const rec = await this.p.consoles.get(name);
-    if (rec?.relayConn === conn) return rec;
-    await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message: `console ${name} is not published by this relay connection (send hello first)` });
+    if (rec?.relayConn && (rec.relayConn === conn || rec.relay === who.name)) return rec;
+    await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message: `console ${name} is not published by relay ${who.name}${rec?.relayConn ? '' : ' (or its relay is not connected)'}: send hello first` });
     return undefined;
   }
 
@@ -183,7 +190,9 @@ export class CloudCore {
       const s = await this.sessionOf(conn);
       if (s?.mode === 'rw' && s.fence !== undefined) await this.p.locks.renew(s.console, s.id, s.fence, this.opts.leaseMs, this.now());
       await this.sendClient(conn, { t: 'pong', id: msg.id });
-      if (s) await this.watch(s.console, true); // heals an `off` that overtook a later `on`
+      // Every 6th heartbeat (ids count up per connection; a minute at the CLI's 10 s): heals an
+      // `off` that overtook a later `on`, at a sixth of the messages.
+      if (s && msg.id % 6 === 0) await this.watch(s.console, true);
       return;
     }
     if (msg.t === 'pong') return;

@@ -31,8 +31,12 @@ export interface LogStoreOptions {
   footerCache: number;
   /** Most bytes `tail` looks back through for its lines. Default 64 MiB. */
   maxTailScan: number;
+  /** Segments of fewer blocks (64 KiB of output each) get no grep index: grep reads a one-block
+   *  segment in one request either way, and on S3 the index would be a second PUT per segment
+   *  (most of a quiet console's cost). Default 2. */
+  indexMinBlocks: number;
 }
-export const LOG_DEFAULTS: LogStoreOptions = { footerCache: 512, maxTailScan: 64 * 1024 * 1024 };
+export const LOG_DEFAULTS: LogStoreOptions = { footerCache: 512, maxTailScan: 64 * 1024 * 1024, indexMinBlocks: 2 };
 
 const HOT_STEP = 256 * 1024;
 
@@ -98,7 +102,7 @@ export class LogStore implements OutputStore {
     }
     if (offset + data.length <= end) return { end, fresh };
     if (offset < end) { data = data.subarray(end - offset); offset = end; }
-    await this.hot.append(console, offset, ts, data);
+    await this.hot.append(console, offset, ts, data, end);
     fresh.push({ offset, data });
     return { end: offset + data.length, fresh };
   }
@@ -312,7 +316,7 @@ export class LogStore implements OutputStore {
     if (clash) throw new Conflict(`segment ${f.start}-${f.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
     const known = list.some((s) => s.key === key);
     const r = storedAs !== undefined ? (known ? 'exists' : 'created') : await this.segs.put(key, body);
-    if (!f.gap) await this.segs.put(`${key}.tri`, buildIndex(blocks));
+    if (!f.gap && blocks.length >= this.opts.indexMinBlocks) await this.segs.put(`${key}.tri`, buildIndex(blocks));
     if (r === 'exists' && storedAs === undefined) {
       const stored = await readFooter({ size: (await this.segs.list(key))[0]?.size ?? 0, read: (pos, len) => this.segs.get(key, { start: pos, end: pos + len }) });
       if (stored.sha256 !== f.sha256) throw new Conflict(`a different segment ${key} is already stored`);

@@ -132,8 +132,9 @@ export interface SegmentStore {
  *  contiguous runs; a hole between runs is output still on its way in a segment upload. */
 export interface HotTail {
   /** Appends bytes starting at `offset`, which must be >= the newest run's end: at its end it
-   *  extends that run, above it it starts a new one. */
-  append(console: string, offset: number, ts: number, data: Buffer): Promise<void>;
+   *  extends that run, above it it starts a new one. `knownEnd`: the end as the caller read it
+   *  just before (a hint an adapter may use to skip reading it again). */
+  append(console: string, offset: number, ts: number, data: Buffer, knownEnd?: number): Promise<void>;
   /** Runs [start, end) in offset order. */
   runs(console: string): Promise<{ start: number; end: number }[]>;
   /** End of the newest run (0 if none): called for every live message, so it must be cheap. */

@@ -34,8 +34,9 @@ export interface WsHandlerDeps {
 }
 
 export function createWsHandler(d: WsHandlerDeps) {
-  // Live output only of watched consoles: on API Gateway every message costs (DESIGN.md).
-  const core = new CloudCore(d.ports, { live: 'watched', ...d.core });
+  // Live output only of watched consoles, a quiet console's gathered up to 1 s: on API Gateway
+  // every message costs (DESIGN.md, bench/cost.ts).
+  const core = new CloudCore(d.ports, { live: 'watched', quietBatchMs: 1000, ...d.core });
   const log = d.log ?? ((l: string) => console.error(l));
   const maxFrameBytes = d.maxFrameBytes ?? PROTOCOL_LIMITS.maxFrameBytes;
   const reply = (conn: string, e: unknown) => d.ports.sender.send(conn, encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));

@@ -39,7 +39,7 @@ test('cloud --s3-bucket: segments land in S3 under the prefix and replay byte-ex
   assert.ok(segs.length >= 4, `${segs.length} segments`);
   assert.match(relay.err + relay.out, /segment uploads go straight to the cloud's segment store \(presigned PUT\)/);
   assert.doesNotMatch(relay.err + relay.out, /UPLOAD REFUSED|upload failed/);
-  assert.ok((await bucket.list('logs/ser1/')).some((o) => o.key.endsWith('.tri')), 'the grep index sits beside the segments');
+  assert.ok(!(await bucket.list('logs/ser1/')).some((o) => o.key.endsWith('.tri')), 'one-block segments get no grep index (one PUT per segment)');
   assert.ok(!fs.existsSync(path.join(rig.dataDir, 'segments')) || fs.readdirSync(path.join(rig.dataDir, 'segments')).length === 0, 'nothing in DATA/segments');
 
   // The upload API refuses what it must: other tokens, foreign keys, bodies that are not the

@@ -5,6 +5,7 @@
 // when the last viewer leaves, streaming stops; in the end the stored log is byte-exact.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import WebSocket from 'ws';
 import { cleanup, openPtyPeer, serialRig, spyViewer, until } from '../helpers.ts';
 
 after(cleanup);
@@ -54,4 +55,51 @@ test('live mode watched: nothing streams unwatched, a viewer gets everything up 
   assert.equal(s.end, all.length);
   assert.doesNotMatch(relay.err, /UPLOAD REFUSED|SPOOL/);
   t.diagnostic(`a replay of the unwatched console took ${caughtUp} ms with the relay's catch-up`);
+});
+
+test('quiet batching (--quiet-batch-ms, the AWS stack\'s 1 s): a spy gets a quiet console\'s output gathered into few messages; a writer\'s echo is not held', { timeout: 60_000 }, async (t) => {
+  const rig = await serialRig('quiet', [], { args: ['--live', 'watched', '--quiet-batch-ms', '1000'] });
+  const relay = rig.startRelay();
+  await relay.waitFor(/console ser1 up/);
+  const dev = openPtyPeer(rig.pair.peer);
+  const wsUrl = rig.url.replace('http', 'ws') + '/v1/session';
+  const spy = spyViewer(wsUrl, rig.adminToken, 'ser1');
+  await until('attached', () => (spy.end >= 0 ? true : undefined));
+  let all = '';
+  for (let i = 0; i < 30; i++) { const l = `line ${i}\r\n`; dev.write(l); all += l; await sleep(100); }
+  await until('the spy has every line', () => spy.text === all, 5000);
+  t.diagnostic(`30 lines over 3 s reached the spy in ${spy.outs} messages`);
+  assert.ok(spy.outs <= 6, `gathered: ${spy.outs} messages for 30 lines over 3 s`);
+
+  // A writer types: the device echoes at once, and so must the relay.
+  const writer = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${rig.adminToken}` } });
+  const seen: { at: number; text: string }[] = [];
+  writer.on('message', (raw) => { const m = JSON.parse(raw.toString()); if (m.t === 'out') seen.push({ at: Date.now(), text: Buffer.from(m.d, 'base64').toString() }); });
+  await new Promise((r) => writer.once('open', r));
+  writer.send(JSON.stringify({ v: 1, t: 'attach', c: 'ser1', mode: 'rw' }));
+  await sleep(500);
+  const echo = setInterval(() => { const r = dev.received().toString(); if (r.endsWith('k') && !all.endsWith('k')) { dev.write('k'); all += 'k'; } }, 5);
+  const sent = Date.now();
+  writer.send(JSON.stringify({ v: 1, t: 'in', d: Buffer.from('k').toString('base64') }));
+  const got = await until('the echo', () => seen.find((s) => s.text.includes('k')), 5000);
+  clearInterval(echo);
+  t.diagnostic(`echo after ${got.at - sent} ms`);
+  assert.ok(got.at - sent < 500, `the echo was not held for the 1 s batch: ${got.at - sent} ms`);
+  writer.close();
+  spy.close();
+});
+
+test('output gathered for viewers (3 s here) goes out before its log is sealed (every second here): viewers miss nothing', { timeout: 60_000 }, async () => {
+  const rig = await serialRig('backfill', ['--segment-ms', '1000'], { args: ['--live', 'watched', '--quiet-batch-ms', '3000'] });
+  const relay = rig.startRelay();
+  await relay.waitFor(/console ser1 up/);
+  const dev = openPtyPeer(rig.pair.peer);
+  const spy = spyViewer(rig.url.replace('http', 'ws') + '/v1/session', rig.adminToken, 'ser1');
+  await until('attached', () => (spy.end >= 0 ? true : undefined));
+  let all = '';
+  for (let i = 0; i < 40; i++) { const l = `line ${i} ${'x'.repeat(i)}\r\n`; dev.write(l); all += l; await sleep(100); }
+  await until('the spy has every line', () => spy.text === all, 10_000).catch(() => assert.fail(`the spy has ${spy.end} of ${all.length} bytes; waiting for holes: ${JSON.stringify(spy.waiting)}`));
+  const s = await until('all stored', async () => { const x = await rig.stored(); return x?.bytes.toString() === all ? x : undefined; }, 15_000, 250);
+  assert.equal(s.end, all.length);
+  spy.close();
 });

@@ -25,11 +25,12 @@ export class DynamoHotTail implements HotTail {
 
   close(): void { /* nothing buffered: every append is a write */ }
 
-  async append(console: string, offset: number, ts: number, data: Buffer): Promise<void> {
+  async append(console: string, offset: number, ts: number, data: Buffer, knownEnd?: number): Promise<void> {
     // Another writer may store a chunk at the same offset meanwhile, cut shorter or longer: go
-    // round until what is stored reaches past this chunk's end.
+    // round until what is stored reaches past this chunk's end. When the caller just read the end
+    // (`knownEnd`), the first try goes without reading it again: one query less per live message.
     for (let attempt = 0; ; attempt++) {
-      const end = await this.end(console);
+      const end = !attempt && knownEnd !== undefined ? knownEnd : await this.end(console);
       if (offset + data.length <= end) break; // all of it is stored already
       const part = offset < end ? data.subarray(end - offset) : data;
       const at = Math.max(offset, end);
