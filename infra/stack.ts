@@ -223,7 +223,9 @@ export class CloudconsStack extends Stack {
     new CfnOutput(this, 'AuditBucketName', { value: this.audit.bucketName, description: 'Object Lock (COMPLIANCE); not written yet: audit records are in the table' });
     new CfnOutput(this, 'RelayCommand', {
       description: 'on each edge host, with a relay token (cloudcons relay-token create NAME, logged in as an admin)',
-      value: Fn.join('', ['cloudcons relay --config relay.yaml --cloud ', httpUrl, ' --ws-url ', this.stage.url, ' --token <RELAY_TOKEN>']),
+      // 5-minute segments and a 4-minute heartbeat: what the cost model (bench/cost.ts, README)
+      // assumes; unwatched output still replays current (the cloud asks the relay for its tail).
+      value: Fn.join('', ['cloudcons relay --config relay.yaml --cloud ', httpUrl, ' --ws-url ', this.stage.url, ' --segment-ms 300000 --heartbeat-ms 240000 --token <RELAY_TOKEN>']),
     });
   }
 }

@@ -21,7 +21,7 @@ import { awsPorts } from '../../cloud/lambda/aws-ports.ts';
 import { createWsHandler } from '../../cloud/lambda/ws-handler.ts';
 import { startApiGateway, type ApiGateway } from '../apigw-harness.ts';
 import { closeAwsPeers, freshStateTable, startS3rver } from '../aws-peers.ts';
-import { cleanup, cloudcons, openPtyPeer, paceEmitter, PtyPair, spyViewer, tmpDir, until } from '../helpers.ts';
+import { cleanup, cloudcons, openPtyPeer, paceEmitter, PtyPair, spyViewer, Terminal, tmpDir, until } from '../helpers.ts';
 
 const closers: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of closers.reverse()) await c(); await closeAwsPeers(); await cleanup(); });
@@ -57,7 +57,8 @@ test('relay process -> API Gateway harness -> Lambda handlers on dynalite + s3rv
   const spy = spyViewer(gw.wsUrl, userTok, 'ser1');
   await until('the spy attached', () => (spy.end >= 0 ? true : undefined), 10_000);
   const stream = Buffer.from(randomBytes(11_520 * 6).toString('base64').slice(0, 11_520 * 6));
-  const dev = paceEmitter(openPtyPeer(pair.peer), stream, 11_520);
+  const peer = openPtyPeer(pair.peer);
+  const dev = paceEmitter(peer, stream, 11_520);
   dev.run(true);
   await until('half the stream emitted', () => (dev.pos >= stream.length / 2 ? true : undefined), 30_000, 50);
   const half = dev.pos;
@@ -104,5 +105,22 @@ test('relay process -> API Gateway harness -> Lambda handlers on dynalite + s3rv
   assert.doesNotMatch(relay.err, /disconnected from cloud|UPLOAD REFUSED/);
   assert.match(relay.err, /live output only of consoles someone watches/);
   assert.ok(!logs.some((l) => /error handling|handler failed/.test(l)), logs.join('\n'));
+
+  // The CLI as an operator runs it against this shape: `cloudcons attach` through the WebSocket
+  // API (CLOUDCONS_WS_URL) as the writer, typing reaches the device and its answer the terminal
+  // at once; `cloudcons audit` through the HTTP API shows the input under the user.
+  const env = { CLOUDCONS_URL: httpUrl, CLOUDCONS_TOKEN: userTok, CLOUDCONS_WS_URL: gw.wsUrl, HOME: tmpDir('awshome') };
+  const term = new Terminal(['attach', 'ser1'], env);
+  await term.waitFor(/attached to ser1: read-write/, 15_000);
+  const before = peer.received().length;
+  term.write('uptime\r');
+  await until('the keystrokes at the device', () => (peer.received().subarray(before).toString().includes('uptime\r') ? true : undefined), 10_000);
+  peer.write(' 12:00:00 up 42 days\r\n');
+  await term.waitFor('up 42 days', 10_000);
+  term.write('\x05c.');
+  await until('the CLI detached', async () => ((await ports.sessions.byConsole('ser1')).length ? undefined : true), 10_000);
+  const audit = cloudcons(['audit', 'ser1'], env);
+  await until('audit printed', () => (audit.exited ? true : undefined), 15_000);
+  assert.match(audit.out, /alice .*input.*uptime\^M/, audit.out + audit.err);
   await relay.kill();
 });
