@@ -169,7 +169,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--max-segment-bytes <n>', 'largest segment upload a relay may send (default 16777216)', int('--max-segment-bytes', 1024))
   .option('--retention <age>', 'delete stored output older than this (e.g. 90d, 12h; default: keep forever)', duration('--retention'))
   .addOption(new Option('--live <mode>', 'which output relays stream live: every console\'s (always), or only consoles someone is attached to (watched; the AWS stack\'s mode: replay of an unwatched console then lags by up to the relays\' segment time)').choices(['always', 'watched']).default('always'))
-  .option('--quiet-batch-ms <ms>', 'relays gather live output of a console nobody typed on in the last 2 s this long into one message (default 0; the AWS stack uses 1000)', int('--quiet-batch-ms', 0))
+  .option('--quiet-batch-ms <ms>', 'relays gather live output of a console nobody typed on in the last 2 s this long into one message (default 0; the AWS stack uses 2000)', int('--quiet-batch-ms', 0))
   .option('--s3-bucket <name>', 'keep sealed segments in this S3 bucket instead of DATA/segments (region, credentials, endpoint: AWS_REGION, AWS_* keys or profile, AWS_ENDPOINT_URL)')
   .option('--s3-prefix <prefix>', 'key prefix inside the bucket (e.g. site1/)')
   .action(async (o) => {

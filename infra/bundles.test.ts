@@ -130,6 +130,8 @@ test('entry configuration: required variables named when missing; @connections e
   assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't' }), /CLOUDCONS_SEGMENTS_BUCKET is not set/);
   assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_LEASE_MS: '10s' }), /CLOUDCONS_LEASE_MS/);
   assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_LEASE_MS: '20000' }), { table: 't', bucket: 'b', prefix: undefined, connectionsEndpoint: undefined, core: { leaseMs: 20000 } });
+  assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_QUIET_BATCH_MS: '500' }).core, { quietBatchMs: 500 });
+  assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_QUIET_BATCH_MS: 'soon' }), /CLOUDCONS_QUIET_BATCH_MS/);
   assert.equal(connectionsEndpointOf({ domainName: 'abc.execute-api.eu-west-1.amazonaws.com', stage: 'prod' }), 'https://abc.execute-api.eu-west-1.amazonaws.com/prod');
   assert.equal(connectionsEndpointOf({}), undefined);
 });

@@ -23,7 +23,7 @@ export interface CoreOptions {
    *  it has not sealed yet (it stops early once the stored end has been still for 150 ms). Default 1500 ms. */
   catchUpMs: number;
   /** Relays gather live output of a console nobody typed on in the last 2 s this long into one
-   *  message (a writer's echo is never held). Default 0 (at once); 1000 on Lambda, where each
+   *  message (a writer's echo is never held). Default 0 (at once); 2000 on Lambda, where each
    *  message costs. */
   quietBatchMs: number;
 }

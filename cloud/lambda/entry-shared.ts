@@ -10,6 +10,8 @@
 //                                   (entry-ws.ts falls back to the event's domainName/stage; the
 //                                   HTTP function has no WebSocket event and needs it to post notices)
 //   CLOUDCONS_LEASE_MS              write-lock lease in ms, default 30000 (cloud/core/core.ts)
+//   CLOUDCONS_QUIET_BATCH_MS        relays gather a quiet console's live output this long, default
+//                                   2000 (ws-handler.ts; bench/cost.ts shows what it saves)
 //   AWS_REGION                      set by the Lambda runtime
 //   AWS_ENDPOINT_URL[_S3|_DYNAMODB|_APIGATEWAYMANAGEMENTAPI]
 //                                   the SDK's endpoint override (LocalStack); S3 then goes path-style
@@ -45,12 +47,13 @@ export function positiveInt(env: NodeJS.ProcessEnv, name: string): number | unde
 
 export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
   const leaseMs = positiveInt(env, 'CLOUDCONS_LEASE_MS');
+  const quietBatchMs = positiveInt(env, 'CLOUDCONS_QUIET_BATCH_MS');
   return {
     table: required(env, 'CLOUDCONS_TABLE'),
     bucket: required(env, 'CLOUDCONS_SEGMENTS_BUCKET'),
     prefix: env.CLOUDCONS_SEGMENTS_PREFIX || undefined,
     connectionsEndpoint: env.CLOUDCONS_CONNECTIONS_ENDPOINT || undefined,
-    core: leaseMs ? { leaseMs } : {},
+    core: { ...(leaseMs ? { leaseMs } : {}), ...(quietBatchMs ? { quietBatchMs } : {}) },
   };
 }
 

@@ -34,9 +34,10 @@ export interface WsHandlerDeps {
 }
 
 export function createWsHandler(d: WsHandlerDeps) {
-  // Live output only of watched consoles, a quiet console's gathered up to 1 s: on API Gateway
-  // every message costs (DESIGN.md, bench/cost.ts).
-  const core = new CloudCore(d.ports, { live: 'watched', quietBatchMs: 1000, ...d.core });
+  // Live output only of watched consoles, a quiet console's gathered up to 2 s: on API Gateway
+  // every message costs; 2 s is what keeps 200 B/s watched 2 % of the time within $0.20 per
+  // console-month (bench/cost.ts; 1 s: $0.23). A writer's echo is never held.
+  const core = new CloudCore(d.ports, { live: 'watched', quietBatchMs: 2000, ...d.core });
   const log = d.log ?? ((l: string) => console.error(l));
   const maxFrameBytes = d.maxFrameBytes ?? PROTOCOL_LIMITS.maxFrameBytes;
   const reply = (conn: string, e: unknown) => d.ports.sender.send(conn, encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));
