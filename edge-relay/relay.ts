@@ -195,7 +195,7 @@ export class Relay {
         const now = Date.now();
         if (this.quietBatchMs && now - con.lastInput > TYPING_MS && pending < PROTOCOL_LIMITS.maxRawChunk) {
           // Nobody types on it: gather (the cloud asked; each message costs there).
-          con.quietTimer = setTimeout(() => { con.quietTimer = undefined; con.pumpSoon = false; this.corked(() => this.pump(con)); }, this.quietBatchMs);
+          con.quietTimer = setTimeout(() => this.flushQuiet(con), this.quietBatchMs);
           return;
         }
         const busy = pending >= BATCH_MIN_BYTES && pending < PROTOCOL_LIMITS.maxRawChunk && now - con.lastSend < this.opts.batchMs;
@@ -230,6 +230,7 @@ export class Relay {
     clearTimeout(this.pumpTimer);
     clearInterval(this.uploadTimer);
     clearTimeout(this.redialTimer);
+    for (const c of this.cons.values()) clearTimeout(c.quietTimer);
     this.next?.close(1000, 'relay stopping');
     this.ws?.close(1000, 'relay stopping');
     await Promise.all([...this.cons.values()].map((c) => c.sup.stop()));
