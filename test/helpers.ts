@@ -17,6 +17,9 @@ const procs = new Set<ChildProcess>();
 const ptys = new Set<pty.IPty>();
 
 const dirs = new Set<string>();
+/** Stopped by cleanup(), so a test that fails midway leaves no timer or socket keeping its file's
+ *  process alive. */
+const stoppers = new Set<() => void>();
 /** A temp dir removed by cleanup() (kept when KEEP_TMP is set, to look at after a failure). */
 export function tmpDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `cc-${prefix}-`));
@@ -144,6 +147,8 @@ export class Terminal {
 }
 
 export async function cleanup(): Promise<void> {
+  for (const stop of stoppers) stop();
+  stoppers.clear();
   for (const p of peers) p.destroy();
   peers.clear();
   for (const t of ptys) { try { t.kill('SIGKILL'); } catch { /* gone */ } }
@@ -171,6 +176,16 @@ export async function serialRig(prefix: string, relayArgs: string[] = [], cloudE
   const rig = {
     dir, dataDir, port, url: c.url, adminToken: c.adminToken, relayToken: relayTok, auth, cloud: c.proc, pair,
     startRelay: () => cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', c.url, '--token', relayTok, ...relayArgs]),
+    /** Waits until the relay has the console up and the cloud lists it up (the relay logs "up"
+     *  before the cloud has taken its hello; attaching in between is "not found"). */
+    async relayUp(relay: Proc): Promise<void> {
+      await relay.waitFor(/console ser1 up/);
+      await until('the cloud to list ser1 up', async () => {
+        const r = await fetch(`${c.url}/v1/consoles/ser1`, { headers: auth });
+        if (!r.ok) throw new Error(`GET /v1/consoles/ser1: ${r.status} ${await r.text()}`);
+        return ((await r.json()) as { state?: string }).state === 'up' ? true : undefined;
+      }, 15_000);
+    },
     async restartCloud(): Promise<void> { rig.cloud = (await startCloud(dataDir, port, cloudExtra)).proc; },
     async stored(): Promise<{ end: number; bytes: Buffer } | undefined> {
       const r = await fetch(`${c.url}/v1/consoles/ser1/replay?from=0&format=raw`, { headers: auth }).catch(() => undefined);
@@ -194,10 +209,12 @@ export function paceEmitter(peer: { write(b: Buffer): number }, stream: Buffer, 
       } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break; throw e; }
     }
   }, 50);
+  const stop = () => { clearInterval(t); stoppers.delete(stop); };
+  stoppers.add(stop);
   return {
     get pos() { return pos; },
     run(on: boolean) { running = on; },
-    stop() { clearInterval(t); },
+    stop,
   };
 }
 
@@ -218,8 +235,12 @@ export function spyViewer(wsUrl: string, token: string, consoleName: string, tai
     }
   };
   let hist = Buffer.alloc(0);
+  let status = 'connecting';
+  ws.on('open', () => { status = 'connected, attach sent'; });
+  ws.on('close', (code, reason) => { status += `; closed ${code} ${reason}`; });
   ws.on('message', (raw) => {
     const m = JSON.parse(raw.toString());
+    if (m.t === 'error' || m.t === 'notice' || m.t === 'attached') status += `; ${m.t} ${m.message ?? m.text ?? m.mode}`;
     if (m.t === 'history') {
       hist = Buffer.concat([hist, Buffer.from(m.d, 'base64')]);
       if (m.last) { view = hist; end = m.end; place(); }
@@ -227,10 +248,15 @@ export function spyViewer(wsUrl: string, token: string, consoleName: string, tai
     if (m.t === 'out') { outs++; ahead.push({ o: m.o, d: Buffer.from(m.d, 'base64') }); if (end >= 0) place(); }
   });
   ws.on('open', () => ws.send(JSON.stringify({ v: 1, t: 'attach', c: consoleName, mode: 'spy', tail })));
+  ws.on('error', (e) => { status += `; error ${e.message}`; });
+  const kill = () => { ws.terminate(); stoppers.delete(kill); };
+  stoppers.add(kill);
   return {
     get text() { return view.toString(); }, get bytes() { return view; }, get end() { return end; },
     /** Live messages received; chunks still waiting for a hole to fill. */
     get outs() { return outs; }, get waiting() { return ahead.map((a) => [a.o, a.o + a.d.length]); },
-    close: () => { ahead = []; ws.close(); },
+    /** For until(): true once the attach history arrived; else throws saying how far it got. */
+    attached() { if (end >= 0) return true; throw new Error(`the spy is not attached: ${status}`); },
+    close: () => { ahead = []; ws.close(); stoppers.delete(kill); },
   };
 }

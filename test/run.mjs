@@ -2,7 +2,7 @@
 // `npm test`: typecheck, then every *.test.ts (unit tests beside the code, contract and
 // end-to-end tests in test/) under node's test runner. Extra args are passed to node --test,
 // e.g. `npm test -- --test-name-pattern=lock`. TEST_FILES=a,b limits the run to some files.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -32,5 +32,23 @@ if (!process.env.SKIP_TYPECHECK) {
   const tc = spawnSync('npx', ['tsc', '--noEmit', '-p', '.'], { cwd: root, stdio: 'inherit' });
   if (tc.status !== 0) { console.error('typecheck failed'); process.exit(tc.status ?? 1); }
 }
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...process.argv.slice(2), ...run.sort()], { cwd: root, stdio: 'inherit' });
-process.exit(r.status ?? 1);
+// A run that stops making progress must end with a reason, not hang CI: every test has a timeout
+// (its own, else TEST_TIMEOUT_MS), a file whose tests are done exits even if something it started
+// still holds its event loop (--test-force-exit), and the whole run is killed after
+// TEST_RUN_TIMEOUT_MS (default 20 min; a full run takes about 3), printing what was still running.
+const testTimeout = Number(process.env.TEST_TIMEOUT_MS ?? 300_000);
+const runTimeout = Number(process.env.TEST_RUN_TIMEOUT_MS ?? 20 * 60_000);
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-force-exit', `--test-timeout=${testTimeout}`,
+  ...process.argv.slice(2), ...run.sort()], { cwd: root, stdio: 'inherit', detached: true });
+const watchdog = setTimeout(() => {
+  const ps = spawnSync('ps', ['-o', 'pid,etimes,args', '-g', String(child.pid)], { encoding: 'utf8' });
+  console.error(`\nnpm test: the run did not finish within ${runTimeout / 1000} s (TEST_RUN_TIMEOUT_MS); killing it. Still running:\n${ps.stdout}`);
+  try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+}, runTimeout);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { try { process.kill(-child.pid, sig); } catch { /* gone */ } });
+child.on('exit', (code, signal) => {
+  clearTimeout(watchdog);
+  // Whatever the test files started and left behind goes with them.
+  try { process.kill(-child.pid, 'SIGKILL'); } catch { /* all gone */ }
+  process.exit(code ?? (signal ? 1 : 0));
+});

@@ -117,6 +117,26 @@ test('segments are taken only from the relay that publishes the console; a gap s
   assert.equal(await core.log.end('web01'), 1005);
 });
 
+test('output a segment brings before (or instead of) its live copy reaches viewers once, in frame-sized pieces', async () => {
+  const { core, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('live ') });
+  // 0-5 arrived live; 5-60005 only in the segment (the live message is slower than the upload).
+  const big = Buffer.alloc(60_000, 'x');
+  const seg = await encodeSegment('web01', [{ offset: 0, ts: 1, data: Buffer.from('live ') }, { offset: 5, ts: 2, data: big }], { blockBytes: 16_384 });
+  await core.ingestSegment(relay, 'web01', seg);
+  const outs = sender.to('A', 'out').map((m) => ({ o: Number(m.o), d: Buffer.from(String(m.d), 'base64') }));
+  assert.deepEqual(outs.map((m) => [m.o, m.d.length]), [[0, 5], [5, 22_528], [22_533, 22_528], [45_061, 14_944]]);
+  assert.ok(Buffer.concat(outs.map((m) => m.d)).equals(Buffer.concat([Buffer.from('live '), big])));
+  // The slow live copy arrives after the segment: stored already, so not shown again.
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 5, ts: 2, d: big.subarray(0, 20_000).toString('base64') });
+  assert.equal(sender.to('A', 'out').length, 4);
+  // A segment of output every viewer already had live brings nothing new.
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 60_005, ts: 3, d: b64('tail') });
+  await core.ingestSegment(relay, 'web01', await encodeSegment('web01', [{ offset: 60_005, ts: 3, data: Buffer.from('tail') }]));
+  assert.equal(sender.to('A', 'out').length, 5);
+});
+
 test('attaching to an unknown console names the known ones', async () => {
   const { core } = await setup();
   await assert.rejects(core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web99', mode: 'rw' }), /console web99 not found; known: web01/);

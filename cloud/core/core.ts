@@ -158,6 +158,13 @@ export class CloudCore {
       await this.p.audit.append({ time: this.now(), console, type: 'output.gap', detail: why, offset: r.lostAt });
       await this.notice(console, `[cloudcons: console output was lost: ${why}]`);
     }
+    // Output the live path has not brought (its message is slower than the upload, or the console
+    // was not streamed): viewers get it now, in frame-sized pieces; they place output by offset,
+    // so a live copy arriving later is not shown twice.
+    for (const f of r.fresh) {
+      let o = f.offset;
+      for (const part of chunks(f.data)) { await this.fanOut(console, o, part); o += part.length; }
+    }
     return { key: r.key, start: r.footer.start, end: r.footer.end, created: r.created };
   }
 

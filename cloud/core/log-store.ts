@@ -301,7 +301,11 @@ export class LogStore implements OutputStore {
   }
 
   /** `storedAs`: the body is already in the store under that key (commitSegment). */
-  async putSegment(console: string, body: Buffer, storedAs?: string): Promise<{ key: string; footer: SegmentFooter; created: boolean; /** Bytes a gap segment really loses (not in the hot tail), from offset lostAt. */ lost: number; lostAt: number }> {
+  async putSegment(console: string, body: Buffer, storedAs?: string): Promise<{
+    key: string; footer: SegmentFooter; created: boolean;
+    /** Bytes a gap segment really loses (not in the hot tail), from offset lostAt. */ lost: number; lostAt: number;
+    /** Output this segment brought that was in no hot-tail run (it never arrived live, or not yet):
+     *  what viewers have not been sent. */ fresh: { offset: number; data: Buffer }[] }> {
     let f: SegmentFooter;
     const blocks: Buffer[] = [];
     try { f = await verifySegment(body, (i, data) => { blocks[i] = data; }); } catch (e) {
@@ -327,15 +331,16 @@ export class LogStore implements OutputStore {
       while (i > 0 && list[i - 1].start > info.start) i--;
       list.splice(i, 0, info);
     }
-    await this.trimHot(console, list);
+    const runs = await this.hot.runs(console);
+    const fresh = r === 'created' && !f.gap ? uncovered(f, blocks, runs) : [];
+    await this.trimHot(console, list, runs);
     let lost = 0, lostAt = f.start;
     if (f.gap) for await (const it of this.items(console, f.start, f.end)) if (it.kind === 'gap') { if (!lost) lostAt = it.offset; lost += it.bytes; }
-    return { key, footer: f, created: r === 'created', lost, lostAt };
+    return { key, footer: f, created: r === 'created', lost, lostAt, fresh };
   }
 
   /** Drops hot-tail files that segments now cover. */
-  private async trimHot(console: string, segs: SegIdx[]): Promise<void> {
-    const runs = await this.hot.runs(console);
+  private async trimHot(console: string, segs: SegIdx[], runs: { start: number; end: number }[]): Promise<void> {
     if (!runs.length) return;
     let covered = runs[0].start;
     for (const s of segs) {
@@ -372,4 +377,27 @@ function clip(c: Chunk, a: number, b: number): Chunk | undefined {
   const s = Math.max(c.offset, a), e = Math.min(c.offset + c.data.length, b);
   if (s >= e) return undefined;
   return s === c.offset && e === c.offset + c.data.length ? c : { offset: s, ts: c.ts, data: c.data.subarray(s - c.offset, e - c.offset) };
+}
+
+/** The parts of segment `f` (its decoded `blocks`) that no hot-tail run holds. */
+function uncovered(f: SegmentFooter, blocks: Buffer[], runs: readonly { start: number; end: number }[]): { offset: number; data: Buffer }[] {
+  const holes: [number, number][] = [];
+  let at = f.start;
+  for (const r of [...runs].sort((a, b) => a.start - b.start)) {
+    if (r.end <= at) continue;
+    if (r.start >= f.end) break;
+    if (r.start > at) holes.push([at, r.start]);
+    at = Math.max(at, r.end);
+  }
+  if (at < f.end) holes.push([at, f.end]);
+  const out: { offset: number; data: Buffer }[] = [];
+  for (const [a, b] of holes) {
+    const parts: Buffer[] = [];
+    f.blocks.forEach((blk, i) => {
+      const lo = Math.max(a, blk.offset), hi = Math.min(b, blk.offset + blk.bytes);
+      if (lo < hi) parts.push(blocks[i].subarray(lo - blk.offset, hi - blk.offset));
+    });
+    out.push({ offset: a, data: parts.length === 1 ? parts[0] : Buffer.concat(parts) });
+  }
+  return out;
 }

@@ -55,7 +55,7 @@ test('relay process -> API Gateway harness -> Lambda handlers on dynalite + s3rv
   // API Gateway harness and sees it live, in order, with nothing missing; after it leaves, the
   // relay stops streaming and the rest reaches the cloud only by segment upload.
   const spy = spyViewer(gw.wsUrl, userTok, 'ser1');
-  await until('the spy attached', () => (spy.end >= 0 ? true : undefined), 10_000);
+  await until('the spy attached', () => spy.attached(), 10_000);
   const stream = Buffer.from(randomBytes(11_520 * 6).toString('base64').slice(0, 11_520 * 6));
   const peer = openPtyPeer(pair.peer);
   const dev = paceEmitter(peer, stream, 11_520);

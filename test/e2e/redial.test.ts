@@ -12,7 +12,7 @@ after(cleanup);
 test('make-before-break re-dial every 1.5 s: nothing lost or doubled, live or stored; the console stays up', { timeout: 120_000 }, async () => {
   const rig = await serialRig('redial', ['--max-connection-ms', '1500']);
   const relay = rig.startRelay();
-  await relay.waitFor(/console ser1 up/);
+  await rig.relayUp(relay);
   const userTok = rig.adminToken;
   // A spy watching live (raw), through the real CLI on a pty.
   const term = new Terminal(['attach', 'ser1', '-s'], { CLOUDCONS_URL: rig.url, CLOUDCONS_TOKEN: userTok });

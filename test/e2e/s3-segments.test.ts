@@ -21,7 +21,7 @@ test('cloud --s3-bucket: segments land in S3 under the prefix and replay byte-ex
   const rig = await serialRig('s3seg', ['--segment-bytes', '8192', '--segment-ms', '500'], { args: ['--s3-bucket', 'cc-segs', '--s3-prefix', 'site1/'], env: awsEnv(endpoint) });
   assert.match(rig.cloud.out, /segments in S3 bucket cc-segs under site1\//);
   const relay = rig.startRelay();
-  await relay.waitFor(/console ser1 up/);
+  await rig.relayUp(relay);
   const peer = openPtyPeer(rig.pair.peer);
   const data = Buffer.from(crypto.randomBytes(48 * 1024).toString('base64')); // 64 KiB of text, ~8 segments
   for (let i = 0; i < data.length;) {

@@ -14,7 +14,7 @@ test('spool cap reached during a cloud outage: an exact gap record, the newest o
   const rig = await serialRig('cap', ['--spool-cap-bytes', String(cap), '--segment-bytes', '65536', '--segment-ms', '600000']);
   const { dir, url, auth: h, stored } = rig;
   const relay = rig.startRelay();
-  await relay.waitFor(/console ser1 up/);
+  await rig.relayUp(relay);
   const dev = openPtyPeer(rig.pair.peer);
   const write = async (b: Buffer) => {
     for (let p = 0; p < b.length;) {

@@ -15,7 +15,7 @@ test('live mode watched: nothing streams unwatched, a viewer gets everything up 
   // Segments every 10 s: the "not streamed" checks below happen well before the first seal.
   const rig = await serialRig('watched', ['--segment-ms', '10000'], { args: ['--live', 'watched'] });
   const relay = rig.startRelay();
-  await relay.waitFor(/console ser1 up/);
+  await rig.relayUp(relay);
   await relay.waitFor(/live output only of consoles someone watches/);
   const dev = openPtyPeer(rig.pair.peer);
   // What the cloud holds, without the replay's catch-up (a range with an end does not ask the relay).
@@ -60,11 +60,11 @@ test('live mode watched: nothing streams unwatched, a viewer gets everything up 
 test('quiet batching (--quiet-batch-ms, the AWS stack\'s 1 s): a spy gets a quiet console\'s output gathered into few messages; a writer\'s echo is not held', { timeout: 60_000 }, async (t) => {
   const rig = await serialRig('quiet', [], { args: ['--live', 'watched', '--quiet-batch-ms', '1000'] });
   const relay = rig.startRelay();
-  await relay.waitFor(/console ser1 up/);
+  await rig.relayUp(relay);
   const dev = openPtyPeer(rig.pair.peer);
   const wsUrl = rig.url.replace('http', 'ws') + '/v1/session';
   const spy = spyViewer(wsUrl, rig.adminToken, 'ser1');
-  await until('attached', () => (spy.end >= 0 ? true : undefined));
+  await until('attached', () => spy.attached());
   let all = '';
   for (let i = 0; i < 30; i++) { const l = `line ${i}\r\n`; dev.write(l); all += l; await sleep(100); }
   await until('the spy has every line', () => spy.text === all, 5000);
@@ -92,10 +92,10 @@ test('quiet batching (--quiet-batch-ms, the AWS stack\'s 1 s): a spy gets a quie
 test('output gathered for viewers (3 s here) goes out before its log is sealed (every second here): viewers miss nothing', { timeout: 60_000 }, async () => {
   const rig = await serialRig('backfill', ['--segment-ms', '1000'], { args: ['--live', 'watched', '--quiet-batch-ms', '3000'] });
   const relay = rig.startRelay();
-  await relay.waitFor(/console ser1 up/);
+  await rig.relayUp(relay);
   const dev = openPtyPeer(rig.pair.peer);
   const spy = spyViewer(rig.url.replace('http', 'ws') + '/v1/session', rig.adminToken, 'ser1');
-  await until('attached', () => (spy.end >= 0 ? true : undefined));
+  await until('attached', () => spy.attached());
   let all = '';
   for (let i = 0; i < 40; i++) { const l = `line ${i} ${'x'.repeat(i)}\r\n`; dev.write(l); all += l; await sleep(100); }
   await until('the spy has every line', () => spy.text === all, 10_000).catch(() => assert.fail(`the spy has ${spy.end} of ${all.length} bytes; waiting for holes: ${JSON.stringify(spy.waiting)}`));

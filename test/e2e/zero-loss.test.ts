@@ -25,7 +25,7 @@ test('kill -9 of cloud and relay and a long cloud outage: the stored log equals 
   const { dir, dataDir, stored } = rig;
   const startRelay = rig.startRelay;
   let relay = startRelay();
-  await relay.waitFor(/console ser1 up/);
+  await rig.relayUp(relay);
   const stream = randomBytes(Math.ceil(RATE * (OUTAGE_MS / 1000 + 20)));
   const dev = paceEmitter(openPtyPeer(rig.pair.peer), stream, RATE);
 
@@ -47,7 +47,7 @@ test('kill -9 of cloud and relay and a long cloud outage: the stored log equals 
   const spooled = fs.readdirSync(path.join(dir, 'spool', 'ser1'));
   assert.ok(spooled.some((f) => f.endsWith('.seg')) || fs.statSync(path.join(dir, 'spool', 'ser1', 'active.log')).size > 0, `unsent output in the spool: ${spooled}`);
   relay = startRelay();
-  await relay.waitFor(/console ser1 up/);
+  await relay.waitFor(/console ser1 up/); // the cloud is down here
   dev.run(true);
   await sleep(2000);
   await rig.restartCloud();
