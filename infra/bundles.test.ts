@@ -10,6 +10,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { WebSocket } from 'ws';
+import { DynamoAuditStore } from '../cloud/adapters/aws/dynamo-audit-store.ts';
 import { DynamoHotTail } from '../cloud/adapters/aws/dynamo-hot-tail.ts';
 import { DynamoTokenStore } from '../cloud/adapters/aws/dynamo-token-store.ts';
 import { DynamoConsoleRegistry } from '../cloud/adapters/aws/dynamo-console-registry.ts';
@@ -20,11 +21,14 @@ import { cleanup } from '../test/helpers.ts';
 import { ROOT } from './stack.ts';
 
 type WsBundle = { handler: (e: WsEvent) => Promise<{ statusCode: number; body?: string }> };
+type ArchiveBundle = { handler: () => Promise<{ consoles: number; objects: number; records: number }> };
 type HttpBundle = { handler: (e: unknown, c: unknown) => Promise<{ statusCode: number; body: string }>; streamingHandler: (e: unknown, s: NodeJS.WritableStream, c: unknown) => Promise<void> };
 
 let gw: ApiGateway;
 let ws: WsBundle;
 let http: HttpBundle;
+let archive: ArchiveBundle;
+let auditTable: DynamoAuditStore;
 let tokens: DynamoTokenStore;
 let hot: DynamoHotTail;
 let consoles: DynamoConsoleRegistry;
@@ -32,14 +36,16 @@ const streamed: { statusCode?: number; headers?: Record<string, string> }[] = []
 
 before(async () => {
   const { client: db, table } = await freshStateTable();
-  const s3 = await startS3rver(['segs']);
+  const s3 = await startS3rver(['segs', 'audit']);
   gw = await startApiGateway({ handler: (e) => ws.handler(e) });
   tokens = new DynamoTokenStore(db, table);
   hot = new DynamoHotTail(db, table);
   consoles = new DynamoConsoleRegistry(db, table);
+  auditTable = new DynamoAuditStore(db, table);
   const dynamoEndpoint = await db.config.endpoint!();
   Object.assign(process.env, {
     CLOUDCONS_TABLE: table, CLOUDCONS_SEGMENTS_BUCKET: 'segs', CLOUDCONS_SEGMENTS_PREFIX: 'site1/', CLOUDCONS_CONNECTIONS_ENDPOINT: gw.endpoint,
+    CLOUDCONS_AUDIT_BUCKET: 'audit', CLOUDCONS_AUDIT_ARCHIVE_AFTER_MS: '600000',
     AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER',
     AWS_ENDPOINT_URL_DYNAMODB: `${dynamoEndpoint.protocol}//${dynamoEndpoint.hostname}:${dynamoEndpoint.port}`, AWS_ENDPOINT_URL_S3: s3.endpoint,
   });
@@ -49,6 +55,7 @@ before(async () => {
   };
   ws = await import(path.join(ROOT, 'dist/lambda/ws/index.mjs')) as WsBundle;
   http = await import(path.join(ROOT, 'dist/lambda/http/index.mjs')) as HttpBundle;
+  archive = await import(path.join(ROOT, 'dist/lambda/archive/index.mjs')) as ArchiveBundle;
 });
 after(async () => { await gw?.close(); await closeAwsPeers(); await cleanup(); });
 
@@ -125,11 +132,28 @@ test('http bundle: streamingHandler streams a replay larger than one chunk, byte
   assert.ok(all.equals(exp), 'byte-exact');
 });
 
+test('archive bundle: moves audit records older than CLOUDCONS_AUDIT_ARCHIVE_AFTER_MS to the audit bucket; the http bundle lists them with the newer ones', async () => {
+  const alice = (await tokens.create({ kind: 'user', name: 'alice' })).token;
+  await consoles.put({ name: 'arch1', type: 'serial', state: 'up', since: 1, relay: 'edge1', relayConn: 'r1' });
+  const now = Date.now();
+  const times = [now - 3 * 3600_000, now - 2 * 3600_000, now - 700_000, now - 1000];
+  for (const [i, time] of times.entries()) await auditTable.append({ time, console: 'arch1', type: 'input', user: 'alice', session: 's', fence: 1, data: Buffer.from(`cmd${i}\r`).toString('base64') });
+  const r = await archive.handler();
+  assert.equal(r.records, 3, JSON.stringify(r));
+  assert.ok(r.consoles >= 1);
+  assert.deepEqual((await auditTable.list('arch1')).map((x) => x.time), [times[3]], 'the table keeps the last 10 minutes');
+  const res = await http.handler(httpEvent('GET', '/v1/consoles/arch1/audit', alice, 'format=json'), {});
+  assert.equal(res.statusCode, 200, res.body);
+  const listed = JSON.stringify(JSON.parse(res.body));
+  for (let i = 0; i < 4; i++) assert.ok(listed.includes(Buffer.from(`cmd${i}\r`).toString('base64')) || listed.includes(`cmd${i}`), `record ${i} listed: ${listed.slice(0, 400)}`);
+  assert.deepEqual(await archive.handler().then((x) => x.records), 0, 'nothing left to move');
+});
+
 test('entry configuration: required variables named when missing; @connections endpoint from the event', () => {
   assert.throws(() => entryConfig({ CLOUDCONS_SEGMENTS_BUCKET: 'b' }), /CLOUDCONS_TABLE is not set/);
   assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't' }), /CLOUDCONS_SEGMENTS_BUCKET is not set/);
   assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_LEASE_MS: '10s' }), /CLOUDCONS_LEASE_MS/);
-  assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_LEASE_MS: '20000' }), { table: 't', bucket: 'b', prefix: undefined, connectionsEndpoint: undefined, core: { leaseMs: 20000 } });
+  assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_LEASE_MS: '20000' }), { table: 't', bucket: 'b', prefix: undefined, auditBucket: undefined, connectionsEndpoint: undefined, core: { leaseMs: 20000 } });
   assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_QUIET_BATCH_MS: '500' }).core, { quietBatchMs: 500 });
   assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_QUIET_BATCH_MS: 'soon' }), /CLOUDCONS_QUIET_BATCH_MS/);
   assert.equal(connectionsEndpointOf({ domainName: 'abc.execute-api.eu-west-1.amazonaws.com', stage: 'prod' }), 'https://abc.execute-api.eu-west-1.amazonaws.com/prod');

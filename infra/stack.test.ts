@@ -32,6 +32,7 @@ const refersTo = (v: unknown, id: string) => JSON.stringify(v).includes(`"${id}"
 
 const wsId = logicalId(stack.wsFunction);
 const httpId = logicalId(stack.httpFunction);
+const archiveId = logicalId(stack.archiveFunction);
 const tableId = logicalId(stack.table);
 const segmentsId = logicalId(stack.segments);
 const auditId = logicalId(stack.audit);
@@ -106,20 +107,53 @@ test('audit bucket: Object Lock in COMPLIANCE mode, default 365 days, versioned'
   assert.equal(p.ObjectLockEnabled, true);
   assert.deepEqual(p.ObjectLockConfiguration, { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 365 } } });
   assert.equal(p.VersioningConfiguration?.Status, 'Enabled');
-  // Nothing is granted on it yet: the audit store is DynamoDB today.
-  for (const [, pol] of ofType('AWS::IAM::Policy')) assert.ok(!refersTo(pol.Properties, auditId), 'no function has access to the audit bucket');
+  // Nobody may delete or overwrite there (Object Lock refuses anyway); the ws function only
+  // appends to the table, so it has no access at all.
+  for (const [id, pol] of ofType('AWS::IAM::Policy')) {
+    for (const st of arr(pol.Properties.PolicyDocument.Statement) as any[]) {
+      if (!refersTo(st.Resource, auditId)) continue;
+      for (const a of arr(st.Action)) assert.ok(['s3:GetObject', 's3:PutObject', 's3:ListBucket'].includes(a as string), `${id}: ${a} on the audit bucket`);
+    }
+  }
+  const onAudit = (fnId: string) => statementsOf(fnId).filter((st) => refersTo(st.Resource, auditId)).flatMap((st) => st.Action).sort();
+  assert.deepEqual(onAudit(wsId), []);
+  assert.deepEqual(onAudit(httpId), ['s3:GetObject', 's3:ListBucket'], 'http reads archived records (audit listings)');
+  assert.deepEqual(onAudit(archiveId), ['s3:GetObject', 's3:ListBucket', 's3:PutObject'], 'the archiver writes them');
+});
+
+test('audit archiver: its bundle\'s handler, run hourly by an EventBridge rule, moving records over an hour old; it may query the table and delete audit items only', () => {
+  const p = resources[archiveId]!.Properties;
+  assert.equal(p.Runtime, 'nodejs22.x');
+  assert.equal(p.Handler, 'index.handler');
+  assert.match(fs.readFileSync(path.join(ROOT, 'dist/lambda/archive/index.mjs'), 'utf8'), /export\s*\{[^}]*\bhandler\b[^}]*\}/);
+  assert.deepEqual(p.Environment.Variables.CLOUDCONS_AUDIT_BUCKET, { Ref: auditId });
+  assert.equal(p.Environment.Variables.CLOUDCONS_AUDIT_ARCHIVE_AFTER_MS, '3600000');
+  assert.deepEqual(resources[httpId]!.Properties.Environment.Variables.CLOUDCONS_AUDIT_BUCKET, { Ref: auditId });
+  assert.equal(resources[wsId]!.Properties.Environment.Variables.CLOUDCONS_AUDIT_BUCKET, undefined);
+  const rules = ofType('AWS::Events::Rule');
+  assert.equal(rules.length, 1);
+  assert.equal(rules[0]![1].Properties.ScheduleExpression, 'rate(1 hour)');
+  assert.ok(refersTo(rules[0]![1].Properties.Targets, archiveId));
+  const perm = ofType('AWS::Lambda::Permission').filter(([, q]) => q.Properties.Principal === 'events.amazonaws.com');
+  assert.equal(perm.length, 1);
+  assert.ok(refersTo(perm[0]![1].Properties.FunctionName, archiveId) && refersTo(perm[0]![1].Properties.SourceArn, rules[0]![0]));
+  const dyn = statementsOf(archiveId).filter((st) => st.Action.some((a) => a.startsWith('dynamodb:')));
+  assert.deepEqual(dyn.flatMap((st) => st.Action).sort(), ['dynamodb:BatchWriteItem', 'dynamodb:Query']);
+  const del = dyn.find((st) => st.Action.includes('dynamodb:BatchWriteItem'))!;
+  assert.deepEqual(del.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['audit#*'] } });
+  assert.equal(statementsOf(archiveId).filter((st) => refersTo(st.Resource, segmentsId)).length, 0, 'no access to segments');
 });
 
 test('audit retention follows the stack option; bad values are refused', () => {
   const s = new CloudconsStack(new App({ outdir: fs.mkdtempSync(path.join(outdir, 'r-')) }), 'R', { auditRetentionDays: 7, logRetentionDays: 90, segmentsPrefix: 'site1/' });
   const t = Template.fromStack(s);
   t.hasResourceProperties('AWS::S3::Bucket', { ObjectLockConfiguration: { Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 7 } } } });
-  t.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 90 }, 2);
+  t.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 90 }, 3);
   // The prefix narrows object access (listing stays bucket-wide: see the stack's comment on 404s).
   const objects = { 'Fn::Join': ['', [{ 'Fn::GetAtt': [s.getLogicalId(s.segments.node.defaultChild as CfnElement), 'Arn'] }, '/site1/*']] };
   const objectStatements = Object.values(t.findResources('AWS::IAM::Policy')).flatMap((p) => arr(p.Properties.PolicyDocument.Statement) as any[])
-    .filter((st) => arr(st.Action).some((a) => /^s3:(Get|Put|Delete)Object$/.test(a as string)));
-  assert.equal(objectStatements.length, 2, 'one object statement per function');
+    .filter((st) => arr(st.Action).some((a) => /^s3:(Get|Put|Delete)Object$/.test(a as string)) && refersTo(st.Resource, s.getLogicalId(s.segments.node.defaultChild as CfnElement)));
+  assert.equal(objectStatements.length, 2, 'one segments-object statement per function (ws, http)');
   for (const st of objectStatements) assert.deepEqual(st.Resource, objects);
   t.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ CLOUDCONS_SEGMENTS_PREFIX: 'site1/' }) } });
   assert.throws(() => new CloudconsStack(new App({ outdir }), 'Bad1', { auditRetentionDays: 0 }), /auditRetentionDays/);
@@ -235,7 +269,7 @@ test('IAM: each function may do what the adapters send, on the table, the segmen
       ].sort());
     }
     for (const a of s3) {
-      const st = granted(fnId, a);
+      const st = granted(fnId, a).filter((x) => !refersTo(x.Resource, auditId));
       assert.equal(st.length, 1, `${fnId}: ${a}`);
       assert.equal(st[0]!.Condition, undefined, `${fnId}: ${a} unconditional (an s3:prefix condition on ListBucket turns 404s into 403s)`);
       const want = a === 's3:ListBucket' ? { 'Fn::GetAtt': [segmentsId, 'Arn'] } : { 'Fn::Join': ['', [{ 'Fn::GetAtt': [segmentsId, 'Arn'] }, '/*']] };
@@ -249,7 +283,7 @@ test('IAM: each function may do what the adapters send, on the table, the segmen
   // Least privilege: the ws function presigns nothing and writes no objects.
   for (const a of ['s3:PutObject', 's3:DeleteObject']) assert.equal(granted(wsId, a).length, 0, `ws function has no ${a}`);
   // Logs: each function writes its own log group only.
-  for (const fnId of [wsId, httpId]) {
+  for (const fnId of [wsId, httpId, archiveId]) {
     const st = granted(fnId, 'logs:PutLogEvents');
     assert.deepEqual(st.map((s) => s.Resource), [[{ 'Fn::GetAtt': [resources[fnId]!.Properties.LoggingConfig.LogGroup.Ref, 'Arn'] }]]);
   }
@@ -280,6 +314,7 @@ test('IAM: no Allow with Action "*" or Resource "*" anywhere; the "*" principals
   for (const [id, p] of ofType('AWS::Lambda::Permission')) {
     const q = p.Properties;
     if (q.Principal === 'apigateway.amazonaws.com') { assert.ok(refersTo(q.FunctionName, wsId) && q.SourceArn, id); continue; }
+    if (q.Principal === 'events.amazonaws.com') { assert.ok(refersTo(q.FunctionName, archiveId) && q.SourceArn, id); continue; }
     assert.equal(q.Principal, '*', id);
     assert.ok(refersTo(q.FunctionName, httpId), `${id}: only the http function is public`);
     assert.ok((q.Action === 'lambda:InvokeFunctionUrl' && q.FunctionUrlAuthType === 'NONE') || (q.Action === 'lambda:InvokeFunction' && q.InvokedViaFunctionUrl === true), `${id}: ${q.Action} limited to the function URL`);

@@ -5,6 +5,7 @@
 //   both Lambdas ──> DynamoDB state table (cloud/adapters/aws/dynamo-table.ts) + S3 segments bucket
 //   both Lambdas ──> @connections of the WebSocket stage (posts to relays and viewers)
 //   relays ──presigned PUT──> S3 segments bucket (they hold no AWS credentials)
+//   EventBridge, hourly ──> archive Lambda: audit records over an hour old, table ──> audit bucket
 //
 // The Lambda code is the esbuild bundles in dist/lambda/ (scripts/build.mjs, run by `npm ci`).
 // The stack is environment-agnostic (no account/region lookups), so it synthesizes offline.
@@ -17,6 +18,8 @@ import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integra
 import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Code, Function as LambdaFunction, FunctionUrlAuthType, InvokeMode, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction as LambdaTarget } from 'aws-cdk-lib/aws-events-targets';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectLockRetention } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
@@ -59,6 +62,7 @@ export class CloudconsStack extends Stack {
   readonly audit: Bucket;
   readonly wsFunction: LambdaFunction;
   readonly httpFunction: LambdaFunction;
+  readonly archiveFunction: LambdaFunction;
   readonly api: WebSocketApi;
   readonly stage: WebSocketStage;
 
@@ -119,12 +123,12 @@ export class CloudconsStack extends Stack {
     });
 
     // ----------------------------------------------------------------------------- audit bucket
-    // WORM storage for the hash-chained audit log (DESIGN.md "Audit"): Object Lock in COMPLIANCE
-    // mode with a default retention, so no user (root included) can shorten, overwrite or delete a
-    // record before it expires. NOTHING WRITES HERE YET: the audit store on AWS is DynamoDB today
-    // (cloud/adapters/aws/dynamo-audit-store.ts); the functions get no access to this bucket until
-    // an S3 audit store exists (it must send Content-MD5 or an x-amz-checksum-* header: S3
-    // requires one on PUTs to a bucket with Object Lock).
+    // WORM storage for the audit log (DESIGN.md "Audit"): Object Lock in COMPLIANCE mode with a
+    // default retention, so no user (root included) can shorten, overwrite or delete a record
+    // before it expires. Records are written to the table first (a PutItem per record, before the
+    // input it describes is forwarded); the archive function moves them here hourly, in objects
+    // per console and day (cloud/adapters/aws/s3-audit-archive.ts, which sends the Content-MD5 S3
+    // requires on PUTs to an Object Lock bucket). No lifecycle rule: retention decides.
     this.audit = new Bucket(this, 'Audit', {
       encryption: BucketEncryption.S3_MANAGED,
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
@@ -140,7 +144,7 @@ export class CloudconsStack extends Stack {
     this.stage = new WebSocketStage(this, 'Stage', { webSocketApi: this.api, stageName: o.stageName, autoDeploy: true });
 
     // ------------------------------------------------------------------------------- functions
-    const env = {
+    const env: Record<string, string> = {
       CLOUDCONS_TABLE: this.table.tableName,
       CLOUDCONS_SEGMENTS_BUCKET: this.segments.bucketName,
       ...(o.segmentsPrefix ? { CLOUDCONS_SEGMENTS_PREFIX: o.segmentsPrefix } : {}),
@@ -148,14 +152,15 @@ export class CloudconsStack extends Stack {
       // from its events, the http function cannot.
       CLOUDCONS_CONNECTIONS_ENDPOINT: this.stage.callbackUrl,
     };
-    const fn = (name: 'ws' | 'http', p: { handler: string; memorySize: number; timeout: Duration; description: string }) => {
+    const fn = (name: 'ws' | 'http' | 'archive', p: { handler: string; memorySize: number; timeout: Duration; description: string; environment?: Record<string, string> }) => {
       // Own role and log group: the default role would carry AWSLambdaBasicExecutionRole, whose
       // logs:CreateLogGroup/CreateLogStream/PutLogEvents are on Resource "*". This role may
       // write to its own log group and nothing else until granted below.
-      const role = new Role(this, `${name === 'ws' ? 'Ws' : 'Http'}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
-      const logGroup = new LogGroup(this, `${name === 'ws' ? 'Ws' : 'Http'}Logs`, { retention: o.logRetentionDays as RetentionDays, removalPolicy: RemovalPolicy.DESTROY });
+      const id = name[0].toUpperCase() + name.slice(1);
+      const role = new Role(this, `${id}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+      const logGroup = new LogGroup(this, `${id}Logs`, { retention: o.logRetentionDays as RetentionDays, removalPolicy: RemovalPolicy.DESTROY });
       logGroup.grantWrite(role);
-      return new LambdaFunction(this, name === 'ws' ? 'WsFunction' : 'HttpFunction', {
+      return new LambdaFunction(this, `${id}Function`, {
         ...p,
         // nodejs22.x: Node 20 leaves upstream LTS in April 2026; the bundle targets node20 syntax,
         // which 22 runs. arm64: ~20% cheaper per GB-s than x86 (reference, section 2).
@@ -164,7 +169,7 @@ export class CloudconsStack extends Stack {
         code: bundle(dist, name),
         role,
         logGroup,
-        environment: env,
+        environment: { ...env, ...p.environment },
       });
     };
     // ws: one protocol message per invocation (a relay's output, a keystroke, an attach with up to
@@ -181,6 +186,21 @@ export class CloudconsStack extends Stack {
     this.httpFunction = fn('http', {
       handler: 'index.streamingHandler', memorySize: 1024, timeout: Duration.minutes(5),
       description: 'cloudcons HTTP API (hono app, response streaming)',
+      environment: { CLOUDCONS_AUDIT_BUCKET: this.audit.bucketName },
+    });
+    // archive: hourly, moves audit records over an hour old from the table to the audit bucket
+    // (a few queries and at most one PUT per console with new records). 15 minutes: the longest a
+    // Lambda runs; a run cut short leaves the rest for the next one (records are deleted from the
+    // table only after their object is stored).
+    this.archiveFunction = fn('archive', {
+      handler: 'index.handler', memorySize: 256, timeout: Duration.minutes(15),
+      description: 'cloudcons audit archiver (table -> Object Lock audit bucket)',
+      environment: { CLOUDCONS_AUDIT_BUCKET: this.audit.bucketName, CLOUDCONS_AUDIT_ARCHIVE_AFTER_MS: String(3_600_000) },
+    });
+    new Rule(this, 'ArchiveSchedule', {
+      description: 'cloudcons: archive audit records over an hour old, hourly',
+      schedule: Schedule.rate(Duration.hours(1)),
+      targets: [new LambdaTarget(this.archiveFunction, { retryAttempts: 2 })],
     });
 
     const integration = new WebSocketLambdaIntegration('WsIntegration', this.wsFunction);
@@ -213,6 +233,21 @@ export class CloudconsStack extends Stack {
     // relays' uploads; it also writes the `.tri` grep index at commit and deletes a segment that
     // fails verification.
     this.httpFunction.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], resources: [objects] }));
+    // The audit bucket: the http function reads it (audit listings), the archive function also
+    // writes (create-only objects; HEAD = GetObject). Nobody may delete there, and Object Lock
+    // would refuse anyway. The ws function only appends to the table.
+    const auditList = new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.audit.bucketArn] });
+    this.httpFunction.addToRolePolicy(auditList);
+    this.httpFunction.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [this.audit.arnForObjects('audit/*')] }));
+    // archive: reads the console registry and audit partitions (Query) and deletes archived
+    // records (BatchWriteItem), in audit partitions only (dynamodb:LeadingKeys).
+    this.archiveFunction.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: [this.table.tableArn] }));
+    this.archiveFunction.addToRolePolicy(new PolicyStatement({
+      actions: ['dynamodb:BatchWriteItem'], resources: [this.table.tableArn],
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['audit#*'] } },
+    }));
+    this.archiveFunction.addToRolePolicy(auditList);
+    this.archiveFunction.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [this.audit.arnForObjects('audit/*')] }));
 
     // ----------------------------------------------------------------------------------- outputs
     const httpUrl = url.url;
@@ -220,7 +255,7 @@ export class CloudconsStack extends Stack {
     new CfnOutput(this, 'HttpUrl', { value: httpUrl, description: 'relays: --cloud; the CLI: cloudcons login URL' });
     new CfnOutput(this, 'TableName', { value: this.table.tableName });
     new CfnOutput(this, 'SegmentsBucketName', { value: this.segments.bucketName });
-    new CfnOutput(this, 'AuditBucketName', { value: this.audit.bucketName, description: 'Object Lock (COMPLIANCE); not written yet: audit records are in the table' });
+    new CfnOutput(this, 'AuditBucketName', { value: this.audit.bucketName, description: 'Object Lock (COMPLIANCE): audit records over an hour old (newer ones are in the table)' });
     new CfnOutput(this, 'RelayCommand', {
       description: 'on each edge host, with a relay token (cloudcons relay-token create NAME, logged in as an admin)',
       // 5-minute segments and a 4-minute heartbeat: what the cost model (bench/cost.ts, README)

@@ -43,15 +43,15 @@ test('npx cdk synth: offline, without credentials, context options applied, temp
   const tpl = JSON.parse(fs.readFileSync(file, 'utf8')) as { Resources: Record<string, { Type: string; Properties: Record<string, any> }> };
   const types = Object.values(tpl.Resources).map((r) => r.Type);
   for (const t of ['AWS::ApiGatewayV2::Api', 'AWS::ApiGatewayV2::Stage', 'AWS::Lambda::Url', 'AWS::DynamoDB::Table', 'AWS::S3::Bucket']) assert.ok(types.includes(t), `template has ${t}`);
-  assert.equal(types.filter((t) => t === 'AWS::Lambda::Function').length, 2);
+  assert.equal(types.filter((t) => t === 'AWS::Lambda::Function').length, 3);
   const audit = Object.values(tpl.Resources).find((r) => r.Properties?.ObjectLockEnabled);
   assert.deepEqual(audit?.Properties.ObjectLockConfiguration.Rule.DefaultRetention, { Mode: 'COMPLIANCE', Days: 7 }, '-c auditRetentionDays=7 reached the stack');
 
   // Each function's code asset is staged: the bundle, as built.
   const assets = JSON.parse(fs.readFileSync(path.join(out, 'CcSynthTest.assets.json'), 'utf8')) as { files: Record<string, { source: { path: string; packaging: string } }> };
   const staged = Object.values(assets.files).filter((f) => f.source.packaging === 'zip').map((f) => path.join(out, f.source.path));
-  assert.equal(staged.length, 2, 'two zipped Lambda assets');
-  const bundles = ['ws', 'http'].map((n) => fs.readFileSync(path.join(ROOT, 'dist/lambda', n, 'index.mjs')));
+  assert.equal(staged.length, 3, 'three zipped Lambda assets (ws, http, archive)');
+  const bundles = ['ws', 'http', 'archive'].map((n) => fs.readFileSync(path.join(ROOT, 'dist/lambda', n, 'index.mjs')));
   for (const dir of staged) {
     const code = fs.readFileSync(path.join(dir, 'index.mjs'));
     assert.ok(bundles.some((b) => b.equals(code)), `${dir}/index.mjs is one of the built bundles`);

@@ -30,7 +30,8 @@ const cli = build({
 // syntax are minified but names kept, so stack traces in CloudWatch still say where.
 // The banner gives bundled CommonJS packages a `require` for Node built-ins (ESM has none).
 const lambdas = build({
-  entryPoints: { 'ws/index': path.join(ROOT, 'cloud/lambda/entry-ws.ts'), 'http/index': path.join(ROOT, 'cloud/lambda/entry-http.ts') },
+  entryPoints: { 'ws/index': path.join(ROOT, 'cloud/lambda/entry-ws.ts'), 'http/index': path.join(ROOT, 'cloud/lambda/entry-http.ts'),
+    'archive/index': path.join(ROOT, 'cloud/lambda/entry-archive.ts') },
   outdir: path.join(ROOT, 'dist/lambda'), outExtension: { '.js': '.mjs' },
   bundle: true, platform: 'node', format: 'esm', target: 'node20', mainFields: ['module', 'main'],
   minifyWhitespace: true, minifySyntax: true, legalComments: 'none', logLevel: 'warning',

@@ -17,14 +17,14 @@ const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
 /** An s3rver on 127.0.0.1 with `buckets` created, and an S3 client for it. `onRequest` sees every
  *  request (method, path, query), whoever sends it (the cost bench counts them). */
-export async function startS3rver(buckets: string[] = ['segments'], o: { onRequest?: (method: string, path: string, query: string) => void } = {}) {
+export async function startS3rver(buckets: string[] = ['segments'], o: { onRequest?: (method: string, path: string, query: string, headers: Record<string, string | string[] | undefined>) => void } = {}) {
   const server = new S3rver({
     port: 0, address: '127.0.0.1', silent: true, directory: tmpDir('s3rver'), resetOnClose: true,
     configureBuckets: buckets.map((name) => ({ name })),
   });
   const hook = o.onRequest;
   // s3rver is a Koa app: a middleware first in its chain sees each request.
-  if (hook) (server as unknown as { middleware: ((ctx: { method: string; path: string; querystring: string }, next: () => Promise<void>) => Promise<void>)[] }).middleware.unshift((ctx, next) => { hook(ctx.method, ctx.path, ctx.querystring); return next(); });
+  if (hook) (server as unknown as { middleware: ((ctx: { method: string; path: string; querystring: string; headers: Record<string, string | string[] | undefined> }, next: () => Promise<void>) => Promise<void>)[] }).middleware.unshift((ctx, next) => { hook(ctx.method, ctx.path, ctx.querystring, ctx.headers); return next(); });
   const addr = await server.run();
   closers.push(() => server.close());
   const endpoint = `http://127.0.0.1:${addr.port}`;

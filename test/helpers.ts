@@ -255,6 +255,8 @@ export function spyViewer(wsUrl: string, token: string, consoleName: string, tai
     get text() { return view.toString(); }, get bytes() { return view; }, get end() { return end; },
     /** Live messages received; chunks still waiting for a hole to fill. */
     get outs() { return outs; }, get waiting() { return ahead.map((a) => [a.o, a.o + a.d.length]); },
+    /** What happened to the connection: opened, attached, errors, closed with code and reason. */
+    get status() { return status; },
     /** For until(): true once the attach history arrived; else throws saying how far it got. */
     attached() { if (end >= 0) return true; throw new Error(`the spy is not attached: ${status}`); },
     close: () => { ahead = []; ws.close(); stoppers.delete(kill); },

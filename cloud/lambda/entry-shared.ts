@@ -5,6 +5,9 @@
 //   CLOUDCONS_TABLE                 DynamoDB state table (cloud/adapters/aws/dynamo-table.ts layout)
 //   CLOUDCONS_SEGMENTS_BUCKET       S3 bucket of sealed segments
 //   CLOUDCONS_SEGMENTS_PREFIX       key prefix inside that bucket (e.g. `site1/`), default none
+//   CLOUDCONS_AUDIT_BUCKET          S3 bucket (Object Lock) of archived audit records
+//                                   (adapters/aws/s3-audit-archive.ts); unset, audit listings read
+//                                   DynamoDB only (the ws function only appends, so it has none)
 //   CLOUDCONS_CONNECTIONS_ENDPOINT  the WebSocket API's @connections endpoint,
 //                                   https://<api-id>.execute-api.<region>.amazonaws.com/<stage>
 //                                   (entry-ws.ts falls back to the event's domainName/stage; the
@@ -17,6 +20,7 @@
 //                                   the SDK's endpoint override (LocalStack); S3 then goes path-style
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { ApiGatewaySender } from '../adapters/aws/apigw-connections.ts';
 import { segmentS3Client } from '../adapters/aws/s3-segment-store.ts';
 import type { CoreOptions } from '../core/core.ts';
@@ -27,6 +31,7 @@ export interface EntryConfig {
   table: string;
   bucket: string;
   prefix?: string;
+  auditBucket?: string;
   connectionsEndpoint?: string;
   core: Partial<CoreOptions>;
 }
@@ -52,6 +57,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     table: required(env, 'CLOUDCONS_TABLE'),
     bucket: required(env, 'CLOUDCONS_SEGMENTS_BUCKET'),
     prefix: env.CLOUDCONS_SEGMENTS_PREFIX || undefined,
+    auditBucket: env.CLOUDCONS_AUDIT_BUCKET || undefined,
     connectionsEndpoint: env.CLOUDCONS_CONNECTIONS_ENDPOINT || undefined,
     core: { ...(leaseMs ? { leaseMs } : {}), ...(quietBatchMs ? { quietBatchMs } : {}) },
   };
@@ -80,9 +86,9 @@ export function lazySender(endpoint: () => string | undefined): ConnectionSender
 
 /** The core's ports on the AWS clients. The SDK finds region and credentials (the function's
  *  role) as usual; a custom endpoint (LocalStack) is reached path-style for S3. */
-export function entryPorts(c: EntryConfig, sender: ConnectionSender): { ports: CloudPorts; db: DynamoDBClient } {
+export function entryPorts(c: EntryConfig, sender: ConnectionSender): { ports: CloudPorts; db: DynamoDBClient; s3: S3Client } {
   const db = new DynamoDBClient({});
   const s3Endpoint = process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
   const s3 = segmentS3Client(s3Endpoint ? { forcePathStyle: true } : {});
-  return { db, ports: awsPorts({ db, table: c.table, s3, bucket: c.bucket, prefix: c.prefix, sender }) };
+  return { db, s3, ports: awsPorts({ db, table: c.table, s3, bucket: c.bucket, prefix: c.prefix, auditBucket: c.auditBucket, sender }) };
 }

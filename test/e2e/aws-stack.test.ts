@@ -34,7 +34,11 @@ test('relay process -> API Gateway harness -> Lambda handlers on dynalite + s3rv
   const relayTok = (await ports.tokens.create({ kind: 'relay', name: 'edge1' })).token;
   const userTok = (await ports.tokens.create({ kind: 'user', name: 'alice' })).token;
   const logs: string[] = [];
-  const gw: ApiGateway = await startApiGateway({ handler: createWsHandler({ ports, connections: new DynamoConnections(db, table), log: (l) => logs.push(l) }), limits: { lifetimeMs: 4000 }, log: (l) => logs.push(l) });
+  // Connection lifetime 10 s (API Gateway: 2 h): the relay moves every 2.5 s, well before it (a
+  // relay cut off by the harness logs "disconnected from cloud", asserted absent below); the spy,
+  // which does not re-dial, needs its connection for the ~3 s the watched half takes (more on a
+  // loaded machine: at 4 s it was cut off mid-stream).
+  const gw: ApiGateway = await startApiGateway({ handler: createWsHandler({ ports, connections: new DynamoConnections(db, table), log: (l) => logs.push(l) }), limits: { lifetimeMs: 10_000 }, log: (l) => logs.push(l) });
   closers.push(() => gw.close());
   sender = new ApiGatewaySender(new ApiGatewayManagementApiClient({ endpoint: gw.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AK', secretAccessKey: 'SK' } }));
   const app = createHttpApp(new CloudCore(ports), ports);
@@ -62,7 +66,7 @@ test('relay process -> API Gateway harness -> Lambda handlers on dynalite + s3rv
   dev.run(true);
   await until('half the stream emitted', () => (dev.pos >= stream.length / 2 ? true : undefined), 30_000, 50);
   const half = dev.pos;
-  await until('the spy saw it live', () => (spy.end >= half ? true : undefined), 10_000).catch(() => assert.fail(`the spy has ${spy.end} of ${half} bytes; waiting for a hole to fill: ${JSON.stringify(spy.waiting)}`));
+  await until('the spy saw it live', () => (spy.end >= half ? true : undefined), 10_000).catch(() => assert.fail(`the spy has ${spy.end} of ${half} bytes; waiting for a hole to fill: ${JSON.stringify(spy.waiting)}; its connection: ${spy.status}`));
   assert.ok(spy.bytes.equals(stream.subarray(0, spy.end)), 'the spy saw the stream in order, each byte once');
   const watchedMsgs = gw.stats.messagesIn;
   spy.close();

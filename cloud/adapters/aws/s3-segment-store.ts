@@ -19,6 +19,7 @@ import {
   DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NotFound } from '../../../protocol/errors.ts';
 import type { SegmentStore } from '../../core/ports.ts';
@@ -63,6 +64,8 @@ export class S3SegmentStore implements SegmentStore {
     try {
       await this.s3.send(new PutObjectCommand({
         Bucket: this.bucket, Key, Body: body, IfNoneMatch: '*', ContentType: 'application/octet-stream', ContentLength: body.length,
+        // S3 checks it; an Object Lock bucket (the audit archive) refuses PUTs without one.
+        ContentMD5: createHash('md5').update(body).digest('base64'),
       }));
       return 'created';
     } catch (e) {
