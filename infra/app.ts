@@ -7,6 +7,8 @@
 //   auditRetentionDays  Object Lock (COMPLIANCE) retention of the audit bucket, default 365
 //   logRetentionDays    CloudWatch Logs retention of both functions, default 30
 //   segmentsPrefix      key prefix of segments in the bucket, default none
+//   segmentsTransitionDays  move merged segment objects (> 128 KiB) to Glacier Instant Retrieval
+//                       after this many days (>= 2), default never
 //   stageName           API Gateway WebSocket stage, default prod
 import { App } from 'aws-cdk-lib';
 import { CloudconsStack, STACK_DEFAULTS } from './stack.ts';
@@ -28,6 +30,7 @@ new CloudconsStack(app, ctx('stackName') ?? 'Cloudcons', {
   auditRetentionDays: int('auditRetentionDays') ?? STACK_DEFAULTS.auditRetentionDays,
   logRetentionDays: int('logRetentionDays') ?? STACK_DEFAULTS.logRetentionDays,
   segmentsPrefix: ctx('segmentsPrefix'),
+  segmentsTransitionDays: int('segmentsTransitionDays'),
   stageName: ctx('stageName'),
 });
 app.synth();

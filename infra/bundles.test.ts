@@ -10,7 +10,11 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { WebSocket } from 'ws';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { DynamoAuditStore } from '../cloud/adapters/aws/dynamo-audit-store.ts';
+import { S3SegmentStore } from '../cloud/adapters/aws/s3-segment-store.ts';
+import { LogStore } from '../cloud/core/log-store.ts';
+import { encodeSegment } from '../protocol/segment.ts';
 import { DynamoHotTail } from '../cloud/adapters/aws/dynamo-hot-tail.ts';
 import { DynamoTokenStore } from '../cloud/adapters/aws/dynamo-token-store.ts';
 import { DynamoConsoleRegistry } from '../cloud/adapters/aws/dynamo-console-registry.ts';
@@ -21,7 +25,7 @@ import { cleanup } from '../test/helpers.ts';
 import { ROOT } from './stack.ts';
 
 type WsBundle = { handler: (e: WsEvent) => Promise<{ statusCode: number; body?: string }> };
-type ArchiveBundle = { handler: () => Promise<{ consoles: number; objects: number; records: number }> };
+type ArchiveBundle = { handler: () => Promise<{ consoles: number; objects: number; records: number; segmentsMerged: number; segmentsInto: number }> };
 type HttpBundle = { handler: (e: unknown, c: unknown) => Promise<{ statusCode: number; body: string }>; streamingHandler: (e: unknown, s: NodeJS.WritableStream, c: unknown) => Promise<void> };
 
 let gw: ApiGateway;
@@ -29,6 +33,7 @@ let ws: WsBundle;
 let http: HttpBundle;
 let archive: ArchiveBundle;
 let auditTable: DynamoAuditStore;
+let s3client: S3Client;
 let tokens: DynamoTokenStore;
 let hot: DynamoHotTail;
 let consoles: DynamoConsoleRegistry;
@@ -37,6 +42,7 @@ const streamed: { statusCode?: number; headers?: Record<string, string> }[] = []
 before(async () => {
   const { client: db, table } = await freshStateTable();
   const s3 = await startS3rver(['segs', 'audit']);
+  s3client = s3.client;
   gw = await startApiGateway({ handler: (e) => ws.handler(e) });
   tokens = new DynamoTokenStore(db, table);
   hot = new DynamoHotTail(db, table);
@@ -147,6 +153,29 @@ test('archive bundle: moves audit records older than CLOUDCONS_AUDIT_ARCHIVE_AFT
   const listed = JSON.stringify(JSON.parse(res.body));
   for (let i = 0; i < 4; i++) assert.ok(listed.includes(Buffer.from(`cmd${i}\r`).toString('base64')) || listed.includes(`cmd${i}`), `record ${i} listed: ${listed.slice(0, 400)}`);
   assert.deepEqual(await archive.handler().then((x) => x.records), 0, 'nothing left to move');
+});
+
+test('archive bundle: merges a past day\'s segments into one object (under the configured prefix); the http bundle replays it byte-exact', async () => {
+  const alice = (await tokens.create({ kind: 'user', name: 'alice' })).token;
+  await consoles.put({ name: 'comp1', type: 'serial', state: 'up', since: 1, relay: 'edge1', relayConn: 'r1' });
+  const store = new S3SegmentStore({ client: s3client, bucket: 'segs', prefix: 'site1/' });
+  const log = new LogStore(store, hot);
+  const day = Date.UTC(2026, 10, 30, 8);
+  const want: Buffer[] = [];
+  for (let i = 0, at = 0; i < 6; i++) {
+    const data = Buffer.from(`segment ${i} `.repeat(300));
+    await log.putSegment('comp1', await encodeSegment('comp1', [{ offset: at, ts: day + i * 300_000, data }]));
+    want.push(data);
+    at += data.length;
+  }
+  const segs = async () => (await store.list('logs/comp1/')).filter((o) => o.key.endsWith('.seg'));
+  assert.equal((await segs()).length, 6);
+  const r = await archive.handler();
+  assert.ok(r.segmentsMerged >= 6 && r.segmentsInto >= 1, JSON.stringify(r));
+  assert.equal((await segs()).length, 1, 'one object for the day');
+  const res = await http.handler(httpEvent('GET', '/v1/consoles/comp1/replay', alice, 'from=0&format=raw'), {});
+  assert.equal(res.statusCode, 200, res.body);
+  assert.ok(Buffer.from(res.body, 'base64').equals(Buffer.concat(want)), 'byte-exact from the merged segment');
 });
 
 test('entry configuration: required variables named when missing; @connections endpoint from the event', () => {

@@ -121,7 +121,7 @@ test('audit bucket: Object Lock in COMPLIANCE mode, default 365 days, versioned'
   assert.deepEqual(onAudit(archiveId), ['s3:GetObject', 's3:ListBucket', 's3:PutObject'], 'the archiver writes them');
 });
 
-test('audit archiver: its bundle\'s handler, run hourly by an EventBridge rule, moving records over an hour old; it may query the table and delete audit items only', () => {
+test('archiver: its bundle\'s handler, run hourly by an EventBridge rule, moving audit records over an hour old and compacting segments; it may query the table, delete audit items and bump segment-index versions only', () => {
   const p = resources[archiveId]!.Properties;
   assert.equal(p.Runtime, 'nodejs22.x');
   assert.equal(p.Handler, 'index.handler');
@@ -138,10 +138,13 @@ test('audit archiver: its bundle\'s handler, run hourly by an EventBridge rule, 
   assert.equal(perm.length, 1);
   assert.ok(refersTo(perm[0]![1].Properties.FunctionName, archiveId) && refersTo(perm[0]![1].Properties.SourceArn, rules[0]![0]));
   const dyn = statementsOf(archiveId).filter((st) => st.Action.some((a) => a.startsWith('dynamodb:')));
-  assert.deepEqual(dyn.flatMap((st) => st.Action).sort(), ['dynamodb:BatchWriteItem', 'dynamodb:Query']);
+  assert.deepEqual(dyn.flatMap((st) => st.Action).sort(), ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
   const del = dyn.find((st) => st.Action.includes('dynamodb:BatchWriteItem'))!;
   assert.deepEqual(del.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['audit#*'] } });
-  assert.equal(statementsOf(archiveId).filter((st) => refersTo(st.Resource, segmentsId)).length, 0, 'no access to segments');
+  const ver = dyn.find((st) => st.Action.includes('dynamodb:UpdateItem'))!;
+  assert.deepEqual(ver.Condition, { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['segidx'] } });
+  assert.deepEqual(statementsOf(archiveId).filter((st) => refersTo(st.Resource, segmentsId)).flatMap((st) => st.Action).sort(),
+    ['s3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject'], 'segments: compaction');
 });
 
 test('audit retention follows the stack option; bad values are refused', () => {
@@ -153,14 +156,24 @@ test('audit retention follows the stack option; bad values are refused', () => {
   const objects = { 'Fn::Join': ['', [{ 'Fn::GetAtt': [s.getLogicalId(s.segments.node.defaultChild as CfnElement), 'Arn'] }, '/site1/*']] };
   const objectStatements = Object.values(t.findResources('AWS::IAM::Policy')).flatMap((p) => arr(p.Properties.PolicyDocument.Statement) as any[])
     .filter((st) => arr(st.Action).some((a) => /^s3:(Get|Put|Delete)Object$/.test(a as string)) && refersTo(st.Resource, s.getLogicalId(s.segments.node.defaultChild as CfnElement)));
-  assert.equal(objectStatements.length, 2, 'one segments-object statement per function (ws, http)');
+  assert.equal(objectStatements.length, 3, 'one segments-object statement per function (ws, http, archive)');
   for (const st of objectStatements) assert.deepEqual(st.Resource, objects);
   t.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ CLOUDCONS_SEGMENTS_PREFIX: 'site1/' }) } });
   assert.throws(() => new CloudconsStack(new App({ outdir }), 'Bad1', { auditRetentionDays: 0 }), /auditRetentionDays/);
   assert.throws(() => new CloudconsStack(new App({ outdir }), 'Bad2', { logRetentionDays: 31 }), /logRetentionDays/);
 });
 
-test('segments bucket: no lifecycle transition to any storage class (small objects never go to an archive tier)', () => {
+test('segments bucket with segmentsTransitionDays: merged objects over 128 KiB only, to Glacier Instant Retrieval, not before day 2', () => {
+  const s = new CloudconsStack(new App({ outdir: fs.mkdtempSync(path.join(outdir, 't-')) }), 'T', { segmentsTransitionDays: 30, segmentsPrefix: 'site1/' });
+  const rules = arr(Template.fromStack(s).toJSON().Resources[s.getLogicalId(s.segments.node.defaultChild as CfnElement)].Properties.LifecycleConfiguration.Rules) as any[];
+  const t = rules.find((r) => r.Transitions);
+  assert.deepEqual(t.Transitions, [{ StorageClass: 'GLACIER_IR', TransitionInDays: 30 }]);
+  assert.equal(t.ObjectSizeGreaterThan, 131072);
+  assert.equal(t.Prefix, 'site1/');
+  for (const bad of [1, 0, 2.5]) assert.throws(() => new CloudconsStack(new App({ outdir }), `B${String(bad).replace('.', '')}`, { segmentsTransitionDays: bad }), /segmentsTransitionDays must be .* at least 2/);
+});
+
+test('segments bucket: by default no lifecycle transition to any storage class (small objects never go to an archive tier)', () => {
   const p = resources[segmentsId]!.Properties;
   for (const rule of arr(p.LifecycleConfiguration?.Rules) as Record<string, unknown>[]) {
     for (const k of ['Transitions', 'Transition', 'NoncurrentVersionTransitions', 'NoncurrentVersionTransition']) assert.equal(rule[k], undefined, `rule ${rule.Id} has ${k}`);

@@ -21,7 +21,7 @@ import { Architecture, Code, Function as LambdaFunction, FunctionUrlAuthType, In
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction as LambdaTarget } from 'aws-cdk-lib/aws-events-targets';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { BlockPublicAccess, Bucket, BucketEncryption, ObjectLockRetention } from 'aws-cdk-lib/aws-s3';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectLockRetention, StorageClass } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -35,6 +35,11 @@ export interface CloudconsStackProps extends StackProps {
   logRetentionDays?: number;
   /** Key prefix of segments in the bucket (e.g. `site1/`). CDK context `segmentsPrefix`. Default none. */
   segmentsPrefix?: string;
+  /** Days after which segment objects over 128 KiB move to S3 Glacier Instant Retrieval
+   *  (millisecond reads: replay and grep keep working, at a retrieval fee). At least 2: the
+   *  archive function merges each day's segments the day after. CDK context
+   *  `segmentsTransitionDays`. Default none: segments stay in S3 Standard. */
+  segmentsTransitionDays?: number;
   /** API Gateway stage name (the last path element of the wss:// URL). CDK context `stageName`. Default `prod`. */
   stageName?: string;
   /** Where the Lambda bundles are. Default `<repo>/dist/lambda`. */
@@ -75,6 +80,10 @@ export class CloudconsStack extends Stack {
       stageName: props.stageName ?? STACK_DEFAULTS.stageName,
     };
     if (!Number.isInteger(o.auditRetentionDays) || o.auditRetentionDays < 1) throw new Error(`auditRetentionDays must be a positive integer, got ${o.auditRetentionDays}`);
+    const transition = props.segmentsTransitionDays;
+    if (transition !== undefined && (!Number.isInteger(transition) || transition < 2)) {
+      throw new Error(`segmentsTransitionDays must be a whole number of days, at least 2 (segments are merged into daily objects the day after), got ${transition}`);
+    }
     if (!Object.values(RetentionDays).includes(o.logRetentionDays)) {
       throw new Error(`logRetentionDays must be one of CloudWatch's values (${Object.values(RetentionDays).filter((v) => typeof v === 'number').join(', ')}), got ${o.logRetentionDays}`);
     }
@@ -108,17 +117,25 @@ export class CloudconsStack extends Stack {
     // mistake (or by a bad credential) can be restored for 30 days; the cloud itself deletes only a
     // segment that fails verification at commit. Noncurrent versions expire (an expiration, not a
     // transition).
-    // No lifecycle transition to Glacier or any archive tier: segments are small (~12 KB for a
-    // quiet console-minute) and archive tiers add 40 KB of overhead and a transition fee per
-    // object (aws-constraints-and-cost.md, section 4 and "Glacier trap"). Compacting segments into
-    // daily objects is the prerequisite for any transition, and it is not built yet.
+    // Segments are small (~12 KB for a quiet console-minute) and archive tiers add 40 KB of
+    // overhead and a transition fee per object (aws-constraints-and-cost.md, section 4 and
+    // "Glacier trap"): the archive function merges each past day's segments into one object per
+    // console, and only then, with segmentsTransitionDays, may objects move to Glacier Instant
+    // Retrieval, and only those over 128 KiB (its minimum billable size; a gap segment or a day
+    // cut short stays in Standard). No transition by default.
     // No CORS: relays PUT from Node, not from a browser.
     this.segments = new Bucket(this, 'Segments', {
       encryption: BucketEncryption.S3_MANAGED,
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       versioned: true,
-      lifecycleRules: [{ id: 'expire-old-versions', noncurrentVersionExpiration: Duration.days(30), expiredObjectDeleteMarker: true }],
+      lifecycleRules: [
+        { id: 'expire-old-versions', noncurrentVersionExpiration: Duration.days(30), expiredObjectDeleteMarker: true },
+        ...(transition ? [{
+          id: 'merged-segments-to-glacier-ir', prefix: o.segmentsPrefix || undefined, objectSizeGreaterThan: 128 * 1024,
+          transitions: [{ storageClass: StorageClass.GLACIER_INSTANT_RETRIEVAL, transitionAfter: Duration.days(transition) }],
+        }] : []),
+      ],
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
@@ -189,11 +206,13 @@ export class CloudconsStack extends Stack {
       environment: { CLOUDCONS_AUDIT_BUCKET: this.audit.bucketName },
     });
     // archive: hourly, moves audit records over an hour old from the table to the audit bucket
-    // (a few queries and at most one PUT per console with new records). 15 minutes: the longest a
-    // Lambda runs; a run cut short leaves the rest for the next one (records are deleted from the
-    // table only after their object is stored).
+    // (a few queries and at most one PUT per console with new records), and merges each past
+    // day's segments into one object per console (once a day: ~300 GETs, a PUT and ~300 DELETEs
+    // for a console on 5-minute segments). 15 minutes: the longest a Lambda runs; a run cut
+    // short leaves the rest for the next one (records and small segments are deleted only after
+    // what replaces them is stored). 1024 MB: a day's merge holds its segments in memory.
     this.archiveFunction = fn('archive', {
-      handler: 'index.handler', memorySize: 256, timeout: Duration.minutes(15),
+      handler: 'index.handler', memorySize: 1024, timeout: Duration.minutes(15),
       description: 'cloudcons audit archiver (table -> Object Lock audit bucket)',
       environment: { CLOUDCONS_AUDIT_BUCKET: this.audit.bucketName, CLOUDCONS_AUDIT_ARCHIVE_AFTER_MS: String(3_600_000) },
     });
@@ -239,13 +258,22 @@ export class CloudconsStack extends Stack {
     const auditList = new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.audit.bucketArn] });
     this.httpFunction.addToRolePolicy(auditList);
     this.httpFunction.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [this.audit.arnForObjects('audit/*')] }));
-    // archive: reads the console registry and audit partitions (Query) and deletes archived
-    // records (BatchWriteItem), in audit partitions only (dynamodb:LeadingKeys).
+    // archive: reads the console registry and audit partitions (Query), deletes archived records
+    // (BatchWriteItem) in audit partitions only, and reads and bumps the segment-index versions
+    // (`segidx` items) when it compacts (dynamodb:LeadingKeys).
     this.archiveFunction.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: [this.table.tableArn] }));
     this.archiveFunction.addToRolePolicy(new PolicyStatement({
       actions: ['dynamodb:BatchWriteItem'], resources: [this.table.tableArn],
       conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['audit#*'] } },
     }));
+    this.archiveFunction.addToRolePolicy(new PolicyStatement({
+      actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], resources: [this.table.tableArn],
+      conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['segidx'] } },
+    }));
+    // ... and compacts segments: reads the small ones, writes the merged one and its grep index,
+    // deletes the small ones (the bucket keeps deleted versions 30 days).
+    this.archiveFunction.addToRolePolicy(list);
+    this.archiveFunction.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], resources: [objects] }));
     this.archiveFunction.addToRolePolicy(auditList);
     this.archiveFunction.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [this.audit.arnForObjects('audit/*')] }));
 

@@ -199,6 +199,35 @@ export async function verifySegment(buf: Buffer, onBlock?: (i: number, data: Buf
   return f;
 }
 
+/** One segment holding the blocks of contiguous data segments of one console, in order (the
+ *  compressed blocks are copied, not re-encoded; each is checked against its segment's sha256).
+ *  `onBlock` sees each block's data, as verifySegment's does. */
+export async function concatSegments(bufs: Buffer[], onBlock?: (i: number, data: Buffer) => void): Promise<Buffer> {
+  if (!bufs.length) throw new SegmentFormatError('nothing to concatenate');
+  const sha = createHash('sha256');
+  const parts: Buffer[] = [SEGMENT_MAGIC];
+  const blocks: BlockInfo[] = [];
+  let pos = SEGMENT_MAGIC.length;
+  let first: SegmentFooter | undefined, last: SegmentFooter | undefined;
+  for (const buf of bufs) {
+    const f = await verifySegment(buf, (_i, data) => { sha.update(data); onBlock?.(blocks.length + _i, data); });
+    if (f.gap) throw new SegmentFormatError(`segment ${f.start}-${f.end} records a gap: gap segments are not concatenated`);
+    if (first && f.console !== first.console) throw new SegmentFormatError(`segments of consoles ${first.console} and ${f.console}`);
+    if (last && f.start !== last.end) throw new SegmentFormatError(`segments are not contiguous: ${last.end} then ${f.start}`);
+    for (const b of f.blocks) {
+      parts.push(buf.subarray(b.pos, b.pos + b.len));
+      blocks.push({ ...b, pos });
+      pos += b.len;
+    }
+    first ??= f;
+    last = f;
+  }
+  return finish(parts, {
+    v: SEGMENT_VERSION, console: first!.console, start: first!.start, end: last!.end, t0: first!.t0, t1: last!.t1,
+    bytes: last!.end - first!.start, sha256: sha.digest('hex'), blocks,
+  });
+}
+
 /** Rewrites a segment's footer with every offset moved by `shift` (the data is untouched). */
 export async function shiftSegment(buf: Buffer, shift: number): Promise<Buffer> {
   const f = await readFooter(bufferSource(buf));

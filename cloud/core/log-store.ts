@@ -4,11 +4,12 @@
 //   data     in a segment or in the hot tail (segments win where both have it: same bytes)
 //   gap      lost for good, recorded by a gap segment (a relay's spool overflowed)
 //   pending  not here yet: sealed on the relay but not uploaded (after an outage), or beyond the end
-// Stateless apart from caches (the segment index is re-listed when a key is missing), so it runs
-// the same in the embedded server and in Lambda.
+// Stateless apart from caches, so it runs the same in the embedded server and in Lambda: a
+// console's segment listing is cached, and listed again when the hot tail's index version (if it
+// keeps one: DynamoDB) says another process changed the console's segments.
 import { BadParameter, Conflict, NotFound } from '../../protocol/errors.ts';
 import {
-  bufferSource, parseSegmentKey, readBlock, readFooter, segmentKey, verifySegment, SegmentFormatError,
+  bufferSource, concatSegments, parseSegmentKey, readBlock, readFooter, segmentKey, verifySegment, SegmentFormatError,
   type Chunk, type SegmentFooter, type SegmentKeyInfo, type SegmentSource,
 } from '../../protocol/segment.ts';
 import { blockMayContain, buildIndex, slotsOf } from './grep-index.ts';
@@ -42,7 +43,7 @@ const HOT_STEP = 256 * 1024;
 
 export class LogStore implements OutputStore {
   readonly opts: LogStoreOptions;
-  private readonly index = new Map<string, SegIdx[]>();
+  private readonly index = new Map<string, { list: SegIdx[]; version?: number }>();
   private readonly footers = new Map<string, SegmentFooter>();
 
   constructor(private readonly segs: SegmentStore, private readonly hot: HotTail, opts: Partial<LogStoreOptions> = {}) {
@@ -51,17 +52,26 @@ export class LogStore implements OutputStore {
 
   // ------------------------------------------------------------------------------------- index
   private async segments(console: string): Promise<SegIdx[]> {
-    let list = this.index.get(console);
-    if (!list) {
-      list = [];
-      for (const o of await this.segs.list(`logs/${console}/`)) {
-        const k = parseSegmentKey(o.key);
-        if (k && k.console === console) list.push({ ...k, size: o.size });
-      }
-      list.sort((a, b) => a.start - b.start);
-      this.index.set(console, list);
+    // The version first, then the listing: a change made in between is listed now and, its
+    // version being newer than the one kept, listed again next time (never missed).
+    const version = this.hot.indexVersion ? await this.hot.indexVersion(console) : undefined;
+    const cached = this.index.get(console);
+    if (cached && cached.version === version) return cached.list;
+    const list: SegIdx[] = [];
+    for (const o of await this.segs.list(`logs/${console}/`)) {
+      const k = parseSegmentKey(o.key);
+      if (k && k.console === console) list.push({ ...k, size: o.size });
     }
-    return list;
+    this.index.set(console, { list: dropCovered(list), version });
+    return this.index.get(console)!.list;
+  }
+
+  /** After this process changed a console's segments: tells the others (index version), and
+   *  lists again itself next time when they may have too. */
+  private async indexChanged(console: string): Promise<void> {
+    if (!this.hot.indexChanged) return;
+    await this.hot.indexChanged(console);
+    this.index.delete(console);
   }
 
   /** Forgets cached listings (another process may have stored segments). */
@@ -316,6 +326,11 @@ export class LogStore implements OutputStore {
     const key = segmentKey(f);
     if (storedAs !== undefined && storedAs !== key) throw new BadParameter(`the object stored as ${storedAs} is segment ${key}`);
     const list = await this.segments(console);
+    // Already part of a bigger segment (compaction merged it; the relay sends it again, having
+    // missed the answer): stored. A copy just PUT under its own key (presigned) is left to the
+    // next compaction, which deletes segments others cover.
+    const cover = list.find((s) => !s.gap && s.key !== key && s.start <= f.start && f.end <= s.end);
+    if (cover && !f.gap) return { key, footer: f, created: false, lost: 0, lostAt: f.start, fresh: [] };
     const clash = list.find((s) => s.key !== key && s.start < f.end && f.start < s.end);
     if (clash) throw new Conflict(`segment ${f.start}-${f.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
     const known = list.some((s) => s.key === key);
@@ -331,6 +346,7 @@ export class LogStore implements OutputStore {
       while (i > 0 && list[i - 1].start > info.start) i--;
       list.splice(i, 0, info);
     }
+    if (r === 'created') await this.indexChanged(console);
     const runs = await this.hot.runs(console);
     const fresh = r === 'created' && !f.gap ? uncovered(f, blocks, runs) : [];
     await this.trimHot(console, list, runs);
@@ -352,6 +368,62 @@ export class LogStore implements OutputStore {
     if (covered > runs[0].start) await this.hot.trim(console, covered);
   }
 
+  /** Merges each run of contiguous data segments that began on the same UTC day and ended
+   *  before `before` (ms) into one segment (blocks copied, not re-encoded; a new grep index), so a
+   *  quiet console's day is one object rather than hundreds: small objects must never reach an
+   *  archive storage class. The merged segment is stored before the small ones are deleted, and
+   *  readers meanwhile prefer it (dropCovered); segments it covers that are still listed (a crash
+   *  in between, a late re-upload) are deleted by the next run. A run stops at a gap segment, at
+   *  `maxBytes` or at `maxBlocks`. Returns what it did. */
+  async compact(console: string, before: number, opts: { maxBytes?: number; maxBlocks?: number } = {}): Promise<{ merged: number; into: number; deleted: number }> {
+    const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024, maxBlocks = opts.maxBlocks ?? 20_000;
+    this.index.delete(console);
+    const list = [...await this.segments(console)];
+    let deleted = 0;
+    // Leftovers of an earlier run: listed, but inside a bigger segment.
+    const covered = await this.coveredKeys(console, list);
+    for (const key of covered) { await this.segs.delete(key); await this.segs.delete(`${key}.tri`); this.footers.delete(key); deleted++; }
+    const day = (t: number) => new Date(t).toISOString().slice(0, 10);
+    const runs: SegIdx[][] = [];
+    let run: SegIdx[] = [], bytes = 0, blocks = 0;
+    const close = () => { if (run.length > 1) runs.push(run); run = []; bytes = 0; blocks = 0; };
+    for (const s of list) {
+      if (s.gap || s.t1 >= before) { close(); continue; }
+      const prev = run.at(-1);
+      const nb = (await this.footer(s)).blocks.length;
+      if (prev && (prev.end !== s.start || day(prev.t0) !== day(s.t0) || bytes + s.size > maxBytes || blocks + nb > maxBlocks)) close();
+      run.push(s); bytes += s.size; blocks += nb;
+    }
+    close();
+    let merged = 0;
+    for (const r of runs) {
+      const data: Buffer[] = [];
+      const body = await concatSegments(await Promise.all(r.map((s) => this.segs.get(s.key))), (i, d) => { data[i] = d; });
+      const f = await readFooter(bufferSource(body));
+      const key = segmentKey(f);
+      await this.segs.put(key, body);
+      if (data.length >= this.opts.indexMinBlocks) await this.segs.put(`${key}.tri`, buildIndex(data));
+      await this.indexChanged(console);
+      for (const s of r) { await this.segs.delete(s.key); await this.segs.delete(`${s.key}.tri`); this.footers.delete(s.key); deleted++; }
+      merged += r.length;
+    }
+    if (deleted) await this.indexChanged(console);
+    this.index.delete(console);
+    return { merged, into: runs.length, deleted };
+  }
+
+  /** Keys of data segments that a bigger stored segment covers (listed by the store, hidden by
+   *  dropCovered). */
+  private async coveredKeys(console: string, kept: readonly SegIdx[]): Promise<string[]> {
+    const keep = new Set(kept.map((s) => s.key));
+    const out: string[] = [];
+    for (const o of await this.segs.list(`logs/${console}/`)) {
+      const k = parseSegmentKey(o.key);
+      if (k && k.console === console && !keep.has(k.key) && !k.gap) out.push(k.key);
+    }
+    return out;
+  }
+
   /** Deletes segments whose newest output is older than `before` (ms). Returns how many. */
   async expire(console: string, before: number): Promise<number> {
     const list = await this.segments(console);
@@ -363,6 +435,7 @@ export class LogStore implements OutputStore {
       this.footers.delete(s.key);
       n++;
     }
+    if (n) await this.indexChanged(console);
     return n;
   }
 }
@@ -398,6 +471,20 @@ function uncovered(f: SegmentFooter, blocks: Buffer[], runs: readonly { start: n
       if (lo < hi) parts.push(blocks[i].subarray(lo - blk.offset, hi - blk.offset));
     });
     out.push({ offset: a, data: parts.length === 1 ? parts[0] : Buffer.concat(parts) });
+  }
+  return out;
+}
+
+/** The listing in offset order without segments inside another data segment (the small ones a
+ *  compaction merged, until it deletes them). */
+function dropCovered(list: SegIdx[]): SegIdx[] {
+  list.sort((a, b) => a.start - b.start || b.end - a.end || Number(a.gap) - Number(b.gap));
+  const out: SegIdx[] = [];
+  let reach = -1, reachIsData = false;
+  for (const s of list) {
+    if (s.end <= reach && reachIsData && !s.gap) continue;
+    out.push(s);
+    if (s.end > reach) { reach = s.end; reachIsData = !s.gap; }
   }
   return out;
 }

@@ -150,6 +150,12 @@ export interface HotTail {
   fill?(console: string, offset: number, ts: number, data: Buffer): Promise<{ offset: number; data: Buffer }[]>;
   /** Forgets runs (or whole files of them) that lie entirely below `offset`. */
   trim(console: string, below: number): Promise<void>;
+  /** Optional, for a cloud of several processes (Lambda containers) that each cache a console's
+   *  segment listing: a number that changes whenever any of them changes the console's segments
+   *  (indexChanged after a commit, an expiry, a compaction). A listing cached under another
+   *  number is listed again. Without it the cache is trusted (one process writes: embedded). */
+  indexVersion?(console: string): Promise<number>;
+  indexChanged?(console: string): Promise<void>;
   consoles(): Promise<string[]>;
 }
 

@@ -55,3 +55,27 @@ test('out-of-order live output (API Gateway runs a connection\'s messages in con
   assert.ok((await log.read('c', 0, 4000)).equals(stream), 'the hot tail has no hole');
   assert.deepEqual(await new DynamoHotTail(client, table).runs('c'), [{ start: 0, end: 4000 }]);
 });
+
+test('two Lambda containers (two LogStores over one table and one segment store): a segment one commits (trimming the hot tail) is read by the other, whose listing was cached before', async () => {
+  const { client, table } = await freshStateTable();
+  const segs = new FsSegmentStore(tmpDir('twoc'));
+  const a = new LogStore(segs, new DynamoHotTail(client, table)), b = new LogStore(segs, new DynamoHotTail(client, table));
+  const text = (n: number) => Buffer.from(`line ${n}\n`.repeat(50));
+  let at = 0;
+  const chunks: { offset: number; ts: number; data: Buffer }[] = [];
+  for (let i = 0; i < 4; i++) { const d = text(i); chunks.push({ offset: at, ts: 1000 + i, data: d }); at += d.length; }
+  await a.append('c', 0, 1000, chunks[0].data);
+  assert.equal(await b.end('c'), chunks[0].data.length, 'b listed (no segments) and cached');
+  assert.equal((await b.read('c', 0, at)).length, chunks[0].data.length);
+  // a commits a segment of chunks 0-2 (the hot tail is trimmed below its end) ...
+  const { encodeSegment } = await import('../../protocol/segment.ts');
+  await a.putSegment('c', await encodeSegment('c', chunks.slice(0, 3)));
+  await a.append('c', chunks[3].offset, 1003, chunks[3].data);
+  // ... and b, which has not stored anything since, sees the segment and the tail after it.
+  assert.equal(await b.end('c'), at);
+  assert.ok((await b.read('c', 0, at)).equals(Buffer.concat(chunks.map((c) => c.data))), 'b reads every byte');
+  assert.equal((await b.lineStart('c', 200, at)), 0);
+  // Nothing changed: b answers from its cached listing (no new version).
+  const v = await new DynamoHotTail(client, table).indexVersion('c');
+  assert.equal(v, 1);
+});

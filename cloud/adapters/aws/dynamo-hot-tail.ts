@@ -7,8 +7,10 @@
 // create-only: of two Lambdas storing live output at the same offset at once, one writes and the
 // other looks again at what is stored and writes only the rest. Chunks may overlap (a retry cut
 // at another boundary); reads clip overlaps away, so each byte comes back once. `hot-consoles` lists the consoles that ever had a hot tail.
+// `segidx` / <console> holds a counter every change to the console's segments increments (commit,
+// expiry, compaction): Lambda containers cache segment listings and list again when it moved.
 import {
-  BatchWriteItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput,
+  BatchWriteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import type { HotTail } from '../../core/ports.ts';
 import { isConditionFailure, N, S } from './dynamo-table.ts';
@@ -130,6 +132,17 @@ export class DynamoHotTail implements HotTail {
         if (req && Object.keys(req).length) await new Promise((res) => setTimeout(res, 50 * 2 ** attempt));
       }
     }
+  }
+
+  async indexVersion(console: string): Promise<number> {
+    const r = await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: S('segidx'), sk: S(console) }, ConsistentRead: true, ProjectionExpression: 'v' }));
+    return Number(r.Item?.v?.N ?? 0);
+  }
+
+  async indexChanged(console: string): Promise<void> {
+    await this.db.send(new UpdateItemCommand({
+      TableName: this.table, Key: { pk: S('segidx'), sk: S(console) }, UpdateExpression: 'ADD v :one', ExpressionAttributeValues: { ':one': N(1) },
+    }));
   }
 
   async consoles(): Promise<string[]> {
