@@ -1,6 +1,6 @@
 // The `cloudcons` command line. Exit codes: 0 ok, 1 error, 2 not found / bad usage, 3 not logged in.
 import { Command, Option } from 'commander';
-import { CcError } from '../protocol/errors.ts';
+import { BadParameter, CcError } from '../protocol/errors.ts';
 import type { ConsoleView } from '../cloud/core/core.ts';
 import type { AuditRecord } from '../cloud/core/ports.ts';
 import type { Viewer } from '../protocol/messages.ts';
@@ -132,12 +132,14 @@ program.command('login <url>').description('store the cloud URL and a token (fil
 const tokenCmd = program.command('token').description('user tokens');
 loginOpts(tokenCmd.command('create').description('create a user token (prints the secret once)')
   .requiredOption('--user <name>', 'user name').option('--admin', 'may create tokens')
-  .option('--data <dir>', 'create it directly in this embedded cloud data directory (no login needed)'))
+  .option('--data <dir>', 'create it directly in this embedded cloud data directory (no login needed)')
+  .option('--dynamodb-table <name>', 'create it directly in an AWS stack\'s table (output TableName) with your AWS credentials: the first admin token of a deployment'))
   .action(async (o) => printToken(await createToken(o, { kind: 'user', name: o.user, admin: !!o.admin })));
 
 const relayTokenCmd = program.command('relay-token').description('relay tokens');
 loginOpts(relayTokenCmd.command('create <name>').description('create a token for a relay (prints the secret once)')
-  .option('--data <dir>', 'create it directly in this embedded cloud data directory (no login needed)'))
+  .option('--data <dir>', 'create it directly in this embedded cloud data directory (no login needed)')
+  .option('--dynamodb-table <name>', 'create it directly in an AWS stack\'s table (output TableName) with your AWS credentials'))
   .action(async (name: string, o) => printToken(await createToken(o, { kind: 'relay', name })));
 
 program.command('relay').description('run an edge relay')
@@ -189,7 +191,19 @@ program.command('demo').description('embedded cloud + local relay + a demo conso
     await runDemo({ dir: o.dir, port: o.port });
   });
 
-async function createToken(o: { data?: string; url?: string; token?: string }, p: { kind: 'user' | 'relay'; name: string; admin?: boolean }) {
+async function createToken(o: { data?: string; dynamodbTable?: string; url?: string; token?: string }, p: { kind: 'user' | 'relay'; name: string; admin?: boolean }) {
+  if (o.data && o.dynamodbTable) throw new BadParameter('give --data (embedded cloud) or --dynamodb-table (AWS stack), not both');
+  if (o.dynamodbTable) {
+    // Region, credentials and endpoint (AWS_ENDPOINT_URL for LocalStack) from the SDK's usual chain.
+    const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
+    const { DynamoTokenStore } = await import('../cloud/adapters/aws/dynamo-token-store.ts');
+    const db = new DynamoDBClient({});
+    try {
+      return { ...(await new DynamoTokenStore(db, o.dynamodbTable).create(p)), ...p };
+    } catch (e) {
+      throw new Error(`could not write the token to DynamoDB table ${o.dynamodbTable}: ${(e as Error).message} (AWS credentials and region as for the aws CLI: AWS_PROFILE, AWS_REGION, ...)`);
+    } finally { db.destroy(); }
+  }
   if (o.data) {
     const { FsTokenStore } = await import('../cloud/adapters/fs/token-store.ts');
     return { ...(await new FsTokenStore(o.data).create(p)), ...p };
