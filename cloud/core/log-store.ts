@@ -66,12 +66,16 @@ export class LogStore implements OutputStore {
     return this.index.get(console)!.list;
   }
 
-  /** After this process changed a console's segments: tells the others (index version), and
-   *  lists again itself next time when they may have too. */
+  /** After this process changed a console's segments (and its cached listing to match): tells
+   *  the others (index version). When the version moved by exactly this change, nobody else
+   *  changed them since the listing was made, and it stays cached under the new version (a
+   *  relay's next commit then costs no listing); otherwise it is listed again next time. */
   private async indexChanged(console: string): Promise<void> {
     if (!this.hot.indexChanged) return;
-    await this.hot.indexChanged(console);
-    this.index.delete(console);
+    const v = await this.hot.indexChanged(console);
+    const cached = this.index.get(console);
+    if (cached && cached.version !== undefined && v === cached.version + 1) cached.version = v;
+    else this.index.delete(console);
   }
 
   /** Forgets cached listings (another process may have stored segments). */

@@ -155,7 +155,8 @@ export interface HotTail {
    *  (indexChanged after a commit, an expiry, a compaction). A listing cached under another
    *  number is listed again. Without it the cache is trusted (one process writes: embedded). */
   indexVersion?(console: string): Promise<number>;
-  indexChanged?(console: string): Promise<void>;
+  /** Moves the version on; returns the new one. */
+  indexChanged?(console: string): Promise<number>;
   consoles(): Promise<string[]>;
 }
 

@@ -59,7 +59,9 @@ test('out-of-order live output (API Gateway runs a connection\'s messages in con
 test('two Lambda containers (two LogStores over one table and one segment store): a segment one commits (trimming the hot tail) is read by the other, whose listing was cached before', async () => {
   const { client, table } = await freshStateTable();
   const segs = new FsSegmentStore(tmpDir('twoc'));
-  const a = new LogStore(segs, new DynamoHotTail(client, table)), b = new LogStore(segs, new DynamoHotTail(client, table));
+  const lists = { a: 0, b: 0 };
+  const counted = (who: 'a' | 'b') => new Proxy(segs, { get: (t, k) => (k === 'list' ? (p: string) => { lists[who]++; return t.list(p); } : (t as never)[k]) });
+  const a = new LogStore(counted('a'), new DynamoHotTail(client, table)), b = new LogStore(counted('b'), new DynamoHotTail(client, table));
   const text = (n: number) => Buffer.from(`line ${n}\n`.repeat(50));
   let at = 0;
   const chunks: { offset: number; ts: number; data: Buffer }[] = [];
@@ -75,7 +77,11 @@ test('two Lambda containers (two LogStores over one table and one segment store)
   assert.equal(await b.end('c'), at);
   assert.ok((await b.read('c', 0, at)).equals(Buffer.concat(chunks.map((c) => c.data))), 'b reads every byte');
   assert.equal((await b.lineStart('c', 200, at)), 0);
-  // Nothing changed: b answers from its cached listing (no new version).
-  const v = await new DynamoHotTail(client, table).indexVersion('c');
-  assert.equal(v, 1);
+  // The index version moved once; a, whose change it was, kept its listing (no LIST for its next
+  // commit); b listed again once, and not again while nothing changes.
+  assert.equal(await new DynamoHotTail(client, table).indexVersion('c'), 1);
+  const before = { ...lists };
+  await a.end('c'); await b.end('c'); await b.read('c', 0, at);
+  assert.deepEqual(lists, before, `no listing when nothing changed: ${JSON.stringify(lists)}`);
+  assert.equal(lists.a, 1, 'a listed once, before its commit');
 });

@@ -139,10 +139,12 @@ export class DynamoHotTail implements HotTail {
     return Number(r.Item?.v?.N ?? 0);
   }
 
-  async indexChanged(console: string): Promise<void> {
-    await this.db.send(new UpdateItemCommand({
+  async indexChanged(console: string): Promise<number> {
+    const r = await this.db.send(new UpdateItemCommand({
       TableName: this.table, Key: { pk: S('segidx'), sk: S(console) }, UpdateExpression: 'ADD v :one', ExpressionAttributeValues: { ':one': N(1) },
+      ReturnValues: 'UPDATED_NEW',
     }));
+    return Number(r.Attributes?.v?.N ?? 0);
   }
 
   async consoles(): Promise<string[]> {
