@@ -153,6 +153,15 @@ export class LogStore implements OutputStore {
 
   // ------------------------------------------------------------------------------------ reading
   private async plan(console: string, from: number, to: number): Promise<Piece[]> {
+    const out = await this.planOnce(console, from, to);
+    // Bytes neither listed nor in the hot tail: on the way in a segment upload, or (several
+    // processes) committed and trimmed from the hot tail between our listing and our reading of
+    // the runs. A second look tells them apart; only then are they reported pending.
+    if (this.hot.indexVersion && out.some((p) => p.kind === 'pending')) return this.planOnce(console, from, to);
+    return out;
+  }
+
+  private async planOnce(console: string, from: number, to: number): Promise<Piece[]> {
     const segs = await this.segments(console);
     const runs = await this.hot.runs(console);
     const out: Piece[] = [];

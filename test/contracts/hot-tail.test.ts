@@ -85,3 +85,23 @@ test('two Lambda containers (two LogStores over one table and one segment store)
   assert.deepEqual(lists, before, `no listing when nothing changed: ${JSON.stringify(lists)}`);
   assert.equal(lists.a, 1, 'a listed once, before its commit');
 });
+
+test('the race between a reader\'s listing and its reading of the hot tail: a segment committed (and the tail trimmed) in between is found on a second look, not reported pending', async () => {
+  const { client, table } = await freshStateTable();
+  const segs = new FsSegmentStore(tmpDir('race'));
+  const writer = new LogStore(segs, new DynamoHotTail(client, table));
+  const data = Buffer.from('boot line\n'.repeat(300));
+  await writer.append('c', 0, 1000, data);
+  let commitInside: (() => Promise<void>) | undefined;
+  const hot = new DynamoHotTail(client, table);
+  const runs = hot.runs.bind(hot);
+  hot.runs = async (c) => { const f = commitInside; commitInside = undefined; if (f) await f(); return runs(c); };
+  const reader = new LogStore(segs, hot);
+  assert.equal(await reader.end('c'), data.length, 'the reader listed (nothing sealed yet) and cached');
+  const { encodeSegment } = await import('../../protocol/segment.ts');
+  commitInside = async () => { await writer.putSegment('c', await encodeSegment('c', [{ offset: 0, ts: 1000, data }])); };
+  const items: string[] = [];
+  for await (const it of reader.items('c', 0, data.length)) items.push(it.kind);
+  assert.ok(!items.includes('pending'), `nothing reported pending: ${items}`);
+  assert.ok((await reader.read('c', 0, data.length)).equals(data));
+});
