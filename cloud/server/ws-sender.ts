@@ -24,6 +24,8 @@ export const SENDER_DEFAULTS: SenderLimits = { highWaterBytes: 8 * 1024 * 1024, 
 
 /** Bytes read from the store per catch-up step. */
 const CATCH_UP_STEP = 256 * 1024;
+/** While a viewer catches up, how often its send buffer is checked for room. */
+const CATCH_UP_POLL_MS = 5;
 
 interface Cursor {
   console: string;
@@ -33,6 +35,8 @@ interface Cursor {
   /** Set when live output was held back during a catch-up step (so the step must run again). */
   dirty: boolean;
   running: boolean;
+  /** A catch-up waiting for the viewer's buffer to drain. */
+  retry?: NodeJS.Timeout;
   buffered: number;
   progress: number;
 }
@@ -94,7 +98,13 @@ export class WsSender implements ConnectionSender {
       for (;;) {
         const ws = this.sockets.get(conn);
         if (!ws || ws.readyState !== ws.OPEN || this.cursors.get(conn) !== c) return;
-        if (ws.bufferedAmount > this.limits.highWaterBytes / 2) return; // the sweep comes back
+        if (ws.bufferedAmount > this.limits.highWaterBytes / 2) {
+          // Look again soon, not at the next sweep (250 ms): a viewer draining at 30 MB/s empties
+          // half the high-water mark in ~130 ms, and waiting for the sweep idled it (a 50 MB flood
+          // reached the terminal at 5-12 MB/s instead of ~20).
+          if (!c.retry) c.retry = setTimeout(() => { c.retry = undefined; void this.catchUp(conn, c); }, CATCH_UP_POLL_MS).unref();
+          return;
+        }
         c.dirty = false;
         const r = await this.output.readAt(c.console, c.next, CATCH_UP_STEP);
         if (r.offset > c.next) ws.send(encode({ t: 'missed', bytes: r.offset - c.next }));
