@@ -86,14 +86,21 @@ export async function writeSegment(
       n += c.data.length;
     }
     if (!group.length) continue;
-    const head = Buffer.allocUnsafe(4 + group.length * 12);
-    head.writeUInt32LE(group.length, 0);
+    // The block (chunk table, then the bytes) is assembled in a buffer shared by all encodes: it
+    // is used only synchronously, up to deflateRawSync, and a relay sealing many segments a second
+    // would otherwise leave a 64 KiB buffer of garbage per block.
+    const headLen = 4 + group.length * 12;
+    const raw = blockBuffer(headLen + n);
+    raw.writeUInt32LE(group.length, 0);
+    let p = headLen;
     group.forEach((c, k) => {
-      head.writeUInt32LE(c.data.length, 4 + k * 4);
-      head.writeDoubleLE(c.ts, 4 + group.length * 4 + k * 8);
+      raw.writeUInt32LE(c.data.length, 4 + k * 4);
+      raw.writeDoubleLE(c.ts, 4 + group.length * 4 + k * 8);
       sha.update(c.data);
+      c.data.copy(raw, p);
+      p += c.data.length;
     });
-    const comp = zlib.deflateRawSync(Buffer.concat([head, ...group.map((c) => c.data)]), { level });
+    const comp = zlib.deflateRawSync(raw, { level });
     blocks.push({ pos, len: comp.length, offset, bytes: n, chunks: group.length, t0: group[0].ts, t1: group.at(-1)!.ts });
     await sink(comp);
     pos += comp.length;
@@ -107,6 +114,13 @@ export async function writeSegment(
   });
   await sink(tail);
   return pos + tail.length;
+}
+
+let blockScratch = Buffer.alloc(0);
+/** A buffer of exactly `size` bytes for assembling one block (shared; valid until the next call). */
+function blockBuffer(size: number): Buffer {
+  if (blockScratch.length < size) blockScratch = Buffer.allocUnsafeSlow(Math.max(size, 80 * 1024));
+  return blockScratch.subarray(0, size);
 }
 
 /** A segment that records bytes [gap.offset, gap.offset + gap.bytes) as lost. */
