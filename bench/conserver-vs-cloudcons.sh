@@ -193,7 +193,7 @@ if [[ " $PHASES " == *" cloudcons "* ]]; then
 consoles:
   cc000: { type: serial, device: $S/cc-host, baud: 115200 }
 EOF
-  start_bg relay env CLOUDCONS_RELAY_TOKEN="$(cat "$S/cc/relay.tok")" $SRV_CLI relay --config "$S/cc/relay.yaml" --spool "$S/cc/spool" --cloud "$URL"
+  start_bg relay env CLOUDCONS_RELAY_TOKEN="$(cat "$S/cc/relay.tok")" $SRV_CLI relay --config "$S/cc/relay.yaml" --spool "$S/cc/spool" --cloud "$URL" ${CC_RELAY_ARGS:-}
   export CLOUDCONS_URL=$URL CLOUDCONS_TOKEN
   CLOUDCONS_TOKEN=$(cat "$S/cc/user.tok")
   cc_up() { $CLI ls --json | $PY -c 'import json,sys; sys.exit(0 if any(c["name"]=="cc000" and c["state"]=="up" for c in json.load(sys.stdin)) else 1)'; }
