@@ -158,3 +158,21 @@ test('compaction merges a day\'s contiguous segments into one (not across days, 
   assert.deepEqual(await again.compact('c', Date.UTC(2026, 11, 4)), { merged: 0, into: 0, deleted: 1 });
   assert.equal((await segs.list('logs/c/')).filter((o) => o.key.endsWith('.seg')).length, 5);
 });
+
+test('compaction splits a day at maxBlocks (the footer limit) and maxBytes; a day already merged is left alone', async () => {
+  const { log, dir } = open();
+  const day = Date.UTC(2026, 10, 20, 3);
+  let at = 0;
+  for (let i = 0; i < 7; i++) {
+    const data = lines(at, 40);
+    await log.putSegment('c', await encodeSegment('c', [{ offset: at, ts: day + i * 1000, data }]));
+    at += data.length;
+  }
+  assert.deepEqual(await log.compact('c', Date.UTC(2026, 10, 21), { maxBlocks: 3 }), { merged: 6, into: 2, deleted: 6 });
+  assert.equal((await log.segmentList('c')).length, 3, '3 + 3 merged, the 7th alone');
+  const fresh = new LogStore(new FsSegmentStore(dir), new FsHotTail(dir, 4096));
+  assert.equal((await fresh.read('c', 0, at)).length, at);
+  assert.deepEqual(await fresh.compact('c', Date.UTC(2026, 10, 21), { maxBlocks: 3 }), { merged: 0, into: 0, deleted: 0 }, 'nothing more within the limit');
+  const size = (await fresh.segmentList('c')).reduce((n, s) => Math.max(n, s.size), 0);
+  assert.deepEqual(await fresh.compact('c', Date.UTC(2026, 10, 21), { maxBytes: size * 2 + 1 }), { merged: 2, into: 1, deleted: 2 }, 'without the block limit: the two biggest that fit');
+});

@@ -57,13 +57,19 @@ export class LogStore implements OutputStore {
     const version = this.hot.indexVersion ? await this.hot.indexVersion(console) : undefined;
     const cached = this.index.get(console);
     if (cached && cached.version === version) return cached.list;
+    const list = dropCovered(await this.listAll(console));
+    this.index.set(console, { list, version });
+    return list;
+  }
+
+  /** Every segment object of a console, covered ones included. */
+  private async listAll(console: string): Promise<SegIdx[]> {
     const list: SegIdx[] = [];
     for (const o of await this.segs.list(`logs/${console}/`)) {
       const k = parseSegmentKey(o.key);
       if (k && k.console === console) list.push({ ...k, size: o.size });
     }
-    this.index.set(console, { list: dropCovered(list), version });
-    return this.index.get(console)!.list;
+    return list;
   }
 
   /** After this process changed a console's segments (and its cached listing to match): tells
@@ -390,24 +396,38 @@ export class LogStore implements OutputStore {
    *  `maxBytes` or at `maxBlocks`. Returns what it did. */
   async compact(console: string, before: number, opts: { maxBytes?: number; maxBlocks?: number } = {}): Promise<{ merged: number; into: number; deleted: number }> {
     const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024, maxBlocks = opts.maxBlocks ?? 20_000;
-    this.index.delete(console);
-    const list = [...await this.segments(console)];
+    // One listing (run hourly for every console: a LIST each, and footers only of what merges).
+    const all = await this.listAll(console);
+    const list = dropCovered([...all]);
+    const kept = new Set(list.map((s) => s.key));
     let deleted = 0;
     // Leftovers of an earlier run: listed, but inside a bigger segment.
-    const covered = await this.coveredKeys(console, list);
-    for (const key of covered) { await this.segs.delete(key); await this.segs.delete(`${key}.tri`); this.footers.delete(key); deleted++; }
+    for (const s of all) {
+      if (kept.has(s.key) || s.gap) continue;
+      await this.segs.delete(s.key); await this.segs.delete(`${s.key}.tri`); this.footers.delete(s.key); deleted++;
+    }
     const day = (t: number) => new Date(t).toISOString().slice(0, 10);
-    const runs: SegIdx[][] = [];
-    let run: SegIdx[] = [], bytes = 0, blocks = 0;
-    const close = () => { if (run.length > 1) runs.push(run); run = []; bytes = 0; blocks = 0; };
+    const candidates: SegIdx[][] = [];
+    let run: SegIdx[] = [], bytes = 0;
+    const close = () => { if (run.length > 1) candidates.push(run); run = []; bytes = 0; };
     for (const s of list) {
       if (s.gap || s.t1 >= before) { close(); continue; }
       const prev = run.at(-1);
-      const nb = (await this.footer(s)).blocks.length;
-      if (prev && (prev.end !== s.start || day(prev.t0) !== day(s.t0) || bytes + s.size > maxBytes || blocks + nb > maxBlocks)) close();
-      run.push(s); bytes += s.size; blocks += nb;
+      if (prev && (prev.end !== s.start || day(prev.t0) !== day(s.t0) || bytes + s.size > maxBytes)) close();
+      run.push(s); bytes += s.size;
     }
     close();
+    // The footer limit: split runs at maxBlocks (footers read only for segments that merge).
+    const runs: SegIdx[][] = [];
+    for (const c of candidates) {
+      let part: SegIdx[] = [], blocks = 0;
+      for (const s of c) {
+        const nb = (await this.footer(s)).blocks.length;
+        if (part.length && blocks + nb > maxBlocks) { if (part.length > 1) runs.push(part); part = []; blocks = 0; }
+        part.push(s); blocks += nb;
+      }
+      if (part.length > 1) runs.push(part);
+    }
     let merged = 0;
     for (const r of runs) {
       const data: Buffer[] = [];
@@ -423,18 +443,6 @@ export class LogStore implements OutputStore {
     if (deleted) await this.indexChanged(console);
     this.index.delete(console);
     return { merged, into: runs.length, deleted };
-  }
-
-  /** Keys of data segments that a bigger stored segment covers (listed by the store, hidden by
-   *  dropCovered). */
-  private async coveredKeys(console: string, kept: readonly SegIdx[]): Promise<string[]> {
-    const keep = new Set(kept.map((s) => s.key));
-    const out: string[] = [];
-    for (const o of await this.segs.list(`logs/${console}/`)) {
-      const k = parseSegmentKey(o.key);
-      if (k && k.console === console && !keep.has(k.key) && !k.gap) out.push(k.key);
-    }
-    return out;
   }
 
   /** Deletes segments whose newest output is older than `before` (ms). Returns how many. */
