@@ -540,7 +540,8 @@ export class Relay {
       }
       const part = this.take(c);
       // Sealed before it went out (the socket was full while a seal came due): it reaches the
-      // cloud by upload; live viewers do not get it.
+      // cloud by upload, and the cloud sends viewers what a committed segment brought that never
+      // arrived live (LogStore.putSegment's `fresh`).
       if (!part) { if (c.sent < c.spool.start) { c.sent = c.spool.start; continue; } break; }
       this.send({ t: 'out', c: c.name, o: c.sent, ts: part.ts, d: part.data.toString('base64') });
       c.sent += part.data.length;
