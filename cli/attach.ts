@@ -43,6 +43,8 @@ export function attach(o: AttachOptions): Promise<number> {
   let ws: WebSocket | undefined;
   let mode: AttachMode = o.mode;
   let everAttached = false;
+  let breaks: Extract<CloudToClient, { t: 'attached' }>['breaks'];
+  let defaultBreak: string | undefined;
   let quitting = false;
   let exitCode = 0;
   let attempt = 0;
@@ -115,7 +117,7 @@ export function attach(o: AttachOptions): Promise<number> {
       case 'replay': say(`[replay ${cmd.lines} lines]`); need({ t: 'replay', lines: cmd.lines }); return;
       case 'who': need({ t: 'who' }); return;
       case 'break': need({ t: 'break', seq: cmd.id }); return;
-      case 'listBreaks': say('[breaks: 0 = serial break (the console\'s default)]'); return;
+      case 'listBreaks': say(breakListText(breaks, defaultBreak)); return;
       case 'help': say(HELP_TEXT(escName)); return;
       case 'ignored': say('[ignored]'); return;
       case 'aborted': say(`[no break sequence ${JSON.stringify(cmd.char)}: ${escName}l? lists them]`); return;
@@ -148,6 +150,8 @@ export function attach(o: AttachOptions): Promise<number> {
         const verb = everAttached ? 'reattached' : 'attached';
         say(m.mode === 'rw' ? `[${verb} to ${m.c}: read-write]` : `[${verb} to ${m.c}: spy, read-only${who}]`);
         everAttached = true;
+        breaks = m.breaks;
+        defaultBreak = m.defaultBreak;
         mode = m.mode === 'rw' ? 'rw' : mode === 'spy' ? 'spy' : 'rw';
         return;
       }
@@ -255,4 +259,11 @@ export function attach(o: AttachOptions): Promise<number> {
     };
     connect();
   });
+}
+
+/** ^Ecl?: the console's break sequences as its relay published them (conserver's layout). */
+export function breakListText(breaks: { id: string; text: string; confirm?: boolean }[] | undefined, dflt: string | undefined): string {
+  if (!breaks?.length) return '[breaks: 0 = serial break (the console\'s default)]';
+  const lines = breaks.map((b) => ` ${b.id}: ${b.text}${b.id === dflt ? '  (default: l0)' : ''}`);
+  return `[breaks:\r\n${lines.join('\r\n')}]`;
 }

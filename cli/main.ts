@@ -68,6 +68,17 @@ loginOpts(program.command('who <console>').description('users on a console and t
     table([['USER', 'MODE', 'SINCE', 'CLIENT', 'SESSION'], ...c.viewers.map((v: Viewer) => [v.user, v.mode, new Date(v.since).toISOString(), v.client ?? '-', v.session])]);
   });
 
+const consoleCmd = program.command('console').description('take a console down by hand, or bring it up (also ends a flap hold)');
+for (const op of ['down', 'up'] as const) {
+  loginOpts(consoleCmd.command(`${op} <console>`).description(op === 'down'
+    ? 'close the console at its relay until `console up` (kept across relay restarts)'
+    : 'reopen a console taken down, or retry a failing or flapping one now'))
+    .action(async (name: string, o) => {
+      const c = await apiJson<ConsoleView>(login(o), `/v1/consoles/${encodeURIComponent(name)}/${op}`, { method: 'POST' });
+      console.log(`console ${c.name}: ${op === 'down' ? `taken down (relay ${c.relay})` : `bringing up (relay ${c.relay})`}`);
+    });
+}
+
 loginOpts(program.command('replay <console>').description('print stored output (works while the console or relay is down)')
   .option('--tail <lines>', 'the last N lines of the range (default 20 when neither --since nor --from is given)', int('--tail', 0))
   .option('--since <time>', 'from this time: 2h, 30m, 1d (ago), 2026-11-25, "2026-11-25 14:00", ISO time')
@@ -172,12 +183,16 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--retention <age>', 'delete stored output older than this (e.g. 90d, 12h; default: keep forever)', duration('--retention'))
   .addOption(new Option('--live <mode>', 'which output relays stream live: every console\'s (always), or only consoles someone is attached to (watched; the AWS stack\'s mode: replay of an unwatched console then lags by up to the relays\' segment time)').choices(['always', 'watched']).default('always'))
   .option('--quiet-batch-ms <ms>', 'relays gather live output of a console nobody typed on in the last 2 s this long into one message (default 0; the AWS stack uses 2000)', int('--quiet-batch-ms', 0))
+  .option('--no-redact-passwords', 'audit input typed at a password prompt in clear (default: redacted, only its length is kept)')
+  .option('--secret-prompt <regex>', 'what counts as a password prompt, matched case-insensitively against the console\'s last line (default: password|passphrase|passcode|PIN|secret ... ending in ":")', (v: string) => {
+    try { return new RegExp(v, 'i'); } catch (e) { throw new CcError('CC_ERR_BAD_PARAMETER', `--secret-prompt: ${(e as Error).message}`); }
+  })
   .option('--s3-bucket <name>', 'keep sealed segments in this S3 bucket instead of DATA/segments (region, credentials, endpoint: AWS_REGION, AWS_* keys or profile, AWS_ENDPOINT_URL)')
   .option('--s3-prefix <prefix>', 'key prefix inside the bucket (e.g. site1/)')
   .action(async (o) => {
     const { runCloud } = await import('./run-cloud.ts');
     await runCloud({
-      dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs, live: o.live, quietBatchMs: o.quietBatchMs },
+      dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs, live: o.live, quietBatchMs: o.quietBatchMs, redactSecrets: o.redactPasswords, ...(o.secretPrompt ? { secretPrompt: o.secretPrompt } : {}) },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention },
     });

@@ -98,6 +98,8 @@ consoles:
     command: []
   ipmi1:
     type: ipmi
+  bmc2:
+    type: ipmy
   bare: {}
 extra: true
 `);
@@ -110,8 +112,9 @@ extra: true
     'console demo: command: required for type exec',
     'console demo: cols: must be one of 1..1000 (got 0)',
     'console -bad: command: must not be empty (got [])',
-    'console ipmi1: type: must be one of serial, exec (got "ipmi")',
-    'console bare: type: required (one of serial, exec)',
+    'console ipmi1: host: required for type ipmi',
+    'console bmc2: type: must be one of serial, exec, telnet, tcp, uds, ssh, ipmi (got "ipmy")',
+    'console bare: type: required (one of serial, exec, telnet, tcp, uds, ssh, ipmi)',
     'top level: unknown field "extra"',
   ];
   for (const p of expected) assert.ok(problems.includes(p), `missing problem: ${p}\n got:\n${problems.join('\n')}`);
@@ -172,4 +175,43 @@ test('missing consoles, empty file and unreadable file', () => {
   const missing = path.join(os.tmpdir(), 'no-such-dir-relay', 'relay.yaml');
   const { problems } = problemsOf(() => loadRelayConfig(missing));
   assert.match(problems[0], /^cannot read file: ENOENT/);
+});
+
+test('network console types, break sequences and per-console options', () => {
+  const cfg = parseRelayConfig(`
+breaks:
+  5: { string: '\\r~^b', delayMs: 500 }
+  z: { string: 'x\\d\\z\\177', confirm: true }
+consoles:
+  ts3: { type: telnet, host: ts1.example, port: 7003, baud: 9600, parity: even, break: 5, breaklist: [1, 5, z] }
+  sw1: { type: tcp, host: 10.0.0.5, port: 2001, idleTimeout: 15m, idleString: '\\r' }
+  vm1: { type: uds, path: /run/vm1.sock, ondemand: true, initcmd: 'echo hi', initcmdTimeout: 30 }
+  bmc7: { type: ipmi, host: 10.1.0.7, user: admin, passwordFile: /etc/cc/bmc7.pw, cipherSuite: 17 }
+  core1: { type: ssh, host: 10.2.0.1, user: admin, keyFile: ~/.ssh/id, hostKey: 'SHA256:${'a'.repeat(43)}' }
+`, 'x.yaml');
+  assert.deepEqual(cfg.breaks, { 5: { string: '\\r~^b', delayMs: 500 }, z: { string: 'x\\d\\z\\177', confirm: true } });
+  assert.deepEqual(cfg.consoles.ts3, { type: 'telnet', host: 'ts1.example', port: 7003, baud: 9600, parity: 'even', break: '5', breaklist: ['1', '5', 'z'], breakDelayMs: 250 });
+  assert.deepEqual(cfg.consoles.sw1, { type: 'tcp', host: '10.0.0.5', port: 2001, idleTimeout: 900_000, idleString: '\\r', breakDelayMs: 250 });
+  assert.deepEqual(cfg.consoles.vm1, { type: 'uds', path: '/run/vm1.sock', ondemand: true, initcmd: 'echo hi', initcmdTimeout: 30_000, breakDelayMs: 250 });
+  assert.deepEqual(cfg.consoles.bmc7, { type: 'ipmi', host: '10.1.0.7', port: 623, user: 'admin', passwordFile: '/etc/cc/bmc7.pw', cipherSuite: 17, tool: 'ipmitool', privilege: 'ADMINISTRATOR', breakDelayMs: 250 });
+  assert.equal((cfg.consoles.core1 as { keepaliveMs: number }).keepaliveMs, 15_000);
+});
+
+test('bad break sequences and durations are reported with the rest', () => {
+  const { problems } = problemsOf(() => parseRelayConfig(`
+breaks:
+  5: { string: '\\q' }
+  A: { string: x }
+consoles:
+  a: { type: tcp, host: h, port: 1, break: 7, idleTimeout: soon, idleString: '^1' }
+  b: { type: telnet, host: h, breaklist: [0] }
+`, 'x.yaml'));
+  assert.deepEqual(problems.sort(), [
+    'breaks: "A": must be one of 1-9 a-z',
+    'breaks: 5: string: unknown escape \\q (known: \\z \\d \\ooo \\a \\b \\f \\n \\r \\t \\v \\\\ \\^)',
+    'console a: break 7 is not defined (1-4 are built in; define others under breaks:)',
+    'console a: idleString: ^1 is not a control character (use ^@ to ^_, ^a to ^z or ^?)',
+    'console a: idleTimeout: must be a duration like 30s, 15m or 2h, at most 30d (got "soon")',
+    'console b: breaklist.0: must name a break sequence: one of 1-9 a-z (got "0")',
+  ].sort());
 });

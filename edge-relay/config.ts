@@ -7,9 +7,19 @@
 //       segmentBytes: 1048576           # seal after this many bytes (default 1 MiB)
 //       segmentMs: 60000                # ... or when the oldest byte is this old (default 60 s)
 //       capBytes: 1073741824            # disk the spool may use (default 1 GiB)
+//   breaks:           # optional: break sequences 1-9 a-z sent with ^Ecl<c> (see breaks.ts);
+//     5: { string: '\r~^b', delayMs: 500 }   # 1-4 are conserver's defaults unless set here
 //   consoles:
 //     web01: { type: serial, device: /dev/ttyUSB0, baud: 115200 }
 //     demo:  { type: exec, command: /bin/bash -l }
+//     ts3:   { type: telnet, host: ts1.example, port: 7003, baud: 9600 }   # RFC 2217 if offered
+//     sw1:   { type: tcp, host: 10.0.0.5, port: 2001 }
+//     vm1:   { type: uds, path: /run/vm1/serial.sock }
+//     bmc7:  { type: ipmi, host: 10.1.0.7, user: admin, passwordFile: /etc/cloudcons/bmc7.pw }
+//     core1: { type: ssh, host: 10.2.0.1, user: admin, keyFile: ~/.ssh/id_ed25519, hostKey: 'SHA256:...' }
+//
+// Every console type also takes the options in `common` below: initcmd, idleTimeout/idleString,
+// ondemand, break/breaklist, breakDelayMs.
 //
 // Loading never stops at the first mistake: every problem (YAML syntax, unknown field, bad value)
 // is collected into ONE ConfigError so a user fixes the whole file in one go. Each problem names
@@ -19,6 +29,7 @@ import os from 'node:os';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../protocol/errors.ts';
+import { breakStringProblem } from './breaks.ts';
 
 /** Every documented default in one place. */
 export const RELAY_CONFIG_DEFAULTS = {
@@ -27,6 +38,15 @@ export const RELAY_CONFIG_DEFAULTS = {
   serial: { baud: 9600, dataBits: 8, parity: 'none', stopBits: 1, flowControl: 'none' },
   /** Exec consoles: TERM unless `env` sets one, and the initial terminal size. */
   exec: { term: 'xterm-256color', cols: 80, rows: 24 },
+  /** Break sequence `^Ecl0` sends (conserver's `break` option; 1 is a serial break). */
+  defaultBreak: '1',
+  /** String sent when a console was idle for idleTimeout (conserver's default `idlestring`). */
+  idleString: '\\n',
+  /** How long an initcmd may run before it is killed (ms). */
+  initcmdTimeoutMs: 120_000,
+  telnet: { port: 23 },
+  ssh: { port: 22, keepaliveMs: 15_000, keepaliveCountMax: 3, term: 'xterm-256color', cols: 80, rows: 24 },
+  ipmi: { port: 623, tool: 'ipmitool', privilege: 'ADMINISTRATOR' },
 } as const;
 
 // Same rule as protocol/messages.ts (not exported there).
@@ -43,8 +63,56 @@ const text = z.string(err('must be a non-empty string')).min(1, err('must be a n
 const intIn = (lo: number, hi: number) =>
   z.custom<number>((v) => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi, err(`must be one of ${lo}..${hi}`));
 
+/** A duration: a number of seconds (as conserver.cf writes it) or a string with a unit, e.g.
+ *  `500ms`, `30s`, `15m`, `2h`. Returns milliseconds. */
+export function parseDuration(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
+  if (typeof v !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(v);
+  if (!m) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's']!;
+  return Math.round(Number(m[1]) * unit);
+}
+const duration = (max: string, maxMs: number) => z.union([z.number(), z.string()], err(`must be a duration like 30s, 15m or 2h`))
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined || ms > maxMs) {
+      ctx.addIssue({ code: 'custom', message: `must be a duration like 30s, 15m or 2h, at most ${max}`, input: v });
+      return z.NEVER;
+    }
+    return ms;
+  });
+const breakId = z.union([z.string(), z.number()]).transform(String)
+  .refine((b) => /^[1-9a-z]$/.test(b), err('must name a break sequence: one of 1-9 a-z'));
+/** Where a secret comes from: exactly one of these per console (checked in `secretRule`). */
+const secret = {
+  /** Inline (the relay config should then be readable by the relay only). */
+  password: z.string(err('must be a string')).optional(),
+  /** A file holding the secret (trailing newline ignored), e.g. /etc/cloudcons/bmc7.pw, mode 0600. */
+  passwordFile: text.optional(),
+  /** An environment variable of the relay process holding the secret. */
+  passwordEnv: text.optional(),
+};
+
 const common = {
   breakDelayMs: intIn(1, 10_000).default(RELAY_CONFIG_DEFAULTS.breakDelayMs),
+  /** Break sequence `^Ecl0` sends (default 1: a serial break). */
+  break: breakId.optional(),
+  /** Only these break sequences may be sent (default: all that are defined). */
+  breaklist: z.array(breakId, err('must be a list of break sequences')).optional(),
+  /** A shell command run each time the console comes up, stdin reading the console's output and
+   *  stdout writing to the console (a login script); conserver's `initcmd`. */
+  initcmd: text.optional(),
+  /** Kill an initcmd still running after this long (default 120 s). */
+  initcmdTimeout: duration('1h', 3_600_000).optional(),
+  /** No traffic either way for this long sends `idleString` (keeps BMC and terminal-server
+   *  sessions from timing out); conserver's `idletimeout`. Default: off. */
+  idleTimeout: duration('30d', 30 * 86_400_000).optional(),
+  /** What to send on idle, with break-string escapes (default `\n`). */
+  idleString: z.string(err('must be a string')).optional(),
+  /** Open the device only while someone is attached (conserver's `options ondemand`). Output while
+   *  nobody is attached is then not recorded. */
+  ondemand: z.boolean(err('must be true or false')).optional(),
 };
 const d = RELAY_CONFIG_DEFAULTS.serial;
 
@@ -80,7 +148,74 @@ const execSchema = z.strictObject({
   rows: intIn(1, 1000).optional(),
 }, err('must be a mapping'));
 
-const consoleSchemas = [serialSchema, execSchema] as const;
+const host = text.regex(/^[^\s/]+$/, err('must be a host name or address'));
+const port = intIn(1, 65535);
+/** RFC 2217 line settings a telnet console asks the terminal server for, if it offers COM-PORT. */
+const lineSettings = {
+  baud: intIn(50, 4_000_000).optional(),
+  dataBits: z.literal([5, 6, 7, 8], err('must be one of 5, 6, 7, 8')).optional(),
+  parity: z.enum(['none', 'even', 'odd', 'mark', 'space'], err('must be one of none, even, odd, mark, space')).optional(),
+  stopBits: z.literal([1, 1.5, 2], err('must be one of 1, 1.5, 2')).optional(),
+  flowControl: z.enum(['none', 'rtscts', 'xonxoff'], err('must be one of none, rtscts, xonxoff')).optional(),
+};
+
+const telnetSchema = z.strictObject({
+  type: z.literal('telnet'),
+  ...common,
+  host,
+  port: port.default(RELAY_CONFIG_DEFAULTS.telnet.port),
+  ...lineSettings,
+}, err('must be a mapping'));
+
+const tcpSchema = z.strictObject({ type: z.literal('tcp'), ...common, host, port }, err('must be a mapping'));
+
+const udsSchema = z.strictObject({ type: z.literal('uds'), ...common, path: text }, err('must be a mapping'));
+
+const S = RELAY_CONFIG_DEFAULTS.ssh;
+const sshSchema = z.strictObject({
+  type: z.literal('ssh'),
+  ...common,
+  host,
+  port: port.default(S.port),
+  user: text,
+  ...secret,
+  /** A private key file (OpenSSH or PEM); `passphraseFile` if it is encrypted. */
+  keyFile: text.optional(),
+  passphraseFile: text.optional(),
+  /** Pinned host key: its SHA256 fingerprint as `ssh-keygen -lf` prints it (SHA256:...). */
+  hostKey: text.regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, err('must be a SHA256 fingerprint as ssh-keygen -l prints it (SHA256:...)')).optional(),
+  /** known_hosts file to check the host key against, when no hostKey is pinned
+   *  (default ~/.ssh/known_hosts). */
+  knownHosts: text.optional(),
+  /** Run this instead of a login shell (e.g. a BMC's `console` command). */
+  command: text.optional(),
+  keepaliveMs: intIn(0, 3_600_000).default(S.keepaliveMs),
+  keepaliveCountMax: intIn(1, 100).default(S.keepaliveCountMax),
+  term: text.default(S.term),
+  cols: intIn(1, 1000).optional(),
+  rows: intIn(1, 1000).optional(),
+}, err('must be a mapping'));
+
+const I = RELAY_CONFIG_DEFAULTS.ipmi;
+const ipmiSchema = z.strictObject({
+  type: z.literal('ipmi'),
+  ...common,
+  host,
+  port: port.default(I.port),
+  user: z.string(err('must be a string')).default(''),
+  ...secret,
+  /** Which client runs the SOL session. */
+  tool: z.enum(['ipmitool', 'ipmiconsole'], err('must be one of ipmitool, ipmiconsole')).default(I.tool),
+  privilege: z.enum(['CALLBACK', 'USER', 'OPERATOR', 'ADMINISTRATOR'], err('must be one of CALLBACK, USER, OPERATOR, ADMINISTRATOR')).default(I.privilege),
+  /** RMCP+ cipher suite id (0-17); default: the tool's. */
+  cipherSuite: intIn(0, 17).optional(),
+  /** BMC key (K_g) in a file, for BMCs that require one. */
+  kgFile: text.optional(),
+  /** ipmitool `-Z`/`-o` style workarounds are passed as given (ipmiconsole `-W`). */
+  workarounds: z.array(text, err('must be a list of strings')).optional(),
+}, err('must be a mapping'));
+
+const consoleSchemas = [serialSchema, execSchema, telnetSchema, tcpSchema, udsSchema, sshSchema, ipmiSchema] as const;
 const consoleSchema = z.discriminatedUnion('type', consoleSchemas, err('must be a mapping with a "type" field'));
 
 const spoolSchema = z.strictObject({
@@ -90,7 +225,17 @@ const spoolSchema = z.strictObject({
   capBytes: intIn(1024 * 1024, Number.MAX_SAFE_INTEGER).optional(),
 }, err('must be a mapping'));
 
+const breakDefSchema = z.strictObject({
+  /** What to send, with conserver's escapes (see breaks.ts): \z serial break, \d pause for
+   *  delayMs, \ooo octal, \r \n \t \\, ^c a control character. */
+  string: z.string(err('must be a string')),
+  delayMs: intIn(0, 60_000).optional(),
+  /** Ask the user before sending (shown in ^Ecl?). */
+  confirm: z.boolean(err('must be true or false')).optional(),
+}, err('must be a mapping with "string"'));
+
 const relaySchema = z.strictObject({
+  breaks: z.record(z.string(), breakDefSchema, err('must be a mapping of 1-9 a-z to break sequences')).optional(),
   relay: z.strictObject({
     name: text.regex(NAME_RE, err(NAME_RULE)).max(128, err(NAME_RULE)).optional(),
     spool: spoolSchema.optional(),
@@ -100,10 +245,19 @@ const relaySchema = z.strictObject({
 
 export type SerialConsoleConfig = z.output<typeof serialSchema>;
 export type ExecConsoleConfig = z.output<typeof execSchema>;
-export type ConsoleConfig = SerialConsoleConfig | ExecConsoleConfig;
+export type TelnetConsoleConfig = z.output<typeof telnetSchema>;
+export type TcpConsoleConfig = z.output<typeof tcpSchema>;
+export type UdsConsoleConfig = z.output<typeof udsSchema>;
+export type SshConsoleConfig = z.output<typeof sshSchema>;
+export type IpmiConsoleConfig = z.output<typeof ipmiSchema>;
+export type ConsoleConfig = SerialConsoleConfig | ExecConsoleConfig | TelnetConsoleConfig | TcpConsoleConfig
+  | UdsConsoleConfig | SshConsoleConfig | IpmiConsoleConfig;
+export type BreakDef = z.output<typeof breakDefSchema>;
 export interface SpoolConfig { dir?: string; segmentBytes?: number; segmentMs?: number; capBytes?: number }
 export interface RelayConfig {
   relay: { name: string; spool?: SpoolConfig };
+  /** Break sequences defined in the file (merged over conserver's defaults by breaks.ts). */
+  breaks?: Record<string, BreakDef>;
   consoles: Record<string, ConsoleConfig>;
 }
 
@@ -146,11 +300,43 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   }
   const result = relaySchema.safeParse(raw, { reportInput: true });
   if (!result.success) problems.push(...result.error.issues.flatMap((i) => describe(i, consoles)));
+  problems.push(...crossChecks(raw));
   if (problems.length > 0 || !result.success) throw new ConfigError(file, problems);
+  const data = result.data;
   return {
-    relay: { name: result.data.relay?.name ?? os.hostname(), spool: result.data.relay?.spool },
-    consoles: result.data.consoles,
+    relay: { name: data.relay?.name ?? os.hostname(), spool: data.relay?.spool },
+    ...(data.breaks ? { breaks: data.breaks } : {}),
+    consoles: data.consoles,
   };
+}
+
+/** Rules that span fields, checked on the raw document so they are reported together with the
+ *  schema's problems (values of the wrong type are left to the schema). */
+function crossChecks(raw: unknown): string[] {
+  const problems: string[] = [];
+  const obj = (v: unknown): Record<string, unknown> | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : undefined);
+  const doc = obj(raw);
+  const breaks = obj(doc?.breaks) ?? {};
+  for (const [k, b] of Object.entries(breaks)) {
+    if (!/^[1-9a-z]$/.test(k)) problems.push(`breaks: ${JSON.stringify(k)}: must be one of 1-9 a-z`);
+    const str = obj(b)?.string;
+    if (typeof str === 'string') { const bad = breakStringProblem(str); if (bad) problems.push(`breaks: ${k}: string: ${bad}`); }
+  }
+  for (const [name, v] of Object.entries(obj(doc?.consoles) ?? {})) {
+    const c = obj(v);
+    if (!c) continue;
+    const given = ['password', 'passwordFile', 'passwordEnv'].filter((f) => c[f] !== undefined);
+    if (given.length > 1) problems.push(`console ${name}: give only one of password, passwordFile, passwordEnv (got ${given.join(', ')})`);
+    if (c.type === 'ssh' && given.length === 0 && c.keyFile === undefined) {
+      problems.push(`console ${name}: ssh needs keyFile or one of password, passwordFile, passwordEnv`);
+    }
+    if (typeof c.idleString === 'string') { const bad = breakStringProblem(c.idleString); if (bad) problems.push(`console ${name}: idleString: ${bad}`); }
+    const ids = [c.break, ...(Array.isArray(c.breaklist) ? c.breaklist : [])].filter((b) => b !== undefined).map(String);
+    for (const b of ids) {
+      if (/^[1-9a-z]$/.test(b) && !/^[1-4]$/.test(b) && !breaks[b]) problems.push(`console ${name}: break ${b} is not defined (1-4 are built in; define others under breaks:)`);
+    }
+  }
+  return problems;
 }
 
 /** Turns one zod issue into "console web01: baud: must be ... (got "fast")" lines; `consoles` is

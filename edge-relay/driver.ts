@@ -28,4 +28,7 @@ export interface ConsoleDriver {
   resize(cols: number, rows: number): void;
   /** Closes the device. Safe to call repeatedly and when not open; resolves when released. */
   close(): Promise<void>;
+  /** Optional: calls `hint` when the device may have come back (a device node reappeared), so a
+   *  down console is retried at once rather than after its backoff. Returns an unsubscribe. */
+  watchReady?(hint: () => void): () => void;
 }

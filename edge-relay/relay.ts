@@ -14,6 +14,7 @@ import type { RelayConfig } from './config.ts';
 import { createDriver } from './drivers/index.ts';
 import { Scratch, Spool, type ConsoleSpool, type SealedSegment, type SpoolOptions } from './spool.ts';
 import { Supervisor } from './supervisor.ts';
+import { describeBreak } from './breaks.ts';
 import { segmentKey, type Chunk } from '../protocol/segment.ts';
 
 export interface RelayOptions {
@@ -162,12 +163,22 @@ export class Relay {
     this.maxQueued = Math.min(MAX_QUEUED_BYTES, Math.floor(MAX_QUEUED_TOTAL / Math.max(1, Object.keys(cfg.consoles).length)));
     for (const [name, cc] of Object.entries(cfg.consoles)) {
       const driver = createDriver(cc);
-      const sup = new Supervisor(name, cc, driver);
+      const sup = new Supervisor(name, cc, driver, { breaks: cfg.breaks });
       const con: Con = {
         name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, watched: false, onceTo: 0, lastInput: 0, pumpSoon: false, lastSend: 0,
         uploading: false, failures: 0, retryAt: 0,
-        info: { name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable },
+        info: {
+          name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable,
+          ...(cc.ondemand ? { ondemand: true } : {}),
+          breaks: sup.breakList.map((b) => ({ id: b.id, text: describeBreak(b.def), ...(b.def.confirm ? { confirm: true } : {}) })),
+          defaultBreak: sup.defaultBreak,
+        },
       };
+      // initcmd runs, idle strings, flapping, manual down/up: the cloud puts them in the audit trail.
+      sup.on('event', (ev) => {
+        this.opts.log(`console ${name}: ${ev.detail}`);
+        this.send({ t: 'event', c: name, what: ev.what, detail: ev.detail.slice(0, 1024) });
+      });
       // Reads that arrive in the same turn of the event loop go out as one message (a pty hands
       // over at most 4 KiB per read); an idle console's keystroke echo is not delayed by it.
       // Under bulk output (at least BATCH_MIN_BYTES waiting and the last message went out less
@@ -458,7 +469,7 @@ export class Relay {
         this.liveMode = mode;
         this.quietBatchMs = m.quietBatchMs ?? 0;
         const watched = new Set(m.watched);
-        for (const c of mine) c.watched = watched.has(c.name);
+        for (const c of mine) { c.watched = watched.has(c.name); c.sup.setDemand(c.watched); }
         void Promise.all(mine.map(async (c) => {
           const sent = await c.spool.confirm(m.ends[c.name]);
           if (this.ws !== ws) return;
@@ -482,6 +493,7 @@ export class Relay {
           this.pump(c);
           return;
         }
+        c?.sup.setDemand(m.on); // ondemand consoles open while watched
         if (!c || c.watched === m.on) return; // a repeated `on` must not rewind a stream
         c.watched = m.on;
         c.onceTo = 0;
@@ -493,6 +505,12 @@ export class Relay {
       }
       case 'fence': { const c = this.cons.get(m.c); if (c && m.fence > c.fence) c.fence = m.fence; return; }
       case 'in': case 'break': case 'resize': return this.deviceOp(m);
+      case 'ctl': {
+        const c = this.cons.get(m.c);
+        if (!c) { this.opts.log(`cloud asked to take ${m.c} ${m.op}, but it is not on this relay`); return; }
+        if (m.op === 'down') void c.sup.adminDown(m.by); else c.sup.adminUp(m.by);
+        return;
+      }
       case 'ping': this.send({ t: 'pong', id: m.id }); return;
       case 'pong': return;
       case 'error': this.opts.log(`cloud: ${m.code}: ${m.message}`); return;
@@ -512,7 +530,7 @@ export class Relay {
       if (c.quietTimer) this.flushQuiet(c); // the echo must not wait
       c.sup.write(Buffer.from(m.d, 'base64')).catch((e: Error) => reject(e.message));
     } else {
-      c.sup.sendBreak().then(() => this.send({ t: 'break-sent', c: m.c, fence: m.fence, session: m.session, seq: m.seq }), (e: Error) => reject(e.message));
+      c.sup.sendBreakSequence(m.seq).then(() => this.send({ t: 'break-sent', c: m.c, fence: m.fence, session: m.session, seq: m.seq }), (e: Error) => reject(e.message));
     }
   }
 

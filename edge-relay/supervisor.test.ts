@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Supervisor, type ConsoleStatus } from './supervisor.ts';
+import { Supervisor, type ConsoleEvent, type ConsoleStatus, type SupervisorOptions } from './supervisor.ts';
 import { createDriver } from './drivers/index.ts';
-import type { ExecConsoleConfig, SerialConsoleConfig } from './config.ts';
+import type { ConsoleConfig, ExecConsoleConfig, SerialConsoleConfig, UdsConsoleConfig } from './config.ts';
+import { DeviceServer } from '../test/device-server.ts';
+import { tmpDir } from '../test/helpers.ts';
 import { cleanup, openPtyPeer, PtyPair } from '../test/helpers.ts';
 
 after(cleanup);
@@ -25,8 +27,11 @@ async function until(what: string, cond: () => boolean, ms = 5000, seen?: () => 
 }
 
 /** Starts a supervisor recording its events; stopped in test cleanup. */
-function supervise(t: TestContext, name: string, cfg: SerialConsoleConfig | ExecConsoleConfig, opts = {}) {
-  const sup = new Supervisor(name, cfg, createDriver(cfg), opts);
+function supervise(t: TestContext, name: string, cfg: ConsoleConfig, opts: Partial<SupervisorOptions> = {}) {
+  // Flap protection is tested on its own; elsewhere it would stop the restarts being measured.
+  const sup = new Supervisor(name, cfg, createDriver(cfg), { flapMax: 1000, ...opts });
+  const events: ConsoleEvent[] = [];
+  sup.on('event', (e) => events.push(e));
   const states: (ConsoleStatus & { at: number })[] = [];
   const data: Buffer[] = [];
   sup.on('state', (s) => states.push({ ...s, at: Date.now() }));
@@ -36,7 +41,7 @@ function supervise(t: TestContext, name: string, cfg: SerialConsoleConfig | Exec
   });
   t.after(() => sup.stop());
   sup.start();
-  return { sup, states, text: () => Buffer.concat(data).toString(), ups: () => states.filter((s) => s.state === 'up').length };
+  return { sup, states, events, text: () => Buffer.concat(data).toString(), ups: () => states.filter((s) => s.state === 'up').length };
 }
 
 test('serial console survives the device going away and coming back on the same path', async (t) => {
@@ -126,4 +131,122 @@ test('resize is remembered and applied when an exec console is restarted', async
   s.sup.resize(120, 40);
   await until('restarted with the new size', () => s.text().includes('40 120'), 3000);
   assert.equal(s.sup.resizable, true);
+});
+
+test('a flapping console is held down, says so and until when, and `up` ends the hold', async (t) => {
+  const cfg: ExecConsoleConfig = { type: 'exec', command: 'echo up; sleep 0.05', breakDelayMs: 250 };
+  const s = supervise(t, 'flap', cfg, { minBackoffMs: 20, maxBackoffMs: 20, flapMax: 3, flapWindowMs: 10_000, flapHoldMs: 60_000 });
+  await until('held down', () => /^flapping: went down 3 times within 10 s; held down until \d\d:\d\d:\d\d UTC \(cloudcons console up flap retries now\)$/.test(s.sup.state.reason ?? ''), 5000, () => JSON.stringify(s.states));
+  const ups = s.ups();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(s.ups(), ups, 'no reopen while held');
+  assert.equal(s.events.filter((e) => e.what === 'flapping').length, 1);
+  s.sup.adminUp('alice');
+  await until('up again', () => s.ups() > ups);
+  assert.match(s.events.at(-1)!.detail, /brought up by alice \(was: flap hold\)/);
+});
+
+test('manual down closes the console until up, whatever the device does', async (t) => {
+  const dev = await DeviceServer.start({ path: path.join(tmpDir('sup-down'), 'c.sock') });
+  t.after(() => dev.vanish());
+  const cfg: UdsConsoleConfig = { type: 'uds', path: (dev.addr as { path: string }).path, breakDelayMs: 250 };
+  const s = supervise(t, 'sw1', cfg, { minBackoffMs: 20, maxBackoffMs: 20 });
+  await until('up', () => s.sup.state.state === 'up');
+  await s.sup.adminDown('bob');
+  assert.deepEqual([s.sup.state.state, s.sup.state.reason], ['down', 'down by bob (cloudcons console up sw1 brings it back)']);
+  await until('device saw the close', () => dev.connections === 1 && !(dev as unknown as { socks: Set<unknown> }).socks.size);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(dev.connections, 1, 'no reconnect while down by hand');
+  await assert.rejects(s.sup.write(Buffer.from('x')), /console sw1 is down: down by bob/);
+  s.sup.adminUp('bob');
+  await until('up again', () => s.sup.state.state === 'up');
+  assert.deepEqual(s.events.map((e) => e.what), ['manual.down', 'manual.up']);
+});
+
+test('ondemand: closed until watched, open while watched, closed again after the linger', async (t) => {
+  const dev = await DeviceServer.start({ path: path.join(tmpDir('sup-od'), 'c.sock') });
+  t.after(() => dev.vanish());
+  const cfg: UdsConsoleConfig = { type: 'uds', path: (dev.addr as { path: string }).path, ondemand: true, breakDelayMs: 250 };
+  const s = supervise(t, 'od', cfg, { lingerMs: 150 });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual([s.sup.state.state, s.sup.state.reason, dev.connections], ['down', 'idle (ondemand: opens when someone attaches)', 0]);
+  await assert.rejects(s.sup.write(Buffer.from('x')), /closed until someone attaches \(ondemand\)/);
+  s.sup.setDemand(true);
+  await until('opened on demand', () => s.sup.state.state === 'up' && dev.connections === 1);
+  s.sup.setDemand(false);
+  s.sup.setDemand(true); // a viewer reconnecting within the linger keeps it open
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(s.sup.state.state, 'up');
+  s.sup.setDemand(false);
+  await until('closed after the linger', () => s.sup.state.state === 'down');
+  assert.equal(s.sup.state.reason, 'idle (ondemand: opens when someone attaches)');
+  assert.equal(dev.connections, 1);
+});
+
+test('idleTimeout sends the idle string after that long without traffic, not while busy', async (t) => {
+  const dev = await DeviceServer.start({ path: path.join(tmpDir('sup-idle'), 'c.sock') });
+  t.after(() => dev.vanish());
+  const cfg: UdsConsoleConfig = { type: 'uds', path: (dev.addr as { path: string }).path, idleTimeout: 300, idleString: 'ping\\r', breakDelayMs: 250 };
+  const s = supervise(t, 'idle', cfg);
+  await until('up', () => s.sup.state.state === 'up');
+  await dev.whenConnected();
+  // Busy: output every 100 ms for 600 ms keeps it from idling.
+  for (let i = 0; i < 6; i++) { dev.emit(Buffer.from('.')); await new Promise((r) => setTimeout(r, 100)); }
+  assert.equal(dev.received().toString(), '');
+  await until('idle string sent', () => dev.received().toString() === 'ping\r', 2000);
+  assert.match(s.events.find((e) => e.what === 'idle')!.detail, /^idle for 0 s: sent "ping\\\\r"$/);
+});
+
+test('initcmd runs wired to the console each time it comes up, and its end is reported', async (t) => {
+  const dev = await DeviceServer.start({ path: path.join(tmpDir('sup-init'), 'c.sock') });
+  t.after(() => dev.vanish());
+  // A login script: wait for the prompt on stdin, answer on stdout.
+  const cfg: UdsConsoleConfig = { type: 'uds', path: (dev.addr as { path: string }).path, breakDelayMs: 250,
+    initcmd: 'while read -r line; do case "$line" in *login:*) echo root; exit 0;; esac; done' };
+  const s = supervise(t, 'init', cfg);
+  await until('up', () => s.sup.state.state === 'up');
+  await dev.whenConnected();
+  dev.emit(Buffer.from('\nhost1 login:\n'));
+  await until('initcmd answered', () => dev.received().toString() === 'root\n');
+  await until('initcmd end reported', () => s.events.some((e) => e.what === 'initcmd.end'));
+  assert.deepEqual(s.events.map((e) => e.what), ['initcmd.start', 'initcmd.end']);
+  assert.equal(s.events[1].detail, 'initcmd ended (exit 0)');
+});
+
+test('break sequences: 0 is the console default, others by slot, unknown ones are named', async (t) => {
+  const dev = await DeviceServer.start({ path: path.join(tmpDir('sup-brk'), 'c.sock') });
+  t.after(() => dev.vanish());
+  const cfg: UdsConsoleConfig = { type: 'uds', path: (dev.addr as { path: string }).path, breakDelayMs: 250, break: '3', breaklist: ['2', '3', 'x'] };
+  const s = supervise(t, 'brk', cfg, { breaks: { x: { string: 'a\\db', delayMs: 100 } } });
+  await until('up', () => s.sup.state.state === 'up');
+  await dev.whenConnected();
+  await s.sup.sendBreakSequence('0');
+  await until('#.', () => dev.received().toString() === '#.');
+  dev.clearReceived();
+  const t0 = Date.now();
+  await s.sup.sendBreakSequence('x');
+  assert.ok(Date.now() - t0 >= 95, 'the \\d pause took the delay');
+  await s.sup.sendBreakSequence('2');
+  await until('bytes', () => dev.received().toString() === 'ab\r~\x02');
+  await assert.rejects(s.sup.sendBreakSequence('1'), /no break sequence 1 on console brk \(there are: 2 3 x\)/);
+  assert.deepEqual(s.sup.breakList.map((b) => b.id), ['2', '3', 'x']);
+});
+
+test('a serial device that reappears is reopened at once, not after the backoff', async (t) => {
+  const dir = tmpDir('sup-replug');
+  const pair = await PtyPair.create(dir);
+  t.after(() => pair.stop());
+  const cfg: SerialConsoleConfig = { type: 'serial', device: `${dir}/dev`, baud: 115200, dataBits: 8, parity: 'none', stopBits: 1, flowControl: 'none', breakDelayMs: 50 };
+  // A backoff of 10 s or more: only the device watch can bring it up within a second.
+  const s = supervise(t, 'replug', cfg, { minBackoffMs: 10_000, maxBackoffMs: 30_000, jitter: 0 });
+  await until('up', () => s.sup.state.state === 'up');
+  await pair.stop();
+  await until('down', () => s.sup.state.state === 'down', 5000);
+  await new Promise((r) => setTimeout(r, 300));
+  const back = Date.now();
+  await pair.start();
+  await until('up again', () => s.sup.state.state === 'up', 3000);
+  const ms = Date.now() - back;
+  t.diagnostic(`serial device back -> console up: ${ms} ms`);
+  assert.ok(ms < 1000, `${ms} ms`);
 });

@@ -185,6 +185,9 @@ test('entry configuration: required variables named when missing; @connections e
   assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_LEASE_MS: '20000' }), { table: 't', bucket: 'b', prefix: undefined, auditBucket: undefined, connectionsEndpoint: undefined, core: { leaseMs: 20000 } });
   assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_QUIET_BATCH_MS: '500' }).core, { quietBatchMs: 500 });
   assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_QUIET_BATCH_MS: 'soon' }), /CLOUDCONS_QUIET_BATCH_MS/);
+  assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_REDACT_PASSWORDS: 'false', CLOUDCONS_SECRET_PROMPT: 'code:$' }).core,
+    { redactSecrets: false, secretPrompt: /code:$/i });
+  assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_REDACT_PASSWORDS: 'no' }), /CLOUDCONS_REDACT_PASSWORDS must be true or false/);
   assert.equal(connectionsEndpointOf({ domainName: 'abc.execute-api.eu-west-1.amazonaws.com', stage: 'prod' }), 'https://abc.execute-api.eu-west-1.amazonaws.com/prod');
   assert.equal(connectionsEndpointOf({}), undefined);
 });

@@ -33,6 +33,11 @@ export const consoleInfo = z.object({
   resizable: z.boolean().optional(),
   /** The newest fence this relay has seen for the console (so a restarted cloud never reuses one). */
   fence: fence.optional(),
+  /** Opened only while someone watches (the cloud then says when, with `watch`, in every mode). */
+  ondemand: z.boolean().optional(),
+  /** Break sequences the console offers (^Ecl?), and which one `0` sends. */
+  breaks: z.array(z.object({ id: breakSeq, text: z.string().max(256), confirm: z.boolean().optional() })).max(36).optional(),
+  defaultBreak: breakSeq.optional(),
 });
 export type ConsoleInfo = z.infer<typeof consoleInfo>;
 
@@ -46,6 +51,9 @@ export const relayToCloud = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('rejected'), c: name, fence, session: z.string().max(64), what: z.enum(['in', 'break', 'resize']), reason: z.string().max(256) }),
   /** A break was sent to the device. */
   z.object({ v, t: z.literal('break-sent'), c: name, fence, session: z.string().max(64), seq: breakSeq }),
+  /** Something that happened to a console, for the audit trail: initcmd.start, initcmd.end, idle,
+   *  flapping, manual.down, manual.up. */
+  z.object({ v, t: z.literal('event'), c: name, what: z.string().regex(/^[a-z]+(\.[a-z]+)?$/).max(32), detail: z.string().max(1024) }),
   z.object({ v, t: z.literal('ping'), id: z.number().int() }),
   z.object({ v, t: z.literal('pong'), id: z.number().int() }),
 ]);
@@ -68,6 +76,8 @@ export const cloudToRelay = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('resize'), c: name, fence, session: z.string().max(64), cols: size, rows: size }),
   /** The cloud learned a fence for the console (lock taken); older fences are stale from now on. */
   z.object({ v, t: z.literal('fence'), c: name, fence }),
+  /** Take a console down by hand (closed until `up`) or bring it up (also ends a flap hold). */
+  z.object({ v, t: z.literal('ctl'), c: name, op: z.enum(['down', 'up']), by: z.string().min(1).max(128) }),
   z.object({ v, t: z.literal('error'), code: z.string(), message: z.string() }),
   z.object({ v, t: z.literal('ping'), id: z.number().int() }),
   z.object({ v, t: z.literal('pong'), id: z.number().int() }),
@@ -99,7 +109,9 @@ export type Viewer = z.infer<typeof viewer>;
 
 // ---------------------------------------------------------------- cloud -> client
 export const cloudToClient = z.discriminatedUnion('t', [
-  z.object({ v, t: z.literal('attached'), c: name, session: z.string(), user: z.string(), mode: z.enum(['rw', 'spy']), fence: fence.optional(), writer: z.string().optional(), state: consoleState, type: z.string() }),
+  z.object({ v, t: z.literal('attached'), c: name, session: z.string(), user: z.string(), mode: z.enum(['rw', 'spy']), fence: fence.optional(), writer: z.string().optional(), state: consoleState, type: z.string(),
+    /** The console's break sequences (for ^Ecl?), as its relay published them. */
+    breaks: consoleInfo.shape.breaks, defaultBreak: breakSeq.optional() }),
   /** Live output from offset `o`. */
   z.object({ v, t: z.literal('out'), o: offset, d: b64 }),
   /** History requested with attach `tail` (kind attach) or `replay`; `d` is one chunk, `last` marks

@@ -207,3 +207,38 @@ test('live mode `always` (the embedded default): no watch messages, a plain welc
   assert.equal(sender.to('R', 'watch').length, 0);
   assert.deepEqual(Object.keys(sender.to('R', 'welcome')[0]).sort(), ['ends', 't', 'v']);
 });
+
+test('input typed at a password prompt is audited redacted (also when refused); after the prompt, in clear', async () => {
+  const { core, ports } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  let o = 0;
+  const out = async (s: string) => { await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o, ts: Date.now(), d: b64(s) }); o += Buffer.byteLength(s); };
+  await out('web01 login: ');
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('root\r') });
+  await out('root\r\nPass'); // the prompt split across two output messages
+  await out('word: ');
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('hunter2\r') });
+  await core.clientMessage('B', bob, { v: 1, t: 'in', d: b64('bobsecret\r') });
+  await out('\r\n\x1b[1mroot@web01:~#\x1b[0m ');
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('uname -a\r') });
+  const recs = (await ports.audit.list('web01')).filter((r) => r.type.startsWith('input'));
+  const shown = recs.map((r) => [r.type, r.user, r.data ? Buffer.from(r.data, 'base64').toString() : r.detail]);
+  assert.deepEqual([shown[0], shown[1], shown[3]], [
+    ['input', 'alice', 'root\r'],
+    ['input', 'alice', '[redacted: 8 bytes typed at a password prompt]'],
+    ['input', 'alice', 'uname -a\r'],
+  ]);
+  assert.deepEqual(shown[2].slice(0, 2), ['input.denied', 'bob']);
+  assert.match(String(shown[2][2]), / \[redacted: 10 bytes typed at a password prompt\]$/, 'the reason, then the redaction');
+  assert.ok(!JSON.stringify(await ports.audit.list('web01')).includes(b64('hunter2\r')), 'the password is nowhere in the audit');
+});
+
+test('with redaction off, input at a password prompt is audited in clear', async () => {
+  const { core, ports } = await setup({ redactSecrets: false });
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: Date.now(), d: b64('Password: ') });
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('hunter2\r') });
+  const rec = (await ports.audit.list('web01')).find((r) => r.type === 'input');
+  assert.equal(Buffer.from(rec!.data!, 'base64').toString(), 'hunter2\r');
+});

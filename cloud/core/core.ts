@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { chunks, encode } from '../../protocol/codec.ts';
 import { BadParameter, Conflict, Forbidden, NotFound } from '../../protocol/errors.ts';
-import type { ClientToCloud, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
+import type { ClientToCloud, ConsoleInfo, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
+import { SECRET_PROMPT_DEFAULT, SecretPromptTracker } from './secret-prompt.ts';
 import { LogStore, type LogStoreOptions } from './log-store.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
 
@@ -26,8 +27,16 @@ export interface CoreOptions {
    *  message (a writer's echo is never held). Default 0 (at once); 2000 on Lambda, where each
    *  message costs. */
   quietBatchMs: number;
+  /** Input typed while a console shows a password prompt is audited without its bytes
+   *  ("[redacted: N bytes typed at a password prompt]"). Default true. */
+  redactSecrets: boolean;
+  /** What counts as a password prompt (the console's last line). Default SECRET_PROMPT_DEFAULT. */
+  secretPrompt: RegExp;
 }
-export const CORE_DEFAULTS: CoreOptions = { leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0 };
+export const CORE_DEFAULTS: CoreOptions = {
+  leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0,
+  redactSecrets: true, secretPrompt: SECRET_PROMPT_DEFAULT,
+};
 
 export interface ConsoleView extends ConsoleRecord {
   writer?: string;
@@ -42,7 +51,9 @@ export class CloudCore {
   constructor(private readonly p: CloudPorts, opts: Partial<CoreOptions> = {}, logOpts: Partial<LogStoreOptions> = {}) {
     this.opts = { ...CORE_DEFAULTS, ...opts };
     this.log = new LogStore(p.segments, p.hot, logOpts);
+    this.prompts = new SecretPromptTracker(this.opts.secretPrompt);
   }
+  private readonly prompts: SecretPromptTracker;
 
   // ============================================================================ relay connections
 
@@ -54,16 +65,25 @@ export class CloudCore {
         const rec = await this.ownedConsole(conn, who, msg.info.name);
         if (!rec) return;
         const changed = rec.state !== msg.info.state;
-        await this.p.consoles.put({ ...rec, state: msg.info.state, since: msg.info.since, reason: msg.info.reason, type: msg.info.type, resizable: msg.info.resizable });
+        await this.p.consoles.put({ ...rec, ...described(msg.info), state: msg.info.state, since: msg.info.since, reason: msg.info.reason });
         if (changed) await this.consoleStateChanged(rec.name, msg.info.state, msg.info.reason);
         return;
       }
       case 'out': {
-        if (!(await this.ownedConsole(conn, who, msg.c))) return;
+        const rec = await this.ownedConsole(conn, who, msg.c);
+        if (!rec) return;
         const data = Buffer.from(msg.d, 'base64');
         // Only what was not stored before goes live: a resend after a reconnect is never shown twice.
         const { fresh } = await this.log.append(msg.c, msg.o, msg.ts, data);
         for (const f of fresh) await this.fanOut(msg.c, f.offset, f.data, f.data.length === data.length ? msg.d : undefined);
+        if (this.opts.redactSecrets && fresh.length) {
+          let secret = false;
+          for (const f of fresh) secret = this.prompts.feed(msg.c, f.data);
+          if (secret !== !!rec.secretPrompt) {
+            const now = await this.p.consoles.get(msg.c); // re-read: the fan-out awaited
+            if (now) await this.p.consoles.put({ ...now, secretPrompt: secret || undefined });
+          }
+        }
         return;
       }
       case 'rejected': {
@@ -77,6 +97,11 @@ export class CloudCore {
         if (!(await this.ownedConsole(conn, who, msg.c))) return;
         await this.notice(msg.c, `[cloudcons: break ${msg.seq} sent]`);
         return;
+      case 'event':
+        if (!(await this.ownedConsole(conn, who, msg.c))) return;
+        await this.audit(msg.c, `console.${msg.what}`, undefined, { detail: msg.detail, user: `relay:${who.name}` });
+        if (msg.what === 'flapping' || msg.what === 'idle') await this.notice(msg.c, `[cloudcons: ${msg.detail}]`);
+        return;
       case 'ping': await this.sendRelay(conn, { t: 'pong', id: msg.id }); return;
       case 'pong': return;
     }
@@ -86,17 +111,21 @@ export class CloudCore {
     const ends: Record<string, number> = {};
     const watched: string[] = [];
     const refused: string[] = [];
+    const downAgain: { c: string; by: string }[] = [];
     for (const info of msg.consoles) {
       const old = await this.p.consoles.get(info.name);
       if (old && old.relay !== who.name && old.relayConn) { refused.push(`${info.name} (published by relay ${old.relay})`); continue; }
       if (info.fence) await this.reFence(info.name, info.fence);
-      await this.p.consoles.put({ name: info.name, type: info.type, state: info.state, since: info.since, reason: info.reason, relay: who.name, relayConn: conn, resizable: info.resizable });
+      await this.p.consoles.put({ ...described(info), state: info.state, since: info.since, reason: info.reason, relay: who.name, relayConn: conn, ...(old?.adminDown ? { adminDown: old.adminDown } : {}) });
       ends[info.name] = await this.log.end(info.name);
-      if (this.opts.live === 'watched' && (await this.p.sessions.byConsole(info.name)).length) watched.push(info.name);
+      if ((this.opts.live === 'watched' || info.ondemand) && (await this.p.sessions.byConsole(info.name)).length) watched.push(info.name);
+      if (old?.adminDown) downAgain.push({ c: info.name, by: old.adminDown.by });
       if (!old || old.state !== info.state || !old.relayConn) await this.consoleStateChanged(info.name, info.state, info.reason);
     }
     const batch = this.opts.quietBatchMs ? { quietBatchMs: this.opts.quietBatchMs } : {};
-    await this.sendRelay(conn, this.opts.live === 'watched' ? { t: 'welcome', ends, live: 'watched', watched, ...batch } : { t: 'welcome', ends, ...batch });
+    await this.sendRelay(conn, this.opts.live === 'watched' ? { t: 'welcome', ends, live: 'watched', watched, ...batch } : { t: 'welcome', ends, ...(watched.length ? { watched } : {}), ...batch });
+    // Down by hand stays down across relay restarts.
+    for (const d of downAgain) await this.sendRelay(conn, { t: 'ctl', c: d.c, op: 'down', by: d.by });
     if (refused.length) await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_CONFLICT', message: `consoles already published by another connected relay, ignored: ${refused.join(', ')}` });
   }
 
@@ -232,7 +261,7 @@ export class CloudCore {
     if (msg.mode !== 'spy') note = await this.takeLock(s, msg.mode === 'force');
     const lock = await this.p.locks.get(msg.c);
     const writer = lock.session && lock.expiresAt > this.now() ? lock.user : undefined;
-    await this.sendClient(conn, { t: 'attached', c: msg.c, session: s.id, user: s.user, mode: s.mode, fence: s.fence, writer, state: rec.state, type: rec.type });
+    await this.sendClient(conn, { t: 'attached', c: msg.c, session: s.id, user: s.user, mode: s.mode, fence: s.fence, writer, state: rec.state, type: rec.type, ...(rec.breaks ? { breaks: rec.breaks, defaultBreak: rec.defaultBreak } : {}) });
     if (note) await this.sendClient(conn, { t: 'notice', text: note });
     if (rec.state === 'down') await this.sendClient(conn, { t: 'state', state: 'down', reason: rec.reason });
     if (s.mode === 'rw' && msg.cols && msg.rows && rec.resizable && rec.relayConn) {
@@ -301,20 +330,23 @@ export class CloudCore {
 
   /** Input is forwarded only from the lock holder with the current fence, and audited first. */
   private async input(s: Session, data: Buffer): Promise<void> {
+    const rec = await this.p.consoles.get(s.console);
+    // At a password prompt the audit keeps who typed how much, not what (also when refused).
+    const redacted = this.opts.redactSecrets && rec?.secretPrompt ? `[redacted: ${data.length} bytes typed at a password prompt]` : undefined;
+    const typed = (detail?: string) => (redacted ? { detail: detail ? `${detail} ${redacted}` : redacted } : { data, detail });
     const denied = await this.writeDenied(s);
     if (denied) {
-      await this.audit(s.console, 'input.denied', s, { data, detail: denied });
+      await this.audit(s.console, 'input.denied', s, typed(denied));
       await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: input not sent: ${denied}]` });
       return;
     }
-    const rec = await this.p.consoles.get(s.console);
     if (!rec?.relayConn || rec.state === 'down') {
       const why = `console is down${rec?.reason ? ` (${rec.reason})` : ''}`;
-      await this.audit(s.console, 'input.denied', s, { data, detail: why });
+      await this.audit(s.console, 'input.denied', s, typed(why));
       await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: input not sent: ${why}]` });
       return;
     }
-    await this.audit(s.console, 'input', s, { data });
+    await this.audit(s.console, 'input', s, typed());
     await this.sendRelay(rec.relayConn, { t: 'in', c: s.console, fence: s.fence!, session: s.id, d: data.toString('base64') });
   }
 
@@ -372,8 +404,12 @@ export class CloudCore {
    *  the stored end on) or that nobody does any more. A relay ignores `on` for a console it
    *  already streams, so repeating it (every viewer ping) is how a lost `off`/`on` race heals. */
   private async watch(console: string, on: boolean, rec?: ConsoleRecord): Promise<void> {
-    if (this.opts.live !== 'watched') return;
     rec ??= await this.p.consoles.get(console);
+    if (this.opts.live !== 'watched') {
+      // Streaming everything anyway; only an ondemand console needs to know (it opens on `on`).
+      if (rec?.ondemand && rec.relayConn) await this.sendRelay(rec.relayConn, { t: 'watch', c: console, on });
+      return;
+    }
     if (!rec?.relayConn) return; // the relay's next hello carries who watches
     await this.sendRelay(rec.relayConn, on ? { t: 'watch', c: console, on, from: await this.log.end(console) } : { t: 'watch', c: console, on });
   }
@@ -405,6 +441,20 @@ export class CloudCore {
     const out: ConsoleView[] = [];
     for (const rec of await this.p.consoles.list()) out.push(await this.view(rec));
     return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** `cloudcons console down|up NAME`: tells the console's relay to close it until `up` (or to
+   *  bring it up now, also ending a flap hold). Remembered, so a relay that restarts keeps it down. */
+  async consoleCtl(who: Principal, name: string, op: 'down' | 'up'): Promise<ConsoleView> {
+    const rec = await this.p.consoles.get(name);
+    if (!rec) throw new NotFound(await this.unknownConsoleMessage(name));
+    if (!rec.relayConn) throw new Conflict(`console ${name}: its relay ${rec.relay} is not connected, so it cannot be taken ${op} now`);
+    const next: ConsoleRecord = { ...rec };
+    if (op === 'down') next.adminDown = { by: who.name, at: this.now() }; else delete next.adminDown;
+    await this.p.consoles.put(next);
+    await this.audit(name, `console.${op}.request`, undefined, { user: who.name, detail: `${op} requested by ${who.name}` });
+    if (!(await this.sendRelay(rec.relayConn, { t: 'ctl', c: name, op, by: who.name }))) throw new Conflict(`console ${name}: its relay ${rec.relay} went away; try again`);
+    return this.view(next);
   }
 
   async getConsole(name: string): Promise<ConsoleView> {
@@ -451,8 +501,8 @@ export class CloudCore {
     for (const o of await this.p.sessions.byConsole(s.console)) if (o.id !== s.id) await this.sendClient(o.conn, { t: 'notice', text });
   }
 
-  private async audit(console: string, type: string, s: Session | undefined, extra: { data?: Buffer; detail?: string; fence?: number } = {}): Promise<void> {
-    const rec: AuditRecord = { time: this.now(), console, type, user: s?.user, session: s?.id, fence: extra.fence ?? s?.fence, detail: extra.detail };
+  private async audit(console: string, type: string, s: Session | undefined, extra: { data?: Buffer; detail?: string; fence?: number; user?: string } = {}): Promise<void> {
+    const rec: AuditRecord = { time: this.now(), console, type, user: s?.user ?? extra.user, session: s?.id, fence: extra.fence ?? s?.fence, detail: extra.detail };
     if (extra.data) rec.data = extra.data.toString('base64');
     rec.offset = await this.log.end(console);
     await this.p.audit.append(rec);
@@ -474,3 +524,8 @@ export class CloudCore {
 }
 
 function newId(): string { return randomBytes(9).toString('base64url'); }
+
+/** The parts of a relay's console description the registry keeps. */
+function described(info: ConsoleInfo): Pick<ConsoleRecord, 'name' | 'type' | 'resizable' | 'ondemand' | 'breaks' | 'defaultBreak'> {
+  return { name: info.name, type: info.type, resizable: info.resizable, ondemand: info.ondemand, breaks: info.breaks, defaultBreak: info.defaultBreak };
+}

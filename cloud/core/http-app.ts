@@ -64,6 +64,10 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
 
   app.get('/v1/consoles/:name', async (c) => { user(c); return c.json(await core.getConsole(c.req.param('name'))); });
 
+  // `cloudcons console down|up NAME`: close a console until it is brought up again (or retry now).
+  app.post('/v1/consoles/:name/down', async (c) => c.json(await core.consoleCtl(user(c), c.req.param('name'), 'down')));
+  app.post('/v1/consoles/:name/up', async (c) => c.json(await core.consoleCtl(user(c), c.req.param('name'), 'up')));
+
   // Replay / export. Range: `from` (offset) or `since` (ms or 2h / ISO), up to `until`, then the
   // last `tail` lines of it (default 20 when no start is given). Streams; headers say the range.
   app.get('/v1/consoles/:name/replay', async (c) => {

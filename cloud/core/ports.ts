@@ -2,7 +2,7 @@
 // lives behind these interfaces, so the same core runs inside one long-lived process (memory + fs
 // adapters) and as stateless Lambda invocations (DynamoDB + S3 adapters). Each port has one
 // contract suite in test/contracts that every adapter passes.
-import type { ConsoleState } from '../../protocol/messages.ts';
+import type { ConsoleInfo, ConsoleState } from '../../protocol/messages.ts';
 
 // ------------------------------------------------------------------------------------------ lock
 export interface Lock {
@@ -75,6 +75,14 @@ export interface ConsoleRecord {
   /** Connection of the relay that publishes the console, while it is connected. */
   relayConn?: string;
   resizable?: boolean;
+  /** Opened by its relay only while watched: the cloud sends `watch` for it in every live mode. */
+  ondemand?: boolean;
+  breaks?: ConsoleInfo['breaks'];
+  defaultBreak?: string;
+  /** Taken down by hand (`cloudcons console down`): told to its relay again when it reconnects. */
+  adminDown?: { by: string; at: number };
+  /** The console shows a password prompt now: input is audited redacted (secret-prompt.ts). */
+  secretPrompt?: boolean;
 }
 
 /** Known consoles. Survives restarts in durable adapters so a console of a relay that is down

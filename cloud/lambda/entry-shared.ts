@@ -15,6 +15,8 @@
 //   CLOUDCONS_LEASE_MS              write-lock lease in ms, default 30000 (cloud/core/core.ts)
 //   CLOUDCONS_QUIET_BATCH_MS        relays gather a quiet console's live output this long, default
 //                                   2000 (ws-handler.ts; bench/cost.ts shows what it saves)
+//   CLOUDCONS_REDACT_PASSWORDS      false: audit input typed at a password prompt in clear (default true)
+//   CLOUDCONS_SECRET_PROMPT         regex for a password prompt (the console's last line; case-insensitive)
 //   AWS_REGION                      set by the Lambda runtime
 //   AWS_ENDPOINT_URL[_S3|_DYNAMODB|_APIGATEWAYMANAGEMENTAPI]
 //                                   the SDK's endpoint override (LocalStack); S3 then goes path-style
@@ -53,13 +55,22 @@ export function positiveInt(env: NodeJS.ProcessEnv, name: string): number | unde
 export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
   const leaseMs = positiveInt(env, 'CLOUDCONS_LEASE_MS');
   const quietBatchMs = positiveInt(env, 'CLOUDCONS_QUIET_BATCH_MS');
+  const redact = env.CLOUDCONS_REDACT_PASSWORDS;
+  if (redact !== undefined && redact !== '' && redact !== 'true' && redact !== 'false') throw new Error(`CLOUDCONS_REDACT_PASSWORDS must be true or false, got '${redact}'`);
+  let secretPrompt: RegExp | undefined;
+  if (env.CLOUDCONS_SECRET_PROMPT) {
+    try { secretPrompt = new RegExp(env.CLOUDCONS_SECRET_PROMPT, 'i'); } catch (e) { throw new Error(`CLOUDCONS_SECRET_PROMPT: ${(e as Error).message}`); }
+  }
   return {
     table: required(env, 'CLOUDCONS_TABLE'),
     bucket: required(env, 'CLOUDCONS_SEGMENTS_BUCKET'),
     prefix: env.CLOUDCONS_SEGMENTS_PREFIX || undefined,
     auditBucket: env.CLOUDCONS_AUDIT_BUCKET || undefined,
     connectionsEndpoint: env.CLOUDCONS_CONNECTIONS_ENDPOINT || undefined,
-    core: { ...(leaseMs ? { leaseMs } : {}), ...(quietBatchMs ? { quietBatchMs } : {}) },
+    core: {
+      ...(leaseMs ? { leaseMs } : {}), ...(quietBatchMs ? { quietBatchMs } : {}),
+      ...(redact === 'false' ? { redactSecrets: false } : {}), ...(secretPrompt ? { secretPrompt } : {}),
+    },
   };
 }
 

@@ -40,6 +40,7 @@
 //   ENOTTY, a UART answers), and the device path must still lead to the same device node (a
 //   /dev/serial/by-id link vanishes on unplug; a pty's /dev/pts node goes with its master).
 import fs from 'node:fs';
+import nodePath from 'node:path';
 import { SerialPort } from 'serialport';
 import type { LinuxBindingInterface, LinuxPortBinding } from '@serialport/bindings-cpp';
 import type { ConsoleDriver, DriverEvents } from '../driver.ts';
@@ -102,6 +103,19 @@ interface Session {
 }
 
 export class SerialDriver implements ConsoleDriver {
+  /** Watches the device's directory (inotify): a node or link of that name appearing, as udev
+   *  makes on replug or socat on restart, is the hint to retry now. */
+  watchReady(hint: () => void): () => void {
+    const dir = nodePath.dirname(this.cfg.device);
+    const base = nodePath.basename(this.cfg.device);
+    let w: fs.FSWatcher | undefined;
+    try {
+      w = fs.watch(dir, { persistent: false }, (_ev, f) => { if (!f || f.toString() === base) hint(); });
+      w.on('error', () => w?.close());
+    } catch { return () => {}; } // the directory itself is gone: the backoff retries
+    return () => w?.close();
+  }
+
   readonly type = 'serial';
   readonly resizable = false;
   private cur?: Session;
