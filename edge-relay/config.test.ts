@@ -215,3 +215,12 @@ consoles:
     'console b: breaklist.0: must name a break sequence: one of 1-9 a-z (got "0")',
   ].sort());
 });
+
+test("the README's relay.yaml example is a valid config", () => {
+  const readme = fs.readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const block = /`relay\.yaml`:\n\n```yaml\n([^]*?)```/.exec(readme);
+  assert.ok(block, 'README has a relay.yaml example');
+  const cfg = parseRelayConfig(block[1], 'README.md');
+  assert.deepEqual(Object.values(cfg.consoles).map((c) => c.type).sort(), ['exec', 'ipmi', 'serial', 'ssh', 'tcp', 'telnet', 'uds']);
+  assert.equal(cfg.breaks?.['5']?.string, '\\r~^b');
+});
