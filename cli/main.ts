@@ -130,6 +130,14 @@ loginOpts(program.command('audit <console>').description('who typed what, and at
     for (const r of records) console.log(formatAudit(r));
   });
 
+loginOpts(program.command('whoami').description('who the stored login is, on which cloud').option('--show-token', 'also print the token (to sign in to the web viewer)'))
+  .action(async (o) => {
+    const l = login(o);
+    const who = await apiJson<{ name: string; kind: string; admin?: boolean }>(l, '/v1/whoami');
+    console.log(`${who.name}${who.admin ? ' (admin)' : ''} on ${l.url} (login from ${l.source})`);
+    if (o.showToken) console.log(l.token);
+  });
+
 program.command('login <url>').description('store the cloud URL and a token (file mode 0600)')
   .requiredOption('--token <token>', 'user token (cloudcons token create makes one)')
   .action(async (url: string, o) => {

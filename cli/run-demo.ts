@@ -41,6 +41,9 @@ Next, in a second terminal in this folder, run:
     npx cloudcons attach demo
 
 (^Ec? shows the escape commands, ^Ec. disconnects; Ctrl-C here stops everything.)
+
+Or open the web viewer at ${server.url}/ and sign in with the demo user's token, which
+\`npx cloudcons whoami --show-token\` prints (it is in the folder's login file, mode 0600).
 `);
   stopOnSignals(async () => { await relay.stop(); await server.close(); });
 }

@@ -37,5 +37,14 @@ const lambdas = build({
   minifyWhitespace: true, minifySyntax: true, legalComments: 'none', logLevel: 'warning',
   banner: { js: "import { createRequire as __ccRequire } from 'node:module'; const require = __ccRequire(import.meta.url);" },
 });
-await Promise.all([cli, lambdas]);
+// The web viewer (web/): one script and one stylesheet (xterm.js and its CSS bundled in: no CDN,
+// it must work in an air-gapped datacenter), plus index.html, into dist/web/. The embedded cloud
+// serves them; the AWS stack uploads them to its viewer bucket.
+const web = build({
+  // main.ts imports app.css (which imports xterm's): esbuild writes it beside app.js as app.css.
+  entryPoints: { app: path.join(ROOT, 'web/src/main.ts') },
+  outdir: path.join(ROOT, 'dist/web/assets'), bundle: true, platform: 'browser', format: 'esm', target: ['chrome110', 'firefox110', 'safari16'],
+  minify: true, sourcemap: 'linked', legalComments: 'linked', logLevel: 'warning',
+}).then(() => fs.copyFileSync(path.join(ROOT, 'web/index.html'), path.join(ROOT, 'dist/web/index.html')));
+await Promise.all([cli, lambdas, web]);
 fs.writeFileSync(path.join(ROOT, 'dist/build-info.json'), JSON.stringify({ sourceMtimeMs: started, builtAt: new Date().toISOString() }) + '\n');

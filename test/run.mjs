@@ -29,8 +29,11 @@ const b = spawnSync(process.execPath, [path.join(root, 'scripts/build.mjs')], { 
 if (b.status !== 0) { console.error('build failed'); process.exit(b.status ?? 1); }
 
 if (!process.env.SKIP_TYPECHECK) {
-  const tc = spawnSync('npx', ['tsc', '--noEmit', '-p', '.'], { cwd: root, stdio: 'inherit' });
-  if (tc.status !== 0) { console.error('typecheck failed'); process.exit(tc.status ?? 1); }
+  // The node code and the browser code (web/, DOM types) are checked as two projects.
+  for (const project of ['.', 'web']) {
+    const tc = spawnSync('npx', ['tsc', '--noEmit', '-p', project], { cwd: root, stdio: 'inherit' });
+    if (tc.status !== 0) { console.error(`typecheck failed (${project})`); process.exit(tc.status ?? 1); }
+  }
 }
 // A run that stops making progress must end with a reason, not hang CI: every test has a timeout
 // (its own, else TEST_TIMEOUT_MS), a file whose tests are done exits even if something it started

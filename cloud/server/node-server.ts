@@ -9,6 +9,7 @@ import { decode, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
 import { CcError, errorCode } from '../../protocol/errors.ts';
 import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
 import { CloudCore, type CoreOptions } from '../core/core.ts';
+import { defaultWebDir, webAssets } from './web-assets.ts';
 import { authenticate, createHttpApp } from '../core/http-app.ts';
 import type { CloudPorts, Principal, SegmentStore } from '../core/ports.ts';
 import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
@@ -44,6 +45,17 @@ export interface CloudServerOptions {
   limits?: Partial<ServerLimits>;
   core?: Partial<CoreOptions>;
   log?: (line: string) => void;
+  /** The web viewer's built files (default: this package's dist/web). */
+  webDir?: string;
+}
+
+export const SUBPROTOCOL = 'cloudcons.v1';
+const TOKEN_PROTOCOL = 'cloudcons.token.';
+
+/** `Bearer <token>` from a `Sec-WebSocket-Protocol` offer that carries `cloudcons.token.<token>`. */
+export function subprotocolBearer(header: string | undefined): string | undefined {
+  const t = header?.split(',').map((s) => s.trim()).find((s) => s.startsWith(TOKEN_PROTOCOL));
+  return t ? `Bearer ${t.slice(TOKEN_PROTOCOL.length)}` : undefined;
 }
 
 export interface CloudServer {
@@ -73,8 +85,12 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     })().catch((e: Error) => log(`retention failed: ${e.message}`));
   }, limits.retentionCheckMs) : undefined;
   retention?.unref();
-  const server = http.createServer(getRequestListener(app.fetch));
-  const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
+  const web = webAssets(opts.webDir ?? defaultWebDir());
+  const server = http.createServer(getRequestListener((req) => web(req) ?? app.fetch(req)));
+  // A browser cannot set headers on a WebSocket: the viewer offers `cloudcons.v1` and its token as a
+  // second subprotocol (`cloudcons.token.<token>`); the answer names only `cloudcons.v1`.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false,
+    handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false) });
 
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '').split('?')[0];
@@ -83,7 +99,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${message}\n`);
     };
     if (!kind) return refuse(404, `no WebSocket endpoint ${path}: use /v1/relay or /v1/session`);
-    authenticate(ports, req.headers.authorization).then((who) => {
+    authenticate(ports, req.headers.authorization ?? subprotocolBearer(req.headers['sec-websocket-protocol'])).then((who) => {
       if ((kind === 'relay') !== (who.kind === 'relay')) return refuse(403, `a ${who.kind} token cannot open ${path}`);
       wss.handleUpgrade(req, socket, head, (ws) => serve(ws, kind, who));
     }, (e: unknown) => refuse(401, e instanceof Error ? e.message : 'unauthorized'));

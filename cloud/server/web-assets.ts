@@ -1,0 +1,52 @@
+// The web viewer's static files (dist/web/, built from web/ by scripts/build.mjs), served by the
+// embedded cloud at / and /assets/. They hold no data and need no token: the page asks for one and
+// then talks to the authenticated API. Security headers keep the page from being framed, from
+// loading anything but its own files, and from leaking its URL.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json', '.txt': 'text/plain; charset=utf-8', '.json': 'application/json', '.woff2': 'font/woff2', '.svg': 'image/svg+xml',
+};
+
+export const SECURITY_HEADERS: Record<string, string> = {
+  // 'unsafe-inline' styles: xterm.js puts its theme in a <style> element. Scripts: own files only.
+  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
+
+/** dist/web of this package (found from this module, whether it runs from the sources or the bundle). */
+export function defaultWebDir(): string {
+  let d = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (fs.existsSync(path.join(d, 'package.json'))) return path.join(d, 'dist', 'web');
+    d = path.dirname(d);
+  }
+  return path.resolve('dist', 'web');
+}
+
+/** A fetch-style handler for the viewer's files; undefined for any other path (the API's). */
+export function webAssets(dir: string): (req: Request) => Response | undefined {
+  return (req) => {
+    const url = new URL(req.url);
+    const p = url.pathname;
+    if (p !== '/' && p !== '/index.html' && !p.startsWith('/assets/')) return undefined;
+    if (req.method !== 'GET' && req.method !== 'HEAD') return new Response('method not allowed\n', { status: 405, headers: { allow: 'GET, HEAD' } });
+    const rel = p === '/' ? 'index.html' : p.slice(1);
+    if (rel.split('/').some((s) => s === '..' || s === '' || s.startsWith('.'))) return new Response('not found\n', { status: 404 });
+    const file = path.join(dir, rel);
+    let st: fs.Stats;
+    try { st = fs.statSync(file); } catch {
+      if (rel === 'index.html') return new Response('the web viewer is not built: run `npm run build` (npm ci does it)\n', { status: 503, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+      return new Response('not found\n', { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+    }
+    const etag = `"${st.size.toString(36)}-${Math.floor(st.mtimeMs).toString(36)}"`;
+    const headers = { ...SECURITY_HEADERS, 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache', etag };
+    if (req.headers.get('if-none-match') === etag) return new Response(null, { status: 304, headers });
+    return new Response(req.method === 'HEAD' ? null : fs.readFileSync(file), { status: 200, headers });
+  };
+}

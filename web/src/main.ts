@@ -1,0 +1,260 @@
+// The cloudcons web viewer: sign in, the console list, a console (xterm.js) with the shared write
+// lock. Pages are hash routes (#/, #/c/NAME) so the static files work from any path and any host.
+// Every string from the cloud goes into the page as text (textContent), never as HTML.
+import './app.css';
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import { SearchAddon } from '@xterm/addon-search';
+import { WebLinksAddon } from '@xterm/addon-web-links';
+import { SerializeAddon } from '@xterm/addon-serialize';
+import { ApiError, apiJson, loadConfig, token, type Config, type ConsoleView, type Viewer, type Whoami } from './api.ts';
+import { ConsoleSession, type BreakInfo, type Mode } from './session.ts';
+
+type Child = Node | string | null | undefined | false;
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string | boolean | ((e: Event) => void)> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (typeof v === 'function') el.addEventListener(k.replace(/^on/, ''), v);
+    else if (v === true) el.setAttribute(k, '');
+    else if (v !== false) el.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
+  return el;
+}
+
+const app = document.getElementById('app')!;
+let cfg: Config;
+let me: Whoami | undefined;
+let cleanupView: (() => void) | undefined;
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+/** conserver-style glob (* ? [..]) on console names, case-insensitive; plain text matches anywhere. */
+function globMatcher(pattern: string): (name: string) => boolean {
+  const p = pattern.trim();
+  if (!p) return () => true;
+  if (!/[*?[]/.test(p)) return (n) => n.toLowerCase().includes(p.toLowerCase());
+  const re = new RegExp('^' + p.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$', 'i');
+  return (n) => re.test(n);
+}
+
+function header(): HTMLElement {
+  return h('header', { class: 'top' },
+    h('a', { href: '#/', class: 'brand' }, 'cloudcons'),
+    h('span', { class: 'spacer' }),
+    me ? h('span', { class: 'who', 'data-testid': 'whoami' }, `${me.name}${me.admin ? ' (admin)' : ''}`) : null,
+    me ? h('button', { type: 'button', onclick: () => { token.clear(); me = undefined; location.hash = '#/'; route(); } }, 'Sign out') : null);
+}
+
+function show(...nodes: Node[]): void {
+  cleanupView?.();
+  cleanupView = undefined;
+  app.replaceChildren(header(), ...nodes);
+}
+
+// ------------------------------------------------------------------------------------ sign in
+function signIn(message?: string): void {
+  const input = h('input', { type: 'password', id: 'token', name: 'token', autocomplete: 'off', placeholder: 'ccu_...', required: true, 'aria-describedby': 'token-help' });
+  const err = h('p', { class: 'error', role: 'alert', 'data-testid': 'signin-error' }, message ?? '');
+  const form = h('form', { class: 'signin', onsubmit: async (e: Event) => {
+    e.preventDefault();
+    const t = input.value.trim();
+    try {
+      const who = await apiJson<Whoami>(cfg, '/v1/whoami', {}, t);
+      if (who.kind !== 'user') throw new Error('that is a relay token; sign in with a user token');
+      token.set(t);
+      me = who;
+      route();
+    } catch (x) {
+      err.textContent = x instanceof ApiError && x.status === 401 ? 'That token is not valid (or was revoked).' : `Sign-in failed: ${(x as Error).message}`;
+    }
+  } },
+  h('h1', {}, 'Sign in'),
+  h('label', { for: 'token' }, 'User token'),
+  input,
+  h('p', { id: 'token-help', class: 'help' }, 'A token from `cloudcons token create --user NAME`. It is kept in this tab only and forgotten when the tab closes.'),
+  h('button', { type: 'submit' }, 'Sign in'),
+  err);
+  show(form);
+  input.focus();
+}
+
+// ------------------------------------------------------------------------------- console list
+function consoleList(): void {
+  const filter = h('input', { type: 'search', placeholder: 'filter: web* or text', 'aria-label': 'Filter consoles by name', value: sessionStorage.getItem('cloudcons.filter') ?? '' });
+  const body = h('tbody');
+  const status = h('p', { class: 'status', role: 'status' });
+  let list: ConsoleView[] = [];
+  const render = () => {
+    const match = globMatcher(filter.value);
+    sessionStorage.setItem('cloudcons.filter', filter.value);
+    const rows = list.filter((c) => match(c.name)).map((c) => h('tr', { class: `state-${c.state}`, 'data-console': c.name },
+      h('td', {}, h('a', { href: `#/c/${encodeURIComponent(c.name)}` }, c.name)),
+      h('td', {}, h('span', { class: `badge ${c.state}` }, c.state), ` ${ago(c.since)}`),
+      h('td', {}, c.type),
+      h('td', {}, c.relay),
+      h('td', {}, c.writer ?? '-'),
+      h('td', {}, String(c.spies)),
+      h('td', { class: 'reason' }, c.state === 'down' ? c.reason ?? '' : '')));
+    body.replaceChildren(...rows);
+    status.textContent = `${rows.length} of ${list.length} consoles`;
+  };
+  filter.addEventListener('input', render);
+  const load = async () => {
+    try { list = (await apiJson<{ consoles: ConsoleView[] }>(cfg, '/v1/consoles')).consoles; render(); } catch (e) { onApiError(e); }
+  };
+  show(h('main', { class: 'list' },
+    h('h1', {}, 'Consoles'),
+    filter,
+    h('table', { 'data-testid': 'consoles' },
+      h('thead', {}, h('tr', {}, ...['Name', 'State', 'Type', 'Relay', 'Writer', 'Spies', 'Why down'].map((t) => h('th', { scope: 'col' }, t)))),
+      body),
+    status));
+  void load();
+  const timer = window.setInterval(load, 2000); // live enough for a list; the console page is push
+  cleanupView = () => clearInterval(timer);
+}
+
+function onApiError(e: unknown): void {
+  if (e instanceof ApiError && e.status === 401) { token.clear(); me = undefined; signIn('Your token is no longer valid; sign in again.'); return; }
+  console.error(e);
+}
+
+// ------------------------------------------------------------------------------- console view
+function consolePage(name: string): void {
+  const tok = token.get()!;
+  const term = new Terminal({ convertEol: false, scrollback: 10_000, fontSize: 14, cursorBlink: true, allowProposedApi: true,
+    fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
+  const fit = new FitAddon();
+  const search = new SearchAddon();
+  const serialize = new SerializeAddon();
+  term.loadAddon(fit);
+  term.loadAddon(search);
+  term.loadAddon(serialize);
+  term.loadAddon(new WebLinksAddon((_e, uri) => window.open(uri, '_blank', 'noopener,noreferrer')));
+
+  const modeBadge = h('span', { class: 'badge', 'data-testid': 'mode' }, 'connecting');
+  const stateBadge = h('span', { class: 'badge', 'data-testid': 'state' }, '');
+  const writerText = h('span', { 'data-testid': 'writer' }, '');
+  const watchers = h('span', { 'data-testid': 'watchers' }, '');
+  const notice = h('div', { class: 'notice', role: 'status', 'data-testid': 'notice' });
+  // Being bumped stays said until the lock is back: later notices must not wipe it out.
+  const bumped = h('div', { class: 'bumped', role: 'alert', 'data-testid': 'bumped', hidden: true });
+  const statusLine = h('span', { class: 'status', 'data-testid': 'status' });
+  const breakSelect = h('select', { 'aria-label': 'Break sequence' });
+  let breaks: BreakInfo[] = [];
+  let mode: Mode = 'spy';
+  let lastSpyHint = 0;
+
+  const say = (text: string) => { notice.textContent = text; notice.hidden = !text; };
+  const setMode = (m: Mode) => {
+    mode = m;
+    modeBadge.textContent = m === 'rw' ? 'read-write' : 'spy (read-only)';
+    modeBadge.className = `badge ${m}`;
+    if (m === 'rw') bumped.hidden = true;
+    takeBtn.disabled = m === 'rw';
+    spyBtn.disabled = m === 'spy';
+    breakBtn.disabled = m !== 'rw';
+  };
+  const session = new ConsoleSession(cfg, tok, name, {
+    onOutput: (b) => term.write(b),
+    onAttached: (a) => {
+      setMode(a.mode);
+      writerText.textContent = a.writer ? `writer: ${a.writer}` : a.mode === 'rw' ? `writer: ${a.user} (you)` : 'writer: nobody';
+      stateBadge.textContent = a.state;
+      stateBadge.className = `badge ${a.state}`;
+      breaks = a.breaks.length ? a.breaks : [{ id: '1', text: 'serial break' }];
+      breakSelect.replaceChildren(
+        h('option', { value: '0' }, `default${a.defaultBreak ? ` (${a.defaultBreak})` : ''}`),
+        ...breaks.map((b) => h('option', { value: b.id }, `${b.id}: ${b.text}`)));
+      if (a.mode === 'rw') session.resize(term.cols, term.rows);
+    },
+    onMode: (m, info) => {
+      setMode(m);
+      if (info.bumpedBy) { bumped.textContent = `You were bumped: ${info.bumpedBy} forced the write lock. You are now a spy.`; bumped.hidden = false; }
+      else say(m === 'rw' ? 'You have the write lock.' : 'You are now a spy (read-only).');
+      if (m === 'rw') session.resize(term.cols, term.rows);
+    },
+    onWho: (vs: Viewer[]) => {
+      const w = vs.find((v) => v.mode === 'rw');
+      writerText.textContent = `writer: ${w ? w.user : 'nobody'}`;
+      watchers.textContent = `watching: ${vs.map((v) => `${v.user}${v.mode === 'rw' ? ' (rw)' : ''}`).join(', ')}`;
+    },
+    onState: (s, reason) => { stateBadge.textContent = s; stateBadge.className = `badge ${s}`; if (s === 'down') say(`Console down${reason ? `: ${reason}` : ''}`); },
+    onNotice: (t) => say(t.replace(/^\[|\]$/g, '')),
+    onStatus: (s, detail) => { statusLine.textContent = detail ? `${s}: ${detail}` : s; if (s === 'closed' && detail) say(detail); },
+  }, { tail: 1000, mode: 'spy' });
+
+  const takeBtn = h('button', { type: 'button', accesskey: 'l', title: 'Take the write lock if it is free (Alt+Shift+L)', onclick: () => session.lock('take') }, 'Take lock');
+  const forceBtn = h('button', { type: 'button', class: 'danger', accesskey: 'f', title: 'Take the write lock from its holder (Alt+Shift+F)',
+    onclick: () => { if (confirm(`Force the write lock on ${name}? The current writer becomes a spy.`)) session.lock('force'); } }, 'Force');
+  const spyBtn = h('button', { type: 'button', accesskey: 's', title: 'Give up the write lock (Alt+Shift+S)', onclick: () => session.lock('spy') }, 'Spy');
+  const breakBtn = h('button', { type: 'button', accesskey: 'b', title: 'Send the chosen break sequence (Alt+Shift+B)', onclick: () => {
+    const b = breaks.find((x) => x.id === breakSelect.value);
+    if (b?.confirm && !confirm(`Send break ${b.id} (${b.text}) to ${name}?`)) return;
+    session.sendBreak(breakSelect.value);
+  } }, 'Send break');
+  const findInput = h('input', { type: 'search', placeholder: 'find in output', 'aria-label': 'Find in output' });
+  const find = (back: boolean) => { if (findInput.value) (back ? search.findPrevious(findInput.value) : search.findNext(findInput.value)); };
+  findInput.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); find(e.shiftKey); } });
+  const termBox = h('div', { class: 'term', 'data-testid': 'terminal' });
+
+  show(h('main', { class: 'console' },
+    h('div', { class: 'banner', role: 'region', 'aria-label': 'Console status' },
+      h('h1', {}, name), stateBadge, modeBadge, writerText, watchers, statusLine),
+    h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Console actions' },
+      takeBtn, forceBtn, spyBtn, breakSelect, breakBtn, findInput,
+      h('button', { type: 'button', onclick: () => find(true), 'aria-label': 'Previous match' }, '↑'),
+      h('button', { type: 'button', onclick: () => find(false), 'aria-label': 'Next match' }, '↓')),
+    bumped,
+    notice,
+    termBox));
+  setMode('spy');
+  say('');
+  term.open(termBox);
+  fit.fit();
+  term.onData((d) => {
+    if (mode !== 'rw') {
+      if (Date.now() - lastSpyHint > 3000) { lastSpyHint = Date.now(); say('You are a spy: take the lock to type.'); }
+      return;
+    }
+    session.input(d);
+  });
+  term.onBinary((d) => { if (mode === 'rw') session.input(Uint8Array.from(d, (c) => c.charCodeAt(0))); });
+  const onResize = () => { fit.fit(); session.resize(term.cols, term.rows); };
+  window.addEventListener('resize', onResize);
+  session.open();
+  term.focus();
+  // For tests and debugging: what the terminal shows, as text.
+  (window as unknown as { cloudcons: unknown }).cloudcons = { screen: () => serialize.serialize(), mode: () => mode };
+  cleanupView = () => { window.removeEventListener('resize', onResize); session.close(); term.dispose(); };
+}
+
+// ------------------------------------------------------------------------------------ routing
+async function route(): Promise<void> {
+  if (!token.get()) { signIn(); return; }
+  if (!me) {
+    try {
+      me = await apiJson<Whoami>(cfg, '/v1/whoami');
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) { onApiError(e); return; }
+      signIn(`Cannot reach the cloud at ${cfg.apiUrl}: ${(e as Error).message}`);
+      return;
+    }
+  }
+  const m = /^#\/c\/(.+)$/.exec(location.hash);
+  if (m) consolePage(decodeURIComponent(m[1]));
+  else consoleList();
+}
+
+window.addEventListener('hashchange', () => void route());
+void (async () => {
+  cfg = await loadConfig();
+  await route();
+})();
