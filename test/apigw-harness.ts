@@ -56,7 +56,7 @@ export interface WsEvent {
   body?: string;
   isBase64Encoded: boolean;
 }
-export type WsHandler = (event: WsEvent) => Promise<{ statusCode: number; body?: string } | undefined | void>;
+export type WsHandler = (event: WsEvent) => Promise<{ statusCode: number; body?: string; headers?: Record<string, string> } | undefined | void>;
 
 interface Conn {
   id: string;
@@ -91,7 +91,11 @@ export async function startApiGateway(o: {
   const conns = new Map<string, Conn>();
   const stats = { connects: 0, refused: 0, messagesIn: 0, messagesOut: 0, connectionMs: 0 };
   const log = o.log ?? (() => {});
-  const wss = new WebSocketServer({ noServer: true, maxPayload: limits.frameBytes, perMessageDeflate: false });
+  // As API Gateway: the subprotocol answered is the one $connect's response names in its
+  // Sec-WebSocket-Protocol header; none named, none answered (a browser that asked then fails).
+  const chosen = new WeakMap<object, string>();
+  const wss = new WebSocketServer({ noServer: true, maxPayload: limits.frameBytes, perMessageDeflate: false,
+    handleProtocols: (protocols, req) => { const p = chosen.get(req); return p && protocols.has(p) ? p : false; } });
   let domainName = '127.0.0.1';
 
   const context = (c: { id: string; connectedAt: number; sourceIp: string; userAgent?: string }, routeKey: WsEvent['requestContext']['routeKey']): WsEvent['requestContext'] => {
@@ -170,6 +174,8 @@ export async function startApiGateway(o: {
         ...(Object.keys(query).length ? { queryStringParameters: query } : {}), isBase64Encoded: false,
       });
       const status = r?.statusCode ?? 200;
+      const proto = Object.entries(r?.headers ?? {}).find(([k]) => k.toLowerCase() === 'sec-websocket-protocol')?.[1];
+      if (proto) chosen.set(req, proto);
       if (status < 200 || status > 299) {
         stats.refused++;
         socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${r?.body ?? ''}`);

@@ -24,6 +24,23 @@ export async function authenticate(ports: Pick<CloudPorts, 'tokens'>, header: st
   return who;
 }
 
+/** The WebSocket subprotocol of cloudcons sessions. A browser cannot set headers on a WebSocket, so
+ *  the web viewer offers `cloudcons.v1` and `cloudcons.token.<token>`; the server answers with
+ *  `cloudcons.v1` only (API Gateway: the $connect response's Sec-WebSocket-Protocol header). */
+export const SUBPROTOCOL = 'cloudcons.v1';
+const TOKEN_PROTOCOL = 'cloudcons.token.';
+
+/** `Bearer <token>` from a `Sec-WebSocket-Protocol` offer that carries `cloudcons.token.<token>`. */
+export function subprotocolBearer(header: string | undefined): string | undefined {
+  const t = header?.split(',').map((s) => s.trim()).find((s) => s.startsWith(TOKEN_PROTOCOL));
+  return t ? `Bearer ${t.slice(TOKEN_PROTOCOL.length)}` : undefined;
+}
+
+/** Whether a `Sec-WebSocket-Protocol` offer includes cloudcons.v1 (then the answer must name it). */
+export function offersSubprotocol(header: string | undefined): boolean {
+  return !!header?.split(',').some((s) => s.trim() === SUBPROTOCOL);
+}
+
 export interface HttpOptions {
   /** Largest segment upload accepted (bytes). Default 16 MiB. */
   maxSegmentBytes: number;

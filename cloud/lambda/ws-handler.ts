@@ -13,7 +13,7 @@ import { decode, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
 import { CcError, errorCode } from '../../protocol/errors.ts';
 import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
 import { CloudCore, type CoreOptions } from '../core/core.ts';
-import { authenticate } from '../core/http-app.ts';
+import { authenticate, offersSubprotocol, SUBPROTOCOL, subprotocolBearer } from '../core/http-app.ts';
 import type { CloudPorts } from '../core/ports.ts';
 import type { DynamoConnections } from '../adapters/aws/apigw-connections.ts';
 
@@ -42,15 +42,17 @@ export function createWsHandler(d: WsHandlerDeps) {
   const maxFrameBytes = d.maxFrameBytes ?? PROTOCOL_LIMITS.maxFrameBytes;
   const reply = (conn: string, e: unknown) => d.ports.sender.send(conn, encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));
 
-  return async (event: WebSocketEvent): Promise<{ statusCode: number; body?: string }> => {
+  return async (event: WebSocketEvent): Promise<{ statusCode: number; body?: string; headers?: Record<string, string> }> => {
     const { routeKey, connectionId: conn } = event.requestContext;
     if (routeKey === '$connect') {
-      const h = event.headers ?? {};
+      const h = Object.fromEntries(Object.entries(event.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
       try {
-        const who = await authenticate(d.ports, h.authorization ?? h.Authorization);
+        // The CLI and relays send Authorization; the web viewer offers its token as a subprotocol.
+        const protocols = h['sec-websocket-protocol'];
+        const who = await authenticate(d.ports, h.authorization ?? subprotocolBearer(protocols));
         await d.connections.put(conn, { kind: who.kind === 'relay' ? 'relay' : 'session', who, connectedAt: event.requestContext.connectedAt ?? Date.now() });
         log(`${who.kind} ${who.name} connected (${conn})`);
-        return { statusCode: 200 };
+        return offersSubprotocol(protocols) ? { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } } : { statusCode: 200 };
       } catch (e) {
         return { statusCode: e instanceof CcError ? 401 : 500, body: e instanceof Error ? e.message : 'unauthorized' };
       }

@@ -10,6 +10,7 @@ import { CcError, errorCode } from '../../protocol/errors.ts';
 import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
 import { CloudCore, type CoreOptions } from '../core/core.ts';
 import { defaultWebDir, webAssets } from './web-assets.ts';
+import { SUBPROTOCOL, subprotocolBearer } from '../core/http-app.ts';
 import { authenticate, createHttpApp } from '../core/http-app.ts';
 import type { CloudPorts, Principal, SegmentStore } from '../core/ports.ts';
 import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
@@ -49,14 +50,6 @@ export interface CloudServerOptions {
   webDir?: string;
 }
 
-export const SUBPROTOCOL = 'cloudcons.v1';
-const TOKEN_PROTOCOL = 'cloudcons.token.';
-
-/** `Bearer <token>` from a `Sec-WebSocket-Protocol` offer that carries `cloudcons.token.<token>`. */
-export function subprotocolBearer(header: string | undefined): string | undefined {
-  const t = header?.split(',').map((s) => s.trim()).find((s) => s.startsWith(TOKEN_PROTOCOL));
-  return t ? `Bearer ${t.slice(TOKEN_PROTOCOL.length)}` : undefined;
-}
 
 export interface CloudServer {
   url: string;

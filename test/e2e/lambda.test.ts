@@ -72,6 +72,23 @@ test('lambda ws handler behind the API Gateway harness: relay hello, live output
   const audit = await ports.audit.list('web01');
   assert.ok(audit.some((r) => r.type === 'input' && r.user === 'alice' && Buffer.from(r.data!, 'base64').toString() === 'root\r'), JSON.stringify(audit));
 
+  // The console now shows a password prompt: what alice types is audited redacted (the prompt
+  // state lives in DynamoDB, so any Lambda instance handling her input knows it).
+  alice.send({ t: 'in', d: b64('hunter2\r') });
+  await until('second input at the relay', () => relay.got.filter((m) => m.t === 'in').length === 2 || undefined);
+  const secret = (await ports.audit.list('web01')).filter((r) => r.type === 'input').at(-1)!;
+  assert.deepEqual([secret.data, secret.detail], [undefined, '[redacted: 8 bytes typed at a password prompt]']);
+
+  // A browser cannot set headers: the token comes as a subprotocol, and $connect answers with
+  // cloudcons.v1 (without it a browser drops the connection).
+  const browser = new WebSocket(gw.wsUrl, ['cloudcons.v1', `cloudcons.token.${aliceTok}`]);
+  await new Promise((r, j) => { browser.once('open', r); browser.once('error', j); });
+  assert.equal(browser.protocol, 'cloudcons.v1');
+  browser.close();
+  const badBrowser = new WebSocket(gw.wsUrl, ['cloudcons.v1', 'cloudcons.token.ccu_nope']);
+  const refused = await new Promise<number>((r) => badBrowser.once('unexpected-response', (_q, res) => r(res.statusCode ?? 0)));
+  assert.equal(refused, 401);
+
   alice.ws.send('{"v":1,"t":"nonsense"}');
   const err = await until('an error for a bad frame', () => alice.got.find((m) => m.t === 'error'));
   assert.equal(err.code, 'CC_ERR_BAD_FRAME');
