@@ -36,6 +36,8 @@ const archiveId = logicalId(stack.archiveFunction);
 const tableId = logicalId(stack.table);
 const segmentsId = logicalId(stack.segments);
 const auditId = logicalId(stack.audit);
+const viewerId = logicalId(stack.viewer);
+const distributionId = logicalId(stack.distribution);
 
 // ------------------------------------------------------------------------------------- DynamoDB
 
@@ -314,10 +316,16 @@ test('IAM: no Allow with Action "*" or Resource "*" anywhere; the "*" principals
       for (const a of arr(s.Action)) assert.ok(!wild(a), `${id}: Allow of ${a}`);
       for (const res of arr(s.Resource)) assert.notEqual(res, '*', `${id}: Allow on Resource "*" (${arr(s.Action).join(', ')})`);
       if (r.Type === 'AWS::IAM::Role') assert.deepEqual(s.Principal, { Service: 'lambda.amazonaws.com' });
-      else assert.equal(s.Principal, undefined, `${id}: identity policies name no principal`);
+      else if (r.Type === 'AWS::S3::BucketPolicy') {
+        // The one Allow in a bucket policy: CloudFront reading the viewer's files (origin access
+        // control), for this distribution only.
+        assert.ok(refersTo(r.Properties.Bucket, viewerId), `${id}: only the viewer bucket lets anyone else read`);
+        assert.deepEqual([s.Principal, s.Action], [{ Service: 'cloudfront.amazonaws.com' }, 's3:GetObject'], id);
+        assert.ok(refersTo(s.Condition?.StringEquals?.['AWS:SourceArn'], distributionId), `${id}: limited to the viewer distribution`);
+      } else assert.equal(s.Principal, undefined, `${id}: identity policies name no principal`);
     }
-    // The bucket policies' Principal "*" with s3:* is the SSL-only Deny (a Deny can only restrict).
-    if (r.Type === 'AWS::S3::BucketPolicy') for (const s of arr(r.Properties.PolicyDocument.Statement) as any[]) assert.equal(s.Effect, 'Deny');
+    // Otherwise the bucket policies' Principal "*" with s3:* is the SSL-only Deny (a Deny can only restrict).
+    if (r.Type === 'AWS::S3::BucketPolicy') for (const s of arr(r.Properties.PolicyDocument.Statement) as any[]) assert.ok(s.Effect === 'Deny' || s.Principal?.Service === 'cloudfront.amazonaws.com', id);
   }
   assert.ok(allows >= 10, `statements were checked (${allows})`);
   // Lambda resource policies: API Gateway (a service principal, per route) and Principal "*" only
@@ -351,4 +359,41 @@ test('outputs: wss:// URL, HTTP URL, bucket names, and a relay command line with
   const help = cli(['relay', '--help']);
   assert.equal(help.code, 0, help.stderr);
   for (const flag of text.match(/--[a-z-]+/g)!) assert.ok(help.stdout.toString().includes(flag), `cloudcons relay has ${flag}`);
+});
+
+// ----------------------------------------------------------------------------------- web viewer
+
+test('web viewer: private encrypted TLS-only bucket behind CloudFront (OAC), /v1/* to the API uncached, security headers, config.json names the WebSocket', () => {
+  const bucket = resources[viewerId]!.Properties;
+  assert.deepEqual(bucket.PublicAccessBlockConfiguration, { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+  assert.equal(bucket.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm, 'AES256');
+  const policy = ofType('AWS::S3::BucketPolicy').find(([, p]) => refersTo(p.Properties.Bucket, viewerId))![1];
+  assert.ok(arr(policy.Properties.PolicyDocument.Statement).some((s: any) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false'), 'TLS only');
+
+  const dist = resources[distributionId]!.Properties.DistributionConfig;
+  assert.equal(dist.DefaultRootObject, 'index.html');
+  assert.equal(dist.DefaultCacheBehavior.ViewerProtocolPolicy, 'redirect-to-https');
+  assert.ok(arr(dist.Origins).some((o: any) => o.OriginAccessControlId), 'the bucket is read through origin access control');
+  const api = arr(dist.CacheBehaviors).find((b: any) => b.PathPattern === '/v1/*') as any;
+  assert.equal(api.ViewerProtocolPolicy, 'https-only');
+  assert.equal(api.CachePolicyId, '4135ea2d-6df8-44a3-9df3-4b5a84be39ad', 'CachingDisabled');
+  assert.equal(api.OriginRequestPolicyId, 'b689b0a8-53d0-40ab-baf2-68738e2966ac', 'AllViewerExceptHostHeader: Authorization reaches the function');
+  assert.deepEqual(api.AllowedMethods.sort(), ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT']);
+  const apiOrigin = arr(dist.Origins).find((o: any) => o.Id === api.TargetOriginId) as any;
+  assert.ok(refersTo(apiOrigin.DomainName, ofType('AWS::Lambda::Url')[0]![0]), '/v1/* goes to the http function URL');
+
+  const [[, hp]] = ofType('AWS::CloudFront::ResponseHeadersPolicy');
+  const sec = hp!.Properties.ResponseHeadersPolicyConfig.SecurityHeadersConfig;
+  const csp = JSON.stringify(sec.ContentSecurityPolicy.ContentSecurityPolicy);
+  for (const part of ["default-src 'self'", "script-src 'self'", "frame-ancestors 'none'", 'connect-src', 'wss://', '.execute-api.']) assert.ok(csp.includes(part), `CSP has ${part}: ${csp}`);
+  assert.equal(sec.FrameOptions.FrameOption, 'DENY');
+  assert.equal(sec.ReferrerPolicy.ReferrerPolicy, 'no-referrer');
+
+  const [[, deploy]] = ofType('Custom::CDKBucketDeployment');
+  assert.ok(refersTo(deploy!.Properties.DestinationBucketName, viewerId));
+  assert.ok(JSON.stringify(deploy!.Properties).includes('no-cache'), 'served no-cache: a deploy shows at once');
+  // config.json (the second source) is filled in at deploy time with the WebSocket API's URL.
+  assert.ok(refersTo(deploy!.Properties.SourceMarkers[1], logicalId(stack.api)), 'config.json carries the WebSocket URL');
+  const outs = template.toJSON().Outputs as Record<string, { Value: any }>;
+  assert.ok(refersTo(outs.ViewerUrl!.Value, distributionId));
 });

@@ -6,6 +6,9 @@
 //   both Lambdas ──> @connections of the WebSocket stage (posts to relays and viewers)
 //   relays ──presigned PUT──> S3 segments bucket (they hold no AWS credentials)
 //   EventBridge, hourly ──> archive Lambda: audit records over an hour old, table ──> audit bucket
+//   browsers ──https──> CloudFront: the web viewer (dist/web in a private bucket, read through
+//     origin access control) and /v1/* (the http Lambda's URL, same origin: no CORS); the page's
+//     config.json names the WebSocket URL
 //
 // The Lambda code is the esbuild bundles in dist/lambda/ (scripts/build.mjs, run by `npm ci`).
 // The stack is environment-agnostic (no account/region lookups), so it synthesizes offline.
@@ -22,6 +25,9 @@ import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction as LambdaTarget } from 'aws-cdk-lib/aws-events-targets';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectLockRetention, StorageClass } from 'aws-cdk-lib/aws-s3';
+import { BucketDeployment, CacheControl, Source } from 'aws-cdk-lib/aws-s3-deployment';
+import { AllowedMethods, CachePolicy, Distribution, HeadersFrameOption, HeadersReferrerPolicy, OriginRequestPolicy, ResponseHeadersPolicy, ViewerProtocolPolicy } from 'aws-cdk-lib/aws-cloudfront';
+import { FunctionUrlOrigin, S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
 import type { Construct } from 'constructs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -44,6 +50,8 @@ export interface CloudconsStackProps extends StackProps {
   stageName?: string;
   /** Where the Lambda bundles are. Default `<repo>/dist/lambda`. */
   lambdaDist?: string;
+  /** Where the built web viewer is. Default `<repo>/dist/web`. */
+  webDist?: string;
 }
 
 export const STACK_DEFAULTS = { auditRetentionDays: 365, logRetentionDays: 30, segmentsPrefix: '', stageName: 'prod' };
@@ -65,6 +73,8 @@ export class CloudconsStack extends Stack {
   readonly table: Table;
   readonly segments: Bucket;
   readonly audit: Bucket;
+  readonly viewer: Bucket;
+  readonly distribution: Distribution;
   readonly wsFunction: LambdaFunction;
   readonly httpFunction: LambdaFunction;
   readonly archiveFunction: LambdaFunction;
@@ -277,8 +287,61 @@ export class CloudconsStack extends Stack {
     this.archiveFunction.addToRolePolicy(auditList);
     this.archiveFunction.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [this.audit.arnForObjects('audit/*')] }));
 
+    // -------------------------------------------------------------------------------- web viewer
+    // The viewer's files in a private bucket, served by CloudFront through origin access control;
+    // /v1/* goes to the http function's URL, so the page calls the API on its own origin. Nothing
+    // is cached on the API path and every viewer header (Authorization) is passed on.
+    const webDist = props.webDist ?? path.join(ROOT, 'dist/web');
+    if (!fs.existsSync(path.join(webDist, 'index.html'))) throw new Error(`no web viewer at ${webDist}/index.html: run \`npm run build\` (npm ci does it) before cdk synth/deploy`);
+    this.viewer = new Bucket(this, 'Viewer', {
+      encryption: BucketEncryption.S3_MANAGED, blockPublicAccess: BlockPublicAccess.BLOCK_ALL, enforceSSL: true,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const wsOrigin = Fn.join('', ['wss://', this.api.apiId, '.execute-api.', this.region, '.', this.urlSuffix]);
+    const headers = new ResponseHeadersPolicy(this, 'ViewerHeaders', {
+      securityHeadersBehavior: {
+        // As the embedded cloud's (cloud/server/web-assets.ts), plus the WebSocket API's origin.
+        contentSecurityPolicy: {
+          contentSecurityPolicy: Fn.join('', ["default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ", wsOrigin, "; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"]),
+          override: true,
+        },
+        contentTypeOptions: { override: true },
+        frameOptions: { frameOption: HeadersFrameOption.DENY, override: true },
+        referrerPolicy: { referrerPolicy: HeadersReferrerPolicy.NO_REFERRER, override: true },
+        strictTransportSecurity: { accessControlMaxAge: Duration.days(365), includeSubdomains: true, override: true },
+      },
+    });
+    this.distribution = new Distribution(this, 'ViewerDistribution', {
+      comment: 'cloudcons web viewer and API',
+      defaultRootObject: 'index.html',
+      defaultBehavior: {
+        origin: S3BucketOrigin.withOriginAccessControl(this.viewer),
+        viewerProtocolPolicy: ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+        responseHeadersPolicy: headers,
+        cachePolicy: CachePolicy.CACHING_OPTIMIZED,
+      },
+      additionalBehaviors: {
+        '/v1/*': {
+          origin: new FunctionUrlOrigin(url),
+          viewerProtocolPolicy: ViewerProtocolPolicy.HTTPS_ONLY,
+          allowedMethods: AllowedMethods.ALLOW_ALL,
+          cachePolicy: CachePolicy.CACHING_DISABLED,
+          originRequestPolicy: OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+        },
+      },
+    });
+    // Served `Cache-Control: no-cache` (CloudFront revalidates by ETag), so a new viewer shows at
+    // once without invalidations, whose IAM grant CDK can only give on Resource "*".
+    new BucketDeployment(this, 'ViewerFiles', {
+      destinationBucket: this.viewer,
+      sources: [Source.asset(webDist), Source.jsonData('config.json', { wsUrl: this.stage.url })],
+      cacheControl: [CacheControl.noCache()],
+      prune: true,
+    });
+
     // ----------------------------------------------------------------------------------- outputs
     const httpUrl = url.url;
+    new CfnOutput(this, 'ViewerUrl', { value: Fn.join('', ['https://', this.distribution.distributionDomainName, '/']), description: 'the web viewer (sign in with a user token)' });
     new CfnOutput(this, 'WebSocketUrl', { value: this.stage.url, description: 'relays: --ws-url; the CLI: CLOUDCONS_WS_URL' });
     new CfnOutput(this, 'HttpUrl', { value: httpUrl, description: 'relays: --cloud; the CLI: cloudcons login URL' });
     new CfnOutput(this, 'TableName', { value: this.table.tableName });

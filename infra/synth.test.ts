@@ -43,18 +43,20 @@ test('npx cdk synth: offline, without credentials, context options applied, temp
   const tpl = JSON.parse(fs.readFileSync(file, 'utf8')) as { Resources: Record<string, { Type: string; Properties: Record<string, any> }> };
   const types = Object.values(tpl.Resources).map((r) => r.Type);
   for (const t of ['AWS::ApiGatewayV2::Api', 'AWS::ApiGatewayV2::Stage', 'AWS::Lambda::Url', 'AWS::DynamoDB::Table', 'AWS::S3::Bucket']) assert.ok(types.includes(t), `template has ${t}`);
-  assert.equal(types.filter((t) => t === 'AWS::Lambda::Function').length, 3);
+  // ws, http, archive, and CDK's BucketDeployment handler that copies the web viewer into its bucket.
+  assert.equal(types.filter((t) => t === 'AWS::Lambda::Function').length, 4);
+  assert.ok(types.includes('AWS::CloudFront::Distribution') && types.includes('Custom::CDKBucketDeployment'), 'the web viewer is hosted');
   const audit = Object.values(tpl.Resources).find((r) => r.Properties?.ObjectLockEnabled);
   assert.deepEqual(audit?.Properties.ObjectLockConfiguration.Rule.DefaultRetention, { Mode: 'COMPLIANCE', Days: 7 }, '-c auditRetentionDays=7 reached the stack');
 
   // Each function's code asset is staged: the bundle, as built.
   const assets = JSON.parse(fs.readFileSync(path.join(out, 'CcSynthTest.assets.json'), 'utf8')) as { files: Record<string, { source: { path: string; packaging: string } }> };
   const staged = Object.values(assets.files).filter((f) => f.source.packaging === 'zip').map((f) => path.join(out, f.source.path));
-  assert.equal(staged.length, 3, 'three zipped Lambda assets (ws, http, archive)');
   const bundles = ['ws', 'http', 'archive'].map((n) => fs.readFileSync(path.join(ROOT, 'dist/lambda', n, 'index.mjs')));
-  for (const dir of staged) {
-    const code = fs.readFileSync(path.join(dir, 'index.mjs'));
-    assert.ok(bundles.some((b) => b.equals(code)), `${dir}/index.mjs is one of the built bundles`);
-  }
+  const ours = staged.filter((dir) => fs.existsSync(path.join(dir, 'index.mjs')) && bundles.some((b) => b.equals(fs.readFileSync(path.join(dir, 'index.mjs')))));
+  assert.equal(ours.length, 3, 'the three Lambda bundles (ws, http, archive), as built, are staged');
+  const viewer = staged.find((dir) => fs.existsSync(path.join(dir, 'assets', 'app.js')));
+  assert.ok(viewer, `the web viewer (dist/web) is staged: ${staged.join(', ')}`);
+  assert.ok(fs.readFileSync(path.join(viewer, 'index.html')).equals(fs.readFileSync(path.join(ROOT, 'dist/web/index.html'))));
   assert.ok(!fs.existsSync(path.join(ROOT, 'cdk.context.json')), 'no context lookups (they would need credentials)');
 });
