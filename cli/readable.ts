@@ -1,7 +1,7 @@
-// Shows console input bytes readably for the audit log.
+// Shows console input bytes readably for the audit log (the CLI's and the web viewer's: no Node APIs).
 
 /** Length of the valid, shortest-form UTF-8 sequence starting at buf[i] (2-4), or 0 if none. */
-function utf8At(buf: Buffer, i: number): number {
+function utf8At(buf: Uint8Array, i: number): number {
   const b = buf[i]!;
   let n: number, lo = 0x80, hi = 0xbf;
   if (b >= 0xc2 && b <= 0xdf) n = 2;
@@ -30,7 +30,9 @@ const hex = (b: number) => '\\x' + b.toString(16).padStart(2, '0');
  * - every other byte as `\xNN` (two lowercase hex digits).
  * So `^` always starts a two-character control token and `\` always starts `\\`, `\^` or `\xNN`.
  */
-export function readable(bytes: Buffer): string {
+const utf8 = new TextDecoder();
+
+export function readable(bytes: Uint8Array): string {
   let out = '';
   for (let i = 0; i < bytes.length;) {
     const b = bytes[i]!;
@@ -41,7 +43,7 @@ export function readable(bytes: Buffer): string {
     else if (b < 0x7f) out += String.fromCharCode(b);
     else {
       const n = utf8At(bytes, i);
-      const ch = n ? bytes.toString('utf8', i, i + n) : '';
+      const ch = n ? utf8.decode(bytes.subarray(i, i + n)) : '';
       if (n && !UNSAFE.test(ch)) { out += ch; i += n; continue; }
       for (let k = 0; k < (n || 1); k++) out += hex(bytes[i + k]!);
       i += n || 1;

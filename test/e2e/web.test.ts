@@ -100,6 +100,112 @@ test('web viewer: sign in, list, open, type, a spy sees it, force moves the lock
   }
 });
 
+test('web viewer: rendering (colours, cursor movement, a full-screen program), replay seeks to a time, search, audit with answers and CSV, phone layout', { skip, timeout: 240_000 }, async () => {
+  const { chromium } = await import('playwright-core');
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const dir = tmpDir('web2');
+  const data = path.join(dir, 'data');
+  const cloud = await startCloud(data);
+  const relayTok = createToken(data, 'relay', 'edge1');
+  const alice = createToken(data, 'user', 'alice');
+  fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge1 }\nconsoles:\n  demo: { type: exec, command: [/bin/sh], env: { PS1: 'demo$ ', TERM: xterm-256color }, cols: 100, rows: 30 }\n`);
+  const relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', cloud.url, '--token', relayTok]);
+  await relay.waitFor(/console demo up/);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1100, height: 760 }, acceptDownloads: true });
+    const a = await ctx.newPage();
+    const errors: string[] = [];
+    a.on('pageerror', (e) => errors.push(e.message));
+    const screen = () => a.evaluate(() => (globalThis as unknown as { cloudcons: { screen(): string } }).cloudcons.screen());
+    await a.goto(`${cloud.url}/#/c/demo`);
+    await a.fill('#token', alice);
+    await a.click('button[type=submit]');
+    await a.getByRole('button', { name: 'Take lock' }).click();
+    await a.getByTestId('mode').filter({ hasText: 'read-write' }).waitFor();
+    await a.locator('.xterm').click();
+
+    // Colours and cursor movement: the terminal's cells, as xterm.js serializes them.
+    await a.keyboard.type("printf '\\033[31mRED\\033[0m plain \\033[1;32mBOLDGREEN\\033[0m\\n'; printf 'abcdef\\033[4Dxy\\n'\n");
+    // (The serializer puts an SGR reset where the colour ends: at the start of the next line.)
+    await until('the output on screen', async () => /\n(?:\x1b\[[\d;]*m)*abxyef/.test(await screen()), 15_000).catch(async (e) => { throw new Error(`${e.message}; screen: ${JSON.stringify(await screen())}`); });
+    const shot = await screen();
+    assert.match(shot, /\x1b\[31mRED/, 'red foreground');
+    assert.match(shot, /\x1b\[1;32mBOLDGREEN|\x1b\[32;1mBOLDGREEN/, 'bold green');
+    assert.match(shot, /\n(?:\x1b\[[\d;]*m)*abxyef\r?\n/, 'the cursor moved back 4 and overwrote two characters');
+
+    // A full-screen program (top, on the alternate screen) renders as a terminal shows it, then leaves.
+    await a.keyboard.type('top -d 1\n');
+    await until('top on screen', async () => /load average[^]*PID\s+USER/.test(await screen()), 20_000);
+    await a.screenshot({ path: path.join(SHOTS, '6-fullscreen-top.png') });
+    await a.keyboard.type('q');
+    await until('back at the prompt', async () => (await screen()).replace(/\x1b\[[\d;?]*[a-zA-Z]/g, '').trimEnd().endsWith('demo$'), 10_000)
+      .catch(async (e) => { throw new Error(`${e.message}; screen: ${JSON.stringify((await screen()).slice(-400))}`); });
+
+    // Two commands with a known moment between them.
+    await a.keyboard.type('echo first-$((1+1))\n');
+    await until('first', async () => /\nfirst-2/.test(await screen()));
+    await new Promise((r) => setTimeout(r, 2000));
+    const between = Date.now();
+    await new Promise((r) => setTimeout(r, 2000));
+    await a.keyboard.type('echo second-$((2+2))\n');
+    await until('second', async () => /\nsecond-4/.test(await screen()));
+
+    // Replay: jump to the moment between them: the first answer is there, the second not yet.
+    await a.goto(`${cloud.url}/#/c/demo/replay`);
+    await a.getByTestId('replay-info').filter({ hasText: 'chunks' }).waitFor();
+    const local = (ms: number) => new Date(ms - new Date(ms).getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
+    await a.getByLabel('Jump to time').fill(local(between));
+    await a.getByRole('button', { name: 'Go' }).click();
+    await until('the screen at that moment', async () => /\nfirst-2/.test(await screen()), 10_000);
+    assert.doesNotMatch(await screen(), /second-4/);
+    await a.screenshot({ path: path.join(SHOTS, '7-replay-seek.png') });
+    // Search jumps to the match; the timeline shows events (attach, lock).
+    await a.getByLabel('Search the history').fill('second-4');
+    await a.getByLabel('Search the history').press('Enter');
+    await a.getByTestId('matches').filter({ hasText: 'match 1 of 1' }).waitFor({ timeout: 10_000 })
+      .catch(async (e) => { throw new Error(`${e.message}; matches: ${await a.getByTestId('matches').innerText()}`); });
+    assert.match(await screen(), /\nsecond-4/);
+    assert.match(await a.getByTestId('marks').innerText(), /attach alice[^]*lock alice/);
+    // Play from the start at 64x: it reaches the end by itself.
+    await a.getByLabel('Speed').selectOption('64');
+    await a.getByLabel('Jump to time').fill(local(between - 60_000));
+    await a.getByRole('button', { name: 'Go' }).click();
+    await a.getByRole('button', { name: 'Play' }).click();
+    await until('played to the end', async () => /\nsecond-4/.test(await screen()) && (await a.getByRole('button', { name: 'Play' }).count()) === 1, 30_000);
+
+    // Audit: the typed command under alice, with the console's answer after it; CSV export.
+    await a.goto(`${cloud.url}/#/audit/demo`);
+    const row = a.locator('tr.audit', { hasText: 'echo first-$((1+1))^M' });
+    await row.waitFor();
+    // (Keystrokes are joined up to Enter: the `q` that ended top is on this line too.)
+    assert.match(await row.innerText(), /alice\s+input\s+q?echo first-\$\(\(1\+1\)\)\^M\s+first-2\b/);
+    await a.getByPlaceholder('user').fill('bob');
+    await a.getByTestId('audit-status').filter({ hasText: /^0 of/ }).waitFor();
+    await a.getByPlaceholder('user').fill('ali');
+    const [download] = await Promise.all([a.waitForEvent('download'), a.getByRole('button', { name: 'Export CSV' }).click()]);
+    const csv = fs.readFileSync(await download.path(), 'utf8');
+    assert.match(csv, /^time,console,user,type,what,session,fence,offset\r\n/);
+    assert.match(csv, /,demo,alice,input,echo second-\$\(\(2\+2\)\)\^M,/);
+    await a.screenshot({ path: path.join(SHOTS, '8-audit.png') });
+
+    // A phone-sized screen: the list and the audit still read.
+    await a.setViewportSize({ width: 390, height: 800 });
+    await a.goto(`${cloud.url}/#/`);
+    await a.locator('tr[data-console=demo]').waitFor();
+    await a.screenshot({ path: path.join(SHOTS, '9-phone-list.png') });
+    await a.goto(`${cloud.url}/#/audit/demo`);
+    await a.locator('tr.audit').first().waitFor();
+    const overflow = await a.evaluate(() => { const d = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document.documentElement; return d.scrollWidth - d.clientWidth; });
+    assert.ok(overflow <= 4, `no sideways scrolling on a phone (${overflow} px)`);
+    await a.screenshot({ path: path.join(SHOTS, '10-phone-audit.png') });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await relay.kill();
+  }
+});
+
 test('web viewer: static files carry security headers and need no token; the API still does', async () => {
   const dir = tmpDir('web-static');
   const cloud = await startCloud(path.join(dir, 'data'));

@@ -9,6 +9,8 @@ import { WebLinksAddon } from '@xterm/addon-web-links';
 import { SerializeAddon } from '@xterm/addon-serialize';
 import { ApiError, apiJson, loadConfig, token, type Config, type ConsoleView, type Viewer, type Whoami } from './api.ts';
 import { ConsoleSession, type BreakInfo, type Mode } from './session.ts';
+import { drawTimeline, loadRange, Player, type Mark } from './replay.ts';
+import { auditPage } from './audit.ts';
 
 type Child = Node | string | null | undefined | false;
 function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string | boolean | ((e: Event) => void)> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
@@ -110,7 +112,7 @@ function consoleList(): void {
     try { list = (await apiJson<{ consoles: ConsoleView[] }>(cfg, '/v1/consoles')).consoles; render(); } catch (e) { onApiError(e); }
   };
   show(h('main', { class: 'list' },
-    h('h1', {}, 'Consoles'),
+    h('h1', {}, 'Consoles ', h('a', { href: '#/audit', class: 'button' }, 'Audit')),
     filter,
     h('table', { 'data-testid': 'consoles' },
       h('thead', {}, h('tr', {}, ...['Name', 'State', 'Type', 'Relay', 'Writer', 'Spies', 'Why down'].map((t) => h('th', { scope: 'col' }, t)))),
@@ -211,7 +213,9 @@ function consolePage(name: string): void {
     h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Console actions' },
       takeBtn, forceBtn, spyBtn, breakSelect, breakBtn, findInput,
       h('button', { type: 'button', onclick: () => find(true), 'aria-label': 'Previous match' }, '↑'),
-      h('button', { type: 'button', onclick: () => find(false), 'aria-label': 'Next match' }, '↓')),
+      h('button', { type: 'button', onclick: () => find(false), 'aria-label': 'Next match' }, '↓'),
+      h('a', { href: `#/c/${encodeURIComponent(name)}/replay`, class: 'button' }, 'Replay'),
+      h('a', { href: `#/audit/${encodeURIComponent(name)}`, class: 'button' }, 'Audit')),
     bumped,
     notice,
     termBox));
@@ -236,6 +240,116 @@ function consolePage(name: string): void {
   cleanupView = () => { window.removeEventListener('resize', onResize); session.close(); term.dispose(); };
 }
 
+// ------------------------------------------------------------------------------------ replay
+/** `YYYY-MM-DDTHH:MM:SS` in local time, as <input type=datetime-local step=1> wants. */
+export function localInput(ms: number): string {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+  return d.toISOString().slice(0, 19);
+}
+
+export function newTerminal(): { term: Terminal; fit: FitAddon; search: SearchAddon; serialize: SerializeAddon } {
+  const term = new Terminal({ scrollback: 10_000, fontSize: 14, allowProposedApi: true, fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
+  const fit = new FitAddon(), search = new SearchAddon(), serialize = new SerializeAddon();
+  for (const a of [fit, search, serialize]) term.loadAddon(a);
+  term.loadAddon(new WebLinksAddon((_e, uri) => window.open(uri, '_blank', 'noopener,noreferrer')));
+  return { term, fit, search, serialize };
+}
+
+function replayPage(name: string): void {
+  const { term, fit, search, serialize } = newTerminal();
+  const now = Date.now();
+  const since = h('input', { type: 'datetime-local', step: '1', 'aria-label': 'From', value: localInput(now - 3600_000) });
+  const until = h('input', { type: 'datetime-local', step: '1', 'aria-label': 'To', title: 'empty: up to now' });
+  const playBtn = h('button', { type: 'button', disabled: true }, 'Play');
+  const speed = h('select', { 'aria-label': 'Speed' }, ...[1, 2, 4, 8, 16, 32, 64].map((x) => h('option', { value: String(x) }, `${x}x`)));
+  const skip = h('input', { type: 'checkbox', id: 'skip-idle' });
+  const seekAt = h('input', { type: 'datetime-local', step: '1', 'aria-label': 'Jump to time' });
+  const findInput = h('input', { type: 'search', placeholder: 'search the history', 'aria-label': 'Search the history' });
+  const matchInfo = h('span', { class: 'status', 'data-testid': 'matches' });
+  const clock = h('span', { class: 'status', 'data-testid': 'clock' });
+  const info = h('p', { class: 'status', role: 'status', 'data-testid': 'replay-info' });
+  const canvas = h('canvas', { class: 'timeline', 'aria-label': 'Timeline: output density and events; click to jump', tabindex: '0' });
+  const markList = h('div', { class: 'marks', 'data-testid': 'marks' });
+  const termBox = h('div', { class: 'term', 'data-testid': 'terminal' });
+  let player: Player | undefined;
+  let marks: Mark[] = [];
+  let matches: number[] = [];
+  let m = -1;
+  const fmt = (t: number) => new Date(t).toLocaleString();
+  const redraw = () => { if (player) { drawTimeline(canvas, player, marks); clock.textContent = fmt(player.wallTime(player.position)); } };
+
+  const load = async () => {
+    player?.pause();
+    info.textContent = 'loading...';
+    try {
+      const from = new Date(since.value).getTime(), to = until.value ? new Date(until.value).getTime() : undefined;
+      if (!Number.isFinite(from)) throw new Error('choose a "From" time');
+      if (to !== undefined && !(from < to)) throw new Error('"From" must be before "To"');
+      const r = await loadRange(cfg, name, from, to);
+      marks = r.marks;
+      player = new Player(term, r.chunks, skip.checked);
+      player.speed = Number(speed.value);
+      player.onTick = () => redraw();
+      player.onEnd = () => { playBtn.textContent = 'Play'; };
+      player.seek(0);
+      playBtn.disabled = !r.chunks.length;
+      info.textContent = `${r.chunks.length} chunks, ${marks.length} events${r.truncated ? ' (range cut at 64 MiB: choose a shorter one)' : ''}`;
+      markList.replaceChildren(...marks.map((mk) => h('button', { type: 'button', class: `mark ${mk.type}`, onclick: () => player?.seek(player.rangeTime(mk.ts)) },
+        `${new Date(mk.ts).toLocaleTimeString()} ${mk.label}`)));
+      redraw();
+    } catch (e) {
+      info.textContent = `Cannot load: ${(e as Error).message}`;
+    }
+  };
+  playBtn.addEventListener('click', () => {
+    if (!player) return;
+    if (player.playing) { player.pause(); playBtn.textContent = 'Play'; } else { player.play(); playBtn.textContent = 'Pause'; }
+  });
+  speed.addEventListener('change', () => { if (player) player.speed = Number(speed.value); });
+  skip.addEventListener('change', () => { if (player) { player.setSkipIdle(skip.checked); player.seek(player.position); } });
+  const seekTo = (e: Event) => { e.preventDefault(); if (player && seekAt.value) player.seek(player.rangeTime(new Date(seekAt.value).getTime())); };
+  const seekSpot = (x: number) => { if (player) player.seek((x / canvas.clientWidth) * player.duration); };
+  canvas.addEventListener('click', (e) => seekSpot(e.offsetX));
+  canvas.addEventListener('keydown', (e) => {
+    if (!player) return;
+    const step = player.duration / 50;
+    if (e.key === 'ArrowRight') player.seek(player.position + step);
+    else if (e.key === 'ArrowLeft') player.seek(player.position - step);
+    else if (e.key === ' ') { e.preventDefault(); playBtn.click(); }
+  });
+  const jump = (dir: 1 | -1) => {
+    if (!player) return;
+    const q = findInput.value;
+    if (!matches.length || (findInput.dataset.q ?? '') !== q) { matches = player.findAll(q); findInput.dataset.q = q; m = -1; }
+    if (!matches.length) { matchInfo.textContent = 'no match'; return; }
+    m = (m + dir + matches.length) % matches.length;
+    player.pause();
+    playBtn.textContent = 'Play';
+    player.seek(matches[m]);
+    search.findPrevious(q, { decorations: { matchOverviewRuler: '#e3b341', activeMatchColorOverviewRuler: '#ff7b72', matchBackground: '#6b4f00', activeMatchBackground: '#a36a00' } });
+    matchInfo.textContent = `match ${m + 1} of ${matches.length}`;
+  };
+  findInput.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); jump(e.shiftKey ? -1 : 1); } });
+
+  show(h('main', { class: 'console replay' },
+    h('div', { class: 'banner' }, h('h1', {}, `${name}: replay`), h('a', { href: `#/c/${encodeURIComponent(name)}` }, 'live'), clock),
+    h('form', { class: 'toolbar', onsubmit: (e: Event) => { e.preventDefault(); void load(); } },
+      h('label', {}, 'From ', since), h('label', {}, 'To ', until), h('button', { type: 'submit' }, 'Load')),
+    h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Playback' },
+      playBtn, speed, h('label', { for: 'skip-idle' }, skip, ' skip idle'),
+      h('form', { class: 'inline', onsubmit: seekTo }, seekAt, h('button', { type: 'submit' }, 'Go')),
+      findInput, h('button', { type: 'button', onclick: () => jump(-1), 'aria-label': 'Previous match' }, '↑'),
+      h('button', { type: 'button', onclick: () => jump(1), 'aria-label': 'Next match' }, '↓'), matchInfo),
+    canvas, markList, info, termBox));
+  term.open(termBox);
+  fit.fit();
+  const onResize = () => { fit.fit(); redraw(); };
+  window.addEventListener('resize', onResize);
+  (window as unknown as { cloudcons: unknown }).cloudcons = { screen: () => serialize.serialize(), position: () => player && player.wallTime(player.position) };
+  cleanupView = () => { player?.pause(); window.removeEventListener('resize', onResize); term.dispose(); };
+  void load();
+}
+
 // ------------------------------------------------------------------------------------ routing
 async function route(): Promise<void> {
   if (!token.get()) { signIn(); return; }
@@ -248,8 +362,11 @@ async function route(): Promise<void> {
       return;
     }
   }
-  const m = /^#\/c\/(.+)$/.exec(location.hash);
-  if (m) consolePage(decodeURIComponent(m[1]));
+  const hash = location.hash;
+  let m: RegExpExecArray | null;
+  if ((m = /^#\/c\/([^/]+)\/replay$/.exec(hash))) replayPage(decodeURIComponent(m[1]));
+  else if ((m = /^#\/c\/([^/]+)$/.exec(hash))) consolePage(decodeURIComponent(m[1]));
+  else if ((m = /^#\/audit(?:\/([^/]+))?$/.exec(hash))) { const view = auditPage(cfg, m[1] ? decodeURIComponent(m[1]) : undefined); show(view.node); cleanupView = view.cleanup; }
   else consoleList();
 }
 

@@ -1,0 +1,194 @@
+// Audit: who typed what, on one console or across all, filterable by user, kind and time, each
+// input shown readably (^C, ^M ...) with the console's answer after it (the output between that
+// input and the next record), and exported as CSV or JSON. Auditors read it; nothing here writes.
+import { readable } from '../../cli/readable.ts';
+import { apiJson, token, type Config, type ConsoleView } from './api.ts';
+import { b64ToBytes } from './session.ts';
+
+export interface AuditRecord {
+  time: number; console: string; type: string; user?: string; session?: string; fence?: number;
+  detail?: string; data?: string; offset?: number;
+  /** Shown rows only: how many stored records this row joins (keystrokes typed one by one). */
+  records?: number;
+  /** Shown rows only: offset of the last joined record (the answer starts there). */
+  lastOffset?: number;
+}
+
+/** Keystrokes of one session are joined into a line until Enter (or a pause this long, ms). */
+const JOIN_MS = 30_000;
+
+/** Joins a session's consecutive `input` records into lines: a raw terminal sends each keystroke
+ *  as it is typed, but a reader wants `ls -l^M`, not six rows. */
+export function joinKeystrokes(recs: AuditRecord[]): AuditRecord[] {
+  const out: AuditRecord[] = [];
+  const open = new Map<string, AuditRecord>(); // session -> row still taking keystrokes
+  for (const r of recs) {
+    const key = `${r.console}\u0000${r.session ?? ''}`;
+    const cur = open.get(key);
+    if (r.type === 'input' && r.data !== undefined && cur && r.time - cur.time <= JOIN_MS && out[out.length - 1] === cur) {
+      cur.data = bytesToB64Joined(cur.data!, r.data);
+      cur.records = (cur.records ?? 1) + 1;
+      cur.lastOffset = r.offset ?? cur.lastOffset;
+    } else {
+      const row = { ...r, records: 1, lastOffset: r.offset };
+      out.push(row);
+      if (r.type === 'input' && r.data !== undefined) open.set(key, row); else open.delete(key);
+    }
+    const last = out[out.length - 1];
+    if (last.type === 'input' && last.data !== undefined && /[\r\n]$/.test(atob(last.data))) open.delete(key); // Enter ends the line
+  }
+  return out;
+}
+
+function bytesToB64Joined(a: string, b: string): string { return btoa(atob(a) + atob(b)); }
+
+/** Output shown after each input, at most (bytes). */
+const ANSWER_BYTES = 2048;
+/** Records fetched per console. */
+const LIMIT = 5000;
+
+type Child = Node | string | null | undefined | false;
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string | boolean | ((e: Event) => void)> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (typeof v === 'function') el.addEventListener(k.replace(/^on/, ''), v);
+    else if (v === true) el.setAttribute(k, '');
+    else if (v !== false) el.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
+  return el;
+}
+
+/** What a record shows in the "what" column: the input readably, else the detail. */
+export function what(r: AuditRecord): string {
+  if (r.data !== undefined) return readable(b64ToBytes(r.data));
+  return r.detail ?? '';
+}
+
+/** Output as plain text lines: escape sequences removed, carriage returns folded. */
+export function plainText(bytes: Uint8Array): string {
+  const s = new TextDecoder().decode(bytes)
+    .replace(/\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()*+][0-~]|\x1b[@-_]|\x1b[=>78]/g, '')
+    .replace(/\r\n/g, '\n');
+  return s.split('\n').map((l) => l.slice(l.lastIndexOf('\r') + 1)).join('\n').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+}
+
+export function toCsv(rows: AuditRecord[]): string {
+  const q = (v: unknown) => { const s = v === undefined ? '' : String(v); return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s; };
+  const head = ['time', 'console', 'user', 'type', 'what', 'session', 'fence', 'offset'];
+  return [head.join(','), ...rows.map((r) => [new Date(r.time).toISOString(), r.console, r.user, r.type, what(r), r.session, r.fence, r.offset].map(q).join(','))].join('\r\n') + '\r\n';
+}
+
+async function fetchOutput(cfg: Config, name: string, since: number, until: number): Promise<{ o: number; d: Uint8Array }[]> {
+  const q = new URLSearchParams({ format: 'chunks', since: String(since), until: String(until) });
+  const r = await fetch(`${cfg.apiUrl}/v1/consoles/${encodeURIComponent(name)}/replay?${q}`, { headers: { authorization: `Bearer ${token.get()}` } });
+  if (!r.ok) return [];
+  const out: { o: number; d: Uint8Array }[] = [];
+  let total = 0;
+  for (const line of (await r.text()).split('\n')) {
+    if (!line) continue;
+    const it = JSON.parse(line) as { o?: number; d?: string };
+    if (it.d === undefined || it.o === undefined) continue;
+    const d = b64ToBytes(it.d);
+    out.push({ o: it.o, d });
+    if ((total += d.length) > 16 * 1024 * 1024) break;
+  }
+  return out;
+}
+
+/** Bytes of a console's output in [from, to), from chunks. */
+function slice(chunks: { o: number; d: Uint8Array }[], from: number, to: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const c of chunks) {
+    const a = Math.max(from, c.o), b = Math.min(to, c.o + c.d.length);
+    if (a < b) parts.push(c.d.subarray(a - c.o, b - c.o));
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+export function auditPage(cfg: Config, only?: string): { node: HTMLElement; cleanup: () => void } {
+  const consoleSel = h('select', { 'aria-label': 'Console' }, h('option', { value: '' }, 'all consoles'));
+  const userIn = h('input', { type: 'search', placeholder: 'user', 'aria-label': 'Filter by user' });
+  const kind = h('select', { 'aria-label': 'Which records' }, h('option', { value: 'input' }, 'typed input'), h('option', { value: 'all' }, 'all events'));
+  const sinceIn = h('input', { type: 'datetime-local', step: '1', 'aria-label': 'From' });
+  const untilIn = h('input', { type: 'datetime-local', step: '1', 'aria-label': 'To' });
+  const body = h('tbody');
+  const status = h('p', { class: 'status', role: 'status', 'data-testid': 'audit-status' });
+  let records: AuditRecord[] = [];
+  let shown: AuditRecord[] = [];
+  const answers = new Map<string, string>(); // joined row (console, session, first time) -> output after it
+  const answerKey = (r: AuditRecord) => `${r.console}\u0000${r.session ?? ''}\u0000${r.time}`;
+
+  const filtered = () => joinKeystrokes(filteredRecords());
+  const filteredRecords = () => {
+    const u = userIn.value.trim().toLowerCase();
+    const from = sinceIn.value ? new Date(sinceIn.value).getTime() : -Infinity;
+    const to = untilIn.value ? new Date(untilIn.value).getTime() : Infinity;
+    return records.filter((r) => (!consoleSel.value || r.console === consoleSel.value) && (!u || (r.user ?? '').toLowerCase().includes(u))
+      && (kind.value === 'all' || r.type.startsWith('input')) && r.time >= from && r.time <= to);
+  };
+  const render = () => {
+    shown = filtered();
+    body.replaceChildren(...shown.map((r) => h('tr', { class: `audit ${r.type.replace(/\W/g, '-')}`, 'data-user': r.user ?? '' },
+      h('td', { class: 'time' }, new Date(r.time).toLocaleString()),
+      h('td', {}, r.console),
+      h('td', {}, r.user ?? ''),
+      h('td', {}, r.type),
+      h('td', { class: 'what' }, h('code', {}, what(r)), answers.get(answerKey(r)) ? h('pre', { class: 'answer', 'aria-label': 'console output after this input' }, answers.get(answerKey(r))!) : null))));
+    status.textContent = `${shown.length} of ${records.length} records`;
+  };
+  const download = (name: string, type: string, text: string) => {
+    const a = h('a', { href: URL.createObjectURL(new Blob([text], { type })), download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  };
+
+  const load = async () => {
+    status.textContent = 'loading...';
+    try {
+      const consoles = only ? [only] : (await apiJson<{ consoles: ConsoleView[] }>(cfg, '/v1/consoles')).consoles.map((c) => c.name);
+      consoleSel.replaceChildren(h('option', { value: '' }, 'all consoles'), ...consoles.map((c) => h('option', { value: c }, c)));
+      if (only) consoleSel.value = only;
+      const lists = await Promise.all(consoles.map((c) => apiJson<{ records: AuditRecord[] }>(cfg, `/v1/consoles/${encodeURIComponent(c)}/audit?limit=${LIMIT}`)
+        .then((x) => x.records.map((r) => ({ ...r, console: r.console ?? c })))));
+      records = lists.flat().sort((a, b) => a.time - b.time);
+      render();
+      // The answer to each input: the output from its offset to the next record's (same console).
+      for (const c of consoles) {
+        const mine = joinKeystrokes(records.filter((r) => r.console === c && r.offset !== undefined));
+        const inputs = mine.filter((r) => r.type === 'input');
+        if (!inputs.length) continue;
+        const chunks = await fetchOutput(cfg, c, inputs[0].time - 1000, mine.at(-1)!.time + 10_000);
+        for (const r of inputs) {
+          const start = r.lastOffset ?? r.offset!;
+          const next = mine.find((x) => x.offset! > start && x.time >= r.time && x !== r);
+          const end = next ? next.offset! : start + ANSWER_BYTES;
+          const text = plainText(slice(chunks, start, Math.min(end, start + ANSWER_BYTES))).trim();
+          if (text) answers.set(answerKey(r), text);
+        }
+      }
+      render();
+    } catch (e) {
+      status.textContent = `Cannot load the audit: ${(e as Error).message}`;
+    }
+  };
+  for (const el of [consoleSel, kind]) el.addEventListener('change', render);
+  for (const el of [userIn, sinceIn, untilIn]) el.addEventListener('input', render);
+
+  const node = h('main', { class: 'audit-page' },
+    h('h1', {}, only ? `${only}: audit` : 'Audit', ' ', only ? h('a', { href: `#/c/${encodeURIComponent(only)}` }, 'live') : null),
+    h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Audit filters' }, consoleSel, userIn, kind,
+      h('label', {}, 'From ', sinceIn), h('label', {}, 'To ', untilIn),
+      h('button', { type: 'button', onclick: () => download('cloudcons-audit.csv', 'text/csv', toCsv(shown)) }, 'Export CSV'),
+      h('button', { type: 'button', onclick: () => download('cloudcons-audit.json', 'application/json', JSON.stringify(shown.map((r) => ({ ...r, what: what(r) })), null, 2)) }, 'Export JSON')),
+    h('table', { 'data-testid': 'audit' },
+      h('thead', {}, h('tr', {}, ...['Time', 'Console', 'User', 'Type', 'What (and the answer)'].map((t) => h('th', { scope: 'col' }, t)))),
+      body),
+    status);
+  void load();
+  return { node, cleanup: () => {} };
+}
