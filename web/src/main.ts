@@ -164,8 +164,14 @@ function consolePage(name: string): void {
     spyBtn.disabled = m === 'spy';
     breakBtn.disabled = m !== 'rw';
   };
+  let firstOutput = true;
+  const outputWaiters = new Set<(b: Uint8Array) => void>();
   const session = new ConsoleSession(cfg, tok, name, {
-    onOutput: (b) => term.write(b),
+    onOutput: (b) => {
+      if (firstOutput) { firstOutput = false; performance.mark('cloudcons:first-output'); } // bench/web.ts reads it
+      term.write(b);
+      for (const w of outputWaiters) w(b);
+    },
     onAttached: (a) => {
       setMode(a.mode);
       writerText.textContent = a.writer ? `writer: ${a.writer}` : a.mode === 'rw' ? `writer: ${a.user} (you)` : 'writer: nobody';
@@ -236,7 +242,18 @@ function consolePage(name: string): void {
   session.open();
   term.focus();
   // For tests and debugging: what the terminal shows, as text.
-  (window as unknown as { cloudcons: unknown }).cloudcons = { screen: () => serialize.serialize(), mode: () => mode };
+  // For tests, benchmarks and debugging: what the terminal shows, and a probe that types `text` and
+  // resolves with the ms until output containing it arrives (keystroke echo through the whole path).
+  (window as unknown as { cloudcons: unknown }).cloudcons = {
+    screen: () => serialize.serialize(), mode: () => mode,
+    probe: (text: string) => new Promise<number>((resolve) => {
+      const t0 = performance.now();
+      const dec = new TextDecoder();
+      const w = (b: Uint8Array) => { if (dec.decode(b).includes(text)) { outputWaiters.delete(w); resolve(performance.now() - t0); } };
+      outputWaiters.add(w);
+      session.input(text);
+    }),
+  };
   cleanupView = () => { window.removeEventListener('resize', onResize); session.close(); term.dispose(); };
 }
 
