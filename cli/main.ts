@@ -214,6 +214,17 @@ program.command('demo').description('embedded cloud + local relay + a demo conso
     await runDemo({ dir: o.dir, port: o.port });
   });
 
+program.command('import').description('convert another console server\'s configuration into a relay config')
+  .command('conserver <file>').description('read a conserver.cf; write the relay config (YAML) to stdout, what did not map to stderr')
+  .option('--strict', 'exit 1 when anything did not map')
+  .action(async (file: string, o) => {
+    const { importConserverCf } = await import('../edge-relay/conserver-import.ts');
+    const r = importConserverCf(file);
+    process.stdout.write(r.yaml);
+    for (const w of r.warnings) console.error(`cloudcons import: ${w}`);
+    if (o.strict && r.warnings.length > 0) process.exitCode = 1;
+  });
+
 async function createToken(o: { data?: string; dynamodbTable?: string; url?: string; token?: string }, p: { kind: 'user' | 'relay'; name: string; admin?: boolean }) {
   if (o.data && o.dynamodbTable) throw new BadParameter('give --data (embedded cloud) or --dynamodb-table (AWS stack), not both');
   if (o.dynamodbTable) {

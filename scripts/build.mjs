@@ -14,10 +14,13 @@ const started = newestSourceMtime();
 // Code splitting: what the CLI imports lazily (the cloud, the relay, the AWS adapters) becomes a
 // chunk that loads, with the packages it needs, only when used. Without it esbuild hoists every
 // package import to the top of one file, and `cloudcons ls` would load the AWS SDK.
-fs.rmSync(path.join(ROOT, 'dist'), { recursive: true, force: true });
+// Built into a fresh directory, then swapped in: a test run or CLI using dist/ while another
+// build runs (two `npm test` in one checkout) never finds it half written.
+const OUT = path.join(ROOT, `dist.build-${process.pid}`);
+fs.rmSync(OUT, { recursive: true, force: true });
 const cli = build({
   entryPoints: { cloudcons: path.join(ROOT, 'cli/main.ts') },
-  outdir: path.join(ROOT, 'dist'), splitting: true, chunkNames: 'chunks/[name]-[hash]', outExtension: { '.js': '.mjs' },
+  outdir: OUT, splitting: true, chunkNames: 'chunks/[name]-[hash]', outExtension: { '.js': '.mjs' },
   bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external',
   sourcemap: 'linked', logLevel: 'warning',
 });
@@ -32,7 +35,7 @@ const cli = build({
 const lambdas = build({
   entryPoints: { 'ws/index': path.join(ROOT, 'cloud/lambda/entry-ws.ts'), 'http/index': path.join(ROOT, 'cloud/lambda/entry-http.ts'),
     'archive/index': path.join(ROOT, 'cloud/lambda/entry-archive.ts') },
-  outdir: path.join(ROOT, 'dist/lambda'), outExtension: { '.js': '.mjs' },
+  outdir: path.join(OUT, 'lambda'), outExtension: { '.js': '.mjs' },
   bundle: true, platform: 'node', format: 'esm', target: 'node20', mainFields: ['module', 'main'],
   minifyWhitespace: true, minifySyntax: true, legalComments: 'none', logLevel: 'warning',
   banner: { js: "import { createRequire as __ccRequire } from 'node:module'; const require = __ccRequire(import.meta.url);" },
@@ -43,8 +46,12 @@ const lambdas = build({
 const web = build({
   // main.ts imports app.css (which imports xterm's): esbuild writes it beside app.js as app.css.
   entryPoints: { app: path.join(ROOT, 'web/src/main.ts') },
-  outdir: path.join(ROOT, 'dist/web/assets'), bundle: true, platform: 'browser', format: 'esm', target: ['chrome110', 'firefox110', 'safari16'],
+  outdir: path.join(OUT, 'web/assets'), bundle: true, platform: 'browser', format: 'esm', target: ['chrome110', 'firefox110', 'safari16'],
   minify: true, sourcemap: 'linked', legalComments: 'linked', logLevel: 'warning',
-}).then(() => fs.copyFileSync(path.join(ROOT, 'web/index.html'), path.join(ROOT, 'dist/web/index.html')));
+}).then(() => fs.copyFileSync(path.join(ROOT, 'web/index.html'), path.join(OUT, 'web/index.html')));
 await Promise.all([cli, lambdas, web]);
-fs.writeFileSync(path.join(ROOT, 'dist/build-info.json'), JSON.stringify({ sourceMtimeMs: started, builtAt: new Date().toISOString() }) + '\n');
+fs.writeFileSync(path.join(OUT, 'build-info.json'), JSON.stringify({ sourceMtimeMs: started, builtAt: new Date().toISOString() }) + '\n');
+const old = path.join(ROOT, `dist.old-${process.pid}`);
+try { fs.renameSync(path.join(ROOT, 'dist'), old); } catch (e) { if (e.code !== 'ENOENT') throw e; }
+fs.renameSync(OUT, path.join(ROOT, 'dist'));
+fs.rmSync(old, { recursive: true, force: true });
