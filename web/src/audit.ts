@@ -4,6 +4,7 @@
 import { readable } from '../../cli/readable.ts';
 import { apiJson, token, type Config, type ConsoleView } from './api.ts';
 import { b64ToBytes } from './session.ts';
+import { h } from './dom.ts';
 
 export interface AuditRecord {
   time: number; console: string; type: string; user?: string; session?: string; fence?: number;
@@ -47,17 +48,6 @@ const ANSWER_BYTES = 2048;
 /** Records fetched per console. */
 const LIMIT = 5000;
 
-type Child = Node | string | null | undefined | false;
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string | boolean | ((e: Event) => void)> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (typeof v === 'function') el.addEventListener(k.replace(/^on/, ''), v);
-    else if (v === true) el.setAttribute(k, '');
-    else if (v !== false) el.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
 
 /** What a record shows in the "what" column: the input readably, else the detail. */
 export function what(r: AuditRecord): string {
@@ -167,7 +157,10 @@ export function auditPage(cfg: Config, only?: string): { node: HTMLElement; clea
           const start = r.lastOffset ?? r.offset!;
           const next = mine.find((x) => x.offset! > start && x.time >= r.time && x !== r);
           const end = next ? next.offset! : start + ANSWER_BYTES;
-          const text = plainText(slice(chunks, start, Math.min(end, start + ANSWER_BYTES))).trim();
+          // From the Enter's offset the rest of the line's echo may still come (echo lags the
+          // keystrokes): the answer starts after the echoed line end.
+          const raw = plainText(slice(chunks, start, Math.min(end, start + ANSWER_BYTES)));
+          const text = (/[\r\n]$/.test(atob(r.data ?? '')) && raw.includes('\n') ? raw.slice(raw.indexOf('\n') + 1) : raw).trim();
           if (text) answers.set(answerKey(r), text);
         }
       }

@@ -11,18 +11,8 @@ import { ApiError, apiJson, loadConfig, token, type Config, type ConsoleView, ty
 import { ConsoleSession, type BreakInfo, type Mode } from './session.ts';
 import { drawTimeline, loadRange, Player, type Mark } from './replay.ts';
 import { auditPage } from './audit.ts';
+import { h } from './dom.ts';
 
-type Child = Node | string | null | undefined | false;
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string | boolean | ((e: Event) => void)> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (typeof v === 'function') el.addEventListener(k.replace(/^on/, ''), v);
-    else if (v === true) el.setAttribute(k, '');
-    else if (v !== false) el.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
 
 const app = document.getElementById('app')!;
 let cfg: Config;
