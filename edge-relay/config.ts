@@ -211,8 +211,15 @@ const ipmiSchema = z.strictObject({
   cipherSuite: intIn(0, 17).optional(),
   /** BMC key (K_g) in a file, for BMCs that require one. */
   kgFile: text.optional(),
-  /** ipmitool `-Z`/`-o` style workarounds are passed as given (ipmiconsole `-W`). */
+  /** ipmiconsole `-W` workarounds; for ipmitool one OEM type (`-o`). */
   workarounds: z.array(text, err('must be a list of strings')).optional(),
+  /** The BMC is pinged (RMCP presence ping) this often while the session is open, so a dropped
+   *  BMC is noticed in seconds (ipmitool alone takes minutes); 0 turns it off. Default 1000 ms. */
+  pingIntervalMs: intIn(0, 60_000).optional(),
+  /** Unanswered pings in a row that end the session. Default 3. */
+  pingMisses: intIn(1, 100).optional(),
+  /** Give up opening when SOL is not up after this long. Default 30000 ms. */
+  openTimeoutMs: intIn(1000, 600_000).optional(),
 }, err('must be a mapping'));
 
 const consoleSchemas = [serialSchema, execSchema, telnetSchema, tcpSchema, udsSchema, sshSchema, ipmiSchema] as const;

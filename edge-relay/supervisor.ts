@@ -87,6 +87,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private cycle = Promise.resolve(); // serialises closing on demand changes
   private opening = false; // an open is in flight
   private unwatch?: () => void; // stops the driver's readiness watch
+  private hinted = false; // the device hinted it may be back while an open was in flight
 
   constructor(readonly name: string, readonly cfg: ConsoleConfig, private readonly driver: ConsoleDriver, opts: Partial<SupervisorOptions> = {}) {
     super();
@@ -242,10 +243,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const jittered = base * (1 + this.opts.jitter * (2 * Math.random() - 1));
     const delay = Math.max(this.opts.minBackoffMs, Math.min(this.opts.maxBackoffMs, jittered));
     if (base < this.opts.maxBackoffMs) this.failures++;
-    this.retryTimer = setTimeout(() => void this.attempt(), delay);
+    // A hint that came while the failed open was in flight is for a device that may be back now.
+    this.retryTimer = setTimeout(() => void this.attempt(), this.hinted ? READY_SETTLE_MS : delay);
+    this.hinted = false;
     // The device may say when it is back (a serial node reappearing): retry then, not later.
     this.unwatch ??= this.driver.watchReady?.(() => {
-      if (!this.retryTimer || !this.wanted()) return;
+      if (!this.wanted()) return;
+      if (this.opening) { this.hinted = true; return; }
+      if (!this.retryTimer) return;
       clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => void this.attempt(), READY_SETTLE_MS);
     });

@@ -7,7 +7,7 @@ import { ExecDriver } from './exec.ts';
 import { TcpDriver, UdsDriver } from './socket.ts';
 import { TelnetDriver } from './telnet.ts';
 import { SshDriver } from './ssh.ts';
-// TEMP(ipmi helper): import { IpmiDriver } from './ipmi.ts';
+import { IpmiDriver } from './ipmi.ts';
 
 export function createDriver(cfg: ConsoleConfig): ConsoleDriver {
   switch (cfg.type) {
@@ -17,7 +17,7 @@ export function createDriver(cfg: ConsoleConfig): ConsoleDriver {
     case 'uds': return new UdsDriver(cfg);
     case 'telnet': return new TelnetDriver(cfg);
     case 'ssh': return new SshDriver(cfg);
-    case 'ipmi': throw new Error('TEMP: ipmi driver being written'); // TEMP(ipmi helper)
+    case 'ipmi': return new IpmiDriver(cfg, { pingIntervalMs: cfg.pingIntervalMs, pingMisses: cfg.pingMisses, openTimeoutMs: cfg.openTimeoutMs });
     default: {
       const unknown: never = cfg;
       throw new Error(`unknown console type ${(unknown as { type: string }).type}`);
