@@ -157,6 +157,9 @@ const lineSettings = {
   parity: z.enum(['none', 'even', 'odd', 'mark', 'space'], err('must be one of none, even, odd, mark, space')).optional(),
   stopBits: z.literal([1, 1.5, 2], err('must be one of 1, 1.5, 2')).optional(),
   flowControl: z.enum(['none', 'rtscts', 'xonxoff'], err('must be one of none, rtscts, xonxoff')).optional(),
+  /** Modem lines raised (true) or dropped (false) at connect; default: the server's setting. */
+  dtr: z.boolean(err('must be true or false')).optional(),
+  rts: z.boolean(err('must be true or false')).optional(),
 };
 
 const telnetSchema = z.strictObject({

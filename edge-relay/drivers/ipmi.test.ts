@@ -13,6 +13,7 @@ import * as pty from 'node-pty';
 import { IpmiDriver, OutputFilter, type IpmiDriverOptions } from './ipmi.ts';
 import { Bmc, freeUdpPort, PASSWORD, USER } from '../../test/ipmi-sim.ts';
 import { Supervisor } from '../supervisor.ts';
+import { driverContract } from '../../test/contracts/driver.contract.ts';
 import type { IpmiConsoleConfig } from '../config.ts';
 
 /** ipmi_sim quirks FreeIPMI needs worked around: it answers Open Session with maximum privilege 0
@@ -457,3 +458,25 @@ test('ipmiconsole goodbye lines ("[error received]: ...") become the close reaso
   // The CR LF before the line is a write of its own (line-buffered stdout) and passes as data.
   assert.equal(con.text(), 'device says hi\r\n\r\n');
 });
+
+// The shared driver contract (test/contracts/driver.contract.ts), against ipmi_sim: the peer
+// vanishing is the BMC dying (noticed by the RMCP ping, here every 300 ms), coming back is
+// ipmi_sim restarting.
+if (!SKIP) {
+  driverContract('ipmi (ipmitool, ipmi_sim)', async () => {
+    const bmc = await Bmc.start();
+    let base = 0;
+    const c = cfg(bmc);
+    return {
+      driver: new IpmiDriver(c, { pingIntervalMs: 300, openTimeoutMs: 5000, killGraceMs: 1000 }), cfg: c, target: `127.0.0.1:${bmc.port}`,
+      received: () => bmc.rx.subarray(base), clearReceived: () => { base = bmc.rx.length; },
+      emit: (b) => { void bmc.hostWrite(b); },
+      vanish: () => bmc.killSim(), reappear: () => bmc.startSim(),
+      // Missed pings count only once the BMC has answered one (a BMC without RMCP ping support
+      // must not look dead): give the first ping time to come back before the BMC is killed.
+      whenConnected: () => sleep(800),
+      openFailsWhileGone: true, hasBreak: true,
+      stop: () => bmc.stop(),
+    };
+  });
+}

@@ -30,7 +30,7 @@ export const CPC = {
   NOTIFY_LINESTATE: 6, NOTIFY_MODEMSTATE: 7, FLOWCONTROL_SUSPEND: 8, FLOWCONTROL_RESUME: 9,
   SET_LINESTATE_MASK: 10, SET_MODEMSTATE_MASK: 11, PURGE_DATA: 12,
 } as const;
-const CONTROL = { FLOW_NONE: 1, FLOW_XONXOFF: 2, FLOW_HARDWARE: 3, BREAK_ON: 5, BREAK_OFF: 6 } as const;
+const CONTROL = { FLOW_NONE: 1, FLOW_XONXOFF: 2, FLOW_HARDWARE: 3, BREAK_ON: 5, BREAK_OFF: 6, DTR_ON: 8, DTR_OFF: 9, RTS_ON: 11, RTS_OFF: 12 } as const;
 const PARITY = { none: 1, odd: 2, even: 3, mark: 4, space: 5 } as const;
 const STOPBITS = { 1: 1, 2: 2, 1.5: 3 } as const;
 
@@ -231,7 +231,7 @@ export class TelnetDriver implements ConsoleDriver {
 
   constructor(private readonly cfg: TelnetConsoleConfig, private readonly opts: TelnetDriverOptions = {}) {
     const c = cfg;
-    this.wantComPort = [c.baud, c.dataBits, c.parity, c.stopBits, c.flowControl].some((v) => v !== undefined);
+    this.wantComPort = [c.baud, c.dataBits, c.parity, c.stopBits, c.flowControl, c.dtr, c.rts].some((v) => v !== undefined);
   }
 
   /** What the server said about its serial port on the current connection. */
@@ -283,6 +283,8 @@ export class TelnetDriver implements ConsoleDriver {
     if (c.flowControl !== undefined) {
       codec.comPort(CPC.SET_CONTROL, [{ none: CONTROL.FLOW_NONE, xonxoff: CONTROL.FLOW_XONXOFF, rtscts: CONTROL.FLOW_HARDWARE }[c.flowControl]]);
     }
+    if (c.dtr !== undefined) codec.comPort(CPC.SET_CONTROL, [c.dtr ? CONTROL.DTR_ON : CONTROL.DTR_OFF]);
+    if (c.rts !== undefined) codec.comPort(CPC.SET_CONTROL, [c.rts ? CONTROL.RTS_ON : CONTROL.RTS_OFF]);
   }
 
   write(data: Buffer): Promise<void> {
