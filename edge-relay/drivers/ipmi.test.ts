@@ -474,7 +474,7 @@ if (!SKIP) {
       vanish: () => bmc.killSim(), reappear: () => bmc.startSim(),
       // Missed pings count only once the BMC has answered one (a BMC without RMCP ping support
       // must not look dead): give the first ping time to come back before the BMC is killed.
-      whenConnected: () => sleep(800),
+      whenConnected: async () => { await sleep(800); },
       openFailsWhileGone: true, hasBreak: true,
       stop: () => bmc.stop(),
     };
