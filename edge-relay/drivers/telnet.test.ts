@@ -129,7 +129,8 @@ async function ser2netRig(t: TestContext, settings = ''): Promise<DriverRig & { 
     emit: (b) => { peer.write(b); },
     vanish: () => s2n.stop(), reappear: () => s2n.start(),
     // ser2net opens the device only when a client connects; output before that is not carried.
-    whenConnected: async () => { await until('ser2net has the device open', () => holds(s2n.proc!.child.pid!, pair.dev), 5000); },
+    // ...and sets the line up after opening it (flushing what came meanwhile): give it a moment.
+    whenConnected: async () => { await until('ser2net has the device open', () => holds(s2n.proc!.child.pid!, pair.dev), 5000); await new Promise((r) => setTimeout(r, 300)); },
     openFailsWhileGone: true, hasBreak: true,
     stop: async () => { await s2n.stop(); await pair.stop(); },
   };
