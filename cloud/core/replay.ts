@@ -251,8 +251,4 @@ export async function* grepLog(items: AsyncIterable<LogItem>, console: string, r
   yield* scan(true);
 }
 
-/** Shell-style glob (`*`, `?`, `[ab]`) for console names. */
-export function globToRegex(glob: string): RegExp {
-  const re = glob.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`);
-}
+export { globToRegex } from '../../protocol/glob.ts';

@@ -12,20 +12,26 @@ const CHROMIUM = '/usr/bin/chromium';
 const skip = fs.existsSync(CHROMIUM) ? undefined : 'chromium is not installed (apt-get install chromium)';
 const SHOTS = path.join(ROOT, 'test-artifacts', 'web');
 
-test('web viewer: sign in, list, open, type, a spy sees it, force moves the lock and the first page shows the bump', { skip, timeout: 180_000 }, async () => {
+/** A cloud and a relay process holding `consoles` (YAML lines), a user token per name, and Debian's
+ *  chromium. The caller closes the browser and kills the relay; cleanup() the rest. */
+async function webRig(prefix: string, users: string[], consoles: string) {
   const { chromium } = await import('playwright-core');
   fs.mkdirSync(SHOTS, { recursive: true });
-  const dir = tmpDir('web');
+  const dir = tmpDir(prefix);
   const data = path.join(dir, 'data');
   const cloud = await startCloud(data);
   const relayTok = createToken(data, 'relay', 'edge1');
-  const alice = createToken(data, 'user', 'alice');
-  const bob = createToken(data, 'user', 'bob');
-  fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge1 }\nconsoles:\n  demo: { type: exec, command: [/bin/sh], env: { PS1: 'demo$ ' } }\n  other: { type: exec, command: [/bin/sh] }\n`);
+  const tokens = users.map((u) => createToken(data, 'user', u));
+  fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge1 }\nconsoles:\n${consoles}`);
   const relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', cloud.url, '--token', relayTok]);
   await relay.waitFor(/console demo up/);
-
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  return { cloud, relay, browser, tokens };
+}
+
+test('web viewer: sign in, list, open, type, a spy sees it, force moves the lock and the first page shows the bump', { skip, timeout: 180_000 }, async () => {
+  const { cloud, relay, browser, tokens: [alice, bob] } = await webRig('web', ['alice', 'bob'],
+    "  demo: { type: exec, command: [/bin/sh], env: { PS1: 'demo$ ' } }\n  other: { type: exec, command: [/bin/sh] }\n");
   try {
     const a = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
     const b = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
@@ -101,17 +107,8 @@ test('web viewer: sign in, list, open, type, a spy sees it, force moves the lock
 });
 
 test('web viewer: rendering (colours, cursor movement, a full-screen program), replay seeks to a time, search, audit with answers and CSV, phone layout', { skip, timeout: 240_000 }, async () => {
-  const { chromium } = await import('playwright-core');
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const dir = tmpDir('web2');
-  const data = path.join(dir, 'data');
-  const cloud = await startCloud(data);
-  const relayTok = createToken(data, 'relay', 'edge1');
-  const alice = createToken(data, 'user', 'alice');
-  fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge1 }\nconsoles:\n  demo: { type: exec, command: [/bin/sh], env: { PS1: 'demo$ ', TERM: xterm-256color }, cols: 100, rows: 30 }\n`);
-  const relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', cloud.url, '--token', relayTok]);
-  await relay.waitFor(/console demo up/);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  const { cloud, relay, browser, tokens: [alice] } = await webRig('web2', ['alice'],
+    "  demo: { type: exec, command: [/bin/sh], env: { PS1: 'demo$ ', TERM: xterm-256color }, cols: 100, rows: 30 }\n");
   try {
     const ctx = await browser.newContext({ viewport: { width: 1100, height: 760 }, acceptDownloads: true });
     const a = await ctx.newPage();

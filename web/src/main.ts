@@ -12,6 +12,7 @@ import { ConsoleSession, type BreakInfo, type Mode } from './session.ts';
 import { drawTimeline, loadRange, Player, type Mark } from './replay.ts';
 import { auditPage } from './audit.ts';
 import { h } from './dom.ts';
+import { globToRegex } from '../../protocol/glob.ts';
 
 
 const app = document.getElementById('app')!;
@@ -32,7 +33,7 @@ function globMatcher(pattern: string): (name: string) => boolean {
   const p = pattern.trim();
   if (!p) return () => true;
   if (!/[*?[]/.test(p)) return (n) => n.toLowerCase().includes(p.toLowerCase());
-  const re = new RegExp('^' + p.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$', 'i');
+  const re = globToRegex(p, 'i');
   return (n) => re.test(n);
 }
 
