@@ -161,6 +161,7 @@ test('manual down closes the console until up, whatever the device does', async 
   s.sup.adminUp('bob');
   await until('up again', () => s.sup.state.state === 'up');
   assert.deepEqual(s.events.map((e) => e.what), ['manual.down', 'manual.up']);
+  assert.equal(s.events[1].detail, 'console brought up by bob (was: down by bob)');
 });
 
 test('ondemand: closed until watched, open while watched, closed again after the linger', async (t) => {

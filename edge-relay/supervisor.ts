@@ -141,7 +141,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Manual up: also ends a flap hold and retries a failing console at once. */
   adminUp(by: string): void {
-    const was = this.heldBy ?? (this.flapUntil > Date.now() ? 'flap hold' : undefined);
+    const was = this.heldBy ? `down by ${this.heldBy}` : this.flapUntil > Date.now() ? 'flap hold' : undefined;
     this.heldBy = undefined;
     this.flapUntil = 0;
     this.downs.length = 0;
