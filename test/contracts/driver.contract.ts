@@ -128,6 +128,7 @@ export function driverContract(name: string, make: (t: TestContext) => Promise<D
     t.after(() => sup.stop());
     sup.start();
     await until('up', () => sup.state.state === 'up', 10_000);
+    if (rig.whenConnected) await rig.whenConnected();
     await rig.vanish();
     await until('down', () => sup.state.state === 'down', 5000);
     assert.ok(sup.state.reason, 'a down console says why');
