@@ -39,6 +39,7 @@ function startSocat(): ChildProcess {
   return spawn('socat', [`pty,raw,echo=0,link=${dir}/dev`, `pty,raw,echo=0,link=${dir}/peer`], { stdio: 'ignore' });
 }
 async function stopSocat(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
   const gone = new Promise((r) => p.once('exit', r));
   p.kill('SIGTERM');
   await gone;
@@ -46,25 +47,28 @@ async function stopSocat(p: ChildProcess): Promise<void> {
 
 async function serial(): Promise<number[]> {
   let socat = startSocat();
-  await until(() => fs.existsSync(`${dir}/dev`));
   const cfg = parseRelayConfig(`consoles: { s: { type: serial, device: ${dir}/dev, baud: 115200 } }`, 'bench.yaml').consoles.s;
   const sup = new Supervisor('s', cfg, createDriver(cfg), { flapMax: 1000 }); // repeated unplugs on purpose: no flap hold
-  sup.start();
-  await until(() => sup.state.state === 'up');
   const out: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    await stopSocat(socat);
-    await until(() => sup.state.state === 'down');
-    await sleep(OUTAGE_MS);
-    socat = startSocat();
+  try { // socat is stopped whatever happens (a timeout must not leave it running)
     await until(() => fs.existsSync(`${dir}/dev`));
-    const t0 = Date.now();
+    sup.start();
     await until(() => sup.state.state === 'up');
-    out.push(Date.now() - t0);
-    await sleep(200);
+    for (let i = 0; i < RUNS; i++) {
+      await stopSocat(socat);
+      await until(() => sup.state.state === 'down');
+      await sleep(OUTAGE_MS);
+      socat = startSocat();
+      await until(() => fs.existsSync(`${dir}/dev`));
+      const t0 = Date.now();
+      await until(() => sup.state.state === 'up');
+      out.push(Date.now() - t0);
+      await sleep(200);
+    }
+  } finally {
+    await sup.stop();
+    await stopSocat(socat);
   }
-  await sup.stop();
-  await stopSocat(socat);
   return out;
 }
 
@@ -99,29 +103,36 @@ async function ipmi(): Promise<number[]> {
   const cfg = parseRelayConfig(`consoles: { b: { type: ipmi, host: 127.0.0.1, port: ${bmc.port}, user: ${USER}, password: '${PASSWORD}', cipherSuite: 3 } }`, 'bench.yaml').consoles.b;
   // The supervisor's default backoff would have grown by the second run: start each from scratch.
   const out: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const sup = new Supervisor('b', cfg, createDriver(cfg), { minBackoffMs: 200, maxBackoffMs: 2000 });
-    let lastAt = 0;
-    let downAt = 0;
-    sup.on('data', (d: Buffer, at: number) => { if (d.includes('tick')) lastAt = at; });
-    sup.on('state', (st) => { if (st.state === 'down' && !downAt) downAt = Date.now(); });
-    sup.start();
-    await until(() => sup.state.state === 'up', 30_000);
-    const ticker = setInterval(() => { void bmc.hostWrite('tick\r\n').catch(() => {}); }, 50);
-    await until(() => lastAt > 0, 10_000);
-    const t0 = Date.now();
-    await bmc.killSim();
-    await sleep(BMC_OUTAGE_MS);
-    await bmc.startSim();
-    const back = Date.now();
-    await until(() => lastAt > back && sup.state.state === 'up', 30_000);
-    out.push(lastAt - t0);
-    afterBack.push(lastAt - back);
-    noticed.push(downAt - t0);
+  let sup: Supervisor | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  try { // ipmi_sim and socat are stopped whatever happens
+    for (let i = 0; i < RUNS; i++) {
+      const s = sup = new Supervisor('b', cfg, createDriver(cfg), { minBackoffMs: 200, maxBackoffMs: 2000 });
+      let lastAt = 0;
+      let downAt = 0;
+      s.on('data', (d: Buffer, at: number) => { if (d.includes('tick')) lastAt = at; });
+      s.on('state', (st) => { if (st.state === 'down' && !downAt) downAt = Date.now(); });
+      s.start();
+      await until(() => s.state.state === 'up', 30_000);
+      ticker = setInterval(() => { void bmc.hostWrite('tick\r\n').catch(() => {}); }, 50);
+      await until(() => lastAt > 0, 10_000);
+      const t0 = Date.now();
+      await bmc.killSim();
+      await sleep(BMC_OUTAGE_MS);
+      await bmc.startSim();
+      const back = Date.now();
+      await until(() => lastAt > back && s.state.state === 'up', 30_000);
+      out.push(lastAt - t0);
+      afterBack.push(lastAt - back);
+      noticed.push(downAt - t0);
+      clearInterval(ticker);
+      await s.stop();
+    }
+  } finally {
     clearInterval(ticker);
-    await sup.stop();
+    await sup?.stop();
+    await bmc.stop();
   }
-  await bmc.stop();
   return out;
 }
 
