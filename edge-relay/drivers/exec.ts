@@ -6,10 +6,10 @@
 // so open() checks both first to fail with a clear message instead.
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import * as pty from 'node-pty';
 import type { ConsoleDriver, DriverEvents } from '../driver.ts';
 import { RELAY_CONFIG_DEFAULTS, type ExecConsoleConfig } from '../config.ts';
+import { findExecutable, killGroup, within } from './child.ts';
 
 const D = RELAY_CONFIG_DEFAULTS.exec;
 
@@ -95,9 +95,9 @@ export class ExecDriver implements ConsoleDriver {
     if (!run) return;
     run.closing = true;
     // The child is a session and process-group leader; signal the group so pipelines go too.
-    kill(run.proc.pid, 'SIGHUP');
+    killGroup(run.proc.pid, 'SIGHUP');
     if (await within(run.exited, this.killGraceMs)) return;
-    kill(run.proc.pid, 'SIGKILL');
+    killGroup(run.proc.pid, 'SIGKILL');
     if (await within(run.exited, this.killGraceMs)) return;
     // Unkillable (e.g. stuck in the kernel): stop waiting, but still report the close once.
     if (!run.ended) {
@@ -116,34 +116,7 @@ function exitReason(code: number, signal?: number): string {
   return `process exited with code ${code}`;
 }
 
-function kill(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    try { process.kill(pid, sig); } catch { /* already gone */ }
-  }
-}
-
-function within(p: Promise<void>, ms: number): Promise<boolean> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p.then(() => true),
-    new Promise<boolean>((r) => (t = setTimeout(() => r(false), ms))),
-  ]).finally(() => clearTimeout(t));
-}
-
 function isDir(p: string): boolean {
   try { return fs.statSync(p).isDirectory(); } catch { return false; }
 }
 
-function findExecutable(cmd: string, searchPath = '', cwd: string): boolean {
-  const candidates = cmd.includes('/') ? [path.resolve(cwd, cmd)] : searchPath.split(':').filter(Boolean).map((d) => path.join(d, cmd));
-  return candidates.some((f) => {
-    try {
-      fs.accessSync(f, fs.constants.X_OK);
-      return fs.statSync(f).isFile();
-    } catch {
-      return false;
-    }
-  });
-}

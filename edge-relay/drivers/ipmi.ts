@@ -83,6 +83,7 @@ import path from 'node:path';
 import * as pty from 'node-pty';
 import type { ConsoleDriver, DriverEvents } from '../driver.ts';
 import type { IpmiConsoleConfig } from '../config.ts';
+import { findExecutable, killGroup, within } from './child.ts';
 import { readSecretFile, resolvePassword } from '../secrets.ts';
 
 export interface IpmiDriverOptions {
@@ -240,11 +241,7 @@ class ToolRun {
 
   signal(sig: NodeJS.Signals): void {
     if (this.exit) return;
-    try {
-      process.kill(-this.proc.pid, sig); // the tool leads its own session and process group
-    } catch {
-      try { process.kill(this.proc.pid, sig); } catch { /* gone */ }
-    }
+    killGroup(this.proc.pid, sig); // the tool leads its own session and process group
   }
 
   dispose(): void {
@@ -812,23 +809,3 @@ export function rmcpPing(host: string, port: number, timeoutMs = 1000): Promise<
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p.then(() => true),
-    new Promise<boolean>((r) => (t = setTimeout(() => r(false), ms))),
-  ]).finally(() => clearTimeout(t));
-}
-
-function findExecutable(cmd: string, searchPath = ''): string | undefined {
-  const candidates = cmd.includes('/') ? [cmd] : searchPath.split(':').filter(Boolean).map((d) => path.join(d, cmd));
-  return candidates.find((f) => {
-    try {
-      fs.accessSync(f, fs.constants.X_OK);
-      return fs.statSync(f).isFile();
-    } catch {
-      return false;
-    }
-  });
-}
