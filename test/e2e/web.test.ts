@@ -175,6 +175,8 @@ test('web viewer: rendering (colours, cursor movement, a full-screen program), r
     await a.goto(`${cloud.url}/#/audit/demo`);
     const row = a.locator('tr.audit', { hasText: 'echo first-$((1+1))^M' });
     await row.waitFor();
+    // (The answers come in a second pass, after the console's output is fetched.)
+    await row.locator('pre.answer').waitFor({ timeout: 10_000 });
     // (Keystrokes are joined up to Enter: the `q` that ended top is on this line too.)
     assert.match(await row.innerText(), /alice\s+input\s+q?echo first-\$\(\(1\+1\)\)\^M\s+first-2\b/);
     await a.getByPlaceholder('user').fill('bob');
