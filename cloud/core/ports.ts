@@ -199,7 +199,12 @@ export interface Principal {
   /** User name, or relay name for relay tokens. */
   name: string;
   admin: boolean;
+  /** Token id, or `oidc:<issuer>#<sub>` for a user signed in with an OpenID Connect ID token. */
   tokenId: string;
+  /** Groups the user belongs to (from the token, or the OIDC groups claim): ACL rules name them. */
+  groups?: string[];
+  /** How the principal proved itself. Absent means a cloudcons bearer token. */
+  via?: 'token' | 'oidc';
 }
 
 export interface TokenStore {
