@@ -133,13 +133,15 @@ loginOpts(program.command('audit <console>').description('who typed what, and at
 loginOpts(program.command('whoami').description('who the stored login is, on which cloud').option('--show-token', 'also print the token (to sign in to the web viewer)'))
   .action(async (o) => {
     const l = login(o);
-    const who = await apiJson<{ name: string; kind: string; admin?: boolean }>(l, '/v1/whoami');
+    const who = await apiJson<{ name: string; kind: string; admin?: boolean; groups?: string[]; via?: string; tokenId?: string }>(l, '/v1/whoami');
     console.log(`${who.name}${who.admin ? ' (admin)' : ''} on ${l.url} (login from ${l.source})`);
+    if (who.groups?.length) console.log(`groups: ${who.groups.join(', ')}`);
+    if (who.via === 'oidc') console.log(`signed in via OpenID Connect: ${who.tokenId?.replace(/^oidc:/, '')}`);
     if (o.showToken) console.log(l.token);
   });
 
 program.command('login <url>').description('store the cloud URL and a token (file mode 0600)')
-  .requiredOption('--token <token>', 'user token (cloudcons token create makes one)')
+  .requiredOption('--token <token>', 'user token (cloudcons token create makes one), or an OpenID Connect ID token when the cloud has single sign-on')
   .action(async (url: string, o) => {
     const l = { url: normalizeUrl(url), token: o.token as string };
     const who = await apiJson<{ name: string; kind: string }>(l, '/v1/whoami');
@@ -197,9 +199,20 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   })
   .option('--s3-bucket <name>', 'keep sealed segments in this S3 bucket instead of DATA/segments (region, credentials, endpoint: AWS_REGION, AWS_* keys or profile, AWS_ENDPOINT_URL)')
   .option('--s3-prefix <prefix>', 'key prefix inside the bucket (e.g. site1/)')
+  .option('--oidc-issuer <url>', 'single sign-on: also accept OpenID Connect ID tokens from this issuer (exactly its tokens\' iss)')
+  .option('--oidc-audience <client-id>', 'the client id ID tokens must be issued to (required with --oidc-issuer)')
+  .option('--oidc-user-claim <claim>', 'claim naming the user (default preferred_username; no fallback)')
+  .option('--oidc-groups-claim <claim>', 'claim listing the user\'s groups, a dotted path for nested ones (default groups)')
+  .option('--oidc-admin-group <group>', 'members of this group are admins (repeatable)', (v: string, all: string[] = []) => [...all, v])
+  .option('--oidc-clock-tolerance <s>', 'leeway for exp and nbf in seconds (default 30)', int('--oidc-clock-tolerance'))
+  .option('--oidc-jwks-cache-ms <ms>', 'use the issuer\'s keys this long before fetching them again (default 600000)', int('--oidc-jwks-cache-ms', 1000))
+  .option('--oidc-scopes <scopes>', 'scopes the web viewer asks for (default "openid profile email")')
   .action(async (o) => {
     const { runCloud } = await import('./run-cloud.ts');
+    if (!!o.oidcIssuer !== !!o.oidcAudience) throw new BadParameter('--oidc-issuer and --oidc-audience go together');
     await runCloud({
+      oidc: o.oidcIssuer ? { issuer: o.oidcIssuer, audience: o.oidcAudience, userClaim: o.oidcUserClaim, groupsClaim: o.oidcGroupsClaim, adminGroups: o.oidcAdminGroup,
+        clockToleranceS: o.oidcClockTolerance, jwksCacheMs: o.oidcJwksCacheMs, scopes: o.oidcScopes } : undefined,
       dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs, live: o.live, quietBatchMs: o.quietBatchMs, redactSecrets: o.redactPasswords, ...(o.secretPrompt ? { secretPrompt: o.secretPrompt } : {}) },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention },

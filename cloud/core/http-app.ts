@@ -1,5 +1,5 @@
 // The cloud's HTTP API, built from the core and its ports only (no sockets): the node server and
-// the Lambda handler just wire it. Every route but /healthz needs a bearer token.
+// the Lambda handler just wire it. Every route but /healthz and /v1/auth/config needs a bearer token.
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -16,11 +16,15 @@ export function bearer(header: string | undefined | null): string | undefined {
   return m?.[1];
 }
 
-export async function authenticate(ports: Pick<CloudPorts, 'tokens'>, header: string | undefined | null): Promise<Principal> {
+/** Three base64url parts: a JWT (an OpenID Connect ID token), not a cloudcons token (ccu_/ccr_...). */
+export const looksLikeJwt = (token: string): boolean => /^[\w-]+\.[\w-]+\.[\w-]*$/.test(token);
+
+export async function authenticate(ports: Pick<CloudPorts, 'tokens' | 'identity'>, header: string | undefined | null): Promise<Principal> {
   const token = bearer(header);
   if (!token) throw new Unauthorized('missing bearer token: send "Authorization: Bearer <token>" (cloudcons login stores one)');
-  const who = await ports.tokens.verify(token);
-  if (!who) throw new Unauthorized('invalid or revoked token');
+  // A JWT goes to the OIDC verifier, which throws saying what is wrong with it.
+  const who = ports.identity && looksLikeJwt(token) ? await ports.identity.verify(token) : await ports.tokens.verify(token);
+  if (!who) throw new Unauthorized(looksLikeJwt(token) ? 'an OpenID Connect ID token, but this cloud has no OIDC issuer configured (--oidc-issuer)' : 'invalid or revoked token');
   return who;
 }
 
@@ -59,6 +63,9 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   app.notFound((c) => c.json({ error: { code: 'CC_ERR_NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
 
   app.get('/healthz', (c) => c.json({ ok: true }));
+
+  // Before the token check: whether and where the web viewer can sign in with SSO (no secrets).
+  app.get('/v1/auth/config', async (c) => c.json({ oidc: (await ports.identity?.webSignIn?.()) ?? null }, 200, { 'cache-control': 'no-store' }));
 
   app.use('/v1/*', async (c, next) => {
     c.set('who', await authenticate(ports, c.req.header('authorization')));

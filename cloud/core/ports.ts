@@ -214,6 +214,23 @@ export interface TokenStore {
   create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean }): Promise<{ token: string; id: string }>;
 }
 
+// -------------------------------------------------------------------------------------- identity
+/** What the web viewer needs to sign a user in at the identity provider (Authorization Code flow
+ *  with PKCE, no client secret): served by GET /v1/auth/config. */
+export interface WebSignIn { issuer: string; clientId: string; authorizationEndpoint: string; tokenEndpoint: string; scopes: string }
+
+/** Users signed in elsewhere: an OpenID Connect ID token (a JWT) from the configured issuer
+ *  (cloud/adapters/oidc.ts). Stateless (keys are cached per process), so it is configuration, not
+ *  state: each Lambda container builds its own. */
+export interface IdentityVerifier {
+  /** The user the token stands for (`via: 'oidc'`, never a relay). Throws Unauthorized saying what
+   *  is wrong (expired, wrong audience, bad signature, no user claim, ...), or ConnectionProblem
+   *  when the issuer cannot be reached to fetch its keys. */
+  verify(jwt: string): Promise<Principal>;
+  /** The endpoints and client id for the web viewer's sign-in, if it can offer one. */
+  webSignIn?(): Promise<WebSignIn>;
+}
+
 // ----------------------------------------------------------------------------------- connections
 export interface SendOptions {
   /** The message is live output of `console` at `offset` carrying `bytes` bytes. A sender may hold
@@ -241,6 +258,9 @@ export interface CloudPorts {
   hot: HotTail;
   audit: AuditStore;
   tokens: TokenStore;
+  /** Optional single sign-on: bearer values shaped like a JWT go here instead of `tokens`.
+   *  Unset, only cloudcons tokens are accepted. */
+  identity?: IdentityVerifier;
   sender: ConnectionSender;
   clock: Clock;
 }

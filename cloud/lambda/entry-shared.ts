@@ -17,6 +17,13 @@
 //                                   2000 (ws-handler.ts; bench/cost.ts shows what it saves)
 //   CLOUDCONS_REDACT_PASSWORDS      false: audit input typed at a password prompt in clear (default true)
 //   CLOUDCONS_SECRET_PROMPT         regex for a password prompt (the console's last line; case-insensitive)
+//   CLOUDCONS_OIDC_ISSUER           single sign-on: accept OpenID Connect ID tokens from this issuer
+//                                   (cloud/adapters/oidc.ts); with CLOUDCONS_OIDC_AUDIENCE (client id)
+//   CLOUDCONS_OIDC_USER_CLAIM       claim naming the user, default preferred_username
+//   CLOUDCONS_OIDC_GROUPS_CLAIM     claim listing the groups, default groups
+//   CLOUDCONS_OIDC_ADMIN_GROUPS     comma-separated groups whose members are admins, default none
+//   CLOUDCONS_OIDC_CLOCK_TOLERANCE_S, CLOUDCONS_OIDC_JWKS_CACHE_MS, CLOUDCONS_OIDC_SCOPES
+//                                   leeway (30), key cache (600000), the web viewer's scopes
 //   AWS_REGION                      set by the Lambda runtime
 //   AWS_ENDPOINT_URL[_S3|_DYNAMODB|_APIGATEWAYMANAGEMENTAPI]
 //                                   the SDK's endpoint override (LocalStack); S3 then goes path-style
@@ -28,6 +35,7 @@ import { segmentS3Client } from '../adapters/aws/s3-segment-store.ts';
 import type { CoreOptions } from '../core/core.ts';
 import type { CloudPorts, ConnectionSender } from '../core/ports.ts';
 import { awsPorts } from './aws-ports.ts';
+import { OidcVerifier, type OidcOptions } from '../adapters/oidc.ts';
 
 export interface EntryConfig {
   table: string;
@@ -36,6 +44,7 @@ export interface EntryConfig {
   auditBucket?: string;
   connectionsEndpoint?: string;
   core: Partial<CoreOptions>;
+  oidc?: Partial<OidcOptions> & Pick<OidcOptions, 'issuer' | 'audience'>;
 }
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -61,7 +70,9 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
   if (env.CLOUDCONS_SECRET_PROMPT) {
     try { secretPrompt = new RegExp(env.CLOUDCONS_SECRET_PROMPT, 'i'); } catch (e) { throw new Error(`CLOUDCONS_SECRET_PROMPT: ${(e as Error).message}`); }
   }
+  const oidc = oidcConfig(env);
   return {
+    ...(oidc ? { oidc } : {}),
     table: required(env, 'CLOUDCONS_TABLE'),
     bucket: required(env, 'CLOUDCONS_SEGMENTS_BUCKET'),
     prefix: env.CLOUDCONS_SEGMENTS_PREFIX || undefined,
@@ -71,6 +82,19 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
       ...(leaseMs ? { leaseMs } : {}), ...(quietBatchMs ? { quietBatchMs } : {}),
       ...(redact === 'false' ? { redactSecrets: false } : {}), ...(secretPrompt ? { secretPrompt } : {}),
     },
+  };
+}
+
+function oidcConfig(env: NodeJS.ProcessEnv): EntryConfig['oidc'] {
+  const issuer = env.CLOUDCONS_OIDC_ISSUER, audience = env.CLOUDCONS_OIDC_AUDIENCE;
+  if (!issuer && !audience) return undefined;
+  if (!issuer || !audience) throw new Error('CLOUDCONS_OIDC_ISSUER and CLOUDCONS_OIDC_AUDIENCE go together');
+  const tolerance = env.CLOUDCONS_OIDC_CLOCK_TOLERANCE_S;
+  if (tolerance && !/^\d+$/.test(tolerance)) throw new Error(`CLOUDCONS_OIDC_CLOCK_TOLERANCE_S must be a whole number of seconds, got '${tolerance}'`);
+  return {
+    issuer, audience, userClaim: env.CLOUDCONS_OIDC_USER_CLAIM || undefined, groupsClaim: env.CLOUDCONS_OIDC_GROUPS_CLAIM || undefined,
+    adminGroups: env.CLOUDCONS_OIDC_ADMIN_GROUPS?.split(',').map((g) => g.trim()).filter(Boolean),
+    clockToleranceS: tolerance ? Number(tolerance) : undefined, jwksCacheMs: positiveInt(env, 'CLOUDCONS_OIDC_JWKS_CACHE_MS'), scopes: env.CLOUDCONS_OIDC_SCOPES || undefined,
   };
 }
 
@@ -101,5 +125,8 @@ export function entryPorts(c: EntryConfig, sender: ConnectionSender): { ports: C
   const db = new DynamoDBClient({});
   const s3Endpoint = process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
   const s3 = segmentS3Client(s3Endpoint ? { forcePathStyle: true } : {});
-  return { db, s3, ports: awsPorts({ db, table: c.table, s3, bucket: c.bucket, prefix: c.prefix, auditBucket: c.auditBucket, sender }) };
+  const ports = awsPorts({ db, table: c.table, s3, bucket: c.bucket, prefix: c.prefix, auditBucket: c.auditBucket, sender });
+  // The verifier caches discovery and keys per container: a warm invocation verifies offline.
+  if (c.oidc) ports.identity = new OidcVerifier(c.oidc);
+  return { db, s3, ports };
 }

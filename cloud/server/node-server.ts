@@ -15,6 +15,7 @@ import { authenticate, createHttpApp } from '../core/http-app.ts';
 import type { CloudPorts, Principal, SegmentStore } from '../core/ports.ts';
 import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
 import { embeddedPorts } from './embedded-ports.ts';
+import { OidcVerifier, type OidcOptions } from '../adapters/oidc.ts';
 
 export interface ServerLimits extends SenderLimits {
   /** Largest frame accepted (bytes). Default 32 KiB, API Gateway's limit. */
@@ -48,6 +49,8 @@ export interface CloudServerOptions {
   log?: (line: string) => void;
   /** The web viewer's built files (default: this package's dist/web). */
   webDir?: string;
+  /** Single sign-on: accept OpenID Connect ID tokens from this issuer (cloud/adapters/oidc.ts). */
+  oidc?: Partial<OidcOptions> & Pick<OidcOptions, 'issuer' | 'audience'>;
 }
 
 
@@ -66,6 +69,13 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   const sender = new WsSender(sockets, limits, log);
   const segments = opts.s3 ? await openS3Segments(opts.s3) : undefined;
   const { ports, close: closePorts } = embeddedPorts(opts.dataDir, sender, segments);
+  const identity = opts.oidc ? new OidcVerifier(opts.oidc) : undefined;
+  if (identity) {
+    ports.identity = identity;
+    // Early, so a wrong issuer shows in the log at start; a failure is retried at the next sign-in.
+    identity.discover().then(() => log(`oidc: accepting ID tokens from ${identity.opts.issuer} for ${identity.opts.audience}`),
+      (e: Error) => log(`oidc: ${e.message} (tried again at the next sign-in)`));
+  }
   const core = new CloudCore(ports, opts.core);
   sender.setOutput(core.log);
   const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes });
@@ -78,7 +88,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     })().catch((e: Error) => log(`retention failed: ${e.message}`));
   }, limits.retentionCheckMs) : undefined;
   retention?.unref();
-  const web = webAssets(opts.webDir ?? defaultWebDir());
+  const web = webAssets(opts.webDir ?? defaultWebDir(), () => identity?.knownTokenEndpoint);
   const server = http.createServer(getRequestListener((req) => web(req) ?? app.fetch(req)));
   // A browser cannot set headers on a WebSocket: the viewer offers `cloudcons.v1` and its token as a
   // second subprotocol (`cloudcons.token.<token>`); the answer names only `cloudcons.v1`.

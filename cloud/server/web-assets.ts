@@ -29,8 +29,17 @@ export function defaultWebDir(): string {
   return path.resolve('dist', 'web');
 }
 
-/** A fetch-style handler for the viewer's files; undefined for any other path (the API's). */
-export function webAssets(dir: string): (req: Request) => Response | undefined {
+/** SECURITY_HEADERS with `connect-src` also allowing `url` (the SSO issuer's token endpoint, which
+ *  the page posts the authorization code to: that one URL, nothing else of the identity provider). */
+export function securityHeaders(url?: string): Record<string, string> {
+  if (!url || !/^https?:\/\/[^\s;,']+$/.test(url)) return SECURITY_HEADERS;
+  const csp = SECURITY_HEADERS['content-security-policy'].replace("connect-src 'self'", `connect-src 'self' ${url}`);
+  return { ...SECURITY_HEADERS, 'content-security-policy': csp };
+}
+
+/** A fetch-style handler for the viewer's files; undefined for any other path (the API's).
+ *  `tokenEndpoint()`: the SSO token endpoint the page may post to (securityHeaders), if any. */
+export function webAssets(dir: string, tokenEndpoint: () => string | undefined = () => undefined): (req: Request) => Response | undefined {
   return (req) => {
     const url = new URL(req.url);
     const p = url.pathname;
@@ -45,7 +54,7 @@ export function webAssets(dir: string): (req: Request) => Response | undefined {
       return new Response('not found\n', { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' } });
     }
     const etag = `"${st.size.toString(36)}-${Math.floor(st.mtimeMs).toString(36)}"`;
-    const headers = { ...SECURITY_HEADERS, 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache', etag };
+    const headers = { ...securityHeaders(tokenEndpoint()), 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache', etag };
     if (req.headers.get('if-none-match') === etag) return new Response(null, { status: 304, headers });
     return new Response(req.method === 'HEAD' ? null : fs.readFileSync(file), { status: 200, headers });
   };

@@ -1,0 +1,160 @@
+// The OIDC verifier against a real issuer the test runs (test/oidc-issuer.ts): discovery, JWKS
+// caching and rotation, and one clear error per way a token can be wrong.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConnectionProblem, Unauthorized } from '../../protocol/errors.ts';
+import { authenticate } from '../core/http-app.ts';
+import type { Principal, TokenStore } from '../core/ports.ts';
+import { entryConfig } from '../lambda/entry-shared.ts';
+import { makeKey, startTestIssuer, type TestIssuer } from '../../test/oidc-issuer.ts';
+import { OidcVerifier } from './oidc.ts';
+
+let idp: TestIssuer;
+before(async () => { idp = await startTestIssuer(); });
+after(() => idp.stop());
+
+const verifier = (o: Partial<ConstructorParameters<typeof OidcVerifier>[0]> = {}) =>
+  new OidcVerifier({ issuer: idp.url, audience: idp.clientId, adminGroups: ['console-admins'], ...o });
+const now = () => Math.floor(Date.now() / 1000);
+
+async function refused(p: Promise<unknown>, cls: typeof Unauthorized | typeof ConnectionProblem, re: RegExp): Promise<void> {
+  await assert.rejects(p, (e: Error) => {
+    assert.ok(e instanceof cls, `${e.name}: ${e.message}`);
+    assert.match(e.message, re);
+    return true;
+  });
+}
+
+test('a valid ID token is a user with groups; an admin group makes an admin; keys are fetched once', async () => {
+  const v = verifier();
+  const jwks = idp.hits.get('/jwks') ?? 0;
+  const p = await v.verify(await idp.sign());
+  assert.deepEqual(p, { kind: 'user', name: 'sso-alice', admin: true, tokenId: `oidc:${idp.url}#u-1001`, groups: ['ops', 'console-admins'], via: 'oidc' } satisfies Principal);
+  const bob = await v.verify(await idp.sign({ sub: 'u-2', preferred_username: 'bob', groups: ['ops'] }));
+  assert.equal(bob.name, 'bob');
+  assert.equal(bob.admin, false);
+  assert.deepEqual(bob.groups, ['ops']);
+  const none = await v.verify(await idp.sign({ sub: 'u-3', preferred_username: 'carol', groups: undefined }));
+  assert.deepEqual(none.groups, []);
+  assert.equal(idp.hits.get('/jwks'), jwks + 1, 'one JWKS fetch for three tokens');
+
+  // Timing: a verification with cached keys, and the first one with discovery + JWKS fetch.
+  const tok = await idp.sign();
+  const t0 = performance.now();
+  for (let i = 0; i < 200; i++) await v.verify(tok);
+  const cached = (performance.now() - t0) / 200;
+  const t1 = performance.now();
+  await verifier().verify(tok);
+  const first = performance.now() - t1;
+  console.log(`# verify with cached keys: ${cached.toFixed(3)} ms; first (discovery + JWKS over loopback): ${first.toFixed(1)} ms`);
+});
+
+test('claims: another user claim, nested groups, a single group string; a token without the user claim is refused', async () => {
+  const v = verifier({ userClaim: 'email', groupsClaim: 'realm_access.roles', adminGroups: ['root'] });
+  const p = await v.verify(await idp.sign({ email: 'dana@example.test', realm_access: { roles: ['root', 7, 'dev'] } }));
+  assert.equal(p.name, 'dana@example.test');
+  assert.deepEqual(p.groups, ['root', 'dev']);
+  assert.equal(p.admin, true);
+  assert.deepEqual((await verifier({ groupsClaim: 'role' }).verify(await idp.sign({ role: 'ops' }))).groups, ['ops']);
+  await refused(verifier().verify(await idp.sign({ preferred_username: undefined })), Unauthorized, /token has no preferred_username claim/);
+  await refused(v.verify(await idp.sign({ email: undefined })), Unauthorized, /token has no email claim/);
+  await refused(verifier().verify(await idp.sign({ preferred_username: 'two words' })), Unauthorized, /not a usable user name/);
+});
+
+test('expired, not yet valid, wrong audience, wrong issuer: each says so', async () => {
+  const v = verifier();
+  const exp = now() - 120;
+  await refused(v.verify(await idp.sign({ iat: exp - 3600, exp })), Unauthorized, new RegExp(`token expired at ${new Date(exp * 1000).toISOString().replace(/[.]/g, '\\.')}`));
+  // Within the clock tolerance (30 s) an expired token still passes; beyond it it does not.
+  await v.verify(await idp.sign({ exp: now() - 10 }));
+  await refused(verifier({ clockToleranceS: 0 }).verify(await idp.sign({ exp: now() - 10 })), Unauthorized, /token expired at/);
+  await refused(v.verify(await idp.sign({ nbf: now() + 600 })), Unauthorized, /token not valid before .* \(check the clocks\)/);
+  await refused(v.verify(await idp.sign({ aud: 'some-other-app' })), Unauthorized, /wrong audience: the token is for "some-other-app", this cloud accepts cloudcons-test/);
+  await refused(v.verify(await idp.sign({ iss: 'https://evil.example' })), Unauthorized, /wrong issuer: the token is from "https:\/\/evil.example"/);
+  // Several audiences configured: any one will do.
+  assert.equal((await verifier({ audience: ['x', 'some-other-app'] }).verify(await idp.sign({ aud: 'some-other-app' }))).name, 'sso-alice');
+});
+
+test('wrong signature (another key under a published kid), alg none, HS256 and garbage are refused', async () => {
+  const v = verifier();
+  const impostor = await makeKey('k1');
+  await refused(v.verify(await idp.sign({}, { key: impostor })), Unauthorized, /signature does not verify \(key "k1"/);
+  // A token whose payload was edited after signing.
+  const [h, , s] = (await idp.sign()).split('.');
+  const forged = [h, Buffer.from(JSON.stringify({ iss: idp.url, aud: idp.clientId, sub: 'x', preferred_username: 'admin', groups: ['console-admins'], exp: now() + 60 })).toString('base64url'), s].join('.');
+  await refused(v.verify(forged), Unauthorized, /signature does not verify/);
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const claims = { iss: idp.url, aud: idp.clientId, sub: 'x', preferred_username: 'mallory', exp: now() + 60 };
+  await refused(v.verify(`${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.`), Unauthorized, /algorithm "none" not allowed|malformed/);
+  await refused(v.verify(`${b64({ alg: 'HS256', kid: 'k1' })}.${b64(claims)}.${b64({ x: 1 })}`), Unauthorized, /algorithm "HS256" not allowed/);
+  await refused(v.verify('a.b.c'), Unauthorized, /malformed token/);
+  // Only asymmetric algorithms can be configured.
+  assert.throws(() => verifier({ algorithms: ['HS256'] }), /HS256 not allowed/);
+  assert.throws(() => verifier({ algorithms: ['none'] }), /none not allowed/);
+  assert.throws(() => new OidcVerifier({ issuer: 'http://idp.example', audience: 'x' }), /must be https/);
+});
+
+test('key rotation: an unknown kid refetches the JWKS (not more often than the cooldown); the new key is accepted', async () => {
+  const issuer = await startTestIssuer();
+  try {
+    const v = new OidcVerifier({ issuer: issuer.url, audience: issuer.clientId, jwksCooldownMs: 300 });
+    await v.verify(await issuer.sign());
+    assert.equal(issuer.hits.get('/jwks'), 1);
+    const k2 = await issuer.addKey('ES256');
+    const fresh = await issuer.sign({}, { key: k2 });
+    // Within the cooldown the keys are not fetched again: the kid is unknown.
+    await refused(v.verify(fresh), Unauthorized, /no key "k2" at .* JWKS/);
+    assert.equal(issuer.hits.get('/jwks'), 1);
+    await new Promise((r) => setTimeout(r, 350));
+    const p = await v.verify(fresh);
+    assert.equal(p.name, 'sso-alice');
+    assert.equal(issuer.hits.get('/jwks'), 2, 'fetched again once for the unknown kid');
+    await v.verify(await issuer.sign()); // the old key still works
+    assert.equal(issuer.hits.get('/jwks'), 2);
+    // A kid the issuer never published: refused after one refetch.
+    await new Promise((r) => setTimeout(r, 350));
+    await refused(v.verify(await issuer.sign({}, { kid: 'k9' })), Unauthorized, /no key "k9"/);
+  } finally { await issuer.stop(); }
+});
+
+test('issuer down: a clear ConnectionProblem (502), never a crash; cached keys keep working; it recovers', async () => {
+  const issuer = await startTestIssuer();
+  const down = new OidcVerifier({ issuer: issuer.url, audience: issuer.clientId });
+  const warm = new OidcVerifier({ issuer: issuer.url, audience: issuer.clientId });
+  const tok = await issuer.sign();
+  await warm.verify(tok);
+  await issuer.stop();
+  await refused(down.verify(tok), ConnectionProblem, new RegExp(`OIDC issuer not reachable: discovery at ${issuer.url}/\\.well-known/openid-configuration failed: (connect ECONNREFUSED|other side closed)`));
+  await refused(down.verify(tok), ConnectionProblem, /not reachable/); // tried again, not a remembered failure
+  assert.equal((await warm.verify(tok)).name, 'sso-alice', 'keys cached before the outage still verify');
+  // Keys past their cache time need the issuer.
+  const short = new OidcVerifier({ issuer: issuer.url, audience: issuer.clientId, jwksCacheMs: 1 });
+  await refused(short.verify(tok), ConnectionProblem, /not reachable/);
+  // A discovery document naming another issuer is a configuration error, said as such.
+  const other = await startTestIssuer();
+  try {
+    await refused(new OidcVerifier({ issuer: `${other.url}/`, audience: other.clientId }).verify(await other.sign()), ConnectionProblem, /names issuer "http:\/\/127\.0\.0\.1:\d+", not http:\/\/127\.0\.0\.1:\d+\/ /);
+  } finally { await other.stop(); }
+});
+
+test('authenticate(): a JWT goes to the verifier, a cloudcons token to the token store; without OIDC a JWT is refused with a hint', async () => {
+  const tokens: TokenStore = {
+    verify: async (t) => (t === 'ccu_good' ? { kind: 'user', name: 'tok', admin: false, tokenId: 't1' } : undefined),
+  } as TokenStore;
+  const identity = verifier();
+  const jwt = await idp.sign();
+  assert.equal((await authenticate({ tokens, identity }, `Bearer ${jwt}`)).via, 'oidc');
+  assert.equal((await authenticate({ tokens, identity }, 'Bearer ccu_good')).name, 'tok');
+  await refused(authenticate({ tokens, identity }, `Bearer ${await idp.sign({ aud: 'x' })}`), Unauthorized, /wrong audience/);
+  await refused(authenticate({ tokens }, `Bearer ${jwt}`), Unauthorized, /no OIDC issuer configured/);
+  await refused(authenticate({ tokens, identity }, 'Bearer ccu_bad'), Unauthorized, /invalid or revoked token/);
+});
+
+test('Lambda configuration from the environment', () => {
+  const base = { CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b' };
+  assert.equal(entryConfig(base).oidc, undefined);
+  assert.deepEqual(entryConfig({ ...base, CLOUDCONS_OIDC_ISSUER: 'https://idp.example', CLOUDCONS_OIDC_AUDIENCE: 'cc', CLOUDCONS_OIDC_ADMIN_GROUPS: 'a, b', CLOUDCONS_OIDC_CLOCK_TOLERANCE_S: '5' }).oidc, {
+    issuer: 'https://idp.example', audience: 'cc', userClaim: undefined, groupsClaim: undefined, adminGroups: ['a', 'b'], clockToleranceS: 5, jwksCacheMs: undefined, scopes: undefined,
+  });
+  assert.throws(() => entryConfig({ ...base, CLOUDCONS_OIDC_ISSUER: 'https://idp.example' }), /go together/);
+});
