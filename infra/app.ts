@@ -10,6 +10,12 @@
 //   segmentsTransitionDays  move merged segment objects (> 128 KiB) to Glacier Instant Retrieval
 //                       after this many days (>= 2), default never
 //   stageName           API Gateway WebSocket stage, default prod
+//   oidcIssuer, oidcAudience  single sign-on: accept OpenID Connect ID tokens from this issuer for
+//                       this client id (both or neither), default none
+//   oidcUserClaim, oidcGroupsClaim  claims naming the user and the groups (preferred_username, groups)
+//   oidcAdminGroups     comma-separated groups whose members are admins
+//   oidcTokenEndpoint   the issuer's token endpoint, the one URL of it the viewer's CSP allows
+//                       (default: the issuer's origin)
 import { App } from 'aws-cdk-lib';
 import { CloudconsStack, STACK_DEFAULTS } from './stack.ts';
 
@@ -32,5 +38,9 @@ new CloudconsStack(app, ctx('stackName') ?? 'Cloudcons', {
   segmentsPrefix: ctx('segmentsPrefix'),
   segmentsTransitionDays: int('segmentsTransitionDays'),
   stageName: ctx('stageName'),
+  oidc: ctx('oidcIssuer') || ctx('oidcAudience') ? {
+    issuer: ctx('oidcIssuer') ?? '', audience: ctx('oidcAudience') ?? '', userClaim: ctx('oidcUserClaim'), groupsClaim: ctx('oidcGroupsClaim'),
+    adminGroups: ctx('oidcAdminGroups')?.split(',').map((g) => g.trim()).filter(Boolean), tokenEndpoint: ctx('oidcTokenEndpoint'),
+  } : undefined,
 });
 app.synth();

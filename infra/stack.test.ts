@@ -397,3 +397,22 @@ test('web viewer: private encrypted TLS-only bucket behind CloudFront (OAC), /v1
   const outs = template.toJSON().Outputs as Record<string, { Value: any }>;
   assert.ok(refersTo(outs.ViewerUrl!.Value, distributionId));
 });
+
+test('single sign-on: the oidc prop reaches the ws and http functions\' environment and the viewer\'s CSP allows the token endpoint only', () => {
+  const s = new CloudconsStack(new App({ outdir: fs.mkdtempSync(path.join(outdir, 'o-')) }), 'O', {
+    oidc: { issuer: 'https://idp.example/realms/ops', audience: 'cloudcons', adminGroups: ['ops-admins', 'root'], tokenEndpoint: 'https://idp.example/realms/ops/protocol/openid-connect/token' },
+  });
+  const r = Template.fromStack(s).toJSON().Resources as Record<string, Resource>;
+  const vars = (f: IConstruct) => r[s.getLogicalId(f.node.defaultChild as CfnElement)]!.Properties.Environment.Variables;
+  for (const f of [s.wsFunction, s.httpFunction]) {
+    assert.equal(vars(f).CLOUDCONS_OIDC_ISSUER, 'https://idp.example/realms/ops');
+    assert.equal(vars(f).CLOUDCONS_OIDC_AUDIENCE, 'cloudcons');
+    assert.equal(vars(f).CLOUDCONS_OIDC_ADMIN_GROUPS, 'ops-admins,root');
+    assert.equal(vars(f).CLOUDCONS_OIDC_USER_CLAIM, undefined, 'defaults are the code\'s');
+  }
+  assert.equal(vars(s.archiveFunction).CLOUDCONS_OIDC_ISSUER, undefined);
+  assert.equal(resources[wsId]!.Properties.Environment.Variables.CLOUDCONS_OIDC_ISSUER, undefined, 'none by default');
+  const csp = JSON.stringify(Object.values(r).find((x) => x.Type === 'AWS::CloudFront::ResponseHeadersPolicy')!.Properties.ResponseHeadersPolicyConfig.SecurityHeadersConfig.ContentSecurityPolicy);
+  assert.ok(csp.includes(' https://idp.example/realms/ops/protocol/openid-connect/token; frame-ancestors'), csp);
+  assert.throws(() => new CloudconsStack(new App({ outdir }), 'O2', { oidc: { issuer: 'https://idp.example', audience: '' } }), /issuer and audience go together/);
+});

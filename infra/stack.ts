@@ -48,6 +48,13 @@ export interface CloudconsStackProps extends StackProps {
   segmentsTransitionDays?: number;
   /** API Gateway stage name (the last path element of the wss:// URL). CDK context `stageName`. Default `prod`. */
   stageName?: string;
+  /** Single sign-on (cloud/adapters/oidc.ts): both functions accept OpenID Connect ID tokens from
+   *  `issuer` issued to `audience` (the client id), and the viewer offers "Sign in with SSO". The
+   *  viewer posts the authorization code to `tokenEndpoint` (the issuer's token_endpoint): the CSP
+   *  allows that one URL; without it, the issuer's origin. CDK context `oidcIssuer`, `oidcAudience`,
+   *  `oidcUserClaim`, `oidcGroupsClaim`, `oidcAdminGroups` (comma-separated), `oidcTokenEndpoint`.
+   *  Default none: cloudcons tokens only. */
+  oidc?: { issuer: string; audience: string; userClaim?: string; groupsClaim?: string; adminGroups?: string[]; tokenEndpoint?: string };
   /** Where the Lambda bundles are. Default `<repo>/dist/lambda`. */
   lambdaDist?: string;
   /** Where the built web viewer is. Default `<repo>/dist/web`. */
@@ -179,6 +186,13 @@ export class CloudconsStack extends Stack {
       // from its events, the http function cannot.
       CLOUDCONS_CONNECTIONS_ENDPOINT: this.stage.callbackUrl,
     };
+    const sso = props.oidc;
+    if (sso && (!sso.issuer || !sso.audience)) throw new Error('oidc: issuer and audience go together (CDK context oidcIssuer, oidcAudience)');
+    const oidcEnv: Record<string, string> = sso ? {
+      CLOUDCONS_OIDC_ISSUER: sso.issuer, CLOUDCONS_OIDC_AUDIENCE: sso.audience,
+      ...(sso.userClaim ? { CLOUDCONS_OIDC_USER_CLAIM: sso.userClaim } : {}), ...(sso.groupsClaim ? { CLOUDCONS_OIDC_GROUPS_CLAIM: sso.groupsClaim } : {}),
+      ...(sso.adminGroups?.length ? { CLOUDCONS_OIDC_ADMIN_GROUPS: sso.adminGroups.join(',') } : {}),
+    } : {};
     const fn = (name: 'ws' | 'http' | 'archive', p: { handler: string; memorySize: number; timeout: Duration; description: string; environment?: Record<string, string> }) => {
       // Own role and log group: the default role would carry AWSLambdaBasicExecutionRole, whose
       // logs:CreateLogGroup/CreateLogStream/PutLogEvents are on Resource "*". This role may
@@ -205,7 +219,7 @@ export class CloudconsStack extends Stack {
     // before raising. 29 s: API Gateway's integration timeout; a longer run is answered to nobody.
     this.wsFunction = fn('ws', {
       handler: 'index.handler', memorySize: 512, timeout: Duration.seconds(29),
-      description: 'cloudcons WebSocket routes ($connect, $disconnect, $default)',
+      description: 'cloudcons WebSocket routes ($connect, $disconnect, $default)', environment: oidcEnv,
     });
     // http: replay, grep, export (CPU-bound inflating of segments, up to 200 MB streamed at 2 MB/s
     // past the first 6 MB), segment upload URLs and commits (sha256 of up to 16 MiB). 1024 MB for
@@ -213,7 +227,7 @@ export class CloudconsStack extends Stack {
     this.httpFunction = fn('http', {
       handler: 'index.streamingHandler', memorySize: 1024, timeout: Duration.minutes(5),
       description: 'cloudcons HTTP API (hono app, response streaming)',
-      environment: { CLOUDCONS_AUDIT_BUCKET: this.audit.bucketName },
+      environment: { CLOUDCONS_AUDIT_BUCKET: this.audit.bucketName, ...oidcEnv },
     });
     // archive: hourly, moves audit records over an hour old from the table to the audit bucket
     // (a few queries and at most one PUT per console with new records), and merges each past
@@ -302,7 +316,8 @@ export class CloudconsStack extends Stack {
       securityHeadersBehavior: {
         // As the embedded cloud's (cloud/server/web-assets.ts), plus the WebSocket API's origin.
         contentSecurityPolicy: {
-          contentSecurityPolicy: Fn.join('', ["default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ", wsOrigin, "; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"]),
+          contentSecurityPolicy: Fn.join('', ["default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ", wsOrigin,
+            ...(sso ? [` ${sso.tokenEndpoint ?? new URL(sso.issuer).origin}`] : []), "; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"]),
           override: true,
         },
         contentTypeOptions: { override: true },
