@@ -7,8 +7,9 @@ import type { Viewer } from '../protocol/messages.ts';
 import { api, apiJson } from './api.ts';
 import { attach } from './attach.ts';
 import { parseEscapeSpec } from './escape.ts';
-import { resolveLogin, saveLogin, userLoginFile, normalizeUrl } from './login-config.ts';
+import { resolveLogin, saveLogin, userLoginFile } from './login-config.ts';
 import { readable } from './readable.ts';
+import { parseExpiry, registerAccess, registerTokenAdmin } from './access.ts';
 import pkg from '../package.json' with { type: 'json' };
 
 const program = new Command('cloudcons')
@@ -24,8 +25,12 @@ Examples:
   cloudcons replay web01 --tail 50
   cloudcons login https://cloud.example:7420 --token ccu_...`);
 
-const loginOpts = (c: Command) => c.option('--url <url>', 'cloud URL (default: from cloudcons login or CLOUDCONS_URL)').option('--token <token>', 'user token (default: from cloudcons login or CLOUDCONS_TOKEN)');
-const login = (o: { url?: string; token?: string }) => resolveLogin({ url: o.url, token: o.token });
+const tlsOpts = (c: Command, saved = ' (default: from cloudcons login, else the system\'s CAs)') => c
+  .option('--ca <file>', `trust the cloud's certificate only if this CA (PEM) signed it (or CLOUDCONS_CA)${saved}`)
+  .option('--fingerprint <sha256>', `accept exactly the cloud certificate with this SHA-256 fingerprint, even self-signed (SHA256:... or hex; or CLOUDCONS_FINGERPRINT)${saved}`)
+  .option('--insecure', 'allow plain http:// to a host that is not loopback (or CLOUDCONS_INSECURE=1)');
+const loginOpts = (c: Command) => tlsOpts(c.option('--url <url>', 'cloud URL (default: from cloudcons login or CLOUDCONS_URL)').option('--token <token>', 'user token (default: from cloudcons login or CLOUDCONS_TOKEN)'));
+const login = (o: { url?: string; token?: string; ca?: string; fingerprint?: string; insecure?: boolean }) => resolveLogin({ url: o.url, token: o.token, ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure });
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new CcError('CC_ERR_BAD_PARAMETER', `${name}: expected an integer >= ${min}, got ${JSON.stringify(v)}`);
@@ -50,7 +55,7 @@ loginOpts(program.command('attach <console>')
   .option('--tail <lines>', 'show this many lines of history first', int('--tail'), 0))
   .action(async (name: string, o) => {
     const l = login(o);
-    process.exitCode = await attach({ url: l.url, token: l.token, console: name, mode: o.force ? 'force' : o.spy ? 'spy' : 'rw', escape: parseEscapeSpec(o.escape), tail: o.tail });
+    process.exitCode = await attach({ url: l.url, token: l.token, tls: l, console: name, mode: o.force ? 'force' : o.spy ? 'spy' : 'rw', escape: parseEscapeSpec(o.escape), tail: o.tail });
   });
 
 loginOpts(program.command('ls').description('list consoles').option('--json', 'machine-readable output'))
@@ -140,28 +145,32 @@ loginOpts(program.command('whoami').description('who the stored login is, on whi
     if (o.showToken) console.log(l.token);
   });
 
-program.command('login <url>').description('store the cloud URL and a token (file mode 0600)')
+tlsOpts(program.command('login <url>').description('store the cloud URL, a token and the certificate pin (--ca or --fingerprint) (file mode 0600)'), '')
   .requiredOption('--token <token>', 'user token (cloudcons token create makes one), or an OpenID Connect ID token when the cloud has single sign-on')
   .action(async (url: string, o) => {
-    const l = { url: normalizeUrl(url), token: o.token as string };
+    const l = resolveLogin({ url, token: o.token as string, ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure });
     const who = await apiJson<{ name: string; kind: string }>(l, '/v1/whoami');
     const file = userLoginFile();
     saveLogin(file, l);
-    console.log(`logged in to ${l.url} as ${who.name}; saved to ${file}`);
+    console.log(`logged in to ${l.url} as ${who.name}${l.fingerprint ? ` (certificate pinned: ${l.fingerprint})` : l.ca ? ` (trusting CA ${l.ca})` : ''}; saved to ${file}`);
   });
 
 const tokenCmd = program.command('token').description('user tokens');
 loginOpts(tokenCmd.command('create').description('create a user token (prints the secret once)')
-  .requiredOption('--user <name>', 'user name').option('--admin', 'may create tokens')
+  .requiredOption('--user <name>', 'user name').option('--admin', 'may do everything: tokens, access rules, every console')
+  .option('--expires <when>', 'never, a duration (90d, 12h, 2w) or a date; default: 90d')
   .option('--data <dir>', 'create it directly in this embedded cloud data directory (no login needed)')
   .option('--dynamodb-table <name>', 'create it directly in an AWS stack\'s table (output TableName) with your AWS credentials: the first admin token of a deployment'))
-  .action(async (o) => printToken(await createToken(o, { kind: 'user', name: o.user, admin: !!o.admin })));
+  .action(async (o) => printToken(await createToken(o, { kind: 'user', name: o.user, admin: !!o.admin, ...expiry(o.expires, 90 * 86_400_000) })));
+registerTokenAdmin(tokenCmd, loginOpts, login);
+registerAccess(program, loginOpts, login);
 
 const relayTokenCmd = program.command('relay-token').description('relay tokens');
 loginOpts(relayTokenCmd.command('create <name>').description('create a token for a relay (prints the secret once)')
   .option('--data <dir>', 'create it directly in this embedded cloud data directory (no login needed)')
-  .option('--dynamodb-table <name>', 'create it directly in an AWS stack\'s table (output TableName) with your AWS credentials'))
-  .action(async (name: string, o) => printToken(await createToken(o, { kind: 'relay', name })));
+  .option('--dynamodb-table <name>', 'create it directly in an AWS stack\'s table (output TableName) with your AWS credentials')
+  .option('--expires <when>', 'never (the default), a duration (90d, 12h, 2w) or a date: rotate by creating the next token before revoking this one'))
+  .action(async (name: string, o) => printToken(await createToken(o, { kind: 'relay', name, ...expiry(o.expires) })));
 
 program.command('relay').description('run an edge relay')
   .requiredOption('--config <file>', 'relay config (YAML)')
@@ -175,15 +184,22 @@ program.command('relay').description('run an edge relay')
   .option('--ws-url <url>', 'WebSocket URL when it is not CLOUD/v1/relay, e.g. an API Gateway stage (or CLOUDCONS_WS_URL)')
   .option('--max-connection-ms <ms>', 'move to a fresh connection (make-before-break) after this long on one; 0 never (default 6600000: API Gateway closes at 2 h)', int('--max-connection-ms', 0))
   .option('--batch-ms <ms>', 'under continuous output, gather reads this long into one message (default 1; 0 = never)', int('--batch-ms'))
+  .option('--ca <file>', 'trust the cloud\'s certificate only if this CA (PEM) signed it (or CLOUDCONS_CA, or relay.cloud.ca in the config; default: the system\'s CAs)')
+  .option('--fingerprint <sha256>', 'accept exactly the cloud certificate with this SHA-256 fingerprint, even self-signed (or CLOUDCONS_FINGERPRINT, or relay.cloud.fingerprint)')
+  .option('--insecure', 'allow plain http:// to a cloud that is not on loopback (or CLOUDCONS_INSECURE=1, or relay.cloud.insecure)')
   .action(async (o) => {
     const { runRelay } = await import('./run-relay.ts');
-    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
+    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
   });
 
 program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')
   .requiredOption('--data <dir>', 'data directory')
-  .option('--host <addr>', 'listen address', '127.0.0.1')
+  .option('--host <addr>', 'listen address; without TLS only loopback (127.0.0.1, ::1, localhost) unless --insecure-http', '127.0.0.1')
   .addOption(new Option('--port <port>', 'listen port (0 = any free port)').argParser(int('--port')).default(7420))
+  .option('--tls-cert <file>', 'serve HTTPS and WSS with this certificate (PEM, chain after it); with --tls-key')
+  .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
+  .option('--tls-self-signed', 'serve HTTPS with a self-signed certificate kept in DATA/tls (made on first start, reused after); prints the fingerprint clients pin')
+  .option('--insecure-http', 'allow plain HTTP on an address that is not loopback (TLS ends in a proxy in front, or the network is trusted)')
   .option('--lease-ms <ms>', 'write-lock lease, renewed by the writer\'s heartbeat (default 30000)', int('--lease-ms', 1000))
   .option('--max-frame-bytes <n>', 'largest WebSocket frame accepted (default 32768)', int('--max-frame-bytes', 1024))
   .option('--idle-timeout-ms <ms>', 'close connections silent this long (default 90000)', int('--idle-timeout-ms', 1000))
@@ -213,6 +229,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
     await runCloud({
       oidc: o.oidcIssuer ? { issuer: o.oidcIssuer, audience: o.oidcAudience, userClaim: o.oidcUserClaim, groupsClaim: o.oidcGroupsClaim, adminGroups: o.oidcAdminGroup,
         clockToleranceS: o.oidcClockTolerance, jwksCacheMs: o.oidcJwksCacheMs, scopes: o.oidcScopes } : undefined,
+      tls: { cert: o.tlsCert, key: o.tlsKey, selfSigned: o.tlsSelfSigned }, insecureHttp: o.insecureHttp,
       dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs, live: o.live, quietBatchMs: o.quietBatchMs, redactSecrets: o.redactPasswords, ...(o.secretPrompt ? { secretPrompt: o.secretPrompt } : {}) },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention },
@@ -222,9 +239,11 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
 program.command('demo').description('embedded cloud + local relay + a demo console (what npm start runs)')
   .option('--dir <dir>', 'state directory', '.cloudcons')
   .addOption(new Option('--port <port>', 'listen port (0 = any free port)').argParser(int('--port')).default(7420))
+  .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM); with --tls-key').option('--tls-key <file>', 'the certificate\'s private key (PEM)')
+  .option('--tls-self-signed', 'serve HTTPS with a self-signed certificate kept in DIR/data/tls (the local relay and login pin it)')
   .action(async (o) => {
     const { runDemo } = await import('./run-demo.ts');
-    await runDemo({ dir: o.dir, port: o.port });
+    await runDemo({ dir: o.dir, port: o.port, tls: { cert: o.tlsCert, key: o.tlsKey, selfSigned: o.tlsSelfSigned } });
   });
 
 program.command('import').description('convert another console server\'s configuration into a relay config')
@@ -238,7 +257,16 @@ program.command('import').description('convert another console server\'s configu
     if (o.strict && r.warnings.length > 0) process.exitCode = 1;
   });
 
-async function createToken(o: { data?: string; dynamodbTable?: string; url?: string; token?: string }, p: { kind: 'user' | 'relay'; name: string; admin?: boolean }) {
+/** `--expires` as the API takes it: absent (the cloud's default), null (never) or a time. Stores
+ *  written directly (--data, --dynamodb-table) get `dflt` from now when the option is absent. */
+function expiry(v: string | undefined, dflt?: number): { expires?: number | null; dfltMs?: number } {
+  return v === undefined ? { dfltMs: dflt } : { expires: parseExpiry(v) };
+}
+
+async function createToken(o: { data?: string; dynamodbTable?: string; url?: string; token?: string }, req: { kind: 'user' | 'relay'; name: string; admin?: boolean; expires?: number | null; dfltMs?: number }) {
+  const { dfltMs, ...p } = req;
+  // Written straight into a store: no cloud applies its default, so the same default applies here.
+  const direct = { kind: p.kind, name: p.name, admin: p.admin, expires: p.expires === undefined ? (dfltMs ? Date.now() + dfltMs : undefined) : p.expires ?? undefined };
   if (o.data && o.dynamodbTable) throw new BadParameter('give --data (embedded cloud) or --dynamodb-table (AWS stack), not both');
   if (o.dynamodbTable) {
     // Region, credentials and endpoint (AWS_ENDPOINT_URL for LocalStack) from the SDK's usual chain.
@@ -246,20 +274,20 @@ async function createToken(o: { data?: string; dynamodbTable?: string; url?: str
     const { DynamoTokenStore } = await import('../cloud/adapters/aws/dynamo-token-store.ts');
     const db = new DynamoDBClient({});
     try {
-      return { ...(await new DynamoTokenStore(db, o.dynamodbTable).create(p)), ...p };
+      return { ...(await new DynamoTokenStore(db, o.dynamodbTable).create(direct)), ...direct };
     } catch (e) {
       throw new Error(`could not write the token to DynamoDB table ${o.dynamodbTable}: ${(e as Error).message} (AWS credentials and region as for the aws CLI: AWS_PROFILE, AWS_REGION, ...)`);
     } finally { db.destroy(); }
   }
   if (o.data) {
     const { FsTokenStore } = await import('../cloud/adapters/fs/token-store.ts');
-    return { ...(await new FsTokenStore(o.data).create(p)), ...p };
+    return { ...(await new FsTokenStore(o.data).create(direct)), ...direct };
   }
-  return apiJson<{ token: string; id: string; kind: string; name: string }>(login(o), '/v1/tokens', { method: 'POST', body: JSON.stringify(p) });
+  return apiJson<{ token: string; id: string; kind: string; name: string; expires?: number }>(login(o), '/v1/tokens', { method: 'POST', body: JSON.stringify(p) });
 }
 
-function printToken(t: { token: string; kind: string; name: string; id: string }) {
-  console.error(`created ${t.kind} token ${t.id} for ${t.name}; it is shown only once:`);
+function printToken(t: { token: string; kind: string; name: string; id: string; expires?: number }) {
+  console.error(`created ${t.kind} token ${t.id} for ${t.name} (${t.expires ? `expires ${new Date(t.expires).toISOString()}` : 'never expires'}); it is shown only once:`);
   console.log(t.token);
 }
 

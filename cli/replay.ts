@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import WebSocket from 'ws';
 import { decode, encode } from '../protocol/codec.ts';
 import { BadParameter } from '../protocol/errors.ts';
+import { checkPlainUrl, cloudTls } from '../protocol/tls.ts';
 import { cloudToClient } from '../protocol/messages.ts';
 import { Formatter, parseTime, stamp, type ReplayFormat } from '../cloud/core/replay.ts';
 import type { LogItem } from '../cloud/core/log-store.ts';
@@ -98,6 +99,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)))
 function follow(login: Login, name: string, from: number, o: ReplayOptions, out: NodeJS.WriteStream): Promise<number> {
   return new Promise((resolve) => {
     const url = process.env.CLOUDCONS_WS_URL ?? login.url.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/session';
+    checkPlainUrl(url, login.insecure);
     let shown = from;
     let atLineStart = true;
     const show = (o2: number, d: Buffer) => {
@@ -127,7 +129,7 @@ function follow(login: Login, name: string, from: number, o: ReplayOptions, out:
     // A lost link is re-dialed; the new session starts its history at what was shown, so the
     // output continues with no gap and no overlap.
     const connect = () => {
-      const sock = new WebSocket(url, { headers: { authorization: `Bearer ${login.token}` }, perMessageDeflate: false });
+      const sock = new WebSocket(url, { headers: { authorization: `Bearer ${login.token}` }, perMessageDeflate: false, ...cloudTls(login).wsOptions(url) });
       ws = sock;
       sock.on('open', () => { attempt = 0; sock.send(encode({ t: 'attach', c: name, mode: 'spy', from: shown, client: 'replay --follow' })); });
       sock.on('message', (data) => {
@@ -159,6 +161,7 @@ export async function exportLog(login: Login, name: string, o: ExportOptions): P
   const q = rangeQuery(o);
   if (o.tail === undefined && o.since === undefined) q.set('from', '0'); // default: everything
   q.set('format', 'chunks');
+  q.set('export', '1'); // the export right, and an `export` audit record
   const res = await api(login, `/v1/consoles/${encodeURIComponent(name)}/replay?${q}`);
   const from = Number(res.headers.get('x-cloudcons-from')), to = Number(res.headers.get('x-cloudcons-end'));
   let out: NodeJS.WritableStream = process.stdout;

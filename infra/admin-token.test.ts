@@ -44,7 +44,7 @@ test('README: `cloudcons token create --dynamodb-table` writes the first admin t
   const r = await run(table);
   assert.equal(r.status, 0, r.stderr);
   const token = r.stdout.trim().split('\n').at(-1)!;
-  assert.match(r.stderr, /created user token .* for admin; it is shown only once/);
+  assert.match(r.stderr, /created user token .* for admin \(expires 20\d\d-.*\); it is shown only once/);
   const who = await new DynamoTokenStore(client, table).verify(token);
   assert.deepEqual(who && { kind: who.kind, name: who.name, admin: who.admin }, { kind: 'user', name: 'admin', admin: true });
   // A table that is not there: the error names it and says where credentials come from.

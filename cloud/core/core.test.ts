@@ -9,6 +9,7 @@ import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
 import { encodeGapSegment, encodeSegment, segmentKey } from '../../protocol/segment.ts';
 import { FsHotTail } from '../adapters/fs/hot-tail.ts';
 import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
+import { FsAccessStore } from '../adapters/fs/access-store.ts';
 import { FsTokenStore } from '../adapters/fs/token-store.ts';
 import { cleanup, tmpDir } from '../../test/helpers.ts';
 
@@ -32,7 +33,7 @@ async function setup(opts: Partial<CoreOptions> = {}) {
   const sender = new RecordingSender();
   const ports: CloudPorts = {
     locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir),
-    segments: new FsSegmentStore(dir), hot: new FsHotTail(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), sender, clock: { now: () => Date.now() },
+    segments: new FsSegmentStore(dir), hot: new FsHotTail(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), sender, clock: { now: () => Date.now() },
   };
   const core = new CloudCore(ports, opts);
   await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });
@@ -149,7 +150,7 @@ test('a relay that disconnects takes its consoles down, and input is refused wit
   assert.equal(sender.to('A', 'state').at(-1)?.state, 'down');
   await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('x') });
   assert.match(String(sender.to('A', 'notice').at(-1)?.text), /console is down/);
-  assert.equal((await core.getConsole('web01')).state, 'down');
+  assert.equal((await core.getConsole(alice, 'web01')).state, 'down');
 });
 
 test('a relay cannot publish output for a console another relay announced; its own second connection (make-before-break) can', async () => {

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { chunks, encode } from '../../protocol/codec.ts';
 import { BadParameter, Conflict, Forbidden, NotFound } from '../../protocol/errors.ts';
 import type { ClientToCloud, ConsoleInfo, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
+import { decide, explain, isAdmin, parseAccess, relayMayPublish, type AccessDoc, type Action, type Decision } from './acl.ts';
 import { SECRET_PROMPT_DEFAULT, SecretPromptTracker } from './secret-prompt.ts';
 import { LogStore, type LogStoreOptions } from './log-store.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
@@ -32,11 +33,21 @@ export interface CoreOptions {
   redactSecrets: boolean;
   /** What counts as a password prompt (the console's last line). Default SECRET_PROMPT_DEFAULT. */
   secretPrompt: RegExp;
+  /** How long a process keeps the access rules it read before reading them again: a change made
+   *  through another process (another Lambda) takes effect within this. Default 2000 ms. */
+  accessCacheMs: number;
+  /** Failed sign-ins audited per minute and process; more are counted and summed up in the next
+   *  minute's first record (a flood of bad tokens must not flood the audit). Default 60. */
+  authFailureAuditsPerMin: number;
 }
 export const CORE_DEFAULTS: CoreOptions = {
   leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0,
-  redactSecrets: true, secretPrompt: SECRET_PROMPT_DEFAULT,
+  redactSecrets: true, secretPrompt: SECRET_PROMPT_DEFAULT, accessCacheMs: 2000, authFailureAuditsPerMin: 60,
 };
+
+/** The audit stream of events that belong to no console: sign-ins, tokens, access rules. Console
+ *  names start with a letter or digit, so it can never be a console's. */
+export const CLOUD_STREAM = '_cloud';
 
 export interface ConsoleView extends ConsoleRecord {
   writer?: string;
@@ -108,11 +119,18 @@ export class CloudCore {
   }
 
   private async relayHello(conn: string, who: Principal, msg: Extract<RelayToCloud, { t: 'hello' }>): Promise<void> {
+    // A relay is who its token says: the name in its hello (from its config) is only compared.
+    if (msg.relay !== who.name) {
+      await this.audit(CLOUD_STREAM, 'relay.name', undefined, { user: `relay:${who.name}`, detail: `the token of relay ${who.name} said hello as ${msg.relay}` });
+      await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message: `this token belongs to relay ${who.name}, not ${msg.relay}: its consoles are published as relay ${who.name}'s` });
+    }
+    const { doc } = await this.accessDoc();
     const ends: Record<string, number> = {};
     const watched: string[] = [];
     const refused: string[] = [];
     const downAgain: { c: string; by: string }[] = [];
     for (const info of msg.consoles) {
+      if (!relayMayPublish(doc, who.name, info.name)) { refused.push(`${info.name} (not assigned to relay ${who.name} in the access rules)`); continue; }
       const old = await this.p.consoles.get(info.name);
       if (old && old.relay !== who.name && old.relayConn) { refused.push(`${info.name} (published by relay ${old.relay})`); continue; }
       if (info.fence) await this.reFence(info.name, info.fence);
@@ -126,7 +144,10 @@ export class CloudCore {
     await this.sendRelay(conn, this.opts.live === 'watched' ? { t: 'welcome', ends, live: 'watched', watched, ...batch } : { t: 'welcome', ends, ...(watched.length ? { watched } : {}), ...batch });
     // Down by hand stays down across relay restarts.
     for (const d of downAgain) await this.sendRelay(conn, { t: 'ctl', c: d.c, op: 'down', by: d.by });
-    if (refused.length) await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_CONFLICT', message: `consoles already published by another connected relay, ignored: ${refused.join(', ')}` });
+    if (refused.length) {
+      await this.audit(CLOUD_STREAM, 'relay.refused', undefined, { user: `relay:${who.name}`, detail: `consoles refused: ${refused.join(', ')}` });
+      await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_CONFLICT', message: `consoles refused (ignored): ${refused.join(', ')}` });
+    }
   }
 
   /** A relay has seen `fence` for a console (the cloud restarted and lost its lock state): make
@@ -235,9 +256,9 @@ export class CloudCore {
     const s = await this.sessionOf(conn);
     if (!s) { await this.sendClient(conn, { t: 'error', code: 'CC_ERR_BAD_PARAMETER', message: `send attach before ${msg.t}` }); return; }
     switch (msg.t) {
-      case 'in': return this.input(s, Buffer.from(msg.d, 'base64'));
-      case 'lock': return this.lockOp(s, msg.op);
-      case 'break': return this.sendBreak(s, msg.seq);
+      case 'in': return this.input(s, who, Buffer.from(msg.d, 'base64'));
+      case 'lock': return this.lockOp(s, who, msg.op);
+      case 'break': return this.sendBreak(s, who, msg.seq);
       case 'resize': {
         if (s.mode !== 'rw') return; // the writer's window decides the size
         const rec = await this.p.consoles.get(s.console);
@@ -252,13 +273,21 @@ export class CloudCore {
   private async attach(conn: string, who: Principal, msg: Extract<ClientToCloud, { t: 'attach' }>): Promise<void> {
     if ((await this.p.sessions.byConn(conn)).length) throw new Conflict('this connection is already attached; open another one');
     const rec = await this.p.consoles.get(msg.c);
-    if (!rec) throw new NotFound(await this.unknownConsoleMessage(msg.c));
+    if (!rec || !(await this.may(who, msg.c, 'list')).allow) throw new NotFound(await this.unknownConsoleMessage(msg.c, who));
+    // A user without write access joins as spy (as a conserver `ro` user does); without spy, not at all.
+    let mode = msg.mode;
+    let downgraded: string | undefined;
+    if (mode !== 'spy') {
+      const d = await this.may(who, msg.c, mode === 'force' ? 'force' : 'attach');
+      if (!d.allow) { downgraded = `[cloudcons: you may not ${mode === 'force' ? 'force the lock on' : 'write to'} ${msg.c} (${d.why}); you are a spy]`; mode = 'spy'; }
+    }
+    await this.requireAccess(who, msg.c, 'spy');
     const s: Session = { id: newId(), console: msg.c, user: who.name, mode: 'spy', since: this.now(), conn, client: msg.client };
     await this.p.sessions.put(s);
     await this.watch(msg.c, true, rec);
     await this.audit(msg.c, 'session.attach', s, { detail: `requested ${msg.mode}${msg.client ? ` from ${msg.client}` : ''}` });
-    let note: string | undefined;
-    if (msg.mode !== 'spy') note = await this.takeLock(s, msg.mode === 'force');
+    let note = downgraded;
+    if (mode !== 'spy') note = await this.takeLock(s, mode === 'force');
     const lock = await this.p.locks.get(msg.c);
     const writer = lock.session && lock.expiresAt > this.now() ? lock.user : undefined;
     await this.sendClient(conn, { t: 'attached', c: msg.c, session: s.id, user: s.user, mode: s.mode, fence: s.fence, writer, state: rec.state, type: rec.type, ...(rec.breaks ? { breaks: rec.breaks, defaultBreak: rec.defaultBreak } : {}) });
@@ -311,7 +340,15 @@ export class CloudCore {
     return undefined;
   }
 
-  private async lockOp(s: Session, op: 'take' | 'force' | 'spy'): Promise<void> {
+  private async lockOp(s: Session, who: Principal, op: 'take' | 'force' | 'spy'): Promise<void> {
+    if (op !== 'spy') {
+      const d = await this.may(who, s.console, op === 'force' ? 'force' : 'attach');
+      if (!d.allow) {
+        await this.audit(s.console, 'lock.denied', s, { detail: `${op}: ${d.why}` });
+        await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: you may not ${op === 'force' ? 'force the lock on' : 'write to'} ${s.console}: ${d.why}]` });
+        return;
+      }
+    }
     if (op === 'spy') {
       if (s.mode === 'rw' && s.fence !== undefined) {
         await this.p.locks.release(s.console, s.id, s.fence);
@@ -329,12 +366,12 @@ export class CloudCore {
   }
 
   /** Input is forwarded only from the lock holder with the current fence, and audited first. */
-  private async input(s: Session, data: Buffer): Promise<void> {
+  private async input(s: Session, who: Principal, data: Buffer): Promise<void> {
     const rec = await this.p.consoles.get(s.console);
     // At a password prompt the audit keeps who typed how much, not what (also when refused).
     const redacted = this.opts.redactSecrets && rec?.secretPrompt ? `[redacted: ${data.length} bytes typed at a password prompt]` : undefined;
     const typed = (detail?: string) => (redacted ? { detail: detail ? `${detail} ${redacted}` : redacted } : { data, detail });
-    const denied = await this.writeDenied(s);
+    const denied = await this.writeDenied(s, who, 'attach');
     if (denied) {
       await this.audit(s.console, 'input.denied', s, typed(denied));
       await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: input not sent: ${denied}]` });
@@ -350,8 +387,8 @@ export class CloudCore {
     await this.sendRelay(rec.relayConn, { t: 'in', c: s.console, fence: s.fence!, session: s.id, d: data.toString('base64') });
   }
 
-  private async sendBreak(s: Session, seq: string): Promise<void> {
-    const denied = await this.writeDenied(s);
+  private async sendBreak(s: Session, who: Principal, seq: string): Promise<void> {
+    const denied = await this.writeDenied(s, who, 'break');
     const rec = await this.p.consoles.get(s.console);
     const why = denied ?? (!rec?.relayConn || rec.state === 'down' ? 'console is down' : undefined);
     if (why) {
@@ -363,9 +400,12 @@ export class CloudCore {
     await this.sendRelay(rec!.relayConn!, { t: 'break', c: s.console, fence: s.fence!, session: s.id, seq });
   }
 
-  /** Why `s` may not write now, or undefined if it may. */
-  private async writeDenied(s: Session): Promise<string | undefined> {
+  /** Why `s` may not write now, or undefined if it may. The access rules are asked again (from the
+   *  cache), so taking a right away stops input within accessCacheMs. */
+  private async writeDenied(s: Session, who: Principal, action: Action): Promise<string | undefined> {
     if (s.mode !== 'rw' || s.fence === undefined) return 'you are a spy (read-only): ^Eca takes the write lock if free, ^Ecf forces it';
+    const d = await this.may(who, s.console, action);
+    if (!d.allow) return `you may not ${action === 'break' ? 'send a break to' : 'write to'} ${s.console} any more: ${d.why}`;
     const lock = await this.p.locks.get(s.console);
     if (lock.session !== s.id || lock.fence !== s.fence) return `the write lock moved to ${lock.user ?? 'nobody'} (fence ${lock.fence})`;
     return undefined;
@@ -437,9 +477,10 @@ export class CloudCore {
     }));
   }
 
-  async listConsoles(): Promise<ConsoleView[]> {
+  /** The consoles `who` may list (every console when `who` is omitted: internal use). */
+  async listConsoles(who?: Principal): Promise<ConsoleView[]> {
     const out: ConsoleView[] = [];
-    for (const rec of await this.p.consoles.list()) out.push(await this.view(rec));
+    for (const rec of await this.p.consoles.list()) if (!who || (await this.may(who, rec.name, 'list')).allow) out.push(await this.view(rec));
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -447,7 +488,8 @@ export class CloudCore {
    *  bring it up now, also ending a flap hold). Remembered, so a relay that restarts keeps it down. */
   async consoleCtl(who: Principal, name: string, op: 'down' | 'up'): Promise<ConsoleView> {
     const rec = await this.p.consoles.get(name);
-    if (!rec) throw new NotFound(await this.unknownConsoleMessage(name));
+    if (!rec || !(await this.may(who, name, 'list')).allow) throw new NotFound(await this.unknownConsoleMessage(name, who));
+    await this.requireAccess(who, name, op);
     if (!rec.relayConn) throw new Conflict(`console ${name}: its relay ${rec.relay} is not connected, so it cannot be taken ${op} now`);
     const next: ConsoleRecord = { ...rec };
     if (op === 'down') next.adminDown = { by: who.name, at: this.now() }; else delete next.adminDown;
@@ -457,17 +499,18 @@ export class CloudCore {
     return this.view(next);
   }
 
-  async getConsole(name: string): Promise<ConsoleView> {
+  async getConsole(who: Principal, name: string): Promise<ConsoleView> {
     const rec = await this.p.consoles.get(name);
-    if (!rec) throw new NotFound(await this.unknownConsoleMessage(name));
+    if (!rec || !(await this.may(who, name, 'list')).allow) throw new NotFound(await this.unknownConsoleMessage(name, who));
     return this.view(rec);
   }
 
-  /** Console must be known (registered or with stored output). */
-  async requireKnown(name: string): Promise<void> {
-    if (await this.p.consoles.get(name)) return;
-    if ((await this.log.consoles()).includes(name)) return;
-    throw new NotFound(await this.unknownConsoleMessage(name));
+  /** Console must be known (registered or with stored output) and `who` allowed `action` on it.
+   *  A console `who` may not list is reported as unknown (its name is not given away). */
+  async requireKnown(who: Principal, name: string, action: Action): Promise<void> {
+    const known = !!(await this.p.consoles.get(name)) || (await this.log.consoles()).includes(name);
+    if (!known || !(await this.may(who, name, 'list')).allow) throw new NotFound(await this.unknownConsoleMessage(name, who));
+    await this.requireAccess(who, name, action);
   }
 
   private async view(rec: ConsoleRecord): Promise<ConsoleView> {
@@ -476,9 +519,96 @@ export class CloudCore {
     return { ...pub, writer: viewers.find((v) => v.mode === 'rw')?.user, spies: viewers.filter((v) => v.mode === 'spy').length, viewers };
   }
 
-  private async unknownConsoleMessage(name: string): Promise<string> {
-    const known = (await this.p.consoles.list()).map((c) => c.name).sort();
+  private async unknownConsoleMessage(name: string, who: Principal): Promise<string> {
+    const known = (await this.listConsoles(who)).map((c) => c.name);
     return `console ${name} not found; known: ${known.length ? known.join(', ') : '(none)'}`;
+  }
+
+  // ================================================================================ access rules
+
+  private accessCache?: { at: number; doc?: AccessDoc; version: number };
+
+  /** The access rules (undefined: none set, everyone rw), read at most every accessCacheMs. */
+  async accessDoc(): Promise<{ doc?: AccessDoc; version: number }> {
+    const c = this.accessCache;
+    if (c && Date.now() - c.at < this.opts.accessCacheMs) return c;
+    const r = await this.p.access.get();
+    let doc: AccessDoc | undefined;
+    // The store holds checked documents only; one that no longer parses (a hand-edited file)
+    // allows nothing but admins rather than everything.
+    try { doc = r.doc === undefined ? undefined : parseAccess(r.doc); } catch { doc = parseAccess({ default: 'none' }); }
+    this.accessCache = { at: Date.now(), doc, version: r.version };
+    return this.accessCache;
+  }
+
+  /** Replaces the access rules (admins only). `expect`: the version the change was made against
+   *  (Conflict if someone changed them since); omitted: whatever is stored. */
+  async setAccess(who: Principal, raw: unknown, expect?: number): Promise<{ version: number; doc: AccessDoc }> {
+    await this.requireAdmin(who, 'change the access rules');
+    let doc: AccessDoc;
+    try { doc = parseAccess(raw); } catch (e) { throw new BadParameter(`access rules: ${(e as Error).message}`); }
+    const cur = await this.p.access.get();
+    if (expect !== undefined && expect !== cur.version) throw new Conflict(`the access rules changed meanwhile (version ${cur.version}, not ${expect}): read them again`);
+    if (!(await this.p.access.put(raw, cur.version))) throw new Conflict('the access rules changed meanwhile: try again');
+    this.accessCache = undefined;
+    await this.audit(CLOUD_STREAM, 'access.change', undefined, { user: who.name, detail: `access rules version ${cur.version + 1}: ${doc.rules.length} rules, admins ${doc.admins.join(',') || '(none)'}, default ${doc.default}` });
+    return { version: cur.version + 1, doc };
+  }
+
+  /** The decision on `action`, for the user `who` (admin tokens and admins may do everything). */
+  async may(who: Principal, console: string, action: Action): Promise<Decision> {
+    if (who.kind !== 'user') return { allow: false, why: 'relay tokens cannot use consoles' };
+    return decide((await this.accessDoc()).doc, who, console, action);
+  }
+
+  /** Throws Forbidden (and audits the refusal on the console) unless `who` may `action` `console`. */
+  async requireAccess(who: Principal, console: string, action: Action): Promise<void> {
+    const d = await this.may(who, console, action);
+    if (d.allow) return;
+    await this.audit(console, 'access.denied', undefined, { user: who.name, detail: `${action}: ${d.why}` });
+    throw new Forbidden(`user ${who.name} may not ${action} ${console}: ${d.why}`);
+  }
+
+  async isAdmin(who: Principal): Promise<boolean> {
+    return who.kind === 'user' && isAdmin((await this.accessDoc()).doc, who);
+  }
+
+  async requireAdmin(who: Principal, what: string): Promise<void> {
+    if (await this.isAdmin(who)) return;
+    await this.audit(CLOUD_STREAM, 'access.denied', undefined, { user: who.name, detail: `${what}: not an admin` });
+    throw new Forbidden(`user ${who.name} may not ${what}: only admins may (an admin token, or admins: in the access rules)`);
+  }
+
+  /** `cloudcons access check`: every action's decision for a user (with groups) on a console. */
+  async checkAccess(who: Principal, subject: { name: string; groups?: string[]; admin?: boolean }, console: string) {
+    if (subject.name !== who.name) await this.requireAdmin(who, `check the access of ${subject.name}`);
+    const { doc, version } = await this.accessDoc();
+    return { ...explain(doc, subject.name === who.name ? { name: who.name, groups: who.groups, admin: who.admin } : subject, console), version, rules: doc ? 'set' : 'none (every user may do everything)' };
+  }
+
+  /** Audits an event of a console that is not a session's (an export, ...). */
+  async auditEvent(console: string, type: string, user: string, detail: string): Promise<void> {
+    await this.audit(console, type, undefined, { user, detail });
+  }
+
+  private authFailures = { since: 0, count: 0, suppressed: 0 };
+
+  /** A sign-in that failed (bad, expired or revoked token; wrong endpoint): audited, up to
+   *  authFailureAuditsPerMin a minute. */
+  async authFailed(where: string, why: string): Promise<void> {
+    const w = this.authFailures;
+    const now = this.now();
+    if (now - w.since >= 60_000) {
+      if (w.suppressed) await this.auditCloud('auth.failure', undefined, `${w.suppressed} more failed sign-ins in the minute from ${new Date(w.since).toISOString()} (not recorded one by one: authFailureAuditsPerMin ${this.opts.authFailureAuditsPerMin})`);
+      this.authFailures = { since: now, count: 0, suppressed: 0 };
+    }
+    if (++this.authFailures.count > this.opts.authFailureAuditsPerMin) { this.authFailures.suppressed++; return; }
+    await this.auditCloud('auth.failure', undefined, `${where}: ${why}`);
+  }
+
+  /** Audits something that happened to the cloud rather than to a console (sign-ins, tokens). */
+  async auditCloud(type: string, user: string | undefined, detail: string): Promise<void> {
+    await this.p.audit.append({ time: this.now(), console: CLOUD_STREAM, type, user, detail });
   }
 
   // ======================================================================================= helpers

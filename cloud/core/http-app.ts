@@ -3,8 +3,8 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { CcError, Forbidden, Unauthorized, BadParameter, TooLarge, httpStatus } from '../../protocol/errors.ts';
-import type { CloudCore } from './core.ts';
+import { CcError, Forbidden, Unauthorized, BadParameter, NotFound, TooLarge, httpStatus } from '../../protocol/errors.ts';
+import { CLOUD_STREAM, type CloudCore } from './core.ts';
 import { requiredLiterals } from './grep-index.ts';
 import { DEFAULT_MARK_MS, Formatter, globToRegex, grepLog, grepRegex, parseTime, REPLAY_FORMATS, type ReplayFormat } from './replay.ts';
 import type { CloudPorts, Principal } from './ports.ts';
@@ -48,10 +48,14 @@ export function offersSubprotocol(header: string | undefined): boolean {
 export interface HttpOptions {
   /** Largest segment upload accepted (bytes). Default 16 MiB. */
   maxSegmentBytes: number;
+  /** Lifetime of a user token created without an explicit expiry. Default 90 days; 0: never expires. */
+  userTokenTtlMs: number;
 }
+export const USER_TOKEN_TTL_DEFAULT = 90 * 86_400_000;
 
 export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<HttpOptions> = {}): Hono<Env> {
   const maxSegmentBytes = opts.maxSegmentBytes ?? 16 * 1024 * 1024;
+  const userTokenTtlMs = opts.userTokenTtlMs ?? USER_TOKEN_TTL_DEFAULT;
   const app = new Hono<Env>();
 
   app.onError((err, c) => {
@@ -68,7 +72,14 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   app.get('/v1/auth/config', async (c) => c.json({ oidc: (await ports.identity?.webSignIn?.()) ?? null }, 200, { 'cache-control': 'no-store' }));
 
   app.use('/v1/*', async (c, next) => {
-    c.set('who', await authenticate(ports, c.req.header('authorization')));
+    let who: Principal;
+    try {
+      who = await authenticate(ports, c.req.header('authorization'));
+    } catch (e) {
+      if (e instanceof CcError) await core.authFailed(`HTTP ${c.req.method} ${c.req.path}`, e.message);
+      throw e;
+    }
+    c.set('who', who);
     await next();
   });
   const user = (c: Context<Env>): Principal => {
@@ -76,17 +87,20 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     if (who.kind !== 'user') throw new Forbidden('relay tokens cannot use the user API');
     return who;
   };
-  const admin = (c: Context<Env>): Principal => {
+  const admin = async (c: Context<Env>, what: string): Promise<Principal> => {
     const who = user(c);
-    if (!who.admin) throw new Forbidden(`user ${who.name} is not an admin`);
+    await core.requireAdmin(who, what);
     return who;
   };
 
-  app.get('/v1/whoami', (c) => c.json(c.get('who')));
+  app.get('/v1/whoami', async (c) => {
+    const who = c.get('who');
+    return c.json({ ...who, admin: who.admin || await core.isAdmin(who) });
+  });
 
-  app.get('/v1/consoles', async (c) => { user(c); return c.json({ consoles: await core.listConsoles() }); });
+  app.get('/v1/consoles', async (c) => c.json({ consoles: await core.listConsoles(user(c)) }));
 
-  app.get('/v1/consoles/:name', async (c) => { user(c); return c.json(await core.getConsole(c.req.param('name'))); });
+  app.get('/v1/consoles/:name', async (c) => c.json(await core.getConsole(user(c), c.req.param('name'))));
 
   // `cloudcons console down|up NAME`: close a console until it is brought up again (or retry now).
   app.post('/v1/consoles/:name/down', async (c) => c.json(await core.consoleCtl(user(c), c.req.param('name'), 'down')));
@@ -95,10 +109,12 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   // Replay / export. Range: `from` (offset) or `since` (ms or 2h / ISO), up to `until`, then the
   // last `tail` lines of it (default 20 when no start is given). Streams; headers say the range.
   app.get('/v1/consoles/:name/replay', async (c) => {
-    user(c);
+    const who = user(c);
     const name = c.req.param('name');
-    await core.requireKnown(name);
     const q = (k: string) => c.req.query(k);
+    // `export=1`: the CLI's export (a file leaves the cloud): its own right, and audited.
+    const exporting = flag(q('export'));
+    await core.requireKnown(who, name, exporting ? 'export' : 'replay');
     const format = (q('format') ?? 'raw') as ReplayFormat;
     if (!REPLAY_FORMATS.includes(format)) throw new BadParameter(`format: must be one of ${REPLAY_FORMATS.join(', ')} (got ${JSON.stringify(format)})`);
     const since = timeParam(q('since'), 'since'), until = timeParam(q('until'), 'until');
@@ -110,6 +126,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     if (q('tail') !== undefined || (q('from') === undefined && since === undefined)) {
       from = await core.log.lineStart(name, intParam(q('tail'), 'tail', 20, 0, 10_000_000), to, from);
     }
+    if (exporting) await core.auditEvent(name, 'export', who.name, `${format} bytes ${from}-${to}`);
     const marks = flag(q('marks'));
     const events = marks ? (await ports.audit.list(name)).filter((e) => e.offset !== undefined && e.offset >= from && e.offset <= to) : [];
     const f = new Formatter(format, {
@@ -137,7 +154,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   // Search stored output of many consoles: NDJSON lines {console,time,offset,line}, then
   // {"truncated":N} if `max` (default 1000) stopped it.
   app.get('/v1/grep', async (c) => {
-    user(c);
+    const who = user(c);
     const q = (k: string) => c.req.query(k);
     const pattern = q('pattern');
     if (!pattern) throw new BadParameter('pattern: required');
@@ -147,7 +164,10 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     const glob = globToRegex(q('console') ?? '*');
     const since = timeParam(q('since'), 'since'), until = timeParam(q('until'), 'until');
     const max = intParam(q('max'), 'max', 1000, 1, 10_000_000);
-    const names = [...new Set([...(await core.listConsoles()).map((x) => x.name), ...(await core.log.consoles())])].filter((n) => glob.test(n)).sort();
+    const all = [...new Set([...(await core.listConsoles()).map((x) => x.name), ...(await core.log.consoles())])].filter((n) => glob.test(n)).sort();
+    // Only consoles whose history this user may read (others are skipped without a word).
+    const names: string[] = [];
+    for (const n of all) if ((await core.may(who, n, 'replay')).allow) names.push(n);
     const enc = (x: unknown) => new TextEncoder().encode(JSON.stringify(x) + '\n');
     const hits = (async function* () {
       let n = 0;
@@ -199,21 +219,73 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   });
 
   app.get('/v1/consoles/:name/audit', async (c) => {
-    user(c);
+    const who = user(c);
     const name = c.req.param('name');
-    await core.requireKnown(name);
+    // The cloud's own stream (sign-ins, tokens, access rules) is for admins.
+    if (name === CLOUD_STREAM) await core.requireAdmin(who, 'read the cloud audit stream');
+    else await core.requireKnown(who, name, 'audit');
     const limit = c.req.query('limit') === undefined ? undefined : intParam(c.req.query('limit'), 'limit', 100, 1, 1_000_000);
     return c.json({ records: await ports.audit.list(name, { limit }) });
   });
 
+  // Tokens: admins create, list and revoke any; a user lists and revokes their own.
   app.post('/v1/tokens', async (c) => {
-    admin(c);
+    const who = await admin(c, 'create tokens');
     const body = await jsonBody(c);
     const kind = body.kind === 'relay' ? 'relay' : 'user';
     const name = typeof body.name === 'string' ? body.name : '';
     if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(name)) throw new BadParameter(`name: must be 1-64 letters, digits or . _ @ - (got ${JSON.stringify(body.name)})`);
-    const r = await ports.tokens.create({ kind, name, admin: kind === 'user' && body.admin === true });
+    const now = ports.clock.now();
+    // `expires`: ms since the epoch, or null for never; absent: user tokens get userTokenTtlMs, relay tokens never expire.
+    let expires: number | undefined;
+    if (body.expires === undefined) expires = kind === 'user' && userTokenTtlMs > 0 ? now + userTokenTtlMs : undefined;
+    else if (body.expires === null) expires = undefined;
+    else if (typeof body.expires === 'number' && Number.isFinite(body.expires) && body.expires > now) expires = body.expires;
+    else throw new BadParameter(`expires: a time in the future (ms since the epoch) or null for never (got ${JSON.stringify(body.expires)})`);
+    const r = await ports.tokens.create({ kind, name, admin: kind === 'user' && body.admin === true, expires });
+    await core.auditCloud('token.create', who.name, `${kind} token ${r.id} for ${name}${kind === 'user' && body.admin === true ? ' (admin)' : ''}, ${expires ? `expires ${new Date(expires).toISOString()}` : 'never expires'}`);
     return c.json({ ...r, kind, name }, 201);
+  });
+
+  app.get('/v1/tokens', async (c) => {
+    const who = user(c);
+    const all = await ports.tokens.list();
+    return c.json({ tokens: (await core.isAdmin(who)) ? all : all.filter((t) => t.kind === 'user' && t.name === who.name) });
+  });
+
+  app.delete('/v1/tokens/:id', async (c) => {
+    const who = user(c);
+    const id = c.req.param('id');
+    const t = (await ports.tokens.list()).find((x) => x.id === id);
+    const mine = t?.kind === 'user' && t.name === who.name;
+    if (!mine) await core.requireAdmin(who, `revoke token ${id}`);
+    if (!t) throw new NotFound(`no token with id ${id} (cloudcons token list shows them)`);
+    const r = await ports.tokens.revoke(id, who.name, ports.clock.now());
+    await core.auditCloud('token.revoke', who.name, `${t.kind} token ${id} of ${t.name}`);
+    return c.json(r);
+  });
+
+  // Access rules (acl.ts): admins read and replace them; `check` explains a decision.
+  app.get('/v1/access', async (c) => {
+    await admin(c, 'read the access rules');
+    const { doc, version } = await ports.access.get();
+    return c.json({ version, doc: doc ?? null });
+  });
+
+  app.put('/v1/access', async (c) => {
+    const who = await admin(c, 'change the access rules');
+    const body = await jsonBody(c);
+    const expect = body.version === undefined ? undefined : intParam(String(body.version), 'version', 0, 0, Number.MAX_SAFE_INTEGER);
+    return c.json(await core.setAccess(who, body.doc, expect));
+  });
+
+  app.get('/v1/access/check', async (c) => {
+    const who = user(c);
+    const name = c.req.query('user') || who.name;
+    const console = c.req.query('console');
+    if (!console) throw new BadParameter('console: required');
+    const groups = c.req.query('groups')?.split(',').map((g) => g.trim()).filter(Boolean);
+    return c.json(await core.checkAccess(who, { name, groups, admin: false }, console));
   });
 
   return app;

@@ -3,6 +3,7 @@
 // adapters) and as stateless Lambda invocations (DynamoDB + S3 adapters). Each port has one
 // contract suite in test/contracts that every adapter passes.
 import type { ConsoleInfo, ConsoleState } from '../../protocol/messages.ts';
+import type { AuditVerifyResult } from './audit-chain.ts';
 
 // ------------------------------------------------------------------------------------------ lock
 export interface Lock {
@@ -184,6 +185,23 @@ export interface AuditRecord {
   detail?: string;
   /** Output offset at the time of the event, to interleave audit with output. */
   offset?: number;
+  /** Hash chain (audit-chain.ts), set by the store: position in the console's chain (1, 2, ...),
+   *  hash of the record before, SHA-256 of this record's canonical form. Absent on records
+   *  written before chaining existed. */
+  seq?: number;
+  prev?: string;
+  hash?: string;
+}
+
+/** The newest position of a console's audit chain, kept outside the audit store (so records cut
+ *  off the end are detected): DATA/audit-heads/ embedded, DynamoDB items on AWS. */
+export interface AuditHead { seq: number; hash: string; time: number }
+
+export interface AuditHeadStore {
+  get(console: string): Promise<AuditHead | undefined>;
+  /** Moves the head to `to` if it is at `fromSeq` now (0: no head yet); false if it is not (another
+   *  writer moved it). Atomic against concurrent callers. */
+  advance(console: string, fromSeq: number, to: AuditHead): Promise<boolean>;
 }
 
 export interface AuditStore {
@@ -191,6 +209,10 @@ export interface AuditStore {
   append(rec: AuditRecord): Promise<void>;
   /** Records of a console, oldest first, the newest `limit` when given. */
   list(console: string, opts?: { limit?: number; since?: number }): Promise<AuditRecord[]>;
+  /** Checks the console's whole chain against its head (`cloudcons audit verify`). */
+  verify?(console: string): Promise<AuditVerifyResult>;
+  /** Consoles with audit records or a chain head, where the store can list them (the fs one). */
+  consoles?(): Promise<string[]>;
 }
 
 // ---------------------------------------------------------------------------------------- tokens
@@ -207,11 +229,38 @@ export interface Principal {
   via?: 'token' | 'oidc';
 }
 
+/** A token as listed: everything but the secret (which is never stored, only its SHA-256). */
+export interface TokenInfo {
+  id: string;
+  kind: 'user' | 'relay';
+  name: string;
+  admin: boolean;
+  created: number;
+  /** Refused from this time on (ms since the epoch); absent: never expires. */
+  expires?: number;
+  revoked?: { at: number; by: string };
+}
+
 export interface TokenStore {
-  /** The principal a bearer token stands for, or undefined (unknown, malformed, revoked). */
-  verify(token: string): Promise<Principal | undefined>;
+  /** The principal a bearer token stands for, or undefined (unknown or malformed). A known token
+   *  that expired or was revoked throws Unauthorized saying so (and since when). */
+  verify(token: string, now?: number): Promise<Principal | undefined>;
   /** Creates a token; returns the secret once (only its hash is stored). */
-  create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean }): Promise<{ token: string; id: string }>;
+  create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean; expires?: number }): Promise<{ token: string; id: string; expires?: number }>;
+  /** Every token, newest first, without secrets. Revoked ones are kept (and listed) for the record. */
+  list(): Promise<TokenInfo[]>;
+  /** Revokes a token by id (at once, for every cloud process); undefined for an unknown id. Revoking twice keeps the first time. */
+  revoke(id: string, by: string, now: number): Promise<TokenInfo | undefined>;
+}
+
+// ---------------------------------------------------------------------------------- access rules
+/** The access rules document (acl.ts), stored as checked JSON with a version that counts changes. */
+export interface AccessStore {
+  /** The stored document (`doc` absent: never set) and its version (0 when never set). */
+  get(): Promise<{ doc?: unknown; version: number }>;
+  /** Stores `doc` as version `expect + 1` if the stored version is still `expect`; false if
+   *  someone changed it meanwhile. */
+  put(doc: unknown, expect: number): Promise<boolean>;
 }
 
 // -------------------------------------------------------------------------------------- identity
@@ -261,6 +310,7 @@ export interface CloudPorts {
   /** Optional single sign-on: bearer values shaped like a JWT go here instead of `tokens`.
    *  Unset, only cloudcons tokens are accepted. */
   identity?: IdentityVerifier;
+  access: AccessStore;
   sender: ConnectionSender;
   clock: Clock;
 }

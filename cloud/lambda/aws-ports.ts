@@ -10,6 +10,7 @@ import { DynamoHotTail } from '../adapters/aws/dynamo-hot-tail.ts';
 import { DynamoLockStore } from '../adapters/aws/dynamo-lock-store.ts';
 import { DynamoSessionStore } from '../adapters/aws/dynamo-session-store.ts';
 import { DynamoTokenStore } from '../adapters/aws/dynamo-token-store.ts';
+import { DynamoAccessStore } from '../adapters/aws/dynamo-access-store.ts';
 import { ArchivedAuditStore } from '../adapters/aws/s3-audit-archive.ts';
 import { S3SegmentStore } from '../adapters/aws/s3-segment-store.ts';
 import type { CloudPorts, ConnectionSender } from '../core/ports.ts';
@@ -25,6 +26,7 @@ export function awsPorts(o: { db: DynamoDBClient; table: string; s3: S3Client; b
     hot: new DynamoHotTail(db, table),
     audit: o.auditBucket ? new ArchivedAuditStore(audit, new S3SegmentStore({ client: o.s3, bucket: o.auditBucket })) : audit,
     tokens: new DynamoTokenStore(db, table),
+    access: new DynamoAccessStore(db, table),
     sender: o.sender,
     clock: { now: () => Date.now() },
   };

@@ -19,7 +19,7 @@ import type { DynamoConnections } from '../adapters/aws/apigw-connections.ts';
 
 /** The parts of an API Gateway WebSocket event the handler reads. */
 export interface WebSocketEvent {
-  requestContext: { routeKey: string; connectionId: string; connectedAt?: number };
+  requestContext: { routeKey: string; connectionId: string; connectedAt?: number; identity?: { sourceIp?: string } };
   headers?: Record<string, string | undefined>;
   body?: string;
   isBase64Encoded?: boolean;
@@ -51,9 +51,11 @@ export function createWsHandler(d: WsHandlerDeps) {
         const protocols = h['sec-websocket-protocol'];
         const who = await authenticate(d.ports, h.authorization ?? subprotocolBearer(protocols));
         await d.connections.put(conn, { kind: who.kind === 'relay' ? 'relay' : 'session', who, connectedAt: event.requestContext.connectedAt ?? Date.now() });
+        await core.auditCloud('auth.signin', who.kind === 'relay' ? `relay:${who.name}` : who.name, `WebSocket ${conn} from ${event.requestContext.identity?.sourceIp ?? '?'} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
         log(`${who.kind} ${who.name} connected (${conn})`);
         return offersSubprotocol(protocols) ? { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } } : { statusCode: 200 };
       } catch (e) {
+        if (e instanceof CcError) await core.authFailed(`WebSocket ${conn} from ${event.requestContext.identity?.sourceIp ?? '?'}`, e.message).catch(() => {});
         return { statusCode: e instanceof CcError ? 401 : 500, body: e instanceof Error ? e.message : 'unauthorized' };
       }
     }

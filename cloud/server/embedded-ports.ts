@@ -1,11 +1,12 @@
 // The embedded cloud's ports: filesystem stores under the data directory (segments/ unless an S3
-// bucket holds them, hot/, audit/, consoles.json, tokens), in-memory lock and session state (sessions end with their connections; fences are re-learned from relays).
+// bucket holds them, hot/, audit/, consoles.json, tokens, access.json), in-memory lock and session state (sessions end with their connections; fences are re-learned from relays).
 import type { CloudPorts, ConnectionSender, SegmentStore } from '../core/ports.ts';
 import { FsAuditStore } from '../adapters/fs/audit-store.ts';
 import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
 import { FsHotTail } from '../adapters/fs/hot-tail.ts';
 import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
 import { FsTokenStore } from '../adapters/fs/token-store.ts';
+import { FsAccessStore } from '../adapters/fs/access-store.ts';
 import { MemoryLockStore } from '../adapters/memory/lock-store.ts';
 import { MemorySessionStore } from '../adapters/memory/session-store.ts';
 
@@ -22,6 +23,7 @@ export function embeddedPorts(dataDir: string, sender: ConnectionSender, segment
     hot,
     audit,
     tokens: new FsTokenStore(dataDir),
+    access: new FsAccessStore(dataDir),
     sender,
     clock: { now: () => Date.now() },
   };

@@ -2,6 +2,7 @@
 // (/v1/relay for relays, /v1/session for CLI and browser sessions) on one listening socket.
 // This file only wires: sockets in, core calls out, core sends back through WsSender.
 import http from 'node:http';
+import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { getRequestListener } from '@hono/node-server';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -15,6 +16,7 @@ import { authenticate, createHttpApp } from '../core/http-app.ts';
 import type { CloudPorts, Principal, SegmentStore } from '../core/ports.ts';
 import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
 import { embeddedPorts } from './embedded-ports.ts';
+import { checkPlainListen } from './tls.ts';
 import { OidcVerifier, type OidcOptions } from '../adapters/oidc.ts';
 
 export interface ServerLimits extends SenderLimits {
@@ -49,6 +51,10 @@ export interface CloudServerOptions {
   log?: (line: string) => void;
   /** The web viewer's built files (default: this package's dist/web). */
   webDir?: string;
+  /** Serve HTTPS and WSS with this certificate (chain) and key, PEM (cloud/server/tls.ts). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Serve plain HTTP on an address that is not loopback (refused otherwise). */
+  insecureHttp?: boolean;
   /** Single sign-on: accept OpenID Connect ID tokens from this issuer (cloud/adapters/oidc.ts). */
   oidc?: Partial<OidcOptions> & Pick<OidcOptions, 'issuer' | 'audience'>;
 }
@@ -64,6 +70,7 @@ export interface CloudServer {
 
 export async function startCloudServer(opts: CloudServerOptions): Promise<CloudServer> {
   const limits = { ...SERVER_DEFAULTS, ...opts.limits };
+  if (!opts.tls) checkPlainListen(opts.host ?? '127.0.0.1', opts.insecureHttp);
   const log = opts.log ?? ((l: string) => console.error(l));
   const sockets = new Map<string, WebSocket>();
   const sender = new WsSender(sockets, limits, log);
@@ -89,7 +96,8 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   }, limits.retentionCheckMs) : undefined;
   retention?.unref();
   const web = webAssets(opts.webDir ?? defaultWebDir(), () => identity?.knownTokenEndpoint);
-  const server = http.createServer(getRequestListener((req) => web(req) ?? app.fetch(req)));
+  const listener = getRequestListener((req) => web(req) ?? app.fetch(req));
+  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, listener) : http.createServer(listener);
   // A browser cannot set headers on a WebSocket: the viewer offers `cloudcons.v1` and its token as a
   // second subprotocol (`cloudcons.token.<token>`); the answer names only `cloudcons.v1`.
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false,
@@ -102,10 +110,19 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${message}\n`);
     };
     if (!kind) return refuse(404, `no WebSocket endpoint ${path}: use /v1/relay or /v1/session`);
-    authenticate(ports, req.headers.authorization ?? subprotocolBearer(req.headers['sec-websocket-protocol'])).then((who) => {
-      if ((kind === 'relay') !== (who.kind === 'relay')) return refuse(403, `a ${who.kind} token cannot open ${path}`);
+    const from = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    authenticate(ports, req.headers.authorization ?? subprotocolBearer(req.headers['sec-websocket-protocol'])).then(async (who) => {
+      if ((kind === 'relay') !== (who.kind === 'relay')) {
+        await core.authFailed(`WebSocket ${path} from ${from}`, `a ${who.kind} token (${who.name}) cannot open ${path}`);
+        return refuse(403, `a ${who.kind} token cannot open ${path}`);
+      }
+      await core.auditCloud('auth.signin', who.kind === 'relay' ? `relay:${who.name}` : who.name, `WebSocket ${path} from ${from} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
       wss.handleUpgrade(req, socket, head, (ws) => serve(ws, kind, who));
-    }, (e: unknown) => refuse(401, e instanceof Error ? e.message : 'unauthorized'));
+    }, async (e: unknown) => {
+      const why = e instanceof Error ? e.message : 'unauthorized';
+      await core.authFailed(`WebSocket ${path} from ${from}`, why).catch(() => {});
+      refuse(401, why);
+    }).catch((e: unknown) => { log(`upgrade ${path}: ${(e as Error).stack}`); refuse(500, 'internal error'); });
   });
 
   function serve(ws: WebSocket, kind: 'relay' | 'session', who: Principal): void {
@@ -158,7 +175,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   const addr = server.address() as { port: number; address: string };
   const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
   return {
-    url: `http://${host}:${addr.port}`,
+    url: `${opts.tls ? 'https' : 'http'}://${host}:${addr.port}`,
     port: addr.port,
     core,
     ports,

@@ -45,7 +45,7 @@ async function rig(stallMs: number) {
   const pair = await PtyPair.create(dir);
   fs.writeFileSync(path.join(dir, 'relay.yaml'), `consoles:\n  ser1: { type: serial, device: ${pair.dev} }\n`);
   const relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', srv.url, '--token', relayTok]);
-  await until('console up', async () => (await srv.core.getConsole('ser1').catch(() => undefined))?.state === 'up');
+  await until('console up', async () => (await srv.core.getConsole({ kind: 'user', name: 'test', admin: true, tokenId: 't' }, 'ser1').catch(() => undefined))?.state === 'up');
   const device = new SerialPort({ path: pair.peer, baudRate: 115200 });
   const write = (b: Buffer) => new Promise<void>((res, rej) => device.write(b, (e) => (e ? rej(e) : device.drain(() => res()))));
   return { srv, userTok, device, write, async stop() { device.close(); await relay.kill(); await pair.stop(); await srv.close(); server = undefined; } };

@@ -7,21 +7,13 @@ import { cleanup, tmpDir } from '../../../test/helpers.ts';
 
 after(cleanup);
 
-test('tokens are stored only as hashes, verify to their principal, and reject anything else', async () => {
+test('tokens.json holds only hashes, mode 0600 (the rest of the contract: test/contracts/token-store.test.ts)', async () => {
   const dir = tmpDir('tok');
   const s = new FsTokenStore(dir);
   const alice = await s.create({ kind: 'user', name: 'alice', admin: true });
-  const edge = await s.create({ kind: 'relay', name: 'edge1' });
-  assert.match(alice.token, /^ccu_/);
-  assert.match(edge.token, /^ccr_/);
   const file = fs.readFileSync(path.join(dir, 'tokens.json'), 'utf8');
   assert.ok(!file.includes(alice.token) && !file.includes(alice.token.slice(4)), 'no secret at rest');
   assert.equal(fs.statSync(path.join(dir, 'tokens.json')).mode & 0o777, 0o600);
-  assert.deepEqual(await s.verify(alice.token), { kind: 'user', name: 'alice', admin: true, tokenId: alice.id });
-  assert.deepEqual(await s.verify(edge.token), { kind: 'relay', name: 'edge1', admin: false, tokenId: edge.id });
-  for (const bad of ['', 'ccu_', alice.token + 'x', alice.token.slice(0, -1), 'Bearer ' + alice.token, 'x'.repeat(10_000)]) {
-    assert.equal(await s.verify(bad), undefined, JSON.stringify(bad.slice(0, 40)));
-  }
 });
 
 test('a token created by another process on the same directory is seen without a restart', async () => {

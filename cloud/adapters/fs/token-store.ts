@@ -4,11 +4,29 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Principal, TokenStore } from '../../core/ports.ts';
+import { Unauthorized } from '../../../protocol/errors.ts';
+import type { Principal, TokenInfo, TokenStore } from '../../core/ports.ts';
 
-interface Entry { id: string; hash: string; kind: 'user' | 'relay'; name: string; admin: boolean; created: number }
+interface Entry extends TokenInfo { hash: string }
 
 export function hashToken(token: string): string { return createHash('sha256').update(token).digest('hex'); }
+
+/** cloudcons tokens: `ccu_` (user) or `ccr_` (relay) and 24 random bytes, base64url. */
+export const TOKEN_RE = /^cc[ur]_[A-Za-z0-9_-]{20,100}$/;
+
+export function newToken(kind: 'user' | 'relay'): { token: string; id: string } {
+  return { token: `cc${kind === 'user' ? 'u' : 'r'}_${randomBytes(24).toString('base64url')}`, id: randomBytes(6).toString('hex') };
+}
+
+/** The principal of a stored token, or Unauthorized saying why it no longer counts. */
+export function principalOf(e: TokenInfo, now: number): Principal {
+  const who = `token ${e.id} (${e.kind} ${e.name})`;
+  if (e.revoked) throw new Unauthorized(`${who} was revoked at ${new Date(e.revoked.at).toISOString()} by ${e.revoked.by}`);
+  if (e.expires !== undefined && now >= e.expires) throw new Unauthorized(`${who} expired at ${new Date(e.expires).toISOString()}: ask an admin for a new one (cloudcons token create)`);
+  return { kind: e.kind, name: e.name, admin: e.admin, tokenId: e.id };
+}
+
+export const tokenInfo = ({ hash: _h, ...info }: Entry): TokenInfo => info;
 
 export class FsTokenStore implements TokenStore {
   private readonly file: string;
@@ -28,23 +46,39 @@ export class FsTokenStore implements TokenStore {
     this.mtime = st.mtimeMs;
   }
 
-  async verify(token: string): Promise<Principal | undefined> {
-    if (!/^cc[ur]_[A-Za-z0-9_-]{20,100}$/.test(token)) return undefined;
-    this.load();
-    const h = hashToken(token);
-    const e = this.entries.find((x) => x.hash === h);
-    return e && { kind: e.kind, name: e.name, admin: e.admin, tokenId: e.id };
-  }
-
-  async create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean }): Promise<{ token: string; id: string }> {
-    this.load();
-    const token = `cc${p.kind === 'user' ? 'u' : 'r'}_${randomBytes(24).toString('base64url')}`;
-    const id = randomBytes(6).toString('hex');
-    this.entries.push({ id, hash: hashToken(token), kind: p.kind, name: p.name, admin: !!p.admin, created: Date.now() });
+  private save(): void {
     const tmp = `${this.file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(this.entries, null, 1), { mode: 0o600 });
     fs.renameSync(tmp, this.file);
     this.mtime = fs.statSync(this.file).mtimeMs;
-    return { token, id };
+  }
+
+  async verify(token: string, now = Date.now()): Promise<Principal | undefined> {
+    if (!TOKEN_RE.test(token)) return undefined;
+    this.load();
+    const h = hashToken(token);
+    const e = this.entries.find((x) => x.hash === h);
+    return e && principalOf(e, now);
+  }
+
+  async create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean; expires?: number }): Promise<{ token: string; id: string; expires?: number }> {
+    this.load();
+    const { token, id } = newToken(p.kind);
+    this.entries.push({ id, hash: hashToken(token), kind: p.kind, name: p.name, admin: !!p.admin, created: Date.now(), ...(p.expires !== undefined ? { expires: p.expires } : {}) });
+    this.save();
+    return { token, id, expires: p.expires };
+  }
+
+  async list(): Promise<TokenInfo[]> {
+    this.load();
+    return this.entries.map(tokenInfo).sort((a, b) => b.created - a.created);
+  }
+
+  async revoke(id: string, by: string, now: number): Promise<TokenInfo | undefined> {
+    this.load();
+    const e = this.entries.find((x) => x.id === id);
+    if (!e) return undefined;
+    if (!e.revoked) { e.revoked = { at: now, by }; this.save(); }
+    return tokenInfo(e);
   }
 }

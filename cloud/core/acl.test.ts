@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decide, explain, isAdmin, parseAccess, relayMayPublish } from './acl.ts';
+
+const doc = parseAccess({
+  admins: ['root', '@wheel'],
+  groups: { ops: ['olive', 'oscar'], wheel: ['wendy'] },
+  rules: [
+    { consoles: ['web*', 'db?'], who: '@ops', allow: 'rw' },
+    { consoles: '*', who: '*', allow: 'ro' },
+    { consoles: 'web02', who: 'oscar', deny: ['force', 'break'], note: 'oscar broke web02 once' },
+    { consoles: 'bmc-*', who: '*', deny: 'all' },
+    { consoles: 'bmc-*', who: '@ops', allow: 'rw' },
+  ],
+  relays: { edge1: ['web*'] },
+});
+
+test('deny overrides allow whatever the order; groups from the document and from the sign-in count', () => {
+  assert.equal(decide(doc, { name: 'olive' }, 'web01', 'attach').allow, true);
+  assert.equal(decide(doc, { name: 'oscar' }, 'web01', 'force').allow, true);
+  const d = decide(doc, { name: 'oscar' }, 'web02', 'force');
+  assert.equal(d.allow, false);
+  assert.match(d.why, /denied by rule 3 .*oscar broke web02 once/);
+  assert.equal(decide(doc, { name: 'oscar' }, 'web02', 'attach').allow, true, 'only what the deny names');
+  // The deny rule for bmc-* comes before the allow: it still wins, for every user but admins.
+  assert.equal(decide(doc, { name: 'olive' }, 'bmc-1', 'spy').allow, false);
+  assert.equal(decide(doc, { name: 'eve', groups: ['ops'] }, 'web01', 'attach').allow, true, 'group from the sign-in');
+  assert.equal(decide(doc, { name: 'eve' }, 'web01', 'attach').allow, false);
+  assert.equal(decide(doc, { name: 'eve' }, 'web01', 'spy').allow, true, 'everyone: ro');
+  assert.equal(decide(doc, { name: 'eve' }, 'web01', 'audit').allow, false);
+  assert.equal(decide(doc, { name: 'olive' }, 'dbx', 'attach').allow, true, '? matches one character');
+  assert.equal(decide(doc, { name: 'olive' }, 'db10', 'attach').allow, false);
+});
+
+test('admins (token flag, listed user, listed group) may do everything, also where a rule denies', () => {
+  for (const s of [{ name: 'x', admin: true }, { name: 'root' }, { name: 'wendy' }, { name: 'y', groups: ['wheel'] }]) {
+    assert.equal(decide(doc, s, 'bmc-1', 'force').allow, true, JSON.stringify(s));
+    assert.equal(explain(doc, s, 'bmc-1').admin, true);
+  }
+});
+
+test('no rules stored: every user may do every console action (conserver without rw/ro lists); a stored document defaults to none', () => {
+  for (const a of ['force', 'audit', 'down'] as const) assert.equal(decide(undefined, { name: 'a' }, 'c', a).allow, true);
+  assert.equal(isAdmin(undefined, { name: 'a' }), false, 'but is no admin');
+  const empty = parseAccess({});
+  assert.equal(decide(empty, { name: 'a' }, 'c', 'list').allow, false);
+  assert.match(decide(empty, { name: 'a' }, 'c', 'list').why, /no rule allows it \(default: none\)/);
+  assert.equal(decide(parseAccess({ default: 'ro' }), { name: 'a' }, 'c', 'spy').allow, true);
+  assert.equal(decide(parseAccess({ default: 'ro' }), { name: 'a' }, 'c', 'attach').allow, false);
+});
+
+test('explain lists every action with its reason', () => {
+  const e = explain(doc, { name: 'oscar' }, 'web02');
+  assert.deepEqual(e.groups, ['ops']);
+  assert.deepEqual(Object.keys(e.actions), ['list', 'spy', 'attach', 'force', 'break', 'replay', 'export', 'audit', 'down', 'up']);
+  assert.equal(e.actions.break.allow, false);
+  assert.equal(e.actions.replay.allow, true);
+});
+
+test('relays publish only what is assigned to them; an unnamed relay any console not assigned to another', () => {
+  assert.equal(relayMayPublish(doc, 'edge1', 'web01'), true);
+  assert.equal(relayMayPublish(doc, 'edge1', 'db1'), false);
+  assert.equal(relayMayPublish(doc, 'edge9', 'db1'), true);
+  assert.equal(relayMayPublish(doc, 'edge9', 'web01'), false, 'assigned to edge1');
+  assert.equal(relayMayPublish(undefined, 'edge1', 'db1'), true);
+});
+
+test('a broken document is refused with every problem and where it is', () => {
+  assert.throws(() => parseAccess({ rules: [{ who: 'a' }, { consoles: 'x y', who: 'b', allow: 'fly' }], extra: 1 }),
+    (e: Error) => /rules\.0: a rule needs allow or deny/.test(e.message) && /rules\.1\.consoles/.test(e.message) && /rules\.1\.allow/.test(e.message) && /Unrecognized key.*extra/i.test(e.message));
+  assert.throws(() => parseAccess({ default: 'all' }), /default/);
+  assert.throws(() => parseAccess([]), /\(top\)/);
+});

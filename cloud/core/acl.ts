@@ -1,0 +1,151 @@
+// Who may do what on which console: access rules modelled on conserver's `rw`/`ro` lists, with
+// groups, deny rules and an admin role. Pure logic (no I/O): the rules document lives behind the
+// AccessStore port, the core asks `decide()` before every console action.
+//
+// The document (YAML or JSON, `cloudcons access set FILE`):
+//
+//   admins: [root, "@sre"]            # users and @groups with every right (tokens, rules, all consoles)
+//   groups:                           # group membership, besides the OIDC groups claim
+//     ops: [alice, bob]
+//   rules:
+//     - consoles: ["web*", "db*"]     # globs, default "*"
+//       who: ["@ops", dave]           # users, @groups, or "*" (every signed-in user)
+//       allow: rw                     # roles (ro rw audit manage all) and/or actions
+//     - consoles: "bmc-*"
+//       who: mallory
+//       deny: all
+//   relays:                           # which consoles a relay may publish (a relay not named: any
+//                                     # console no other relay is assigned)
+//     edge1: ["web*", "db*"]
+//   default: none                     # what is left where no rule allows: none (default) | ro | rw
+//
+// Decision for (user, console, action): an admin may do everything; else a matching rule that
+// denies the action wins over every allow (order does not matter); else a matching allow allows;
+// else `default`. With no document stored at all, every user may do every console action
+// (conserver's behaviour without rw/ro lists); tokens and rules stay with admins.
+import { z } from 'zod';
+import { globToRegex } from '../../protocol/glob.ts';
+
+export const ACTIONS = ['list', 'spy', 'attach', 'force', 'break', 'replay', 'export', 'audit', 'down', 'up'] as const;
+export type Action = typeof ACTIONS[number];
+
+export const ROLES: Record<string, readonly Action[]> = {
+  ro: ['list', 'spy', 'replay', 'export'],
+  rw: ['list', 'spy', 'replay', 'export', 'attach', 'force', 'break'],
+  audit: ['list', 'audit'],
+  manage: ['list', 'down', 'up'],
+  all: ACTIONS,
+};
+
+const oneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.infer<T>[]);
+const who = z.string().min(1).max(128).regex(/^(\*|@?[A-Za-z0-9][A-Za-z0-9._@:+-]*)$/, 'a user name, @group or *');
+const glob = z.string().min(1).max(256).regex(/^[A-Za-z0-9._:@*?[\]-]+$/, 'a console name or glob (* ? [ab])');
+const right = z.string().refine((s) => s in ROLES || (ACTIONS as readonly string[]).includes(s), {
+  message: `a role (${Object.keys(ROLES).join(', ')}) or an action (${ACTIONS.join(', ')})`,
+});
+
+const rule = z.object({
+  consoles: oneOrMany(glob).default(['*']),
+  who: oneOrMany(who),
+  allow: oneOrMany(right).optional(),
+  deny: oneOrMany(right).optional(),
+  /** Free text shown by `cloudcons access check`. */
+  note: z.string().max(256).optional(),
+}).strict().refine((r) => r.allow || r.deny, { message: 'a rule needs allow or deny' });
+
+export const accessDoc = z.object({
+  admins: oneOrMany(who).default([]),
+  groups: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:+-]*$/, 'group names use letters, digits and . _ : + -'), oneOrMany(who)).default({}),
+  rules: z.array(rule).max(10_000).default([]),
+  relays: z.record(z.string().min(1).max(128), oneOrMany(glob)).default({}),
+  default: z.enum(['none', 'ro', 'rw']).default('none'),
+}).strict();
+export type AccessDoc = z.infer<typeof accessDoc>;
+export type AccessInput = z.input<typeof accessDoc>;
+
+/** Parses and checks a rules document; throws an Error listing every problem with its path. */
+export function parseAccess(raw: unknown): AccessDoc {
+  const r = accessDoc.safeParse(raw);
+  if (r.success) return r.data;
+  throw new Error(r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(top)'}: ${i.message}`).join('; '));
+}
+
+/** What a user brings to a decision: name, groups from the sign-in (OIDC), admin flag of the token. */
+export interface Subject { name: string; groups?: readonly string[]; admin?: boolean }
+
+export interface Decision {
+  allow: boolean;
+  /** Why, for `cloudcons access check` and error messages. */
+  why: string;
+}
+
+const compiled = new WeakMap<AccessDoc, { rules: { re: RegExp[] }[]; relays: Map<string, RegExp[]> }>();
+function compile(doc: AccessDoc) {
+  let c = compiled.get(doc);
+  if (!c) {
+    c = {
+      rules: doc.rules.map((r) => ({ re: r.consoles.map((g) => globToRegex(g)) })),
+      relays: new Map(Object.entries(doc.relays).map(([k, v]) => [k, v.map((g) => globToRegex(g))])),
+    };
+    compiled.set(doc, c);
+  }
+  return c;
+}
+
+/** The groups a user is in: from the sign-in plus the document's `groups`. */
+export function groupsOf(doc: AccessDoc | undefined, s: Subject): string[] {
+  const out = new Set(s.groups ?? []);
+  for (const [g, members] of Object.entries(doc?.groups ?? {})) if (members.includes(s.name) || members.includes('*')) out.add(g);
+  return [...out].sort();
+}
+
+function matchesWho(list: readonly string[], name: string, groups: readonly string[]): boolean {
+  return list.some((w) => w === '*' || w === name || (w.startsWith('@') && groups.includes(w.slice(1))));
+}
+
+const expand = (rights: readonly string[] | undefined): Set<Action> => new Set((rights ?? []).flatMap((r) => ROLES[r] ?? [r as Action]));
+
+export function isAdmin(doc: AccessDoc | undefined, s: Subject): boolean {
+  return !!s.admin || (!!doc && matchesWho(doc.admins, s.name, groupsOf(doc, s)));
+}
+
+const describe = (doc: AccessDoc, i: number) => {
+  const r = doc.rules[i];
+  return `rule ${i + 1} (consoles ${r.consoles.join(',')}, who ${r.who.join(',')}, ${r.deny ? `deny ${r.deny.join(',')}` : ''}${r.deny && r.allow ? '; ' : ''}${r.allow ? `allow ${r.allow.join(',')}` : ''}${r.note ? `: ${r.note}` : ''})`;
+};
+
+/** May `s` do `action` on `console`? `doc` undefined: no rules stored (everyone rw). */
+export function decide(doc: AccessDoc | undefined, s: Subject, console: string, action: Action): Decision {
+  if (s.admin) return { allow: true, why: 'admin (token or sign-in)' };
+  if (!doc) return { allow: true, why: 'no access rules are set: every user may do everything on every console' };
+  const groups = groupsOf(doc, s);
+  if (matchesWho(doc.admins, s.name, groups)) return { allow: true, why: 'listed in admins' };
+  const c = compile(doc);
+  let allowedBy = -1;
+  for (let i = 0; i < doc.rules.length; i++) {
+    const r = doc.rules[i];
+    if (!c.rules[i].re.some((re) => re.test(console)) || !matchesWho(r.who, s.name, groups)) continue;
+    if (expand(r.deny).has(action)) return { allow: false, why: `denied by ${describe(doc, i)}` };
+    if (allowedBy < 0 && expand(r.allow).has(action)) allowedBy = i;
+  }
+  if (allowedBy >= 0) return { allow: true, why: `allowed by ${describe(doc, allowedBy)}` };
+  const dflt = ROLES[doc.default]?.includes(action) ?? false;
+  return { allow: dflt, why: dflt ? `default: ${doc.default}` : `no rule allows it (default: ${doc.default})` };
+}
+
+/** Every action's decision, for `cloudcons access check`. */
+export function explain(doc: AccessDoc | undefined, s: Subject, console: string): { user: string; groups: string[]; admin: boolean; console: string; actions: Record<Action, Decision> } {
+  const actions = Object.fromEntries(ACTIONS.map((a) => [a, decide(doc, s, console, a)])) as Record<Action, Decision>;
+  return { user: s.name, groups: groupsOf(doc, s), admin: isAdmin(doc, s), console, actions };
+}
+
+/** May relay `relay` publish `console`? A relay named under `relays` only what its globs match; a
+ *  relay not named any console that is not assigned to another relay. */
+export function relayMayPublish(doc: AccessDoc | undefined, relay: string, console: string): boolean {
+  if (!doc) return true;
+  const relays = compile(doc).relays;
+  const own = relays.get(relay);
+  if (own) return own.some((re) => re.test(console));
+  for (const globs of relays.values()) if (globs.some((re) => re.test(console))) return false;
+  return true;
+}
