@@ -12,6 +12,7 @@ import { ConsoleSession, type BreakInfo, type Mode } from './session.ts';
 import { drawTimeline, loadRange, Player, type Mark } from './replay.ts';
 import { auditPage } from './audit.ts';
 import { h } from './dom.ts';
+import { completeSso, ssoButton } from './sso.ts';
 import { globToRegex } from '../../protocol/glob.ts';
 
 
@@ -73,6 +74,7 @@ function signIn(message?: string): void {
   input,
   h('p', { id: 'token-help', class: 'help' }, 'A token from `cloudcons token create --user NAME`. It is kept in this tab only and forgotten when the tab closes.'),
   h('button', { type: 'submit' }, 'Sign in'),
+  ssoButton(cfg, (m) => { err.textContent = m; }),
   err);
   show(form);
   input.focus();
@@ -381,5 +383,7 @@ async function route(): Promise<void> {
 window.addEventListener('hashchange', () => void route());
 void (async () => {
   cfg = await loadConfig();
+  const ssoError = await completeSso(cfg); // back from the identity provider?
+  if (ssoError) { signIn(ssoError); return; }
   await route();
 })();
