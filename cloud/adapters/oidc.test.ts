@@ -117,7 +117,7 @@ test('key rotation: an unknown kid refetches the JWKS (not more often than the c
   } finally { await issuer.stop(); }
 });
 
-test('issuer down: a clear ConnectionProblem (502), never a crash; cached keys keep working; it recovers', async () => {
+test('issuer down: a clear ConnectionProblem (502), never a crash; cached keys keep working; a failure is not remembered', async () => {
   const issuer = await startTestIssuer();
   const down = new OidcVerifier({ issuer: issuer.url, audience: issuer.clientId });
   const warm = new OidcVerifier({ issuer: issuer.url, audience: issuer.clientId });
