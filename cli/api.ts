@@ -1,13 +1,16 @@
 // Small HTTP client for the cloud's API: bearer auth, errors turned into CcError with the
 // server's message (or a connection hint when the cloud is unreachable).
 import { CcError, ConnectionProblem, type ErrorCode } from '../protocol/errors.ts';
+import { checkPlainUrl, cloudTls, TlsTrustError } from '../protocol/tls.ts';
 import type { Login } from './login-config.ts';
 
 export async function api(login: Login, path: string, init: RequestInit = {}): Promise<Response> {
   let res: Response;
+  checkPlainUrl(login.url, login.insecure);
   try {
-    res = await fetch(login.url.replace(/\/+$/, '') + path, { ...init, headers: { authorization: `Bearer ${login.token}`, ...(init.body ? { 'content-type': 'application/json' } : {}), ...init.headers } });
+    res = await cloudTls(login).fetch(login.url.replace(/\/+$/, '') + path, { ...init, headers: { authorization: `Bearer ${login.token}`, ...(init.body ? { 'content-type': 'application/json' } : {}), ...init.headers } });
   } catch (e) {
+    if (e instanceof TlsTrustError) throw e;
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     throw new ConnectionProblem(`cannot reach the cloud at ${login.url}: ${cause?.code ?? cause?.message ?? (e as Error).message} (is it running? check the URL with cloudcons login)`);
   }

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import WebSocket from 'ws';
 import { chunks, decode, encode } from '../protocol/codec.ts';
 import { cloudToClient, type AttachMode, type ClientToCloud, type CloudToClient, type Out } from '../protocol/messages.ts';
+import { checkPlainUrl, cloudTls, type TlsTrust } from '../protocol/tls.ts';
 import { DEFAULT_ESCAPE, displayEscape, EscapeParser, HELP_TEXT, type EscapeCommand } from './escape.ts';
 
 /** How long live output that arrived ahead of the stream waits for the bytes before it (ms). */
@@ -15,6 +16,8 @@ const REORDER_MS = 300;
 export interface AttachOptions {
   url: string;
   token: string;
+  /** How to trust the cloud's certificate (protocol/tls.ts). Default: the system's CAs. */
+  tls?: TlsTrust;
   console: string;
   mode: AttachMode;
   escape?: Buffer;
@@ -39,6 +42,8 @@ export function attach(o: AttachOptions): Promise<number> {
   const parser = new EscapeParser(esc);
   const url = process.env.CLOUDCONS_WS_URL ?? o.url.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/session';
   const say = (text: string) => stdout.write(`${text.replace(/\r?\n/g, '\r\n')}\r\n`);
+  checkPlainUrl(url, o.tls?.insecure);
+  const net = cloudTls(o.tls);
 
   let ws: WebSocket | undefined;
   let mode: AttachMode = o.mode;
@@ -205,7 +210,7 @@ export function attach(o: AttachOptions): Promise<number> {
   };
 
   const connect = () => {
-    const sock = new WebSocket(url, { headers: { authorization: `Bearer ${o.token}` }, perMessageDeflate: false });
+    const sock = new WebSocket(url, { headers: { authorization: `Bearer ${o.token}` }, perMessageDeflate: false, ...net.wsOptions(url) });
     ws = sock;
     let hb: NodeJS.Timeout | undefined;
     let pingId = 0;

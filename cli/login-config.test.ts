@@ -142,3 +142,25 @@ test('saveLogin: refuses a bad URL or token and leaves no file', (t) => {
   assert.throws(() => saveLogin(file, { url: 'http://a', token: 'a\nb' }), BadParameter);
   assert.throws(() => statSync(file), /ENOENT/);
 });
+
+test('login: the certificate pin comes from flags, else the environment, else the file that names the URL', (t) => {
+  const d = tempTree(); t.after(d.done);
+  const fp = `SHA256:${'AB:'.repeat(31)}CD`, fp2 = `SHA256:${'12:'.repeat(31)}34`;
+  const file = userLoginFile({}, d.home);
+  saveLogin(file, { url: 'https://pinned.example', token: 'tok', fingerprint: fp.replace('SHA256:', '').toLowerCase() });
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).fingerprint, fp, 'stored in one form');
+  const base = { cwd: d.cwd, home: d.home };
+  assert.equal(resolveLogin({ ...base, env: {} }).fingerprint, fp);
+  // URL and token from the environment: the pin saved with the same URL still applies, not with another.
+  assert.equal(resolveLogin({ ...base, env: { CLOUDCONS_URL: 'https://pinned.example', CLOUDCONS_TOKEN: 't2' } }).fingerprint, fp);
+  assert.equal(resolveLogin({ ...base, env: { CLOUDCONS_URL: 'https://other.example', CLOUDCONS_TOKEN: 't2' } }).fingerprint, undefined);
+  assert.deepEqual(resolveLogin({ ...base, env: { CLOUDCONS_FINGERPRINT: fp2, CLOUDCONS_INSECURE: '1' } }), { url: 'https://pinned.example', token: 'tok', source: file, fingerprint: fp2, insecure: true });
+  const viaFlag = resolveLogin({ ...base, env: { CLOUDCONS_FINGERPRINT: fp2 }, ca: 'ca.pem' });
+  assert.deepEqual([viaFlag.ca, viaFlag.fingerprint], [join(d.cwd, 'ca.pem'), undefined], 'a flag wins, a relative CA path is made absolute');
+  assert.throws(() => resolveLogin({ ...base, env: {}, ca: '/ca.pem', fingerprint: fp }), /flags: give a CA file or a certificate fingerprint to trust, not both/);
+
+  saveLogin(file, { url: 'https://pinned.example', token: 'tok', ca: 'rel/ca.pem' });
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).ca, join(process.cwd(), 'rel', 'ca.pem'));
+  write(file, { url: 'https://pinned.example', token: 'tok', fingerprint: 'nope', ca: 'relative.pem' });
+  assert.throws(() => resolveLogin({ ...base, env: {} }), (e: Error) => e instanceof ConfigError && /fingerprint: invalid certificate fingerprint/.test(e.message) && /ca: must be an absolute path/.test(e.message));
+});

@@ -7,14 +7,22 @@
 // A token is taken from a login file only when that file names the same URL as the one chosen,
 // so a token saved for one cloud is never sent to another. Files are only read when flags and
 // the environment leave something open. Tokens never appear in error messages.
+//
+// The certificate pin (a CA file or a SHA-256 fingerprint, see protocol/tls.ts) comes from
+// --ca/--fingerprint, else CLOUDCONS_CA/CLOUDCONS_FINGERPRINT, else the login file that names the
+// chosen URL (`cloudcons login URL --fingerprint ...` stores it there). --insecure or
+// CLOUDCONS_INSECURE=1 sets `insecure`: http:// to a host that is not loopback is refused without
+// it where a connection is made (api.ts, attach.ts, replay.ts).
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { BadParameter, ConfigError, Unauthorized } from '../protocol/errors.ts';
+import { parseFingerprint, pickTrust, trustFromEnv, type TlsTrust } from '../protocol/tls.ts';
 
-export interface Login { url: string; token: string }
+/** A cloud URL and token, and how to trust the cloud's certificate (ca or fingerprint, insecure). */
+export interface Login extends TlsTrust { url: string; token: string }
 export interface ResolvedLogin extends Login {
   /** Where the values came from: `flags`, `environment`, a file path, or `url: X, token: Y`. */
   source: string;
@@ -54,7 +62,7 @@ export function localLoginFile(dir: string): string {
   return join(dir, '.cloudcons', 'login.json');
 }
 
-const FileSchema = z.object({ url: z.string(), token: z.string() });
+const FileSchema = z.object({ url: z.string(), token: z.string(), ca: z.string().optional(), fingerprint: z.string().optional() });
 
 /** Reads a login file: undefined if it does not exist, ConfigError naming the file if it cannot
  *  be read or is not a JSON object with a valid `url` and `token`. */
@@ -73,8 +81,11 @@ export function readLoginFile(file: string): Login | undefined {
   let url = '';
   try { url = normalizeUrl(r.data.url); } catch (e) { problems.push(`url: ${(e as Error).message}`); }
   try { checkToken(r.data.token, file); } catch { problems.push('token: must be non-empty and contain no spaces or control characters'); }
+  if (r.data.fingerprint !== undefined) { try { parseFingerprint(r.data.fingerprint); } catch (e) { problems.push(`fingerprint: ${(e as Error).message}`); } }
+  if (r.data.ca !== undefined && !isAbsolute(r.data.ca)) problems.push('ca: must be an absolute path');
+  if (r.data.ca !== undefined && r.data.fingerprint !== undefined) problems.push('give ca or fingerprint, not both');
   if (problems.length) throw new ConfigError(file, problems);
-  return { url, token: r.data.token };
+  return { url, token: r.data.token, ...(r.data.ca ? { ca: r.data.ca } : {}), ...(r.data.fingerprint ? { fingerprint: r.data.fingerprint } : {}) };
 }
 
 /** The nearest `.cloudcons/login.json` in `cwd` or a parent directory, like git finds `.git`. */
@@ -89,10 +100,11 @@ export function findLocalLoginFile(cwd: string): string | undefined {
 /** Resolves the cloud URL and token; see the precedence at the top of this file. Throws
  *  Unauthorized with NOT_LOGGED_IN when no URL or no token is found, BadParameter for a bad flag
  *  or environment value, ConfigError for a malformed login file. */
-export function resolveLogin(opts: { url?: string; token?: string; cwd?: string; env?: NodeJS.ProcessEnv; home?: string } = {}): ResolvedLogin {
+export function resolveLogin(opts: { url?: string; token?: string; cwd?: string; env?: NodeJS.ProcessEnv; home?: string } & TlsTrust = {}): ResolvedLogin {
   const env = opts.env ?? process.env;
   let url: { value: string; source: string } | undefined;
   let token: { value: string; source: string } | undefined;
+  let fileTrust: TlsTrust | undefined; // the pin stored with the URL chosen, if it came from a file
   if (opts.url !== undefined) url = { value: normalizeUrl(opts.url), source: 'flags' };
   else if (env.CLOUDCONS_URL) url = { value: normalizeUrl(env.CLOUDCONS_URL), source: 'environment' };
   if (opts.token !== undefined) token = { value: checkToken(opts.token, '--token'), source: 'flags' };
@@ -105,13 +117,25 @@ export function resolveLogin(opts: { url?: string; token?: string; cwd?: string;
       const login = readLoginFile(file);
       if (!login) continue;
       if (!url) url = { value: login.url, source: file };
+      if (login.url === url.value && !fileTrust) fileTrust = { ca: login.ca, fingerprint: login.fingerprint };
       if (!token && login.url === url.value) token = { value: login.token, source: file };
       if (token) break;
     }
   }
   if (!url || !token) throw new Unauthorized(NOT_LOGGED_IN);
   const source = url.source === token.source ? url.source : `url: ${url.source}, token: ${token.source}`;
-  return { url: url.value, token: token.value, source };
+  const flagTrust = { ca: opts.ca, fingerprint: opts.fingerprint }, envTrust = trustFromEnv(env);
+  if (!fileTrust && url.value.startsWith('https:') && !flagTrust.ca && !flagTrust.fingerprint && !envTrust.ca && !envTrust.fingerprint) {
+    // URL and token from flags or the environment: a pin stored with the same URL still applies.
+    for (const file of [findLocalLoginFile(opts.cwd ?? process.cwd()), userLoginFile(env, opts.home ?? homedir())]) {
+      let l: Login | undefined;
+      try { l = file ? readLoginFile(file) : undefined; } catch { continue; }
+      if (l?.url === url.value) { fileTrust = { ca: l.ca, fingerprint: l.fingerprint }; break; }
+    }
+  }
+  const trust = pickTrust({ trust: { ca: opts.ca && resolve(opts.cwd ?? process.cwd(), opts.ca), fingerprint: opts.fingerprint, insecure: opts.insecure }, from: 'flags' },
+    { trust: envTrust, from: 'environment' }, { trust: fileTrust, from: url.source });
+  return { url: url.value, token: token.value, source, ...trust };
 }
 
 /**
@@ -120,7 +144,8 @@ export function resolveLogin(opts: { url?: string; token?: string; cwd?: string;
  * or the new file, never half of one, and a file that had wider permissions ends up 0600.
  */
 export function saveLogin(file: string, login: Login): void {
-  const data = JSON.stringify({ url: normalizeUrl(login.url), token: checkToken(login.token, 'saveLogin') }, null, 2) + '\n';
+  const pin = login.ca ? { ca: resolve(login.ca) } : login.fingerprint ? { fingerprint: pickTrust({ trust: { fingerprint: login.fingerprint }, from: 'saveLogin' }).fingerprint } : {};
+  const data = JSON.stringify({ url: normalizeUrl(login.url), token: checkToken(login.token, 'saveLogin'), ...pin }, null, 2) + '\n';
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.login.json.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);

@@ -5,6 +5,8 @@ import { startCloudServer, type CloudServer, type ServerLimits } from '../cloud/
 import type { CoreOptions } from '../cloud/core/core.ts';
 import { FsTokenStore } from '../cloud/adapters/fs/token-store.ts';
 import type { OidcOptions } from '../cloud/adapters/oidc.ts';
+import { checkPlainListen, loadServerCert, selfSignedCert, type ServerCert } from '../cloud/server/tls.ts';
+import { BadParameter } from '../protocol/errors.ts';
 
 /** On first start (no tokens yet) an admin token is written to DIR/admin-token, mode 0600. */
 export async function bootstrapAdmin(dataDir: string): Promise<string | undefined> {
@@ -35,16 +37,44 @@ export function defined<T extends object>(o: T): Partial<T> {
 export async function runCloud(o: {
   dataDir: string; host: string; port: number; core?: Partial<CoreOptions>; limits?: Partial<ServerLimits>; s3?: { bucket: string; prefix?: string };
   oidc?: Partial<OidcOptions> & Pick<OidcOptions, 'issuer' | 'audience'>;
+  tls?: TlsFlags; insecureHttp?: boolean;
 }): Promise<CloudServer> {
   const dataDir = path.resolve(o.dataDir);
+  if (!o.tls?.cert && !o.tls?.selfSigned) checkPlainListen(o.host, o.insecureHttp); // before anything is written
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const cert = await serverCert(o.tls ?? {}, dataDir, o.host);
   const adminFile = await bootstrapAdmin(dataDir);
-  const server = await startCloudServer({ dataDir, s3: o.s3, host: o.host, port: o.port, core: defined(o.core ?? {}), limits: defined(o.limits ?? {}), oidc: o.oidc, log: (l) => console.error(`cloud: ${l}`) });
+  const server = await startCloudServer({ dataDir, tls: cert, insecureHttp: o.insecureHttp, s3: o.s3, host: o.host, port: o.port, core: defined(o.core ?? {}), limits: defined(o.limits ?? {}), oidc: o.oidc, log: (l) => console.error(`cloud: ${l}`) });
   console.log(`cloudcons cloud listening on ${server.url}`);
   console.log(`data directory: ${dataDir}`);
   if (o.s3) console.log(`segments in S3 bucket ${o.s3.bucket}${o.s3.prefix ? ` under ${o.s3.prefix}` : ''}`);
   if (o.oidc) console.log(`single sign-on: ID tokens from ${o.oidc.issuer} for client ${o.oidc.audience}`);
   if (adminFile) console.log(`initial admin token written to ${adminFile} (mode 0600)`);
+  if (cert) console.log(describeCert(cert, server.url));
   stopOnSignals(() => server.close());
   return server;
+}
+
+/** `--tls-cert FILE --tls-key FILE`, or `--tls-self-signed`. */
+export interface TlsFlags { cert?: string; key?: string; selfSigned?: boolean }
+
+/** The certificate the cloud serves, or undefined for plain HTTP. */
+export async function serverCert(f: TlsFlags, dataDir: string, host: string): Promise<ServerCert | undefined> {
+  if (f.selfSigned && (f.cert || f.key)) throw new BadParameter('give --tls-cert and --tls-key, or --tls-self-signed, not both');
+  if (!f.cert !== !f.key) throw new BadParameter('--tls-cert and --tls-key go together: the certificate (chain) and its private key, both PEM');
+  if (f.cert) return loadServerCert(path.resolve(f.cert), path.resolve(f.key!));
+  return f.selfSigned ? selfSignedCert(dataDir, host) : undefined;
+}
+
+/** What the cloud prints about its certificate: the fingerprint, and how clients and relays pin it. */
+export function describeCert(c: ServerCert, url: string): string {
+  const kind = c.created === undefined ? '' : c.created ? ' (self-signed, made now)' : ' (self-signed, reused)';
+  const lines = [`TLS certificate ${c.certFile}${kind} for ${c.names.join(', ')}`, `TLS certificate fingerprint: ${c.fingerprint}`];
+  if (c.created !== undefined) {
+    lines.push('Clients and relays trust it by pinning that fingerprint (check it arrived unchanged):',
+      `    cloudcons login ${url} --token TOKEN --fingerprint ${c.fingerprint}`,
+      `    cloudcons relay --cloud ${url} --fingerprint ${c.fingerprint} --config ... --token ...`,
+      `    (or CLOUDCONS_FINGERPRINT=${c.fingerprint}; or give ${c.certFile} as --ca FILE, for the names above)`);
+  }
+  return lines.join('\n');
 }

@@ -7,34 +7,39 @@ import { startCloudServer } from '../cloud/server/node-server.ts';
 import { parseRelayConfig } from '../edge-relay/config.ts';
 import { Relay } from '../edge-relay/relay.ts';
 import { localLoginFile, saveLogin } from './login-config.ts';
-import { stopOnSignals } from './run-cloud.ts';
+import { describeCert, serverCert, stopOnSignals, type TlsFlags } from './run-cloud.ts';
 
 interface DemoSecrets { user: string; relay: string }
 
-export async function runDemo(o: { dir: string; port: number }): Promise<void> {
+export async function runDemo(o: { dir: string; port: number; tls?: TlsFlags }): Promise<void> {
   const base = path.resolve(o.dir);
   const dataDir = path.join(base, 'data');
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // With TLS, the local relay and the folder's login pin the served certificate itself: they reach
+  // it as 127.0.0.1, which a certificate for the host's real name does not name.
+  const cert = await serverCert(o.tls ?? {}, dataDir, '127.0.0.1');
+  const tls = cert && { cert: cert.cert, key: cert.key };
+  const pin = cert ? { fingerprint: cert.fingerprint } : {};
   let server;
   try {
-    server = await startCloudServer({ dataDir, port: o.port, log: (l) => console.error(`cloud: ${l}`) });
+    server = await startCloudServer({ dataDir, tls, port: o.port, log: (l) => console.error(`cloud: ${l}`) });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
     console.error(`port ${o.port} is in use; using a free port instead`);
-    server = await startCloudServer({ dataDir, port: 0, log: (l) => console.error(`cloud: ${l}`) });
+    server = await startCloudServer({ dataDir, tls, port: 0, log: (l) => console.error(`cloud: ${l}`) });
   }
   const secrets = await demoSecrets(base, server.ports.tokens);
-  saveLogin(localLoginFile(path.dirname(base)), { url: server.url, token: secrets.user });
+  saveLogin(localLoginFile(path.dirname(base)), { url: server.url, token: secrets.user, ...pin });
 
   const shell = process.env.SHELL && fs.existsSync(process.env.SHELL) ? process.env.SHELL : '/bin/bash';
   const cfg = parseRelayConfig(`relay:\n  name: local\nconsoles:\n  demo:\n    type: exec\n    command: [${JSON.stringify(shell)}, "-l"]\n    cwd: ${JSON.stringify(process.cwd())}\n`, '(demo relay config)');
-  const relay = new Relay(cfg, { cloudUrl: server.url, token: secrets.relay, spoolDir: path.join(base, 'spool'), log: (l) => console.error(`relay: ${l}`) });
+  const relay = new Relay(cfg, { cloudUrl: server.url, token: secrets.relay, tls: pin, spoolDir: path.join(base, 'spool'), log: (l) => console.error(`relay: ${l}`) });
   relay.start();
 
   console.log(`
 cloudcons embedded cloud listening on ${server.url}
 data directory: ${dataDir} (relay spool: ${path.join(base, 'spool')})
-local relay "${relay.name}" holds console "demo" (${shell} -l on a pty)
+local relay "${relay.name}" holds console "demo" (${shell} -l on a pty)${cert ? `\n${describeCert(cert, server.url)}` : ''}
 
 Next, in a second terminal in this folder, run:
 

@@ -224,3 +224,13 @@ test("the README's relay.yaml example is a valid config", () => {
   assert.deepEqual(Object.values(cfg.consoles).map((c) => c.type).sort(), ['exec', 'ipmi', 'serial', 'ssh', 'tcp', 'telnet', 'uds']);
   assert.equal(cfg.breaks?.['5']?.string, '\\r~^b');
 });
+
+test('relay.cloud: how to trust the cloud (a CA file or a fingerprint, not both; insecure)', () => {
+  const fp = `SHA256:${'AB:'.repeat(31)}CD`;
+  const ok = parseRelayConfig(`relay:\n  cloud: { fingerprint: '${fp}', insecure: true }\nconsoles: {}\n`, 'r.yaml');
+  assert.deepEqual(ok.relay.cloud, { fingerprint: fp, insecure: true });
+  assert.equal(parseRelayConfig('consoles: {}\n', 'r.yaml').relay.cloud, undefined);
+  assert.throws(() => parseRelayConfig(`relay:\n  cloud: { fingerprint: 'SHA256:nope', insecure: yes please }\nconsoles: {}\n`, 'r.yaml'),
+    (e: Error) => e instanceof ConfigError && /relay.*fingerprint.*must be SHA256: followed by 64 hex digits/.test(e.message) && /insecure.*must be true or false/.test(e.message));
+  assert.throws(() => parseRelayConfig(`relay:\n  cloud: { ca: /ca.pem, fingerprint: '${fp}' }\nconsoles: {}\n`, 'r.yaml'), /give ca or fingerprint, not both/);
+});

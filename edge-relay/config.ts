@@ -7,6 +7,10 @@
 //       segmentBytes: 1048576           # seal after this many bytes (default 1 MiB)
 //       segmentMs: 60000                # ... or when the oldest byte is this old (default 60 s)
 //       capBytes: 1073741824            # disk the spool may use (default 1 GiB)
+//     cloud:          # optional: how to trust the cloud's TLS certificate (flags and environment win)
+//       ca: /etc/cloudcons/ca.pem       # only this CA (PEM); default: the system's CAs
+//       fingerprint: 'SHA256:AB:CD:...' # or exactly this certificate, even self-signed
+//       insecure: false                 # allow plain http:// to a cloud that is not on loopback
 //   breaks:           # optional: break sequences 1-9 a-z sent with ^Ecl<c> (see breaks.ts);
 //     5: { string: '\r~^b', delayMs: 500 }   # 1-4 are conserver's defaults unless set here
 //   consoles:
@@ -30,6 +34,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../protocol/errors.ts';
 import { breakStringProblem } from './breaks.ts';
+import { parseFingerprint } from '../protocol/tls.ts';
 
 /** Every documented default in one place. */
 export const RELAY_CONFIG_DEFAULTS = {
@@ -249,6 +254,11 @@ const relaySchema = z.strictObject({
   relay: z.strictObject({
     name: text.regex(NAME_RE, err(NAME_RULE)).max(128, err(NAME_RULE)).optional(),
     spool: spoolSchema.optional(),
+    cloud: z.strictObject({
+      ca: text.optional(),
+      fingerprint: text.refine((v) => { try { parseFingerprint(v); return true; } catch { return false; } }, err('must be SHA256: followed by 64 hex digits (colons allowed) or 43 base64 characters')).optional(),
+      insecure: z.boolean(err('must be true or false')).optional(),
+    }, err('must be a mapping with ca, fingerprint or insecure')).refine((c) => !(c.ca && c.fingerprint), err('give ca or fingerprint, not both')).optional(),
   }, err('must be a mapping')).optional(),
   consoles: z.record(z.string(), consoleSchema, err('must be a mapping of console names to console settings')),
 }, err('must be a mapping with a "consoles" key'));
@@ -265,7 +275,7 @@ export type ConsoleConfig = SerialConsoleConfig | ExecConsoleConfig | TelnetCons
 export type BreakDef = z.output<typeof breakDefSchema>;
 export interface SpoolConfig { dir?: string; segmentBytes?: number; segmentMs?: number; capBytes?: number }
 export interface RelayConfig {
-  relay: { name: string; spool?: SpoolConfig };
+  relay: { name: string; spool?: SpoolConfig; cloud?: { ca?: string; fingerprint?: string; insecure?: boolean } };
   /** Break sequences defined in the file (merged over conserver's defaults by breaks.ts). */
   breaks?: Record<string, BreakDef>;
   consoles: Record<string, ConsoleConfig>;
@@ -314,7 +324,7 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   if (problems.length > 0 || !result.success) throw new ConfigError(file, problems);
   const data = result.data;
   return {
-    relay: { name: data.relay?.name ?? os.hostname(), spool: data.relay?.spool },
+    relay: { name: data.relay?.name ?? os.hostname(), spool: data.relay?.spool, ...(data.relay?.cloud ? { cloud: data.relay.cloud } : {}) },
     ...(data.breaks ? { breaks: data.breaks } : {}),
     consoles: data.consoles,
   };

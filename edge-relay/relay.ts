@@ -16,10 +16,14 @@ import { Scratch, Spool, type ConsoleSpool, type SealedSegment, type SpoolOption
 import { Supervisor } from './supervisor.ts';
 import { describeBreak } from './breaks.ts';
 import { segmentKey, type Chunk } from '../protocol/segment.ts';
+import { checkPlainUrl, cloudTls, type CloudTls, type TlsTrust } from '../protocol/tls.ts';
 
 export interface RelayOptions {
   cloudUrl: string;
   token: string;
+  /** How to trust the cloud's certificate (CA file or fingerprint pin), and whether plain http:// to
+   *  a host that is not loopback is allowed (protocol/tls.ts). Default: the system's CAs, no. */
+  tls?: TlsTrust;
   /** Spool directory. Default: the config's relay.spool.dir, else
    *  $XDG_STATE_HOME (~/.local/state)/cloudcons/spool/<relay name>. */
   spoolDir: string;
@@ -137,6 +141,8 @@ export class Relay {
   private liveMode: 'always' | 'watched' = 'always';
   /** The current connection's wish (welcome): gather a quiet console's live output this long. */
   private quietBatchMs = 0;
+  /** HTTP and WebSocket connections to the cloud, with its certificate checked as configured. */
+  private readonly net: CloudTls;
 
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
     const name = cfg.relay?.name ?? os.hostname();
@@ -152,6 +158,9 @@ export class Relay {
       ...opts,
     };
     this.name = name;
+    checkPlainUrl(this.opts.cloudUrl, this.opts.tls?.insecure);
+    if (this.opts.wsUrl) checkPlainUrl(this.opts.wsUrl, this.opts.tls?.insecure);
+    this.net = cloudTls(this.opts.tls);
     this.uploadScratch = new Scratch(this.opts.uploadConcurrency);
     this.spool = new Spool({
       dir: this.opts.spoolDir, segmentBytes: this.opts.segmentBytes, segmentMs: this.opts.segmentMs, capBytes: this.opts.spoolCapBytes, log: this.opts.log,
@@ -325,7 +334,7 @@ export class Relay {
     const json = (b: unknown) => ({ method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(b), signal: signal() });
     if (!this.directUploads) {
       const key = segmentKey({ console: c.name, start: s.start, end: s.end, t0: s.t0, t1: s.t1, gap: s.gap });
-      const res = await fetch(`${base}/upload-url`, json({ key, size: body.length, sha256: createHash('sha256').update(body).digest('hex') }));
+      const res = await this.net.fetch(`${base}/upload-url`, json({ key, size: body.length, sha256: createHash('sha256').update(body).digest('hex') }));
       if (!res.ok) return res;
       const how = await res.json() as { mode: 'direct' } | { mode: 'presigned'; url: string; headers: Record<string, string> };
       if (how.mode === 'presigned') {
@@ -336,13 +345,13 @@ export class Relay {
           return new Response(`segment store refused the presigned upload: ${put.status} ${why}`, { status: put.status === 403 ? 503 : put.status });
         }
         await put.arrayBuffer().catch(() => undefined);
-        return fetch(`${base}/commit`, json({ key }));
+        return this.net.fetch(`${base}/commit`, json({ key }));
       }
       this.directUploads = true;
       this.presignedSaid = false;
       this.opts.log('segment uploads go through the cloud (PUT /v1/consoles/NAME/segments)');
     }
-    return fetch(base, { method: 'PUT', body, headers: { ...auth, 'content-type': 'application/octet-stream' }, signal: signal() });
+    return this.net.fetch(base, { method: 'PUT', body, headers: { ...auth, 'content-type': 'application/octet-stream' }, signal: signal() });
   }
 
   private uploadFailed(c: Con, why: string, loud: boolean): void {
@@ -366,7 +375,7 @@ export class Relay {
   private connect(replace = false): void {
     if (this.stopped) return;
     const url = this.opts.wsUrl ?? this.opts.cloudUrl.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/relay';
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, perMessageDeflate: false, handshakeTimeout: 10_000 });
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, perMessageDeflate: false, handshakeTimeout: 10_000, ...this.net.wsOptions(url) });
     if (replace) this.next = ws;
     else {
       this.ws = ws;
