@@ -5,6 +5,7 @@ import type { ConsoleView } from '../cloud/core/core.ts';
 import type { AuditRecord } from '../cloud/core/ports.ts';
 import type { Viewer } from '../protocol/messages.ts';
 import { api, apiJson } from './api.ts';
+import { registerAuditVerify } from './audit-verify.ts';
 import { attach } from './attach.ts';
 import { parseEscapeSpec } from './escape.ts';
 import { resolveLogin, saveLogin, userLoginFile } from './login-config.ts';
@@ -134,6 +135,7 @@ loginOpts(program.command('audit <console>').description('who typed what, and at
     if (o.json) { console.log(JSON.stringify(records, null, 2)); return; }
     for (const r of records) console.log(formatAudit(r));
   });
+registerAuditVerify(program.commands.find((c) => c.name() === 'audit')!, loginOpts, login); // `audit verify [NAME]`
 
 loginOpts(program.command('whoami').description('who the stored login is, on which cloud').option('--show-token', 'also print the token (to sign in to the web viewer)'))
   .action(async (o) => {
@@ -206,6 +208,14 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--viewer-high-water-bytes <n>', 'drop live output to a viewer with this much unsent (default 8 MiB)', int('--viewer-high-water-bytes', 1024))
   .option('--viewer-stall-ms <ms>', 'disconnect a viewer that is behind and reads nothing this long (default 60000)', int('--viewer-stall-ms', 100))
   .option('--max-segment-bytes <n>', 'largest segment upload a relay may send (default 16777216)', int('--max-segment-bytes', 1024))
+  .option('--max-body-bytes <n>', 'largest request body of the other HTTP routes (default 1048576)', int('--max-body-bytes', 1024))
+  .option('--session-msgs-per-sec <n>', 'messages a CLI or browser connection may send per second; past it the socket is read no faster (default 200)', int('--session-msgs-per-sec', 1))
+  .option('--relay-msgs-per-sec <n>', 'the same for a relay connection (default 20000)', int('--relay-msgs-per-sec', 1))
+  .option('--max-conns-per-user <n>', 'open WebSockets per user (default 32)', int('--max-conns-per-user', 1))
+  .option('--max-conns-per-relay <n>', 'open WebSockets per relay (default 4)', int('--max-conns-per-relay', 1))
+  .option('--max-sessions-per-console <n>', 'writer and spies one console takes (default 64)', int('--max-sessions-per-console', 1))
+  .option('--user-token-ttl <age>', 'lifetime of user tokens created without --expires (default 90d; 0d = never)', (v: string) => (v === '0' || /^0[smhdw]?$/.test(v) ? 0 : duration('--user-token-ttl')(v)))
+  .option('--access-cache-ms <ms>', 'how long the access rules read are used before reading them again (default 2000)', int('--access-cache-ms', 0))
   .option('--retention <age>', 'delete stored output older than this (e.g. 90d, 12h; default: keep forever)', duration('--retention'))
   .addOption(new Option('--live <mode>', 'which output relays stream live: every console\'s (always), or only consoles someone is attached to (watched; the AWS stack\'s mode: replay of an unwatched console then lags by up to the relays\' segment time)').choices(['always', 'watched']).default('always'))
   .option('--quiet-batch-ms <ms>', 'relays gather live output of a console nobody typed on in the last 2 s this long into one message (default 0; the AWS stack uses 2000)', int('--quiet-batch-ms', 0))
@@ -230,9 +240,11 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
       oidc: o.oidcIssuer ? { issuer: o.oidcIssuer, audience: o.oidcAudience, userClaim: o.oidcUserClaim, groupsClaim: o.oidcGroupsClaim, adminGroups: o.oidcAdminGroup,
         clockToleranceS: o.oidcClockTolerance, jwksCacheMs: o.oidcJwksCacheMs, scopes: o.oidcScopes } : undefined,
       tls: { cert: o.tlsCert, key: o.tlsKey, selfSigned: o.tlsSelfSigned }, insecureHttp: o.insecureHttp,
-      dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs, live: o.live, quietBatchMs: o.quietBatchMs, redactSecrets: o.redactPasswords, ...(o.secretPrompt ? { secretPrompt: o.secretPrompt } : {}) },
+      dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs, live: o.live, quietBatchMs: o.quietBatchMs, redactSecrets: o.redactPasswords, ...(o.secretPrompt ? { secretPrompt: o.secretPrompt } : {}),
+        maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
-      limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention },
+      limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention,
+        maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl },
     });
   });
 

@@ -10,6 +10,8 @@
 //   segmentsTransitionDays  move merged segment objects (> 128 KiB) to Glacier Instant Retrieval
 //                       after this many days (>= 2), default never
 //   stageName           API Gateway WebSocket stage, default prod
+//   wsRateLimit, wsBurstLimit  messages/s (and burst) the WebSocket stage takes from all
+//                       connections together, default 2000 / 5000
 //   oidcIssuer, oidcAudience  single sign-on: accept OpenID Connect ID tokens from this issuer for
 //                       this client id (both or neither), default none
 //   oidcUserClaim, oidcGroupsClaim  claims naming the user and the groups (preferred_username, groups)
@@ -27,7 +29,7 @@ const ctx = (name: string): string | undefined => {
 const int = (name: string): number | undefined => {
   const v = ctx(name);
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new Error(`context ${name} must be a whole number of days, got '${v}'`);
+  if (!/^\d+$/.test(v)) throw new Error(`context ${name} must be a whole number, got '${v}'`);
   return Number(v);
 };
 
@@ -38,6 +40,7 @@ new CloudconsStack(app, ctx('stackName') ?? 'Cloudcons', {
   segmentsPrefix: ctx('segmentsPrefix'),
   segmentsTransitionDays: int('segmentsTransitionDays'),
   stageName: ctx('stageName'),
+  wsRateLimit: int('wsRateLimit'), wsBurstLimit: int('wsBurstLimit'),
   oidc: ctx('oidcIssuer') || ctx('oidcAudience') ? {
     issuer: ctx('oidcIssuer') ?? '', audience: ctx('oidcAudience') ?? '', userClaim: ctx('oidcUserClaim'), groupsClaim: ctx('oidcGroupsClaim'),
     adminGroups: ctx('oidcAdminGroups')?.split(',').map((g) => g.trim()).filter(Boolean), tokenEndpoint: ctx('oidcTokenEndpoint'),

@@ -222,7 +222,8 @@ test('WebSocket API: $connect, $disconnect and $default all go to the ws functio
     assert.ok(perm && refersTo(perm[1].Properties.FunctionName, wsId), `invoke permission for ${r.Properties.RouteKey}`);
   }
   template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'WEBSOCKET' });
-  template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { StageName: 'prod', AutoDeploy: true, ApiId: { Ref: logicalId(stack.api) } });
+  template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { StageName: 'prod', AutoDeploy: true, ApiId: { Ref: logicalId(stack.api) },
+    DefaultRouteSettings: { ThrottlingRateLimit: 2000, ThrottlingBurstLimit: 5000 } });
 });
 
 test('HTTP side: a function URL with response streaming on the http function, auth done by the app', () => {

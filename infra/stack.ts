@@ -48,6 +48,13 @@ export interface CloudconsStackProps extends StackProps {
   segmentsTransitionDays?: number;
   /** API Gateway stage name (the last path element of the wss:// URL). CDK context `stageName`. Default `prod`. */
   stageName?: string;
+  /** Messages per second the WebSocket stage accepts from all connections together, and its burst
+   *  (API Gateway throttles the rest with 429s): the bound on what a flood of messages can cost.
+   *  Per connection limits need state per message, which API Gateway does not offer; the handler
+   *  still limits connections per user and relay and sessions per console. CDK context
+   *  `wsRateLimit`, `wsBurstLimit`. Default 2000 / 5000. */
+  wsRateLimit?: number;
+  wsBurstLimit?: number;
   /** Single sign-on (cloud/adapters/oidc.ts): both functions accept OpenID Connect ID tokens from
    *  `issuer` issued to `audience` (the client id), and the viewer offers "Sign in with SSO". The
    *  viewer posts the authorization code to `tokenEndpoint` (the issuer's token_endpoint): the CSP
@@ -61,7 +68,7 @@ export interface CloudconsStackProps extends StackProps {
   webDist?: string;
 }
 
-export const STACK_DEFAULTS = { auditRetentionDays: 365, logRetentionDays: 30, segmentsPrefix: '', stageName: 'prod' };
+export const STACK_DEFAULTS = { auditRetentionDays: 365, logRetentionDays: 30, segmentsPrefix: '', stageName: 'prod', wsRateLimit: 2000, wsBurstLimit: 5000 };
 
 /** The DynamoDB actions the adapters in cloud/adapters/aws/ send (GetItem, PutItem, UpdateItem,
  *  DeleteItem, Query on the gsi1/gsi2 indexes, BatchWriteItem in the hot tail). infra/stack.test.ts
@@ -95,7 +102,10 @@ export class CloudconsStack extends Stack {
       logRetentionDays: props.logRetentionDays ?? STACK_DEFAULTS.logRetentionDays,
       segmentsPrefix: props.segmentsPrefix ?? STACK_DEFAULTS.segmentsPrefix,
       stageName: props.stageName ?? STACK_DEFAULTS.stageName,
+      wsRateLimit: props.wsRateLimit ?? STACK_DEFAULTS.wsRateLimit,
+      wsBurstLimit: props.wsBurstLimit ?? STACK_DEFAULTS.wsBurstLimit,
     };
+    for (const k of ['wsRateLimit', 'wsBurstLimit'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`${k} must be a positive integer, got ${o[k]}`);
     if (!Number.isInteger(o.auditRetentionDays) || o.auditRetentionDays < 1) throw new Error(`auditRetentionDays must be a positive integer, got ${o.auditRetentionDays}`);
     const transition = props.segmentsTransitionDays;
     if (transition !== undefined && (!Number.isInteger(transition) || transition < 2)) {
@@ -175,7 +185,10 @@ export class CloudconsStack extends Stack {
 
     // --------------------------------------------------------------------------- WebSocket API
     this.api = new WebSocketApi(this, 'WebSocket', { description: 'cloudcons relays and clients (protocol/README.md)' });
-    this.stage = new WebSocketStage(this, 'Stage', { webSocketApi: this.api, stageName: o.stageName, autoDeploy: true });
+    this.stage = new WebSocketStage(this, 'Stage', {
+      webSocketApi: this.api, stageName: o.stageName, autoDeploy: true,
+      throttle: { rateLimit: o.wsRateLimit, burstLimit: o.wsBurstLimit },
+    });
 
     // ------------------------------------------------------------------------------- functions
     const env: Record<string, string> = {

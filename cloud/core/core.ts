@@ -4,7 +4,7 @@
 // order (one at a time per connection); different connections may interleave.
 import { randomBytes } from 'node:crypto';
 import { chunks, encode } from '../../protocol/codec.ts';
-import { BadParameter, Conflict, Forbidden, NotFound } from '../../protocol/errors.ts';
+import { BadParameter, Conflict, Forbidden, NotFound, RateLimited } from '../../protocol/errors.ts';
 import type { ClientToCloud, ConsoleInfo, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
 import { decide, explain, isAdmin, parseAccess, relayMayPublish, type AccessDoc, type Action, type Decision } from './acl.ts';
 import { SECRET_PROMPT_DEFAULT, SecretPromptTracker } from './secret-prompt.ts';
@@ -39,10 +39,12 @@ export interface CoreOptions {
   /** Failed sign-ins audited per minute and process; more are counted and summed up in the next
    *  minute's first record (a flood of bad tokens must not flood the audit). Default 60. */
   authFailureAuditsPerMin: number;
+  /** Sessions (writer and spies) one console takes; the next attach is refused. Default 64. */
+  maxSessionsPerConsole: number;
 }
 export const CORE_DEFAULTS: CoreOptions = {
   leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0,
-  redactSecrets: true, secretPrompt: SECRET_PROMPT_DEFAULT, accessCacheMs: 2000, authFailureAuditsPerMin: 60,
+  redactSecrets: true, secretPrompt: SECRET_PROMPT_DEFAULT, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64,
 };
 
 /** The audit stream of events that belong to no console: sign-ins, tokens, access rules. Console
@@ -282,6 +284,11 @@ export class CloudCore {
       if (!d.allow) { downgraded = `[cloudcons: you may not ${mode === 'force' ? 'force the lock on' : 'write to'} ${msg.c} (${d.why}); you are a spy]`; mode = 'spy'; }
     }
     await this.requireAccess(who, msg.c, 'spy');
+    const attached = (await this.p.sessions.byConsole(msg.c)).length;
+    if (attached >= this.opts.maxSessionsPerConsole) {
+      await this.audit(msg.c, 'session.refused', undefined, { user: who.name, detail: `${attached} sessions already (maxSessionsPerConsole)` });
+      throw new RateLimited(`console ${msg.c} has ${attached} sessions, its limit (maxSessionsPerConsole ${this.opts.maxSessionsPerConsole}): try again later`);
+    }
     const s: Session = { id: newId(), console: msg.c, user: who.name, mode: 'spy', since: this.now(), conn, client: msg.client };
     await this.p.sessions.put(s);
     await this.watch(msg.c, true, rec);

@@ -50,12 +50,15 @@ export interface HttpOptions {
   maxSegmentBytes: number;
   /** Lifetime of a user token created without an explicit expiry. Default 90 days; 0: never expires. */
   userTokenTtlMs: number;
+  /** Largest request body of every route but the segment upload (bytes). Default 1 MiB. */
+  maxBodyBytes: number;
 }
 export const USER_TOKEN_TTL_DEFAULT = 90 * 86_400_000;
 
 export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<HttpOptions> = {}): Hono<Env> {
   const maxSegmentBytes = opts.maxSegmentBytes ?? 16 * 1024 * 1024;
   const userTokenTtlMs = opts.userTokenTtlMs ?? USER_TOKEN_TTL_DEFAULT;
+  const maxBodyBytes = opts.maxBodyBytes ?? 1024 * 1024;
   const app = new Hono<Env>();
 
   app.onError((err, c) => {
@@ -67,6 +70,13 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   app.notFound((c) => c.json({ error: { code: 'CC_ERR_NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
 
   app.get('/healthz', (c) => c.json({ ok: true }));
+
+  // Request bodies: at most maxBodyBytes, but segment uploads (their own, larger limit below).
+  const smallBody = bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: (c) => { throw new TooLarge(`request body larger than ${maxBodyBytes} bytes (maxBodyBytes) on ${c.req.method} ${c.req.path}`); },
+  });
+  app.use('/v1/*', async (c, next) => (c.req.method === 'PUT' && /\/segments$/.test(c.req.path) ? next() : smallBody(c, next)));
 
   // Before the token check: whether and where the web viewer can sign in with SSO (no secrets).
   app.get('/v1/auth/config', async (c) => c.json({ oidc: (await ports.identity?.webSignIn?.()) ?? null }, 200, { 'cache-control': 'no-store' }));
@@ -226,6 +236,29 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     else await core.requireKnown(who, name, 'audit');
     const limit = c.req.query('limit') === undefined ? undefined : intParam(c.req.query('limit'), 'limit', 100, 1, 1_000_000);
     return c.json({ records: await ports.audit.list(name, { limit }) });
+  });
+
+  // `cloudcons audit verify [NAME]`: each console's hash chain checked end to end against its head
+  // (audit-chain.ts), the first broken record named. Without `console`: every console the caller
+  // may audit (and the cloud's own stream for admins).
+  app.get('/v1/audit/verify', async (c) => {
+    const who = user(c);
+    const store = ports.audit;
+    if (!store.verify) throw new BadParameter('this cloud\'s audit store cannot verify its hash chain');
+    const one = c.req.query('console');
+    let names: string[];
+    if (one) {
+      if (one === CLOUD_STREAM) await core.requireAdmin(who, 'verify the cloud audit stream');
+      else await core.requireKnown(who, one, 'audit');
+      names = [one];
+    } else {
+      const all = new Set([...(await core.listConsoles(who)).map((x) => x.name), ...((await store.consoles?.()) ?? [])]);
+      names = [];
+      for (const n of [...all].sort()) if (n === CLOUD_STREAM ? await core.isAdmin(who) : (await core.may(who, n, 'audit')).allow) names.push(n);
+    }
+    const consoles = [];
+    for (const n of names) consoles.push(await store.verify(n));
+    return c.json({ ok: consoles.every((r) => r.ok), consoles });
   });
 
   // Tokens: admins create, list and revoke any; a user lists and revokes their own.

@@ -25,7 +25,7 @@ import { createHttpHandler } from './http-handler.ts';
 
 const config = entryConfig();
 const maxSegmentBytes = positiveInt(process.env, 'CLOUDCONS_MAX_SEGMENT_BYTES');
-const http = createHttpHandler({ ports: entryPorts(config, lazySender(() => config.connectionsEndpoint)).ports, core: config.core, maxSegmentBytes });
+const http = createHttpHandler({ ports: entryPorts(config, lazySender(() => config.connectionsEndpoint)).ports, core: config.core, maxSegmentBytes, maxBodyBytes: config.maxBodyBytes });
 
 export const handler = http.handler;
 

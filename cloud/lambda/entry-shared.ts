@@ -44,6 +44,11 @@ export interface EntryConfig {
   auditBucket?: string;
   connectionsEndpoint?: string;
   core: Partial<CoreOptions>;
+  /** CLOUDCONS_MAX_CONNS_PER_USER (32) and CLOUDCONS_MAX_CONNS_PER_RELAY (4). */
+  maxConnsPerUser?: number;
+  maxConnsPerRelay?: number;
+  /** CLOUDCONS_MAX_BODY_BYTES (1 MiB) of the HTTP API's requests but segment uploads. */
+  maxBodyBytes?: number;
   oidc?: Partial<OidcOptions> & Pick<OidcOptions, 'issuer' | 'audience'>;
 }
 
@@ -71,7 +76,10 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     try { secretPrompt = new RegExp(env.CLOUDCONS_SECRET_PROMPT, 'i'); } catch (e) { throw new Error(`CLOUDCONS_SECRET_PROMPT: ${(e as Error).message}`); }
   }
   const oidc = oidcConfig(env);
+  const maxSessionsPerConsole = positiveInt(env, 'CLOUDCONS_MAX_SESSIONS_PER_CONSOLE');
   return {
+    maxConnsPerUser: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_USER'), maxConnsPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_RELAY'),
+    maxBodyBytes: positiveInt(env, 'CLOUDCONS_MAX_BODY_BYTES'),
     ...(oidc ? { oidc } : {}),
     table: required(env, 'CLOUDCONS_TABLE'),
     bucket: required(env, 'CLOUDCONS_SEGMENTS_BUCKET'),
@@ -81,6 +89,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     core: {
       ...(leaseMs ? { leaseMs } : {}), ...(quietBatchMs ? { quietBatchMs } : {}),
       ...(redact === 'false' ? { redactSecrets: false } : {}), ...(secretPrompt ? { secretPrompt } : {}),
+      ...(maxSessionsPerConsole ? { maxSessionsPerConsole } : {}),
     },
   };
 }

@@ -25,7 +25,7 @@ type ApiGatewayWsEvent = WebSocketEvent & { requestContext: { domainName?: strin
 let endpoint: string | undefined; // of the invocation in progress
 const config = entryConfig();
 const { ports, db } = entryPorts(config, lazySender(() => endpoint));
-const ws = createWsHandler({ ports, connections: new DynamoConnections(db, config.table), core: config.core });
+const ws = createWsHandler({ ports, connections: new DynamoConnections(db, config.table), core: config.core, maxConnsPerUser: config.maxConnsPerUser, maxConnsPerRelay: config.maxConnsPerRelay });
 
 export async function handler(event: ApiGatewayWsEvent): Promise<{ statusCode: number; body?: string }> {
   endpoint = config.connectionsEndpoint ?? connectionsEndpointOf(event.requestContext);

@@ -8,8 +8,8 @@ import { CloudCore, type CoreOptions } from '../core/core.ts';
 import { createHttpApp } from '../core/http-app.ts';
 import type { CloudPorts } from '../core/ports.ts';
 
-export function createHttpHandler(d: { ports: CloudPorts; core?: Partial<CoreOptions>; maxSegmentBytes?: number }) {
-  const app = createHttpApp(new CloudCore(d.ports, { live: 'watched', ...d.core }), d.ports, { maxSegmentBytes: d.maxSegmentBytes });
+export function createHttpHandler(d: { ports: CloudPorts; core?: Partial<CoreOptions>; maxSegmentBytes?: number; maxBodyBytes?: number }) {
+  const app = createHttpApp(new CloudCore(d.ports, { live: 'watched', ...d.core }), d.ports, { maxSegmentBytes: d.maxSegmentBytes, maxBodyBytes: d.maxBodyBytes });
   return {
     handler: handle(app),
     /** Only inside the Lambda runtime (it needs the runtime's `awslambda.streamifyResponse`). */

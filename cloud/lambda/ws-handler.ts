@@ -30,6 +30,9 @@ export interface WsHandlerDeps {
   connections: DynamoConnections;
   core?: Partial<CoreOptions>;
   maxFrameBytes?: number;
+  /** Open connections per user (default 32) and per relay (default 4); more are refused at $connect. */
+  maxConnsPerUser?: number;
+  maxConnsPerRelay?: number;
   log?: (line: string) => void;
 }
 
@@ -50,6 +53,14 @@ export function createWsHandler(d: WsHandlerDeps) {
         // The CLI and relays send Authorization; the web viewer offers its token as a subprotocol.
         const protocols = h['sec-websocket-protocol'];
         const who = await authenticate(d.ports, h.authorization ?? subprotocolBearer(protocols));
+        const max = who.kind === 'relay' ? d.maxConnsPerRelay ?? 4 : d.maxConnsPerUser ?? 32;
+        const open = await d.connections.countOpen(who, Date.now());
+        if (open >= max) {
+          const why = `${who.kind} ${who.name} has ${open} WebSocket connections open, the limit (${who.kind === 'relay' ? 'CLOUDCONS_MAX_CONNS_PER_RELAY' : 'CLOUDCONS_MAX_CONNS_PER_USER'} ${max}): close one`;
+          log(`refused ${conn}: ${why}`);
+          await core.auditCloud('auth.refused', who.kind === 'relay' ? `relay:${who.name}` : who.name, why);
+          return { statusCode: 429, body: why };
+        }
         await d.connections.put(conn, { kind: who.kind === 'relay' ? 'relay' : 'session', who, connectedAt: event.requestContext.connectedAt ?? Date.now() });
         await core.auditCloud('auth.signin', who.kind === 'relay' ? `relay:${who.name}` : who.name, `WebSocket ${conn} from ${event.requestContext.identity?.sourceIp ?? '?'} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
         log(`${who.kind} ${who.name} connected (${conn})`);

@@ -12,7 +12,7 @@ import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
 import { CloudCore, type CoreOptions } from '../core/core.ts';
 import { defaultWebDir, webAssets } from './web-assets.ts';
 import { SUBPROTOCOL, subprotocolBearer } from '../core/http-app.ts';
-import { authenticate, createHttpApp } from '../core/http-app.ts';
+import { authenticate, createHttpApp, USER_TOKEN_TTL_DEFAULT } from '../core/http-app.ts';
 import type { CloudPorts, Principal, SegmentStore } from '../core/ports.ts';
 import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
 import { embeddedPorts } from './embedded-ports.ts';
@@ -28,6 +28,19 @@ export interface ServerLimits extends SenderLimits {
   idleTimeoutMs: number;
   /** Messages queued for processing on one connection before its socket is paused. Default 256. */
   maxQueued: number;
+  /** Messages a session connection (CLI, browser) may send per second, in bursts of as many; past
+   *  it the socket is read no faster (nothing is dropped) and the client told once. Default 200. */
+  sessionMsgsPerSec: number;
+  /** The same for a relay connection (live output of all its consoles). Default 20000. */
+  relayMsgsPerSec: number;
+  /** Open WebSockets per user; the next is refused with 429. Default 32. */
+  maxConnsPerUser: number;
+  /** Open WebSockets per relay (a re-dial overlaps the old one for a moment). Default 4. */
+  maxConnsPerRelay: number;
+  /** Largest HTTP request body but segment uploads (bytes). Default 1 MiB. */
+  maxBodyBytes: number;
+  /** Lifetime of user tokens created over the API without --expires (ms; 0 = never). Default 90 days. */
+  userTokenTtlMs: number;
   /** Largest segment upload accepted (bytes). Default 16 MiB. */
   maxSegmentBytes: number;
   /** Delete segments whose newest output is older than this (ms); 0 keeps them forever (default). */
@@ -36,7 +49,8 @@ export interface ServerLimits extends SenderLimits {
   retentionCheckMs: number;
 }
 export const SERVER_DEFAULTS: ServerLimits = {
-  ...SENDER_DEFAULTS, maxFrameBytes: PROTOCOL_LIMITS.maxFrameBytes, maxBadFrames: 20, idleTimeoutMs: 90_000, maxQueued: 256, maxSegmentBytes: 16 * 1024 * 1024, retentionMs: 0, retentionCheckMs: 3600_000,
+  ...SENDER_DEFAULTS, maxFrameBytes: PROTOCOL_LIMITS.maxFrameBytes, maxBadFrames: 20, idleTimeoutMs: 90_000, maxQueued: 256,
+  sessionMsgsPerSec: 200, relayMsgsPerSec: 20_000, maxConnsPerUser: 32, maxConnsPerRelay: 4, maxBodyBytes: 1024 * 1024, userTokenTtlMs: USER_TOKEN_TTL_DEFAULT, maxSegmentBytes: 16 * 1024 * 1024, retentionMs: 0, retentionCheckMs: 3600_000,
 };
 
 export interface CloudServerOptions {
@@ -85,7 +99,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   }
   const core = new CloudCore(ports, opts.core);
   sender.setOutput(core.log);
-  const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes });
+  const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes, maxBodyBytes: limits.maxBodyBytes, userTokenTtlMs: limits.userTokenTtlMs });
   const retention = limits.retentionMs > 0 ? setInterval(() => {
     void (async () => {
       for (const c of await core.log.consoles()) {
@@ -103,6 +117,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false,
     handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false) });
 
+  const conns = new Map<string, number>(); // open WebSockets per `kind:name`
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '').split('?')[0];
     const kind = path === '/v1/relay' ? 'relay' : path === '/v1/session' ? 'session' : undefined;
@@ -116,6 +131,17 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
         await core.authFailed(`WebSocket ${path} from ${from}`, `a ${who.kind} token (${who.name}) cannot open ${path}`);
         return refuse(403, `a ${who.kind} token cannot open ${path}`);
       }
+      const key = `${who.kind}:${who.name}`;
+      const max = who.kind === 'relay' ? limits.maxConnsPerRelay : limits.maxConnsPerUser;
+      const open = conns.get(key) ?? 0;
+      if (open >= max) {
+        log(`refused a WebSocket of ${who.kind} ${who.name} from ${from}: ${open} open (${who.kind === 'relay' ? 'maxConnsPerRelay' : 'maxConnsPerUser'} ${max})`);
+        await core.auditCloud('auth.refused', who.kind === 'relay' ? `relay:${who.name}` : who.name, `WebSocket from ${from}: ${open} connections open, the limit`);
+        return refuse(429, `${who.kind} ${who.name} has ${open} WebSocket connections open, the limit (${who.kind === 'relay' ? 'maxConnsPerRelay' : 'maxConnsPerUser'} ${max}): close one`);
+      }
+      conns.set(key, open + 1);
+      const release = () => { const n = (conns.get(key) ?? 1) - 1; if (n > 0) conns.set(key, n); else conns.delete(key); };
+      socket.once('close', release);
       await core.auditCloud('auth.signin', who.kind === 'relay' ? `relay:${who.name}` : who.name, `WebSocket ${path} from ${from} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
       wss.handleUpgrade(req, socket, head, (ws) => serve(ws, kind, who));
     }, async (e: unknown) => {
@@ -134,6 +160,23 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     let bad = 0;
     let idle = setTimeout(onIdle, limits.idleTimeoutMs);
     function onIdle() { ws.close(4000, `idle for ${limits.idleTimeoutMs} ms without a message or ping`); }
+    // Messages per second: a token bucket of one second's worth. A message over it waits its turn
+    // before it is handled; the queue of waiting messages pauses the socket at maxQueued, so TCP
+    // pushes back on the sender. Nothing is dropped, and memory stays bounded.
+    const rate = kind === 'relay' ? limits.relayMsgsPerSec : limits.sessionMsgsPerSec;
+    let bucket = rate, filled = Date.now(), warned = 0;
+    const turn = (): number => {
+      const now = Date.now();
+      bucket = Math.min(rate, bucket + ((now - filled) * rate) / 1000) - 1;
+      filled = now;
+      if (bucket >= 0) return 0;
+      if (now - warned > 60_000) {
+        warned = now;
+        log(`${conn} (${kind} ${who.name}) sends more than ${rate} messages/s: slowed down`);
+        ws.send(encode({ t: 'error', code: 'CC_ERR_RATE_LIMITED', message: `more than ${rate} messages/s (${kind === 'relay' ? 'relayMsgsPerSec' : 'sessionMsgsPerSec'}): this connection is served more slowly` }));
+      }
+      return Math.ceil((-bucket * 1000) / rate);
+    };
 
     ws.on('message', (data, isBinary) => {
       clearTimeout(idle);
@@ -147,6 +190,8 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       }
       if (++queued > limits.maxQueued) ws.pause();
       chain = chain.then(async () => {
+        const wait = turn();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         try {
           if (kind === 'relay') await core.relayMessage(conn, who, r.msg as never);
           else await core.clientMessage(conn, who, r.msg as never);

@@ -4,7 +4,7 @@
 import {
   ApiGatewayManagementApiClient, DeleteConnectionCommand, PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { encode } from '../../../protocol/codec.ts';
 import type { ConnectionSender, Principal } from '../../core/ports.ts';
 import { N, S } from './dynamo-table.ts';
@@ -12,15 +12,30 @@ import { N, S } from './dynamo-table.ts';
 export interface ConnectionInfo { kind: 'relay' | 'session'; who: Principal; connectedAt: number }
 
 /** Connection items: pk `conn#<id>`, with a TTL past API Gateway's 2-hour limit, because
- *  $disconnect may never come. */
+ *  $disconnect may never come; gsi1 `conns#<kind>:<name>` / `<connectedAt>#<id>` counts a
+ *  principal's open connections (the per-user and per-relay limits). */
 export class DynamoConnections {
   constructor(private readonly db: DynamoDBClient, private readonly table: string, private readonly ttlSeconds = 3 * 3600) {}
 
   async put(id: string, c: ConnectionInfo): Promise<void> {
     await this.db.send(new PutItemCommand({
       TableName: this.table,
-      Item: { pk: S(`conn#${id}`), sk: S('conn'), rec: S(JSON.stringify(c)), ttl: N(Math.floor(c.connectedAt / 1000) + this.ttlSeconds) },
+      Item: {
+        pk: S(`conn#${id}`), sk: S('conn'), rec: S(JSON.stringify(c)), ttl: N(Math.floor(c.connectedAt / 1000) + this.ttlSeconds),
+        gsi1pk: S(`conns#${c.who.kind}:${c.who.name}`), gsi1sk: S(`${String(c.connectedAt).padStart(15, '0')}#${id}`),
+      },
     }));
+  }
+
+  /** Connections of a principal opened in the last 2 hours (API Gateway's connection lifetime)
+   *  and not yet gone ($disconnect deletes them; one that never came counts until then). */
+  async countOpen(who: Pick<Principal, 'kind' | 'name'>, now: number): Promise<number> {
+    const r = await this.db.send(new QueryCommand({
+      TableName: this.table, IndexName: 'gsi1', Select: 'COUNT',
+      KeyConditionExpression: 'gsi1pk = :p AND gsi1sk > :t',
+      ExpressionAttributeValues: { ':p': S(`conns#${who.kind}:${who.name}`), ':t': S(String(now - 2 * 3600_000).padStart(15, '0')) },
+    }));
+    return r.Count ?? 0;
   }
 
   async get(id: string): Promise<ConnectionInfo | undefined> {
