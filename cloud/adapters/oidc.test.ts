@@ -28,8 +28,10 @@ async function refused(p: Promise<unknown>, cls: typeof Unauthorized | typeof Co
 test('a valid ID token is a user with groups; an admin group makes an admin; keys are fetched once', async () => {
   const v = verifier();
   const jwks = idp.hits.get('/jwks') ?? 0;
-  const p = await v.verify(await idp.sign());
-  assert.deepEqual(p, { kind: 'user', name: 'sso-alice', admin: true, tokenId: `oidc:${idp.url}#u-1001`, groups: ['ops', 'console-admins'], via: 'oidc' } satisfies Principal);
+  const jwt = await idp.sign();
+  const p = await v.verify(jwt);
+  const exp = (JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString()) as { exp: number }).exp;
+  assert.deepEqual(p, { kind: 'user', name: 'sso-alice', admin: true, tokenId: `oidc:${idp.url}#u-1001`, groups: ['ops', 'console-admins'], via: 'oidc', expires: exp * 1000 } satisfies Principal);
   const bob = await v.verify(await idp.sign({ sub: 'u-2', preferred_username: 'bob', groups: ['ops'] }));
   assert.equal(bob.name, 'bob');
   assert.equal(bob.admin, false);

@@ -111,7 +111,7 @@ export class OidcVerifier implements IdentityVerifier {
     const raw = claimAt(payload, o.groupsClaim);
     const groups = (typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : []).filter((g): g is string => typeof g === 'string' && g !== '');
     const admin = groups.some((g) => o.adminGroups.includes(g));
-    return { kind: 'user', name, admin, tokenId: `oidc:${payload.iss}#${payload.sub ?? name}`, groups, via: 'oidc' };
+    return { kind: 'user', name, admin, tokenId: `oidc:${payload.iss}#${payload.sub ?? name}`, groups, via: 'oidc', ...(typeof payload.exp === 'number' ? { expires: payload.exp * 1000 } : {}) };
   }
 
   private async fetchDiscovery(): Promise<Discovery> {

@@ -35,7 +35,8 @@ async function setup(opts: Partial<CoreOptions> = {}) {
     locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir),
     segments: new FsSegmentStore(dir), hot: new FsHotTail(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), sender, clock: { now: () => Date.now() },
   };
-  const core = new CloudCore(ports, opts);
+  // (Test principals have made-up token ids: no token re-check at heartbeats here; test/e2e/access.test.ts has it.)
+  const core = new CloudCore(ports, { tokenRecheckPings: Number.MAX_SAFE_INTEGER, ...opts });
   await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });
   return { core, ports, sender, dir };
 }

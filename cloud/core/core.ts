@@ -41,10 +41,13 @@ export interface CoreOptions {
   authFailureAuditsPerMin: number;
   /** Sessions (writer and spies) one console takes; the next attach is refused. Default 64. */
   maxSessionsPerConsole: number;
+  /** Every this many heartbeats of a connection (clients: 10 s, relays: 20 s) its token is looked
+   *  up again: a revoked or expired token ends the connection then. Default 3. */
+  tokenRecheckPings: number;
 }
 export const CORE_DEFAULTS: CoreOptions = {
   leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0,
-  redactSecrets: true, secretPrompt: SECRET_PROMPT_DEFAULT, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64,
+  redactSecrets: true, secretPrompt: SECRET_PROMPT_DEFAULT, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckPings: 3,
 };
 
 /** The audit stream of events that belong to no console: sign-ins, tokens, access rules. Console
@@ -115,7 +118,10 @@ export class CloudCore {
         await this.audit(msg.c, `console.${msg.what}`, undefined, { detail: msg.detail, user: `relay:${who.name}` });
         if (msg.what === 'flapping' || msg.what === 'idle') await this.notice(msg.c, `[cloudcons: ${msg.detail}]`);
         return;
-      case 'ping': await this.sendRelay(conn, { t: 'pong', id: msg.id }); return;
+      case 'ping':
+        if (await this.tokenGone(conn, who, msg.id)) return;
+        await this.sendRelay(conn, { t: 'pong', id: msg.id });
+        return;
       case 'pong': return;
     }
   }
@@ -246,6 +252,7 @@ export class CloudCore {
     if (who.kind !== 'user') throw new Forbidden('relay tokens cannot attach to consoles');
     if (msg.t === 'attach') return this.attach(conn, who, msg);
     if (msg.t === 'ping') {
+      if (await this.tokenGone(conn, who, msg.id)) return;
       const s = await this.sessionOf(conn);
       if (s?.mode === 'rw' && s.fence !== undefined) await this.p.locks.renew(s.console, s.id, s.fence, this.opts.leaseMs, this.now());
       await this.sendClient(conn, { t: 'pong', id: msg.id });
@@ -591,6 +598,27 @@ export class CloudCore {
     if (subject.name !== who.name) await this.requireAdmin(who, `check the access of ${subject.name}`);
     const { doc, version } = await this.accessDoc();
     return { ...explain(doc, subject.name === who.name ? { name: who.name, groups: who.groups, admin: who.admin } : subject, console), version, rules: doc ? 'set' : 'none (every user may do everything)' };
+  }
+
+  /** On every tokenRecheckPings-th heartbeat: if the connection's token was revoked or expired
+   *  since it signed in, says so, closes the connection and returns true. */
+  private async tokenGone(conn: string, who: Principal, pingId: number): Promise<boolean> {
+    if (pingId % this.opts.tokenRecheckPings !== 0) return false;
+    const now = this.now();
+    let why: string | undefined;
+    if (who.expires !== undefined && now >= who.expires) why = `expired at ${new Date(who.expires).toISOString()}`;
+    else if (who.via !== 'oidc') {
+      const t = await this.p.tokens.info(who.tokenId);
+      if (!t) why = 'no longer exists';
+      else if (t.revoked) why = `was revoked at ${new Date(t.revoked.at).toISOString()} by ${t.revoked.by}`;
+      else if (t.expires !== undefined && now >= t.expires) why = `expired at ${new Date(t.expires).toISOString()}`;
+    }
+    if (!why) return false;
+    const message = `your token ${who.via === 'oidc' ? '(OpenID Connect)' : who.tokenId} ${why}: sign in again`;
+    await this.auditCloud('auth.ended', who.kind === 'relay' ? `relay:${who.name}` : who.name, `connection ${conn} closed: token ${why}`);
+    await this.p.sender.send(conn, encode({ t: 'error', code: 'CC_ERR_UNAUTHORIZED', message }));
+    await this.p.sender.close(conn, 4001, message.slice(0, 120));
+    return true;
   }
 
   /** Audits an event of a console that is not a session's (an export, ...). */

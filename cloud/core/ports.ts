@@ -227,6 +227,9 @@ export interface Principal {
   groups?: string[];
   /** How the principal proved itself. Absent means a cloudcons bearer token. */
   via?: 'token' | 'oidc';
+  /** When the token (or ID token) stops counting, ms since the epoch: an open connection is
+   *  closed at its next heartbeat check after it (as after a revocation). */
+  expires?: number;
 }
 
 /** A token as listed: everything but the secret (which is never stored, only its SHA-256). */
@@ -249,6 +252,8 @@ export interface TokenStore {
   create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean; expires?: number }): Promise<{ token: string; id: string; expires?: number }>;
   /** Every token, newest first, without secrets. Revoked ones are kept (and listed) for the record. */
   list(): Promise<TokenInfo[]>;
+  /** One token by id (undefined if unknown): an open connection's token is checked again with it. */
+  info(id: string): Promise<TokenInfo | undefined>;
   /** Revokes a token by id (at once, for every cloud process); undefined for an unknown id. Revoking twice keeps the first time. */
   revoke(id: string, by: string, now: number): Promise<TokenInfo | undefined>;
 }

@@ -34,6 +34,9 @@ export function tokenStoreContract(name: string, make: () => Promise<TokenStore>
     assert.deepEqual(r?.revoked, { at: 1000, by: 'root' });
     assert.deepEqual((await s.revoke(a.id, 'other', 2000))?.revoked, { at: 1000, by: 'root' });
     assert.equal(await s.revoke('nosuchid', 'root', 1), undefined);
+    assert.deepEqual((await s.info(a.id))?.revoked, { at: 1000, by: 'root' });
+    assert.equal((await s.info(b.id))?.name, 'edge2');
+    assert.equal(await s.info('nosuchid'), undefined);
     await assert.rejects(s.verify(a.token), /was revoked at 1970-01-01T00:00:01.000Z by root/);
     assert.equal((await s.verify(b.token))?.name, 'edge2', 'other tokens are untouched');
     const list = await s.list();

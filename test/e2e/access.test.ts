@@ -64,7 +64,7 @@ test('access rules: every role x every action through HTTP and WebSocket; relays
     return { status: r.status, text };
   };
   const admin = cloud.adminToken;
-  const mk = async (kind: 'user' | 'relay', name: string, extra: object = {}) => {
+  const mk = async (kind: 'user' | 'relay', name: string, extra: Record<string, unknown> = {}) => {
     const r = await call(admin, 'POST', '/v1/tokens', { kind, name, ...extra });
     assert.equal(r.status, 201, r.text);
     return JSON.parse(r.text) as { token: string; id: string; expires?: number };
@@ -188,6 +188,17 @@ test('access rules: every role x every action through HTTP and WebSocket; relays
   assert.match((await call(temp.token, 'GET', '/v1/consoles')).text, /expired at/);
   const list = await run(['token', 'list']);
   assert.match(list.out, /temp\s+.*expired/);
+  // A connection open when its token is revoked ends at its next token check (every 3rd heartbeat).
+  const late = await mk('user', 'reader', { expires: null }); // a second token of reader's (ro)
+  const lateS = session(wsUrl, late.token, 'lab1', 'spy');
+  assert.equal((await lateS.answer).t, 'attached');
+  lateS.ws.send(JSON.stringify({ v: 1, t: 'ping', id: 3 }));
+  await until('pong before the revocation', () => lateS.msgs.some((m) => m.t === 'pong'));
+  assert.equal((await run(['token', 'revoke', late.id])).code, 0);
+  const closed = new Promise<number>((r) => lateS.ws.once('close', (code) => r(code)));
+  lateS.ws.send(JSON.stringify({ v: 1, t: 'ping', id: 6 }));
+  assert.equal(await closed, 4001);
+  assert.match(String(lateS.msgs.find((m) => m.t === 'error')?.message), new RegExp(`your token ${late.id} was revoked at .* by admin: sign in again`));
   const nope = await fetch(`${cloud.url}/v1/consoles`, { headers: { authorization: 'Bearer ccu_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } });
   assert.equal(nope.status, 401);
 
@@ -197,7 +208,7 @@ test('access rules: every role x every action through HTTP and WebSocket; relays
   assert.ok(lab.some((r) => r.type === 'lock.denied' || (r.type === 'break.denied' && r.user === 'mallory')), 'mallory\'s break refused');
   assert.ok(lab.some((r) => r.type === 'export' && r.user === 'olive'));
   const cl = JSON.parse((await call(admin, 'GET', '/v1/consoles/_cloud/audit')).text).records as { type: string; user?: string; detail?: string }[];
-  for (const t of ['access.change', 'token.create', 'token.revoke', 'auth.signin', 'auth.failure', 'relay.refused', 'relay.name']) assert.ok(cl.some((r) => r.type === t), `${t} in the cloud stream`);
+  for (const t of ['access.change', 'token.create', 'token.revoke', 'auth.signin', 'auth.failure', 'auth.ended', 'relay.refused', 'relay.name']) assert.ok(cl.some((r) => r.type === t), `${t} in the cloud stream`);
   assert.ok(cl.some((r) => r.type === 'auth.failure' && /expired at/.test(r.detail ?? '')));
   assert.equal((await call(tokens.olive, 'GET', '/v1/consoles/_cloud/audit')).status, 403);
 

@@ -35,7 +35,8 @@ test('OIDC: ID tokens over HTTP, a WebSocket attach and the CLI; bad tokens get 
 
     // HTTP: who, and the console list.
     const who = await (await get('/v1/whoami', alice)).json();
-    assert.deepEqual(who, { kind: 'user', name: 'sso-alice', admin: true, tokenId: `oidc:${idp.url}#u-1001`, groups: ['ops', 'console-admins'], via: 'oidc' });
+    const exp = (JSON.parse(Buffer.from(alice.split('.')[1], 'base64url').toString()) as { exp: number }).exp;
+    assert.deepEqual(who, { kind: 'user', name: 'sso-alice', admin: true, tokenId: `oidc:${idp.url}#u-1001`, groups: ['ops', 'console-admins'], via: 'oidc', expires: exp * 1000 });
     assert.equal(((await (await get('/v1/whoami', bob)).json()) as { admin: boolean }).admin, false);
     await until('demo listed for an SSO user', async () => {
       const r = await get('/v1/consoles', bob);

@@ -56,9 +56,20 @@ export class DynamoTokenStore implements TokenStore {
     return out;
   }
 
-  async revoke(id: string, by: string, now: number): Promise<TokenInfo | undefined> {
+  private async hashOf(id: string): Promise<string | undefined> {
     const m = await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: S(`tokenid#${id}`), sk: S('tokenid') }, ConsistentRead: true }));
-    const hash = m.Item?.hash?.S;
+    return m.Item?.hash?.S;
+  }
+
+  async info(id: string): Promise<TokenInfo | undefined> {
+    const hash = await this.hashOf(id);
+    if (!hash) return undefined;
+    const r = await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: S(`token#${hash}`), sk: S('token') }, ConsistentRead: true }));
+    return r.Item && info(r.Item);
+  }
+
+  async revoke(id: string, by: string, now: number): Promise<TokenInfo | undefined> {
+    const hash = await this.hashOf(id);
     if (!hash) return undefined;
     try {
       await this.db.send(new UpdateItemCommand({

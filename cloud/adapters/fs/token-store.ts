@@ -23,7 +23,7 @@ export function principalOf(e: TokenInfo, now: number): Principal {
   const who = `token ${e.id} (${e.kind} ${e.name})`;
   if (e.revoked) throw new Unauthorized(`${who} was revoked at ${new Date(e.revoked.at).toISOString()} by ${e.revoked.by}`);
   if (e.expires !== undefined && now >= e.expires) throw new Unauthorized(`${who} expired at ${new Date(e.expires).toISOString()}: ask an admin for a new one (cloudcons token create)`);
-  return { kind: e.kind, name: e.name, admin: e.admin, tokenId: e.id };
+  return { kind: e.kind, name: e.name, admin: e.admin, tokenId: e.id, ...(e.expires !== undefined ? { expires: e.expires } : {}) };
 }
 
 export const tokenInfo = ({ hash: _h, ...info }: Entry): TokenInfo => info;
@@ -72,6 +72,12 @@ export class FsTokenStore implements TokenStore {
   async list(): Promise<TokenInfo[]> {
     this.load();
     return this.entries.map(tokenInfo).sort((a, b) => b.created - a.created);
+  }
+
+  async info(id: string): Promise<TokenInfo | undefined> {
+    this.load();
+    const e = this.entries.find((x) => x.id === id);
+    return e && tokenInfo(e);
   }
 
   async revoke(id: string, by: string, now: number): Promise<TokenInfo | undefined> {
