@@ -261,9 +261,16 @@ program.command('demo').description('embedded cloud + local relay + a demo conso
 program.command('import').description('convert another console server\'s configuration into a relay config')
   .command('conserver <file>').description('read a conserver.cf; write the relay config (YAML) to stdout, what did not map to stderr')
   .option('--strict', 'exit 1 when anything did not map')
+  .option('--access <file>', 'also write the rw/ro lists as cloudcons access rules to FILE (for cloudcons access set)')
   .action(async (file: string, o) => {
     const { importConserverCf } = await import('../edge-relay/conserver-import.ts');
     const r = importConserverCf(file);
+    if (o.access) {
+      const { accessRulesFromImport } = await import('../edge-relay/conserver-access.ts');
+      const a = accessRulesFromImport(r.acl, r.consoles, file);
+      (await import('node:fs')).writeFileSync(o.access, a.yaml);
+      console.error(`cloudcons import: access rules (${(a.doc.rules ?? []).length} rules) written to ${o.access}${a.notes.length ? `; ${a.notes.length} did not map (listed in it)` : ''}`);
+    }
     process.stdout.write(r.yaml);
     for (const w of r.warnings) console.error(`cloudcons import: ${w}`);
     if (o.strict && r.warnings.length > 0) process.exitCode = 1;

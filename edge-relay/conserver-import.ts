@@ -57,6 +57,8 @@ export interface ConserverImport {
   /** `FILE:LINE: keyword: what was not mapped and why`, in file order. */
   warnings: string[];
   acl: AclSuggestion[];
+  /** Relay names of the imported consoles. */
+  consoles: string[];
 }
 
 /** The file cannot be read as conserver.cf: names FILE:LINE. */
@@ -598,7 +600,7 @@ class Importer {
     } catch (err) {
       throw new CcError('CC_ERR_INTERNAL', `importing ${file} produced a relay config that does not load (a bug in cloudcons import, please report it): ${(err as Error).message}`);
     }
-    return { yaml, warnings, acl };
+    return { yaml, warnings, acl, consoles: imported.map((i) => i.relayName) };
   }
 
   /** Relay console names: valid names are kept; others are made valid, or the console skipped
