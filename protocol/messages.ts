@@ -46,7 +46,8 @@ export const relayToCloud = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('hello'), relay: name, boot: z.string().min(1).max(64), consoles: z.array(consoleInfo).max(10000) }),
   z.object({ v, t: z.literal('console'), info: consoleInfo }),
   /** Output: bytes `d` that start at byte offset `o` of console `c`'s stream, read at time `ts` (ms). */
-  z.object({ v, t: z.literal('out'), c: name, o: offset, ts: z.number(), d: b64 }),
+  /** `o` leaves room for `d`: every end offset the cloud derives (o + bytes) stays a safe integer. */
+  z.object({ v, t: z.literal('out'), c: name, o: offset.max(Number.MAX_SAFE_INTEGER - 32 * 1024), ts: z.number(), d: b64 }),
   /** The relay refused an input or break (stale fence, console down...). */
   z.object({ v, t: z.literal('rejected'), c: name, fence, session: z.string().max(64), what: z.enum(['in', 'break', 'resize']), reason: z.string().max(256) }),
   /** A break was sent to the device. */
@@ -111,7 +112,10 @@ export type Viewer = z.infer<typeof viewer>;
 export const cloudToClient = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('attached'), c: name, session: z.string(), user: z.string(), mode: z.enum(['rw', 'spy']), fence: fence.optional(), writer: z.string().optional(), state: consoleState, type: z.string(),
     /** The console's break sequences (for ^Ecl?), as its relay published them. */
-    breaks: consoleInfo.shape.breaks, defaultBreak: breakSeq.optional() }),
+    breaks: consoleInfo.shape.breaks, defaultBreak: breakSeq.optional(),
+    /** What this user may do on the console (the access rules' actions: attach, force, break,
+     *  replay, audit, ...), for a client to offer only those; the cloud checks each anyway. */
+    rights: z.array(z.string().max(16)).max(32).optional() }),
   /** Live output from offset `o`. */
   z.object({ v, t: z.literal('out'), o: offset, d: b64 }),
   /** History requested with attach `tail` (kind attach) or `replay`; `d` is one chunk, `last` marks

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { chunks, encode } from '../../protocol/codec.ts';
 import { BadParameter, Conflict, Forbidden, NotFound, RateLimited } from '../../protocol/errors.ts';
 import type { ClientToCloud, ConsoleInfo, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
-import { decide, explain, isAdmin, parseAccess, relayMayPublish, type AccessDoc, type Action, type Decision } from './acl.ts';
+import { ACTIONS, decide, explain, isAdmin, parseAccess, relayMayPublish, type AccessDoc, type Action, type Decision } from './acl.ts';
 import { SECRET_PROMPT_DEFAULT, SecretPromptTracker } from './secret-prompt.ts';
 import { LogStore, type LogStoreOptions } from './log-store.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
@@ -304,7 +304,9 @@ export class CloudCore {
     if (mode !== 'spy') note = await this.takeLock(s, mode === 'force');
     const lock = await this.p.locks.get(msg.c);
     const writer = lock.session && lock.expiresAt > this.now() ? lock.user : undefined;
-    await this.sendClient(conn, { t: 'attached', c: msg.c, session: s.id, user: s.user, mode: s.mode, fence: s.fence, writer, state: rec.state, type: rec.type, ...(rec.breaks ? { breaks: rec.breaks, defaultBreak: rec.defaultBreak } : {}) });
+    const rights: string[] = [];
+    for (const a of ACTIONS) if ((await this.may(who, msg.c, a)).allow) rights.push(a);
+    await this.sendClient(conn, { t: 'attached', c: msg.c, session: s.id, user: s.user, mode: s.mode, fence: s.fence, writer, state: rec.state, type: rec.type, ...(rec.breaks ? { breaks: rec.breaks, defaultBreak: rec.defaultBreak } : {}), rights });
     if (note) await this.sendClient(conn, { t: 'notice', text: note });
     if (rec.state === 'down') await this.sendClient(conn, { t: 'state', state: 'down', reason: rec.reason });
     if (s.mode === 'rw' && msg.cols && msg.rows && rec.resizable && rec.relayConn) {

@@ -205,6 +205,34 @@ test('web viewer: rendering (colours, cursor movement, a full-screen program), r
   }
 });
 
+test('web viewer: a user with read-only access (access rules) spies, the lock buttons are off, and the cloud refuses a lock anyway', { skip, timeout: 120_000 }, async () => {
+  const { cloud, relay, browser, tokens: [reader] } = await webRig('web-ro', ['reader'], "  demo: { type: exec, command: [/bin/sh], env: { PS1: 'demo$ ' } }\n");
+  try {
+    const put = await fetch(`${cloud.url}/v1/access`, { method: 'PUT', headers: { authorization: `Bearer ${cloud.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ doc: { rules: [{ consoles: 'demo', who: 'reader', allow: 'ro' }] } }) });
+    assert.equal(put.status, 200, await put.text());
+    const p = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
+    await p.goto(`${cloud.url}/#/c/demo`);
+    await p.fill('#token', reader);
+    await p.click('button[type=submit]');
+    await p.getByTestId('mode').filter({ hasText: 'spy' }).waitFor();
+    await p.getByTestId('notice').filter({ hasText: 'read-only access' }).waitFor();
+    assert.equal(await p.getByRole('button', { name: 'Take lock' }).isDisabled(), true);
+    assert.equal(await p.getByRole('button', { name: 'Force' }).isDisabled(), true);
+    assert.equal(await p.getByRole('link', { name: 'Audit' }).isVisible(), false);
+    assert.equal(await p.getByRole('link', { name: 'Replay' }).isVisible(), true);
+    await p.screenshot({ path: path.join(SHOTS, '11-read-only.png') });
+    // The buttons are a courtesy: a lock asked for anyway is refused by the cloud.
+    await p.evaluate(() => { for (const b of Array.from((globalThis as unknown as { document: { querySelectorAll(s: string): ArrayLike<{ disabled: boolean }> } }).document.querySelectorAll('button'))) b.disabled = false; });
+    await p.getByRole('button', { name: 'Take lock' }).click();
+    await p.getByTestId('notice').filter({ hasText: 'you may not write to demo' }).waitFor();
+    assert.match(await p.getByTestId('mode').innerText(), /spy/);
+  } finally {
+    await browser.close();
+    relay.kill();
+  }
+});
+
 test('web viewer: static files carry security headers and need no token; the API still does', async () => {
   const dir = tmpDir('web-static');
   const cloud = await startCloud(path.join(dir, 'data'));

@@ -146,6 +146,9 @@ function consolePage(name: string): void {
   let breaks: BreakInfo[] = [];
   let mode: Mode = 'spy';
   let lastSpyHint = 0;
+  // What the access rules let this user do here (from the attach answer; an older cloud sends none: all).
+  let rights: Set<string> | undefined;
+  const may = (a: string) => !rights || rights.has(a);
 
   const say = (text: string) => { notice.textContent = text; notice.hidden = !text; };
   const setMode = (m: Mode) => {
@@ -153,9 +156,12 @@ function consolePage(name: string): void {
     modeBadge.textContent = m === 'rw' ? 'read-write' : 'spy (read-only)';
     modeBadge.className = `badge ${m}`;
     if (m === 'rw') bumped.hidden = true;
-    takeBtn.disabled = m === 'rw';
+    takeBtn.disabled = m === 'rw' || !may('attach');
+    forceBtn.disabled = !may('force');
     spyBtn.disabled = m === 'spy';
-    breakBtn.disabled = m !== 'rw';
+    breakBtn.disabled = m !== 'rw' || !may('break');
+    replayLink.hidden = !may('replay');
+    auditLink.hidden = !may('audit');
   };
   let firstOutput = true;
   const outputWaiters = new Set<(b: Uint8Array) => void>();
@@ -166,7 +172,9 @@ function consolePage(name: string): void {
       for (const w of outputWaiters) w(b);
     },
     onAttached: (a) => {
+      rights = a.rights && new Set(a.rights);
       setMode(a.mode);
+      if (!may('attach')) say('You have read-only access to this console.');
       writerText.textContent = a.writer ? `writer: ${a.writer}` : a.mode === 'rw' ? `writer: ${a.user} (you)` : 'writer: nobody';
       stateBadge.textContent = a.state;
       stateBadge.className = `badge ${a.state}`;
@@ -201,6 +209,8 @@ function consolePage(name: string): void {
     if (b?.confirm && !confirm(`Send break ${b.id} (${b.text}) to ${name}?`)) return;
     session.sendBreak(breakSelect.value);
   } }, 'Send break');
+  const replayLink = h('a', { href: `#/c/${encodeURIComponent(name)}/replay`, class: 'button' }, 'Replay');
+  const auditLink = h('a', { href: `#/audit/${encodeURIComponent(name)}`, class: 'button' }, 'Audit');
   const findInput = h('input', { type: 'search', placeholder: 'find in output', 'aria-label': 'Find in output' });
   const find = (back: boolean) => { if (findInput.value) (back ? search.findPrevious(findInput.value) : search.findNext(findInput.value)); };
   findInput.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); find(e.shiftKey); } });
@@ -213,8 +223,7 @@ function consolePage(name: string): void {
       takeBtn, forceBtn, spyBtn, breakSelect, breakBtn, findInput,
       h('button', { type: 'button', onclick: () => find(true), 'aria-label': 'Previous match' }, '↑'),
       h('button', { type: 'button', onclick: () => find(false), 'aria-label': 'Next match' }, '↓'),
-      h('a', { href: `#/c/${encodeURIComponent(name)}/replay`, class: 'button' }, 'Replay'),
-      h('a', { href: `#/audit/${encodeURIComponent(name)}`, class: 'button' }, 'Audit')),
+      replayLink, auditLink),
     bumped,
     notice,
     termBox));

@@ -8,7 +8,7 @@ export type Mode = 'rw' | 'spy';
 export interface BreakInfo { id: string; text: string; confirm?: boolean }
 export interface SessionEvents {
   onOutput(bytes: Uint8Array): void;
-  onAttached(info: { mode: Mode; writer?: string; user: string; state: 'up' | 'down'; type: string; breaks: BreakInfo[]; defaultBreak?: string }): void;
+  onAttached(info: { mode: Mode; writer?: string; user: string; state: 'up' | 'down'; type: string; breaks: BreakInfo[]; defaultBreak?: string; rights?: string[] }): void;
   onMode(mode: Mode, info: { bumpedBy?: string; writer?: string }): void;
   onWho(viewers: { session: string; user: string; mode: Mode; since: number; client?: string }[]): void;
   onState(state: 'up' | 'down', reason?: string): void;
@@ -113,7 +113,7 @@ export class ConsoleSession {
         this.mode = m.mode === 'rw' ? 'rw' : 'spy';
         this.everAttached = true;
         this.ev.onAttached({ mode: this.mode, writer: m.writer as string | undefined, user: String(m.user), state: m.state as 'up' | 'down', type: String(m.type),
-          breaks: (m.breaks as BreakInfo[] | undefined) ?? [], defaultBreak: m.defaultBreak as string | undefined });
+          breaks: (m.breaks as BreakInfo[] | undefined) ?? [], defaultBreak: m.defaultBreak as string | undefined, rights: m.rights as string[] | undefined });
         this.ev.onStatus('attached');
         this.who();
         return;
