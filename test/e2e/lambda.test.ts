@@ -138,4 +138,26 @@ test('lambda http handler (API Gateway HTTP API v2 events): console list, raw re
   assert.equal(up.statusCode, 200, up.body);
   assert.equal(JSON.parse(up.body).mode, 'presigned');
   assert.equal((await call('GET', '/v1/consoles/web99', alice)).statusCode, 404);
+
+  // Access rules live in DynamoDB: an admin sets them through the API; each invocation obeys them
+  // (a fresh handler stands for another Lambda container; the first keeps its 2 s cache).
+  const root = (await ports.tokens.create({ kind: 'user', name: 'root', admin: true })).token;
+  const bob = (await ports.tokens.create({ kind: 'user', name: 'bob' })).token;
+  assert.equal((await call('PUT', '/v1/access', alice, { doc: {} })).statusCode, 403);
+  const set = await call('PUT', '/v1/access', root, { doc: { rules: [{ consoles: 'web*', who: 'bob', allow: 'ro' }] } });
+  assert.equal(set.statusCode, 200, set.body);
+  assert.equal(JSON.parse(set.body).version, 1);
+  const other = createHttpHandler({ ports }).handler;
+  const callOther = async (path: string, token: string) => (await other({
+    version: '2.0', routeKey: '$default', rawPath: path.split('?')[0], rawQueryString: path.split('?')[1] ?? '', headers: { host: 'api.example', authorization: `Bearer ${token}` }, cookies: [],
+    requestContext: { accountId: '1', apiId: 'api', domainName: 'api.example', domainPrefix: 'api', requestId: 'r2', routeKey: '$default', stage: '$default', time: new Date().toISOString(), timeEpoch: Date.now(),
+      http: { method: 'GET', path: path.split('?')[0], protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' } }, isBase64Encoded: false,
+  } as never, {} as never) as { statusCode: number; body: string });
+  assert.deepEqual(JSON.parse((await callOther('/v1/consoles', alice)).body).consoles, [], 'alice has no rule now');
+  assert.equal((await callOther('/v1/consoles/web01/replay?from=0', alice)).statusCode, 404);
+  assert.equal((await callOther('/v1/consoles/web01/replay?from=0', bob)).statusCode, 200);
+  assert.equal((await callOther('/v1/consoles/web01/audit', bob)).statusCode, 403);
+  const chk = JSON.parse((await callOther('/v1/access/check?user=bob&console=web01', root)).body);
+  assert.equal(chk.actions.attach.allow, false);
+  assert.match(chk.actions.spy.why, /allowed by rule 1/);
 });
