@@ -2,7 +2,7 @@
 // packages, real HTTP servers speaking the AWS wire protocols, so the real AWS SDK clients talk to
 // them). Each start returns what a client needs; closeAwsPeers() (call it from `after`) stops them.
 import type { AddressInfo } from 'node:net';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
 import { randomBytes } from 'node:crypto';
@@ -46,6 +46,11 @@ export async function freshStateTable(): Promise<{ client: DynamoDBClient; table
   const { client } = await (shared ??= startDynalite());
   const table = `state-${randomBytes(4).toString('hex')}`;
   await createStateTable(client, table);
+  // dynalite answers CreateTable before the table takes requests (ResourceNotFoundException under load).
+  for (let i = 0; (await client.send(new DescribeTableCommand({ TableName: table }))).Table?.TableStatus !== 'ACTIVE'; i++) {
+    if (i > 200) throw new Error(`dynalite table ${table} not ACTIVE after 2 s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
   return { client, table };
 }
 

@@ -1,7 +1,19 @@
-// Contract suite for AuditStore: the fs store (embedded) and the DynamoDB one run it.
+// Contract suites for AuditStore: the fs store (embedded) and the DynamoDB ones (alone, and with
+// the S3 archive) run them. auditStoreContract: what the core relies on (order, limit, since).
+// auditChainContract: the hash chain (core/audit-chain.ts): gapless seqs and seals, concurrent
+// appends, a crash between the record and the head write, and verify catching every tampering of
+// the stored records (an edited byte, a deleted record, two swapped, the end cut off) and naming
+// the first broken record.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AuditRecord, AuditStore } from '../../cloud/core/ports.ts';
+import { recordHash, SEAL_TYPE, type AuditVerifyResult, type ChainOptions } from '../../cloud/core/audit-chain.ts';
+import type { AuditHeadStore, AuditRecord, AuditStore } from '../../cloud/core/ports.ts';
+
+/** A record without its chain fields (what was appended). */
+export function plain(r: AuditRecord): AuditRecord {
+  const { seq: _s, prev: _p, hash: _h, ...rest } = r;
+  return rest;
+}
 
 export function auditStoreContract(name: string, make: () => Promise<AuditStore>): void {
   const rec = (time: number, over: Partial<AuditRecord> = {}): AuditRecord => ({ time, console: 'web01', type: 'input', user: 'alice', session: 's1', fence: 3, data: Buffer.from(`k${time}`).toString('base64'), offset: time, ...over });
@@ -13,7 +25,7 @@ export function auditStoreContract(name: string, make: () => Promise<AuditStore>
     const recs = [attach, rec(1001), rec(1001, { data: Buffer.from('same ms').toString('base64') }), rec(1002, { type: 'lock.force', detail: 'bob forced' })];
     for (const r of recs) await a.append(r);
     await a.append(rec(1001, { console: 'db01', user: 'bob' }));
-    assert.deepEqual(await a.list('web01'), recs);
+    assert.deepEqual((await a.list('web01')).map(plain), recs);
     assert.deepEqual((await a.list('db01')).map((r) => r.user), ['bob']);
   });
 
@@ -31,5 +43,163 @@ export function auditStoreContract(name: string, make: () => Promise<AuditStore>
     for (let i = 0; i < 600; i++) await a.append(rec(5000, { offset: i, data: Buffer.alloc(1500, i % 256).toString('base64') })); // same ms: order by append; >1 MB: pages
     const got = await a.list('web01');
     assert.deepEqual(got.map((r) => r.offset), Array.from({ length: 600 }, (_, i) => i));
+  });
+}
+
+/** Direct access to what a store holds, to tamper with it as an attacker with write access to the
+ *  audit store (but not to the head) could. */
+export interface StoredRecords {
+  /** Where the record with this seq is stored (a file line, a table item, a line of an archive
+   *  object): reading it gives the stored JSON, writing replaces it in place. */
+  locate(console: string, seq: number): Promise<{ read(): Promise<string>; write(json: string): Promise<void>; delete(): Promise<void> }>;
+  /** Stores records the way the store did before chaining existed (no seq). */
+  legacy(recs: AuditRecord[]): Promise<void>;
+}
+
+export interface ChainRig {
+  store: AuditStore & { verify(console: string): Promise<AuditVerifyResult> };
+  /** A second writer on the same stored chain (another Lambda); the same store for one process. */
+  twin(): AuditStore;
+  heads: AuditHeadStore;
+  raw: StoredRecords;
+}
+
+export function auditChainContract(name: string, make: (opts: Partial<ChainOptions>) => Promise<ChainRig>): void {
+  const T = Date.UTC(2026, 2, 1, 12);
+  const rec = (i: number, over: Partial<AuditRecord> = {}): AuditRecord => ({ time: T + i * 1000, console: 'web01', type: 'input', user: 'alice', session: 's1', fence: 2, data: Buffer.from(`line ${i}\r`).toString('base64'), offset: i * 10, ...over });
+  /** A rig with 12 records appended (seals every 5th seq: 14 stored, seq 1..14, seals at 5 and 10). */
+  const filled = async () => {
+    const rig = await make({ sealEvery: 5 });
+    for (let i = 0; i < 12; i++) await rig.store.append(rec(i));
+    const v = await rig.store.verify('web01');
+    assert.ok(v.ok, JSON.stringify(v));
+    return rig;
+  };
+  const edit = async (rig: ChainRig, seq: number, f: (json: string) => string) => {
+    const slot = await rig.raw.locate('web01', seq);
+    await slot.write(f(await slot.read()));
+  };
+  const broken = async (rig: ChainRig, want: { seq: number; problem: string; detail?: RegExp }) => {
+    const v = await rig.store.verify('web01');
+    assert.equal(v.ok, false, `verify should fail: ${JSON.stringify(v)}`);
+    assert.equal(v.broken?.problem, want.problem, JSON.stringify(v.broken));
+    assert.equal(v.broken?.seq, want.seq, JSON.stringify(v.broken));
+    if (want.detail) assert.match(v.broken!.detail, want.detail);
+    return v;
+  };
+
+  test(`${name}: chain: seq 1.. without gaps, each prev the hash before, seals every 5th seq, verify ok`, async () => {
+    const rig = await filled();
+    const got = await rig.store.list('web01');
+    assert.deepEqual(got.map((r) => r.seq), Array.from({ length: 14 }, (_, i) => i + 1));
+    assert.deepEqual(got.filter((r) => r.type === SEAL_TYPE).map((r) => r.seq), [5, 10]);
+    assert.equal(got[0].prev, '0'.repeat(64));
+    for (const [i, r] of got.entries()) {
+      assert.equal(r.hash, recordHash(r));
+      if (i) assert.equal(r.prev, got[i - 1].hash);
+    }
+    assert.equal(got[4].detail, `sealed 4 records, head ${got[3].hash}`);
+    assert.deepEqual(got.filter((r) => r.type !== SEAL_TYPE).map(plain), Array.from({ length: 12 }, (_, i) => rec(i)));
+    assert.deepEqual(await rig.heads.get('web01'), { seq: 14, hash: got[13].hash, time: got[13].time });
+    const v = await rig.store.verify('web01');
+    assert.deepEqual({ ok: v.ok, records: v.records, seals: v.seals, unchained: v.unchained, end: v.end?.seq }, { ok: true, records: 14, seals: 2, unchained: 0, end: 14 });
+    assert.deepEqual(await rig.store.verify('nothing'), { console: 'nothing', ok: true, records: 0, unchained: 0, seals: 0, end: undefined, head: undefined });
+  });
+
+  test(`${name}: verify catches one edited byte (hash mismatch) and names the record`, async () => {
+    const rig = await filled();
+    await edit(rig, 7, (j) => j.replace('"alice"', '"alicf"'));
+    await broken(rig, { seq: 7, problem: 'hash mismatch', detail: /changed/ });
+    const v = await rig.store.verify('web01');
+    assert.equal(v.broken?.type, 'input');
+    assert.equal(v.broken?.time, T + 5000);
+  });
+
+  test(`${name}: verify catches a byte that breaks the record's JSON (unreadable), a deleted record (missing seq), two swapped (out of order)`, async () => {
+    let rig = await filled();
+    await edit(rig, 8, (j) => j.replace('{', '['));
+    await broken(rig, { seq: 8, problem: 'unreadable' });
+
+    rig = await filled();
+    await (await rig.raw.locate('web01', 8)).delete();
+    await broken(rig, { seq: 8, problem: 'missing seq', detail: /seq 8 is missing: after seq 7 .* comes seq 9/ });
+
+    rig = await filled();
+    const [x, y] = [await rig.raw.locate('web01', 8), await rig.raw.locate('web01', 9)];
+    const [a, b] = [await x.read(), await y.read()];
+    await x.write(b);
+    await y.write(a);
+    await broken(rig, { seq: 9, problem: 'out of order', detail: /seq 9 is stored before seq 8/ });
+  });
+
+  test(`${name}: verify catches records cut off the end (head mismatch), a rewritten tail with fresh hashes, a forged seal`, async () => {
+    let rig = await filled();
+    await (await rig.raw.locate('web01', 14)).delete();
+    await (await rig.raw.locate('web01', 13)).delete();
+    await broken(rig, { seq: 13, problem: 'head mismatch', detail: /ends at seq 12 .* head says seq 14 .*2 record\(s\) cut off the end/ });
+
+    // Rewriting a record and every one after it with correct hashes still leaves the head behind.
+    rig = await filled();
+    let prev = JSON.parse(await (await rig.raw.locate('web01', 11)).read()).hash as string;
+    for (let seq = 12; seq <= 14; seq++) {
+      await edit(rig, seq, (j) => {
+        const r = JSON.parse(j) as AuditRecord;
+        if (seq === 12) r.user = 'mallory';
+        r.prev = prev;
+        r.hash = recordHash(r);
+        prev = r.hash;
+        return JSON.stringify(r);
+      });
+    }
+    await broken(rig, { seq: 14, problem: 'head mismatch', detail: /replaced/ });
+
+    rig = await filled();
+    await edit(rig, 10, (j) => {
+      const seal = JSON.parse(j) as AuditRecord;
+      seal.detail = seal.detail!.replace('sealed 9', 'sealed 7');
+      seal.hash = recordHash(seal);
+      return JSON.stringify(seal);
+    });
+    await broken(rig, { seq: 10, problem: 'seal mismatch' });
+  });
+
+  test(`${name}: records from before chaining are counted, not broken; the chain starts after them`, async () => {
+    const rig = await make({ sealEvery: 0 });
+    await rig.raw.legacy([rec(0, { detail: 'old' }), rec(1, { detail: 'old' }), rec(2, { detail: 'old' })]);
+    for (let i = 3; i < 6; i++) await rig.store.append(rec(i));
+    const got = await rig.store.list('web01');
+    assert.deepEqual(got.map((r) => r.seq), [undefined, undefined, undefined, 1, 2, 3]);
+    const v = await rig.store.verify('web01');
+    assert.deepEqual({ ok: v.ok, unchained: v.unchained, records: v.records }, { ok: true, unchained: 3, records: 3 });
+  });
+
+  test(`${name}: 20 concurrent appends through two writers give a gapless valid chain`, async () => {
+    const rig = await make({ sealEvery: 7 });
+    const writers = [rig.store, rig.twin()];
+    await Promise.all(Array.from({ length: 20 }, (_, i) => writers[i % 2].append(rec(i, { detail: `w${i % 2}` }))));
+    const got = await rig.store.list('web01');
+    assert.deepEqual(got.map((r) => r.seq), Array.from({ length: 23 }, (_, i) => i + 1), 'seq 1..23: 20 records, seals at 7, 14 and 21');
+    assert.deepEqual(got.filter((r) => r.type !== SEAL_TYPE).map((r) => r.offset).sort((a, b) => a! - b!), Array.from({ length: 20 }, (_, i) => i * 10));
+    const v = await rig.store.verify('web01');
+    assert.ok(v.ok && !v.note, JSON.stringify(v));
+    assert.equal((await rig.heads.get('web01'))?.seq, 23);
+  });
+
+  test(`${name}: a crash between the record and the head write: verify accepts the lag of one, the next append moves the head on`, async () => {
+    const rig = await make({ sealEvery: 0 });
+    for (let i = 0; i < 3; i++) await rig.store.append(rec(i));
+    const advance = rig.heads.advance.bind(rig.heads);
+    rig.heads.advance = async () => { throw new Error('process killed'); };
+    await assert.rejects(rig.store.append(rec(3)), /process killed/);
+    rig.heads.advance = advance;
+    assert.equal((await rig.heads.get('web01'))?.seq, 3);
+    const v = await rig.store.verify('web01');
+    assert.ok(v.ok, JSON.stringify(v));
+    assert.match(v.note ?? '', /lags the last record by one/);
+    await rig.store.append(rec(4));
+    assert.deepEqual((await rig.store.list('web01')).map((r) => r.seq), [1, 2, 3, 4, 5]);
+    assert.equal((await rig.heads.get('web01'))?.seq, 5);
+    const after = await rig.store.verify('web01');
+    assert.ok(after.ok && !after.note, JSON.stringify(after));
   });
 }

@@ -1,59 +1,119 @@
 // AuditStore on DynamoDB: the AWS twin of adapters/fs/audit-store.ts (same contract,
 // test/contracts/audit-store.contract.ts). One item per record in the console's partition
-// (pk `audit#<console>`, sk = zero-padded time, then a per-writer sequence and a writer id, so two
-// Lambdas writing in the same millisecond never collide and one writer's records keep their
-// order). A PutItem is durable when it returns, in single-digit milliseconds: the input it
-// describes is forwarded only after that. list reads the partition in sk order (newest-first and
-// reversed for `limit`). Records older than an hour or so move to S3 objects under Object Lock
-// (s3-audit-archive.ts): `entries` and `remove` are what that needs.
-import { BatchWriteItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { randomBytes } from 'node:crypto';
+// (pk `audit#<console>`), keyed by its place in the console's hash chain (core/audit-chain.ts):
+// sk `s#<seq, 15 digits>`. The chain's head is an item of its own (dynamo-audit-heads.ts).
+//
+// An append (appendChained): read the head (seq h), PutItem the record at h + 1 on condition that
+// no item has that key, then move the head from h to h + 1 (conditional on seq = h). Of several
+// Lambdas appending to one console at once, one gets h + 1; the others see the condition fail,
+// move the head to the winner's record if the winner has not yet (it may have crashed between its
+// two writes) and try h + 2. Three requests in a row, each durable when it returns; the input an
+// audit record describes is forwarded only after all three.
+//
+// Records written before chaining existed keep their old sort keys `<time15>#<seq12>#<writer>`:
+// digits sort before `s#`, so they come first, as the unchained start of the trail. list reads
+// the partition in sk order (newest-first and reversed for `limit`). Records older than an hour
+// or so move to S3 objects under Object Lock (s3-audit-archive.ts): `entries` and `remove` are
+// what that needs.
+import { BatchWriteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { appendChained, canonical, chainOptions, ChainWalker, type AuditVerifyResult, type ChainBackend, type ChainItem, type ChainOptions } from '../../core/audit-chain.ts';
 import type { AuditRecord, AuditStore } from '../../core/ports.ts';
-import { N, S } from './dynamo-table.ts';
+import { DynamoAuditHeadStore } from './dynamo-audit-heads.ts';
+import { isConditionFailure, N, S } from './dynamo-table.ts';
+
+/** The sort key of the chained record `seq`. */
+export const seqSk = (seq: number): string => `s#${String(seq).padStart(15, '0')}`;
 
 export class DynamoAuditStore implements AuditStore {
-  private readonly writer = randomBytes(4).toString('hex');
-  private seq = 0;
+  readonly heads: DynamoAuditHeadStore;
+  private readonly opts: ChainOptions;
+  private readonly backend: ChainBackend;
 
-  constructor(private readonly db: DynamoDBClient, private readonly table: string) {}
+  constructor(private readonly db: DynamoDBClient, private readonly table: string, opts: Partial<ChainOptions> = {}) {
+    this.heads = new DynamoAuditHeadStore(db, table);
+    this.opts = chainOptions(opts, process.env);
+    this.backend = {
+      heads: this.heads,
+      create: async (rec) => {
+        try {
+          await this.db.send(new PutItemCommand({
+            TableName: this.table,
+            Item: { pk: S(`audit#${rec.console}`), sk: S(seqSk(rec.seq!)), rec: S(JSON.stringify(rec)), time: N(rec.time) },
+            ConditionExpression: 'attribute_not_exists(pk)', // never overwrite a record
+          }));
+          return true;
+        } catch (e) {
+          if (isConditionFailure(e)) return false;
+          throw e;
+        }
+      },
+      at: async (c, seq) => {
+        const r = await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: S(`audit#${c}`), sk: S(seqSk(seq)) }, ConsistentRead: true }));
+        return r.Item ? JSON.parse(r.Item.rec!.S!) as AuditRecord : undefined;
+      },
+    };
+  }
 
   async append(rec: AuditRecord): Promise<void> {
-    const sk = `${String(Math.floor(rec.time)).padStart(15, '0')}#${String(this.seq++).padStart(12, '0')}#${this.writer}`;
-    await this.db.send(new PutItemCommand({
-      TableName: this.table,
-      Item: { pk: S(`audit#${rec.console}`), sk: S(sk), rec: S(JSON.stringify(rec)), time: N(rec.time) },
-      ConditionExpression: 'attribute_not_exists(pk)', // never overwrite a record
-    }));
+    await appendChained(this.backend, rec, this.opts);
   }
 
   async list(console: string, opts: { limit?: number; since?: number } = {}): Promise<AuditRecord[]> {
     return (await this.entries(console, opts)).map((e) => e.rec);
   }
 
-  /** Records with their sort keys (sk order = time, then each writer's order), oldest first:
-   *  the newest `limit`, those at or after `since`, or the oldest `limit` before `before`
-   *  (`oldestFirst`). */
-  async entries(console: string, opts: { limit?: number; since?: number; before?: number; oldestFirst?: boolean } = {}): Promise<AuditEntry[]> {
-    const values: Record<string, AttributeValue> = { ':pk': S(`audit#${console}`) };
-    const t = (ms: number) => String(Math.max(0, Math.floor(ms))).padStart(15, '0');
-    let cond = 'pk = :pk';
-    if (opts.since !== undefined && opts.before !== undefined) { cond += ' AND sk BETWEEN :since AND :before'; values[':since'] = S(t(opts.since)); values[':before'] = S(t(opts.before)); }
-    else if (opts.since !== undefined) { cond += ' AND sk >= :since'; values[':since'] = S(t(opts.since)); }
-    else if (opts.before !== undefined) { cond += ' AND sk < :before'; values[':before'] = S(t(opts.before)); }
+  /** Records with their sort keys, oldest first: the newest `limit` (of those at or after `since`),
+   *  or (`before`, `oldestFirst`: what the archiver moves) the oldest ones up to the first record
+   *  at or after `before` or past the chain position `maxSeq`, at most `limit`. */
+  async entries(console: string, opts: { limit?: number; since?: number; before?: number; oldestFirst?: boolean; maxSeq?: number } = {}): Promise<AuditEntry[]> {
     const newestFirst = opts.limit !== undefined && !opts.oldestFirst;
     const out: AuditEntry[] = [];
+    for await (const it of this.items(console, { forward: !newestFirst, since: opts.since, limit: opts.limit })) {
+      const rec = JSON.parse(it.raw) as AuditRecord;
+      if (opts.before !== undefined && (rec.time >= opts.before || (rec.seq ?? 0) > (opts.maxSeq ?? Infinity))) break;
+      out.push({ sk: it.sk, rec });
+      if (opts.limit !== undefined && out.length >= opts.limit) break;
+    }
+    return newestFirst ? out.reverse() : out;
+  }
+
+  /** The partition's items as stored (the record's JSON unparsed), page by page. `limit` is a hint
+   *  for the page size. */
+  private async *items(console: string, o: { forward: boolean; since?: number; limit?: number }): AsyncGenerator<{ sk: string; raw: string }> {
     let start: Record<string, AttributeValue> | undefined;
     do {
       const r = await this.db.send(new QueryCommand({
-        TableName: this.table, KeyConditionExpression: cond, ExpressionAttributeValues: values, ConsistentRead: true,
-        ScanIndexForward: !newestFirst, ExclusiveStartKey: start, ...(opts.limit !== undefined ? { Limit: Math.max(1, opts.limit - out.length) } : {}),
+        TableName: this.table, KeyConditionExpression: 'pk = :pk', ConsistentRead: true,
+        ExpressionAttributeValues: { ':pk': S(`audit#${console}`), ...(o.since !== undefined ? { ':since': N(o.since) } : {}) },
+        ...(o.since !== undefined ? { FilterExpression: '#t >= :since', ExpressionAttributeNames: { '#t': 'time' } } : {}),
+        ScanIndexForward: o.forward, ExclusiveStartKey: start, ...(o.limit !== undefined ? { Limit: Math.max(1, o.limit) } : {}),
       }));
-      // BETWEEN includes `before` itself (a bare time sorts below every sk of that millisecond).
-      for (const it of r.Items ?? []) if (opts.before === undefined || it.sk!.S! < t(opts.before)) out.push({ sk: it.sk!.S!, rec: JSON.parse(it.rec!.S!) as AuditRecord });
+      for (const it of r.Items ?? []) yield { sk: it.sk!.S!, raw: it.rec?.S ?? '' };
       start = r.LastEvaluatedKey;
-    } while (start && (opts.limit === undefined || out.length < opts.limit));
-    const picked = opts.limit !== undefined ? out.slice(0, opts.limit) : out;
-    return newestFirst ? picked.reverse() : picked;
+    } while (start);
+  }
+
+  /** Walks the console's chain: head, the table's records, `archived` ones (the archive store's
+   *  objects, read after the table so a record moved meanwhile is found there), the head again.
+   *  A record in both places (archived, not yet deleted) is walked once; copies that differ are
+   *  reported. */
+  async verify(console: string, archived?: (w: ChainWalker) => Promise<{ sk: string; item: ChainItem }[]>): Promise<AuditVerifyResult> {
+    const head = await this.heads.get(console);
+    const hot: { sk: string; raw: string }[] = [];
+    for await (const it of this.items(console, { forward: true })) hot.push(it);
+    const w = new ChainWalker(console);
+    const bySk = new Map<string, ChainItem>();
+    for (const e of (await archived?.(w)) ?? []) bySk.set(e.sk, e.item);
+    for (const e of hot) {
+      const item = parseItem(e.raw, `table item ${e.sk}`);
+      const other = bySk.get(e.sk);
+      if (!other) bySk.set(e.sk, item);
+      else if ('rec' in other && (!('rec' in item) || canonical(other.rec) !== canonical(item.rec))) {
+        w.report({ seq: other.rec.seq ?? 0, time: other.rec.time, type: other.rec.type, problem: 'copies differ', detail: `the table's copy (${e.sk}) differs from the archived one (${other.where})` });
+      }
+    }
+    for (const sk of [...bySk.keys()].sort()) w.push(bySk.get(sk)!);
+    return w.finish(head, await this.heads.get(console));
   }
 
   /** Deletes records by sort key (after they were archived), 25 to a request, retrying what
@@ -71,6 +131,15 @@ export class DynamoAuditStore implements AuditStore {
       }
     }
   }
+}
+
+/** A stored record's JSON as the chain walker takes it. */
+export function parseItem(raw: string, where: string): ChainItem {
+  try {
+    const rec = JSON.parse(raw) as AuditRecord;
+    if (rec && typeof rec === 'object') return { rec, where };
+  } catch { /* below */ }
+  return { bad: `not a record: ${JSON.stringify(raw.slice(0, 80))}`, where };
 }
 
 /** An audit record and its DynamoDB sort key (unique per record, its place in the order). */

@@ -1,27 +1,35 @@
-// The audit trail on AWS: recent records in DynamoDB (dynamo-audit-store.ts: a PutItem per record,
-// durable in milliseconds, before the input it describes is forwarded), older ones in immutable S3
-// objects in the audit bucket, which infra/stack.ts creates with Object Lock in COMPLIANCE mode:
-// once archived, nobody (root included) can change or delete a record before its retention ends.
+// The audit trail on AWS: recent records in DynamoDB (dynamo-audit-store.ts: hash-chained per
+// console, core/audit-chain.ts, durable in milliseconds, before the input they describe is
+// forwarded), older ones in immutable S3 objects in the audit bucket, which infra/stack.ts creates
+// with Object Lock in COMPLIANCE mode: once archived, nobody (root included) can change or delete
+// a record before its retention ends.
 //
 // archive() moves a console's records older than `before` (a scheduled Lambda, entry-archive.ts,
-// runs it hourly for records over an hour old), oldest first, in batches:
+// runs it hourly for records over an hour old), oldest first in chain order, in batches. A batch
+// is a run of consecutive records from the oldest on, up to the first one at or after `before`
+// (one whose time is later, from a writer whose clock runs ahead, holds back the records after
+// it), never the newest one of the console (see archive()):
 //   1. PUT one object per batch, create-only, with Content-MD5 (S3 refuses a PUT to an Object Lock
 //      bucket without an integrity header):
-//        audit/<console>/<yyyy>/<mm>/<dd>/<t0>-<t1>_<id>.jsonl
-//      t0/t1 the first and last record's time (ms, 15 digits, UTC day of t0), id the first 16 hex
-//      digits of the body's sha256. Each line is `{"sk": <DynamoDB sort key>, "rec": <record>}`.
+//        audit/<console>/<yyyy>/<mm>/<dd>/<t0>-<t1>_<id>_<seq0>-<seq1>_<hash>.jsonl
+//      t0/t1 the earliest and latest record time in it (ms, 15 digits, UTC day of t0), id the
+//      first 16 hex digits of the body's sha256, seq0..seq1 the chain positions it holds (15
+//      digits each) and hash the full hash of record seq1: each object is a sealed batch that
+//      names where in the chain it ends. Records from before chaining (no seq) go in objects of
+//      their own without the `_<seq0>-<seq1>_<hash>` part. Each line is `{"sk": <DynamoDB sort
+//      key>, "rec": <record>}`.
 //   2. Only then delete the batch's items from DynamoDB.
 // A crash between 1 and 2 leaves the records in both places; the next run makes the same batch
-// (same body, same key: the PUT finds it there) and deletes them. Should a late record change the
-// batch, the records land in two objects: readers drop copies by sort key, so nothing is listed
-// twice and nothing is lost.
+// (same body, same key: the PUT finds it there) and deletes them. Readers drop copies by sort key,
+// so nothing is listed twice and nothing is lost; verify() reports copies that differ.
 //
 // list() merges both stores in sort-key order: the newest `limit` read DynamoDB and then only the
-// objects whose last record is newer than what it already has; `since` skips objects that end
-// before it (both by key name, without reading them).
+// objects that end after the limit-th newest record it already has; `since` skips objects whose
+// latest record is before it (both by key name, without reading them).
 import { createHash } from 'node:crypto';
+import type { AuditVerifyResult, ChainItem } from '../../core/audit-chain.ts';
 import type { AuditRecord, AuditStore } from '../../core/ports.ts';
-import type { AuditEntry, DynamoAuditStore } from './dynamo-audit-store.ts';
+import { parseItem, seqSk, type AuditEntry, type DynamoAuditStore } from './dynamo-audit-store.ts';
 import type { S3SegmentStore } from './s3-segment-store.ts';
 
 export interface AuditArchiveOptions {
@@ -32,13 +40,24 @@ export interface AuditArchiveOptions {
 }
 export const AUDIT_ARCHIVE_DEFAULTS: AuditArchiveOptions = { batchRecords: 5000, maxObjectBytes: 8 * 1024 * 1024 };
 
-const KEY_RE = /^audit\/([^/]+)\/\d{4}\/\d{2}\/\d{2}\/(\d{15})-(\d{15})_([0-9a-f]{16})\.jsonl$/;
+const KEY_RE = /^audit\/([^/]+)\/\d{4}\/\d{2}\/\d{2}\/(\d{15})-(\d{15})_([0-9a-f]{16})(?:_(\d{15})-(\d{15})_([0-9a-f]{64}))?\.jsonl$/;
 const pad = (ms: number) => String(Math.floor(ms)).padStart(15, '0');
 
-/** The key of an archive object: console, first and last record time, body hash. */
-export function auditObjectKey(console: string, t0: number, t1: number, body: Buffer): string {
+/** The key of an archive object: console, earliest and latest record time, body hash, and for
+ *  chained records the seq range and the hash the object ends at. */
+export function auditObjectKey(console: string, t0: number, t1: number, body: Buffer, chain?: { from: number; to: number; hash: string }): string {
   const d = new Date(t0).toISOString();
-  return `audit/${console}/${d.slice(0, 4)}/${d.slice(5, 7)}/${d.slice(8, 10)}/${pad(t0)}-${pad(t1)}_${createHash('sha256').update(body).digest('hex').slice(0, 16)}.jsonl`;
+  const end = chain ? `_${pad(chain.from)}-${pad(chain.to)}_${chain.hash}` : '';
+  return `audit/${console}/${d.slice(0, 4)}/${d.slice(5, 7)}/${d.slice(8, 10)}/${pad(t0)}-${pad(t1)}_${createHash('sha256').update(body).digest('hex').slice(0, 16)}${end}.jsonl`;
+}
+
+interface ObjectName { key: string; console: string; t1: number; chain?: { from: number; to: number; hash: string }; /** >= every sort key in it */ maxSk: string }
+
+function objectName(key: string): ObjectName | undefined {
+  const m = KEY_RE.exec(key);
+  if (!m) return undefined;
+  const chain = m[5] ? { from: Number(m[5]), to: Number(m[6]), hash: m[7] } : undefined;
+  return { key, console: m[1], t1: Number(m[3]), chain, maxSk: chain ? seqSk(chain.to) : `${m[3]}~` };
 }
 
 export class ArchivedAuditStore implements AuditStore {
@@ -54,16 +73,11 @@ export class ArchivedAuditStore implements AuditStore {
   async list(console: string, opts: { limit?: number; since?: number } = {}): Promise<AuditRecord[]> {
     const byKey = new Map<string, AuditRecord>();
     for (const e of await this.hot.entries(console, opts)) byKey.set(e.sk, e.rec);
-    const objs = (await this.objects.list(`audit/${console}/`))
-      .map((o) => KEY_RE.exec(o.key))
-      .filter((m): m is RegExpExecArray => !!m && m[1] === console && (opts.since === undefined || Number(m[3]) >= opts.since))
-      .map((m) => ({ key: m[0], t1: Number(m[3]) }))
-      .sort((a, b) => b.t1 - a.t1);
+    const objs = (await this.objectsOf(console)).filter((o) => opts.since === undefined || o.t1 >= opts.since).sort((a, b) => (a.maxSk < b.maxSk ? 1 : -1));
     for (const o of objs) {
       if (opts.limit !== undefined && byKey.size >= opts.limit) {
-        // Every record still unread is at most o.t1 old: done once that is older than the limit-th newest.
-        const nth = [...byKey.keys()].sort().at(-opts.limit)!;
-        if (pad(o.t1) < nth.slice(0, 15)) break;
+        // Every record still unread sorts at or below o.maxSk: done once that is below the limit-th newest.
+        if (o.maxSk < [...byKey.keys()].sort().at(-opts.limit)!) break;
       }
       for (const e of parseObject(await this.objects.get(o.key), o.key)) {
         if (opts.since === undefined || e.rec.time >= opts.since) byKey.set(e.sk, e.rec);
@@ -73,23 +87,67 @@ export class ArchivedAuditStore implements AuditStore {
     return (opts.limit !== undefined ? sks.slice(-opts.limit) : sks).map((k) => byKey.get(k)!);
   }
 
+  /** The whole chain, the table's records and the archived ones, against its head. Also checks
+   *  that each chained object holds the seq range and ends at the hash its name says. */
+  verify(console: string): Promise<AuditVerifyResult> {
+    return this.hot.verify(console, async (w) => {
+      const out: { sk: string; item: ChainItem }[] = [];
+      for (const o of (await this.objectsOf(console)).sort((a, b) => (a.maxSk < b.maxSk ? -1 : 1))) {
+        let prevSk: string | undefined;
+        let first: AuditRecord | undefined, last: AuditRecord | undefined;
+        for (const [i, line] of (await this.objects.get(o.key)).toString('utf8').split('\n').entries()) {
+          if (!line) continue;
+          const where = `${o.key} line ${i + 1}`;
+          let e: { sk?: unknown; rec?: unknown } | undefined;
+          try { e = JSON.parse(line); } catch { /* below */ }
+          if (typeof e?.sk !== 'string' || typeof e.rec !== 'object' || !e.rec) {
+            // Placed where the record it replaced would sort: after the line before it.
+            out.push({ sk: prevSk ? `${prevSk}\u0001` : o.chain ? seqSk(o.chain.from) : '', item: { bad: `not {sk, rec}: ${JSON.stringify(line.slice(0, 80))}`, where } });
+            continue;
+          }
+          const item = parseItem(JSON.stringify(e.rec), where);
+          out.push({ sk: e.sk, item });
+          prevSk = e.sk;
+          if ('rec' in item) { first ??= item.rec; last = item.rec; }
+        }
+        const c = o.chain;
+        if (c && (first?.seq !== c.from || last?.seq !== c.to || last?.hash !== c.hash)) {
+          w.report({ seq: c.to, time: last?.time, type: last?.type, problem: 'hash mismatch', detail: `archive object ${o.key} is named for seq ${c.from}..${c.to} ending at hash ${c.hash.slice(0, 12)}, but holds seq ${first?.seq}..${last?.seq} ending at ${last?.hash?.slice(0, 12)}` });
+        }
+      }
+      return out;
+    });
+  }
+
+  private async objectsOf(console: string): Promise<ObjectName[]> {
+    return (await this.objects.list(`audit/${console}/`)).map((o) => objectName(o.key)).filter((o): o is ObjectName => o?.console === console);
+  }
+
   /** Moves the console's records older than `before` (ms) to archive objects. */
   async archive(console: string, before: number): Promise<{ objects: number; records: number; created: number }> {
     let objects = 0, records = 0, created = 0;
+    // Never the newest chained record: it may lie above the head (its writer stopped between its
+    // two writes), and the append that repairs the head must find it in the table. Every record
+    // below it is at or below the head (an append moves the head before it writes the next one).
+    const newest = (await this.hot.entries(console, { limit: 1 }))[0]?.rec.seq;
+    const maxSeq = newest === undefined ? Infinity : newest - 1;
     for (;;) {
-      const batch = await this.hot.entries(console, { before, limit: this.opts.batchRecords, oldestFirst: true });
+      const batch = await this.hot.entries(console, { before, limit: this.opts.batchRecords, oldestFirst: true, maxSeq });
       if (!batch.length) return { objects, records, created };
       const lines: Buffer[] = [];
       let bytes = 0;
+      const chained = typeof batch[0].rec.seq === 'number';
       for (const e of batch) {
         const line = Buffer.from(JSON.stringify({ sk: e.sk, rec: e.rec }) + '\n');
-        if (lines.length && bytes + line.length > this.opts.maxObjectBytes) break;
+        if (lines.length && (bytes + line.length > this.opts.maxObjectBytes || (typeof e.rec.seq === 'number') !== chained)) break;
         lines.push(line);
         bytes += line.length;
       }
       const taken = batch.slice(0, lines.length);
       const body = Buffer.concat(lines);
-      const key = auditObjectKey(console, taken[0].rec.time, taken.at(-1)!.rec.time, body);
+      const times = taken.map((e) => e.rec.time);
+      const end = taken.at(-1)!.rec;
+      const key = auditObjectKey(console, Math.min(...times), Math.max(...times), body, chained ? { from: taken[0].rec.seq!, to: end.seq!, hash: end.hash! } : undefined);
       if ((await this.objects.put(key, body)) === 'created') created++;
       await this.hot.remove(console, taken.map((e) => e.sk));
       objects++;

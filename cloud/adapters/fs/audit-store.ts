@@ -1,40 +1,147 @@
 // Filesystem AuditStore: audit/<console>.jsonl, one JSON record per line, appended synchronously
-// (so a record is on disk before the input it describes is forwarded).
+// (so a record is on disk before the input it describes is forwarded). Records are hash-chained
+// per console (core/audit-chain.ts), the chain's head kept in audit-heads/ (audit-heads.ts).
+// Appends of one console run one at a time (they would interleave across awaits otherwise); the
+// file is fsynced at every seal. A torn last line (a crash in the middle of a write: that append
+// never resolved) is cut off when the file is opened again.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { AuditRecord, AuditStore } from '../../core/ports.ts';
+import readline from 'node:readline';
+import { appendChained, chainOptions, ChainWalker, type AuditVerifyResult, type ChainBackend, type ChainOptions } from '../../core/audit-chain.ts';
+import type { AuditHead, AuditRecord, AuditStore } from '../../core/ports.ts';
+import { FsAuditHeadStore, fsAuditHeadConsoles, readFsAuditHead } from './audit-heads.ts';
+
+/** The tail read to find the last record when a file is opened (records are at most ~40 KB). */
+const TAIL_BYTES = 1024 * 1024;
 
 export class FsAuditStore implements AuditStore {
   private readonly dir: string;
-  constructor(root: string) {
+  readonly heads: FsAuditHeadStore;
+  private readonly opts: ChainOptions;
+  private readonly files = new Map<string, { fd: number; last?: AuditRecord }>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly root: string, opts: Partial<ChainOptions> = {}) {
     this.dir = path.join(root, 'audit');
     fs.mkdirSync(this.dir, { recursive: true });
+    this.heads = new FsAuditHeadStore(root);
+    this.opts = chainOptions(opts, process.env);
   }
 
-  private readonly fds = new Map<string, number>();
+  private readonly backend: ChainBackend = {
+    heads: { get: (c) => this.heads.get(c), advance: (c, from, to) => this.heads.advance(c, from, to) },
+    create: async (rec) => {
+      const f = this.open(rec.console);
+      if ((f.last?.seq ?? 0) >= rec.seq!) return false;
+      fs.writeSync(f.fd, JSON.stringify(rec) + '\n');
+      f.last = rec;
+      return true;
+    },
+    at: async (c, seq) => {
+      const f = this.open(c);
+      if (f.last?.seq === seq) return f.last;
+      return parseLines(fs.readFileSync(this.file(c), 'utf8')).find((r) => r.seq === seq);
+    },
+    sealed: async (c) => { fs.fsyncSync(this.open(c).fd); },
+  };
 
-  async append(rec: AuditRecord): Promise<void> {
-    let fd = this.fds.get(rec.console);
-    if (fd === undefined) {
-      fd = fs.openSync(path.join(this.dir, `${rec.console}.jsonl`), 'a');
-      this.fds.set(rec.console, fd);
-    }
-    fs.writeSync(fd, JSON.stringify(rec) + '\n');
+  append(rec: AuditRecord): Promise<void> {
+    return this.serial(rec.console, async () => { await appendChained(this.backend, rec, this.opts); });
   }
 
   close(): void {
-    for (const fd of this.fds.values()) fs.closeSync(fd);
-    this.fds.clear();
+    for (const f of this.files.values()) fs.closeSync(f.fd);
+    this.files.clear();
   }
 
   async list(console: string, opts: { limit?: number; since?: number } = {}): Promise<AuditRecord[]> {
-    const file = path.join(this.dir, `${console}.jsonl`);
+    const file = this.file(console);
     if (!fs.existsSync(file)) return [];
-    let recs = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((l) => {
-      try { return [JSON.parse(l) as AuditRecord]; } catch { return []; } // a torn last line after a crash
-    });
+    let recs = parseLines(fs.readFileSync(file, 'utf8'));
     if (opts.since !== undefined) recs = recs.filter((r) => r.time >= opts.since!);
     if (opts.limit !== undefined) recs = recs.slice(-opts.limit);
     return recs;
   }
+
+  /** The chain as it stands between two appends: head and file length taken together, then the
+   *  file read up to that length (appends meanwhile are not waited for). */
+  async verify(console: string): Promise<AuditVerifyResult> {
+    const snap = await this.serial(console, async () => {
+      const size = fs.existsSync(this.file(console)) ? fs.statSync(this.file(console)).size : 0;
+      return { size, head: await this.heads.get(console) };
+    });
+    return verifyFsAudit(this.root, console, snap);
+  }
+
+  async consoles(): Promise<string[]> { return fsAuditConsoles(this.root); }
+
+  private file(console: string): string { return path.join(this.dir, `${console}.jsonl`); }
+
+  /** The console's file, open for appending, and its last record (read once from the file's end). */
+  private open(console: string): { fd: number; last?: AuditRecord } {
+    let f = this.files.get(console);
+    if (f) return f;
+    const file = this.file(console);
+    let last: AuditRecord | undefined;
+    if (fs.existsSync(file)) {
+      const fd = fs.openSync(file, 'r+');
+      try {
+        const size = fs.fstatSync(fd).size;
+        const start = Math.max(0, size - TAIL_BYTES);
+        const tail = Buffer.alloc(size - start);
+        fs.readSync(fd, tail, 0, tail.length, start);
+        const nl = tail.lastIndexOf(0x0a);
+        if (tail.length && nl !== tail.length - 1 && (nl >= 0 || start === 0)) fs.ftruncateSync(fd, start + nl + 1); // torn last line
+        const recs = parseLines(tail.subarray(0, nl + 1).toString('utf8'));
+        last = recs.findLast((r) => typeof r.seq === 'number')
+          ?? (start > 0 ? parseLines(fs.readFileSync(file, 'utf8')).findLast((r) => typeof r.seq === 'number') : undefined);
+      } finally { fs.closeSync(fd); }
+    }
+    f = { fd: fs.openSync(file, 'a'), last };
+    this.files.set(console, f);
+    return f;
+  }
+
+  private serial<T>(console: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(console) ?? Promise.resolve()).then(fn);
+    const done = run.catch(() => {});
+    this.queues.set(console, done);
+    void done.then(() => { if (this.queues.get(console) === done) this.queues.delete(console); });
+    return run;
+  }
+}
+
+function parseLines(text: string): AuditRecord[] {
+  return text.split('\n').filter(Boolean).flatMap((l) => {
+    try { return [JSON.parse(l) as AuditRecord]; } catch { return []; } // listing skips what verify reports
+  });
+}
+
+/** Consoles with an audit file or a chain head under the data directory `root`. */
+export function fsAuditConsoles(root: string): string[] {
+  let files: string[] = [];
+  try { files = fs.readdirSync(path.join(root, 'audit')).filter((f) => f.endsWith('.jsonl')).map((f) => f.slice(0, -6)); } catch { /* none */ }
+  return [...new Set([...files, ...fsAuditHeadConsoles(root)])].sort();
+}
+
+/** Verifies a console's chain in the data directory `root` (read only: `cloudcons audit verify
+ *  --data DIR` runs it on a directory no cloud is using). `snap`: the head and the file length to
+ *  check against (default: the head now, the whole file). Reads the file as a stream. */
+export async function verifyFsAudit(root: string, console: string, snap?: { size: number; head?: AuditHead }): Promise<AuditVerifyResult> {
+  const head = snap ? snap.head : readFsAuditHead(root, console);
+  const file = path.join(root, 'audit', `${console}.jsonl`);
+  const w = new ChainWalker(console);
+  if (fs.existsSync(file) && snap?.size !== 0) {
+    const lines = readline.createInterface({ input: fs.createReadStream(file, snap ? { end: snap.size - 1 } : {}), crlfDelay: Infinity });
+    let n = 0;
+    for await (const line of lines) {
+      n++;
+      if (!line) continue;
+      const where = `audit/${console}.jsonl line ${n}`;
+      let rec: AuditRecord;
+      try { rec = JSON.parse(line) as AuditRecord; } catch { w.push({ bad: `not JSON: ${JSON.stringify(line.slice(0, 80))}`, where }); continue; }
+      w.push(typeof rec === 'object' && rec ? { rec, where } : { bad: `not a record: ${JSON.stringify(line.slice(0, 80))}`, where });
+    }
+  }
+  return w.finish(head);
 }

@@ -1,0 +1,39 @@
+// `cloudcons audit verify [NAME]`: checks the hash chain of a console's audit (every console's
+// without NAME) end to end against its head (cloud/core/audit-chain.ts), through the cloud's
+// GET /v1/audit/verify, or offline in an embedded cloud's data directory (`--data DIR`). One line
+// per console; exit 0 when every chain is intact, 1 when one is broken.
+import type { Command } from 'commander';
+import { verifyLine, type AuditVerifyResult } from '../cloud/core/audit-chain.ts';
+import { BadParameter } from '../protocol/errors.ts';
+import { apiJson } from './api.ts';
+import type { Login } from './login-config.ts';
+
+export function registerAuditVerify(audit: Command, loginOpts: (c: Command) => Command, login: (o: { url?: string; token?: string }) => Login): void {
+  loginOpts(audit.command('verify [console]')
+    .description('check the audit hash chain of a console (every console without one) against its head: names the first broken record; exit 1 when one is broken')
+    .option('--data <dir>', 'check an embedded cloud\'s data directory offline (its audit/ and audit-heads/), no cloud needed')
+    .option('--json', 'machine-readable output'))
+    .action(async function (this: Command, name: string | undefined) {
+      const o = this.optsWithGlobals() as { data?: string; json?: boolean; url?: string; token?: string };
+      const started = Date.now();
+      const results = o.data ? await verifyOffline(o.data, name) : (await apiJson<{ consoles: AuditVerifyResult[] }>(login(o), `/v1/audit/verify${name ? `?console=${encodeURIComponent(name)}` : ''}`)).consoles;
+      if (o.json) console.log(JSON.stringify(results, null, 2));
+      else for (const r of results) console.log(verifyLine(r));
+      const bad = results.filter((r) => !r.ok).length;
+      const records = results.reduce((n, r) => n + r.records + r.unchained, 0);
+      console.error(`cloudcons audit verify: ${results.length} console(s), ${records} records, ${bad ? `${bad} BROKEN` : 'all intact'} (${Date.now() - started} ms)`);
+      process.exitCode = bad ? 1 : 0;
+    });
+}
+
+async function verifyOffline(dir: string, name: string | undefined): Promise<AuditVerifyResult[]> {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const { fsAuditConsoles, verifyFsAudit } = await import('../cloud/adapters/fs/audit-store.ts');
+  if (!fs.existsSync(path.join(dir, 'audit')) && !fs.existsSync(path.join(dir, 'audit-heads'))) {
+    throw new BadParameter(`--data ${dir}: no audit/ or audit-heads/ in it (is it an embedded cloud's data directory?)`);
+  }
+  const out: AuditVerifyResult[] = [];
+  for (const c of name ? [name] : fsAuditConsoles(dir)) out.push(await verifyFsAudit(dir, c));
+  return out;
+}
