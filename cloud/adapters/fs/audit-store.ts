@@ -124,15 +124,16 @@ export function fsAuditConsoles(root: string): string[] {
   return [...new Set([...files, ...fsAuditHeadConsoles(root)])].sort();
 }
 
-/** Verifies a console's chain in the data directory `root` (read only: `cloudcons audit verify
- *  --data DIR` runs it on a directory no cloud is using). `snap`: the head and the file length to
- *  check against (default: the head now, the whole file). Reads the file as a stream. */
+/** Verifies a console's chain in the data directory `root`, read only (`cloudcons audit verify
+ *  --data DIR`). `snap`: the head and the file length to check against; without it the head is
+ *  read before and after the file (a cloud may be appending meanwhile). Reads the file as a stream. */
 export async function verifyFsAudit(root: string, console: string, snap?: { size: number; head?: AuditHead }): Promise<AuditVerifyResult> {
-  const head = snap ? snap.head : readFsAuditHead(root, console);
   const file = path.join(root, 'audit', `${console}.jsonl`);
+  const head = snap ? snap.head : readFsAuditHead(root, console);
+  const size = snap ? snap.size : fs.existsSync(file) ? fs.statSync(file).size : 0;
   const w = new ChainWalker(console);
-  if (fs.existsSync(file) && snap?.size !== 0) {
-    const lines = readline.createInterface({ input: fs.createReadStream(file, snap ? { end: snap.size - 1 } : {}), crlfDelay: Infinity });
+  if (size > 0) {
+    const lines = readline.createInterface({ input: fs.createReadStream(file, { end: size - 1 }), crlfDelay: Infinity });
     let n = 0;
     for await (const line of lines) {
       n++;
@@ -143,5 +144,5 @@ export async function verifyFsAudit(root: string, console: string, snap?: { size
       w.push(typeof rec === 'object' && rec ? { rec, where } : { bad: `not a record: ${JSON.stringify(line.slice(0, 80))}`, where });
     }
   }
-  return w.finish(head);
+  return w.finish(head, snap ? undefined : readFsAuditHead(root, console));
 }
