@@ -252,7 +252,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
       else await core.requireKnown(who, one, 'audit');
       names = [one];
     } else {
-      const all = new Set([...(await core.listConsoles(who)).map((x) => x.name), ...((await store.consoles?.()) ?? [])]);
+      const all = new Set([...(await core.listConsoles(who)).map((x) => x.name), ...((await store.consoles?.()) ?? []), CLOUD_STREAM]);
       names = [];
       for (const n of [...all].sort()) if (n === CLOUD_STREAM ? await core.isAdmin(who) : (await core.may(who, n, 'audit')).allow) names.push(n);
     }
