@@ -52,6 +52,7 @@ export class FsAuditStore implements AuditStore {
   close(): void {
     for (const f of this.files.values()) fs.closeSync(f.fd);
     this.files.clear();
+    this.heads.close();
   }
 
   async list(console: string, opts: { limit?: number; since?: number } = {}): Promise<AuditRecord[]> {
