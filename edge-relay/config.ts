@@ -393,7 +393,9 @@ function describe(issue: z.core.$ZodIssue, consoles: unknown): string[] {
 
 function got(v: unknown): string {
   if (v === undefined) return '';
-  let s = JSON.stringify(v) ?? String(v);
+  let s: string;
+  // A YAML alias inside its own anchor (`a: &x [*x]`) makes a value that contains itself.
+  try { s = JSON.stringify(v) ?? String(v); } catch { s = 'a value that contains itself (a YAML alias inside its own anchor)'; }
   if (s.length > 60) s = s.slice(0, 57) + '...';
   return ` (got ${s})`;
 }

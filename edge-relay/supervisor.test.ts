@@ -164,6 +164,17 @@ test('manual down closes the console until up, whatever the device does', async 
   assert.equal(s.events[1].detail, 'console brought up by bob (was: down by bob)');
 });
 
+test('up while a down is still closing the console: it comes back up (not stuck down)', async (t) => {
+  const cfg: ExecConsoleConfig = { type: 'exec', command: 'cat', breakDelayMs: 250 };
+  const s = supervise(t, 'race', cfg, { minBackoffMs: 20, maxBackoffMs: 20 });
+  await until('up', () => s.sup.state.state === 'up');
+  const ups = s.ups();
+  const down = s.sup.adminDown('bob');
+  s.sup.adminUp('alice'); // before the close finished (the cloud sends ctl down, then ctl up)
+  await down;
+  await until('up again', () => s.sup.state.state === 'up' && s.ups() > ups, 5000, () => JSON.stringify(s.states));
+});
+
 test('ondemand: closed until watched, open while watched, closed again after the linger', async (t) => {
   const dev = await DeviceServer.start({ path: path.join(tmpDir('sup-od'), 'c.sock') });
   t.after(() => dev.vanish());

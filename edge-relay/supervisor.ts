@@ -137,6 +137,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.clearTimers();
     await this.release(`down by ${by} (cloudcons console up ${this.name} brings it back)`);
     this.emit('event', { what: 'manual.down', detail: `console taken down by ${by}` });
+    // Brought up while it was closing: adminUp saw it still up and left it; open it now.
+    if (this.wanted() && this.status.state !== 'up' && !this.retryTimer) void this.attempt();
   }
 
   /** Manual up: also ends a flap hold and retries a failing console at once. */

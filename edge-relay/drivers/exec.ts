@@ -74,7 +74,8 @@ export class ExecDriver implements ConsoleDriver {
 
   async write(data: Buffer): Promise<void> {
     const run = this.cur;
-    if (!run || run.ended) throw new Error('exec console: process is not running');
+    // Not while closing either: node-pty would log a write to the fd it closes on exit (EBADF).
+    if (!run || run.ended || run.closing) throw new Error('exec console: process is not running');
     run.proc.write(data); // queued by node-pty and written as the pty accepts it
   }
 
