@@ -75,7 +75,7 @@ function mutateObj(r: Rng, msg: Record<string, unknown>): Record<string, unknown
       case 4: m.t = r.pick(['', 'hello', 'welcome', 'attach', 'nope', 'out', 'in', 'error', 'HELLO', r.text(6), 'x'.repeat(300), 1, null]); break;
       case 5: m.v = r.pick([0, 2, '1', 1.0000001, null, -1, [1], undefined]); if (m.v === undefined) delete m.v; break;
       case 6: if ('d' in m || r.bool(0.3)) m.d = r.pick(['abc', '====', 'ab=c', 'YQ', 'YQ=', 'Y Q==', '!!!!', '\u0000', 'YWJj\n', 'A'.repeat(45_000), '']); break;
-      case 7: if (keys.length) { const k = r.pick(keys); m[k] = typeof m[k] === 'number' ? r.pick([-1, -(2 ** 53), 2 ** 60, 1.5, NaN, Infinity]) : typeof m[k] === 'string' ? (m[k] as string).repeat(r.range(2, 2000)) : nasty(r); } break;
+      case 7: if (keys.length) { const k = r.pick(keys); m[k] = typeof m[k] === 'number' ? r.pick([-1, -(2 ** 53), 2 ** 60, 1.5, NaN, Infinity]) : typeof m[k] === 'string' ? (m[k] as string).repeat(Math.min(r.range(2, 2000), Math.ceil(200_000 / ((m[k] as string).length || 1)))) : nasty(r); } break;
     }
   }
   return m;
@@ -599,7 +599,11 @@ if (isMainThread) {
       return seen;
     };
     let missing: number[] = [];
+    // An upload that failed just before (its answer was still fuzzed) waits out its backoff (up to
+    // 60 s); a new connection's welcome makes the relay retry every upload at once.
+    let kicked = Date.now();
     await until(`every line up to tick ${liveMax} stored`, async () => {
+      if (Date.now() - kicked > 3000) { kicked = Date.now(); current?.close(1001, 'upload now'); }
       const seen = await storedTicks();
       missing = [];
       for (let n = 0; n <= liveMax; n++) if (!seen.has(n)) missing.push(n);
