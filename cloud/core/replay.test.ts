@@ -74,3 +74,17 @@ test('parseTime: relative, ISO, dates, epoch ms; junk is undefined', () => {
   assert.equal(parseTime('now', now), now);
   for (const bad of ['yesterday', '2h30', '', '12:00']) assert.equal(parseTime(bad, now), undefined, bad);
 });
+
+test('grep: a pattern with catastrophic backtracking finishes (V8 falls back to its linear engine)', () => {
+  const t0 = Date.now();
+  assert.equal(grepRegex('(a*)*b', false).test('a'.repeat(200_000)), false);
+  assert.equal(grepRegex('(x+x+)+y', true).test('X'.repeat(200_000)), false, 'also under -i (letters folded by hand)');
+  assert.equal(grepRegex('(a|a)*b', true).test('aA'.repeat(100_000)), false);
+  assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+  // The folded pattern matches what the i flag would.
+  for (const [p, yes, no] of [['(ab)+c', 'xABabC', 'abd'], ['([a-c]x)+', 'BX', 'dx'], ['(\\d\\w)+z', '1aZ', '1a'], ['(?<n>ok)+\\k<n>', 'OKOK', 'ok'], ['([^a])+', 'B', 'aA']] as const) {
+    assert.equal(grepRegex(p, true).test(yes), true, `${p} ~ ${yes}`);
+    grepRegex(p, true).lastIndex = 0;
+    assert.equal(grepRegex(p, true).test(no), new RegExp(p, 'i').test(no), `${p} ~ ${no}`);
+  }
+});

@@ -8,8 +8,15 @@
 //              interleaved (`marks`: [-- MARK -- ...] every `markMs`, [-- alice attached --] ...)
 //   asciicast  asciicast v2 (header line + [seconds, "o", text] events), plays in `asciinema play`
 //   chunks     NDJSON, one item per line: {"o","ts","d"(base64)} | {"gap":{...}} | {"pending":{...}}
+import v8 from 'node:v8';
 import type { LogItem } from './log-store.ts';
 import type { AuditRecord } from './ports.ts';
+
+// A user's grep pattern runs in the cloud process: one with catastrophic backtracking (`(a*)*b`
+// on a long line of a's) would stop it for hours. With this V8 flag a regex that backtracks
+// excessively (50,000 times) goes on in V8's linear-time engine instead (patterns it cannot run,
+// with backreferences or lookarounds, keep backtracking). Set once, for every process that greps.
+v8.setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
 
 export type ReplayFormat = 'raw' | 'text' | 'asciicast' | 'chunks';
 export const REPLAY_FORMATS: readonly ReplayFormat[] = ['raw', 'text', 'asciicast', 'chunks'];
@@ -193,7 +200,55 @@ export function grepRegex(pattern: string, ignoreCase: boolean): RegExp {
     const forms = ignoreCase ? [...new Set([c, c.toLowerCase(), c.toUpperCase()])] : [c];
     return forms.length === 1 ? utf8(c) : `(?:${forms.map(utf8).join('|')})`;
   }).join('');
-  try { return new RegExp(bytes, `gm${ignoreCase ? 'i' : ''}`); } catch (e) { throw new Error(`bad pattern: ${(e as Error).message}`); }
+  try {
+    new RegExp(bytes, 'gm'); // the user's syntax errors, as written
+    // V8's linear-time fallback (above) cannot run the `i` flag: a pattern that could backtrack
+    // badly (a quantified group) gets its letters folded by hand instead ([aA]).
+    if (ignoreCase && /\)[*+?{]/.test(bytes)) return new RegExp(foldCase(bytes), 'gm');
+    return new RegExp(bytes, `gm${ignoreCase ? 'i' : ''}`);
+  } catch (e) { throw new Error(`bad pattern: ${(e as Error).message}`); }
+}
+
+/** `pattern` matching both cases of every ASCII letter without the `i` flag (a backreference then matches its group's text exactly): `ab` -> `[aA][bB]`,
+ *  `[a-c]` -> `[a-cA-C]`. Escapes (`\d`, `\x41`, `\p{L}`, `\k<n>`) and group names stay as they are. */
+export function foldCase(pattern: string): string {
+  const other = (c: string) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase());
+  const letter = (c: string | undefined) => !!c && /^[A-Za-z]$/.test(c);
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      // An escape: copied whole, with its {...} or <...> argument.
+      let j = i + 2;
+      const n = pattern[i + 1];
+      if ((n === 'p' || n === 'P' || n === 'u') && pattern[j] === '{') j = pattern.indexOf('}', j) + 1 || pattern.length;
+      else if (n === 'k' && pattern[j] === '<') j = pattern.indexOf('>', j) + 1 || pattern.length;
+      else if (n === 'x') j = i + 4;
+      else if (n === 'u') j = i + 6;
+      else if (n === 'c') j = i + 3;
+      out += pattern.slice(i, j);
+      i = j - 1;
+    } else if (inClass) {
+      if (c === ']') { inClass = false; out += c; continue; }
+      if (letter(c) && pattern[i + 1] === '-' && letter(pattern[i + 2])) {
+        const [a, b] = [c, pattern[i + 2]];
+        out += `${a}-${b}`;
+        if ((a === a.toLowerCase()) === (b === b.toLowerCase())) out += `${other(a)}-${other(b)}`;
+        i += 2;
+      } else out += letter(c) ? c + other(c) : c;
+    } else if (c === '[') {
+      inClass = true;
+      out += c;
+      if (pattern[i + 1] === '^') { out += '^'; i++; }
+      if (pattern[i + 1] === ']') { out += ']'; i++; }
+    } else if (c === '(' && pattern[i + 1] === '?' && pattern[i + 2] === '<' && pattern[i + 3] !== '=' && pattern[i + 3] !== '!') {
+      const j = pattern.indexOf('>', i) + 1 || pattern.length; // a group name
+      out += pattern.slice(i, j);
+      i = j - 1;
+    } else out += letter(c) ? `[${c}${other(c)}]` : c;
+  }
+  return out;
 }
 
 const WINDOW = 1 << 20;
