@@ -182,7 +182,11 @@ test('entry configuration: required variables named when missing; @connections e
   assert.throws(() => entryConfig({ CLOUDCONS_SEGMENTS_BUCKET: 'b' }), /CLOUDCONS_TABLE is not set/);
   assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't' }), /CLOUDCONS_SEGMENTS_BUCKET is not set/);
   assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_LEASE_MS: '10s' }), /CLOUDCONS_LEASE_MS/);
-  assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_LEASE_MS: '20000' }), { table: 't', bucket: 'b', prefix: undefined, auditBucket: undefined, connectionsEndpoint: undefined, core: { leaseMs: 20000 } });
+  assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_LEASE_MS: '20000' }), { table: 't', bucket: 'b', prefix: undefined, auditBucket: undefined, connectionsEndpoint: undefined, core: { leaseMs: 20000 },
+    maxBodyBytes: undefined, maxConnsPerRelay: undefined, maxConnsPerUser: undefined });
+  const lim = entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_MAX_CONNS_PER_USER: '8', CLOUDCONS_MAX_CONNS_PER_RELAY: '2', CLOUDCONS_MAX_BODY_BYTES: '4096', CLOUDCONS_MAX_SESSIONS_PER_CONSOLE: '16' });
+  assert.deepEqual([lim.maxConnsPerUser, lim.maxConnsPerRelay, lim.maxBodyBytes, lim.core.maxSessionsPerConsole], [8, 2, 4096, 16]);
+  assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_MAX_CONNS_PER_USER: 'lots' }), /CLOUDCONS_MAX_CONNS_PER_USER must be a positive integer/);
   assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_QUIET_BATCH_MS: '500' }).core, { quietBatchMs: 500 });
   assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_QUIET_BATCH_MS: 'soon' }), /CLOUDCONS_QUIET_BATCH_MS/);
   assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_REDACT_PASSWORDS: 'false', CLOUDCONS_SECRET_PROMPT: 'code:$' }).core,

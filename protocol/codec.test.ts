@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chunks, decode, encode, PROTOCOL_LIMITS } from './codec.ts';
-import { clientToCloud, relayToCloud } from './messages.ts';
+import { clientToCloud, MAX_OUT_OFFSET, relayToCloud } from './messages.ts';
 
 test('round-trips a valid output message', () => {
   const d = Buffer.from([0, 1, 255, 10]).toString('base64');
@@ -43,9 +43,10 @@ test('a frame exactly at the limit is accepted, one byte more is not', () => {
 
 test('a full raw chunk fits in one frame', () => {
   const raw = Buffer.alloc(PROTOCOL_LIMITS.maxRawChunk, 0xff);
-  const frame = encode({ t: 'out', c: 'a'.repeat(128), o: Number.MAX_SAFE_INTEGER, ts: Date.now(), d: raw.toString('base64') });
+  const frame = encode({ t: 'out', c: 'a'.repeat(128), o: MAX_OUT_OFFSET, ts: Date.now(), d: raw.toString('base64') });
   assert.ok(Buffer.byteLength(frame) <= PROTOCOL_LIMITS.maxFrameBytes);
   assert.ok(decode(relayToCloud, frame).ok);
+  assert.equal(decode(relayToCloud, frame.replace(`"o":${MAX_OUT_OFFSET}`, `"o":${MAX_OUT_OFFSET + 1}`)).ok, false, 'an end past the safe integers');
 });
 
 test('chunks splits at the payload limit without losing bytes', () => {

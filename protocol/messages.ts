@@ -7,6 +7,9 @@
 import { z } from 'zod';
 
 export const PROTOCOL_VERSION = 1;
+/** Highest offset an `out` may start at: its end stays a safe integer (a stored end above that
+ *  would make every later `welcome` invalid). */
+export const MAX_OUT_OFFSET = Number.MAX_SAFE_INTEGER - 32 * 1024;
 
 const name = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, 'console names use letters, digits and . _ : @ -');
 /** Canonical base64 (what Buffer#toString('base64') writes): decoded and encoded again, natively,
@@ -47,7 +50,7 @@ export const relayToCloud = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('console'), info: consoleInfo }),
   /** Output: bytes `d` that start at byte offset `o` of console `c`'s stream, read at time `ts` (ms). */
   /** `o` leaves room for `d`: every end offset the cloud derives (o + bytes) stays a safe integer. */
-  z.object({ v, t: z.literal('out'), c: name, o: offset.max(Number.MAX_SAFE_INTEGER - 32 * 1024), ts: z.number(), d: b64 }),
+  z.object({ v, t: z.literal('out'), c: name, o: offset.max(MAX_OUT_OFFSET), ts: z.number(), d: b64 }),
   /** The relay refused an input or break (stale fence, console down...). */
   z.object({ v, t: z.literal('rejected'), c: name, fence, session: z.string().max(64), what: z.enum(['in', 'break', 'resize']), reason: z.string().max(256) }),
   /** A break was sent to the device. */

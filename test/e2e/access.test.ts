@@ -221,5 +221,19 @@ test('access rules: every role x every action through HTTP and WebSocket; relays
     ['audit files', fs.readdirSync(path.join(data, 'audit'), { recursive: true }).map((f) => { try { return fs.readFileSync(path.join(data, 'audit', String(f)), 'utf8'); } catch { return ''; } }).join('\n')]] as const) {
     assert.ok(!text.includes(SECRET), `the BMC password shows in the ${where}`);
   }
+
+  // Rotating a relay's token: a second token for edge1 works beside the first; once the first is
+  // revoked, a new connection with it is refused and the second one still publishes.
+  const edge1b = await mk('relay', 'edge1');
+  assert.equal((await run(['token', 'revoke', edge1.id])).code, 0);
+  const old = await new Promise<number>((r) => { const w = new WebSocket(`${wsUrl}/v1/relay`, { headers: { authorization: `Bearer ${edge1.token}` } }); w.on('unexpected-response', (_q, res) => r(res.statusCode ?? 0)); w.on('open', () => { w.close(); r(101); }); w.on('error', () => {}); });
+  assert.equal(old, 401);
+  const fresh = new WebSocket(`${wsUrl}/v1/relay`, { headers: { authorization: `Bearer ${edge1b.token}` } });
+  const freshMsgs: { t: string }[] = [];
+  fresh.on('message', (raw) => freshMsgs.push(JSON.parse(raw.toString())));
+  await new Promise((r) => fresh.on('open', r));
+  fresh.send(JSON.stringify({ v: 1, t: 'hello', relay: 'edge1', boot: 'rotated', consoles: [{ name: 'lab1', type: 'exec', state: 'up', since: 1 }] }));
+  await until('welcome with the new token', () => freshMsgs.some((m) => m.t === 'welcome'));
+  fresh.close();
   relay.kill();
 });
