@@ -26,6 +26,25 @@ export function registerAuditVerify(audit: Command, loginOpts: (c: Command) => C
     });
 }
 
+export function registerAuditReseal(audit: Command, loginOpts: (c: Command) => Command, login: (o: { url?: string; token?: string }) => Login): void {
+  loginOpts(audit.command('reseal <console>')
+    .description('after audit verify reports a head mismatch (a lost or unreadable head, one restored from a backup, records cut off the end): move the head to the last stored record; the chain gets an audit.reseal record saying from where to where and who. Refused while records are broken (admins)')
+    .option('--data <dir>', 'reseal in an embedded cloud\'s data directory directly (with that cloud stopped)'))
+    .action(async function (this: Command, name: string) {
+      const o = this.optsWithGlobals() as { data?: string; url?: string; token?: string };
+      let r: { from?: { seq: number }; to: { seq: number }; record: { seq?: number; detail?: string } };
+      if (o.data) {
+        const { FsAuditStore } = await import('../cloud/adapters/fs/audit-store.ts');
+        const os = await import('node:os');
+        const store = new FsAuditStore(o.data);
+        try { r = await store.reseal(name, `${os.userInfo().username} (offline)`, Date.now()); } finally { store.close(); }
+      } else {
+        r = await apiJson(login(o), `/v1/audit/reseal?console=${encodeURIComponent(name)}`, { method: 'POST' });
+      }
+      console.log(`${name}: resealed: ${r.record.detail} (audit.reseal is seq ${r.record.seq})`);
+    });
+}
+
 async function verifyOffline(dir: string, name: string | undefined): Promise<AuditVerifyResult[]> {
   const fs = await import('node:fs');
   const path = await import('node:path');

@@ -5,7 +5,7 @@ import type { ConsoleView } from '../cloud/core/core.ts';
 import type { AuditRecord } from '../cloud/core/ports.ts';
 import type { Viewer } from '../protocol/messages.ts';
 import { api, apiJson } from './api.ts';
-import { registerAuditVerify } from './audit-verify.ts';
+import { registerAuditReseal, registerAuditVerify } from './audit-verify.ts';
 import { attach } from './attach.ts';
 import { parseEscapeSpec } from './escape.ts';
 import { resolveLogin, saveLogin, userLoginFile } from './login-config.ts';
@@ -136,6 +136,7 @@ loginOpts(program.command('audit <console>').description('who typed what, and at
     for (const r of records) console.log(formatAudit(r));
   });
 registerAuditVerify(program.commands.find((c) => c.name() === 'audit')!, loginOpts, login); // `audit verify [NAME]`
+registerAuditReseal(program.commands.find((c) => c.name() === 'audit')!, loginOpts, login); // `audit reseal NAME`
 
 loginOpts(program.command('whoami').description('who the stored login is, on which cloud').option('--show-token', 'also print the token (to sign in to the web viewer)'))
   .action(async (o) => {

@@ -30,6 +30,7 @@
 // retries; a record found at head.seq + 1 (its writer crashed before moving the head, or is about
 // to move it) moves the head first.
 import { createHash } from 'node:crypto';
+import { Conflict } from '../../protocol/errors.ts';
 import type { AuditHead, AuditHeadStore, AuditRecord } from './ports.ts';
 
 export const GENESIS = '0'.repeat(64);
@@ -92,7 +93,7 @@ export function headOf(rec: AuditRecord): AuditHead {
 /** What a store gives appendChained. `create` must be atomic against other writers of the same
  *  console (a conditional put; one process: appends serialised per console). */
 export interface ChainBackend {
-  heads: AuditHeadStore;
+  heads: Pick<AuditHeadStore, 'get' | 'advance'>;
   /** Stores `rec` at (rec.console, rec.seq) unless a record with that seq is stored: false then. */
   create(rec: AuditRecord): Promise<boolean>;
   /** The stored record at `seq`, if any. */
@@ -128,6 +129,34 @@ export async function appendChained(b: ChainBackend, rec: AuditRecord, opts: Cha
   throw new Error(`audit of ${c}: no append after ${opts.maxAttempts} attempts: lost every race for the next seq to ` +
     `other writers, or the chain head (${JSON.stringify(await b.heads.get(c))}) does not follow the stored records ` +
     `(\`cloudcons audit verify ${c}\` tells)`);
+}
+
+// --------------------------------------------------------------------------------------- reseal
+/** What resealChain needs of a store: its records walked without the head (`walk`), the head as
+ *  stored (undefined: none; 'unreadable'), setting it, and appending a record. */
+export interface ResealBackend {
+  walk(): Promise<AuditVerifyResult>;
+  head(): Promise<AuditHead | undefined | 'unreadable'>;
+  reset(to: AuditHead): Promise<void>;
+  append(rec: AuditRecord): Promise<AuditRecord>;
+}
+
+/** Moves a console's head to its last intact record and chains an `audit.reseal` record that says
+ *  so. Refused (Conflict) when the records are broken or the head already matches. */
+export async function resealChain(b: ResealBackend, console: string, by: string, now: number): Promise<{ from?: AuditHead; to: AuditHead; record: AuditRecord }> {
+  const walked = await b.walk();
+  if (walked.broken && walked.broken.problem !== 'head mismatch') {
+    throw new Conflict(`the audit records of ${console} are broken at seq ${walked.broken.seq} (${walked.broken.problem}: ${walked.broken.detail}): a reseal would hide that; keep the evidence (cloudcons audit verify ${console})`);
+  }
+  if (!walked.end) throw new Conflict(`${console} has no chained audit records: nothing to reseal to`);
+  const head = await b.head();
+  const from = head === 'unreadable' ? undefined : head;
+  if (from && from.seq === walked.end.seq && from.hash === walked.end.hash) throw new Conflict(`the audit chain of ${console} ends at its head (seq ${from.seq}): nothing to reseal`);
+  const was = head === 'unreadable' ? 'an unreadable head' : from ? `seq ${from.seq} (${short(from.hash)}, ${iso(from.time)})` : 'no head';
+  const cut = from && from.seq > walked.end.seq ? `; ${from.seq - walked.end.seq} record(s) after it were missing` : '';
+  await b.reset(walked.end);
+  const record = await b.append({ time: now, console, type: 'audit.reseal', user: by, detail: `head moved from ${was} to seq ${walked.end.seq} (${short(walked.end.hash)}), the last stored record${cut}` });
+  return { ...(from ? { from } : {}), to: walked.end, record };
 }
 
 // ------------------------------------------------------------------------------------- verifying

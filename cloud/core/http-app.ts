@@ -261,6 +261,16 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     return c.json({ ok: consoles.every((r) => r.ok), consoles });
   });
 
+  // `cloudcons audit reseal NAME` (admins): a head that no longer matches intact records moves to
+  // the last one, and the chain records that it did (audit-chain.ts resealChain).
+  app.post('/v1/audit/reseal', async (c) => {
+    const who = await admin(c, 'reseal an audit chain');
+    const name = c.req.query('console');
+    if (!name) throw new BadParameter('console: required');
+    if (!ports.audit.reseal) throw new BadParameter('this cloud\'s audit store cannot reseal its hash chain');
+    return c.json(await ports.audit.reseal(name, who.name, ports.clock.now()));
+  });
+
   // Tokens: admins create, list and revoke any; a user lists and revokes their own.
   app.post('/v1/tokens', async (c) => {
     const who = await admin(c, 'create tokens');

@@ -202,6 +202,8 @@ export interface AuditHeadStore {
   /** Moves the head to `to` if it is at `fromSeq` now (0: no head yet); false if it is not (another
    *  writer moved it). Atomic against concurrent callers. */
   advance(console: string, fromSeq: number, to: AuditHead): Promise<boolean>;
+  /** Sets the head whatever it is now (`cloudcons audit reseal`: a lost or unreadable head). */
+  reset(console: string, to: AuditHead): Promise<void>;
 }
 
 export interface AuditStore {
@@ -213,6 +215,11 @@ export interface AuditStore {
   verify?(console: string): Promise<AuditVerifyResult>;
   /** Consoles with audit records or a chain head, where the store can list them (the fs one). */
   consoles?(): Promise<string[]>;
+  /** `cloudcons audit reseal`: a head that no longer matches intact records (lost, unreadable,
+   *  restored from another time, or records cut off) is set to the last stored record, and an
+   *  `audit.reseal` record saying from where to where, by whom, goes on the chain. Refused while
+   *  the records themselves are broken (that is evidence) or the chain is intact. */
+  reseal?(console: string, by: string, now: number): Promise<{ from?: AuditHead; to: AuditHead; record: AuditRecord }>;
 }
 
 // ---------------------------------------------------------------------------------------- tokens

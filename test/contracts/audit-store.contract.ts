@@ -185,6 +185,28 @@ export function auditChainContract(name: string, make: (opts: Partial<ChainOptio
     assert.equal((await rig.heads.get('web01'))?.seq, 23);
   });
 
+  test(`${name}: reseal: refused on an intact chain and on broken records; records cut off the end: the head moves to the last one and the chain says so`, async () => {
+    let rig = await filled();
+    await assert.rejects(rig.store.reseal!('web01', 'root', T + 99_000), /ends at its head \(seq 14\): nothing to reseal/);
+    await edit(rig, 7, (j) => j.replace('"alice"', '"alicf"'));
+    await assert.rejects(rig.store.reseal!('web01', 'root', T + 99_000), /broken at seq 7 \(hash mismatch.*keep the evidence/);
+
+    rig = await filled();
+    await (await rig.raw.locate('web01', 14)).delete();
+    await (await rig.raw.locate('web01', 13)).delete();
+    const r = await rig.store.reseal!('web01', 'root', T + 99_000);
+    assert.equal(r.from?.seq, 14);
+    assert.equal(r.to.seq, 12);
+    assert.equal(r.record.seq, 13);
+    assert.match(r.record.detail!, /head moved from seq 14 .* to seq 12 .*the last stored record; 2 record\(s\) after it were missing/);
+    const v = await rig.store.verify('web01');
+    assert.ok(v.ok, JSON.stringify(v));
+    await rig.store.append(rec(20));
+    const all = await rig.store.list('web01');
+    assert.deepEqual(all.slice(-2).map((x) => [x.seq, x.type, x.user]), [[13, 'audit.reseal', 'root'], [14, 'input', 'alice']]);
+    assert.ok((await rig.store.verify('web01')).ok);
+  });
+
   test(`${name}: a crash between the record and the head write: verify accepts the lag of one, the next append moves the head on`, async () => {
     const rig = await make({ sealEvery: 0 });
     for (let i = 0; i < 3; i++) await rig.store.append(rec(i));

@@ -1,4 +1,5 @@
-import { after } from 'node:test';
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -89,6 +90,7 @@ async function archivedRig(opts: Partial<ChainOptions>) {
     append: async (r: AuditRecord) => { await archived.append(r); if (++n % 5 === 0) await archived.archive(r.console, r.time); },
     list: (c: string, o?: { limit?: number; since?: number }) => archived.list(c, o),
     verify: (c: string) => archived.verify(c),
+    reseal: (c: string, by: string, now: number) => archived.reseal(c, by, now),
   };
   const inTable = tableRecords(client, table);
   const raw: StoredRecords = {
@@ -116,3 +118,19 @@ async function archivedRig(opts: Partial<ChainOptions>) {
   return { store, twin: () => new DynamoAuditStore(client, table, opts), heads: hot.heads, raw };
 }
 let s3peer: ReturnType<typeof startS3rver> | undefined;
+
+test('fs audit store: an unreadable head (a torn write) stops appends (fail closed) until a reseal, which says so in the chain', async () => {
+  const dir = tmpDir('audit-torn');
+  const store = new FsAuditStore(dir);
+  for (let i = 0; i < 3; i++) await store.append({ time: 1000 + i, console: 'c1', type: 'input', user: 'u' });
+  store.close();
+  fs.writeFileSync(path.join(dir, 'audit-heads', 'c1.json'), '{"seq":3,"hash":"ab');
+  const again = new FsAuditStore(dir);
+  await assert.rejects(again.append({ time: 2000, console: 'c1', type: 'input', user: 'u' }), /audit-heads\/c1\.json|JSON/);
+  const r = await again.reseal('c1', 'root', 3000);
+  assert.match(r.record.detail!, /head moved from an unreadable head to seq 3 /);
+  await again.append({ time: 4000, console: 'c1', type: 'input', user: 'u' });
+  assert.deepEqual((await again.list('c1')).map((x) => [x.seq, x.type]), [[1, 'input'], [2, 'input'], [3, 'input'], [4, 'audit.reseal'], [5, 'input']]);
+  assert.ok((await again.verify('c1')).ok);
+  again.close();
+});

@@ -65,4 +65,21 @@ test('audit verify: intact chain through the cloud and offline; an edited byte a
   const cut = await run(['audit', 'verify', '--data', rig.dataDir]);
   assert.equal(cut.code, 1, cut.out + cut.err);
   assert.match(cut.out, new RegExp(`^ser1: BROKEN at seq ${last - 1}: head mismatch: the chain ends at seq ${last - 2} .* but the head says seq ${head.seq} .*cut off the end`, 'm'));
+
+  // The operator reseals (the cloud is stopped): the head moves to the last record and the chain
+  // itself says that two records were missing; verify passes again, and says nothing was hidden.
+  const reseal = await run(['audit', 'reseal', 'ser1', '--data', rig.dataDir]);
+  assert.equal(reseal.code, 0, reseal.out + reseal.err);
+  assert.match(reseal.out, new RegExp(`^ser1: resealed: head moved from seq ${head.seq} .* to seq ${last - 2} .*2 record\\(s\\) after it were missing \\(audit.reseal is seq ${last - 1}\\)`, 'm'));
+  const again = await run(['audit', 'verify', '--data', rig.dataDir, 'ser1']);
+  assert.equal(again.code, 0, again.out + again.err);
+  const resealRec = JSON.parse(fs.readFileSync(file, 'utf8').trim().split('\n').at(-1)!) as { type: string; detail: string };
+  assert.equal(resealRec.type, 'audit.reseal');
+  // Broken records are not resealed: that would hide the evidence.
+  const lines2 = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  lines2[2] = lines2[2].replace('"user":"admin"', '"user":"admio"');
+  fs.writeFileSync(file, lines2.map((l) => l + '\n').join(''));
+  const refused = await run(['audit', 'reseal', 'ser1', '--data', rig.dataDir]);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.err, /broken at seq \d+ \(hash mismatch.*keep the evidence/);
 });

@@ -18,6 +18,10 @@ export class DynamoAuditHeadStore implements AuditHeadStore {
     return it ? { seq: Number(it.seq!.N), hash: it.hash!.S!, time: Number(it.time!.N) } : undefined;
   }
 
+  async reset(console: string, to: AuditHead): Promise<void> {
+    await this.db.send(new PutItemCommand({ TableName: this.table, Item: { ...this.key(console), seq: N(to.seq), hash: S(to.hash), time: N(to.time) } }));
+  }
+
   async advance(console: string, fromSeq: number, to: AuditHead): Promise<boolean> {
     try {
       if (fromSeq === 0) {

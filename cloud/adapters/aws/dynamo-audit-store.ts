@@ -16,7 +16,7 @@
 // or so move to S3 objects under Object Lock (s3-audit-archive.ts): `entries` and `remove` are
 // what that needs.
 import { BatchWriteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { appendChained, canonical, chainOptions, ChainWalker, type AuditVerifyResult, type ChainBackend, type ChainItem, type ChainOptions } from '../../core/audit-chain.ts';
+import { appendChained, canonical, resealChain, chainOptions, ChainWalker, type AuditVerifyResult, type ChainBackend, type ChainItem, type ChainOptions } from '../../core/audit-chain.ts';
 import type { AuditRecord, AuditStore } from '../../core/ports.ts';
 import { DynamoAuditHeadStore } from './dynamo-audit-heads.ts';
 import { isConditionFailure, N, S } from './dynamo-table.ts';
@@ -97,8 +97,8 @@ export class DynamoAuditStore implements AuditStore {
    *  objects, read after the table so a record moved meanwhile is found there), the head again.
    *  A record in both places (archived, not yet deleted) is walked once; copies that differ are
    *  reported. */
-  async verify(console: string, archived?: (w: ChainWalker) => Promise<{ sk: string; item: ChainItem }[]>): Promise<AuditVerifyResult> {
-    const head = await this.heads.get(console);
+  async verify(console: string, archived?: (w: ChainWalker) => Promise<{ sk: string; item: ChainItem }[]>, opts: { withoutHead?: boolean } = {}): Promise<AuditVerifyResult> {
+    const head = opts.withoutHead ? undefined : await this.heads.get(console);
     const hot: { sk: string; raw: string }[] = [];
     for await (const it of this.items(console, { forward: true })) hot.push(it);
     const w = new ChainWalker(console);
@@ -113,7 +113,17 @@ export class DynamoAuditStore implements AuditStore {
       }
     }
     for (const sk of [...bySk.keys()].sort()) w.push(bySk.get(sk)!);
-    return w.finish(head, await this.heads.get(console));
+    return w.finish(head, opts.withoutHead ? undefined : await this.heads.get(console));
+  }
+
+  /** `archived`: as for verify (S3AuditArchive passes its objects). */
+  async reseal(console: string, by: string, now: number, archived?: (w: ChainWalker) => Promise<{ sk: string; item: ChainItem }[]>) {
+    return resealChain({
+      walk: () => this.verify(console, archived, { withoutHead: true }),
+      head: () => this.heads.get(console),
+      reset: (to) => this.heads.reset(console, to),
+      append: (rec) => appendChained(this.backend, rec, this.opts),
+    }, console, by, now);
   }
 
   /** Deletes records by sort key (after they were archived), 25 to a request, retrying what

@@ -27,7 +27,7 @@
 // objects that end after the limit-th newest record it already has; `since` skips objects whose
 // latest record is before it (both by key name, without reading them).
 import { createHash } from 'node:crypto';
-import type { AuditVerifyResult, ChainItem } from '../../core/audit-chain.ts';
+import type { AuditVerifyResult, ChainItem, ChainWalker } from '../../core/audit-chain.ts';
 import type { AuditRecord, AuditStore } from '../../core/ports.ts';
 import { parseItem, seqSk, type AuditEntry, type DynamoAuditStore } from './dynamo-audit-store.ts';
 import type { S3SegmentStore } from './s3-segment-store.ts';
@@ -90,7 +90,17 @@ export class ArchivedAuditStore implements AuditStore {
   /** The whole chain, the table's records and the archived ones, against its head. Also checks
    *  that each chained object holds the seq range and ends at the hash its name says. */
   verify(console: string): Promise<AuditVerifyResult> {
-    return this.hot.verify(console, async (w) => {
+    return this.hot.verify(console, (w) => this.archivedItems(console, w));
+  }
+
+  /** A head that no longer matches intact records set to the last one (AuditStore.reseal). */
+  reseal(console: string, by: string, now: number) {
+    return this.hot.reseal(console, by, now, (w) => this.archivedItems(console, w));
+  }
+
+  /** The archived records of a console for a walk of its chain (objects checked against their names). */
+  private async archivedItems(console: string, w: ChainWalker): Promise<{ sk: string; item: ChainItem }[]> {
+    {
       const out: { sk: string; item: ChainItem }[] = [];
       for (const o of (await this.objectsOf(console)).sort((a, b) => (a.maxSk < b.maxSk ? -1 : 1))) {
         let prevSk: string | undefined;
@@ -116,7 +126,7 @@ export class ArchivedAuditStore implements AuditStore {
         }
       }
       return out;
-    });
+    }
   }
 
   private async objectsOf(console: string): Promise<ObjectName[]> {

@@ -47,6 +47,13 @@ export class FsAuditHeadStore implements AuditHeadStore {
 
   async advance(console: string, fromSeq: number, to: AuditHead): Promise<boolean> {
     if ((this.read(console)?.seq ?? 0) !== fromSeq) return false;
+    this.write(console, to);
+    return true;
+  }
+
+  async reset(console: string, to: AuditHead): Promise<void> { this.write(console, to); }
+
+  private write(console: string, to: AuditHead): void {
     let fd = this.fds.get(console);
     if (fd === undefined) {
       fd = fs.openSync(path.join(this.dir, `${console}.json`), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
@@ -56,7 +63,6 @@ export class FsAuditHeadStore implements AuditHeadStore {
     const text = JSON.stringify({ seq: to.seq, hash: to.hash, time: to.time });
     fs.writeSync(fd, Buffer.from(text.padEnd(HEAD_BYTES - 1, ' ') + '\n'), 0, HEAD_BYTES, 0);
     this.cache.set(console, { seq: to.seq, hash: to.hash, time: to.time });
-    return true;
   }
 
   close(): void {

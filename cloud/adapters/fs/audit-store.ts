@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { appendChained, chainOptions, ChainWalker, type AuditVerifyResult, type ChainBackend, type ChainOptions } from '../../core/audit-chain.ts';
+import { appendChained, chainOptions, ChainWalker, resealChain, type AuditVerifyResult, type ChainBackend, type ChainOptions } from '../../core/audit-chain.ts';
 import type { AuditHead, AuditRecord, AuditStore } from '../../core/ports.ts';
 import { FsAuditHeadStore, fsAuditHeadConsoles, readFsAuditHead } from './audit-heads.ts';
 
@@ -76,7 +76,22 @@ export class FsAuditStore implements AuditStore {
 
   async consoles(): Promise<string[]> { return fsAuditConsoles(this.root); }
 
+  async reseal(console: string, by: string, now: number) {
+    return resealChain({
+      walk: () => this.serial(console, async () => verifyFsAudit(this.root, console, { size: fs.existsSync(this.file(console)) ? fs.statSync(this.file(console)).size : 0 })),
+      head: async () => { try { return readFsAuditHead(this.root, console); } catch { return 'unreadable' as const; } },
+      reset: async (to) => { this.forget(console); await this.heads.reset(console, to); },
+      append: (rec) => this.serial(console, () => appendChained(this.backend, rec, this.opts)),
+    }, console, by, now);
+  }
+
   private file(console: string): string { return path.join(this.dir, `${console}.jsonl`); }
+
+  /** Closes a console's file: its last record is read from the file again at the next append. */
+  private forget(console: string): void {
+    const f = this.files.get(console);
+    if (f) { fs.closeSync(f.fd); this.files.delete(console); }
+  }
 
   /** The console's file, open for appending, and its last record (read once from the file's end). */
   private open(console: string): { fd: number; last?: AuditRecord } {
