@@ -152,7 +152,7 @@ tlsOpts(program.command('login <url>').description('store the cloud URL, a token
   .requiredOption('--token <token>', 'user token (cloudcons token create makes one), or an OpenID Connect ID token when the cloud has single sign-on')
   .action(async (url: string, o) => {
     const l = resolveLogin({ url, token: o.token as string, ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure });
-    const who = await apiJson<{ name: string; kind: string }>(l, '/v1/whoami');
+    const who = await apiJson<{ name: string; kind: string }>(l, '/v1/whoami?signin=cli');
     const file = userLoginFile();
     saveLogin(file, l);
     console.log(`logged in to ${l.url} as ${who.name}${l.fingerprint ? ` (certificate pinned: ${l.fingerprint})` : l.ca ? ` (trusting CA ${l.ca})` : ''}; saved to ${file}`);

@@ -105,6 +105,12 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
 
   app.get('/v1/whoami', async (c) => {
     const who = c.get('who');
+    // The web viewer's sign-in form and `cloudcons login` say so: a sign-in for the audit.
+    const signin = c.req.query('signin');
+    if (signin === 'web' || signin === 'cli') {
+      await core.auditCloud('auth.signin', who.kind === 'relay' ? `relay:${who.name}` : who.name,
+        `${signin === 'web' ? 'web viewer' : 'cloudcons login'} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
+    }
     return c.json({ ...who, admin: who.admin || await core.isAdmin(who) });
   });
 

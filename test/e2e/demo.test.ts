@@ -53,6 +53,9 @@ test('cloudcons login stores URL and token with mode 0600 and later commands nee
   const file = path.join(home, '.config', 'cloudcons', 'login.json');
   assert.equal(fs.statSync(file).mode & 0o777, 0o600);
   assert.equal(cli(['ls'], clean(home), home).code, 0);
+  const cloudAudit = cli(['audit', '_cloud', '--json'], clean(home), home);
+  const recs = JSON.parse(cloudAudit.stdout.toString()) as { type: string; user?: string; detail?: string }[];
+  assert.ok(recs.some((x) => x.type === 'auth.signin' && x.user === 'admin' && /^cloudcons login/.test(x.detail ?? '')), 'cloudcons login is an audited sign-in');
   // an admin makes a user token over the API; that user is not an admin
   const bob = cli(['token', 'create', '--user', 'bob'], clean(home), home);
   assert.equal(bob.code, 0, bob.stderr);

@@ -60,7 +60,7 @@ function signIn(message?: string): void {
     e.preventDefault();
     const t = input.value.trim();
     try {
-      const who = await apiJson<Whoami>(cfg, '/v1/whoami', {}, t);
+      const who = await apiJson<Whoami>(cfg, '/v1/whoami?signin=web', {}, t);
       if (who.kind !== 'user') throw new Error('that is a relay token; sign in with a user token');
       token.set(t);
       me = who;
@@ -370,11 +370,15 @@ function replayPage(name: string): void {
 }
 
 // ------------------------------------------------------------------------------------ routing
+/** Back from the identity provider with a fresh ID token: the first whoami is the sign-in. */
+let ssoSignIn = false;
+
 async function route(): Promise<void> {
   if (!token.get()) { signIn(); return; }
   if (!me) {
     try {
-      me = await apiJson<Whoami>(cfg, '/v1/whoami');
+      me = await apiJson<Whoami>(cfg, ssoSignIn ? '/v1/whoami?signin=web' : '/v1/whoami'); // an SSO sign-in is audited
+      ssoSignIn = false;
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) { onApiError(e); return; }
       signIn(`Cannot reach the cloud at ${cfg.apiUrl}: ${(e as Error).message}`);
@@ -392,7 +396,9 @@ async function route(): Promise<void> {
 window.addEventListener('hashchange', () => void route());
 void (async () => {
   cfg = await loadConfig();
+  const back = new URLSearchParams(location.search).has('code');
   const ssoError = await completeSso(cfg); // back from the identity provider?
   if (ssoError) { signIn(ssoError); return; }
+  ssoSignIn = back;
   await route();
 })();
