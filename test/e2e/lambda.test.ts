@@ -44,7 +44,7 @@ test('lambda ws handler behind the API Gateway harness: relay hello, live output
   const relayTok = (await ports.tokens.create({ kind: 'relay', name: 'edge1' })).token;
   const aliceTok = (await ports.tokens.create({ kind: 'user', name: 'alice' })).token;
   const logs: string[] = [];
-  const handler = createWsHandler({ ports, connections: new DynamoConnections(db, table), log: (l) => logs.push(l) });
+  const handler = createWsHandler({ ports, connections: new DynamoConnections(db, table), log: (l) => logs.push(l), maxConnsPerRelay: 1 });
   gw = await startApiGateway({ handler, log: (l) => logs.push(l) });
   sender = new ApiGatewaySender(new ApiGatewayManagementApiClient({ endpoint: gw.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AK', secretAccessKey: 'SK' } }));
 
@@ -54,6 +54,8 @@ test('lambda ws handler behind the API Gateway harness: relay hello, live output
   relay.send({ t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: Date.now(), resizable: false }] });
   const welcome = await until('welcome', () => relay.got.find((m) => m.t === 'welcome'));
   assert.deepEqual(welcome.ends, { web01: 0 });
+  // Connections per relay (here 1), counted in DynamoDB across Lambdas: a second one is refused.
+  await assert.rejects(open(gw.wsUrl, relayTok), (e: Error & { status?: number }) => e.status === 429);
   relay.send({ t: 'out', c: 'web01', o: 0, ts: Date.now(), d: b64('login: ') });
   await until('output stored', async () => ((await ports.hot.end('web01')) === 7 ? true : undefined));
 
