@@ -65,6 +65,8 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     const code = err instanceof CcError ? err.code : 'CC_ERR_INTERNAL';
     const message = err instanceof CcError ? err.message : 'internal error';
     if (!(err instanceof CcError)) console.error('http: unexpected error', err);
+    // A limit reached is logged as well as answered (the audit has the security refusals).
+    else if (code === 'CC_ERR_TOO_LARGE' || code === 'CC_ERR_RATE_LIMITED') console.error(`http: ${c.req.method} ${c.req.path} ${c.get('who') ? `by ${c.get('who').name}` : '(before sign-in)'}: ${message}`);
     return c.json({ error: { code, message } }, httpStatus(code) as 400);
   });
   app.notFound((c) => c.json({ error: { code: 'CC_ERR_NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));

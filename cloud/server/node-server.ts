@@ -184,6 +184,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       const text = isBinary ? data : data.toString();
       const r = kind === 'relay' ? decode(relayToCloud, text, limits.maxFrameBytes) : decode(clientToCloud, text, limits.maxFrameBytes);
       if (!r.ok) {
+        if (r.code === 'CC_ERR_TOO_LARGE' && !bad) log(`${conn} (${kind} ${who.name}): ${r.message}`);
         ws.send(encode({ t: 'error', code: r.code, message: r.message }));
         if (++bad > limits.maxBadFrames) ws.close(1008, `too many bad frames (${bad}); last: ${r.message}`.slice(0, 120));
         return;
@@ -197,6 +198,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
           else await core.clientMessage(conn, who, r.msg as never);
         } catch (e) {
           if (!(e instanceof CcError)) log(`${conn}: error handling ${(r.msg as { t: string }).t}: ${(e as Error).stack}`);
+          else if (e.code === 'CC_ERR_RATE_LIMITED') log(`${conn} (${kind} ${who.name}): ${e.message}`);
           ws.send(encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));
         } finally {
           if (--queued <= limits.maxQueued / 2 && ws.isPaused) ws.resume();

@@ -49,7 +49,7 @@ test('web viewer: sign in, list, open, type, a spy sees it, force moves the lock
     await a.click('button[type=submit]');
     await a.locator('tr[data-console=demo]').waitFor();
     assert.match(await a.getByTestId('whoami').innerText(), /alice/);
-    const signins = (await (await fetch(`${cloud.url}/v1/consoles/_cloud/audit`, { headers: { authorization: `Bearer ${cloud.adminToken}` } })).json()).records as { type: string; user?: string; detail?: string }[];
+    const signins = ((await (await fetch(`${cloud.url}/v1/consoles/_cloud/audit`, { headers: { authorization: `Bearer ${cloud.adminToken}` } })).json()) as { records: unknown }).records as { type: string; user?: string; detail?: string }[];
     assert.ok(signins.some((r) => r.type === 'auth.signin' && r.user === 'alice' && /^web viewer/.test(r.detail ?? '')), 'the sign-in is audited');
     assert.ok(signins.some((r) => r.type === 'auth.failure' && /HTTP GET \/v1\/whoami/.test(r.detail ?? '')), 'so is the refused one');
     assert.match(await a.locator('tr[data-console=demo]').innerText(), /demo\s+up.*exec\s+edge1/s);
