@@ -231,6 +231,15 @@ test('web viewer: a user with read-only access (access rules) spies, the lock bu
     await p.getByRole('button', { name: 'Take lock' }).click();
     await p.getByTestId('notice').filter({ hasText: 'you may not write to demo' }).waitFor();
     assert.match(await p.getByTestId('mode').innerText(), /spy/);
+    // An admin's audit across consoles also shows the cloud's own stream: reader's sign-in, the rule change.
+    const adm = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
+    await adm.goto(`${cloud.url}/#/audit`);
+    await adm.fill('#token', cloud.adminToken);
+    await adm.click('button[type=submit]');
+    await adm.getByLabel('Which records').selectOption('all');
+    await adm.locator('tr.audit', { hasText: 'auth.signin' }).filter({ hasText: 'reader' }).first().waitFor();
+    await adm.locator('tr.audit', { hasText: 'access.change' }).first().waitFor();
+    await adm.screenshot({ path: path.join(SHOTS, '12-audit-cloud-stream.png') });
   } finally {
     await browser.close();
     relay.kill();

@@ -140,7 +140,9 @@ export function auditPage(cfg: Config, only?: string): { node: HTMLElement; clea
   const load = async () => {
     status.textContent = 'loading...';
     try {
-      const consoles = only ? [only] : (await apiJson<{ consoles: ConsoleView[] }>(cfg, '/v1/consoles')).consoles.map((c) => c.name);
+      // Across consoles, admins also see the cloud's own stream (_cloud: sign-ins, tokens, access rules).
+      const whoami = only ? undefined : await apiJson<{ admin?: boolean }>(cfg, '/v1/whoami');
+      const consoles = only ? [only] : [...(await apiJson<{ consoles: ConsoleView[] }>(cfg, '/v1/consoles')).consoles.map((c) => c.name), ...(whoami?.admin ? ['_cloud'] : [])];
       consoleSel.replaceChildren(h('option', { value: '' }, 'all consoles'), ...consoles.map((c) => h('option', { value: c }, c)));
       if (only) consoleSel.value = only;
       const lists = await Promise.all(consoles.map((c) => apiJson<{ records: AuditRecord[] }>(cfg, `/v1/consoles/${encodeURIComponent(c)}/audit?limit=${LIMIT}`)
