@@ -71,3 +71,11 @@ test('a broken document is refused with every problem and where it is', () => {
   assert.throws(() => parseAccess({ default: 'all' }), /default/);
   assert.throws(() => parseAccess([]), /\(top\)/);
 });
+
+test('actions can be granted one by one: attach without the spy role', () => {
+  const d = parseAccess({ rules: [{ consoles: 'c', who: 'w', allow: ['attach'] }] });
+  assert.equal(decide(d, { name: 'w' }, 'c', 'attach').allow, true);
+  assert.equal(decide(d, { name: 'w' }, 'c', 'spy').allow, false);
+  assert.equal(decide(d, { name: 'w' }, 'c', 'list').allow, true, 'any right brings list');
+  assert.equal(decide(parseAccess({ rules: [{ who: 'w', allow: ['attach'] }, { who: 'w', deny: ['list'] }] }), { name: 'w' }, 'c', 'list').allow, false, 'unless denied');
+});

@@ -20,8 +20,8 @@
 //   default: none                     # what is left where no rule allows: none (default) | ro | rw
 //
 // Decision for (user, console, action): an admin may do everything; else a matching rule that
-// denies the action wins over every allow (order does not matter); else a matching allow allows;
-// else `default`. With no document stored at all, every user may do every console action
+// denies the action wins over every allow (order does not matter); else a matching allow allows
+// (any allowed action brings `list` with it: one may know what one may use); else `default`. With no document stored at all, every user may do every console action
 // (conserver's behaviour without rw/ro lists); tokens and rules stay with admins.
 import { z } from 'zod';
 import { globToRegex } from '../../protocol/glob.ts';
@@ -126,7 +126,8 @@ export function decide(doc: AccessDoc | undefined, s: Subject, console: string, 
     const r = doc.rules[i];
     if (!c.rules[i].re.some((re) => re.test(console)) || !matchesWho(r.who, s.name, groups)) continue;
     if (expand(r.deny).has(action)) return { allow: false, why: `denied by ${describe(doc, i)}` };
-    if (allowedBy < 0 && expand(r.allow).has(action)) allowedBy = i;
+    // Any right on a console lets one know it exists: `list` comes with every allow.
+    if (allowedBy < 0 && (expand(r.allow).has(action) || (action === 'list' && expand(r.allow).size > 0))) allowedBy = i;
   }
   if (allowedBy >= 0) return { allow: true, why: `allowed by ${describe(doc, allowedBy)}` };
   const dflt = ROLES[doc.default]?.includes(action) ?? false;

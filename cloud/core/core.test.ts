@@ -244,3 +244,15 @@ test('with redaction off, input at a password prompt is audited in clear', async
   const rec = (await ports.audit.list('web01')).find((r) => r.type === 'input');
   assert.equal(Buffer.from(rec!.data!, 'base64').toString(), 'hunter2\r');
 });
+
+test('access rules: attach alone lets a user attach rw (a writer sees its console); spy alone downgrades rw to spy; neither hides the console', async () => {
+  const { core, ports, sender } = await setup({ accessCacheMs: 0 });
+  assert.ok(await ports.access.put({ rules: [{ consoles: 'web01', who: 'alice', allow: ['attach'] }, { consoles: 'web01', who: 'bob', allow: ['spy'] }] }, 0));
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  assert.equal(sender.to('A', 'attached')[0]?.mode, 'rw');
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  assert.equal(sender.to('B', 'attached')[0]?.mode, 'spy');
+  assert.match(String(sender.to('B', 'notice')[0]?.text), /you may not write to web01/);
+  const carol: Principal = { kind: 'user', name: 'carol', admin: false, tokenId: 'c' };
+  await assert.rejects(core.clientMessage('C', carol, { v: 1, t: 'attach', c: 'web01', mode: 'spy' }), /console web01 not found; known: \(none\)/);
+});

@@ -290,7 +290,7 @@ export class CloudCore {
       const d = await this.may(who, msg.c, mode === 'force' ? 'force' : 'attach');
       if (!d.allow) { downgraded = `[cloudcons: you may not ${mode === 'force' ? 'force the lock on' : 'write to'} ${msg.c} (${d.why}); you are a spy]`; mode = 'spy'; }
     }
-    await this.requireAccess(who, msg.c, 'spy');
+    if (mode === 'spy') await this.requireAccess(who, msg.c, 'spy'); // a writer sees what it writes to
     const attached = (await this.p.sessions.byConsole(msg.c)).length;
     if (attached >= this.opts.maxSessionsPerConsole) {
       await this.audit(msg.c, 'session.refused', undefined, { user: who.name, detail: `${attached} sessions already (maxSessionsPerConsole)` });
