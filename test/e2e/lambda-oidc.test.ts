@@ -34,10 +34,10 @@ test('lambda: ID tokens open a session WebSocket ($connect) and call the HTTP AP
 
   const jwt = await idp.sign();
   // Header (CLI) and subprotocol (browser) both work; the principal stored for the connection is the SSO user.
-  for (const ws of [new WebSocket(gw.wsUrl, { headers: { authorization: `Bearer ${jwt}` } }), new WebSocket(gw.wsUrl, ['cloudcons.v1', `cloudcons.token.${jwt}`])]) {
-    await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
-    ws.close();
-  }
+  // (Each socket's listeners go on at once: the second may open before the first.)
+  const opened = [new WebSocket(gw.wsUrl, { headers: { authorization: `Bearer ${jwt}` } }), new WebSocket(gw.wsUrl, ['cloudcons.v1', `cloudcons.token.${jwt}`])]
+    .map((ws) => new Promise<WebSocket>((r, j) => { ws.once('open', () => r(ws)); ws.once('error', j); }));
+  for (const ws of await Promise.all(opened)) ws.close();
   const refused = await new Promise<{ status: number; body: string }>((resolve) => {
     const ws = new WebSocket(gw!.wsUrl, { headers: { authorization: `Bearer ${jwt.slice(0, -6)}AAAAAA` } });
     ws.on('unexpected-response', (_q, res) => { let b = ''; res.on('data', (d: Buffer) => { b += d; }); res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b })); });
