@@ -281,8 +281,7 @@ export class CloudCore {
 
   private async attach(conn: string, who: Principal, msg: Extract<ClientToCloud, { t: 'attach' }>): Promise<void> {
     if ((await this.p.sessions.byConn(conn)).length) throw new Conflict('this connection is already attached; open another one');
-    const rec = await this.p.consoles.get(msg.c);
-    if (!rec || !(await this.may(who, msg.c, 'list')).allow) throw new NotFound(await this.unknownConsoleMessage(msg.c, who));
+    const rec = await this.requireVisible(who, msg.c, await this.p.consoles.get(msg.c));
     // A user without write access joins as spy (as a conserver `ro` user does); without spy, not at all.
     let mode = msg.mode;
     let downgraded: string | undefined;
@@ -503,8 +502,7 @@ export class CloudCore {
   /** `cloudcons console down|up NAME`: tells the console's relay to close it until `up` (or to
    *  bring it up now, also ending a flap hold). Remembered, so a relay that restarts keeps it down. */
   async consoleCtl(who: Principal, name: string, op: 'down' | 'up'): Promise<ConsoleView> {
-    const rec = await this.p.consoles.get(name);
-    if (!rec || !(await this.may(who, name, 'list')).allow) throw new NotFound(await this.unknownConsoleMessage(name, who));
+    const rec = await this.requireVisible(who, name, await this.p.consoles.get(name));
     await this.requireAccess(who, name, op);
     if (!rec.relayConn) throw new Conflict(`console ${name}: its relay ${rec.relay} is not connected, so it cannot be taken ${op} now`);
     const next: ConsoleRecord = { ...rec };
@@ -516,16 +514,14 @@ export class CloudCore {
   }
 
   async getConsole(who: Principal, name: string): Promise<ConsoleView> {
-    const rec = await this.p.consoles.get(name);
-    if (!rec || !(await this.may(who, name, 'list')).allow) throw new NotFound(await this.unknownConsoleMessage(name, who));
-    return this.view(rec);
+    return this.view(await this.requireVisible(who, name, await this.p.consoles.get(name)));
   }
 
   /** Console must be known (registered or with stored output) and `who` allowed `action` on it.
    *  A console `who` may not list is reported as unknown (its name is not given away). */
   async requireKnown(who: Principal, name: string, action: Action): Promise<void> {
     const known = !!(await this.p.consoles.get(name)) || (await this.log.consoles()).includes(name);
-    if (!known || !(await this.may(who, name, 'list')).allow) throw new NotFound(await this.unknownConsoleMessage(name, who));
+    await this.requireVisible(who, name, known);
     await this.requireAccess(who, name, action);
   }
 
@@ -535,8 +531,17 @@ export class CloudCore {
     return { ...pub, writer: viewers.find((v) => v.mode === 'rw')?.user, spies: viewers.filter((v) => v.mode === 'spy').length, viewers };
   }
 
+  /** NotFound unless the console `exists` and `who` may list it: one the user may not see reads
+   *  as unknown, and its name is not given away. */
+  private async requireVisible<T>(who: Principal, name: string, found: T | undefined | false): Promise<T> {
+    if (found && (await this.may(who, name, 'list')).allow) return found;
+    throw new NotFound(await this.unknownConsoleMessage(name, who));
+  }
+
   private async unknownConsoleMessage(name: string, who: Principal): Promise<string> {
-    const known = (await this.listConsoles(who)).map((c) => c.name);
+    const known: string[] = [];
+    for (const c of await this.p.consoles.list()) if ((await this.may(who, c.name, 'list')).allow) known.push(c.name);
+    known.sort();
     return `console ${name} not found; known: ${known.length ? known.join(', ') : '(none)'}`;
   }
 
