@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chunks, decode, encode, PROTOCOL_LIMITS } from './codec.ts';
+import { chunks, closeReason, decode, encode, PROTOCOL_LIMITS } from './codec.ts';
 import { clientToCloud, MAX_OUT_OFFSET, relayToCloud } from './messages.ts';
 
 test('round-trips a valid output message', () => {
@@ -61,5 +61,21 @@ test('encode gives the same JSON as JSON.stringify, small or large payload', () 
     const msg = { t: 'out', c: 'web01', o: 7, ts: 1.5, d };
     assert.deepEqual(JSON.parse(encode(msg)), { v: 1, ...msg });
     assert.equal(encode(msg), JSON.stringify({ v: 1, ...msg }));
+  }
+});
+
+test('closeReason keeps a reason within 123 bytes of UTF-8 and never splits a character', () => {
+  assert.equal(closeReason('short'), 'short');
+  assert.equal(closeReason('x'.repeat(123)), 'x'.repeat(123));
+  const ascii = closeReason('x'.repeat(124));
+  assert.equal(ascii, `${'x'.repeat(120)}...`);
+  for (const ch of ['é', '€', '😀']) {
+    for (let pad = 0; pad < 4; pad++) {
+      const r = closeReason('a'.repeat(pad) + ch.repeat(100));
+      assert.ok(Buffer.byteLength(r) <= 123, `${Buffer.byteLength(r)} bytes`);
+      assert.ok(r.endsWith('...'));
+      assert.equal(Buffer.from(r).toString(), r, 'valid UTF-8: no half character');
+      assert.ok(!r.includes('\ufffd'));
+    }
   }
 });

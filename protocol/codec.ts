@@ -11,6 +11,22 @@ export const PROTOCOL_LIMITS = {
   maxRawChunk: 22 * 1024,
 };
 
+/** A WebSocket close reason cut to the 123 bytes of UTF-8 a close frame can carry (RFC 6455
+ *  5.5: 125 bytes of payload, 2 of them the code), never inside a character. `ws` throws a
+ *  RangeError on a longer one, and reasons quote what a peer sent. */
+export function closeReason(reason: string, maxBytes = 123): string {
+  if (Buffer.byteLength(reason) <= maxBytes) return reason;
+  let out = '';
+  let bytes = 0;
+  for (const ch of reason) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > maxBytes - 3) break;
+    out += ch;
+    bytes += n;
+  }
+  return `${out}...`;
+}
+
 export type Decoded<T> = { ok: true; msg: T } | { ok: false; code: 'CC_ERR_BAD_FRAME' | 'CC_ERR_TOO_LARGE'; message: string };
 
 /** Encodes a message as one text frame. A base64 payload `d` (which never needs JSON escaping)

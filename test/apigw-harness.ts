@@ -21,6 +21,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { closeReason } from '../protocol/codec.ts';
 
 export interface ApiGwLimits {
   frameBytes: number;
@@ -121,7 +122,7 @@ export async function startApiGateway(o: {
     clearTimeout(c.idle);
     clearTimeout(c.life);
     stats.connectionMs += Date.now() - c.connectedAt;
-    if (c.ws.readyState === c.ws.OPEN) c.ws.close(code, reason);
+    if (c.ws.readyState === c.ws.OPEN) c.ws.close(code, closeReason(reason));
     if (!o.dropDisconnects) {
       void invoke({ requestContext: { ...context(c, '$disconnect'), disconnectStatusCode: code, disconnectReason: reason }, isBase64Encoded: false });
     }

@@ -624,7 +624,7 @@ export class CloudCore {
     const message = `your token ${who.via === 'oidc' ? '(OpenID Connect)' : who.tokenId} ${why}: sign in again`;
     await this.auditCloud('auth.ended', who.kind === 'relay' ? `relay:${who.name}` : who.name, `connection ${conn} closed: token ${why}`);
     await this.p.sender.send(conn, encode({ t: 'error', code: 'CC_ERR_UNAUTHORIZED', message }));
-    await this.p.sender.close(conn, 4001, message.slice(0, 120));
+    await this.p.sender.close(conn, 4001, message);
     return true;
   }
 

@@ -6,7 +6,7 @@ import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { getRequestListener } from '@hono/node-server';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { decode, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
+import { closeReason, decode, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
 import { CcError, errorCode } from '../../protocol/errors.ts';
 import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
 import { CloudCore, type CoreOptions } from '../core/core.ts';
@@ -159,7 +159,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     let queued = 0;
     let bad = 0;
     let idle = setTimeout(onIdle, limits.idleTimeoutMs);
-    function onIdle() { ws.close(4000, `idle for ${limits.idleTimeoutMs} ms without a message or ping`); }
+    function onIdle() { ws.close(4000, closeReason(`idle for ${limits.idleTimeoutMs} ms without a message or ping`)); }
     // Messages per second: a token bucket of one second's worth. A message over it waits its turn
     // before it is handled; the queue of waiting messages pauses the socket at maxQueued, so TCP
     // pushes back on the sender. Nothing is dropped, and memory stays bounded.
@@ -186,7 +186,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       if (!r.ok) {
         if (r.code === 'CC_ERR_TOO_LARGE' && !bad) log(`${conn} (${kind} ${who.name}): ${r.message}`);
         ws.send(encode({ t: 'error', code: r.code, message: r.message }));
-        if (++bad > limits.maxBadFrames) ws.close(1008, `too many bad frames (${bad}); last: ${r.message}`.slice(0, 120));
+        if (++bad > limits.maxBadFrames) ws.close(1008, closeReason(`too many bad frames (${bad}); last: ${r.message}`));
         return;
       }
       if (++queued > limits.maxQueued) ws.pause();

@@ -9,7 +9,7 @@
 // reported to it as `missed`. A viewer that is behind and reads nothing at all for `stallMs`, or
 // whose buffer passes `hardLimitBytes`, is disconnected with a reason.
 import type { WebSocket } from 'ws';
-import { chunks, encode } from '../../protocol/codec.ts';
+import { chunks, closeReason, encode } from '../../protocol/codec.ts';
 import type { ConnectionSender, OutputStore, SendOptions } from '../core/ports.ts';
 
 export interface SenderLimits {
@@ -142,13 +142,13 @@ export class WsSender implements ConnectionSender {
   }
 
   private drop(conn: string, ws: WebSocket, code: number, reason: string): void {
-    ws.close(code, reason.slice(0, 120));
+    ws.close(code, closeReason(reason));
     // The close frame queues behind what the viewer does not read: do not wait for it.
     setTimeout(() => { if (this.sockets.get(conn) === ws) ws.terminate(); }, 1000).unref();
   }
 
   async close(conn: string, code: number, reason: string): Promise<void> {
-    this.sockets.get(conn)?.close(code, reason);
+    this.sockets.get(conn)?.close(code, closeReason(reason));
   }
 
   forget(conn: string): void { this.cursors.delete(conn); }

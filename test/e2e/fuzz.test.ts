@@ -456,8 +456,10 @@ if (isMainThread) {
     console.log(`fuzz cloud: slowest HTTP request ${slowest.ms} ms: ${slowest.what.slice(0, 300)}`);
     console.log(`fuzz cloud: error codes ${JSON.stringify(Object.fromEntries(errors))}; close codes ${JSON.stringify(Object.fromEntries(stats.closes))}`);
 
-    assert.ok(!cloud.proc.exited, `the cloud exited: ${cloud.proc.err.slice(-3000)}`);
-    assert.ok(!relay.exited, `the relay exited: ${relay.err.slice(-3000)}`);
+    // On an exit, say how and show the crash lines before the tail (a CI report cuts long messages).
+    const exitInfo = (p: typeof relay) => `code ${p.child.exitCode} signal ${p.child.signalCode}; crash lines: ${JSON.stringify(badLogLines(p.err))}; tail: ${p.err.slice(-1500)}`;
+    assert.ok(!cloud.proc.exited, `the cloud exited: ${exitInfo(cloud.proc)}`);
+    assert.ok(!relay.exited, `the relay exited: ${exitInfo(relay)}`);
     const uniq = [...new Set(findings)];
     assert.deepEqual(uniq.slice(0, 30), [], `${uniq.length} findings (seed ${SEED})`);
     assert.deepEqual(badLogLines(cloud.proc.err), [], 'the cloud logged a crash or an internal error');

@@ -86,6 +86,19 @@ test('limits: connections per user and relay, sessions per console, messages/s, 
   assert.match(big.text, /request body larger than 4096 bytes \(maxBodyBytes\)/);
   assert.equal((await call(cloud.adminToken, 'POST', '/v1/tokens', JSON.stringify({ kind: 'user', name: 'small' }))).status, 201);
 
+  // Bad frames: each is answered; past maxBadFrames (20) the connection closes with 1008 and a
+  // reason that quotes the last one, cut to the 123 bytes a close frame holds. A reason of
+  // multibyte characters once went over that and crashed the cloud (ws throws a RangeError).
+  const bad = ok(await open(`${ws}/v1/session`, carol));
+  const closed = new Promise<{ code: number; reason: Buffer }>((res) => bad.ws.once('close', (code, reason) => res({ code, reason })));
+  for (let i = 0; i < 21; i++) bad.ws.send(JSON.stringify({ v: 'é'.repeat(100), t: 'ping', id: i }));
+  const shut = await closed;
+  assert.equal(shut.code, 1008);
+  assert.ok(shut.reason.length <= 123, `close reason of ${shut.reason.length} bytes`);
+  assert.match(shut.reason.toString(), /^too many bad frames \(21\); last: unsupported protocol version "é+\.\.\.$/);
+  assert.equal(bad.msgs.filter((m) => m.t === 'error' && m.code === 'CC_ERR_BAD_FRAME').length, 21);
+  assert.equal(cloud.proc.exited, false, cloud.proc.err.slice(-2000));
+
   // Logged, and audited; the cloud is still up.
   await until('logged', () => /sends more than 50 messages\/s: slowed down/.test(cloud.proc.err) && /refused a WebSocket of user alice/.test(cloud.proc.err)
     && /\(session carol\): console c1 has 2 sessions/.test(cloud.proc.err) && /http: POST \/v1\/tokens \(before sign-in\): request body larger than 4096/.test(cloud.proc.err));
