@@ -55,6 +55,9 @@ export interface HttpOptions {
 }
 export const USER_TOKEN_TTL_DEFAULT = 90 * 86_400_000;
 
+/** The latest token expiry accepted: 9999-12-31T23:59:59.999Z (later ones are not dates an ISO string can show). */
+const LAST_EXPIRY = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<HttpOptions> = {}): Hono<Env> {
   const maxSegmentBytes = opts.maxSegmentBytes ?? 16 * 1024 * 1024;
   const userTokenTtlMs = opts.userTokenTtlMs ?? USER_TOKEN_TTL_DEFAULT;
@@ -291,8 +294,8 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     let expires: number | undefined;
     if (body.expires === undefined) expires = kind === 'user' && userTokenTtlMs > 0 ? now + userTokenTtlMs : undefined;
     else if (body.expires === null) expires = undefined;
-    else if (typeof body.expires === 'number' && Number.isFinite(body.expires) && body.expires > now) expires = body.expires;
-    else throw new BadParameter(`expires: a time in the future (ms since the epoch) or null for never (got ${JSON.stringify(body.expires)})`);
+    else if (typeof body.expires === 'number' && Number.isFinite(body.expires) && body.expires > now && body.expires <= LAST_EXPIRY) expires = body.expires;
+    else throw new BadParameter(`expires: a time in the future up to 9999-12-31 (ms since the epoch) or null for never (got ${JSON.stringify(body.expires)})`);
     const r = await ports.tokens.create({ kind, name, admin: kind === 'user' && body.admin === true, expires });
     await core.auditCloud('token.create', who.name, `${kind} token ${r.id} for ${name}${kind === 'user' && body.admin === true ? ' (admin)' : ''}, ${expires ? `expires ${new Date(expires).toISOString()}` : 'never expires'}`);
     return c.json({ ...r, kind, name }, 201);

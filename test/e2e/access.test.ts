@@ -178,6 +178,15 @@ test('access rules: every role x every action through HTTP and WebSocket; relays
   assert.notEqual(self.code, 0);
   assert.match(self.err, /may not check the access of reader: only admins may/);
 
+  // An expiry past what a date can show is refused before anything is stored (it once made a
+  // token, then failed writing the audit record: a 500 and a token nobody was told about).
+  const before = (await call(admin, 'GET', '/v1/tokens')).text;
+  const far = await call(admin, 'POST', '/v1/tokens', { kind: 'user', name: 'far', expires: 2 ** 53 });
+  assert.equal(far.status, 400, far.text);
+  assert.match(far.text, /expires: a time in the future up to 9999-12-31/);
+  assert.equal((await call(admin, 'GET', '/v1/tokens')).text, before);
+  assert.equal((await call(admin, 'POST', '/v1/tokens', { kind: 'user', name: 'far', expires: Date.UTC(9999, 11, 31) })).status, 201);
+
   // Tokens: a revoked one is refused at once, saying so; an expired one likewise.
   const temp = await mk('user', 'temp', { expires: Date.now() + 1500 });
   assert.equal((await call(temp.token, 'GET', '/v1/whoami')).status, 200);
