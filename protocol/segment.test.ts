@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import zlib from 'node:zlib';
 import {
   bufferSource, encodeGapSegment, encodeSegment, parseSegmentKey, readBlock, readFooter, segmentKey, shiftSegment,
-  verifySegment, SegmentFormatError, type Chunk,
+  verifySegment, MAX_TIME_MS, SegmentFormatError, type Chunk,
 } from './segment.ts';
 
 function chunksOf(data: Buffer, start: number, t0: number, sizes: number[]): Chunk[] {
@@ -85,4 +86,27 @@ test('corrupt, truncated and foreign segments are refused with a reason', async 
     await assert.rejects(verifySegment(buf), (e: Error) => e instanceof SegmentFormatError && re.test(e.message), what);
   }
   await assert.rejects(encodeSegment('c', [{ offset: 0, ts: 1, data: Buffer.from('ab') }, { offset: 5, ts: 2, data: Buffer.from('cd') }]), /not contiguous/);
+});
+
+test('times that are no date are refused: in the footer, a block, a gap or a chunk', async () => {
+  // A relay's segment is untrusted: a time of 1e300 once reached `new Date(t).toISOString()`,
+  // which throws. Footer times and chunk times must lie between 0 and 9999-12-31.
+  for (const ts of [-1, 1e300, MAX_TIME_MS + 1]) {
+    await assert.rejects(verifySegment(await encodeSegment('c', [{ offset: 0, ts, data: Buffer.from('ab') }])),
+      (e: Error) => e instanceof SegmentFormatError && /not a date up to 9999-12-31|t0|t1/.test(e.message), `chunk time ${ts}`);
+  }
+  const ok = await verifySegment(await encodeSegment('c', [{ offset: 0, ts: MAX_TIME_MS, data: Buffer.from('ab') }]));
+  assert.equal(ok.t1, MAX_TIME_MS);
+  await assert.rejects(verifySegment(encodeGapSegment('c', { offset: 0, bytes: 10, t0: 5, t1: 1e300, reason: 'lost' })), SegmentFormatError);
+  // A chunk time mangled inside a block whose index is sound (the block is re-compressed).
+  const seg = await encodeSegment('c', [{ offset: 0, ts: 5, data: Buffer.from('abc') }], { level: 0 });
+  const f = await readFooter(bufferSource(seg));
+  const raw = zlib.inflateRawSync(seg.subarray(f.blocks[0].pos, f.blocks[0].pos + f.blocks[0].len));
+  raw.writeDoubleLE(Number.NaN, 8);
+  const block = zlib.deflateRawSync(raw);
+  const footer = { ...f, blocks: [{ ...f.blocks[0], len: block.length }] };
+  const json = Buffer.from(JSON.stringify(footer));
+  const trailer = Buffer.alloc(12); trailer.writeUInt32LE(json.length, 0); seg.copy(trailer, 4, seg.length - 8);
+  const bad = Buffer.concat([seg.subarray(0, f.blocks[0].pos), block, json, trailer]);
+  await assert.rejects(verifySegment(bad), /block 0 chunk 0: time NaN is not a date/);
 });

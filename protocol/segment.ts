@@ -20,17 +20,20 @@ const MAX_FOOTER = 4 * 1024 * 1024;
 export interface Chunk { offset: number; ts: number; data: Buffer }
 
 const nat = z.number().int().nonnegative();
-const blockInfo = z.object({ pos: nat, len: nat, offset: nat, bytes: nat, chunks: nat, t0: z.number(), t1: z.number() });
+/** A time in ms since the epoch up to 9999-12-31: a date every formatter can show. */
+export const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+const time = z.number().min(0).max(MAX_TIME_MS);
+const blockInfo = z.object({ pos: nat, len: nat, offset: nat, bytes: nat, chunks: nat, t0: time, t1: time });
 export type BlockInfo = z.infer<typeof blockInfo>;
-const gapInfo = z.object({ offset: nat, bytes: z.number().int().positive(), t0: z.number(), t1: z.number(), reason: z.string().max(1024) });
+const gapInfo = z.object({ offset: nat, bytes: z.number().int().positive(), t0: time, t1: time, reason: z.string().max(1024) });
 export type GapInfo = z.infer<typeof gapInfo>;
 const footerSchema = z.object({
   v: z.literal(SEGMENT_VERSION),
   console: z.string().min(1).max(128),
   start: nat,
   end: nat,
-  t0: z.number(),
-  t1: z.number(),
+  t0: time,
+  t1: time,
   /** Data bytes in the segment (end - start for a data segment, 0 for a gap segment). */
   bytes: nat,
   /** sha256 (hex) of the data bytes in offset order. */
@@ -191,7 +194,9 @@ export async function readBlock(src: SegmentSource, f: SegmentFooter, i: number)
   for (let k = 0; k < n; k++) {
     const len = raw.readUInt32LE(4 + k * 4);
     if (p + len > raw.length) throw new SegmentFormatError(`block ${i} chunk ${k} overruns the block`);
-    out.push({ offset: off, ts: raw.readDoubleLE(4 + n * 4 + k * 8), data: raw.subarray(p, p + len) });
+    const ts = raw.readDoubleLE(4 + n * 4 + k * 8);
+    if (!(ts >= 0 && ts <= MAX_TIME_MS)) throw new SegmentFormatError(`block ${i} chunk ${k}: time ${ts} is not a date up to 9999-12-31`);
+    out.push({ offset: off, ts, data: raw.subarray(p, p + len) });
     p += len; off += len;
   }
   return out;

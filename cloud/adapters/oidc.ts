@@ -57,7 +57,7 @@ export const OIDC_DEFAULTS: Omit<OidcOptions, 'issuer' | 'audience'> = {
 
 interface Discovery { jwksUri: string; authorizationEndpoint?: string; tokenEndpoint?: string }
 
-const iso = (s: unknown) => (typeof s === 'number' ? new Date(s * 1000).toISOString() : 'an unknown time');
+const iso = (s: unknown) => (typeof s === 'number' && Math.abs(s) <= 8.64e12 ? new Date(s * 1000).toISOString() : `an unknown time (${JSON.stringify(s)})`);
 const quote = (v: unknown) => JSON.stringify(v) ?? String(v);
 
 export class OidcVerifier implements IdentityVerifier {
