@@ -70,6 +70,10 @@ test('a broken document is refused with every problem and where it is', () => {
     (e: Error) => /rules\.0: a rule needs allow or deny/.test(e.message) && /rules\.1\.consoles/.test(e.message) && /rules\.1\.allow/.test(e.message) && /Unrecognized key.*extra/i.test(e.message));
   assert.throws(() => parseAccess({ default: 'all' }), /default/);
   assert.throws(() => parseAccess([]), /\(top\)/);
+  // A glob that would not compile is refused here, not stored to fail every later decision.
+  assert.throws(() => parseAccess({ rules: [{ consoles: ['web*', 'db[z-a]'], who: '*', allow: 'ro' }], relays: { e1: '[a-' } }),
+    (e: Error) => /rules\.0\.consoles\.1: glob "db\[z-a\]": the range z-a is out of order/.test(e.message) && /relays\.e1(\.0)?: glob "\[a-": the \[ at position 1 has no closing \]/.test(e.message));
+  assert.equal(decide(parseAccess({ rules: [{ consoles: 'sw[!0-4]', who: '*', allow: 'ro' }] }), { name: 'a' }, 'sw7', 'spy').allow, true);
 });
 
 test('actions can be granted one by one: attach without the spy role', () => {

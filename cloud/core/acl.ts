@@ -8,7 +8,7 @@
 //   groups:                           # group membership, besides the OIDC groups claim
 //     ops: [alice, bob]
 //   rules:
-//     - consoles: ["web*", "db*"]     # globs, default "*"
+//     - consoles: ["web*", "db*"]     # globs (* ? [ab] [a-z] [!a]), default "*"
 //       who: ["@ops", dave]           # users, @groups, or "*" (every signed-in user)
 //       allow: rw                     # roles (ro rw audit manage all) and/or actions
 //     - consoles: "bmc-*"
@@ -24,7 +24,7 @@
 // (any allowed action brings `list` with it: one may know what one may use); else `default`. With no document stored at all, every user may do every console action
 // (conserver's behaviour without rw/ro lists); tokens and rules stay with admins.
 import { z } from 'zod';
-import { globToRegex } from '../../protocol/glob.ts';
+import { globProblem, globToRegex } from '../../protocol/glob.ts';
 
 export const ACTIONS = ['list', 'spy', 'attach', 'force', 'break', 'replay', 'export', 'audit', 'down', 'up'] as const;
 export type Action = typeof ACTIONS[number];
@@ -39,7 +39,8 @@ export const ROLES: Record<string, readonly Action[]> = {
 
 const oneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.infer<T>[]);
 const who = z.string().min(1).max(128).regex(/^(\*|@?[A-Za-z0-9][A-Za-z0-9._@:+-]*)$/, 'a user name, @group or *');
-const glob = z.string().min(1).max(256).regex(/^[A-Za-z0-9._:@*?[\]-]+$/, 'a console name or glob (* ? [ab])');
+const glob = z.string().min(1).max(256).regex(/^[A-Za-z0-9._:@*?[\]!^-]+$/, 'a console name or glob (* ? [ab] [a-z] [!a])')
+  .superRefine((g, ctx) => { const why = globProblem(g); if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: why }); });
 const right = z.string().refine((s) => s in ROLES || (ACTIONS as readonly string[]).includes(s), {
   message: `a role (${Object.keys(ROLES).join(', ')}) or an action (${ACTIONS.join(', ')})`,
 });

@@ -182,7 +182,8 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     let re: RegExp;
     try { re = grepRegex(pattern, flag(q('i'))); } catch (e) { throw new BadParameter((e as Error).message); }
     const literals = requiredLiterals(re.source, re.ignoreCase);
-    const glob = globToRegex(q('console') ?? '*');
+    let glob: RegExp;
+    try { glob = globToRegex(q('console') ?? '*'); } catch (e) { throw new BadParameter(`console: ${(e as Error).message}`); }
     const since = timeParam(q('since'), 'since'), until = timeParam(q('until'), 'until');
     const max = intParam(q('max'), 'max', 1000, 1, 10_000_000);
     const all = [...new Set([...(await core.listConsoles()).map((x) => x.name), ...(await core.log.consoles())])].filter((n) => glob.test(n)).sort();

@@ -109,6 +109,10 @@ test('grep searches stored output with regex, -i, --console, --json, and exits 1
   assert.equal(cli(['grep', 'alpha', '--since', new Date(tMid).toISOString()], env).code, 1);
   assert.equal(cli(['grep', 'beta', '--console', 'nomatch*'], env).code, 1);
   assert.match(cli(['grep', '(unclosed'], env).stderr, /bad pattern/);
+  const g2 = cli(['grep', 'beta', '--console', 'ser[1-'], env); // once a 500 (the glob went straight into a RegExp)
+  assert.equal(g2.code, 2, g2.stderr);
+  assert.match(g2.stderr, /console: glob "ser\[1-": the \[ at position 4 has no closing \]/);
+  assert.equal(cli(['grep', 'beta 42', '--console', 'ser[!2-9]'], env).code, 0);
 });
 
 test('export: raw bytes, timestamped text, and an asciicast that asciinema plays back', async () => {

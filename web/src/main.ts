@@ -34,7 +34,8 @@ function globMatcher(pattern: string): (name: string) => boolean {
   const p = pattern.trim();
   if (!p) return () => true;
   if (!/[*?[]/.test(p)) return (n) => n.toLowerCase().includes(p.toLowerCase());
-  const re = globToRegex(p, 'i');
+  let re: RegExp;
+  try { re = globToRegex(p, 'i'); } catch { return (n) => n.toLowerCase().includes(p.toLowerCase()); } // `web[` while typing
   return (n) => re.test(n);
 }
 
