@@ -339,7 +339,7 @@ export class Relay {
       const how = await res.json() as { mode: 'direct' } | { mode: 'presigned'; url: string; headers: Record<string, string> };
       if (how.mode === 'presigned') {
         if (!this.presignedSaid) { this.presignedSaid = true; this.opts.log('segment uploads go straight to the cloud\'s segment store (presigned PUT)'); }
-        const put = await fetch(how.url, { method: 'PUT', headers: how.headers, body, signal: signal() });
+        const put = await fetch(how.url, { method: 'PUT', headers: presignedHeaders(how.headers, body.length), body, signal: signal() });
         if (!put.ok && put.status !== 412) {
           const why = (await put.text()).replace(/\s+/g, ' ').trim().slice(0, 300);
           return new Response(`segment store refused the presigned upload: ${put.status} ${why}`, { status: put.status === 403 ? 503 : put.status });
@@ -605,4 +605,22 @@ export class Relay {
     c.queued = 0;
     return c.spool.readActive(c.sent, max);
   }
+}
+
+/** The headers a presigned PUT must carry, as the cloud signed them, checked first: a
+ *  content-length other than the segment's size would leave the request hanging until its
+ *  timeout (fetch waits for bytes that never come), and connection-level headers are not the
+ *  cloud's to set. Throws an Error saying what was wrong; the upload is then retried. */
+export function presignedHeaders(raw: unknown, size: number): Record<string, string> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`the cloud's presigned upload has headers of type ${Array.isArray(raw) ? 'array' : typeof raw}, not an object`);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== 'string') throw new Error(`the cloud's presigned upload header ${JSON.stringify(k)} is not a string`);
+    const name = k.toLowerCase();
+    if (['host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect', 'te', 'trailer'].includes(name)) throw new Error(`the cloud's presigned upload sets the connection header ${JSON.stringify(k)}`);
+    if (name === 'content-length' && v.trim() !== String(size)) throw new Error(`the cloud's presigned upload expects ${JSON.stringify(v)} bytes, but the segment has ${size}`);
+    out[k] = v;
+  }
+  return out;
 }
