@@ -164,7 +164,8 @@ test('the web viewer over HTTPS: the page and its WebSocket (wss://) on the same
     await page.fill('#token', tokens.alice);
     await page.click('button[type=submit]');
     await page.getByTestId('mode').filter({ hasText: 'spy' }).waitFor();
-    assert.ok(sockets.some((u) => u.startsWith(`${url.replace('https:', 'wss:')}/v1/session`)), `a wss: session socket (${sockets.join(', ')})`);
+    // Playwright's websocket event can reach the test after the page has already shown the mode.
+    await until(`a wss: session socket (${sockets.join(', ')})`, () => sockets.some((u) => u.startsWith(`${url.replace('https:', 'wss:')}/v1/session`)), 10_000);
   } finally {
     await browser.close();
     await r1.kill();
