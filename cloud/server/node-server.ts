@@ -159,7 +159,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     let queued = 0;
     let bad = 0;
     let idle = setTimeout(onIdle, limits.idleTimeoutMs);
-    function onIdle() { ws.close(4000, closeReason(`idle for ${limits.idleTimeoutMs} ms without a message or ping`)); }
+    function onIdle() { ws.close(4000, `idle for ${limits.idleTimeoutMs} ms without a message or ping`); }
     // Messages per second: a token bucket of one second's worth. A message over it waits its turn
     // before it is handled; the queue of waiting messages pauses the socket at maxQueued, so TCP
     // pushes back on the sender. Nothing is dropped, and memory stays bounded.
