@@ -184,6 +184,8 @@ test('ondemand: closed until watched, open while watched, closed again after the
   assert.deepEqual([s.sup.state.state, s.sup.state.reason, dev.connections], ['down', 'idle (ondemand: opens when someone attaches)', 0]);
   await assert.rejects(s.sup.write(Buffer.from('x')), /closed until someone attaches \(ondemand\)/);
   s.sup.setDemand(true);
+  assert.deepEqual([s.sup.state.state, s.sup.state.reason], ['down', 'opening (ondemand: someone attached)']);
+  await assert.rejects(s.sup.write(Buffer.from('x')), /still opening \(ondemand\)/);
   await until('opened on demand', () => s.sup.state.state === 'up' && dev.connections === 1);
   s.sup.setDemand(false);
   s.sup.setDemand(true); // a viewer reconnecting within the linger keeps it open

@@ -124,7 +124,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.demand = on;
     clearTimeout(this.lingerTimer);
     if (!this.running || this.heldBy) return;
-    if (on) { if (this.status.state === 'down' && !this.retryTimer) void this.attempt(); return; }
+    if (on) {
+      if (this.status.state === 'down' && !this.retryTimer) {
+        // Input typed before it is up is refused; say it is on its way rather than idle.
+        if (this.status.reason === IDLE_ONDEMAND) this.setState('down', OPENING_ONDEMAND);
+        void this.attempt();
+      }
+      return;
+    }
     this.lingerTimer = setTimeout(() => {
       if (this.demand || !this.running) return;
       this.cycle = this.cycle.then(() => this.release(IDLE_ONDEMAND));
@@ -347,6 +354,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private downError(): Error {
     if (this.status.reason === IDLE_ONDEMAND) return new Error(`console ${this.name} is closed until someone attaches (ondemand)`);
+    if (this.status.reason === OPENING_ONDEMAND) return new Error(`console ${this.name} is still opening (ondemand): wait for [console up]`);
     return new Error(`console ${this.name} is down: ${this.status.reason ?? 'unknown reason'}`);
   }
 }
@@ -355,3 +363,4 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
  *  its permissions and links; socat makes the pty, then the link. */
 const READY_SETTLE_MS = 50;
 const IDLE_ONDEMAND = 'idle (ondemand: opens when someone attaches)';
+const OPENING_ONDEMAND = 'opening (ondemand: someone attached)';

@@ -59,6 +59,9 @@ consoles:
   await a.waitFor('[attached to sw1: read-write]');
   await until('sw1 opened on demand', () => sw1.connections === 1);
   await sw1.whenConnected();
+  // Typed before the relay has it up, input is refused (and says so): wait for it, as a person would.
+  await a.waitFor('[console up]');
+  assert.match(a.screen, /\[console down: (idle|opening) \(ondemand: [^)]*\)\]/);
   a.write('show version\r');
   await until('typing reached the switch', () => sw1.received().includes('show version\r'));
   sw1.emit(Buffer.from('IOS 15.2\r\n'));
