@@ -18,7 +18,16 @@ after(cleanup);
 /** Records what the core sends to each connection (the transport is a neighbour here). */
 class RecordingSender implements ConnectionSender {
   sent: { conn: string; msg: Record<string, unknown> }[] = [];
-  async send(conn: string, frame: string) { this.sent.push({ conn, msg: JSON.parse(frame) }); return true; }
+  /** Connections that are gone: a send to one answers false (as a 410 from @connections does). */
+  gone = new Set<string>();
+  /** Runs before a send to a gone connection is refused (what happened meanwhile). */
+  beforeRefusal?: (conn: string, msg: Record<string, unknown>) => Promise<void>;
+  async send(conn: string, frame: string) {
+    const msg = JSON.parse(frame) as Record<string, unknown>;
+    if (this.gone.has(conn)) { await this.beforeRefusal?.(conn, msg); return false; }
+    this.sent.push({ conn, msg });
+    return true;
+  }
   async close() {}
   to(conn: string, t?: string) { return this.sent.filter((s) => s.conn === conn && (!t || s.msg.t === t)).map((s) => s.msg); }
 }
@@ -152,6 +161,38 @@ test('a relay that disconnects takes its consoles down, and input is refused wit
   await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('x') });
   assert.match(String(sender.to('A', 'notice').at(-1)?.text), /console is down/);
   assert.equal((await core.getConsole(alice, 'web01')).state, 'down');
+});
+
+test('a relay that re-dialled while input was on its way gets it on its new connection; a relay gone for good: the writer is told and the audit says so', async () => {
+  const { core, ports, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  // The registry still named R when the input was read; meanwhile the relay said hello on R2
+  // (make-before-break) and closed R.
+  sender.gone.add('R');
+  sender.beforeRefusal = async () => {
+    sender.beforeRefusal = undefined;
+    await core.relayMessage('R2', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });
+  };
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('uptime\r') });
+  assert.deepEqual(sender.to('R2', 'in').map((m) => Buffer.from(String(m.d), 'base64').toString()), ['uptime\r']);
+  await core.clientMessage('A', alice, { v: 1, t: 'break', seq: '0' });
+  assert.equal(sender.to('R2', 'break').length, 1);
+  assert.deepEqual(sender.to('A', 'notice'), [], 'nothing to tell the writer');
+
+  // Now R2 is gone too and no other connection has said hello: nothing reached a relay.
+  sender.gone.add('R2');
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('reboot\r') });
+  await core.clientMessage('A', alice, { v: 1, t: 'break', seq: '0' });
+  assert.deepEqual(sender.to('A', 'notice').map((m) => m.text), [
+    '[cloudcons: input not sent: relay edge1 is not connected (it may be reconnecting); try again]',
+    '[cloudcons: break not sent: relay edge1 is not connected (it may be reconnecting); try again]',
+  ]);
+  const trail = (await ports.audit.list('web01')).filter((r) => r.type.startsWith('input') || r.type.startsWith('break'));
+  assert.deepEqual(trail.map((r) => `${r.type}:${r.detail ?? Buffer.from(r.data ?? '', 'base64').toString()}`), [
+    'input:uptime\r', 'break:break 0',
+    'input:reboot\r', 'input.undelivered:relay edge1 is not connected (it may be reconnecting); try again',
+    'break:break 0', 'break.undelivered:break 0: relay edge1 is not connected (it may be reconnecting); try again',
+  ]);
 });
 
 test('a relay cannot publish output for a console another relay announced; its own second connection (make-before-break) can', async () => {

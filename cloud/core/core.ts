@@ -271,7 +271,7 @@ export class CloudCore {
       case 'resize': {
         if (s.mode !== 'rw') return; // the writer's window decides the size
         const rec = await this.p.consoles.get(s.console);
-        if (rec?.relayConn && rec.resizable && s.fence !== undefined) await this.sendRelay(rec.relayConn, { t: 'resize', c: s.console, fence: s.fence, session: s.id, cols: msg.cols, rows: msg.rows });
+        if (rec?.relayConn && rec.resizable && s.fence !== undefined) await this.toRelay(s.console, rec.relayConn, { t: 'resize', c: s.console, fence: s.fence, session: s.id, cols: msg.cols, rows: msg.rows });
         return;
       }
       case 'who': await this.sendClient(conn, { t: 'who', viewers: await this.who(s.console) }); return;
@@ -309,7 +309,7 @@ export class CloudCore {
     if (note) await this.sendClient(conn, { t: 'notice', text: note });
     if (rec.state === 'down') await this.sendClient(conn, { t: 'state', state: 'down', reason: rec.reason });
     if (s.mode === 'rw' && msg.cols && msg.rows && rec.resizable && rec.relayConn) {
-      await this.sendRelay(rec.relayConn, { t: 'resize', c: s.console, fence: s.fence!, session: s.id, cols: msg.cols, rows: msg.rows });
+      await this.toRelay(s.console, rec.relayConn, { t: 'resize', c: s.console, fence: s.fence!, session: s.id, cols: msg.cols, rows: msg.rows });
     }
     if (msg.from !== undefined) await this.sendSince(conn, msg.c, msg.from);
     else await this.sendHistory(conn, msg.c, msg.tail ?? 0, 'attach');
@@ -337,7 +337,7 @@ export class CloudCore {
     s.fence = r.lock.fence;
     await this.p.sessions.put(s);
     const rec = await this.p.consoles.get(s.console);
-    if (rec?.relayConn) await this.sendRelay(rec.relayConn, { t: 'fence', c: s.console, fence: r.lock.fence });
+    if (rec?.relayConn) await this.toRelay(s.console, rec.relayConn, { t: 'fence', c: s.console, fence: r.lock.fence });
     if (r.bumped && r.bumped.session !== s.id) {
       await this.audit(s.console, 'lock.force', s, { detail: `bumped ${r.bumped.user} (session ${r.bumped.session})` });
       const old = await this.p.sessions.get(r.bumped.session);
@@ -399,7 +399,11 @@ export class CloudCore {
       return;
     }
     await this.audit(s.console, 'input', s, typed());
-    await this.sendRelay(rec.relayConn, { t: 'in', c: s.console, fence: s.fence!, session: s.id, d: data.toString('base64') });
+    if (await this.toRelay(s.console, rec.relayConn, { t: 'in', c: s.console, fence: s.fence!, session: s.id, d: data.toString('base64') })) return;
+    // Audited above as typed; this says it never reached the relay.
+    const lost = undeliverable(rec);
+    await this.audit(s.console, 'input.undelivered', s, { detail: lost });
+    await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: input not sent: ${lost}]` });
   }
 
   private async sendBreak(s: Session, who: Principal, seq: string): Promise<void> {
@@ -412,7 +416,10 @@ export class CloudCore {
       return;
     }
     await this.audit(s.console, 'break', s, { detail: `break ${seq}` });
-    await this.sendRelay(rec!.relayConn!, { t: 'break', c: s.console, fence: s.fence!, session: s.id, seq });
+    if (await this.toRelay(s.console, rec!.relayConn!, { t: 'break', c: s.console, fence: s.fence!, session: s.id, seq })) return;
+    const lost = undeliverable(rec!);
+    await this.audit(s.console, 'break.undelivered', s, { detail: `break ${seq}: ${lost}` });
+    await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: break not sent: ${lost}]` });
   }
 
   /** Why `s` may not write now, or undefined if it may. The access rules are asked again (from the
@@ -445,7 +452,7 @@ export class CloudCore {
     const rec = await this.p.consoles.get(console);
     if (!rec?.relayConn || (await this.p.sessions.byConsole(console)).length) return;
     let last = await this.log.end(console);
-    if (!(await this.sendRelay(rec.relayConn, { t: 'watch', c: console, on: true, once: true, from: last }))) return;
+    if (!(await this.toRelay(console, rec.relayConn, { t: 'watch', c: console, on: true, once: true, from: last }))) return;
     const deadline = Date.now() + this.opts.catchUpMs;
     for (let still = 0; still < 3 && Date.now() < deadline;) {
       await new Promise((r) => setTimeout(r, 50));
@@ -462,11 +469,11 @@ export class CloudCore {
     rec ??= await this.p.consoles.get(console);
     if (this.opts.live !== 'watched') {
       // Streaming everything anyway; only an ondemand console needs to know (it opens on `on`).
-      if (rec?.ondemand && rec.relayConn) await this.sendRelay(rec.relayConn, { t: 'watch', c: console, on });
+      if (rec?.ondemand && rec.relayConn) await this.toRelay(console, rec.relayConn, { t: 'watch', c: console, on });
       return;
     }
     if (!rec?.relayConn) return; // the relay's next hello carries who watches
-    await this.sendRelay(rec.relayConn, on ? { t: 'watch', c: console, on, from: await this.log.end(console) } : { t: 'watch', c: console, on });
+    await this.toRelay(console, rec.relayConn, on ? { t: 'watch', c: console, on, from: await this.log.end(console) } : { t: 'watch', c: console, on });
   }
 
   private async sendHistory(conn: string, console: string, lines: number, kind: 'attach' | 'replay'): Promise<void> {
@@ -509,7 +516,7 @@ export class CloudCore {
     if (op === 'down') next.adminDown = { by: who.name, at: this.now() }; else delete next.adminDown;
     await this.p.consoles.put(next);
     await this.audit(name, `console.${op}.request`, undefined, { user: who.name, detail: `${op} requested by ${who.name}` });
-    if (!(await this.sendRelay(rec.relayConn, { t: 'ctl', c: name, op, by: who.name }))) throw new Conflict(`console ${name}: its relay ${rec.relay} went away; try again`);
+    if (!(await this.toRelay(name, rec.relayConn, { t: 'ctl', c: name, op, by: who.name }))) throw new Conflict(`console ${name}: its relay ${rec.relay} went away; try again`);
     return this.view(next);
   }
 
@@ -692,10 +699,25 @@ export class CloudCore {
     return this.p.sender.send(conn, encode(msg));
   }
 
+  /** Sends `msg` to the relay publishing `console` at `conn`, the connection the registry named a
+   *  moment ago. A relay that re-dialled meanwhile (make-before-break: it closes the old connection
+   *  once the new one is welcomed) is no longer there: then once more to the connection the
+   *  registry names now. False if neither took it. */
+  private async toRelay(console: string, conn: string, msg: Out<CloudToRelay>): Promise<boolean> {
+    if (await this.sendRelay(conn, msg)) return true;
+    const now = (await this.p.consoles.get(console))?.relayConn;
+    return !!now && now !== conn && this.sendRelay(now, msg);
+  }
+
   private now(): number { return this.p.clock.now(); }
 }
 
 function newId(): string { return randomBytes(9).toString('base64url'); }
+
+/** Why a message for a console's relay went nowhere (its connection closed under it). */
+function undeliverable(rec: ConsoleRecord): string {
+  return `relay ${rec.relay} is not connected (it may be reconnecting); try again`;
+}
 
 /** The parts of a relay's console description the registry keeps. */
 function described(info: ConsoleInfo): Pick<ConsoleRecord, 'name' | 'type' | 'resizable' | 'ondemand' | 'breaks' | 'defaultBreak'> {

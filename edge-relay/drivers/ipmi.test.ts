@@ -237,6 +237,8 @@ test('ipmitool: BMC dies -> onClose within the ping window with the reason; reop
   const pid = con.driver.pid!;
   await bmc.hostWrite('before\r\n');
   await until('output', () => con.text().includes('before'), 5000, con.text);
+  // Missed pings count only once the BMC has answered one (one that never does is left to ipmitool).
+  await until('the BMC answered a ping', () => con.driver.bmcAnsweredPing, 5000);
   const t0 = Date.now();
   await bmc.killSim();
   await until('onClose', () => con.closes.length > 0, 5000);
@@ -345,6 +347,7 @@ test('ipmitool + Supervisor: a BMC that drops is noticed by the RMCP ping and th
   const ticker = setInterval(() => { void bmc.hostWrite(`tick ${n++}\r\n`).catch(() => {}); }, 50);
   defer(t, () => clearInterval(ticker));
   await until('ticks flowing', () => seen.some((s) => s.text.includes('tick')), 5000);
+  await until('the BMC answered a ping', () => driver.bmcAnsweredPing, 5000);
 
   const t0 = Date.now();
   await bmc.killSim();
@@ -467,14 +470,15 @@ if (!SKIP) {
     const bmc = await Bmc.start();
     let base = 0;
     const c = cfg(bmc);
+    const driver = new IpmiDriver(c, { pingIntervalMs: 300, openTimeoutMs: 5000, killGraceMs: 1000 });
     return {
-      driver: new IpmiDriver(c, { pingIntervalMs: 300, openTimeoutMs: 5000, killGraceMs: 1000 }), cfg: c, target: `127.0.0.1:${bmc.port}`,
+      driver, cfg: c, target: `127.0.0.1:${bmc.port}`,
       received: () => bmc.rx.subarray(base), clearReceived: () => { base = bmc.rx.length; },
       emit: (b) => { void bmc.hostWrite(b); },
       vanish: () => bmc.killSim(), reappear: () => bmc.startSim(),
       // Missed pings count only once the BMC has answered one (a BMC without RMCP ping support
-      // must not look dead): give the first ping time to come back before the BMC is killed.
-      whenConnected: async () => { await sleep(800); },
+      // must not look dead): wait for the first pong before the BMC is killed.
+      whenConnected: () => until('the BMC answered a ping', () => driver.bmcAnsweredPing, 5000),
       openFailsWhileGone: true, hasBreak: true,
       stop: () => bmc.stop(),
     };

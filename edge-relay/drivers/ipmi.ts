@@ -292,6 +292,8 @@ export class IpmiDriver implements ConsoleDriver {
 
   /** PID of the running tool (diagnostics and tests). */
   get pid(): number | undefined { return this.cur?.run.pid; }
+  /** Whether the open session's BMC has answered an RMCP ping yet: only then do missed pings end it. */
+  get bmcAnsweredPing(): boolean { return !!this.cur?.monitor?.answeredOnce; }
 
   async open(events: DriverEvents): Promise<void> {
     if (this.cur || this.opening) throw new Error(`open ${this.label}: already open`);
@@ -732,6 +734,7 @@ class PingMonitor {
   private stopped = false;
   private awaiting = false;
   private answered = false;
+  get answeredOnce(): boolean { return this.answered; }
   private missed = 0;
   private tag = 0;
 

@@ -118,7 +118,8 @@ test('relay process -> API Gateway harness -> Lambda handlers on dynalite + s3rv
   await term.waitFor(/attached to ser1: read-write/, 15_000);
   const before = peer.received().length;
   term.write('uptime\r');
-  await until('the keystrokes at the device', () => (peer.received().subarray(before).toString().includes('uptime\r') ? true : undefined), 10_000);
+  await until('the keystrokes at the device', () => (peer.received().subarray(before).toString().includes('uptime\r') ? true : undefined), 10_000)
+    .catch((e: Error) => assert.fail(`${e.message}; the terminal shows: ${JSON.stringify(term.screen.slice(-500))}; relay log: ${relay.err.slice(-1500)}; handler log: ${logs.slice(-20).join('\n')}`));
   peer.write(' 12:00:00 up 42 days\r\n');
   await term.waitFor('up 42 days', 10_000);
   term.write('\x05c.');
