@@ -187,12 +187,16 @@ program.command('relay').description('run an edge relay')
   .option('--ws-url <url>', 'WebSocket URL when it is not CLOUD/v1/relay, e.g. an API Gateway stage (or CLOUDCONS_WS_URL)')
   .option('--max-connection-ms <ms>', 'move to a fresh connection (make-before-break) after this long on one; 0 never (default 6600000: API Gateway closes at 2 h)', int('--max-connection-ms', 0))
   .option('--batch-ms <ms>', 'under continuous output, gather reads this long into one message (default 1; 0 = never)', int('--batch-ms'))
+  .option('--upload-concurrency <n>', 'segment uploads in flight at once, each for another console (default 4)', int('--upload-concurrency', 1))
+  .option('--upload-timeout-ms <ms>', 'give up on one upload request after this long and retry it later (default 60000)', int('--upload-timeout-ms', 100))
+  .option('--upload-max-backoff-ms <ms>', 'longest wait before retrying a failing upload; the first wait is 0.5-1 s, doubling (default 60000)', int('--upload-max-backoff-ms', 1000))
+  .option('--reconnect-max-backoff-ms <ms>', 'longest wait before dialling the cloud again; waits start at 250 ms and double, with full jitter (default 30000)', int('--reconnect-max-backoff-ms', 250))
   .option('--ca <file>', 'trust the cloud\'s certificate only if this CA (PEM) signed it (or CLOUDCONS_CA, or relay.cloud.ca in the config; default: the system\'s CAs)')
   .option('--fingerprint <sha256>', 'accept exactly the cloud certificate with this SHA-256 fingerprint, even self-signed (or CLOUDCONS_FINGERPRINT, or relay.cloud.fingerprint)')
   .option('--insecure', 'allow plain http:// to a cloud that is not on loopback (or CLOUDCONS_INSECURE=1, or relay.cloud.insecure)')
   .action(async (o) => {
     const { runRelay } = await import('./run-relay.ts');
-    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
+    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
   });
 
 program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')

@@ -34,6 +34,9 @@ export interface RelayOptions {
   spoolCapBytes: number;
   /** Segment uploads in flight at once (different consoles). Default 4. */
   uploadConcurrency: number;
+  /** One upload request (the cloud's answer, a presigned PUT) is given up after this long and
+   *  retried later (ms). Default 60 s. */
+  uploadTimeoutMs: number;
   /** Upload retry backoff bounds. Defaults 1 s and 60 s. */
   uploadMinBackoffMs: number;
   uploadMaxBackoffMs: number;
@@ -68,7 +71,7 @@ const MAX_QUEUED_TOTAL = 8 * 1024 * 1024;
 
 export const RELAY_DEFAULTS = {
   segmentBytes: 1024 * 1024, segmentMs: 60_000, spoolCapBytes: 1024 ** 3,
-  uploadConcurrency: 4, uploadMinBackoffMs: 1000, uploadMaxBackoffMs: 60_000,
+  uploadConcurrency: 4, uploadTimeoutMs: 60_000, uploadMinBackoffMs: 1000, uploadMaxBackoffMs: 60_000,
   sendHighWaterBytes: 1024 * 1024, batchMs: 1, maxConnectionMs: 110 * 60_000, heartbeatMs: 20_000, minBackoffMs: 250, maxBackoffMs: 30_000,
 };
 
@@ -330,7 +333,7 @@ export class Relay {
   private async send1(c: Con, s: SealedSegment, body: Buffer): Promise<Response> {
     const base = `${this.opts.cloudUrl.replace(/\/+$/, '')}/v1/consoles/${encodeURIComponent(c.name)}/segments`;
     const auth = { authorization: `Bearer ${this.opts.token}` };
-    const signal = () => AbortSignal.timeout(60_000);
+    const signal = () => AbortSignal.timeout(this.opts.uploadTimeoutMs);
     const json = (b: unknown) => ({ method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(b), signal: signal() });
     if (!this.directUploads) {
       const key = segmentKey({ console: c.name, start: s.start, end: s.end, t0: s.t0, t1: s.t1, gap: s.gap });

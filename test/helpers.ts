@@ -175,7 +175,7 @@ export async function serialRig(prefix: string, relayArgs: string[] = [], cloudE
   const auth = { authorization: `Bearer ${c.adminToken}` };
   const rig = {
     dir, dataDir, port, url: c.url, adminToken: c.adminToken, relayToken: relayTok, auth, cloud: c.proc, pair,
-    startRelay: () => cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', c.url, '--token', relayTok, ...relayArgs]),
+    startRelay: (extra: string[] = []) => cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', c.url, '--token', relayTok, ...relayArgs, ...extra]),
     /** Waits until the relay has the console up and the cloud lists it up (the relay logs "up"
      *  before the cloud has taken its hello; attaching in between is "not found"). */
     async relayUp(relay: Proc): Promise<void> {
