@@ -38,10 +38,13 @@ test('limits: connections per user and relay, sessions per console, messages/s, 
   fs.writeFileSync(path.join(dir, 'relay.yaml'), 'relay: { name: edge1 }\nconsoles:\n  c1: { type: exec, command: cat }\n');
   const relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', cloud.url, '--token', edge]);
   await relay.waitFor(/console c1 up/);
+  // The relay logs "up" when the console opens, maybe before its own connection is in: wait until
+  // the cloud has its hello.
+  await until('the cloud lists c1 up', async () => (JSON.parse((await call(cloud.adminToken, 'GET', '/v1/consoles/c1')).text) as { state?: string }).state === 'up' ? true : undefined, 15_000);
 
   // Connections per relay: the relay holds its one; another with its token is refused.
   const second = await open(`${ws}/v1/relay`, edge);
-  assert.ok(!('ws' in second));
+  assert.ok(!('ws' in second), 'a second relay connection was let in');
   assert.equal(second.status, 429);
   assert.match(second.body, /relay edge1 has 1 WebSocket connections open, the limit \(maxConnsPerRelay 1\)/);
 
