@@ -354,7 +354,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private downError(): Error {
     if (this.status.reason === IDLE_ONDEMAND) return new Error(`console ${this.name} is closed until someone attaches (ondemand)`);
-    if (this.status.reason === OPENING_ONDEMAND) return new Error(`console ${this.name} is still opening (ondemand): wait for [console up]`);
+    if (this.status.reason === OPENING_ONDEMAND) return new Error(`console ${this.name} is still opening (ondemand); try again once it is up`);
     return new Error(`console ${this.name} is down: ${this.status.reason ?? 'unknown reason'}`);
   }
 }

@@ -734,12 +734,14 @@ class PingMonitor {
   private stopped = false;
   private awaiting = false;
   private answered = false;
-  get answeredOnce(): boolean { return this.answered; }
   private missed = 0;
   private tag = 0;
 
   constructor(private readonly host: string, private readonly port: number, private readonly intervalMs: number,
     private readonly misses: number, private readonly onDead: (why: string) => void) {}
+
+  /** Whether the BMC has answered a ping yet (only then do missed pings count). */
+  get answeredOnce(): boolean { return this.answered; }
 
   start(): void {
     void (async () => {
