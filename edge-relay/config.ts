@@ -35,6 +35,7 @@ import { z } from 'zod';
 import { ConfigError } from '../protocol/errors.ts';
 import { breakStringProblem } from './breaks.ts';
 import { parseFingerprint } from '../protocol/tls.ts';
+import { isConsoleName, NAME_MAX, NAME_RE, NAME_RULE as RULE } from '../protocol/names.ts';
 
 /** Every documented default in one place. */
 export const RELAY_CONFIG_DEFAULTS = {
@@ -54,9 +55,7 @@ export const RELAY_CONFIG_DEFAULTS = {
   ipmi: { port: 623, tool: 'ipmitool', privilege: 'ADMINISTRATOR' },
 } as const;
 
-// Same rule as protocol/messages.ts (not exported there).
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
-const NAME_RULE = 'must be 1 to 128 letters, digits or . _ : @ -, starting with a letter or digit';
+const NAME_RULE = `must be ${RULE}`;
 
 // serialport's unix binding only knows none/even/odd parity and 1 or 2 stop bits; mark/space and
 // 1.5 fail at open on Linux/macOS. Reject them at load time instead of retrying forever.
@@ -252,7 +251,7 @@ const breakDefSchema = z.strictObject({
 const relaySchema = z.strictObject({
   breaks: z.record(z.string(), breakDefSchema, err('must be a mapping of 1-9 a-z to break sequences')).optional(),
   relay: z.strictObject({
-    name: text.regex(NAME_RE, err(NAME_RULE)).max(128, err(NAME_RULE)).optional(),
+    name: text.regex(NAME_RE, err(NAME_RULE)).max(NAME_MAX, err(NAME_RULE)).optional(),
     spool: spoolSchema.optional(),
     cloud: z.strictObject({
       ca: text.optional(),
@@ -315,7 +314,7 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   const consoles = (raw as { consoles?: unknown } | null)?.consoles;
   if (consoles && typeof consoles === 'object' && !Array.isArray(consoles)) {
     for (const name of Object.keys(consoles)) {
-      if (!NAME_RE.test(name) || name.length > 128) problems.push(`console ${JSON.stringify(name)}: name ${NAME_RULE}`);
+      if (!isConsoleName(name)) problems.push(`console ${JSON.stringify(name)}: name ${NAME_RULE}`);
     }
   }
   const result = relaySchema.safeParse(raw, { reportInput: true });

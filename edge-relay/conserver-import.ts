@@ -28,6 +28,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { isConsoleName, NAME_RULE } from '../protocol/names.ts';
 import { stringify } from 'yaml';
 import { CcError, NotFound } from '../protocol/errors.ts';
 import { breakStringProblem } from './breaks.ts';
@@ -610,7 +611,7 @@ class Importer {
     const taken = new Set<string>();
     const invalid: Entry[] = [];
     for (const e of this.consoles.values()) {
-      if (validName(e.name)) { out.set(e, e.name); taken.add(e.name); } else invalid.push(e);
+      if (isConsoleName(e.name)) { out.set(e, e.name); taken.add(e.name); } else invalid.push(e);
     }
     for (const e of invalid) {
       const fixed = e.name.replace(/[^A-Za-z0-9._:@-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 128);
@@ -848,10 +849,6 @@ class Importer {
 // ---------------------------------------------------------------------------------------------
 // Values
 
-// Same rule as config.ts (NAME_RE there is not exported).
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
-const NAME_RULE = '1 to 128 letters, digits or . _ : @ -, starting with a letter or digit';
-const validName = (n: string) => NAME_RE.test(n) && n.length <= 128;
 
 /** conserver's ipmiworkaround names (conserver.cf(5)) -> FreeIPMI ipmiconsole -W names. */
 const IPMI_WORKAROUNDS: Record<string, string> = {

@@ -5,13 +5,14 @@
 // in `d`, at most MAX_RAW_CHUNK raw bytes per message, so a frame stays under API Gateway's 32 KB.
 // The full format is documented in protocol/README.md.
 import { z } from 'zod';
+import { NAME_MAX, NAME_RE } from './names.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Highest offset an `out` may start at: its end stays a safe integer (a stored end above that
  *  would make every later `welcome` invalid). */
 export const MAX_OUT_OFFSET = Number.MAX_SAFE_INTEGER - 32 * 1024;
 
-const name = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, 'console names use letters, digits and . _ : @ -');
+const name = z.string().min(1).max(NAME_MAX).regex(NAME_RE, 'console names use letters, digits and . _ : @ -');
 /** Canonical base64 (what Buffer#toString('base64') writes): decoded and encoded again, natively,
  *  it must come back the same. ~6x faster than the equivalent regex on a 30 KB payload (15 vs
  *  85 µs here), and every output message is checked by the cloud and again by each viewer. */

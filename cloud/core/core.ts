@@ -4,6 +4,7 @@
 // order (one at a time per connection); different connections may interleave.
 import { randomBytes } from 'node:crypto';
 import { chunks, encode } from '../../protocol/codec.ts';
+import { CLOUD_STREAM } from '../../protocol/names.ts';
 import { BadParameter, Conflict, Forbidden, NotFound, RateLimited } from '../../protocol/errors.ts';
 import type { ClientToCloud, ConsoleInfo, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
 import { ACTIONS, decide, explain, isAdmin, parseAccess, relayMayPublish, type AccessDoc, type Action, type Decision } from './acl.ts';
@@ -50,9 +51,7 @@ export const CORE_DEFAULTS: CoreOptions = {
   redactSecrets: true, secretPrompt: SECRET_PROMPT_DEFAULT, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckPings: 3,
 };
 
-/** The audit stream of events that belong to no console: sign-ins, tokens, access rules. Console
- *  names start with a letter or digit, so it can never be a console's. */
-export const CLOUD_STREAM = '_cloud';
+export { CLOUD_STREAM } from '../../protocol/names.ts';
 
 export interface ConsoleView extends ConsoleRecord {
   writer?: string;

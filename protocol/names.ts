@@ -1,0 +1,23 @@
+// Console (and relay) names: one rule for the wire protocol, relay configs, the importer, every
+// HTTP route and every store that turns a name into a file path or an object key. A name starts
+// with a letter or digit and holds letters, digits and . _ : @ - only, so it can never be `.`,
+// `..`, hold a `/`, or start like an option; and it is at most 128 characters. The cloud's own
+// audit stream `_cloud` is the one name outside the rule (it can never be a console's).
+
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
+export const NAME_MAX = 128;
+export const NAME_RULE = `1 to ${NAME_MAX} letters, digits or . _ : @ -, starting with a letter or digit`;
+
+/** The audit stream of events that belong to no console (sign-ins, tokens, access rules). */
+export const CLOUD_STREAM = '_cloud';
+
+export function isConsoleName(name: unknown): name is string {
+  return typeof name === 'string' && name.length <= NAME_MAX && NAME_RE.test(name);
+}
+
+/** What is wrong with `name` as a console name (quoted, cut to 80 characters), or undefined. */
+export function consoleNameProblem(name: unknown, what = 'console name'): string | undefined {
+  if (isConsoleName(name)) return undefined;
+  const shown = typeof name === 'string' ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}...` : name) : typeof name;
+  return `${what} ${shown}: must be ${NAME_RULE}`;
+}
