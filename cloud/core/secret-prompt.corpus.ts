@@ -2,13 +2,14 @@
 // lines that must not count as one. secret-prompt.test.ts feeds each one whole, split at every
 // byte, byte by byte, with LF for CR LF and with terminal sequences after it.
 //
-// Sources: the strings are copied from the programs' sources or message catalogues, not retyped
-// from memory: sudo (plugins/sudoers/po/*.po, src/tgetpass.c), Linux-PAM and shadow (the gettext
-// catalogues Linux-PAM.mo and shadow.mo of Debian/Ubuntu, `gettext -d Linux-PAM 'Password: '` per
-// LANGUAGE), OpenSSH (sshconnect2.c, ssh-add.c, ssh-keygen.c, ssh-pkcs11.c, ssh-sk-client.c),
-// util-linux (sulogin.c), systemd (src/shared/ask-password-api.c), git (credential.c). Network
-// and BMC CLIs are as their consoles show them (login via their getty or their own CLI; their SSH
-// servers are reached through OpenSSH, whose prompt is then the OpenSSH one).
+// Sources. Checked against the programs' sources or message catalogues: sudo (plugins/sudoers/po/
+// *.po, src/tgetpass.c for pwfeedback), Linux-PAM and shadow (the gettext catalogues of Debian/
+// Ubuntu: `LANGUAGE=de gettext -d Linux-PAM 'Password: '`), OpenSSH (sshconnect2.c: password, key
+// and keyboard-interactive "(%s@%s) %s", FIDO PIN), util-linux sulogin.c, systemd's
+// ask-password-api.c (hint, bullets, backspaces), git's credential.c, Debian's cryptroot askpass,
+// OpenSC's pkcs11-tool, zfs. The others (databases, openssl, gpg, kinit, GRUB, network and BMC
+// CLIs) are as their manuals and public transcripts show them; a BMC's or switch's SSH server is
+// reached through OpenSSH, whose prompt is then OpenSSH's.
 // A string `out` is sent as UTF-8; a Buffer as it is (a Latin-1 console).
 
 export interface Fixture {
@@ -66,6 +67,7 @@ export const PROMPTS: Fixture[] = [
   { from: 'cryptsetup open', out: 'Enter passphrase for /dev/sda2: ' },
   { from: 'Debian/Ubuntu initramfs cryptroot askpass', out: '\r\nPlease unlock disk sda2_crypt: ' },
   { from: 'zfs load-key', out: "Enter passphrase for 'rpool': " },
+  { from: 'zfs create -o encryption=on: the confirmation names nothing', out: "Enter passphrase for 'tank/secure': \r\nEnter again: " },
   { from: 'systemd-ask-password (ask-password-api.c): highlight, message, grey hint, normal',
     out: `${ESC}[0;1;39m🔐 Please enter passphrase for disk root (luks-7f0cc063-e383-4244-b4cb-12e6c396947f): ${ESC}[0;38;5;245m(press TAB for no echo) ${ESC}[0m` },
   { from: 'systemd-ask-password on a serial console, a kernel message through its first words (a real transcript)',
@@ -186,6 +188,8 @@ export const NOT_PROMPTS: Fixture[] = [
   { from: 'Cisco AAA user name', out: 'User Access Verification\r\n\r\nUsername: ' },
   { from: 'PuTTY', out: 'login as: ' },
   { from: 'login: refused', out: 'Password: \r\nLogin incorrect\r\nweb01 login: ' },
+  { from: 'a login prompt right after a password prompt (a console that asks again at once)', out: 'Password: \r\nweb01 login: ' },
+  { from: 'the line after a question that follows a password prompt', out: "Enter passphrase for 'tank/secure': \r\nEnter again: \r\nDone: " },
   { from: 'sudo: refused', out: 'Sorry, try again.' },
   { from: 'sulogin with a locked root: Enter is all it takes', out: 'Press Enter for maintenance\r\n(or press Control-D to continue): ' },
   { from: 'ssh-keygen: the file question', out: 'Enter file in which to save the key (/home/alice/.ssh/id_ed25519): ' },

@@ -17,7 +17,8 @@
 // - or the line ends in systemd's "(press TAB for no echo)" hint (only password questions have
 //   it, even when a kernel message cut its first words off on a serial console);
 // - or it is a parenthesised continuation of a line that names a secret (sulogin's "Give root
-//   password for maintenance" / "(or press Control-D to continue): ").
+//   password for maintenance" / "(or press Control-D to continue): "), or any line ending in a
+//   colon right after a password prompt's line (zfs asks "Enter again: " after the passphrase).
 // Not a prompt: getty's `host login: ` (the host `pin-gw01` names a PIN, but what is typed there
 // is the user name: the audit keeps it). Deliberate over-redaction: a question that names a
 // password and ends in a colon (`Change the password for root ? (... No) : `) and a command line
@@ -86,7 +87,10 @@ export function isSecretPrompt(line: string, previous = ''): boolean {
   const head = line.slice(0, end - 1).trimEnd();
   if (GETTY_LOGIN.test(head.trimStart())) return false;
   if (SECRET_WORD.test(head)) return true;
-  return head.trimStart().startsWith('(') && SECRET_WORD.test(previous);
+  if (!previous) return false;
+  // A second question right after a password prompt was answered (zfs: "Enter again: "), or a
+  // parenthesised continuation of a line naming a secret (sulogin).
+  return isSecretPrompt(previous) || (head.trimStart().startsWith('(') && SECRET_WORD.test(previous));
 }
 
 interface Tracked { term: TerminalLine; end: number; shows: boolean; seededLine?: number }

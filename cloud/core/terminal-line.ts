@@ -6,8 +6,9 @@
 // overwrites; LF starts a new line.
 //
 // A small VT parser (the states of Paul Williams' DEC ANSI parser, reduced to the last line):
-// one pass over each byte, O(1) work per byte, and the state kept between writes is bounded (the
-// line is cut to its last MAX_LINE characters), so any output, hostile or not, costs linear time.
+// one pass over each byte, bounded work per byte (at most a line's length, for an insert or delete
+// of characters), and the state kept between writes is bounded (the line is cut to its last
+// MAX_LINE characters), so any output, hostile or not, costs linear time.
 // Not emulated: the rows above (cursor up or an absolute position starts an unknown line), wide
 // characters taking two columns, 8-bit C1 controls (ignored), insert mode.
 // Bytes are UTF-8; a byte that is not part of valid UTF-8 is read as Latin-1 (legacy consoles).
