@@ -225,7 +225,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .addOption(new Option('--live <mode>', 'which output relays stream live: every console\'s (always), or only consoles someone is attached to (watched; the AWS stack\'s mode: replay of an unwatched console then lags by up to the relays\' segment time)').choices(['always', 'watched']).default('always'))
   .option('--quiet-batch-ms <ms>', 'relays gather live output of a console nobody typed on in the last 2 s this long into one message (default 0; the AWS stack uses 2000)', int('--quiet-batch-ms', 0))
   .option('--no-redact-passwords', 'audit input typed at a password prompt in clear (default: redacted, only its length is kept)')
-  .option('--secret-prompt <regex>', 'what counts as a password prompt, matched case-insensitively against the console\'s last line (default: password|passphrase|passcode|PIN|secret ... ending in ":")', (v: string) => {
+  .option('--secret-prompt <regex>', 'another password prompt to recognise besides the built-in ones (password, PIN, passphrase ... in many languages, ending in ":"), matched case-insensitively against the console\'s line as shown', (v: string) => {
     try { return new RegExp(v, 'i'); } catch (e) { throw new CcError('CC_ERR_BAD_PARAMETER', `--secret-prompt: ${(e as Error).message}`); }
   })
   .option('--s3-bucket <name>', 'keep sealed segments in this S3 bucket instead of DATA/segments (region, credentials, endpoint: AWS_REGION, AWS_* keys or profile, AWS_ENDPOINT_URL)')

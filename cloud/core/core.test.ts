@@ -277,6 +277,67 @@ test('input typed at a password prompt is audited redacted (also when refused); 
   assert.ok(!JSON.stringify(await ports.audit.list('web01')).includes(b64('hunter2\r')), 'the password is nowhere in the audit');
 });
 
+/** A writer alice at web01 and what the audit says she typed (the bytes, or the redaction). */
+async function typist() {
+  const { core, ports } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  let o = 0;
+  return {
+    ports,
+    /** Output of web01 at offset `at` (default: where the last ended). */
+    out: async (s: string | Buffer, at = o) => { const b = Buffer.from(s); await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: at, ts: Date.now(), d: b.toString('base64') }); o = at + b.length; },
+    type: (s: string) => core.clientMessage('A', alice, { v: 1, t: 'in', d: b64(s) }),
+    typed: async () => (await ports.audit.list('web01')).filter((r) => r.type === 'input').map((r) => (r.data ? Buffer.from(r.data, 'base64').toString() : r.detail)),
+  };
+}
+const redacted = (n: number) => `[redacted: ${n} bytes typed at a password prompt]`;
+
+test('every key typed at a prompt that echoes * is audited redacted, erases too; after Enter, input is audited in clear', async () => {
+  const { out, type, typed } = await typist();
+  await out('alice@web01:~$ sudo -i\r\n[sudo] password for alice: '); // sudo with pwfeedback
+  for (const key of 'hunter2') { await type(key); await out('*'); }
+  await type('\x7f');
+  await out('\b \b\x1b[K');
+  await type('3');
+  await out('*');
+  await type('\r');
+  await out('\r\n');
+  await type('id\r');
+  assert.deepEqual(await typed(), [...Array(10).fill(redacted(1)), 'id\r']);
+});
+
+test('a prompt another Lambda instance saw keeps the keys this one sees echoed redacted, until the newline', async () => {
+  const { ports, out, type, typed } = await typist();
+  // Another instance handled the prompt's output (bytes 0..27 of web01) and set the registry's state.
+  await ports.consoles.put({ ...(await ports.consoles.get('web01'))!, secretPrompt: true });
+  await type('h');
+  await out('*', 27);
+  await type('i');
+  await out('*');
+  await type('\r');
+  await out('\r\nroot@web01:~# ');
+  await type('ls\r');
+  assert.deepEqual(await typed(), [redacted(1), redacted(1), redacted(1), 'ls\r']);
+});
+
+test('prompts with colons inside, terminal sequences after, non-English words split inside a character, long key paths: input redacted', async () => {
+  const prompts: (string | Buffer)[][] = [
+    ["Password for 'https://alice@git.example.com': "],
+    ['Password: \x1b(B\x1b[m'],
+    [Buffer.from('[sudo] Passwort f\xc3', 'latin1'), Buffer.from('\xbcr alice: ', 'latin1')],
+    ['密码', '：'],
+    [`Enter passphrase for /home/alice/${'keys/'.repeat(100)}`, 'id_ed25519: '],
+  ];
+  const { out, type, typed } = await typist();
+  for (const pieces of prompts) {
+    for (const p of pieces) await out(p);
+    await type('s3cret\r');
+    await out('\r\n$ ');
+    await type('ls\r');
+  }
+  assert.deepEqual(await typed(), prompts.flatMap(() => [redacted(7), 'ls\r']));
+});
+
 test('with redaction off, input at a password prompt is audited in clear', async () => {
   const { core, ports } = await setup({ redactSecrets: false });
   await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });

@@ -8,7 +8,7 @@ import { CLOUD_STREAM } from '../../protocol/names.ts';
 import { BadParameter, Conflict, Forbidden, NotFound, RateLimited } from '../../protocol/errors.ts';
 import type { ClientToCloud, ConsoleInfo, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
 import { ACTIONS, decide, explain, isAdmin, parseAccess, relayMayPublish, type AccessDoc, type Action, type Decision } from './acl.ts';
-import { SECRET_PROMPT_DEFAULT, SecretPromptTracker } from './secret-prompt.ts';
+import { SecretPromptTracker } from './secret-prompt.ts';
 import { LogStore, type LogStoreOptions } from './log-store.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
 
@@ -32,8 +32,9 @@ export interface CoreOptions {
   /** Input typed while a console shows a password prompt is audited without its bytes
    *  ("[redacted: N bytes typed at a password prompt]"). Default true. */
   redactSecrets: boolean;
-  /** What counts as a password prompt (the console's last line). Default SECRET_PROMPT_DEFAULT. */
-  secretPrompt: RegExp;
+  /** Password prompts to recognise besides the built-in ones (secret-prompt.ts), matched against
+   *  the console's line as shown. Default none. */
+  secretPrompt?: RegExp;
   /** How long a process keeps the access rules it read before reading them again: a change made
    *  through another process (another Lambda) takes effect within this. Default 2000 ms. */
   accessCacheMs: number;
@@ -48,7 +49,7 @@ export interface CoreOptions {
 }
 export const CORE_DEFAULTS: CoreOptions = {
   leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0,
-  redactSecrets: true, secretPrompt: SECRET_PROMPT_DEFAULT, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckPings: 3,
+  redactSecrets: true, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckPings: 3,
 };
 
 export { CLOUD_STREAM } from '../../protocol/names.ts';
@@ -92,8 +93,8 @@ export class CloudCore {
         const { fresh } = await this.log.append(msg.c, msg.o, msg.ts, data);
         for (const f of fresh) await this.fanOut(msg.c, f.offset, f.data, f.data.length === data.length ? msg.d : undefined);
         if (this.opts.redactSecrets && fresh.length) {
-          let secret = false;
-          for (const f of fresh) secret = this.prompts.feed(msg.c, f.data);
+          let secret = !!rec.secretPrompt;
+          for (const f of fresh) secret = this.prompts.feed(msg.c, f.data, f.offset, secret);
           if (secret !== !!rec.secretPrompt) {
             const now = await this.p.consoles.get(msg.c); // re-read: the fan-out awaited
             if (now) await this.p.consoles.put({ ...now, secretPrompt: secret || undefined });

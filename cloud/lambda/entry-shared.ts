@@ -16,7 +16,8 @@
 //   CLOUDCONS_QUIET_BATCH_MS        relays gather a quiet console's live output this long, default
 //                                   2000 (ws-handler.ts; bench/cost.ts shows what it saves)
 //   CLOUDCONS_REDACT_PASSWORDS      false: audit input typed at a password prompt in clear (default true)
-//   CLOUDCONS_SECRET_PROMPT         regex for a password prompt (the console's last line; case-insensitive)
+//   CLOUDCONS_SECRET_PROMPT         a password prompt to recognise besides the built-in ones: a regex
+//                                   for the console's line as shown, case-insensitive
 //   CLOUDCONS_OIDC_ISSUER           single sign-on: accept OpenID Connect ID tokens from this issuer
 //                                   (cloud/adapters/oidc.ts); with CLOUDCONS_OIDC_AUDIENCE (client id)
 //   CLOUDCONS_OIDC_USER_CLAIM       claim naming the user, default preferred_username
