@@ -10,9 +10,11 @@
 // A user or relay name is 1-128 ASCII letters, digits and . _ @ + -, starting with a letter or
 // digit: it never holds `:` and never starts with `@` or `*`, so a bare name is always a token
 // user. Names are compared lowercase (`Mallory` is `mallory`). Anything outside printable ASCII is
-// refused, not folded: Unicode normalization (NFKC) would turn a fullwidth `ａｌｉｃｅ` or a Kelvin
-// sign into the ASCII letters of someone else, and Cyrillic look-alikes, zero-width and
-// right-to-left characters would show as another name in `who` and the audit. A group name may
+// refused, not folded: Unicode normalization (NFKC) would turn fullwidth letters (U+FF41 for a)
+// or a Kelvin sign (U+212A) into the ASCII letters of someone else, and Cyrillic look-alikes,
+// zero-width and right-to-left characters would show as another name in `who` and the audit. The
+// rule is checked where a name enters (token create, sign-in, rules, access check) and every
+// stored name is read through it again (tokens at verify, rules at parse). A group name may
 // also hold `:` and `/` (Keycloak's `/sre` paths) and may start with `/`.
 // Pure functions, no I/O: the cloud, the CLI and the importer all use these.
 import { BadParameter } from './errors.ts';
