@@ -9,13 +9,21 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanup, cli, cloudcons, startCloud, tmpDir, until } from '../helpers.ts';
+import { cleanup, cloudcons, startCloud, tmpDir, until } from '../helpers.ts';
 import { WsPeer } from '../hostile-rig.ts';
 import { startTestIssuer } from '../oidc-issuer.ts';
 
 after(cleanup);
 
 interface ApiError { error: { code: string; message: string } }
+
+/** Runs the CLI to its end without blocking this process (a blocked event loop misses the cloud
+ *  closing idle keep-alive sockets, and the next request on one fails). */
+async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const p = cloudcons(args, env);
+  const code = await new Promise<number>((r) => p.child.once('exit', (c) => r(c ?? -1)));
+  return { code, stdout: p.out, stderr: p.err };
+}
 
 test('SSO users are sso:NAME: never a token user, a group, a relay or a look-alike; who and the audit tell them apart', { timeout: 180_000 }, async () => {
   const idp = await startTestIssuer();
@@ -126,10 +134,10 @@ test('SSO users are sso:NAME: never a token user, a group, a relay or a look-ali
     await a2.next((m) => m.t === 'out' && Buffer.from(String(m.d), 'base64').toString().includes('hello from sso'));
     const viewers = ((await call(admin, 'GET', '/v1/consoles/demo')).json.viewers as { user: string; mode: string }[]);
     assert.deepEqual(viewers.map((v) => `${v.user}:${v.mode}`).sort(), ['alice:spy', 'sso:alice:rw']);
-    const who = cli(['who', 'demo', '--url', cloud.url, '--token', admin], { XDG_CONFIG_HOME: tmpDir('identity-home') });
+    const who = await run(['who', 'demo', '--url', cloud.url, '--token', admin], { XDG_CONFIG_HOME: tmpDir('identity-home') });
     assert.equal(who.code, 0, who.stderr);
-    assert.match(who.stdout.toString(), /^sso:alice\s+rw\s/m);
-    assert.match(who.stdout.toString(), /^alice\s+spy\s/m);
+    assert.match(who.stdout, /^sso:alice\s+rw\s/m);
+    assert.match(who.stdout, /^alice\s+spy\s/m);
     const records = (await call(admin, 'GET', '/v1/consoles/demo/audit')).json.records as { type: string; user?: string; detail?: string }[];
     assert.ok(records.some((r) => r.type === 'input' && r.user === 'sso:alice'), JSON.stringify(records.slice(-6)));
     assert.ok(records.some((r) => r.type === 'lock.force' && r.user === 'sso:alice'));
@@ -144,17 +152,17 @@ test('SSO users are sso:NAME: never a token user, a group, a relay or a look-ali
       assert.equal(api.status, 400, JSON.stringify(api.json));
       const apiMsg = (api.json as unknown as ApiError).error.message;
       assert.match(apiMsg, /^name: /);
-      const direct = cli(['token', 'create', '--user', name, '--data', data]);
+      const direct = await run(['token', 'create', '--user', name, '--data', data]);
       assert.equal(direct.code, 2, direct.stderr);
       assert.equal(direct.stderr.trim(), `cloudcons: ${apiMsg}`);
       assert.equal(direct.stdout.length, 0, 'no token printed');
-      const relayDirect = cli(['relay-token', 'create', name, '--data', data]);
+      const relayDirect = await run(['relay-token', 'create', name, '--data', data]);
       assert.equal(relayDirect.code, 2, relayDirect.stderr);
     }
-    const made = cli(['token', 'create', '--user', 'Carol', '--data', data]);
+    const made = await run(['token', 'create', '--user', 'Carol', '--data', data]);
     assert.equal(made.code, 0, made.stderr);
     assert.match(made.stderr, /created user token \w+ for carol /);
-    assert.equal((await call(made.stdout.toString().trim(), 'GET', '/v1/whoami')).json.name, 'carol');
+    assert.equal((await call(made.stdout.trim(), 'GET', '/v1/whoami')).json.name, 'carol');
     const names = ((await call(admin, 'GET', '/v1/tokens')).json.tokens as { name: string }[]).map((t) => t.name);
     assert.ok(!names.some((n) => /[:\u0400-\u04ff]|^@/.test(n)), `no bad name stored: ${names.join(', ')}`);
     await relay.kill();
