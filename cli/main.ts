@@ -1,6 +1,7 @@
 // The `cloudcons` command line. Exit codes: 0 ok, 1 error, 2 not found / bad usage, 3 not logged in.
 import { Command, Option } from 'commander';
 import { BadParameter, CcError } from '../protocol/errors.ts';
+import { tokenName } from '../protocol/principal.ts';
 import type { ConsoleView } from '../cloud/core/core.ts';
 import type { AuditRecord } from '../cloud/core/ports.ts';
 import type { Viewer } from '../protocol/messages.ts';
@@ -288,7 +289,9 @@ function expiry(v: string | undefined, dflt?: number): { expires?: number | null
 }
 
 async function createToken(o: { data?: string; dynamodbTable?: string; url?: string; token?: string }, req: { kind: 'user' | 'relay'; name: string; admin?: boolean; expires?: number | null; dfltMs?: number }) {
-  const { dfltMs, ...p } = req;
+  const { dfltMs, ...asked } = req;
+  // The cloud's own check (POST /v1/tokens), before anything is written: the same words either way.
+  const p = { ...asked, name: tokenName(asked.name) };
   // Written straight into a store: no cloud applies its default, so the same default applies here.
   const direct = { kind: p.kind, name: p.name, admin: p.admin, expires: p.expires === undefined ? (dfltMs ? Date.now() + dfltMs : undefined) : p.expires ?? undefined };
   if (o.data && o.dynamodbTable) throw new BadParameter('give --data (embedded cloud) or --dynamodb-table (AWS stack), not both');

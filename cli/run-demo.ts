@@ -6,6 +6,7 @@ import path from 'node:path';
 import { startCloudServer } from '../cloud/server/node-server.ts';
 import { parseRelayConfig } from '../edge-relay/config.ts';
 import { Relay } from '../edge-relay/relay.ts';
+import { checkUserName } from '../protocol/principal.ts';
 import { localLoginFile, saveLogin } from './login-config.ts';
 import { describeCert, serverCert, stopOnSignals, type TlsFlags } from './run-cloud.ts';
 
@@ -61,7 +62,8 @@ async function demoSecrets(base: string, tokens: { verify(t: string): Promise<un
     if ((await tokens.verify(s.user)) && (await tokens.verify(s.relay))) return s;
   } catch { /* first start */ }
   const s: DemoSecrets = {
-    user: (await tokens.create({ kind: 'user', name: process.env.USER || 'demo', admin: true })).token,
+    // The login name when it is a valid user name (protocol/principal.ts), else `demo`.
+    user: (await tokens.create({ kind: 'user', name: checkUserName(process.env.USER).name ?? 'demo', admin: true })).token,
     relay: (await tokens.create({ kind: 'relay', name: 'local' })).token,
   };
   fs.writeFileSync(file, JSON.stringify(s), { mode: 0o600 });

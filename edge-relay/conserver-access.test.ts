@@ -44,3 +44,20 @@ test('cloudcons import conserver --access writes the rules file beside the relay
   assert.equal(parseAccess(YAML.parse(fs.readFileSync(out, 'utf8'))).rules.length, 2);
   fs.rmSync(path.dirname(out), { recursive: true });
 });
+
+test('conserver users are token users in normal form; a name cloudcons cannot take (a relay:, a look-alike) is left out with a note', () => {
+  const acl = [
+    { effect: 'allow', right: 'rw', who: ['Alice', 'relay:edge1', 'b\u043eb', '@Ops'], consoles: ['web01'], on: 'web01', from: ['x.cf:3'] },
+    { effect: 'allow', right: 'admin', who: ['Root'], consoles: ['web01'], on: '*', from: ['x.cf:9'] },
+  ] as const;
+  const a = accessRulesFromImport(acl.map((x) => ({ ...x, who: [...x.who], consoles: [...x.consoles], from: [...x.from] })), ['web01'], 'x.cf');
+  const doc = parseAccess(YAML.parse(a.yaml));
+  assert.deepEqual(doc.rules[0]!.who, ['alice', '@ops']);
+  assert.deepEqual(doc.admins, ['root']);
+  assert.equal(decide(doc, { name: 'alice' }, 'web01', 'attach').allow, true);
+  assert.equal(decide(doc, { name: 'sso:alice' }, 'web01', 'attach').allow, false, 'an SSO user must be named sso:alice');
+  assert.equal(a.notes.length, 2);
+  assert.match(a.notes[0]!, /^x\.cf:3: not a user or group cloudcons accepts: relay:edge1 names a relay; left out/);
+  assert.match(a.notes[1]!, /^x\.cf:3: not a user or group cloudcons accepts: "b\\u043eb" holds U\+043E/);
+  assert.match(a.yaml, /^# Users are token users \(alice\); a user who signs in with single sign-on is sso:alice/m);
+});

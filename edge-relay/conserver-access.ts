@@ -7,13 +7,14 @@
 //   `limited`, host lists      -> no equivalent: named in the notes (cloudcons signs users in by
 //                                 token or SSO, not by client host)
 // A conserver group is already expanded to its members; `@name` (a unix group) stays a group of
-// that name, which the rules' `groups:` or the SSO groups claim must then fill.
+// that name, which the rules' `groups:` or the SSO groups claim must then fill. A user stays a
+// token user (`alice`); people who sign in with single sign-on are `sso:alice` in the rules
+// (protocol/principal.ts), which the file's head says.
 import { stringify } from 'yaml';
 import { parseAccess, type AccessInput } from '../cloud/core/acl.ts';
 import { CcError } from '../protocol/errors.ts';
+import { parsePrincipal } from '../protocol/principal.ts';
 import type { AclSuggestion } from './conserver-import.ts';
-
-const WHO_RE = /^(\*|@?[A-Za-z0-9][A-Za-z0-9._@:+-]*)$/;
 
 export function accessRulesFromImport(acl: AclSuggestion[], consoles: string[], file: string): { doc: AccessInput; notes: string[]; yaml: string } {
   const notes: string[] = [];
@@ -21,8 +22,9 @@ export function accessRulesFromImport(acl: AclSuggestion[], consoles: string[], 
   const admins: string[] = [];
   const listed = new Set<string>();
   const who = (a: AclSuggestion) => a.who.filter((w) => {
-    if (WHO_RE.test(w)) return true;
-    notes.push(`${a.from.join(', ')}: ${JSON.stringify(w)} is not a user name cloudcons accepts (letters, digits, . _ @ : + -); left out`);
+    const p = parsePrincipal(w);
+    if (p.ref && p.ref.kind !== 'relay') return true;
+    notes.push(`${a.from.join(', ')}: not a user or group cloudcons accepts: ${p.why ?? `${w} names a relay`}; left out`);
     return false;
   });
   for (const a of acl) {
@@ -52,6 +54,7 @@ export function accessRulesFromImport(acl: AclSuggestion[], consoles: string[], 
   const head = [
     `# Access rules imported from ${file} by \`cloudcons import conserver\`; load with \`cloudcons access set FILE\`.`,
     '# @name groups were unix groups: fill them under groups: (or from the SSO groups claim).',
+    '# Users are token users (alice); a user who signs in with single sign-on is sso:alice: add those.',
     ...(notes.length ? [`# ${notes.length} thing${notes.length === 1 ? '' : 's'} did not map:`, ...notes.map((n) => `#   ${n}`)] : []),
   ];
   return { doc, notes, yaml: `${head.join('\n')}\n${stringify(doc, { lineWidth: 0 })}` };

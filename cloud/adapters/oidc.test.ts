@@ -31,9 +31,9 @@ test('a valid ID token is a user with groups; an admin group makes an admin; key
   const jwt = await idp.sign();
   const p = await v.verify(jwt);
   const exp = (JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString()) as { exp: number }).exp;
-  assert.deepEqual(p, { kind: 'user', name: 'sso-alice', admin: true, tokenId: `oidc:${idp.url}#u-1001`, groups: ['ops', 'console-admins'], via: 'oidc', expires: exp * 1000 } satisfies Principal);
+  assert.deepEqual(p, { kind: 'user', name: 'sso:sso-alice', admin: true, tokenId: `oidc:${idp.url}#u-1001`, groups: ['ops', 'console-admins'], via: 'oidc', expires: exp * 1000 } satisfies Principal);
   const bob = await v.verify(await idp.sign({ sub: 'u-2', preferred_username: 'bob', groups: ['ops'] }));
-  assert.equal(bob.name, 'bob');
+  assert.equal(bob.name, 'sso:bob');
   assert.equal(bob.admin, false);
   assert.deepEqual(bob.groups, ['ops']);
   const none = await v.verify(await idp.sign({ sub: 'u-3', preferred_username: 'carol', groups: undefined }));
@@ -54,13 +54,46 @@ test('a valid ID token is a user with groups; an admin group makes an admin; key
 test('claims: another user claim, nested groups, a single group string; a token without the user claim is refused', async () => {
   const v = verifier({ userClaim: 'email', groupsClaim: 'realm_access.roles', adminGroups: ['root'] });
   const p = await v.verify(await idp.sign({ email: 'dana@example.test', realm_access: { roles: ['root', 7, 'dev'] } }));
-  assert.equal(p.name, 'dana@example.test');
+  assert.equal(p.name, 'sso:dana@example.test');
   assert.deepEqual(p.groups, ['root', 'dev']);
   assert.equal(p.admin, true);
   assert.deepEqual((await verifier({ groupsClaim: 'role' }).verify(await idp.sign({ role: 'ops' }))).groups, ['ops']);
   await refused(verifier().verify(await idp.sign({ preferred_username: undefined })), Unauthorized, /token has no preferred_username claim/);
   await refused(v.verify(await idp.sign({ email: undefined })), Unauthorized, /token has no email claim/);
   await refused(verifier().verify(await idp.sign({ preferred_username: 'two words' })), Unauthorized, /not a usable user name/);
+});
+
+test('the user is sso:<claim> in normal form: never a token user, a group, a relay or a look-alike of someone', async () => {
+  const v = verifier({ adminGroups: ['SRE'] });
+  assert.equal((await v.verify(await idp.sign({ preferred_username: 'Mallory' }))).name, 'sso:mallory', 'compared lowercase');
+  for (const [name, why] of [
+    ['@sre', /"@sre" starts with @, which names a group/],
+    ['relay:edge1', /"relay:edge1" holds ":": sso: and relay: name other kinds of principal/],
+    ['sso:root', /"sso:root" holds ":"/],
+    ['\u0430dmin', /"\\u0430dmin" holds U\+0430 at position 1: only ASCII is accepted \(look-alike letters/], // Cyrillic a
+    ['\uff41dmin', /holds U\+FF41/], // fullwidth a: NFKC would make it "admin"
+    ['ad\u200bmin', /holds U\+200B at position 3/], // zero-width space
+    ['\u202enimda', /holds U\+202E at position 1/], // right-to-left override
+    ['admin\u0000', /holds the control character U\+0000/],
+  ] as const) {
+    await refused(v.verify(await idp.sign({ preferred_username: name })), Unauthorized, new RegExp(`^token's preferred_username claim is not a usable user name: .*${why.source}`));
+  }
+  // Groups: in normal form; one that is no valid group name is left out (logged), an admin group matches in any case.
+  const logged: string[] = [];
+  const err = console.error;
+  console.error = (...a: unknown[]) => { logged.push(a.join(' ')); };
+  let p: Principal;
+  try {
+    p = await v.verify(await idp.sign({ preferred_username: 'sam', groups: ['Ops', 'ops', 'sre', 'SRE Team', '\u0455re', '/Platform/OnCall'] }));
+    await v.verify(await idp.sign({ preferred_username: 'sam', groups: ['SRE Team'] }));
+  } finally { console.error = err; }
+  assert.deepEqual(p.groups, ['ops', 'sre', '/platform/oncall']);
+  assert.equal(p.admin, true, 'claim group sre is admin group SRE');
+  assert.equal(logged.length, 2, `one line per bad group name, not per sign-in: ${logged.join(' | ')}`);
+  assert.match(logged[0], /^oidc: left out a group of the groups claim \(no access rule can name it\): "SRE Team" holds a space/);
+  assert.match(logged[1], /"\\u0455re" holds U\+0455/);
+  assert.equal((await v.verify(await idp.sign({ preferred_username: 'sam', groups: ['\u0455re'] }))).admin, false, 'a look-alike of an admin group is not one');
+  assert.throws(() => verifier({ adminGroups: ['ok', 'SRE Team'] }), /OIDC admin groups: "SRE Team" holds a space/);
 });
 
 test('expired, not yet valid, wrong audience, wrong issuer: each says so', async () => {
@@ -74,7 +107,7 @@ test('expired, not yet valid, wrong audience, wrong issuer: each says so', async
   await refused(v.verify(await idp.sign({ aud: 'some-other-app' })), Unauthorized, /wrong audience: the token is for "some-other-app", this cloud accepts cloudcons-test/);
   await refused(v.verify(await idp.sign({ iss: 'https://evil.example' })), Unauthorized, /wrong issuer: the token is from "https:\/\/evil.example"/);
   // Several audiences configured: any one will do.
-  assert.equal((await verifier({ audience: ['x', 'some-other-app'] }).verify(await idp.sign({ aud: 'some-other-app' }))).name, 'sso-alice');
+  assert.equal((await verifier({ audience: ['x', 'some-other-app'] }).verify(await idp.sign({ aud: 'some-other-app' }))).name, 'sso:sso-alice');
 });
 
 test('wrong signature (another key under a published kid), alg none, HS256 and garbage are refused', async () => {
@@ -109,7 +142,7 @@ test('key rotation: an unknown kid refetches the JWKS (not more often than the c
     assert.equal(issuer.hits.get('/jwks'), 1);
     await new Promise((r) => setTimeout(r, 350));
     const p = await v.verify(fresh);
-    assert.equal(p.name, 'sso-alice');
+    assert.equal(p.name, 'sso:sso-alice');
     assert.equal(issuer.hits.get('/jwks'), 2, 'fetched again once for the unknown kid');
     await v.verify(await issuer.sign()); // the old key still works
     assert.equal(issuer.hits.get('/jwks'), 2);
@@ -128,7 +161,7 @@ test('issuer down: a clear ConnectionProblem (502), never a crash; cached keys k
   await issuer.stop();
   await refused(down.verify(tok), ConnectionProblem, new RegExp(`OIDC issuer not reachable: discovery at ${issuer.url}/\\.well-known/openid-configuration failed: (connect ECONNREFUSED|other side closed)`));
   await refused(down.verify(tok), ConnectionProblem, /not reachable/); // tried again, not a remembered failure
-  assert.equal((await warm.verify(tok)).name, 'sso-alice', 'keys cached before the outage still verify');
+  assert.equal((await warm.verify(tok)).name, 'sso:sso-alice', 'keys cached before the outage still verify');
   // Keys past their cache time need the issuer.
   const short = new OidcVerifier({ issuer: issuer.url, audience: issuer.clientId, jwksCacheMs: 1 });
   await refused(short.verify(tok), ConnectionProblem, /not reachable/);

@@ -12,16 +12,22 @@
 //   user claim is there.
 // - The user: the `userClaim` claim (default `preferred_username`), with no fallback to another
 //   claim: the name is what ACL rules and the audit log say, and mixing claims (one user's email
-//   equal to another's username) would mix people up. Groups: the `groupsClaim` claim (default
-//   `groups`; a dotted path like `realm_access.roles` reaches into an object), a list of strings
-//   or one string. A member of any `adminGroups` group is an admin. An ID token is always a user,
-//   never a relay.
+//   equal to another's username) would mix people up. The user is `sso:<name>` (protocol/
+//   principal.ts), in normal form (lowercase): never the token user of the same name, never a
+//   group. A claim that is no valid user name is refused (401 saying why): non-ASCII look-alikes,
+//   zero-width, right-to-left and control characters, a `relay:x` or `@sre`. Groups: the
+//   `groupsClaim` claim (default `groups`; a dotted path like `realm_access.roles` reaches into an
+//   object), a list of strings or one string, in normal form; a group whose name is not valid is
+//   left out (logged once per process), which changes no decision: rules can only name valid
+//   groups. A member of any `adminGroups` group is an admin. An ID token is always a user, never
+//   a relay.
 // - Errors: Unauthorized (401) with what is wrong ("token expired at ...", "wrong audience ...",
 //   "signature does not verify ..."); ConnectionProblem (502) when the issuer cannot be reached
 //   for discovery or keys ("issuer not reachable: ..."): the token may be fine, try again later.
 //   cloudcons tokens keep working while the identity provider is down.
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 import { BadParameter, ConnectionProblem, Unauthorized } from '../../protocol/errors.ts';
+import { checkGroupName, checkUserName, formatPrincipal } from '../../protocol/principal.ts';
 import type { IdentityVerifier, Principal, WebSignIn } from '../core/ports.ts';
 
 export interface OidcOptions {
@@ -64,6 +70,10 @@ export class OidcVerifier implements IdentityVerifier {
   readonly opts: OidcOptions;
   private discovery?: Promise<Discovery>;
   private jwks?: ReturnType<typeof createRemoteJWKSet>;
+  /** `adminGroups` in normal form. */
+  private readonly adminGroups: string[];
+  /** Group names already logged as left out (bounded: a log line per name, not per sign-in). */
+  private readonly badGroupsLogged = new Set<string>();
 
   constructor(opts: Partial<OidcOptions> & Pick<OidcOptions, 'issuer' | 'audience'>) {
     this.opts = { ...OIDC_DEFAULTS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as OidcOptions;
@@ -77,6 +87,10 @@ export class OidcVerifier implements IdentityVerifier {
     const bad = o.algorithms.filter((a) => !OIDC_ALGORITHMS.includes(a));
     if (bad.length || !o.algorithms.length) throw new BadParameter(`OIDC algorithms: ${bad.join(', ') || 'none given'} not allowed (choose from ${OIDC_ALGORITHMS.join(', ')})`);
     if (!o.userClaim || !o.groupsClaim) throw new BadParameter('OIDC user and groups claims must be non-empty');
+    const groups = o.adminGroups.map(checkGroupName);
+    const badGroups = groups.flatMap((g) => g.why ?? []);
+    if (badGroups.length) throw new BadParameter(`OIDC admin groups: ${badGroups.join('; ')}`);
+    this.adminGroups = groups.map((g) => g.name!);
   }
 
   /** Fetches the discovery document (once; a failure is retried on the next call). */
@@ -105,13 +119,36 @@ export class OidcVerifier implements IdentityVerifier {
     } catch (e) {
       throw this.explain(e, jwt);
     }
-    const name = claimAt(payload, o.userClaim);
-    if (typeof name !== 'string' || !name) throw new Unauthorized(`token has no ${o.userClaim} claim (the user name; --oidc-user-claim chooses another)`);
-    if (name.length > 256 || /[\s\x00-\x1f\x7f]/.test(name)) throw new Unauthorized(`token's ${o.userClaim} claim is not a usable user name (no spaces or control characters, at most 256 characters)`);
-    const raw = claimAt(payload, o.groupsClaim);
-    const groups = (typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : []).filter((g): g is string => typeof g === 'string' && g !== '');
-    const admin = groups.some((g) => o.adminGroups.includes(g));
+    const name = this.userOf(payload);
+    const groups = this.groupsOf(payload);
+    const admin = groups.some((g) => this.adminGroups.includes(g));
     return { kind: 'user', name, admin, tokenId: `oidc:${payload.iss}#${payload.sub ?? name}`, groups, via: 'oidc', ...(typeof payload.exp === 'number' ? { expires: payload.exp * 1000 } : {}) };
+  }
+
+  /** `sso:<user claim>` in normal form, or Unauthorized saying what is wrong with the claim. */
+  private userOf(payload: JWTPayload): string {
+    const claim = this.opts.userClaim;
+    const raw = claimAt(payload, claim);
+    if (typeof raw !== 'string' || !raw) throw new Unauthorized(`token has no ${claim} claim (the user name; --oidc-user-claim chooses another)`);
+    const c = checkUserName(raw);
+    if (c.why !== undefined) throw new Unauthorized(`token's ${claim} claim is not a usable user name: ${c.why}`);
+    return formatPrincipal({ kind: 'sso', name: c.name });
+  }
+
+  /** The groups claim's valid group names in normal form, each once; the others are left out. */
+  private groupsOf(payload: JWTPayload): string[] {
+    const raw = claimAt(payload, this.opts.groupsClaim);
+    const out = new Set<string>();
+    for (const g of typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : []) {
+      if (typeof g !== 'string' || g === '') continue;
+      const c = checkGroupName(g);
+      if (c.name !== undefined) { out.add(c.name); continue; }
+      if (this.badGroupsLogged.size < 1000 && !this.badGroupsLogged.has(g)) {
+        this.badGroupsLogged.add(g);
+        console.error(`oidc: left out a group of the ${this.opts.groupsClaim} claim (no access rule can name it): ${c.why}`);
+      }
+    }
+    return [...out];
   }
 
   private async fetchDiscovery(): Promise<Discovery> {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decide, explain, isAdmin, parseAccess, relayMayPublish } from './acl.ts';
+import { decide, explain, groupsOf, isAdmin, parseAccess, relayMayPublish } from './acl.ts';
 
 const doc = parseAccess({
   admins: ['root', '@wheel'],
@@ -82,4 +82,54 @@ test('actions can be granted one by one: attach without the spy role', () => {
   assert.equal(decide(d, { name: 'w' }, 'c', 'spy').allow, false);
   assert.equal(decide(d, { name: 'w' }, 'c', 'list').allow, true, 'any right brings list');
   assert.equal(decide(parseAccess({ rules: [{ who: 'w', allow: ['attach'] }, { who: 'w', deny: ['list'] }] }), { name: 'w' }, 'c', 'list').allow, false, 'unless denied');
+});
+
+test('names are compared in normal form: a deny for mallory stops Mallory, rules written in any case match', () => {
+  const d = parseAccess({ rules: [{ who: '*', allow: 'rw' }, { who: 'mallory', deny: ['force', 'break'] }, { who: 'SSO:Eve', deny: 'all' }], admins: ['Root'], groups: { Ops: ['Olive'] } });
+  assert.equal(decide(d, { name: 'mallory' }, 'c', 'force').allow, false);
+  assert.equal(decide(d, { name: 'Mallory' }, 'c', 'force').allow, false, 'a subject not in normal form is still denied');
+  assert.equal(decide(d, { name: 'sso:eve' }, 'c', 'spy').allow, false);
+  assert.equal(isAdmin(d, { name: 'root' }), true);
+  assert.deepEqual(groupsOf(d, { name: 'olive' }), ['ops']);
+  assert.deepEqual(groupsOf(d, { name: 'x', groups: ['OPS'] }), ['ops'], 'groups from the sign-in too');
+  assert.equal(relayMayPublish(parseAccess({ relays: { Edge1: 'web*' } }), 'edge1', 'db1'), false, 'relays: keys too');
+});
+
+test('a user whose name looks like a group never matches the group, and @x matches only its members', () => {
+  const d = parseAccess({ admins: ['@sre'], rules: [{ consoles: 'bmc-*', who: '@ops', allow: 'rw' }] });
+  for (const name of ['@sre', 'sre', 'sso:sre', 'sso:@sre']) {
+    assert.equal(isAdmin(d, { name }), false, name);
+    assert.equal(decide(d, { name }, 'bmc-1', 'force').allow, false, name);
+  }
+  assert.equal(decide(d, { name: '@ops' }, 'bmc-1', 'attach').allow, false);
+  assert.equal(isAdmin(d, { name: 'sso:sam', groups: ['sre'] }), true, 'a member of the group is');
+});
+
+test('token users and SSO users are different people: alice is not sso:alice, in rules, admins and groups', () => {
+  const d = parseAccess({
+    admins: ['root'],
+    groups: { ops: ['sso:bob'] },
+    rules: [{ consoles: 'web*', who: 'alice', allow: 'rw' }, { consoles: 'db*', who: 'sso:alice', allow: 'rw' }, { consoles: 'lab*', who: '@ops', allow: 'rw' }],
+  });
+  assert.equal(decide(d, { name: 'alice' }, 'web1', 'attach').allow, true);
+  assert.equal(decide(d, { name: 'sso:alice' }, 'web1', 'attach').allow, false);
+  assert.equal(decide(d, { name: 'sso:alice' }, 'db1', 'attach').allow, true);
+  assert.equal(decide(d, { name: 'alice' }, 'db1', 'attach').allow, false);
+  assert.equal(isAdmin(d, { name: 'sso:root' }), false, 'an SSO user named root is not the admin root');
+  assert.equal(decide(d, { name: 'sso:bob' }, 'lab1', 'attach').allow, true);
+  assert.equal(decide(d, { name: 'bob' }, 'lab1', 'attach').allow, false);
+  assert.equal(explain(d, { name: 'SSO:Alice' }, 'db1').user, 'sso:alice');
+});
+
+test('rules that name no principal are refused saying why: relays, unknown kinds, nested groups, look-alikes, one group twice', () => {
+  const refused = (doc: unknown, re: RegExp) => assert.throws(() => parseAccess(doc), (e: Error) => { assert.match(e.message, re); return true; });
+  refused({ rules: [{ who: 'relay:edge1', allow: 'ro' }] }, /rules\.0\.who(\.0)?: .*relay:edge1: relays are not users/);
+  refused({ admins: ['corp:alice'] }, /admins(\.0)?: .*unknown kind "corp:"/);
+  refused({ groups: { ops: ['@wheel'] } }, /groups\.ops(\.0)?: .*@wheel: groups do not nest/);
+  refused({ groups: { Ops: ['a'], ops: ['b'] } }, /groups\.ops: the same name as "Ops" \(names are compared lowercase\)/);
+  refused({ relays: { Edge1: 'a*', edge1: 'b*' } }, /relays\.edge1: the same name as "Edge1"/);
+  refused({ admins: ['\u0430dmin'] }, /admins(\.0)?: .*"\\u0430dmin" holds U\+0430 at position 1: only ASCII/);
+  refused({ rules: [{ who: 'sso:al\u200bice', allow: 'rw' }] }, /"sso:al\\u200bice": after "sso:": .*U\+200B/);
+  refused({ groups: { 'op\u202es': ['a'] } }, /groups\."op\\u202es": a group name: .*U\+202E/);
+  refused({ relays: { 'r:1': 'x' } }, /relays\.r:1: a relay name: "r:1" holds ":"/);
 });

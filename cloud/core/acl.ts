@@ -6,10 +6,10 @@
 //
 //   admins: [root, "@sre"]            # users and @groups with every right (tokens, rules, all consoles)
 //   groups:                           # group membership, besides the OIDC groups claim
-//     ops: [alice, bob]
+//     ops: [alice, "sso:bob"]
 //   rules:
 //     - consoles: ["web*", "db*"]     # globs (* ? [ab] [a-z] [!a]), default "*"
-//       who: ["@ops", dave]           # users, @groups, or "*" (every signed-in user)
+//       who: ["@ops", dave]           # token users, sso:users, @groups, or "*" (every signed-in user)
 //       allow: rw                     # roles (ro rw audit manage all) and/or actions
 //     - consoles: "bmc-*"
 //       who: mallory
@@ -23,8 +23,14 @@
 // denies the action wins over every allow (order does not matter); else a matching allow allows
 // (any allowed action brings `list` with it: one may know what one may use); else `default`. With no document stored at all, every user may do every console action
 // (conserver's behaviour without rw/ro lists); tokens and rules stay with admins.
+//
+// Who is who (protocol/principal.ts): `alice` is the token user alice, `sso:alice` the user alice
+// of single sign-on (never the same person: the identity provider does not get to speak for token
+// users), `@ops` a group and nothing else (a user is never taken for one). Every name is read in
+// normal form (lowercase) when the document is parsed, and subjects are compared in it too.
 import { z } from 'zod';
 import { globProblem, globToRegex } from '../../protocol/glob.ts';
+import { checkGroupName, checkUserName, formatPrincipal, parsePrincipal, PRINCIPAL_NAME_MAX, shownName, type Checked } from '../../protocol/principal.ts';
 
 export const ACTIONS = ['list', 'spy', 'attach', 'force', 'break', 'replay', 'export', 'audit', 'down', 'up'] as const;
 export type Action = typeof ACTIONS[number];
@@ -38,7 +44,23 @@ export const ROLES: Record<string, readonly Action[]> = {
 };
 
 const oneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.infer<T>[]);
-const who = z.string().min(1).max(128).regex(/^(\*|@?[A-Za-z0-9][A-Za-z0-9._@:+-]*)$/, 'a user name, @group or *');
+/** One or more principals a rule names, put in normal form; `member`: ones a group may hold (no
+ *  group: they do not nest). (The check and the normal form are two steps so that a problem in a
+ *  single name, not a list, is reported as itself rather than as "Invalid input".) */
+const principals = (member: boolean) => oneOrMany(z.string().max(PRINCIPAL_NAME_MAX + 8).superRefine((raw, ctx) => {
+  const p = parsePrincipal(raw);
+  const why = p.why ?? (p.ref.kind === 'relay' ? `${raw}: relays are not users (which consoles a relay publishes: relays:)`
+    : member && p.ref.kind === 'group' ? `${raw}: groups do not nest (name users, sso:users or *)` : undefined);
+  if (why !== undefined) ctx.addIssue({ code: 'custom', message: `a token user, sso:user, @group or *: ${why}` });
+})).transform((list) => list.map((raw) => formatPrincipal(parsePrincipal(raw).ref!)));
+const who = principals(false);
+/** A record whose keys must be group (or relay) names; they are put in normal form with the document. */
+const nameKeyed = <V extends z.ZodType>(check: (raw: unknown) => Checked, what: string, value: V) => z.record(z.string(), value).superRefine((rec, ctx) => {
+  for (const k of Object.keys(rec)) {
+    const c = check(k);
+    if (c.why !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `${what}: ${c.why}` });
+  }
+});
 const glob = z.string().min(1).max(256).regex(/^[A-Za-z0-9._:@*?[\]!^-]+$/, 'a console name or glob (* ? [ab] [a-z] [!a])')
   .superRefine((g, ctx) => { const why = globProblem(g); if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: why }); });
 const right = z.string().refine((s) => s in ROLES || (ACTIONS as readonly string[]).includes(s), {
@@ -47,7 +69,7 @@ const right = z.string().refine((s) => s in ROLES || (ACTIONS as readonly string
 
 const rule = z.object({
   consoles: oneOrMany(glob).default(['*']),
-  who: oneOrMany(who),
+  who,
   allow: oneOrMany(right).optional(),
   deny: oneOrMany(right).optional(),
   /** Free text shown by `cloudcons access check`. */
@@ -55,12 +77,26 @@ const rule = z.object({
 }).strict().refine((r) => r.allow || r.deny, { message: 'a rule needs allow or deny' });
 
 export const accessDoc = z.object({
-  admins: oneOrMany(who).default([]),
-  groups: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:+-]*$/, 'group names use letters, digits and . _ : + -'), oneOrMany(who)).default({}),
+  admins: who.default([]),
+  groups: nameKeyed(checkGroupName, 'a group name', principals(true)).default({}),
   rules: z.array(rule).max(10_000).default([]),
-  relays: z.record(z.string().min(1).max(128), oneOrMany(glob)).default({}),
+  relays: nameKeyed(checkUserName, 'a relay name', oneOrMany(glob)).default({}),
   default: z.enum(['none', 'ro', 'rw']).default('none'),
-}).strict();
+}).strict().transform((d, ctx) => ({ ...d, groups: normalKeys(d.groups, 'groups', checkGroupName, ctx), relays: normalKeys(d.relays, 'relays', checkUserName, ctx) }));
+
+/** A record's keys in normal form; two keys that are one name in it (`Ops` and `ops`) are refused,
+ *  since one would silently replace the other. */
+function normalKeys<V>(rec: Record<string, V>, where: string, check: (raw: unknown) => Checked, ctx: z.RefinementCtx): Record<string, V> {
+  const out: Record<string, V> = {};
+  const from: Record<string, string> = {};
+  for (const [k, v] of Object.entries(rec)) {
+    const n = check(k).name!;
+    if (n in out) ctx.addIssue({ code: 'custom', path: [where, k], message: `the same name as ${JSON.stringify(from[n])} (names are compared lowercase)` });
+    out[n] = v;
+    from[n] = k;
+  }
+  return out;
+}
 export type AccessDoc = z.infer<typeof accessDoc>;
 export type AccessInput = z.input<typeof accessDoc>;
 
@@ -68,11 +104,17 @@ export type AccessInput = z.input<typeof accessDoc>;
 export function parseAccess(raw: unknown): AccessDoc {
   const r = accessDoc.safeParse(raw);
   if (r.success) return r.data;
-  throw new Error(r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(top)'}: ${i.message}`).join('; '));
+  // Keys in the path are the document's own: shown escaped, as every name in the messages is.
+  const at = (p: PropertyKey) => (typeof p === 'string' && /[^\x20-\x7e]/.test(p) ? shownName(p) : String(p));
+  throw new Error(r.error.issues.map((i) => `${i.path.length ? i.path.map(at).join('.') : '(top)'}: ${i.message}`).join('; '));
 }
 
-/** What a user brings to a decision: name, groups from the sign-in (OIDC), admin flag of the token. */
+/** What a user brings to a decision: name (`alice` a token user, `sso:alice` a user of single
+ *  sign-on), groups from the sign-in (OIDC), admin flag of the token. */
 export interface Subject { name: string; groups?: readonly string[]; admin?: boolean }
+
+/** Names in normal form (the callers' already are: this keeps a slip from becoming a missed deny). */
+const normal = (s: Subject): Subject => ({ ...s, name: s.name.toLowerCase(), groups: s.groups?.map((g) => g.toLowerCase()) });
 
 export interface Decision {
   allow: boolean;
@@ -94,20 +136,22 @@ function compile(doc: AccessDoc) {
 }
 
 /** The groups a user is in: from the sign-in plus the document's `groups`. */
-export function groupsOf(doc: AccessDoc | undefined, s: Subject): string[] {
+export function groupsOf(doc: AccessDoc | undefined, subject: Subject): string[] {
+  const s = normal(subject);
   const out = new Set(s.groups ?? []);
   for (const [g, members] of Object.entries(doc?.groups ?? {})) if (members.includes(s.name) || members.includes('*')) out.add(g);
   return [...out].sort();
 }
 
+/** `@x` matches members of group x only, `*` everyone, any other entry the one principal it names. */
 function matchesWho(list: readonly string[], name: string, groups: readonly string[]): boolean {
-  return list.some((w) => w === '*' || w === name || (w.startsWith('@') && groups.includes(w.slice(1))));
+  return list.some((w) => w === '*' || (w.startsWith('@') ? groups.includes(w.slice(1)) : w === name));
 }
 
 const expand = (rights: readonly string[] | undefined): Set<Action> => new Set((rights ?? []).flatMap((r) => ROLES[r] ?? [r as Action]));
 
 export function isAdmin(doc: AccessDoc | undefined, s: Subject): boolean {
-  return !!s.admin || (!!doc && matchesWho(doc.admins, s.name, groupsOf(doc, s)));
+  return !!s.admin || (!!doc && matchesWho(doc.admins, normal(s).name, groupsOf(doc, s)));
 }
 
 const describe = (doc: AccessDoc, i: number) => {
@@ -116,7 +160,8 @@ const describe = (doc: AccessDoc, i: number) => {
 };
 
 /** May `s` do `action` on `console`? `doc` undefined: no rules stored (everyone rw). */
-export function decide(doc: AccessDoc | undefined, s: Subject, console: string, action: Action): Decision {
+export function decide(doc: AccessDoc | undefined, subject: Subject, console: string, action: Action): Decision {
+  const s = normal(subject);
   if (s.admin) return { allow: true, why: 'admin (token or sign-in)' };
   if (!doc) return { allow: true, why: 'no access rules are set: every user may do everything on every console' };
   const groups = groupsOf(doc, s);
@@ -138,7 +183,7 @@ export function decide(doc: AccessDoc | undefined, s: Subject, console: string, 
 /** Every action's decision, for `cloudcons access check`. */
 export function explain(doc: AccessDoc | undefined, s: Subject, console: string): { user: string; groups: string[]; admin: boolean; console: string; actions: Record<Action, Decision> } {
   const actions = Object.fromEntries(ACTIONS.map((a) => [a, decide(doc, s, console, a)])) as Record<Action, Decision>;
-  return { user: s.name, groups: groupsOf(doc, s), admin: isAdmin(doc, s), console, actions };
+  return { user: normal(s).name, groups: groupsOf(doc, s), admin: isAdmin(doc, s), console, actions };
 }
 
 /** May relay `relay` publish `console`? A relay named under `relays` only what its globs match; a

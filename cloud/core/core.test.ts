@@ -358,3 +358,12 @@ test('access rules: attach alone lets a user attach rw (a writer sees its consol
   const carol: Principal = { kind: 'user', name: 'carol', admin: false, tokenId: 'c' };
   await assert.rejects(core.clientMessage('C', carol, { v: 1, t: 'attach', c: 'web01', mode: 'spy' }), /console web01 not found; known: \(none\)/);
 });
+
+test('a relay is who its token says: its config may write the name in capitals, another name is refused and audited', async () => {
+  const { core, sender, ports } = await setup();
+  await core.relayMessage('R2', relay, { v: 1, t: 'hello', relay: 'Edge1', boot: 'b2', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });
+  assert.deepEqual(sender.to('R2', 'error'), [], 'Edge1 is edge1');
+  await core.relayMessage('R3', relay, { v: 1, t: 'hello', relay: 'edge2', boot: 'b3', consoles: [] });
+  assert.match(String(sender.to('R3', 'error')[0]?.message), /this token belongs to relay edge1, not edge2/);
+  assert.ok((await ports.audit.list('_cloud')).some((r) => r.type === 'relay.name' && r.user === 'relay:edge1'));
+});

@@ -128,7 +128,7 @@ export class CloudCore {
 
   private async relayHello(conn: string, who: Principal, msg: Extract<RelayToCloud, { t: 'hello' }>): Promise<void> {
     // A relay is who its token says: the name in its hello (from its config) is only compared.
-    if (msg.relay !== who.name) {
+    if (msg.relay.toLowerCase() !== who.name) {
       await this.audit(CLOUD_STREAM, 'relay.name', undefined, { user: `relay:${who.name}`, detail: `the token of relay ${who.name} said hello as ${msg.relay}` });
       await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message: `this token belongs to relay ${who.name}, not ${msg.relay}: its consoles are published as relay ${who.name}'s` });
     }
@@ -554,18 +554,23 @@ export class CloudCore {
 
   // ================================================================================ access rules
 
-  private accessCache?: { at: number; doc?: AccessDoc; version: number };
+  private accessCache?: { at: number; doc?: AccessDoc; version: number; problem?: string };
 
   /** The access rules (undefined: none set, everyone rw), read at most every accessCacheMs. */
-  async accessDoc(): Promise<{ doc?: AccessDoc; version: number }> {
+  async accessDoc(): Promise<{ doc?: AccessDoc; version: number; problem?: string }> {
     const c = this.accessCache;
     if (c && Date.now() - c.at < this.opts.accessCacheMs) return c;
     const r = await this.p.access.get();
     let doc: AccessDoc | undefined;
-    // The store holds checked documents only; one that no longer parses (a hand-edited file)
-    // allows nothing but admins rather than everything.
-    try { doc = r.doc === undefined ? undefined : parseAccess(r.doc); } catch { doc = parseAccess({ default: 'none' }); }
-    this.accessCache = { at: Date.now(), doc, version: r.version };
+    let problem: string | undefined;
+    // The store holds checked documents only; one that no longer parses (a hand-edited file, or
+    // rules stored before names were checked as strictly) allows nothing but admins rather than everything.
+    try { doc = r.doc === undefined ? undefined : parseAccess(r.doc); } catch (e) {
+      doc = parseAccess({ default: 'none' });
+      problem = `the stored rules (version ${r.version}) do not load, so only admin tokens and admin groups may act until an admin stores them again (access show, access set): ${(e as Error).message}`;
+      if (this.accessCache?.problem === undefined || this.accessCache.version !== r.version) console.error(`access: ${problem}`);
+    }
+    this.accessCache = { at: Date.now(), doc, version: r.version, problem };
     return this.accessCache;
   }
 
@@ -610,8 +615,8 @@ export class CloudCore {
   /** `cloudcons access check`: every action's decision for a user (with groups) on a console. */
   async checkAccess(who: Principal, subject: { name: string; groups?: string[]; admin?: boolean }, console: string) {
     if (subject.name !== who.name) await this.requireAdmin(who, `check the access of ${subject.name}`);
-    const { doc, version } = await this.accessDoc();
-    return { ...explain(doc, subject.name === who.name ? { name: who.name, groups: who.groups, admin: who.admin } : subject, console), version, rules: doc ? 'set' : 'none (every user may do everything)' };
+    const { doc, version, problem } = await this.accessDoc();
+    return { ...explain(doc, subject.name === who.name ? { name: who.name, groups: who.groups, admin: who.admin } : subject, console), version, rules: problem ?? (doc ? 'set' : 'none (every user may do everything)') };
   }
 
   /** On every tokenRecheckPings-th heartbeat: if the connection's token was revoked or expired

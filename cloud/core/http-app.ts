@@ -7,7 +7,8 @@ import { CcError, Forbidden, Unauthorized, BadParameter, NotFound, TooLarge, htt
 import { CLOUD_STREAM, type CloudCore } from './core.ts';
 import { requiredLiterals } from './grep-index.ts';
 import { DEFAULT_MARK_MS, Formatter, globToRegex, grepLog, grepRegex, parseTime, REPLAY_FORMATS, type ReplayFormat } from './replay.ts';
-import type { CloudPorts, Principal } from './ports.ts';
+import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
+import { checkGroupName, formatPrincipal, parsePrincipal, principalLabel, tokenName } from '../../protocol/principal.ts';
 
 type Env = { Variables: { who: Principal } };
 
@@ -113,7 +114,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     // The web viewer's sign-in form and `cloudcons login` say so: a sign-in for the audit.
     const signin = c.req.query('signin');
     if (signin === 'web' || signin === 'cli') {
-      await core.auditCloud('auth.signin', who.kind === 'relay' ? `relay:${who.name}` : who.name,
+      await core.auditCloud('auth.signin', principalLabel(who),
         `${signin === 'web' ? 'web viewer' : 'cloudcons login'} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
     }
     return c.json({ ...who, admin: who.admin || await core.isAdmin(who) });
@@ -288,8 +289,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     const who = await admin(c, 'create tokens');
     const body = await jsonBody(c);
     const kind = body.kind === 'relay' ? 'relay' : 'user';
-    const name = typeof body.name === 'string' ? body.name : '';
-    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(name)) throw new BadParameter(`name: must be 1-64 letters, digits or . _ @ - (got ${JSON.stringify(body.name)})`);
+    const name = tokenName(body.name);
     const now = ports.clock.now();
     // `expires`: ms since the epoch, or null for never; absent: user tokens get userTokenTtlMs, relay tokens never expire.
     let expires: number | undefined;
@@ -305,14 +305,14 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   app.get('/v1/tokens', async (c) => {
     const who = user(c);
     const all = await ports.tokens.list();
-    return c.json({ tokens: (await core.isAdmin(who)) ? all : all.filter((t) => t.kind === 'user' && t.name === who.name) });
+    return c.json({ tokens: (await core.isAdmin(who)) ? all : all.filter((t) => ownsToken(who, t)) });
   });
 
   app.delete('/v1/tokens/:id', async (c) => {
     const who = user(c);
     const id = c.req.param('id');
     const t = (await ports.tokens.list()).find((x) => x.id === id);
-    const mine = t?.kind === 'user' && t.name === who.name;
+    const mine = !!t && ownsToken(who, t);
     if (!mine) await core.requireAdmin(who, `revoke token ${id}`);
     if (!t) throw new NotFound(`no token with id ${id} (cloudcons token list shows them)`);
     const r = await ports.tokens.revoke(id, who.name, ports.clock.now());
@@ -336,14 +336,33 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
 
   app.get('/v1/access/check', async (c) => {
     const who = user(c);
-    const name = c.req.query('user') || who.name;
+    const name = subjectName(c.req.query('user')) ?? who.name;
     const console = c.req.query('console');
     if (!console) throw new BadParameter('console: required');
-    const groups = c.req.query('groups')?.split(',').map((g) => g.trim()).filter(Boolean);
+    const groups = c.req.query('groups')?.split(',').map((g) => g.trim().replace(/^@/, '')).filter(Boolean).map((g) => {
+      const n = checkGroupName(g);
+      if (n.why !== undefined) throw new BadParameter(`groups: ${n.why}`);
+      return n.name;
+    });
     return c.json(await core.checkAccess(who, { name, groups, admin: false }, console));
   });
 
   return app;
+}
+
+/** A token is its user's own: a user token made for token user `who` (names in normal form). A user
+ *  of single sign-on owns none: `sso:bob` is not the token user `bob`, and neither speaks for the other. */
+function ownsToken(who: Principal, t: TokenInfo): boolean {
+  return who.kind === 'user' && who.via !== 'oidc' && t.kind === 'user' && t.name.toLowerCase() === who.name;
+}
+
+/** `access check`'s user: a token user (`alice`) or a user of single sign-on (`sso:alice`), in normal form. */
+function subjectName(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  const p = parsePrincipal(raw);
+  if (p.why !== undefined) throw new BadParameter(`user: ${p.why}`);
+  if (p.ref.kind !== 'user' && p.ref.kind !== 'sso') throw new BadParameter(`user: ${raw} is a ${p.ref.kind === 'everyone' ? 'rule for everyone' : p.ref.kind}, not a user (a token user alice, or sso:alice)`);
+  return formatPrincipal(p.ref);
 }
 
 function flag(raw: string | undefined): boolean { return raw !== undefined && raw !== '0' && raw !== 'false'; }

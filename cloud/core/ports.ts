@@ -224,8 +224,13 @@ export interface AuditStore {
 
 // ---------------------------------------------------------------------------------------- tokens
 export interface Principal {
+  /** What the connection may speak: the user API and sessions, or the relay protocol. */
   kind: 'user' | 'relay';
-  /** User name, or relay name for relay tokens. */
+  /** The name rules, sessions, write locks and the audit know the principal by, in normal form
+   *  (protocol/principal.ts): `alice` for a token user, `sso:alice` for a user signed in with
+   *  OpenID Connect (never the same person as token user alice), the relay's name (`edge1`) for a
+   *  relay token (`principalLabel()` writes it `relay:edge1`). A user's name can never read as a
+   *  group (`@ops`), another kind (`sso:`, `relay:`) or a look-alike: they are refused at sign-in. */
   name: string;
   admin: boolean;
   /** Token id, or `oidc:<issuer>#<sub>` for a user signed in with an OpenID Connect ID token. */
@@ -253,9 +258,11 @@ export interface TokenInfo {
 
 export interface TokenStore {
   /** The principal a bearer token stands for, or undefined (unknown or malformed). A known token
-   *  that expired or was revoked throws Unauthorized saying so (and since when). */
+   *  that expired or was revoked throws Unauthorized saying so (and since when), and so does one
+   *  whose stored name is no valid name (principalOf in adapters/fs/token-store.ts). */
   verify(token: string, now?: number): Promise<Principal | undefined>;
-  /** Creates a token; returns the secret once (only its hash is stored). */
+  /** Creates a token; returns the secret once (only its hash is stored). The name is stored in
+   *  normal form; one that is no user's or relay's throws BadParameter (protocol/principal.ts tokenName). */
   create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean; expires?: number }): Promise<{ token: string; id: string; expires?: number }>;
   /** Every token, newest first, without secrets. Revoked ones are kept (and listed) for the record. */
   list(): Promise<TokenInfo[]>;

@@ -18,6 +18,19 @@ export function tokenStoreContract(name: string, make: () => Promise<TokenStore>
     }
   });
 
+  test(`${name}: names are stored in normal form; one that is no user's or relay's is refused and nothing is stored`, async () => {
+    const s = await make();
+    const dave = await s.create({ kind: 'user', name: 'Dave' });
+    assert.equal((await s.verify(dave.token))?.name, 'dave');
+    assert.equal((await s.info(dave.id))?.name, 'dave');
+    const before = (await s.list()).length;
+    for (const bad of ['relay:edge1', '@sre', 'sso:bob', '\u0430lice', 'al\u200bice', '']) {
+      await assert.rejects(s.create({ kind: 'user', name: bad }), (e: Error & { code?: string }) => e.code === 'CC_ERR_BAD_PARAMETER' && /^name: /.test(e.message), JSON.stringify(bad));
+    }
+    await assert.rejects(s.create({ kind: 'relay', name: 'relay:edge1' }), /^BadParameter: name: "relay:edge1" holds ":"/);
+    assert.equal((await s.list()).length, before);
+  });
+
   test(`${name}: an expired token is refused saying since when; before that it works`, async () => {
     const s = await make();
     const now = Date.now();

@@ -64,7 +64,7 @@ test('lambda: ID tokens open a session WebSocket ($connect) and call the HTTP AP
   const who = await call('/v1/whoami', jwt);
   assert.equal(who.statusCode, 200, who.body);
   const exp = (JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString()) as { exp: number }).exp;
-  assert.deepEqual(JSON.parse(who.body), { kind: 'user', name: 'sso-alice', admin: true, tokenId: `oidc:${idp.url}#u-1001`, groups: ['ops', 'console-admins'], via: 'oidc', expires: exp * 1000 });
+  assert.deepEqual(JSON.parse(who.body), { kind: 'user', name: 'sso:sso-alice', admin: true, tokenId: `oidc:${idp.url}#u-1001`, groups: ['ops', 'console-admins'], via: 'oidc', expires: exp * 1000 });
   const expired = await call('/v1/whoami', await idp.sign({ exp: Math.floor(Date.now() / 1000) - 600 }));
   assert.equal(expired.statusCode, 401);
   assert.match(JSON.parse(expired.body).error.message, /^token expired at/);

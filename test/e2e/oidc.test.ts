@@ -36,7 +36,7 @@ test('OIDC: ID tokens over HTTP, a WebSocket attach and the CLI; bad tokens get 
     // HTTP: who, and the console list.
     const who = await (await get('/v1/whoami', alice)).json();
     const exp = (JSON.parse(Buffer.from(alice.split('.')[1], 'base64url').toString()) as { exp: number }).exp;
-    assert.deepEqual(who, { kind: 'user', name: 'sso-alice', admin: true, tokenId: `oidc:${idp.url}#u-1001`, groups: ['ops', 'console-admins'], via: 'oidc', expires: exp * 1000 });
+    assert.deepEqual(who, { kind: 'user', name: 'sso:sso-alice', admin: true, tokenId: `oidc:${idp.url}#u-1001`, groups: ['ops', 'console-admins'], via: 'oidc', expires: exp * 1000 });
     assert.equal(((await (await get('/v1/whoami', bob)).json()) as { admin: boolean }).admin, false);
     await until('demo listed for an SSO user', async () => {
       const r = await get('/v1/consoles', bob);
@@ -65,7 +65,7 @@ test('OIDC: ID tokens over HTTP, a WebSocket attach and the CLI; bad tokens get 
     // cloudcons tokens keep working beside SSO.
     assert.equal(((await (await get('/v1/whoami', cloud.adminToken)).json()) as { name: string }).name, 'admin');
 
-    // A session WebSocket with an ID token: attach read-write, type, see the answer; audited under the SSO name.
+    // A session WebSocket with an ID token: attach read-write, type, see the answer; audited under the SSO name (sso:NAME).
     const ws = new WebSocket(`${cloud.url.replace(/^http/, 'ws')}/v1/session`, { headers: { authorization: `Bearer ${alice}` } });
     let seen = '';
     const msgs: { t: string; mode?: string; user?: string }[] = [];
@@ -81,7 +81,7 @@ test('OIDC: ID tokens over HTTP, a WebSocket attach and the CLI; bad tokens get 
     await until('the shell answered', () => /\nsso-42/.test(seen), 15_000);
     ws.close();
     const audit = (await (await get('/v1/consoles/demo/audit', alice)).json()) as { records: { type: string; user?: string }[] };
-    assert.ok(audit.records.some((r) => r.type === 'input' && r.user === 'sso-alice'), JSON.stringify(audit.records.slice(-5)));
+    assert.ok(audit.records.some((r) => r.type === 'input' && r.user === 'sso:sso-alice'), JSON.stringify(audit.records.slice(-5)));
 
     // A WebSocket with a bad ID token is refused at the upgrade, with the reason.
     const refused = await new Promise<{ status: number; body: string }>((resolve) => {
@@ -106,12 +106,12 @@ test('OIDC: ID tokens over HTTP, a WebSocket attach and the CLI; bad tokens get 
     assert.match(ls.out, /demo\s+up\s+exec\s+edge1/);
     const whoami = await run(['whoami'], { CLOUDCONS_URL: cloud.url, CLOUDCONS_TOKEN: alice, XDG_CONFIG_HOME: home });
     assert.equal(whoami.code, 0, whoami.err);
-    assert.match(whoami.out, /^sso-alice \(admin\) on http/);
+    assert.match(whoami.out, /^sso:sso-alice \(admin\) on http/);
     assert.match(whoami.out, /^groups: ops, console-admins$/m);
     assert.match(whoami.out, new RegExp(`^signed in via OpenID Connect: ${idp.url}#u-1001$`, 'm'));
     const login = await run(['login', cloud.url, '--token', bob], { XDG_CONFIG_HOME: home, CLOUDCONS_URL: '', CLOUDCONS_TOKEN: '' });
     assert.equal(login.code, 0, login.err);
-    assert.match(login.out, /logged in to .* as sso-bob/);
+    assert.match(login.out, /logged in to .* as sso:sso-bob;/);
     const stored = await run(['ls', '--json'], { XDG_CONFIG_HOME: home, CLOUDCONS_URL: '', CLOUDCONS_TOKEN: '' });
     assert.equal(stored.code, 0, stored.err);
     assert.ok((JSON.parse(stored.out) as { name: string }[]).some((c) => c.name === 'demo'));

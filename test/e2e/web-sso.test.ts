@@ -44,7 +44,7 @@ test('web viewer: Sign in with SSO (Authorization Code + PKCE) against a local i
     await page.getByTestId('sso').click();
 
     // Back from the issuer: signed in as the issuer's user, on the page asked for, without the code in the URL.
-    await page.getByTestId('whoami').filter({ hasText: 'sso-alice (admin)' }).waitFor({ timeout: 15_000 });
+    await page.getByTestId('whoami').filter({ hasText: 'sso:sso-alice (admin)' }).waitFor({ timeout: 15_000 });
     assert.equal(page.url(), `${cloud.url}/#/c/demo`);
     await page.getByTestId('mode').filter({ hasText: 'spy' }).waitFor();
     await page.getByRole('button', { name: 'Take lock' }).click();

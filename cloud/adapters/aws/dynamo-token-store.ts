@@ -3,6 +3,7 @@
 // item (pk `tokenid#<id>`) maps the id to that hash, for revoke; the token items carry
 // gsi1pk `tokens` / gsi1sk `<created>#<id>`, so `list` is one query of that index.
 import { GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { tokenName } from '../../../protocol/principal.ts';
 import type { Principal, TokenInfo, TokenStore } from '../../core/ports.ts';
 import { hashToken, newToken, principalOf, TOKEN_RE } from '../fs/token-store.ts';
 import { isConditionFailure, N, S } from './dynamo-table.ts';
@@ -25,6 +26,7 @@ export class DynamoTokenStore implements TokenStore {
   }
 
   async create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean; expires?: number }): Promise<{ token: string; id: string; expires?: number }> {
+    const name = tokenName(p.name);
     const { token, id } = newToken(p.kind);
     const hash = hashToken(token);
     const created = Date.now();
@@ -34,7 +36,7 @@ export class DynamoTokenStore implements TokenStore {
     await this.db.send(new PutItemCommand({
       TableName: this.table,
       Item: {
-        pk: S(`token#${hash}`), sk: S('token'), kind: S(p.kind), name: S(p.name), admin: { BOOL: !!p.admin }, id: S(id), created: N(created),
+        pk: S(`token#${hash}`), sk: S('token'), kind: S(p.kind), name: S(name), admin: { BOOL: !!p.admin }, id: S(id), created: N(created),
         gsi1pk: S('tokens'), gsi1sk: S(`${String(created).padStart(15, '0')}#${id}`), ...(p.expires !== undefined ? { expires: N(p.expires) } : {}),
       },
       ConditionExpression: 'attribute_not_exists(pk)',

@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Unauthorized } from '../../../protocol/errors.ts';
+import { checkUserName, shownName, tokenName } from '../../../protocol/principal.ts';
 import type { Principal, TokenInfo, TokenStore } from '../../core/ports.ts';
 
 interface Entry extends TokenInfo { hash: string }
@@ -18,12 +19,17 @@ export function newToken(kind: 'user' | 'relay'): { token: string; id: string } 
   return { token: `cc${kind === 'user' ? 'u' : 'r'}_${randomBytes(24).toString('base64url')}`, id: randomBytes(6).toString('hex') };
 }
 
-/** The principal of a stored token, or Unauthorized saying why it no longer counts. */
+/** The principal of a stored token, or Unauthorized saying why it no longer counts. Its name in
+ *  normal form (protocol/principal.ts): a token stored as `Alice` signs in as `alice`, and one whose
+ *  name is no user's (`relay:x`, `@sre`, `sso:bob`, a look-alike: written before names were checked
+ *  this strictly) signs in as nobody. */
 export function principalOf(e: TokenInfo, now: number): Principal {
-  const who = `token ${e.id} (${e.kind} ${e.name})`;
+  const name = checkUserName(e.name);
+  const who = `token ${e.id} (${e.kind} ${name.name ?? shownName(e.name)})`;
   if (e.revoked) throw new Unauthorized(`${who} was revoked at ${new Date(e.revoked.at).toISOString()} by ${e.revoked.by}`);
   if (e.expires !== undefined && now >= e.expires) throw new Unauthorized(`${who} expired at ${new Date(e.expires).toISOString()}: ask an admin for a new one (cloudcons token create)`);
-  return { kind: e.kind, name: e.name, admin: e.admin, tokenId: e.id, ...(e.expires !== undefined ? { expires: e.expires } : {}) };
+  if (name.why !== undefined) throw new Unauthorized(`${who} cannot sign in: its name ${name.why}; ask an admin for a token with a valid name`);
+  return { kind: e.kind, name: name.name, admin: e.admin, tokenId: e.id, ...(e.expires !== undefined ? { expires: e.expires } : {}) };
 }
 
 export const tokenInfo = ({ hash: _h, ...info }: Entry): TokenInfo => info;
@@ -62,9 +68,10 @@ export class FsTokenStore implements TokenStore {
   }
 
   async create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean; expires?: number }): Promise<{ token: string; id: string; expires?: number }> {
+    const name = tokenName(p.name);
     this.load();
     const { token, id } = newToken(p.kind);
-    this.entries.push({ id, hash: hashToken(token), kind: p.kind, name: p.name, admin: !!p.admin, created: Date.now(), ...(p.expires !== undefined ? { expires: p.expires } : {}) });
+    this.entries.push({ id, hash: hashToken(token), kind: p.kind, name, admin: !!p.admin, created: Date.now(), ...(p.expires !== undefined ? { expires: p.expires } : {}) });
     this.save();
     return { token, id, expires: p.expires };
   }
