@@ -1,6 +1,6 @@
 // The `cloudcons` command line. Exit codes: 0 ok, 1 error, 2 not found / bad usage, 3 not logged in.
 import { Command, Option } from 'commander';
-import { BadParameter, CcError } from '../protocol/errors.ts';
+import { BadParameter, CcError, ConfigError } from '../protocol/errors.ts';
 import type { ConsoleView } from '../cloud/core/core.ts';
 import type { AuditRecord } from '../cloud/core/ports.ts';
 import type { Viewer } from '../protocol/messages.ts';
@@ -331,7 +331,7 @@ try {
 } catch (e) {
   // Error messages quote what the cloud, a relay or a file said: shown like everything else.
   if (e instanceof CcError) {
-    err(line`cloudcons: ${e.message}`);
+    err(e instanceof ConfigError ? safeLines(`cloudcons: ${e.message}`) : line`cloudcons: ${e.message}`); // a config's problems, one a line
     process.exitCode = e.code === 'CC_ERR_NOT_FOUND' || e.code === 'CC_ERR_BAD_PARAMETER' || e.code === 'CC_ERR_CONFIG' ? 2 : e.code === 'CC_ERR_UNAUTHORIZED' ? 3 : 1;
   } else {
     err(safeLines(String((e as Error)?.stack ?? e)));

@@ -124,12 +124,12 @@ function follow(login: Login, name: string, from: number, o: ReplayOptions, out:
     const stop = () => { stopped = true; clearInterval(ping); if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'replay --follow ended'); else resolve(0); };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    // A lost link is re-dialed; the new session starts its history at what was safe, so the
+    // A lost link is re-dialed; the new session starts its history at what was shown, so the
     // output continues with no gap and no overlap.
     const connect = () => {
       const sock = new WebSocket(url, { headers: { authorization: `Bearer ${login.token}` }, perMessageDeflate: false, ...cloudTls(login).wsOptions(url) });
       ws = sock;
-      sock.on('open', () => { attempt = 0; sock.send(encode({ t: 'attach', c: name, mode: 'spy', from: safe, client: 'replay --follow' })); });
+      sock.on('open', () => { attempt = 0; sock.send(encode({ t: 'attach', c: name, mode: 'spy', from: shown, client: 'replay --follow' })); });
       sock.on('message', (data) => {
         const r = decode(cloudToClient, data.toString(), Number.MAX_SAFE_INTEGER);
         if (!r.ok) return;
