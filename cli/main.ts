@@ -277,8 +277,9 @@ program.command('import').description('convert another console server\'s configu
       (await import('node:fs')).writeFileSync(o.access, a.yaml);
       err(line`cloudcons import: access rules (${(a.doc.rules ?? []).length} rules) written to ${o.access}${a.notes.length ? `; ${a.notes.length} did not map (listed in it)` : ''}`);
     }
-    // A conserver.cf is often someone else's file: the YAML is shown line by line like any text (an
-    // unsafe character in a double-quoted string becomes its own YAML escape, so it parses the same).
+    // A conserver.cf is often someone else's file: the YAML is shown line by line like any text. The
+    // yaml library escapes C0 controls itself; a bidi or zero-width character it left raw then reads
+    // `\u202e`: the same character inside a double-quoted string, those six characters elsewhere.
     await write(process.stdout, safeLines(r.yaml));
     for (const w of r.warnings) err(line`cloudcons import: ${w}`);
     if (o.strict && r.warnings.length > 0) process.exitCode = 1;

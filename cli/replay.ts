@@ -193,7 +193,8 @@ function progress(total: number): (done: number, final?: boolean) => void {
     const width = 30;
     const full = Math.round(frac * width);
     const mb = done / 1048576, s = Math.max(0.001, (now - t0) / 1000);
-    put(process.stderr, line`\r[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${(frac * 100).toFixed(0).padStart(3)}% ${mb.toFixed(1)} MiB ${(mb / s).toFixed(1)} MiB/s${final ? '\n' : ''}`);
+    put(process.stderr, line`\r[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${(frac * 100).toFixed(0).padStart(3)}% ${mb.toFixed(1)} MiB ${(mb / s).toFixed(1)} MiB/s`);
+    if (final) put(process.stderr, line`\n`);
   };
 }
 

@@ -7,6 +7,7 @@
 // ends may be a control character, and the escaped forms must be there.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import YAML from 'yaml';
 import { cleanup, cli, cloudcons, openPtyPeer, Terminal, until } from '../helpers.ts';
 import { hostileRig, HOSTILE_ACCESS } from '../hostile-rig.ts';
@@ -101,6 +102,12 @@ test('hostile output: audit, who, ls, grep, replay --marks, token list, access s
   // access show is YAML that parses back to the exact rules, hostile note included.
   assert.deepEqual((YAML.parse(outputs['access show']!.out) as { rules: { note?: string }[] }).rules[1]!.note, note);
   assert.equal((JSON.parse(outputs['ls --json']!.out) as { name: string; reason?: string }[]).find((c) => c.name === 'evil1')!.reason, `unplugged${SHOWN}`);
+
+  // The CLI's own control characters stay its own: export's progress bar on a terminal redraws with
+  // \r and ends with a line end, not a rendered ^J.
+  const bar = new Terminal(['export', 'evil1', '-o', path.join(r.dir, 'evil1.txt')], env);
+  await bar.waitFor(/100% +\d+\.\d MiB +\d+\.\d MiB\/s\r\n/);
+  assert.ok(bar.screen.startsWith('\r[') && !bar.screen.includes('^'), JSON.stringify(bar.screen));
 
   const raw = await run(['grep', 'marker-7', '--raw']);
   assert.ok(raw.out.includes(`${said}\n`), 'grep --raw prints the line as the console sent it');
