@@ -8,6 +8,7 @@ import type { TokenInfo } from '../cloud/core/ports.ts';
 import { BadParameter } from '../protocol/errors.ts';
 import { apiJson } from './api.ts';
 import type { Login } from './login-config.ts';
+import { json, line, out, put, safe, yaml, type Shown } from './print.ts';
 
 type LoginOpts = (c: Command) => Command;
 type LoginOf = (o: { url?: string; token?: string }) => Login;
@@ -25,24 +26,24 @@ export function parseExpiry(v: string, now = Date.now()): number | null {
   return ms;
 }
 
-export function formatToken(t: TokenInfo, now = Date.now()): string {
+export function formatToken(t: TokenInfo, now = Date.now()): Shown {
   const state = t.revoked ? `revoked ${new Date(t.revoked.at).toISOString()} by ${t.revoked.by}`
     : t.expires !== undefined && t.expires <= now ? `expired ${new Date(t.expires).toISOString()}`
       : t.expires !== undefined ? `expires ${new Date(t.expires).toISOString()}` : 'never expires';
-  return `${t.id}  ${t.kind.padEnd(5)}  ${t.name.padEnd(16)}  ${t.admin ? 'admin ' : '      '}  created ${new Date(t.created).toISOString()}  ${state}`;
+  return line`${t.id}  ${t.kind.padEnd(5)}  ${safe(t.name).padEnd(16)}  ${t.admin ? 'admin ' : '      '}  created ${new Date(t.created).toISOString()}  ${state}`;
 }
 
 export function registerTokenAdmin(tokenCmd: Command, loginOpts: LoginOpts, login: LoginOf): void {
   loginOpts(tokenCmd.command('list').description('tokens without their secrets: yours, or every token for an admin').option('--json', 'machine-readable output'))
     .action(async (o) => {
       const { tokens } = await apiJson<{ tokens: TokenInfo[] }>(login(o), '/v1/tokens');
-      if (o.json) { console.log(JSON.stringify(tokens, null, 2)); return; }
-      for (const t of tokens) console.log(formatToken(t));
+      if (o.json) { out(json(tokens)); return; }
+      for (const t of tokens) out(formatToken(t));
     });
   loginOpts(tokenCmd.command('revoke <id>').description('revoke a token at once (your own, or any for an admin); it stays listed as revoked'))
     .action(async (id: string, o) => {
       const t = await apiJson<TokenInfo>(login(o), `/v1/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' });
-      console.log(formatToken(t));
+      out(formatToken(t));
     });
 }
 
@@ -53,9 +54,10 @@ export function registerAccess(program: Command, loginOpts: LoginOpts, login: Lo
   loginOpts(access.command('show').description('print the access rules (YAML; admins only)').option('--json', 'as JSON'))
     .action(async (o) => {
       const r = await apiJson<{ version: number; doc: unknown }>(login(o), '/v1/access');
-      if (o.json) { console.log(JSON.stringify(r, null, 2)); return; }
-      if (r.doc === null) { console.log('# no access rules are set: every signed-in user may do every console action (tokens and rules: admins)'); return; }
-      process.stdout.write(`# version ${r.version}\n${YAML.stringify(r.doc)}`);
+      if (o.json) { out(json(r)); return; }
+      if (r.doc === null) { out(line`# no access rules are set: every signed-in user may do every console action (tokens and rules: admins)`); return; }
+      out(line`# version ${r.version}`);
+      put(process.stdout, yaml(r.doc));
     });
   loginOpts(access.command('set <file>').description('replace the access rules with a YAML or JSON file (admins only; checked before it is stored)')
     .option('--if-version <n>', 'only if the stored rules are still this version (from access show)'))
@@ -64,7 +66,7 @@ export function registerAccess(program: Command, loginOpts: LoginOpts, login: Lo
       try { doc = YAML.parse(fs.readFileSync(file, 'utf8')); } catch (e) { throw new BadParameter(`${file}: ${(e as Error).message}`); }
       const body = { doc, ...(o.ifVersion !== undefined ? { version: Number(o.ifVersion) } : {}) };
       const r = await apiJson<{ version: number; doc: { rules: unknown[] } }>(login(o), '/v1/access', { method: 'PUT', body: JSON.stringify(body) });
-      console.log(`access rules version ${r.version} stored (${r.doc.rules.length} rules)`);
+      out(line`access rules version ${r.version} stored (${r.doc.rules.length} rules)`);
     });
   loginOpts(access.command('check <user> <console>').description('explain what USER may do on CONSOLE, and which rule decides (others than yourself: admins only)')
     .option('--group <g...>', 'groups the user brings from single sign-on')
@@ -74,10 +76,10 @@ export function registerAccess(program: Command, loginOpts: LoginOpts, login: Lo
       if (o.group?.length) q.set('groups', o.group.join(','));
       const r = await apiJson<CheckResult>(login(o), `/v1/access/check?${q}`);
       if (o.action && !(o.action in r.actions)) throw new BadParameter(`--action: one of ${ACTIONS.join(', ')} (got ${JSON.stringify(o.action)})`);
-      if (o.json) console.log(JSON.stringify(r, null, 2));
+      if (o.json) out(json(r));
       else {
-        console.log(`${r.user} on ${r.console}${r.groups.length ? ` (groups ${r.groups.join(', ')})` : ''}${r.admin ? ' (admin)' : ''}; rules: ${r.rules === 'set' ? `version ${r.version}` : r.rules}`);
-        for (const [a, d] of Object.entries(r.actions)) if (!o.action || a === o.action) console.log(`  ${a.padEnd(7)} ${d.allow ? 'allow' : 'DENY '}  ${d.why}`);
+        out(line`${r.user} on ${r.console}${r.groups.length ? ` (groups ${r.groups.join(', ')})` : ''}${r.admin ? ' (admin)' : ''}; rules: ${r.rules === 'set' ? `version ${r.version}` : r.rules}`);
+        for (const [a, d] of Object.entries(r.actions)) if (!o.action || a === o.action) out(line`  ${safe(a).padEnd(7)} ${d.allow ? 'allow' : 'DENY '}  ${d.why}`);
       }
       if (o.action && !r.actions[o.action]!.allow) process.exitCode = 1;
     });

@@ -9,6 +9,7 @@ import { chunks, decode, encode } from '../protocol/codec.ts';
 import { cloudToClient, type AttachMode, type ClientToCloud, type CloudToClient, type Out } from '../protocol/messages.ts';
 import { checkPlainUrl, cloudTls, type TlsTrust } from '../protocol/tls.ts';
 import { DEFAULT_ESCAPE, displayEscape, EscapeParser, HELP_TEXT, type EscapeCommand } from './escape.ts';
+import { joined, line, safe, type Shown } from './print.ts';
 
 /** How long live output that arrived ahead of the stream waits for the bytes before it (ms). */
 const REORDER_MS = 300;
@@ -41,7 +42,8 @@ export function attach(o: AttachOptions): Promise<number> {
   const escName = displayEscape(esc);
   const parser = new EscapeParser(esc);
   const url = process.env.CLOUDCONS_WS_URL ?? o.url.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/session';
-  const say = (text: string) => stdout.write(`${text.replace(/\r?\n/g, '\r\n')}\r\n`);
+  /** A line of the CLI's own among the console's output (the terminal is raw: lines end in \r\n). */
+  const say = (text: Shown) => stdout.write(`${text.replace(/\r?\n/g, '\r\n')}\r\n`);
   checkPlainUrl(url, o.tls?.insecure);
   const net = cloudTls(o.tls);
 
@@ -113,26 +115,26 @@ export function attach(o: AttachOptions): Promise<number> {
   };
 
   const onCommand = (cmd: EscapeCommand) => {
-    const need = (m: Out<ClientToCloud>) => { if (!send(m)) say('[not connected]'); };
+    const need = (m: Out<ClientToCloud>) => { if (!send(m)) say(line`[not connected]`); };
     switch (cmd.kind) {
-      case 'disconnect': say('[disconnect]'); quit(0, 'user disconnected'); return;
+      case 'disconnect': say(line`[disconnect]`); quit(0, 'user disconnected'); return;
       case 'attach': need({ t: 'lock', op: 'take' }); return;
       case 'force': need({ t: 'lock', op: 'force' }); return;
       case 'spy': need({ t: 'lock', op: 'spy' }); return;
-      case 'replay': say(`[replay ${cmd.lines} lines]`); need({ t: 'replay', lines: cmd.lines }); return;
+      case 'replay': say(line`[replay ${cmd.lines} lines]`); need({ t: 'replay', lines: cmd.lines }); return;
       case 'who': need({ t: 'who' }); return;
       case 'break': need({ t: 'break', seq: cmd.id }); return;
       case 'listBreaks': say(breakListText(breaks, defaultBreak)); return;
-      case 'help': say(HELP_TEXT(escName)); return;
-      case 'ignored': say('[ignored]'); return;
-      case 'aborted': say(`[no break sequence ${JSON.stringify(cmd.char)}: ${escName}l? lists them]`); return;
-      case 'unknown': say(`[unknown escape command ${JSON.stringify(cmd.char)}: ${escName}? for help]`); return;
+      case 'help': say(HELP_TEXT(escName) as Shown); return; // all the CLI's own text
+      case 'ignored': say(line`[ignored]`); return;
+      case 'aborted': say(line`[no break sequence ${JSON.stringify(cmd.char)}: ${escName}l? lists them]`); return;
+      case 'unknown': say(line`[unknown escape command ${JSON.stringify(cmd.char)}: ${escName}? for help]`); return;
     }
   };
   const onInput = (chunk: Buffer) => {
     for (const ev of parser.push(chunk)) {
       if (ev.type === 'command') onCommand(ev.cmd);
-      else for (const part of chunks(ev.data)) if (!send({ t: 'in', d: part.toString('base64') })) { say('[not connected: input dropped]'); break; }
+      else for (const part of chunks(ev.data)) if (!send({ t: 'in', d: part.toString('base64') })) { say(line`[not connected: input dropped]`); break; }
     }
   };
   const onResize = () => { if (stdout.columns && stdout.rows) send({ t: 'resize', cols: stdout.columns, rows: stdout.rows }); };
@@ -142,7 +144,7 @@ export function attach(o: AttachOptions): Promise<number> {
       case 'attached': {
         attempt = 0;
         if (!everAttached) {
-          say(`[Enter \`${escName}?' for help]`);
+          say(line`[Enter \`${escName}?' for help]`);
           if (stdin.isTTY) { stdin.setRawMode(true); rawSet = true; }
           // libuv's raw mode keeps output post-processing (ONLCR turns \n into \r\n): turn it
           // off so the terminal gets the console's bytes exactly; setRawMode(false) restores it.
@@ -151,9 +153,9 @@ export function attach(o: AttachOptions): Promise<number> {
           stdin.resume();
           stdout.on('resize', onResize);
         }
-        const who = m.writer && m.writer !== m.user ? ` (writer: ${m.writer})` : '';
+        const who = m.writer && m.writer !== m.user ? line` (writer: ${m.writer})` : '';
         const verb = everAttached ? 'reattached' : 'attached';
-        say(m.mode === 'rw' ? `[${verb} to ${m.c}: read-write]` : `[${verb} to ${m.c}: spy, read-only${who}]`);
+        say(m.mode === 'rw' ? line`[${verb} to ${m.c}: read-write]` : line`[${verb} to ${m.c}: spy, read-only${who}]`);
         everAttached = true;
         breaks = m.breaks;
         defaultBreak = m.defaultBreak;
@@ -180,16 +182,16 @@ export function attach(o: AttachOptions): Promise<number> {
       }
       case 'out': show(m.o, Buffer.from(m.d, 'base64')); return;
       case 'mode':
-        if (m.bumpedBy) say(`[bumped: ${m.bumpedBy} forced the write lock; you are now a spy]`);
-        else say(m.mode === 'rw' ? '[read-write]' : '[spy: read-only]');
+        if (m.bumpedBy) say(line`[bumped: ${m.bumpedBy} forced the write lock; you are now a spy]`);
+        else say(m.mode === 'rw' ? line`[read-write]` : line`[spy: read-only]`);
         mode = m.mode === 'rw' ? 'rw' : 'spy';
         return;
       case 'who': {
-        for (const v of m.viewers) say(`  ${v.user.padEnd(16)} ${v.mode === 'rw' ? 'rw ' : 'spy'}  since ${new Date(v.since).toISOString()}  ${v.client ?? ''} ${v.session}`);
+        for (const v of m.viewers) say(line`  ${safe(v.user).padEnd(16)} ${v.mode === 'rw' ? 'rw ' : 'spy'}  since ${new Date(v.since).toISOString()}  ${v.client ?? ''} ${v.session}`);
         return;
       }
-      case 'state': say(m.state === 'up' ? '[console up]' : `[console down${m.reason ? `: ${m.reason}` : ''}]`); return;
-      case 'missed': say(`[cloudcons: ${m.bytes} bytes of output missed: this connection could not keep up]`); return;
+      case 'state': say(m.state === 'up' ? line`[console up]` : line`[console down${m.reason ? `: ${m.reason}` : ''}]`); return;
+      case 'missed': say(line`[cloudcons: ${m.bytes} bytes of output missed: this connection could not keep up]`); return;
       case 'notice': {
         // A spy who keeps typing gets the same refusal per keystroke (each one is audited): show it
         // once, then again only after a quiet spell.
@@ -197,11 +199,11 @@ export function attach(o: AttachOptions): Promise<number> {
         if (m.text === lastNotice.text && now - lastNotice.at < 5000) { lastNotice.at = now; return; }
         lastNotice.text = m.text;
         lastNotice.at = now;
-        say(m.text);
+        say(safe(m.text));
         return;
       }
       case 'error':
-        say(`[error: ${m.message}]`);
+        say(line`[error: ${m.message}]`);
         if (!everAttached) quit(m.code === 'CC_ERR_NOT_FOUND' ? 2 : 1, 'attach failed');
         return;
       case 'ping': send({ t: 'pong', id: m.id }); return;
@@ -226,7 +228,7 @@ export function attach(o: AttachOptions): Promise<number> {
       let body = '';
       res.on('data', (d: Buffer) => { body += d.toString(); });
       res.on('end', () => {
-        say(`cloudcons: cloud refused the connection: ${res.statusCode} ${body.trim()}`);
+        say(line`cloudcons: cloud refused the connection: ${res.statusCode} ${body.trim()}`);
         if (res.statusCode === 401 || res.statusCode === 403 || !everAttached) quit(res.statusCode === 401 ? 3 : 1, 'refused');
         sock.terminate();
       });
@@ -234,19 +236,19 @@ export function attach(o: AttachOptions): Promise<number> {
     sock.on('message', (data, isBinary) => {
       const r = decode(cloudToClient, isBinary ? data : data.toString(), Number.MAX_SAFE_INTEGER);
       if (r.ok) onMessage(r.msg);
-      else say(`[cloudcons: bad message from cloud: ${r.message}]`);
+      else say(line`[cloudcons: bad message from cloud: ${r.message}]`);
     });
-    sock.on('error', (e) => { if (!quitting && !everAttached) { say(`cloudcons: connection to ${o.url} failed: ${e.message}`); quit(1, 'failed'); } });
+    sock.on('error', (e) => { if (!quitting && !everAttached) { say(line`cloudcons: connection to ${o.url} failed: ${e.message}`); quit(1, 'failed'); } });
     sock.on('close', (code, reason) => {
       clearInterval(hb);
       if (ws !== sock) return;
       if (quitting || !everAttached || o.reconnect === false) {
-        if (!quitting) { say(`[connection closed by the cloud: ${code} ${reason.toString()}]`); exitCode ||= 1; }
+        if (!quitting) { say(line`[connection closed by the cloud: ${code} ${reason.toString()}]`); exitCode ||= 1; }
         finish(exitCode);
         return;
       }
       const delay = Math.min(o.maxBackoffMs ?? 5000, (o.minBackoffMs ?? 250) * 2 ** attempt++) * (0.5 + Math.random() / 2);
-      say(`[connection lost (${code}${reason.length ? ` ${reason}` : ''}); reconnecting in ${(delay / 1000).toFixed(1)} s; ${escName}. quits]`);
+      say(line`[connection lost (${code}${reason.length ? ` ${reason}` : ''}); reconnecting in ${(delay / 1000).toFixed(1)} s; ${escName}. quits]`);
       setTimeout(() => { if (!quitting) connect(); else finish(exitCode); }, delay);
     });
   };
@@ -267,8 +269,8 @@ export function attach(o: AttachOptions): Promise<number> {
 }
 
 /** ^Ecl?: the console's break sequences as its relay published them (conserver's layout). */
-export function breakListText(breaks: { id: string; text: string; confirm?: boolean }[] | undefined, dflt: string | undefined): string {
-  if (!breaks?.length) return '[breaks: 0 = serial break (the console\'s default)]';
-  const lines = breaks.map((b) => ` ${b.id}: ${b.text}${b.id === dflt ? '  (default: l0)' : ''}`);
-  return `[breaks:\r\n${lines.join('\r\n')}]`;
+export function breakListText(breaks: { id: string; text: string; confirm?: boolean }[] | undefined, dflt: string | undefined): Shown {
+  if (!breaks?.length) return line`[breaks: 0 = serial break (the console's default)]`;
+  const lines = breaks.map((b) => line` ${b.id}: ${b.text}${b.id === dflt ? '  (default: l0)' : ''}`);
+  return joined([line`[breaks:`, ...lines], '\r\n') + ']' as Shown;
 }

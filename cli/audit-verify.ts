@@ -7,6 +7,7 @@ import { verifyLine, type AuditVerifyResult } from '../cloud/core/audit-chain.ts
 import { BadParameter } from '../protocol/errors.ts';
 import { apiJson } from './api.ts';
 import type { Login } from './login-config.ts';
+import { err, json, line, out, safe } from './print.ts';
 
 export function registerAuditVerify(audit: Command, loginOpts: (c: Command) => Command, login: (o: { url?: string; token?: string }) => Login): void {
   loginOpts(audit.command('verify [console]')
@@ -17,11 +18,11 @@ export function registerAuditVerify(audit: Command, loginOpts: (c: Command) => C
       const o = this.optsWithGlobals() as { data?: string; json?: boolean; url?: string; token?: string };
       const started = Date.now();
       const results = o.data ? await verifyOffline(o.data, name) : (await apiJson<{ consoles: AuditVerifyResult[] }>(login(o), `/v1/audit/verify${name ? `?console=${encodeURIComponent(name)}` : ''}`)).consoles;
-      if (o.json) console.log(JSON.stringify(results, null, 2));
-      else for (const r of results) console.log(verifyLine(r));
+      if (o.json) out(json(results));
+      else for (const r of results) out(safe(verifyLine(r))); // names the broken record's detail: someone else's text
       const bad = results.filter((r) => !r.ok).length;
       const records = results.reduce((n, r) => n + r.records + r.unchained, 0);
-      console.error(`cloudcons audit verify: ${results.length} console(s), ${records} records, ${bad ? `${bad} BROKEN` : 'all intact'} (${Date.now() - started} ms)`);
+      err(line`cloudcons audit verify: ${results.length} console(s), ${records} records, ${bad ? `${bad} BROKEN` : 'all intact'} (${Date.now() - started} ms)`);
       process.exitCode = bad ? 1 : 0;
     });
 }
@@ -41,7 +42,7 @@ export function registerAuditReseal(audit: Command, loginOpts: (c: Command) => C
       } else {
         r = await apiJson(login(o), `/v1/audit/reseal?console=${encodeURIComponent(name)}`, { method: 'POST' });
       }
-      console.log(`${name}: resealed: ${r.record.detail} (audit.reseal is seq ${r.record.seq})`);
+      out(line`${name}: resealed: ${r.record.detail} (audit.reseal is seq ${r.record.seq})`);
     });
 }
 

@@ -1,6 +1,6 @@
 // The `cloudcons` command line. Exit codes: 0 ok, 1 error, 2 not found / bad usage, 3 not logged in.
 import { Command, Option } from 'commander';
-import { BadParameter, CcError } from '../protocol/errors.ts';
+import { BadParameter, CcError, ConfigError } from '../protocol/errors.ts';
 import { tokenName } from '../protocol/principal.ts';
 import type { ConsoleView } from '../cloud/core/core.ts';
 import type { AuditRecord } from '../cloud/core/ports.ts';
@@ -11,6 +11,7 @@ import { attach } from './attach.ts';
 import { parseEscapeSpec } from './escape.ts';
 import { resolveLogin, saveLogin, userLoginFile } from './login-config.ts';
 import { readable } from './readable.ts';
+import { err, json, line, out, safe, safeLines, table, write, type Shown } from './print.ts';
 import { parseExpiry, registerAccess, registerTokenAdmin } from './access.ts';
 import pkg from '../package.json' with { type: 'json' };
 
@@ -63,15 +64,15 @@ loginOpts(program.command('attach <console>')
 loginOpts(program.command('ls').description('list consoles').option('--json', 'machine-readable output'))
   .action(async (o) => {
     const { consoles } = await apiJson<{ consoles: ConsoleView[] }>(login(o), '/v1/consoles');
-    if (o.json) { console.log(JSON.stringify(consoles, null, 2)); return; }
-    const rows = consoles.map((c) => [c.name, c.state, c.type, c.relay, c.writer ?? '-', String(c.spies), c.state === 'down' && c.reason ? c.reason : '']);
+    if (o.json) { out(json(consoles)); return; }
+    const rows = consoles.map((c) => [c.name, c.state, c.type, c.relay, c.writer ?? '-', c.spies, c.state === 'down' && c.reason ? c.reason : '']);
     table([['NAME', 'STATE', 'TYPE', 'RELAY', 'WRITER', 'SPIES', 'REASON'], ...rows]);
   });
 
 loginOpts(program.command('who <console>').description('users on a console and their modes').option('--json', 'machine-readable output'))
   .action(async (name: string, o) => {
     const c = await apiJson<ConsoleView>(login(o), `/v1/consoles/${encodeURIComponent(name)}`);
-    if (o.json) { console.log(JSON.stringify(c.viewers, null, 2)); return; }
+    if (o.json) { out(json(c.viewers)); return; }
     table([['USER', 'MODE', 'SINCE', 'CLIENT', 'SESSION'], ...c.viewers.map((v: Viewer) => [v.user, v.mode, new Date(v.since).toISOString(), v.client ?? '-', v.session])]);
   });
 
@@ -82,7 +83,7 @@ for (const op of ['down', 'up'] as const) {
     : 'reopen a console taken down, or retry a failing or flapping one now'))
     .action(async (name: string, o) => {
       const c = await apiJson<ConsoleView>(login(o), `/v1/consoles/${encodeURIComponent(name)}/${op}`, { method: 'POST' });
-      console.log(`console ${c.name}: ${op === 'down' ? `taken down (relay ${c.relay})` : `bringing up (relay ${c.relay})`}`);
+      out(op === 'down' ? line`console ${c.name}: taken down (relay ${c.relay})` : line`console ${c.name}: bringing up (relay ${c.relay})`);
     });
 }
 
@@ -102,8 +103,7 @@ loginOpts(program.command('replay <console>').description('print stored output (
     if (o.from !== undefined) {
       // Exact bytes from an offset: what reconnecting clients and scripts use.
       const res = await api(login(o), `/v1/consoles/${encodeURIComponent(name)}/replay?from=${o.from}&format=raw`);
-      const buf = Buffer.from(await res.arrayBuffer());
-      await new Promise<void>((r) => process.stdout.write(buf, () => r()));
+      await write(process.stdout, Buffer.from(await res.arrayBuffer()));
       return;
     }
     process.exitCode = await replay(login(o), name, { tail: o.tail, since: o.since, until: o.until, follow: o.follow, timestamps: o.timestamps, raw: o.raw, marks: o.marks, speed: o.speed, maxIdle: o.maxIdle });
@@ -122,10 +122,11 @@ loginOpts(program.command('export <console>').description('write stored output a
 loginOpts(program.command('grep <pattern>').description('search stored output of many consoles (regex); exit 1 when nothing matched')
   .option('--console <glob>', 'consoles to search (default *)').option('--since <time>', 'from this time').option('--until <time>', 'up to this time')
   .option('-i, --ignore-case', 'case-insensitive').option('--json', 'one JSON object per match')
+  .option('--raw', 'print matched lines as the console sent them, escape sequences and all (default: control characters shown as ^[, ^M ...)')
   .option('--max <n>', 'stop after N matches (default 1000)', int('--max', 1)))
   .action(async (pattern: string, o) => {
     const { grep } = await import('./replay.ts');
-    process.exitCode = await grep(login(o), pattern, { console: o.console, since: o.since, until: o.until, ignoreCase: o.ignoreCase, json: o.json, max: o.max });
+    process.exitCode = await grep(login(o), pattern, { console: o.console, since: o.since, until: o.until, ignoreCase: o.ignoreCase, json: o.json, max: o.max, raw: o.raw });
   });
 
 loginOpts(program.command('audit <console>').description('who typed what, and attach/detach/lock/break events')
@@ -133,8 +134,8 @@ loginOpts(program.command('audit <console>').description('who typed what, and at
   .action(async (name: string, o) => {
     const q = o.limit ? `?limit=${o.limit}` : '';
     const { records } = await apiJson<{ records: AuditRecord[] }>(login(o), `/v1/consoles/${encodeURIComponent(name)}/audit${q}`);
-    if (o.json) { console.log(JSON.stringify(records, null, 2)); return; }
-    for (const r of records) console.log(formatAudit(r));
+    if (o.json) { out(json(records)); return; }
+    for (const r of records) out(formatAudit(r));
   });
 registerAuditVerify(program.commands.find((c) => c.name() === 'audit')!, loginOpts, login); // `audit verify [NAME]`
 registerAuditReseal(program.commands.find((c) => c.name() === 'audit')!, loginOpts, login); // `audit reseal NAME`
@@ -143,10 +144,10 @@ loginOpts(program.command('whoami').description('who the stored login is, on whi
   .action(async (o) => {
     const l = login(o);
     const who = await apiJson<{ name: string; kind: string; admin?: boolean; groups?: string[]; via?: string; tokenId?: string }>(l, '/v1/whoami');
-    console.log(`${who.name}${who.admin ? ' (admin)' : ''} on ${l.url} (login from ${l.source})`);
-    if (who.groups?.length) console.log(`groups: ${who.groups.join(', ')}`);
-    if (who.via === 'oidc') console.log(`signed in via OpenID Connect: ${who.tokenId?.replace(/^oidc:/, '')}`);
-    if (o.showToken) console.log(l.token);
+    out(line`${who.name}${who.admin ? ' (admin)' : ''} on ${l.url} (login from ${l.source})`);
+    if (who.groups?.length) out(line`groups: ${who.groups.join(', ')}`);
+    if (who.via === 'oidc') out(line`signed in via OpenID Connect: ${who.tokenId?.replace(/^oidc:/, '')}`);
+    if (o.showToken) out(line`${l.token}`);
   });
 
 tlsOpts(program.command('login <url>').description('store the cloud URL, a token and the certificate pin (--ca or --fingerprint) (file mode 0600)'), '')
@@ -156,7 +157,7 @@ tlsOpts(program.command('login <url>').description('store the cloud URL, a token
     const who = await apiJson<{ name: string; kind: string }>(l, '/v1/whoami?signin=cli');
     const file = userLoginFile();
     saveLogin(file, l);
-    console.log(`logged in to ${l.url} as ${who.name}${l.fingerprint ? ` (certificate pinned: ${l.fingerprint})` : l.ca ? ` (trusting CA ${l.ca})` : ''}; saved to ${file}`);
+    out(line`logged in to ${l.url} as ${who.name}${l.fingerprint ? ` (certificate pinned: ${l.fingerprint})` : l.ca ? ` (trusting CA ${l.ca})` : ''}; saved to ${file}`);
   });
 
 const tokenCmd = program.command('token').description('user tokens');
@@ -275,10 +276,13 @@ program.command('import').description('convert another console server\'s configu
       const { accessRulesFromImport } = await import('../edge-relay/conserver-access.ts');
       const a = accessRulesFromImport(r.acl, r.consoles, file);
       (await import('node:fs')).writeFileSync(o.access, a.yaml);
-      console.error(`cloudcons import: access rules (${(a.doc.rules ?? []).length} rules) written to ${o.access}${a.notes.length ? `; ${a.notes.length} did not map (listed in it)` : ''}`);
+      err(line`cloudcons import: access rules (${(a.doc.rules ?? []).length} rules) written to ${o.access}${a.notes.length ? `; ${a.notes.length} did not map (listed in it)` : ''}`);
     }
-    process.stdout.write(r.yaml);
-    for (const w of r.warnings) console.error(`cloudcons import: ${w}`);
+    // A conserver.cf is often someone else's file: the YAML is shown line by line like any text. The
+    // yaml library escapes C0 controls itself; a bidi or zero-width character it left raw then reads
+    // `\u202e`: the same character inside a double-quoted string, those six characters elsewhere.
+    await write(process.stdout, safeLines(r.yaml));
+    for (const w of r.warnings) err(line`cloudcons import: ${w}`);
     if (o.strict && r.warnings.length > 0) process.exitCode = 1;
   });
 
@@ -314,27 +318,27 @@ async function createToken(o: { data?: string; dynamodbTable?: string; url?: str
 }
 
 function printToken(t: { token: string; kind: string; name: string; id: string; expires?: number }) {
-  console.error(`created ${t.kind} token ${t.id} for ${t.name} (${t.expires ? `expires ${new Date(t.expires).toISOString()}` : 'never expires'}); it is shown only once:`);
-  console.log(t.token);
+  err(line`created ${t.kind} token ${t.id} for ${t.name} (${t.expires ? `expires ${new Date(t.expires).toISOString()}` : 'never expires'}); it is shown only once:`);
+  out(line`${t.token}`);
 }
 
-export function formatAudit(r: AuditRecord): string {
-  const parts = [new Date(r.time).toISOString(), (r.user ?? '-').padEnd(12), `session ${r.session ?? '-'}`, `fence ${r.fence ?? '-'}`, r.type.padEnd(14)];
+export function formatAudit(r: AuditRecord): Shown {
+  const parts = [line`${new Date(r.time).toISOString()}`, safe(r.user ?? '-').padEnd(12), line`session ${r.session ?? '-'}`, line`fence ${r.fence ?? '-'}`, safe(r.type).padEnd(14)];
+  // readable() shows typed bytes unambiguously and safely; JSON quoting keeps it one token.
   if (r.data !== undefined) parts.push(JSON.stringify(readable(Buffer.from(r.data, 'base64'))));
-  if (r.detail) parts.push(r.detail);
-  return parts.join('  ');
-}
-
-function table(rows: string[][]): void {
-  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  for (const r of rows) console.log(r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd());
+  if (r.detail) parts.push(safe(r.detail));
+  return parts.join('  ') as Shown;
 }
 
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
+  // Error messages quote what the cloud, a relay or a file said: shown like everything else.
   if (e instanceof CcError) {
-    console.error(`cloudcons: ${e.message}`);
+    err(e instanceof ConfigError ? safeLines(`cloudcons: ${e.message}`) : line`cloudcons: ${e.message}`); // a config's problems, one a line
     process.exitCode = e.code === 'CC_ERR_NOT_FOUND' || e.code === 'CC_ERR_BAD_PARAMETER' || e.code === 'CC_ERR_CONFIG' ? 2 : e.code === 'CC_ERR_UNAUTHORIZED' ? 3 : 1;
-  } else throw e;
+  } else {
+    err(safeLines(String((e as Error)?.stack ?? e)));
+    process.exitCode = 1;
+  }
 }

@@ -64,6 +64,7 @@ test('readable: invisible and reordering characters are shown as bytes', () => {
   assert.equal(readable(Buffer.from('a\u202eb', 'utf8')), 'a\\xe2\\x80\\xaeb'); // RLO
   assert.equal(readable(Buffer.from('\u200b', 'utf8')), '\\xe2\\x80\\x8b'); // zero width space
   assert.equal(readable(Buffer.from('\u2028', 'utf8')), '\\xe2\\x80\\xa8'); // line separator
+  assert.equal(readable(Buffer.from('\ufe0f\u3164', 'utf8')), '\\xef\\xb8\\x8f\\xe3\\x85\\xa4'); // default-ignorable: variation selector, Hangul filler
 });
 
 test('readable: output is one line of visible text and maps back to the exact bytes', () => {

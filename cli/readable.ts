@@ -1,4 +1,6 @@
 // Shows console input bytes readably for the audit log (the CLI's and the web viewer's: no Node APIs).
+// Strings (names, reasons, details) are shown by protocol/safe-text.ts, with the same caret notation.
+import { UNSAFE_CHAR as UNSAFE } from '../protocol/safe-text.ts';
 
 /** Length of the valid, shortest-form UTF-8 sequence starting at buf[i] (2-4), or 0 if none. */
 function utf8At(buf: Uint8Array, i: number): number {
@@ -15,18 +17,15 @@ function utf8At(buf: Uint8Array, i: number): number {
   return n;
 }
 
-/** Characters that would hide, reorder or break the text around them: C1 controls, format
- *  characters such as bidi overrides and zero-width joiners, and the line/paragraph separators. */
-const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
-
 const hex = (b: number) => '\\x' + b.toString(16).padStart(2, '0');
 
 /**
  * Renders bytes as one line of text that maps back to exactly one byte string:
  * - printable ASCII (0x20-0x7e) as itself, except `^` as `\^` and `\` as `\\`;
  * - control bytes 0x00-0x1f in caret notation (`^@`, `^C`, `^M`, `^[`, `^\`, `^^`, `^_`), DEL as `^?`;
- * - a valid UTF-8 sequence as its character, unless that character is a control, format or
- *   line/paragraph separator (e.g. U+0085, U+200B, U+202E), whose bytes are then shown as below;
+ * - a valid UTF-8 sequence as its character, unless that character is one UNSAFE_CHAR names (a
+ *   control, format, line/paragraph separator or other invisible character, e.g. U+0085, U+200B,
+ *   U+202E, U+FE0F), whose bytes are then shown as below;
  * - every other byte as `\xNN` (two lowercase hex digits).
  * So `^` always starts a two-character control token and `\` always starts `\\`, `\^` or `\xNN`.
  */

@@ -9,6 +9,7 @@ import { Formatter, parseTime, stamp, type ReplayFormat } from '../cloud/core/re
 import type { LogItem } from '../cloud/core/log-store.ts';
 import { api } from './api.ts';
 import type { Login } from './login-config.ts';
+import { err, json, line, put, safe, write } from './print.ts';
 
 export interface RangeOptions { tail?: number; since?: string; until?: string }
 
@@ -23,9 +24,6 @@ function rangeQuery(o: RangeOptions): URLSearchParams {
   if (o.tail !== undefined) q.set('tail', String(o.tail));
   return q;
 }
-
-const write = (out: NodeJS.WritableStream, b: Buffer | string): Promise<void> =>
-  new Promise((resolve, reject) => { if (out.write(b, (e) => (e ? reject(e) : undefined))) resolve(); else out.once('drain', resolve); });
 
 /** The JSON objects of an NDJSON body, as they arrive. */
 async function* ndjson(res: Response): AsyncGenerator<Record<string, any>> {
@@ -86,7 +84,7 @@ export async function replay(login: Login, name: string, o: ReplayOptions): Prom
       if (b.length) await write(out, b);
     }
     await write(out, f.end());
-  } else {
+  } else { // the cloud's Formatter output: console bytes, and markers it made safe (cloud/core/replay.ts)
     for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) await write(out, Buffer.from(part));
   }
   if (!o.follow) return 0;
@@ -138,13 +136,13 @@ function follow(login: Login, name: string, from: number, o: ReplayOptions, out:
         const m = r.msg;
         if (m.t === 'history') { show(shown, Buffer.from(m.d, 'base64')); if (m.last && m.end !== undefined) shown = Math.max(shown, m.end); }
         else if (m.t === 'out') show(m.o, Buffer.from(m.d, 'base64'));
-        else if (m.t === 'missed') process.stderr.write(`[cloudcons: ${m.bytes} bytes of output are missing here]\n`);
-        else if (m.t === 'error') process.stderr.write(`cloudcons: ${m.message}\n`);
+        else if (m.t === 'missed') err(line`[cloudcons: ${m.bytes} bytes of output are missing here]`);
+        else if (m.t === 'error') err(line`cloudcons: ${m.message}`);
       });
       sock.on('close', () => {
         if (stopped) { resolve(0); return; }
         const delay = Math.min(5000, 250 * 2 ** attempt++);
-        if (attempt === 1) process.stderr.write(`[cloudcons: link to the cloud lost; reconnecting]\n`);
+        if (attempt === 1) err(line`[cloudcons: link to the cloud lost; reconnecting]`);
         setTimeout(connect, delay);
       });
       sock.on('error', () => { /* close follows */ });
@@ -195,11 +193,17 @@ function progress(total: number): (done: number, final?: boolean) => void {
     const width = 30;
     const full = Math.round(frac * width);
     const mb = done / 1048576, s = Math.max(0.001, (now - t0) / 1000);
-    process.stderr.write(`\r[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${(frac * 100).toFixed(0).padStart(3)}% ${mb.toFixed(1)} MiB ${(mb / s).toFixed(1)} MiB/s${final ? '\n' : ''}`);
+    put(process.stderr, line`\r[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${(frac * 100).toFixed(0).padStart(3)}% ${mb.toFixed(1)} MiB ${(mb / s).toFixed(1)} MiB/s`);
+    if (final) put(process.stderr, line`\n`);
   };
 }
 
-export interface GrepOptions { console?: string; since?: string; until?: string; ignoreCase?: boolean; json?: boolean; max?: number }
+export interface GrepOptions {
+  console?: string; since?: string; until?: string; ignoreCase?: boolean; json?: boolean; max?: number;
+  /** Print matched lines as the console sent them (escape sequences act on the terminal). Default:
+   *  rendered by safeText, since they stand among the CLI's own columns. */
+  raw?: boolean;
+}
 
 export interface GrepHit { console: string; time: number; offset: number; line: string }
 
@@ -212,9 +216,11 @@ export async function grep(login: Login, pattern: string, o: GrepOptions): Promi
   const res = await api(login, `/v1/grep?${q}`);
   let n = 0;
   for await (const h of ndjson(res) as AsyncGenerator<GrepHit | { truncated: number }>) {
-    if ('truncated' in h) { process.stderr.write(`cloudcons: stopped after ${h.truncated} matches (--max)\n`); continue; }
+    if ('truncated' in h) { err(line`cloudcons: stopped after ${h.truncated} matches (--max)`); continue; }
     n++;
-    await write(process.stdout, o.json ? `${JSON.stringify(h)}\n` : `${h.console}\t${stamp(h.time)}\t${h.line}\n`);
+    if (o.json) await write(process.stdout, line`${json(h, 0)}\n`);
+    else if (o.raw) await write(process.stdout, Buffer.from(`${safe(h.console)}\t${stamp(h.time)}\t${h.line}\n`)); // console bytes, asked for
+    else await write(process.stdout, line`${h.console}\t${stamp(h.time)}\t${h.line}\n`);
   }
   return n ? 0 : 1; // like grep: 1 when nothing matched
 }

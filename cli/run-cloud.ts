@@ -7,6 +7,7 @@ import { FsTokenStore } from '../cloud/adapters/fs/token-store.ts';
 import type { OidcOptions } from '../cloud/adapters/oidc.ts';
 import { checkPlainListen, loadServerCert, selfSignedCert, type ServerCert } from '../cloud/server/tls.ts';
 import { BadParameter } from '../protocol/errors.ts';
+import { err, line, out, safeLines } from './print.ts';
 
 /** On first start (no tokens yet) an admin token is written to DIR/admin-token, mode 0600. */
 export async function bootstrapAdmin(dataDir: string): Promise<string | undefined> {
@@ -22,8 +23,8 @@ export function stopOnSignals(stop: () => Promise<void>): void {
   const handler = (sig: string) => {
     if (stopping) process.exit(1);
     stopping = true;
-    console.error(`${sig}: shutting down`);
-    stop().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+    err(line`${sig}: shutting down`);
+    stop().then(() => process.exit(0), (e) => { err(safeLines(String((e as Error)?.stack ?? e))); process.exit(1); });
   };
   process.on('SIGINT', () => handler('SIGINT'));
   process.on('SIGTERM', () => handler('SIGTERM'));
@@ -44,16 +45,21 @@ export async function runCloud(o: {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const cert = await serverCert(o.tls ?? {}, dataDir, o.host);
   const adminFile = await bootstrapAdmin(dataDir);
-  const server = await startCloudServer({ dataDir, tls: cert, insecureHttp: o.insecureHttp, s3: o.s3, host: o.host, port: o.port, core: defined(o.core ?? {}), limits: defined(o.limits ?? {}), oidc: o.oidc, log: (l) => console.error(`cloud: ${l}`) });
-  console.log(`cloudcons cloud listening on ${server.url}`);
-  console.log(`data directory: ${dataDir}`);
-  if (o.s3) console.log(`segments in S3 bucket ${o.s3.bucket}${o.s3.prefix ? ` under ${o.s3.prefix}` : ''}`);
-  if (o.oidc) console.log(`single sign-on: ID tokens from ${o.oidc.issuer} for client ${o.oidc.audience}`);
-  if (adminFile) console.log(`initial admin token written to ${adminFile} (mode 0600)`);
-  if (cert) console.log(describeCert(cert, server.url));
+  const server = await startCloudServer({ dataDir, tls: cert, insecureHttp: o.insecureHttp, s3: o.s3, host: o.host, port: o.port, core: defined(o.core ?? {}), limits: defined(o.limits ?? {}), oidc: o.oidc, log: cloudLog });
+  out(line`cloudcons cloud listening on ${server.url}`);
+  out(line`data directory: ${dataDir}`);
+  if (o.s3) out(line`segments in S3 bucket ${o.s3.bucket}${o.s3.prefix ? ` under ${o.s3.prefix}` : ''}`);
+  if (o.oidc) out(line`single sign-on: ID tokens from ${o.oidc.issuer} for client ${o.oidc.audience}`);
+  if (adminFile) out(line`initial admin token written to ${adminFile} (mode 0600)`);
+  if (cert) out(safeLines(describeCert(cert, server.url)));
   stopOnSignals(() => server.close());
   return server;
 }
+
+/** The cloud's and the relay's log lines quote what users, relays and files sent: one event per
+ *  line, nothing that acts on the terminal that shows the log. */
+export const cloudLog = (l: string): void => err(line`cloud: ${l}`);
+export const relayLog = (l: string): void => err(line`relay: ${l}`);
 
 /** `--tls-cert FILE --tls-key FILE`, or `--tls-self-signed`. */
 export interface TlsFlags { cert?: string; key?: string; selfSigned?: boolean }

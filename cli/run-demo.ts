@@ -8,7 +8,8 @@ import { parseRelayConfig } from '../edge-relay/config.ts';
 import { Relay } from '../edge-relay/relay.ts';
 import { checkUserName } from '../protocol/principal.ts';
 import { localLoginFile, saveLogin } from './login-config.ts';
-import { describeCert, serverCert, stopOnSignals, type TlsFlags } from './run-cloud.ts';
+import { cloudLog, describeCert, relayLog, serverCert, stopOnSignals, type TlsFlags } from './run-cloud.ts';
+import { err, line, out, safeLines } from './print.ts';
 
 interface DemoSecrets { user: string; relay: string }
 
@@ -23,21 +24,21 @@ export async function runDemo(o: { dir: string; port: number; tls?: TlsFlags }):
   const pin = cert ? { fingerprint: cert.fingerprint } : {};
   let server;
   try {
-    server = await startCloudServer({ dataDir, tls, port: o.port, log: (l) => console.error(`cloud: ${l}`) });
+    server = await startCloudServer({ dataDir, tls, port: o.port, log: cloudLog });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
-    console.error(`port ${o.port} is in use; using a free port instead`);
-    server = await startCloudServer({ dataDir, tls, port: 0, log: (l) => console.error(`cloud: ${l}`) });
+    err(line`port ${o.port} is in use; using a free port instead`);
+    server = await startCloudServer({ dataDir, tls, port: 0, log: cloudLog });
   }
   const secrets = await demoSecrets(base, server.ports.tokens);
   saveLogin(localLoginFile(path.dirname(base)), { url: server.url, token: secrets.user, ...pin });
 
   const shell = process.env.SHELL && fs.existsSync(process.env.SHELL) ? process.env.SHELL : '/bin/bash';
   const cfg = parseRelayConfig(`relay:\n  name: local\nconsoles:\n  demo:\n    type: exec\n    command: [${JSON.stringify(shell)}, "-l"]\n    cwd: ${JSON.stringify(process.cwd())}\n`, '(demo relay config)');
-  const relay = new Relay(cfg, { cloudUrl: server.url, token: secrets.relay, tls: pin, spoolDir: path.join(base, 'spool'), log: (l) => console.error(`relay: ${l}`) });
+  const relay = new Relay(cfg, { cloudUrl: server.url, token: secrets.relay, tls: pin, spoolDir: path.join(base, 'spool'), log: relayLog });
   relay.start();
 
-  console.log(`
+  out(safeLines(`
 cloudcons embedded cloud listening on ${server.url}
 data directory: ${dataDir} (relay spool: ${path.join(base, 'spool')})
 local relay "${relay.name}" holds console "demo" (${shell} -l on a pty)${cert ? `\n${describeCert(cert, server.url)}` : ''}
@@ -50,7 +51,7 @@ Next, in a second terminal in this folder, run:
 
 Or open the web viewer at ${server.url}/ and sign in with the demo user's token, which
 \`npx cloudcons whoami --show-token\` prints (it is in the folder's login file, mode 0600).
-`);
+`));
   stopOnSignals(async () => { await relay.stop(); await server.close(); });
 }
 

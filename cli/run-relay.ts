@@ -5,7 +5,8 @@ import { pickTrust, trustFromEnv, type TlsTrust } from '../protocol/tls.ts';
 import { loadRelayConfig } from '../edge-relay/config.ts';
 import { Relay, type RelayOptions } from '../edge-relay/relay.ts';
 import { normalizeUrl } from './login-config.ts';
-import { defined, stopOnSignals } from './run-cloud.ts';
+import { defined, relayLog, stopOnSignals } from './run-cloud.ts';
+import { err, line } from './print.ts';
 
 /** The trust options: --ca/--fingerprint/--insecure, else CLOUDCONS_CA/..., else the config's relay.cloud. */
 export async function runRelay(o: { config: string; cloud?: string; token?: string; tls?: TlsTrust; limits?: Partial<RelayOptions> }): Promise<Relay> {
@@ -15,9 +16,9 @@ export async function runRelay(o: { config: string; cloud?: string; token?: stri
   const c = cfg.relay.cloud;
   const tls = pickTrust({ trust: o.tls, from: 'flags' }, { trust: trustFromEnv(), from: 'environment' },
     { trust: c && { ...c, ca: c.ca && path.resolve(path.dirname(o.config), c.ca) }, from: `${o.config} relay.cloud` });
-  const relay = new Relay(cfg, { ...defined(o.limits ?? {}), cloudUrl: normalizeUrl(o.cloud), token: o.token, tls, log: (l) => console.error(`relay: ${l}`) });
+  const relay = new Relay(cfg, { ...defined(o.limits ?? {}), cloudUrl: normalizeUrl(o.cloud), token: o.token, tls, log: relayLog });
   relay.start();
-  console.error(`relay: ${relay.name} holding ${relay.consoles().map((c) => `${c.name} (${c.type})`).join(', ') || 'no consoles'}`);
+  err(line`relay: ${relay.name} holding ${relay.consoles().map((c) => `${c.name} (${c.type})`).join(', ') || 'no consoles'}`);
   stopOnSignals(() => relay.stop());
   return relay;
 }

@@ -79,3 +79,28 @@ test('closeReason keeps a reason within 123 bytes of UTF-8 and never splits a ch
     }
   }
 });
+
+const EVIL = '\x1b[2K\x1b[1A\x1b]0;pwned\x07\r\u202e\u200b';
+const SHOWN = '^[[2K^[[1A^[]0;pwned^G^M\\u202e\\u200b';
+
+test('a relay\'s reasons, details, break names and console type arrive with control, bidi and zero-width characters shown escaped', () => {
+  const info = { name: 'c1', type: `serial${EVIL}`, state: 'down', since: 1, reason: `gone${EVIL}\nline 2`, breaks: [{ id: '1', text: `reboot${EVIL}` }] };
+  const hello = decode(relayToCloud, encode({ t: 'hello', relay: 'r1', boot: 'b', consoles: [info] }));
+  assert.ok(hello.ok && hello.msg.t === 'hello');
+  const c = hello.msg.consoles[0]!;
+  assert.equal(c.type, `serial${SHOWN}`);
+  assert.equal(c.reason, `gone${SHOWN}^Jline 2`);
+  assert.equal(c.breaks![0]!.text, `reboot${SHOWN}`);
+  const rej = decode(relayToCloud, encode({ t: 'rejected', c: 'c1', fence: 1, session: 's', what: 'in', reason: EVIL }));
+  assert.ok(rej.ok && rej.msg.t === 'rejected' && rej.msg.reason === SHOWN);
+  const ev = decode(relayToCloud, encode({ t: 'event', c: 'c1', what: 'idle', detail: EVIL }));
+  assert.ok(ev.ok && ev.msg.t === 'event' && ev.msg.detail === SHOWN);
+});
+
+test('an attach whose client name is not printable ASCII is refused; cli, web and replay --follow are fine', () => {
+  for (const client of ['cli', 'web', 'replay --follow']) assert.ok(decode(clientToCloud, encode({ t: 'attach', c: 'c1', mode: 'spy', client })).ok, client);
+  for (const client of [EVIL, 'cli\r', 'cli\u202e', 'c\u200bli', 'caf\u00e9']) {
+    const r = decode(clientToCloud, encode({ t: 'attach', c: 'c1', mode: 'spy', client }));
+    assert.ok(!r.ok && /client: a client name is printable ASCII/.test(r.message), JSON.stringify(client));
+  }
+});

@@ -6,6 +6,7 @@
 // The full format is documented in protocol/README.md.
 import { z } from 'zod';
 import { NAME_MAX, NAME_RE } from './names.ts';
+import { safeText } from './safe-text.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Highest offset an `out` may start at: its end stays a safe integer (a stored end above that
@@ -23,16 +24,22 @@ const fence = z.number().int().nonnegative();
 const v = z.literal(PROTOCOL_VERSION);
 const breakSeq = z.string().regex(/^[0-9a-z]$/, 'break sequence is one of 0-9 a-z');
 const size = z.number().int().min(1).max(1000);
+/** Text a relay writes for people (reasons, details, break names): its control, bidi and invisible
+ *  characters arrive shown escaped (safe-text.ts), so no screen or log that prints it obeys them.
+ *  Cleaned, not refused: an honest relay's reason may quote a tool's multi-line error. */
+const relayText = (max: number) => z.string().max(max).transform(safeText);
+/** The label a client gives itself (`cli`, `web`): printable ASCII, else the attach is refused. */
+const clientLabel = z.string().max(64).regex(/^[\x20-\x7e]*$/, 'a client name is printable ASCII');
 
 export const consoleState = z.enum(['up', 'down']);
 export type ConsoleState = z.infer<typeof consoleState>;
 
 export const consoleInfo = z.object({
   name,
-  type: z.string().min(1).max(32),
+  type: z.string().min(1).max(32).transform(safeText),
   state: consoleState,
   since: z.number(),
-  reason: z.string().max(1024).optional(),
+  reason: relayText(1024).optional(),
   /** Whether this console type can change its terminal size (pty-backed consoles can). */
   resizable: z.boolean().optional(),
   /** The newest fence this relay has seen for the console (so a restarted cloud never reuses one). */
@@ -40,7 +47,7 @@ export const consoleInfo = z.object({
   /** Opened only while someone watches (the cloud then says when, with `watch`, in every mode). */
   ondemand: z.boolean().optional(),
   /** Break sequences the console offers (^Ecl?), and which one `0` sends. */
-  breaks: z.array(z.object({ id: breakSeq, text: z.string().max(256), confirm: z.boolean().optional() })).max(36).optional(),
+  breaks: z.array(z.object({ id: breakSeq, text: relayText(256), confirm: z.boolean().optional() })).max(36).optional(),
   defaultBreak: breakSeq.optional(),
 });
 export type ConsoleInfo = z.infer<typeof consoleInfo>;
@@ -53,12 +60,12 @@ export const relayToCloud = z.discriminatedUnion('t', [
   /** `o` leaves room for `d`: every end offset the cloud derives (o + bytes) stays a safe integer. */
   z.object({ v, t: z.literal('out'), c: name, o: offset.max(MAX_OUT_OFFSET), ts: z.number(), d: b64 }),
   /** The relay refused an input or break (stale fence, console down...). */
-  z.object({ v, t: z.literal('rejected'), c: name, fence, session: z.string().max(64), what: z.enum(['in', 'break', 'resize']), reason: z.string().max(256) }),
+  z.object({ v, t: z.literal('rejected'), c: name, fence, session: z.string().max(64), what: z.enum(['in', 'break', 'resize']), reason: relayText(256) }),
   /** A break was sent to the device. */
   z.object({ v, t: z.literal('break-sent'), c: name, fence, session: z.string().max(64), seq: breakSeq }),
   /** Something that happened to a console, for the audit trail: initcmd.start, initcmd.end, idle,
    *  flapping, manual.down, manual.up. */
-  z.object({ v, t: z.literal('event'), c: name, what: z.string().regex(/^[a-z]+(\.[a-z]+)?$/).max(32), detail: z.string().max(1024) }),
+  z.object({ v, t: z.literal('event'), c: name, what: z.string().regex(/^[a-z]+(\.[a-z]+)?$/).max(32), detail: relayText(1024) }),
   z.object({ v, t: z.literal('ping'), id: z.number().int() }),
   z.object({ v, t: z.literal('pong'), id: z.number().int() }),
 ]);
@@ -97,7 +104,7 @@ export const clientToCloud = z.discriminatedUnion('t', [
   /** Attach to a console. `rw` takes the lock if free (else joins as spy), `force` takes it over.
    *  History first: the last `tail` lines, or everything from output offset `from` (a client that
    *  reconnects passes the end of what it has shown, so it misses nothing). */
-  z.object({ v, t: z.literal('attach'), c: name, mode: attachMode, tail: z.number().int().min(0).max(100000).optional(), from: offset.optional(), cols: size.optional(), rows: size.optional(), client: z.string().max(64).optional() }),
+  z.object({ v, t: z.literal('attach'), c: name, mode: attachMode, tail: z.number().int().min(0).max(100000).optional(), from: offset.optional(), cols: size.optional(), rows: size.optional(), client: clientLabel.optional() }),
   z.object({ v, t: z.literal('in'), d: b64 }),
   z.object({ v, t: z.literal('lock'), op: z.enum(['take', 'force', 'spy']) }),
   z.object({ v, t: z.literal('break'), seq: breakSeq }),

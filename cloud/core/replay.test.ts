@@ -36,6 +36,23 @@ test('text: MARK lines at interval boundaries, events at their offsets, timestam
   ].join('\r\n'));
 });
 
+test('text and asciicast: names, details and a relay\'s gap reason in markers cannot act on the terminal', () => {
+  const evil = '\x1b[2K\x1b[1A\x1b]0;pwned\x07\r\u202e\u200b';
+  const shown = '^[[2K^[[1A^[]0;pwned^G^M\\u202e\\u200b';
+  const f = new Formatter('text', {
+    marks: true,
+    events: [
+      { time: T, console: 'c', type: 'session.attach', user: `mallory${evil}`, offset: 0 },
+      { time: T, console: 'c', type: 'break', user: 'alice', detail: `break 1${evil}`, offset: 0 },
+      { time: T, console: 'c', type: 'console.down', detail: evil, offset: 2 },
+    ],
+  });
+  const out = run(f, [data(0, T, 'ok'), { kind: 'gap', offset: 2, bytes: 4, t0: T, t1: T, reason: evil }]);
+  assert.equal(out, `[-- mallory${shown} attached --]\r\n[-- alice sent a break 1${shown} --]\r\nok\r\n[-- cloudcons: 4 bytes of output lost (${shown}) --]\r\n[-- console down (${shown}) --]\r\n`);
+  const cast = run(new Formatter('asciicast'), [data(0, T, 'ok'), { kind: 'gap', offset: 2, bytes: 4, t0: T, t1: T, reason: evil }]);
+  assert.ok(cast.includes(JSON.stringify(`(${shown})`).slice(1, -1)), cast);
+});
+
 test('asciicast: header from the first chunk, relative times, UTF-8 split across chunks kept whole', () => {
   const e = Buffer.from('é');
   const out = run(new Formatter('asciicast', { console: 'web01', width: 120 }), [

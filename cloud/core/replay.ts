@@ -11,6 +11,7 @@
 import v8 from 'node:v8';
 import type { LogItem } from './log-store.ts';
 import type { AuditRecord } from './ports.ts';
+import { safeText } from '../../protocol/safe-text.ts';
 
 // A user's grep pattern runs in the cloud process: one with catastrophic backtracking (`(a*)*b`
 // on a long line of a's) would stop it for hours. With this V8 flag a regex that backtracks
@@ -43,8 +44,11 @@ export function stamp(ts: number): string {
   return new Date(ts).toISOString().replace('T', ' ');
 }
 
+/** An event's marker text. Names and details come from users and relays, and the CLI prints the
+ *  text format as it prints console output: each is rendered by safeText here. */
 function describe(e: AuditRecord): string | undefined {
-  const who = e.user ?? 'someone';
+  const who = safeText(e.user ?? 'someone');
+  const detail = e.detail === undefined ? undefined : safeText(e.detail);
   switch (e.type) {
     case 'session.attach': return `${who} attached`;
     case 'session.detach': return `${who} detached`;
@@ -52,9 +56,9 @@ function describe(e: AuditRecord): string | undefined {
     case 'lock.force': return `${who} forced the write lock`;
     case 'lock.bumped': return `${who} was bumped to spy`;
     case 'lock.release': return `${who} released the write lock`;
-    case 'break': return `${who} sent a ${e.detail ?? 'break'}`;
+    case 'break': return `${who} sent a ${detail ?? 'break'}`;
     case 'console.up': return `console up`;
-    case 'console.down': return `console down${e.detail ? ` (${e.detail})` : ''}`;
+    case 'console.down': return `console down${detail ? ` (${detail})` : ''}`;
     default: return undefined;
   }
 }
@@ -161,7 +165,7 @@ export class Formatter {
 const EMPTY = Buffer.alloc(0);
 
 function marker(it: Exclude<LogItem, { kind: 'data' }>): string {
-  if (it.kind === 'gap') return `cloudcons: ${it.bytes} bytes of output lost (${it.reason})`;
+  if (it.kind === 'gap') return `cloudcons: ${it.bytes} bytes of output lost (${safeText(it.reason)})`; // a relay's words
   return `cloudcons: ${it.bytes} bytes not uploaded by the relay yet`;
 }
 

@@ -150,6 +150,9 @@ test('web viewer: rendering (colours, cursor movement, a full-screen program), r
     await new Promise((r) => setTimeout(r, 2000));
     await a.keyboard.type('echo second-$((2+2))\n');
     await until('second', async () => /\nsecond-4/.test(await screen()));
+    // A line a spreadsheet would run as a formula, for the CSV export below.
+    await a.keyboard.type('=1+2\n');
+    await until('the shell answered it', async () => /=1\+2: not found/.test(await screen()));
 
     // Replay: jump to the moment between them: the first answer is there, the second not yet.
     await a.goto(`${cloud.url}/#/c/demo/replay`);
@@ -190,6 +193,8 @@ test('web viewer: rendering (colours, cursor movement, a full-screen program), r
     const csv = fs.readFileSync(await download.path(), 'utf8');
     assert.match(csv, /^time,console,user,type,what,session,fence,offset\r\n/);
     assert.match(csv, /,demo,alice,input,echo second-\$\(\(2\+2\)\)\^M,/);
+    assert.match(csv, /,demo,alice,input,'=1\+2\^M,/, 'a formula is exported as text');
+    assert.doesNotMatch(csv, /(^|,)[=+\-@]/m, 'no cell starts like a formula');
     await a.screenshot({ path: path.join(SHOTS, '8-audit.png') });
 
     // A phone-sized screen: the list and the audit still read.

@@ -5,6 +5,7 @@ import { readable } from '../../cli/readable.ts';
 import { apiJson, token, type Config, type ConsoleView } from './api.ts';
 import { b64ToBytes } from './session.ts';
 import { h } from './dom.ts';
+import { toCsv } from './csv.ts';
 
 export interface AuditRecord {
   time: number; console: string; type: string; user?: string; session?: string; fence?: number;
@@ -63,10 +64,10 @@ export function plainText(bytes: Uint8Array): string {
   return s.split('\n').map((l) => l.slice(l.lastIndexOf('\r') + 1)).join('\n').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
 }
 
-export function toCsv(rows: AuditRecord[]): string {
-  const q = (v: unknown) => { const s = v === undefined ? '' : String(v); return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s; };
+/** The shown rows as CSV (web/src/csv.ts: a cell that could run as a formula starts with `'`). */
+export function auditCsv(rows: AuditRecord[]): string {
   const head = ['time', 'console', 'user', 'type', 'what', 'session', 'fence', 'offset'];
-  return [head.join(','), ...rows.map((r) => [new Date(r.time).toISOString(), r.console, r.user, r.type, what(r), r.session, r.fence, r.offset].map(q).join(','))].join('\r\n') + '\r\n';
+  return toCsv([head, ...rows.map((r) => [new Date(r.time).toISOString(), r.console, r.user, r.type, what(r), r.session, r.fence, r.offset])]);
 }
 
 async function fetchOutput(cfg: Config, name: string, since: number, until: number): Promise<{ o: number; d: Uint8Array }[]> {
@@ -178,7 +179,7 @@ export function auditPage(cfg: Config, only?: string): { node: HTMLElement; clea
     h('h1', {}, only ? `${only}: audit` : 'Audit', ' ', only ? h('a', { href: `#/c/${encodeURIComponent(only)}` }, 'live') : null),
     h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Audit filters' }, consoleSel, userIn, kind,
       h('label', {}, 'From ', sinceIn), h('label', {}, 'To ', untilIn),
-      h('button', { type: 'button', onclick: () => download('cloudcons-audit.csv', 'text/csv', toCsv(shown)) }, 'Export CSV'),
+      h('button', { type: 'button', onclick: () => download('cloudcons-audit.csv', 'text/csv', auditCsv(shown)) }, 'Export CSV'),
       h('button', { type: 'button', onclick: () => download('cloudcons-audit.json', 'application/json', JSON.stringify(shown.map((r) => ({ ...r, what: what(r) })), null, 2)) }, 'Export JSON')),
     h('table', { 'data-testid': 'audit' },
       h('thead', {}, h('tr', {}, ...['Time', 'Console', 'User', 'Type', 'What (and the answer)'].map((t) => h('th', { scope: 'col' }, t)))),
