@@ -24,7 +24,7 @@
 // (any allowed action brings `list` with it: one may know what one may use); else `default`. With no document stored at all, every user may do every console action
 // (conserver's behaviour without rw/ro lists); tokens and rules stay with admins.
 import { z } from 'zod';
-import { globProblem, globToRegex } from '../../protocol/glob.ts';
+import { GLOB_MAX, globMatcher, globProblem } from '../../protocol/glob.ts';
 
 export const ACTIONS = ['list', 'spy', 'attach', 'force', 'break', 'replay', 'export', 'audit', 'down', 'up'] as const;
 export type Action = typeof ACTIONS[number];
@@ -39,7 +39,7 @@ export const ROLES: Record<string, readonly Action[]> = {
 
 const oneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.infer<T>[]);
 const who = z.string().min(1).max(128).regex(/^(\*|@?[A-Za-z0-9][A-Za-z0-9._@:+-]*)$/, 'a user name, @group or *');
-const glob = z.string().min(1).max(256).regex(/^[A-Za-z0-9._:@*?[\]!^-]+$/, 'a console name or glob (* ? [ab] [a-z] [!a])')
+const glob = z.string().min(1).max(GLOB_MAX).regex(/^[A-Za-z0-9._:@*?[\]!^-]+$/, 'a console name or glob (* ? [ab] [a-z] [!a])')
   .superRefine((g, ctx) => { const why = globProblem(g); if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: why }); });
 const right = z.string().refine((s) => s in ROLES || (ACTIONS as readonly string[]).includes(s), {
   message: `a role (${Object.keys(ROLES).join(', ')}) or an action (${ACTIONS.join(', ')})`,
@@ -80,13 +80,14 @@ export interface Decision {
   why: string;
 }
 
-const compiled = new WeakMap<AccessDoc, { rules: { re: RegExp[] }[]; relays: Map<string, RegExp[]> }>();
+type Match = (name: string) => boolean;
+const compiled = new WeakMap<AccessDoc, { rules: { match: Match[] }[]; relays: Map<string, Match[]> }>();
 function compile(doc: AccessDoc) {
   let c = compiled.get(doc);
   if (!c) {
     c = {
-      rules: doc.rules.map((r) => ({ re: r.consoles.map((g) => globToRegex(g)) })),
-      relays: new Map(Object.entries(doc.relays).map(([k, v]) => [k, v.map((g) => globToRegex(g))])),
+      rules: doc.rules.map((r) => ({ match: r.consoles.map((g) => globMatcher(g)) })),
+      relays: new Map(Object.entries(doc.relays).map(([k, v]) => [k, v.map((g) => globMatcher(g))])),
     };
     compiled.set(doc, c);
   }
@@ -125,7 +126,7 @@ export function decide(doc: AccessDoc | undefined, s: Subject, console: string, 
   let allowedBy = -1;
   for (let i = 0; i < doc.rules.length; i++) {
     const r = doc.rules[i];
-    if (!c.rules[i].re.some((re) => re.test(console)) || !matchesWho(r.who, s.name, groups)) continue;
+    if (!c.rules[i].match.some((m) => m(console)) || !matchesWho(r.who, s.name, groups)) continue;
     if (expand(r.deny).has(action)) return { allow: false, why: `denied by ${describe(doc, i)}` };
     // Any right on a console lets one know it exists: `list` comes with every allow.
     if (allowedBy < 0 && (expand(r.allow).has(action) || (action === 'list' && expand(r.allow).size > 0))) allowedBy = i;
@@ -147,7 +148,7 @@ export function relayMayPublish(doc: AccessDoc | undefined, relay: string, conso
   if (!doc) return true;
   const relays = compile(doc).relays;
   const own = relays.get(relay);
-  if (own) return own.some((re) => re.test(console));
-  for (const globs of relays.values()) if (globs.some((re) => re.test(console))) return false;
+  if (own) return own.some((m) => m(console));
+  for (const globs of relays.values()) if (globs.some((m) => m(console))) return false;
   return true;
 }
