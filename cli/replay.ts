@@ -211,8 +211,9 @@ export async function grep(login: Login, pattern: string, o: GrepOptions): Promi
   if (o.max) q.set('max', String(o.max));
   const res = await api(login, `/v1/grep?${q}`);
   let n = 0;
-  for await (const h of ndjson(res) as AsyncGenerator<GrepHit | { truncated: number }>) {
-    if ('truncated' in h) { process.stderr.write(`cloudcons: stopped after ${h.truncated} matches (--max)\n`); continue; }
+  for await (const h of ndjson(res) as AsyncGenerator<GrepHit | { truncated: number; reason?: string }>) {
+    // --max, or the cloud's time limit for one search (then it says why and how to narrow it).
+    if ('truncated' in h) { process.stderr.write(`cloudcons: ${h.reason ?? `stopped after ${h.truncated} matches (--max)`}\n`); continue; }
     n++;
     await write(process.stdout, o.json ? `${JSON.stringify(h)}\n` : `${h.console}\t${stamp(h.time)}\t${h.line}\n`);
   }
