@@ -221,6 +221,13 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--max-conns-per-user <n>', 'open WebSockets per user (default 32)', int('--max-conns-per-user', 1))
   .option('--max-conns-per-relay <n>', 'open WebSockets per relay (default 4)', int('--max-conns-per-relay', 1))
   .option('--max-sessions-per-console <n>', 'writer and spies one console takes (default 64)', int('--max-sessions-per-console', 1))
+  .option('--max-queries-per-user <n>', 'replay, export, grep and history requests one user may have running at once, over all sessions and HTTP requests; more get 429 (default 4)', int('--max-queries-per-user', 1))
+  .option('--max-queries <n>', 'the same for all users together (default 16)', int('--max-queries', 1))
+  .option('--max-history-bytes <n>', 'most output sent as history on attach or replay; also how far back its line search looks (default 1048576)', int('--max-history-bytes', 1024))
+  .option('--history-buffer-bytes <n>', 'history is sent to a connection while its send buffer is below this (default 262144)', int('--history-buffer-bytes', 1024))
+  .option('--max-pattern-length <n>', 'longest grep pattern accepted, in characters (default 1000)', int('--max-pattern-length', 1))
+  .option('--max-pattern-states <n>', 'most matcher states a grep pattern may compile to; counted repeats like x{100} multiply (default 4000)', int('--max-pattern-states', 10))
+  .option('--max-grep-ms <ms>', 'one grep request scans this long at most, then ends with a truncation notice (default 20000)', int('--max-grep-ms', 100))
   .option('--user-token-ttl <age>', 'lifetime of user tokens created without --expires (default 90d; 0d = never)', (v: string) => (v === '0' || /^0[smhdw]?$/.test(v) ? 0 : duration('--user-token-ttl')(v)))
   .option('--access-cache-ms <ms>', 'how long the access rules read are used before reading them again (default 2000)', int('--access-cache-ms', 0))
   .option('--retention <age>', 'delete stored output older than this (e.g. 90d, 12h; default: keep forever)', duration('--retention'))
@@ -248,10 +255,12 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
         clockToleranceS: o.oidcClockTolerance, jwksCacheMs: o.oidcJwksCacheMs, scopes: o.oidcScopes } : undefined,
       tls: { cert: o.tlsCert, key: o.tlsKey, selfSigned: o.tlsSelfSigned }, insecureHttp: o.insecureHttp,
       dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs, live: o.live, quietBatchMs: o.quietBatchMs, redactSecrets: o.redactPasswords, ...(o.secretPrompt ? { secretPrompt: o.secretPrompt } : {}),
-        maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs },
+        maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs, maxQueriesPerUser: o.maxQueriesPerUser, maxQueries: o.maxQueries,
+        maxHistoryBytes: o.maxHistoryBytes, maxPatternLength: o.maxPatternLength, maxPatternStates: o.maxPatternStates, maxGrepMs: o.maxGrepMs },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention,
-        maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl },
+        maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl,
+        historyBufferBytes: o.historyBufferBytes },
     });
   });
 

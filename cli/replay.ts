@@ -215,8 +215,9 @@ export async function grep(login: Login, pattern: string, o: GrepOptions): Promi
   if (o.max) q.set('max', String(o.max));
   const res = await api(login, `/v1/grep?${q}`);
   let n = 0;
-  for await (const h of ndjson(res) as AsyncGenerator<GrepHit | { truncated: number }>) {
-    if ('truncated' in h) { err(line`cloudcons: stopped after ${h.truncated} matches (--max)`); continue; }
+  for await (const h of ndjson(res) as AsyncGenerator<GrepHit | { truncated: number; reason?: string }>) {
+    // --max, or the cloud's time limit for one search (then it says why and how to narrow it).
+    if ('truncated' in h) { err(h.reason !== undefined ? line`cloudcons: ${h.reason}` : line`cloudcons: stopped after ${h.truncated} matches (--max)`); continue; }
     n++;
     if (o.json) await write(process.stdout, line`${json(h, 0)}\n`);
     else if (o.raw) await write(process.stdout, Buffer.from(`${safe(h.console)}\t${stamp(h.time)}\t${h.line}\n`)); // console bytes, asked for

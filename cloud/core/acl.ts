@@ -29,7 +29,7 @@
 // users), `@ops` a group and nothing else (a user is never taken for one). Every name is read in
 // normal form (lowercase) when the document is parsed, and subjects are compared in it too.
 import { z } from 'zod';
-import { globProblem, globToRegex } from '../../protocol/glob.ts';
+import { GLOB_MAX, globMatcher, globProblem } from '../../protocol/glob.ts';
 import { checkGroupName, checkUserName, formatPrincipal, parsePrincipal, PRINCIPAL_NAME_MAX, shownName, type Checked } from '../../protocol/principal.ts';
 
 export const ACTIONS = ['list', 'spy', 'attach', 'force', 'break', 'replay', 'export', 'audit', 'down', 'up'] as const;
@@ -61,7 +61,7 @@ const nameKeyed = <V extends z.ZodType>(check: (raw: unknown) => Checked, what: 
     if (c.why !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `${what}: ${c.why}` });
   }
 });
-const glob = z.string().min(1).max(256).regex(/^[A-Za-z0-9._:@*?[\]!^-]+$/, 'a console name or glob (* ? [ab] [a-z] [!a])')
+const glob = z.string().min(1).max(GLOB_MAX).regex(/^[A-Za-z0-9._:@*?[\]!^-]+$/, 'a console name or glob (* ? [ab] [a-z] [!a])')
   .superRefine((g, ctx) => { const why = globProblem(g); if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: why }); });
 const right = z.string().refine((s) => s in ROLES || (ACTIONS as readonly string[]).includes(s), {
   message: `a role (${Object.keys(ROLES).join(', ')}) or an action (${ACTIONS.join(', ')})`,
@@ -122,13 +122,14 @@ export interface Decision {
   why: string;
 }
 
-const compiled = new WeakMap<AccessDoc, { rules: { re: RegExp[] }[]; relays: Map<string, RegExp[]> }>();
+type Match = (name: string) => boolean;
+const compiled = new WeakMap<AccessDoc, { rules: { match: Match[] }[]; relays: Map<string, Match[]> }>();
 function compile(doc: AccessDoc) {
   let c = compiled.get(doc);
   if (!c) {
     c = {
-      rules: doc.rules.map((r) => ({ re: r.consoles.map((g) => globToRegex(g)) })),
-      relays: new Map(Object.entries(doc.relays).map(([k, v]) => [k, v.map((g) => globToRegex(g))])),
+      rules: doc.rules.map((r) => ({ match: r.consoles.map((g) => globMatcher(g)) })),
+      relays: new Map(Object.entries(doc.relays).map(([k, v]) => [k, v.map((g) => globMatcher(g))])),
     };
     compiled.set(doc, c);
   }
@@ -170,7 +171,7 @@ export function decide(doc: AccessDoc | undefined, subject: Subject, console: st
   let allowedBy = -1;
   for (let i = 0; i < doc.rules.length; i++) {
     const r = doc.rules[i];
-    if (!c.rules[i].re.some((re) => re.test(console)) || !matchesWho(r.who, s.name, groups)) continue;
+    if (!c.rules[i].match.some((m) => m(console)) || !matchesWho(r.who, s.name, groups)) continue;
     if (expand(r.deny).has(action)) return { allow: false, why: `denied by ${describe(doc, i)}` };
     // Any right on a console lets one know it exists: `list` comes with every allow.
     if (allowedBy < 0 && (expand(r.allow).has(action) || (action === 'list' && expand(r.allow).size > 0))) allowedBy = i;
@@ -192,7 +193,7 @@ export function relayMayPublish(doc: AccessDoc | undefined, relay: string, conso
   if (!doc) return true;
   const relays = compile(doc).relays;
   const own = relays.get(relay);
-  if (own) return own.some((re) => re.test(console));
-  for (const globs of relays.values()) if (globs.some((re) => re.test(console))) return false;
+  if (own) return own.some((m) => m(console));
+  for (const globs of relays.values()) if (globs.some((m) => m(console))) return false;
   return true;
 }

@@ -3,13 +3,15 @@
 // in the embedded server and in Lambda. Callers must hand it the messages of one connection in
 // order (one at a time per connection); different connections may interleave.
 import { randomBytes } from 'node:crypto';
-import { chunks, encode } from '../../protocol/codec.ts';
+import { chunks, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
 import { CLOUD_STREAM } from '../../protocol/names.ts';
 import { BadParameter, Conflict, Forbidden, NotFound, RateLimited } from '../../protocol/errors.ts';
 import type { ClientToCloud, ConsoleInfo, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
 import { ACTIONS, decide, explain, isAdmin, parseAccess, relayMayPublish, type AccessDoc, type Action, type Decision } from './acl.ts';
 import { SecretPromptTracker } from './secret-prompt.ts';
 import { LogStore, type LogStoreOptions } from './log-store.ts';
+import { QuerySlots } from './query-slots.ts';
+import { PATTERN_DEFAULTS } from './grep-pattern.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
 
 export interface CoreOptions {
@@ -46,10 +48,22 @@ export interface CoreOptions {
   /** Every this many heartbeats of a connection (clients: 10 s, relays: 20 s) its token is looked
    *  up again: a revoked or expired token ends the connection then. Default 3. */
   tokenRecheckPings: number;
+  /** Replay, export, grep and history requests one user may have running at once, over all their
+   *  WebSocket sessions and HTTP requests (query-slots.ts); more get RateLimited. Default 4. */
+  maxQueriesPerUser: number;
+  /** The same for all users together, in this process. Default 16. */
+  maxQueries: number;
+  /** Longest grep pattern accepted (characters). Default 1000. */
+  maxPatternLength: number;
+  /** Most matcher states a grep pattern may compile to (grep-pattern.ts). Default 4000. */
+  maxPatternStates: number;
+  /** How long one grep request may scan before it stops with a truncation notice (ms). Default 20000. */
+  maxGrepMs: number;
 }
 export const CORE_DEFAULTS: CoreOptions = {
   leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0,
   redactSecrets: true, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckPings: 3,
+  maxQueriesPerUser: 4, maxQueries: 16, maxPatternLength: PATTERN_DEFAULTS.maxLength, maxPatternStates: PATTERN_DEFAULTS.maxStates, maxGrepMs: 20_000,
 };
 
 export { CLOUD_STREAM } from '../../protocol/names.ts';
@@ -68,8 +82,11 @@ export class CloudCore {
     this.opts = { ...CORE_DEFAULTS, ...opts };
     this.log = new LogStore(p.segments, p.hot, logOpts);
     this.prompts = new SecretPromptTracker(this.opts.secretPrompt);
+    this.queries = new QuerySlots(this.opts.maxQueriesPerUser, this.opts.maxQueries);
   }
   private readonly prompts: SecretPromptTracker;
+  /** Replay, export, grep and history work running in this process (query-slots.ts). */
+  readonly queries: QuerySlots;
 
   // ============================================================================ relay connections
 
@@ -275,13 +292,13 @@ export class CloudCore {
         return;
       }
       case 'who': await this.sendClient(conn, { t: 'who', viewers: await this.who(s.console) }); return;
-      case 'replay': return this.sendHistory(s.conn, s.console, msg.lines, 'replay');
+      case 'replay': return this.sendHistory(s.conn, who, s.console, msg.lines, 'replay');
     }
   }
 
   private async attach(conn: string, who: Principal, msg: Extract<ClientToCloud, { t: 'attach' }>): Promise<void> {
     if ((await this.p.sessions.byConn(conn)).length) throw new Conflict('this connection is already attached; open another one');
-    const rec = await this.requireVisible(who, msg.c, await this.p.consoles.get(msg.c));
+    const rec = await this.requireVisible(who, msg.c, () => this.p.consoles.get(msg.c));
     // A user without write access joins as spy (as a conserver `ro` user does); without spy, not at all.
     let mode = msg.mode;
     let downgraded: string | undefined;
@@ -311,17 +328,16 @@ export class CloudCore {
     if (s.mode === 'rw' && msg.cols && msg.rows && rec.resizable && rec.relayConn) {
       await this.toRelay(s.console, rec.relayConn, { t: 'resize', c: s.console, fence: s.fence!, session: s.id, cols: msg.cols, rows: msg.rows });
     }
-    if (msg.from !== undefined) await this.sendSince(conn, msg.c, msg.from);
-    else await this.sendHistory(conn, msg.c, msg.tail ?? 0, 'attach');
+    if (msg.from !== undefined) await this.sendSince(conn, who, msg.c, msg.from);
+    else await this.sendHistory(conn, who, msg.c, msg.tail ?? 0, 'attach');
   }
 
   /** History from output offset `from` to the end (at most maxHistoryBytes; the rest is reported
    *  as missed), for a client that re-attaches after losing its connection. */
-  private async sendSince(conn: string, console: string, from: number): Promise<void> {
+  private async sendSince(conn: string, who: Principal, console: string, from: number): Promise<void> {
     const end = await this.log.end(console);
     const start = Math.min(end, Math.max(from, end - this.opts.maxHistoryBytes));
-    if (start > from) await this.sendClient(conn, { t: 'missed', bytes: start - from });
-    await this.sendChunks(conn, await this.log.read(console, start, end), 'attach', end);
+    await this.sendRange(conn, who, console, start, end, 'attach', from);
   }
 
   /** Tries to make `s` the writer. Updates `s` in place and in the store; returns a notice when
@@ -476,17 +492,56 @@ export class CloudCore {
     await this.toRelay(console, rec.relayConn, on ? { t: 'watch', c: console, on, from: await this.log.end(console) } : { t: 'watch', c: console, on });
   }
 
-  private async sendHistory(conn: string, console: string, lines: number, kind: 'attach' | 'replay'): Promise<void> {
+  /** The last `lines` lines of output as history, at most maxHistoryBytes of them: the search for
+   *  their start looks back no further than that, so what is scanned is bounded by what is sent. */
+  private async sendHistory(conn: string, who: Principal, console: string, lines: number, kind: 'attach' | 'replay'): Promise<void> {
     const end = await this.log.end(console);
-    let bytes = lines > 0 ? await this.log.tail(console, lines) : Buffer.alloc(0);
-    if (bytes.length > this.opts.maxHistoryBytes) bytes = bytes.subarray(bytes.length - this.opts.maxHistoryBytes);
-    await this.sendChunks(conn, bytes, kind, end);
+    const start = lines > 0 ? await this.log.lineStart(console, lines, end, Math.max(0, end - this.opts.maxHistoryBytes)) : end;
+    await this.sendRange(conn, who, console, start, end, kind);
   }
 
-  private async sendChunks(conn: string, bytes: Buffer, kind: 'attach' | 'replay', end: number): Promise<void> {
-    const parts = [...chunks(bytes)];
-    for (let i = 0; i < parts.length - 1; i++) await this.sendClient(conn, { t: 'history', kind, d: parts[i].toString('base64'), last: false });
-    await this.sendClient(conn, { t: 'history', kind, d: (parts.at(-1) ?? Buffer.alloc(0)).toString('base64'), last: true, end });
+  /** Output [start, end) as history frames, read a block at a time and sent as the connection
+   *  drains (the sender's `drained`), so a history never piles up in memory; it stops as soon as
+   *  the connection is gone. Holds one of the user's query slots meanwhile: with none free, none of
+   *  it is sent and the client is told (an attach still gets the last frame, whose `end` places
+   *  the live output after it). `askedFrom`: where a re-attach asked to start (what it will not
+   *  get is reported as missed, never silently). */
+  private async sendRange(conn: string, who: Principal, console: string, start: number, end: number, kind: 'attach' | 'replay', askedFrom?: number): Promise<void> {
+    let release = (): void => {};
+    if (start < end) {
+      try { release = this.queries.take(who.name); } catch (e) {
+        if (!(e instanceof RateLimited)) throw e;
+        await this.sendClient(conn, { t: 'notice', text: `[cloudcons: history not sent: ${e.message}]` });
+        start = end;
+      }
+    }
+    try {
+      if (askedFrom !== undefined && start > askedFrom) await this.sendClient(conn, { t: 'missed', bytes: start - askedFrom });
+      const frame = PROTOCOL_LIMITS.maxRawChunk;
+      let acc: Buffer[] = [], size = 0;
+      for await (const it of this.log.items(console, start, end)) {
+        if (it.kind !== 'data') continue;
+        acc.push(it.data);
+        size += it.data.length;
+        // Full frames go out as they fill; the rest waits for more (the last one carries `last`).
+        while (size > frame) {
+          const all = acc.length === 1 ? acc[0] : Buffer.concat(acc, size);
+          if (!(await this.sendHistoryFrame(conn, { t: 'history', kind, d: all.subarray(0, frame).toString('base64'), last: false }))) return;
+          acc = [all.subarray(frame)];
+          size -= frame;
+        }
+      }
+      const rest = acc.length === 1 ? acc[0] : Buffer.concat(acc, size);
+      await this.sendClient(conn, { t: 'history', kind, d: rest.toString('base64'), last: true, end });
+    } finally {
+      release();
+    }
+  }
+
+  /** Sends a history frame, then waits until the connection can take more; false once it is gone. */
+  private async sendHistoryFrame(conn: string, msg: Out<CloudToClient>): Promise<boolean> {
+    if (!(await this.sendClient(conn, msg))) return false;
+    return this.p.sender.drained ? this.p.sender.drained(conn) : true;
   }
 
   // ======================================================================================= queries
@@ -509,7 +564,7 @@ export class CloudCore {
   /** `cloudcons console down|up NAME`: tells the console's relay to close it until `up` (or to
    *  bring it up now, also ending a flap hold). Remembered, so a relay that restarts keeps it down. */
   async consoleCtl(who: Principal, name: string, op: 'down' | 'up'): Promise<ConsoleView> {
-    const rec = await this.requireVisible(who, name, await this.p.consoles.get(name));
+    const rec = await this.requireVisible(who, name, () => this.p.consoles.get(name));
     await this.requireAccess(who, name, op);
     if (!rec.relayConn) throw new Conflict(`console ${name}: its relay ${rec.relay} is not connected, so it cannot be taken ${op} now`);
     const next: ConsoleRecord = { ...rec };
@@ -521,14 +576,13 @@ export class CloudCore {
   }
 
   async getConsole(who: Principal, name: string): Promise<ConsoleView> {
-    return this.view(await this.requireVisible(who, name, await this.p.consoles.get(name)));
+    return this.view(await this.requireVisible(who, name, () => this.p.consoles.get(name)));
   }
 
   /** Console must be known (registered or with stored output) and `who` allowed `action` on it.
    *  A console `who` may not list is reported as unknown (its name is not given away). */
   async requireKnown(who: Principal, name: string, action: Action): Promise<void> {
-    const known = !!(await this.p.consoles.get(name)) || (await this.log.consoles()).includes(name);
-    await this.requireVisible(who, name, known);
+    await this.requireVisible(who, name, async () => !!(await this.p.consoles.get(name)) || (await this.log.consoles()).includes(name));
     await this.requireAccess(who, name, action);
   }
 
@@ -538,10 +592,14 @@ export class CloudCore {
     return { ...pub, writer: viewers.find((v) => v.mode === 'rw')?.user, spies: viewers.filter((v) => v.mode === 'spy').length, viewers };
   }
 
-  /** NotFound unless the console `exists` and `who` may list it: one the user may not see reads
-   *  as unknown, and its name is not given away. */
-  private async requireVisible<T>(who: Principal, name: string, found: T | undefined | false): Promise<T> {
-    if (found && (await this.may(who, name, 'list')).allow) return found;
+  /** NotFound unless `who` may list the console and `lookup` finds it. The rules decide first,
+   *  before any lookup: a name the user may not list costs exactly what an unknown one does, so
+   *  neither the answer nor its time says whether it exists. */
+  private async requireVisible<T>(who: Principal, name: string, lookup: () => Promise<T | undefined | false>): Promise<T> {
+    if ((await this.may(who, name, 'list')).allow) {
+      const found = await lookup();
+      if (found) return found;
+    }
     throw new NotFound(await this.unknownConsoleMessage(name, who));
   }
 

@@ -6,12 +6,12 @@ import { encodeSegment, type Chunk } from '../../protocol/segment.ts';
 import { cleanup, tmpDir } from '../../test/helpers.ts';
 import { requiredLiterals } from './grep-index.ts';
 import { LogStore } from './log-store.ts';
-import { grepLog, grepRegex } from './replay.ts';
+import { byteSource, grepLog, grepPattern } from './replay.ts';
 
 after(cleanup);
 
 test('requiredLiterals finds only what every match must contain', () => {
-  const lit = (p: string, i = false) => requiredLiterals(grepRegex(p, i).source, i).map((b) => b.toString('latin1'));
+  const lit = (p: string, i = false) => requiredLiterals(byteSource(p, i), i).map((b) => b.toString('latin1'));
   assert.deepEqual(lit('NEVER_[0-9]+_MATCHES'), ['NEVER_', '_MATCHES']);
   assert.deepEqual(lit('kernel: eth0 up'), ['kernel: eth0 up']);
   assert.deepEqual(lit('colou?r error'), ['colo', 'r error']);
@@ -43,10 +43,10 @@ test('grep with the trigram index finds exactly what a full scan finds, also acr
     off += data.length;
   }
   const run = async (pattern: string, i: boolean, pruned: boolean) => {
-    const re = grepRegex(pattern, i);
+    const pat = grepPattern(pattern, i);
+    if (!pruned) pat.literals = [];
     const hits = [];
-    const lits = pruned ? requiredLiterals(re.source, i) : [];
-    for await (const h of grepLog(log.items('c', 0, off, { literals: lits }), 'c', re, lits)) hits.push(`${h.offset}:${h.line}`);
+    for await (const h of grepLog(log.items('c', 0, off, { literals: pat.literals }), 'c', pat)) hits.push(`${h.offset}:${h.line}`);
     return hits;
   };
   for (const [p, i] of [['NEEDLE-[A-Z]+', false], ['needle-t', true], ['NEEDLE-TWO', false], ['NEEDLE-THREE', false], ['LINK UP needle', true], ['NOT THERE AT ALL', false]] as const) {
@@ -56,6 +56,6 @@ test('grep with the trigram index finds exactly what a full scan finds, also acr
   assert.equal((await run('NEEDLE-[A-Z]+', false, true)).length, 4);
   // ...and the index really skips blocks for a selective pattern.
   let skipped = 0;
-  for await (const it of log.items('c', 0, off, { literals: requiredLiterals(grepRegex('NOT THERE AT ALL', false).source, false) })) if (it.kind === 'pending') skipped += it.bytes;
+  for await (const it of log.items('c', 0, off, { literals: grepPattern('NOT THERE AT ALL', false).literals })) if (it.kind === 'pending') skipped += it.bytes;
   assert.ok(skipped > off / 2, `skipped ${skipped} of ${off} bytes`);
 });

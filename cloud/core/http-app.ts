@@ -5,8 +5,8 @@ import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { CcError, Forbidden, Unauthorized, BadParameter, NotFound, TooLarge, httpStatus } from '../../protocol/errors.ts';
 import { CLOUD_STREAM, type CloudCore } from './core.ts';
-import { requiredLiterals } from './grep-index.ts';
-import { DEFAULT_MARK_MS, Formatter, globToRegex, grepLog, grepRegex, parseTime, REPLAY_FORMATS, type ReplayFormat } from './replay.ts';
+import { globMatcher } from '../../protocol/glob.ts';
+import { DEFAULT_MARK_MS, Formatter, grepLog, grepPattern, parseTime, REPLAY_FORMATS, type GrepBudget, type ReplayFormat } from './replay.ts';
 import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
 import { checkGroupName, formatPrincipal, parsePrincipal, principalLabel, tokenName } from '../../protocol/principal.ts';
 
@@ -133,10 +133,17 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   app.get('/v1/consoles/:name/replay', async (c) => {
     const who = user(c);
     const name = c.req.param('name');
-    const q = (k: string) => c.req.query(k);
     // `export=1`: the CLI's export (a file leaves the cloud): its own right, and audited.
-    const exporting = flag(q('export'));
+    const exporting = flag(c.req.query('export'));
     await core.requireKnown(who, name, exporting ? 'export' : 'replay');
+    const release = core.queries.take(who.name);
+    try {
+      return await replayResponse(name, who, exporting, release, c);
+    } catch (e) { release(); throw e; }
+  });
+
+  async function replayResponse(name: string, who: Principal, exporting: boolean, release: () => void, c: Context<Env>): Promise<Response> {
+    const q = (k: string) => c.req.query(k);
     const format = (q('format') ?? 'raw') as ReplayFormat;
     if (!REPLAY_FORMATS.includes(format)) throw new BadParameter(`format: must be one of ${REPLAY_FORMATS.join(', ')} (got ${JSON.stringify(format)})`);
     const since = timeParam(q('since'), 'since'), until = timeParam(q('until'), 'until');
@@ -157,55 +164,55 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
       width: intParam(q('width'), 'width', 80, 1, 1000), height: intParam(q('height'), 'height', 24, 1, 1000),
     });
     const items = core.log.items(name, from, to);
-    const body = new ReadableStream<Uint8Array>({
-      // A pull must enqueue something (or close): a stream does not pull again on its own.
-      async pull(ctl) {
-        for (;;) {
-          const r = await items.next();
-          if (r.done) { const tail = f.end(); if (tail.length) ctl.enqueue(new Uint8Array(tail)); ctl.close(); return; }
-          const out = f.push(r.value);
-          if (out.length) { ctl.enqueue(new Uint8Array(out.buffer, out.byteOffset, out.length)); return; }
+    const body = streamOf(release, c.req.raw.signal, async function* () {
+      try {
+        for await (const it of items) {
+          const out = f.push(it);
+          if (out.length) yield new Uint8Array(out.buffer, out.byteOffset, out.length);
         }
-      },
-      async cancel() { await items.return(undefined); },
+        const tail = f.end();
+        if (tail.length) yield new Uint8Array(tail);
+      } finally { await items.return(undefined); }
     });
     const type = format === 'asciicast' || format === 'chunks' ? 'application/x-ndjson' : 'application/octet-stream';
     return new Response(body, { headers: { 'content-type': type, 'x-cloudcons-from': String(from), 'x-cloudcons-end': String(to), 'cache-control': 'no-store' } });
-  });
+  }
 
   // Search stored output of many consoles: NDJSON lines {console,time,offset,line}, then
-  // {"truncated":N} if `max` (default 1000) stopped it.
+  // {"truncated":N} if `max` (default 1000) stopped it, or {"truncated":N,"reason":...} if its time
+  // (maxGrepMs) did. Which consoles: those the caller may replay, then of them those `console`
+  // (a glob) matches; the glob never sees a console the caller may not.
   app.get('/v1/grep', async (c) => {
     const who = user(c);
     const q = (k: string) => c.req.query(k);
     const pattern = q('pattern');
     if (!pattern) throw new BadParameter('pattern: required');
-    let re: RegExp;
-    try { re = grepRegex(pattern, flag(q('i'))); } catch (e) { throw new BadParameter((e as Error).message); }
-    const literals = requiredLiterals(re.source, re.ignoreCase);
-    let glob: RegExp;
-    try { glob = globToRegex(q('console') ?? '*'); } catch (e) { throw new BadParameter(`console: ${(e as Error).message}`); }
+    const pat = grepPattern(pattern, flag(q('i')), { maxLength: core.opts.maxPatternLength, maxStates: core.opts.maxPatternStates });
+    let glob: (name: string) => boolean;
+    try { glob = globMatcher(q('console') ?? '*'); } catch (e) { throw new BadParameter(`console: ${(e as Error).message}`); }
     const since = timeParam(q('since'), 'since'), until = timeParam(q('until'), 'until');
     const max = intParam(q('max'), 'max', 1000, 1, 10_000_000);
-    const all = [...new Set([...(await core.listConsoles()).map((x) => x.name), ...(await core.log.consoles())])].filter((n) => glob.test(n)).sort();
-    // Only consoles whose history this user may read (others are skipped without a word).
+    const all = [...new Set([...(await core.listConsoles()).map((x) => x.name), ...(await core.log.consoles())])].sort();
     const names: string[] = [];
-    for (const n of all) if ((await core.may(who, n, 'replay')).allow) names.push(n);
+    for (const n of all) if ((await core.may(who, n, 'replay')).allow && glob(n)) names.push(n);
+    const release = core.queries.take(who.name);
+    const budget: GrepBudget = { deadline: Date.now() + core.opts.maxGrepMs, scanned: 0 };
     const enc = (x: unknown) => new TextEncoder().encode(JSON.stringify(x) + '\n');
-    const hits = (async function* () {
+    const body = streamOf(release, c.req.raw.signal, async function* (signal) {
+      budget.signal = signal;
       let n = 0;
       for (const name of names) {
         const from = since !== undefined ? await core.log.offsetAt(name, since) : 0;
         const to = until !== undefined ? await core.log.offsetAt(name, until) : await core.log.end(name);
-        for await (const h of grepLog(core.log.items(name, from, to, { literals }), name, re, literals)) {
-          if (n++ >= max) { yield { truncated: max }; return; }
-          yield h;
+        for await (const h of grepLog(core.log.items(name, from, to, { literals: pat.literals }), name, pat, budget)) {
+          if (n++ >= max) { yield enc({ truncated: max }); return; }
+          yield enc(h);
         }
+        if (budget.stopped) break;
       }
-    })();
-    const body = new ReadableStream<Uint8Array>({
-      async pull(ctl) { const r = await hits.next(); if (r.done) ctl.close(); else ctl.enqueue(enc(r.value)); },
-      async cancel() { await hits.return(undefined); },
+      if (budget.stopped && !signal.aborted) {
+        yield enc({ truncated: n, reason: `grep stopped ${budget.stopped} after ${core.opts.maxGrepMs} ms (maxGrepMs), having scanned ${budget.scanned} bytes: narrow it with --since/--until or --console` });
+      }
     });
     return new Response(body, { headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' } });
   });
@@ -363,6 +370,27 @@ function subjectName(raw: string | undefined): string | undefined {
   if (p.why !== undefined) throw new BadParameter(`user: ${p.why}`);
   if (p.ref.kind !== 'user' && p.ref.kind !== 'sso') throw new BadParameter(`user: ${raw} is a ${p.ref.kind === 'everyone' ? 'rule for everyone' : p.ref.kind}, not a user (a token user alice, or sso:alice)`);
   return formatPrincipal(p.ref);
+}
+
+/** A response body streamed from `gen` with backpressure (a chunk is made when the client is ready
+ *  for one). It ends, and gives back its query slot (`release`), when `gen` is done or fails, or
+ *  when the requester leaves (the stream is cancelled, or the request's `signal` aborts): then
+ *  the signal passed to `gen` aborts, so work between two chunks stops too. */
+function streamOf(release: () => void, request: AbortSignal | undefined, make: (signal: AbortSignal) => AsyncGenerator<Uint8Array>): ReadableStream<Uint8Array> {
+  const gone = new AbortController();
+  const leave = () => { gone.abort(); release(); void gen.return(undefined).catch(() => {}); };
+  request?.addEventListener('abort', leave, { once: true });
+  const gen = make(gone.signal);
+  const done = () => { request?.removeEventListener('abort', leave); release(); };
+  return new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      try {
+        const r = await gen.next();
+        if (r.done) { done(); ctl.close(); } else ctl.enqueue(r.value);
+      } catch (e) { done(); ctl.error(e); }
+    },
+    async cancel() { leave(); },
+  });
 }
 
 function flag(raw: string | undefined): boolean { return raw !== undefined && raw !== '0' && raw !== 'false'; }

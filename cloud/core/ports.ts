@@ -313,6 +313,10 @@ export interface ConnectionSender {
   send(conn: string, frame: string, opts?: SendOptions): Promise<boolean>;
   /** Closes a connection with a reason; unknown connections are ignored. */
   close(conn: string, code: number, reason: string): Promise<void>;
+  /** Resolves true once the connection can take more history (what was sent to it is mostly on
+   *  its way), false when it is gone (closed, or closed here for reading nothing for too long).
+   *  Senders that finish each send before returning (an @connections post) leave it out. */
+  drained?(conn: string): Promise<boolean>;
 }
 
 export interface Clock { now(): number }

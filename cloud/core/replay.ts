@@ -8,16 +8,12 @@
 //              interleaved (`marks`: [-- MARK -- ...] every `markMs`, [-- alice attached --] ...)
 //   asciicast  asciicast v2 (header line + [seconds, "o", text] events), plays in `asciinema play`
 //   chunks     NDJSON, one item per line: {"o","ts","d"(base64)} | {"gap":{...}} | {"pending":{...}}
-import v8 from 'node:v8';
 import type { LogItem } from './log-store.ts';
 import type { AuditRecord } from './ports.ts';
 import { safeText } from '../../protocol/safe-text.ts';
-
-// A user's grep pattern runs in the cloud process: one with catastrophic backtracking (`(a*)*b`
-// on a long line of a's) would stop it for hours. With this V8 flag a regex that backtracks
-// excessively (50,000 times) goes on in V8's linear-time engine instead (patterns it cannot run,
-// with backreferences or lookarounds, keep backtracking). Set once, for every process that greps.
-v8.setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+import { compile, LineMatcher, type Program } from './grep-dfa.ts';
+import { requiredLiterals } from './grep-index.ts';
+import { parsePattern, type PatternLimits } from './grep-pattern.ts';
 
 export type ReplayFormat = 'raw' | 'text' | 'asciicast' | 'chunks';
 export const REPLAY_FORMATS: readonly ReplayFormat[] = ['raw', 'text', 'asciicast', 'chunks'];
@@ -193,106 +189,119 @@ export function parseTime(s: string, now = Date.now()): number | undefined {
 // ------------------------------------------------------------------------------------------ grep
 export interface GrepHit { console: string; time: number; offset: number; line: string }
 
-/** Turns a user pattern into a regex over latin1-decoded bytes (one char per byte, so positions
- *  are byte offsets): non-ASCII characters in the pattern become their UTF-8 byte sequences. */
-export function grepRegex(pattern: string, ignoreCase: boolean): RegExp {
-  // Each non-ASCII character becomes its UTF-8 bytes, as a group of both cases under -i (regex
-  // case folding knows nothing of UTF-8 byte sequences). Not supported inside [...] classes.
+/** A compiled grep pattern (grep-pattern.ts says what it means and what is refused). */
+export interface GrepPattern {
+  program: Program;
+  ignoreCase: boolean;
+  /** Byte strings every matching line contains (the trigram index and a fast pre-check). */
+  literals: Buffer[];
+}
+
+/** Compiles a user's pattern; BadParameter (`pattern: ...`) says what is wrong or refused. */
+export function grepPattern(pattern: string, ignoreCase: boolean, limits?: PatternLimits): GrepPattern {
+  const program = compile(parsePattern(pattern, ignoreCase, limits));
+  return { program, ignoreCase, literals: requiredLiterals(byteSource(pattern, ignoreCase), ignoreCase) };
+}
+
+/** The pattern's source over bytes (latin1, one char per byte) for requiredLiterals: each
+ *  non-ASCII character as its UTF-8 bytes, a group of its case forms under -i. */
+export function byteSource(pattern: string, ignoreCase: boolean): string {
   const utf8 = (c: string) => Buffer.from(c, 'utf8').toString('latin1');
-  const bytes = [...pattern].map((c) => {
+  return [...pattern].map((c) => {
     if (c.charCodeAt(0) < 128) return c;
     const forms = ignoreCase ? [...new Set([c, c.toLowerCase(), c.toUpperCase()])] : [c];
     return forms.length === 1 ? utf8(c) : `(?:${forms.map(utf8).join('|')})`;
   }).join('');
-  try {
-    new RegExp(bytes, 'gm'); // the user's syntax errors, as written
-    // V8's linear-time fallback (above) cannot run the `i` flag: a pattern that could backtrack
-    // badly (a quantified group) gets its letters folded by hand instead ([aA]).
-    if (ignoreCase && /\)[*+?{]/.test(bytes)) return new RegExp(foldCase(bytes), 'gm');
-    return new RegExp(bytes, `gm${ignoreCase ? 'i' : ''}`);
-  } catch (e) { throw new Error(`bad pattern: ${(e as Error).message}`); }
 }
 
-/** `pattern` matching both cases of every ASCII letter without the `i` flag (a backreference then matches its group's text exactly): `ab` -> `[aA][bB]`,
- *  `[a-c]` -> `[a-cA-C]`. Escapes (`\d`, `\x41`, `\p{L}`, `\k<n>`) and group names stay as they are. */
-export function foldCase(pattern: string): string {
-  const other = (c: string) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase());
-  const letter = (c: string | undefined) => !!c && /^[A-Za-z]$/.test(c);
-  let out = '';
-  let inClass = false;
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '\\') {
-      // An escape: copied whole, with its {...} or <...> argument.
-      let j = i + 2;
-      const n = pattern[i + 1];
-      if ((n === 'p' || n === 'P' || n === 'u') && pattern[j] === '{') j = pattern.indexOf('}', j) + 1 || pattern.length;
-      else if (n === 'k' && pattern[j] === '<') j = pattern.indexOf('>', j) + 1 || pattern.length;
-      else if (n === 'x') j = i + 4;
-      else if (n === 'u') j = i + 6;
-      else if (n === 'c') j = i + 3;
-      out += pattern.slice(i, j);
-      i = j - 1;
-    } else if (inClass) {
-      if (c === ']') { inClass = false; out += c; continue; }
-      if (letter(c) && pattern[i + 1] === '-' && letter(pattern[i + 2])) {
-        const [a, b] = [c, pattern[i + 2]];
-        out += `${a}-${b}`;
-        if ((a === a.toLowerCase()) === (b === b.toLowerCase())) out += `${other(a)}-${other(b)}`;
-        i += 2;
-      } else out += letter(c) ? c + other(c) : c;
-    } else if (c === '[') {
-      inClass = true;
-      out += c;
-      if (pattern[i + 1] === '^') { out += '^'; i++; }
-      if (pattern[i + 1] === ']') { out += ']'; i++; }
-    } else if (c === '(' && pattern[i + 1] === '?' && pattern[i + 2] === '<' && pattern[i + 3] !== '=' && pattern[i + 3] !== '!') {
-      const j = pattern.indexOf('>', i) + 1 || pattern.length; // a group name
-      out += pattern.slice(i, j);
-      i = j - 1;
-    } else out += letter(c) ? `[${c}${other(c)}]` : c;
-  }
-  return out;
+/** What one grep request may spend, shared by the consoles it scans. */
+export interface GrepBudget {
+  /** Stop scanning at this time (ms since the epoch). */
+  deadline: number;
+  /** Aborted when the requester went away: the scan ends at its next step. */
+  signal?: AbortSignal;
+  /** Bytes scanned so far. */
+  scanned: number;
+  /** Why the scan stopped before the end, once it did. */
+  stopped?: string;
 }
 
 const WINDOW = 1 << 20;
+/** Matcher work between two returns to the event loop: a few ms (grep-dfa.ts counts work). */
+export const GREP_SLICE_WORK = 250_000;
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
-/** Lines of a console's log in [from, to) that match `re` (from grepRegex), in order. Scans
- *  ~1 MiB windows with one regex pass each (no per-line work unless a line matches). */
-export async function* grepLog(items: AsyncIterable<LogItem>, console: string, re: RegExp, literals: Buffer[] = []): AsyncGenerator<GrepHit> {
-  // A window without one of the literals every match contains needs no regex pass (indexOf is
-  // far faster than a regex that starts with a class). Under -i the window is lowercased first.
-  const lits = literals.map((l) => (re.ignoreCase ? l.toString('latin1').toLowerCase() : l.toString('latin1')));
-  const possible = (text: string) => {
-    if (!lits.length) return true;
-    const t = re.ignoreCase ? text.toLowerCase() : text;
-    return lits.every((l) => t.includes(l));
-  };
+/** Where `needle` starts in buf[from, end), or -1. */
+function indexIn(buf: Buffer, needle: Buffer, from: number, end: number): number {
+  const at = buf.indexOf(needle, from);
+  return at >= 0 && at + needle.length <= end ? at : -1;
+}
+
+/** Lines of a console's log in [from, to) that match `pat`, in order. Scans ~1 MiB windows in
+ *  slices of GREP_SLICE_WORK, returning to the event loop between them, until the budget's
+ *  deadline or its signal stops it (then `budget.stopped` says why). */
+export async function* grepLog(items: AsyncIterable<LogItem>, console: string, pat: GrepPattern, budget?: GrepBudget): AsyncGenerator<GrepHit> {
+  // Literals every matching line contains: a window without one of them needs no scan at all, and
+  // in the others only the lines holding the longest one are given to the matcher (indexOf runs
+  // at memory speed; the matcher at a few ns a byte). Under -i they are looked for lowercased.
+  const lits = pat.literals.map((l) => (pat.ignoreCase ? l.toString('latin1').toLowerCase() : l.toString('latin1')));
+  const anchor = lits.reduce<string | undefined>((a, l) => (a === undefined || l.length > a.length ? l : a), undefined);
+  const anchorBytes = anchor === undefined ? undefined : Buffer.from(anchor, 'latin1');
+  const matcher = new LineMatcher(pat.program);
   let parts: Buffer[] = [];
   let size = 0;
   let winStart = -1;
   let starts: { o: number; ts: number }[] = [];
-  function* scan(final: boolean): Generator<GrepHit> {
+  let nextTurnAt = GREP_SLICE_WORK;
+  const over = (): boolean => {
+    if (!budget) return false;
+    if (budget.stopped) return true;
+    if (budget.signal?.aborted) budget.stopped = 'the requester went away';
+    else if (Date.now() >= budget.deadline) budget.stopped = 'out of time';
+    return !!budget.stopped;
+  };
+  /** The line ranges of buf[0, end) that may hold a match, in order. */
+  function* candidates(buf: Buffer, end: number): Generator<[number, number]> {
+    if (anchor === undefined) { yield [0, end]; return; }
+    const lowered = pat.ignoreCase ? buf.toString('latin1', 0, end).toLowerCase() : undefined;
+    if (!lits.every((l) => (lowered ? lowered.includes(l) : indexIn(buf, Buffer.from(l, 'latin1'), 0, end) >= 0))) return;
+    for (let pos = 0; pos < end;) {
+      const at = lowered ? lowered.indexOf(anchor, pos) : indexIn(buf, anchorBytes!, pos, end);
+      if (at < 0) return;
+      const a = at === 0 ? 0 : buf.lastIndexOf(0x0a, at - 1) + 1;
+      const nl = buf.indexOf(0x0a, at);
+      const b = nl < 0 || nl >= end ? end : nl + 1;
+      yield [Math.max(a, pos), b];
+      pos = b;
+    }
+  }
+  async function* scan(final: boolean): AsyncGenerator<GrepHit> {
     if (!size) return;
     const buf = parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
     const cut = final ? buf.length : buf.lastIndexOf(0x0a) + 1;
     if (cut <= 0) { parts = [buf]; return; }
-    const text = buf.toString('latin1', 0, cut);
-    re.lastIndex = possible(text) ? 0 : text.length + 1;
-    let lastLine = -1;
-    for (let m = re.exec(text); m; m = re.exec(text)) {
-      if (m[0] === '') re.lastIndex++;
-      const a = text.lastIndexOf('\n', m.index - 1) + 1;
-      if (a === lastLine) continue;
-      lastLine = a;
-      let b = text.indexOf('\n', m.index + (m[0].length ? m[0].length - 1 : 0));
-      if (b < 0) b = text.length;
-      const off = winStart + a;
-      let lo = 0, hi = starts.length - 1;
-      while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (starts[mid].o <= off) lo = mid; else hi = mid - 1; }
-      yield { console, time: starts[lo]?.ts ?? 0, offset: off, line: buf.toString('utf8', a, b).replace(/\r$/, '') };
-      re.lastIndex = Math.max(re.lastIndex, b);
+    const hits: number[] = [];
+    for (const [from, to] of candidates(buf, cut)) {
+      matcher.begin(buf, from, to);
+      for (let done = false; !done;) {
+        done = matcher.run(hits, Math.max(1, nextTurnAt - matcher.work));
+        for (const a of hits) {
+          let b = buf.indexOf(0x0a, a);
+          if (b < 0 || b > cut) b = cut;
+          const off = winStart + a;
+          let lo = 0, hi = starts.length - 1;
+          while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (starts[mid].o <= off) lo = mid; else hi = mid - 1; }
+          yield { console, time: starts[lo]?.ts ?? 0, offset: off, line: buf.toString('utf8', a, b).replace(/\r$/, '') };
+        }
+        hits.length = 0;
+        if (matcher.work >= nextTurnAt) {
+          await nextTurn();
+          nextTurnAt = matcher.work + GREP_SLICE_WORK;
+          if (over()) return;
+        }
+      }
     }
+    if (budget) budget.scanned += cut;
     const rest = buf.subarray(cut);
     winStart += cut;
     parts = rest.length ? [rest] : [];
@@ -300,14 +309,13 @@ export async function* grepLog(items: AsyncIterable<LogItem>, console: string, r
     starts = starts.filter((s, i) => s.o >= winStart || (starts[i + 1]?.o ?? Infinity) > winStart);
   }
   for await (const it of items) {
-    if (it.kind !== 'data') { yield* scan(true); winStart = -1; starts = []; continue; }
+    if (over()) return;
+    if (it.kind !== 'data') { yield* scan(true); winStart = -1; starts = []; parts = []; size = 0; continue; }
     if (winStart < 0) winStart = it.offset;
     starts.push({ o: it.offset, ts: it.ts });
     parts.push(it.data);
     size += it.data.length;
-    if (size >= WINDOW) yield* scan(false);
+    if (size >= WINDOW) { yield* scan(false); await nextTurn(); }
   }
-  yield* scan(true);
+  if (!over()) yield* scan(true);
 }
-
-export { globToRegex } from '../../protocol/glob.ts';

@@ -18,6 +18,12 @@
 //   CLOUDCONS_REDACT_PASSWORDS      false: audit input typed at a password prompt in clear (default true)
 //   CLOUDCONS_SECRET_PROMPT         a password prompt to recognise besides the built-in ones: a regex
 //                                   for the console's line as shown, case-insensitive
+//   CLOUDCONS_MAX_QUERIES_PER_USER  replay/export/grep/history requests of one user running at once
+//                                   in one invocation's process, default 4 (CLOUDCONS_MAX_QUERIES: all users, 16)
+//   CLOUDCONS_MAX_HISTORY_BYTES     most output sent as history on attach or replay, default 1048576
+//                                   (each 22 KiB of it is one @connections post)
+//   CLOUDCONS_MAX_PATTERN_LENGTH, CLOUDCONS_MAX_PATTERN_STATES, CLOUDCONS_MAX_GREP_MS
+//                                   grep: pattern length (1000), compiled states (4000), scan time (20000)
 //   CLOUDCONS_OIDC_ISSUER           single sign-on: accept OpenID Connect ID tokens from this issuer
 //                                   (cloud/adapters/oidc.ts); with CLOUDCONS_OIDC_AUDIENCE (client id)
 //   CLOUDCONS_OIDC_USER_CLAIM       claim naming the user, default preferred_username
@@ -78,6 +84,11 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
   }
   const oidc = oidcConfig(env);
   const maxSessionsPerConsole = positiveInt(env, 'CLOUDCONS_MAX_SESSIONS_PER_CONSOLE');
+  const query = {
+    maxQueriesPerUser: positiveInt(env, 'CLOUDCONS_MAX_QUERIES_PER_USER'), maxQueries: positiveInt(env, 'CLOUDCONS_MAX_QUERIES'),
+    maxHistoryBytes: positiveInt(env, 'CLOUDCONS_MAX_HISTORY_BYTES'), maxPatternLength: positiveInt(env, 'CLOUDCONS_MAX_PATTERN_LENGTH'),
+    maxPatternStates: positiveInt(env, 'CLOUDCONS_MAX_PATTERN_STATES'), maxGrepMs: positiveInt(env, 'CLOUDCONS_MAX_GREP_MS'),
+  };
   return {
     maxConnsPerUser: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_USER'), maxConnsPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_RELAY'),
     maxBodyBytes: positiveInt(env, 'CLOUDCONS_MAX_BODY_BYTES'),
@@ -91,6 +102,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
       ...(leaseMs ? { leaseMs } : {}), ...(quietBatchMs ? { quietBatchMs } : {}),
       ...(redact === 'false' ? { redactSecrets: false } : {}), ...(secretPrompt ? { secretPrompt } : {}),
       ...(maxSessionsPerConsole ? { maxSessionsPerConsole } : {}),
+      ...Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)),
     },
   };
 }

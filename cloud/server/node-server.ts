@@ -158,6 +158,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     let chain: Promise<void> = Promise.resolve();
     let queued = 0;
     let bad = 0;
+    let replaying = false;
     let idle = setTimeout(onIdle, limits.idleTimeoutMs);
     function onIdle() { ws.close(4000, `idle for ${limits.idleTimeoutMs} ms without a message or ping`); }
     // Messages per second: a token bucket of one second's worth. A message over it waits its turn
@@ -189,11 +190,22 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
         if (++bad > limits.maxBadFrames) ws.close(1008, closeReason(`too many bad frames (${bad}); last: ${r.message}`));
         return;
       }
+      // One replay per session at a time: another while one is queued or running is refused at
+      // once (a flood of them costs a notice each, not a history each).
+      const replay = r.msg.t === 'replay';
+      if (replay && replaying) {
+        ws.send(encode({ t: 'notice', text: '[cloudcons: replay refused: this session is still sending the previous one]' }));
+        return;
+      }
+      if (replay) replaying = true;
       if (++queued > limits.maxQueued) ws.pause();
       chain = chain.then(async () => {
         const wait = turn();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         try {
+          // A session that closed meanwhile has nobody to do its queued work for (its cleanup is
+          // queued after). A relay's queued output is still stored.
+          if (kind === 'session' && ws.readyState !== ws.OPEN) return;
           if (kind === 'relay') await core.relayMessage(conn, who, r.msg as never);
           else await core.clientMessage(conn, who, r.msg as never);
         } catch (e) {
@@ -201,6 +213,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
           else if (e.code === 'CC_ERR_RATE_LIMITED') log(`${conn} (${kind} ${who.name}): ${e.message}`);
           ws.send(encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));
         } finally {
+          if (replay) replaying = false;
           if (--queued <= limits.maxQueued / 2 && ws.isPaused) ws.resume();
         }
       });

@@ -19,8 +19,11 @@ export interface SenderLimits {
   hardLimitBytes: number;
   /** A viewer that is behind and reads nothing at all for this long is disconnected. Default 60 s. */
   stallMs: number;
+  /** History (attach, replay) is sent while a connection's send buffer is below this; above it the
+   *  sending waits for the buffer to drain, so a history never piles up in memory. Default 256 KiB. */
+  historyBufferBytes: number;
 }
-export const SENDER_DEFAULTS: SenderLimits = { highWaterBytes: 8 * 1024 * 1024, hardLimitBytes: 32 * 1024 * 1024, stallMs: 60_000 };
+export const SENDER_DEFAULTS: SenderLimits = { highWaterBytes: 8 * 1024 * 1024, hardLimitBytes: 32 * 1024 * 1024, stallMs: 60_000, historyBufferBytes: 256 * 1024 };
 
 /** Bytes read from the store per catch-up step. */
 const CATCH_UP_STEP = 256 * 1024;
@@ -145,6 +148,25 @@ export class WsSender implements ConnectionSender {
     ws.close(code, closeReason(reason));
     // The close frame queues behind what the viewer does not read: do not wait for it.
     setTimeout(() => { if (this.sockets.get(conn) === ws) ws.terminate(); }, 1000).unref();
+  }
+
+  async drained(conn: string): Promise<boolean> {
+    let last = -1, progress = Date.now();
+    for (;;) {
+      const ws = this.sockets.get(conn);
+      if (!ws || ws.readyState !== ws.OPEN) return false;
+      const buffered = ws.bufferedAmount;
+      if (buffered <= this.limits.historyBufferBytes) return true;
+      const now = Date.now();
+      if (last < 0 || buffered < last) progress = now;
+      last = buffered;
+      if (now - progress > this.limits.stallMs) {
+        this.log(`${conn}: history reader stalled; disconnecting`);
+        this.drop(conn, ws, 4001, `too slow: read nothing for ${this.limits.stallMs} ms`);
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, CATCH_UP_POLL_MS));
+    }
   }
 
   async close(conn: string, code: number, reason: string): Promise<void> {

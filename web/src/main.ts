@@ -13,7 +13,7 @@ import { drawTimeline, loadRange, Player, type Mark } from './replay.ts';
 import { auditPage } from './audit.ts';
 import { h } from './dom.ts';
 import { completeSso, ssoButton } from './sso.ts';
-import { globToRegex } from '../../protocol/glob.ts';
+import { globMatcher as compileGlob } from '../../protocol/glob.ts';
 
 
 const app = document.getElementById('app')!;
@@ -34,9 +34,7 @@ function globMatcher(pattern: string): (name: string) => boolean {
   const p = pattern.trim();
   if (!p) return () => true;
   if (!/[*?[]/.test(p)) return (n) => n.toLowerCase().includes(p.toLowerCase());
-  let re: RegExp;
-  try { re = globToRegex(p, 'i'); } catch { return (n) => n.toLowerCase().includes(p.toLowerCase()); } // `web[` while typing
-  return (n) => re.test(n);
+  try { return compileGlob(p, { ignoreCase: true }); } catch { return (n) => n.toLowerCase().includes(p.toLowerCase()); } // `web[` while typing
 }
 
 function header(): HTMLElement {
