@@ -11,3 +11,10 @@ export const TIME_RULE = `a time in ms since the epoch from 0 to ${MAX_TIME_MS} 
  *  a bad frame, and a lock store never hands out or seeds a fence above it. */
 export const MAX_FENCE = 2 ** 48;
 export const FENCE_RULE = `a whole number from 0 to ${MAX_FENCE} (2^48)`;
+
+/** Whether `f` is a fence a lock store may hold. */
+export const isFence = (f: unknown): f is number => Number.isInteger(f) && (f as number) >= 0 && (f as number) <= MAX_FENCE;
+
+/** The refusal when a lock's fence cannot go up by one (it was seeded to MAX_FENCE). */
+export const fenceExhausted = (console: string) =>
+  `console ${console}: its write-lock fence is at ${MAX_FENCE} (2^48), the highest there is, and cannot be taken again: see the audit (relay.fence) for who raised it`;

@@ -11,7 +11,8 @@ export interface Lock {
   /** Session holding the lock, or undefined when free (released or never taken). */
   session?: string;
   user?: string;
-  /** Fence token of the current (or last) holder. Strictly increases with every acquisition. */
+  /** Fence token of the current (or last) holder. Strictly increases with every acquisition, and
+   *  never passes MAX_FENCE (2^48, protocol/bounds.ts): far below 2^53, where +1 stops counting. */
   fence: number;
   /** Lease end in ms since the epoch; a lock past it counts as free. */
   expiresAt: number;
@@ -28,14 +29,16 @@ export interface LockStore {
   /** Takes the lock for `session`. Without `force` it succeeds only if the lock is free, expired or
    *  already held by the same session (then it is renewed and keeps its fence). Every successful
    *  acquisition by a different session increments the fence, and so does `force` by the holder
-   *  itself (a re-fence). Atomic against concurrent callers: of N racing acquirers exactly one wins. */
+   *  itself (a re-fence). Atomic against concurrent callers: of N racing acquirers exactly one wins.
+   *  Throws Conflict if the fence is at MAX_FENCE (only a seed can put it there). */
   acquire(console: string, holder: { session: string; user: string }, opts: { force: boolean; leaseMs: number; now: number }): Promise<AcquireResult>;
   /** Extends the lease if `session` still holds the lock with `fence`; false otherwise. */
   renew(console: string, session: string, fence: number, leaseMs: number, now: number): Promise<boolean>;
   /** Frees the lock if `session` holds it with `fence` (the fence is kept); false otherwise. Repeating it is safe. */
   release(console: string, session: string, fence: number): Promise<boolean>;
   /** Makes sure the next acquisition gets a fence above `fence` (learned from a relay after a cloud
-   *  restart, so a fence is never reused). Never lowers the fence. */
+   *  restart, so a fence is never reused). Never lowers the fence. Throws BadParameter for a fence
+   *  that is not a whole number from 0 to MAX_FENCE (2^48). */
   seedFence(console: string, fence: number): Promise<void>;
 }
 
