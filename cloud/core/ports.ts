@@ -87,14 +87,30 @@ export interface ConsoleRecord {
   adminDown?: { by: string; at: number };
   /** The console shows a password prompt now: input is audited redacted (secret-prompt.ts). */
   secretPrompt?: boolean;
+  /** The highest write-lock fence this cloud handed out or accepted for the console. Kept here as
+   *  well as in the lock store, which the embedded cloud holds in memory only: a relay's claim to
+   *  have seen a fence far above it is refused (core.ts relayHello). */
+  fence?: number;
 }
 
 /** Known consoles. Survives restarts in durable adapters so a console of a relay that is down
- *  is still listed (as down) and its log still replayable. */
+ *  is still listed (as down) and its log still replayable. A name belongs to the relay in its
+ *  record (`relay`) until an admin moves or removes it: the core writes through putIf, so no
+ *  other relay can take it, by racing or otherwise. */
 export interface ConsoleRegistry {
   get(name: string): Promise<ConsoleRecord | undefined>;
   list(): Promise<ConsoleRecord[]>;
+  /** Creates or replaces a record whoever it belongs to (set-up and tests; the core uses putIf). */
   put(rec: ConsoleRecord): Promise<void>;
+  /** Stores `rec` only if the stored record of `rec.name` belongs to relay `owner` now, or, with
+   *  `owner` null, only if there is none: atomic against concurrent callers (of two relays
+   *  claiming a free name at once exactly one gets it, and a write that read the record before an
+   *  admin moved it cannot undo the move). False, storing nothing, otherwise. */
+  putIf(rec: ConsoleRecord, owner: string | null): Promise<boolean>;
+  /** Removes the record of `name` if it belongs to relay `owner` and no relay connection publishes
+   *  it (no `relayConn`); atomic like putIf. False, removing nothing, otherwise (also when there is
+   *  no record). Output and audit records are not the registry's: they stay. */
+  remove(name: string, owner: string): Promise<boolean>;
   /** Marks every console published over `relayConn` down (the relay went away). Returns them. */
   dropRelayConn(relayConn: string, reason: string, now: number): Promise<ConsoleRecord[]>;
 }
