@@ -257,10 +257,16 @@ export class CloudCore {
   /** Only the relay a console belongs to may store its output: checked before an upload's body
    *  is read (http-app.ts), and again when it is stored. */
   async requireUploader(who: Principal, console: string): Promise<void> {
-    if (who.kind !== 'relay') throw new Forbidden('only relay tokens may upload segments');
+    if (who.kind !== 'relay') {
+      // Refused at the door, as a user token on the relay WebSocket is (rationed: authFailureAuditsPerMin).
+      await this.authFailed(`segment upload for ${console}`, `a ${who.kind} token (${who.name}) cannot upload segments`);
+      throw new Forbidden('only relay tokens may upload segments');
+    }
     const rec = await this.p.consoles.get(console);
-    if (!rec) throw new NotFound(`console ${console} is not registered: the relay must connect (hello) before uploading`);
-    if (rec.relay !== who.name) throw new Forbidden(`console ${console} is published by relay ${rec.relay}, not ${who.name}`);
+    if (rec?.relay === who.name) return;
+    const why = rec ? `console ${console} is published by relay ${rec.relay}, not ${who.name}` : `console ${console} is not registered: the relay must connect (hello) before uploading`;
+    await this.relayAudit(who.name, CLOUD_STREAM, 'relay.refused', undefined, { user: `relay:${who.name}`, detail: `segment upload refused: ${why}` });
+    throw rec ? new Forbidden(why) : new NotFound(why);
   }
 
   /** Where a relay uploads segment `key`: straight to the segment store with a presigned PUT when
