@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import type { Principal } from './ports.ts';
 import { CLOUD_STREAM } from '../../protocol/names.ts';
 import { CcError } from '../../protocol/errors.ts';
+import { encodeSegment } from '../../protocol/segment.ts';
 import { cleanup } from '../../test/helpers.ts';
 import { alice, b64, bob, coreRig, relay } from '../../test/core-rig.ts';
 
@@ -170,4 +171,15 @@ test('audit records a relay causes are rationed: a flood leaves a bounded number
   // edge1 is not held back by evil's flood.
   await core.relayMessage('R', relay, { v: 1, t: 'event', c: 'web01', what: 'idle', detail: 'idle string sent' });
   assert.ok((await ports.audit.list('web01')).some((r) => r.type === 'console.idle'));
+});
+
+test('a segment that would change output stored live is refused (409) and audited in the console\'s trail; stored output is unchanged', async () => {
+  const { core, ports } = await coreRig();
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('AAAAYY') });
+  const forged = await encodeSegment('web01', [{ offset: 0, ts: 1, data: Buffer.from('ZZZZZZ') }]);
+  await assert.rejects(core.ingestSegment(relay, 'web01', forged), (e: Error) => code('CC_ERR_CONFLICT')(e) && /segment 0-6 of web01 differs from the output stored live at 0-6/.test(e.message));
+  assert.equal((await core.log.read('web01', 0, 6)).toString(), 'AAAAYY');
+  const rec = (await ports.audit.list('web01')).find((r) => r.type === 'output.conflict');
+  assert.equal(rec?.user, 'relay:edge1');
+  assert.match(rec!.detail!, /^segment 0-6 of web01 differs from the output stored live at 0-6 \(first at offset 0\): the output stored first is kept \(relay edge1's upload refused\)$/);
 });

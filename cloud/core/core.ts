@@ -9,7 +9,7 @@ import { BadParameter, Conflict, Forbidden, NotFound, RateLimited } from '../../
 import type { ClientToCloud, ConsoleInfo, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
 import { ACTIONS, decide, explain, isAdmin, parseAccess, relayMayPublish, type AccessDoc, type Action, type Decision } from './acl.ts';
 import { SECRET_PROMPT_DEFAULT, SecretPromptTracker } from './secret-prompt.ts';
-import { LogStore, type LogStoreOptions } from './log-store.ts';
+import { LogStore, OutputConflict, type LogStoreOptions } from './log-store.ts';
 import { RelayAuditBudget } from './relay-audit.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
 
@@ -286,12 +286,25 @@ export class CloudCore {
   /** A segment the relay PUT to the store itself: verified, indexed and made part of the log. */
   async commitSegment(who: Principal, console: string, key: string): Promise<{ key: string; start: number; end: number; created: boolean }> {
     await this.requireUploader(who, console);
-    return this.segmentStored(console, await this.log.commitSegment(console, key));
+    return this.segmentStored(console, await this.conflictAudited(who, () => this.log.commitSegment(console, key)));
   }
 
   async ingestSegment(who: Principal, console: string, body: Buffer): Promise<{ key: string; start: number; end: number; created: boolean }> {
     await this.requireUploader(who, console);
-    return this.segmentStored(console, await this.log.putSegment(console, body));
+    return this.segmentStored(console, await this.conflictAudited(who, () => this.log.putSegment(console, body)));
+  }
+
+  /** Stores a segment; one that would change output stored before is refused (409) and audited in
+   *  the console's trail (`output.conflict`): an honest relay never sends one. */
+  private async conflictAudited<T>(who: Principal, store: () => Promise<T>): Promise<T> {
+    try {
+      return await store();
+    } catch (e) {
+      if (e instanceof OutputConflict) {
+        await this.relayAudit(who.name, e.console, 'output.conflict', undefined, { user: `relay:${who.name}`, detail: `${e.message} (relay ${who.name}'s upload refused)` });
+      }
+      throw e;
+    }
   }
 
   private async segmentStored(console: string, r: Awaited<ReturnType<CloudCore['log']['putSegment']>>) {
