@@ -78,6 +78,13 @@ test('console rm (admins): frees the name, keeps output and audit; refused while
   assert.match(trail.at(-1)!.detail!, /removed by root: the name was relay edge1's and is free now; its output and audit are kept/);
   assert.ok((await ports.audit.list(CLOUD_STREAM)).some((r) => r.type === 'console.remove' && r.user === 'root' && /^console web01: /.test(r.detail!)));
   assert.ok((await ports.audit.list(CLOUD_STREAM)).some((r) => r.type === 'access.denied' && r.user === 'alice'));
+  await core.requireKnown(root, 'web01', 'audit'); // its trail is still readable
+  await core.requireKnown(root, 'web01', 'replay');
+  // Also of a console that never had output: its audit is the evidence.
+  await core.relayMessage('R2', relay, hello('edge1', info('quiet')));
+  await core.relayClosed('R2');
+  await core.removeConsole(root, 'quiet');
+  await core.requireKnown(root, 'quiet', 'audit');
   // The name is free: the next relay to say hello with it has it.
   await core.relayMessage('E', evil, hello('evil', info('web01')));
   assert.equal((await ports.consoles.get('web01'))?.relay, 'evil');

@@ -687,10 +687,12 @@ export class CloudCore {
     return this.view(await this.requireVisible(who, name, await this.p.consoles.get(name)));
   }
 
-  /** Console must be known (registered or with stored output) and `who` allowed `action` on it.
+  /** Console must be known (registered, or with stored output or audit records: a removed
+   *  console's are evidence, and stay readable) and `who` allowed `action` on it.
    *  A console `who` may not list is reported as unknown (its name is not given away). */
   async requireKnown(who: Principal, name: string, action: Action): Promise<void> {
-    const known = !!(await this.p.consoles.get(name)) || (await this.log.consoles()).includes(name);
+    const known = !!(await this.p.consoles.get(name)) || (await this.log.consoles()).includes(name)
+      || (name !== CLOUD_STREAM && (await this.p.audit.list(name, { limit: 1 })).length > 0);
     await this.requireVisible(who, name, known);
     await this.requireAccess(who, name, action);
   }

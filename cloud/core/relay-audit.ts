@@ -3,9 +3,11 @@
 // the audit (each record is a chained append, and a red team wrote 3003 in a quarter second).
 // A token bucket per relay: `burst` records at once (a relay with every console it may have
 // restarting: each goes down and up again), refilled at `perMin` a minute. Past it records are
-// counted by type, not written; the first one held back says so (`relay.audit.limited`), and the
-// count goes on the record (`relay.audit.suppressed`) when the relay's next record is admitted or it
-// disconnects. Per process, like failed sign-ins: each Lambda container keeps its own buckets.
+// counted by type, not written; the first one held back says so (`relay.audit.limited`, at most
+// once a minute), and the count goes on the record (`relay.audit.suppressed`) when the relay
+// disconnects, or with its first record admitted a minute or more after holding back began: a
+// sustained flood writes perMin records a minute and two notes. Per process, like failed sign-ins:
+// each Lambda container keeps its own buckets.
 
 export interface RelayAuditLimits {
   /** Records a relay may cause per minute, sustained. */
@@ -14,7 +16,7 @@ export interface RelayAuditLimits {
   burst: number;
 }
 
-interface Bucket { tokens: number; at: number; held: Map<string, number>; heldSince: number }
+interface Bucket { tokens: number; at: number; held: Map<string, number>; heldSince: number; saidAt: number }
 
 export class RelayAuditBudget {
   private readonly buckets = new Map<string, Bucket>();
@@ -30,16 +32,17 @@ export class RelayAuditBudget {
   async admit(relay: string, type: string): Promise<boolean> {
     const now = this.now();
     let b = this.buckets.get(relay);
-    if (!b) this.buckets.set(relay, b = { tokens: this.limits.burst, at: now, held: new Map(), heldSince: 0 });
+    if (!b) this.buckets.set(relay, b = { tokens: this.limits.burst, at: now, held: new Map(), heldSince: 0, saidAt: -Infinity });
     b.tokens = Math.min(this.limits.burst, b.tokens + ((now - b.at) * this.limits.perMin) / 60_000);
     b.at = now;
     if (b.tokens >= 1) {
       b.tokens--;
-      await this.flush(relay);
+      if (b.held.size && now - b.heldSince >= 60_000) await this.flush(relay);
       return true;
     }
-    if (!b.held.size) {
-      b.heldSince = now;
+    if (!b.held.size) b.heldSince = now;
+    if (now - b.saidAt >= 60_000) {
+      b.saidAt = now;
       await this.note(relay, 'relay.audit.limited', `relay ${relay} caused more audit records than it may (relayAuditBurst ${this.limits.burst} at once, relayAuditsPerMin ${this.limits.perMin}): from now on they are counted, not written, until it is below the limit again`);
     }
     b.held.set(type, (b.held.get(type) ?? 0) + 1);
