@@ -348,7 +348,11 @@ export class LogStore implements OutputStore {
     if (clash) throw new Conflict(`segment ${info.start}-${info.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
   }
 
-  /** `storedAs`: the body is already in the store under that key (commitSegment). */
+  /** `storedAs`: the body is already in the store under that key (commitSegment). A segment that
+   *  would change output stored before throws OutputConflict. The comparison covers what the hot
+   *  tail holds when it runs, and live output this process stores while the segment is written;
+   *  on Lambda, a live message another container stores in those milliseconds is not compared
+   *  (it is the relay's own fresh output, never output stored before). */
   async putSegment(console: string, body: Buffer, storedAs?: string): Promise<{
     key: string; footer: SegmentFooter; created: boolean;
     /** Bytes a gap segment really loses (not in the hot tail), from offset lostAt. */ lost: number; lostAt: number;
