@@ -194,7 +194,8 @@ export interface AuditRecord {
   console: string;
   /** Dotted lowercase event type: session.attach, session.detach, input, input.denied,
    *  input.dropped, lock.take, lock.force, lock.bumped, lock.refused, lock.refence, lock.release, break,
-   *  break.denied, console.up, console.down, output.gap. */
+   *  break.denied, console.up, console.down, console.remove, console.move, output.gap, output.conflict,
+   *  relay.refused, relay.fence, relay.ignored, relay.audit.limited, relay.audit.suppressed. */
   type: string;
   user?: string;
   session?: string;
