@@ -39,6 +39,21 @@ async function settled(peer: WsPeer): Promise<void> {
   await peer.next((m) => m.t === 'pong' && m.id === id, 30_000);
 }
 const asCli = (token: string, args: string[]) => cli(args, { CLOUDCONS_URL: rig.url, CLOUDCONS_TOKEN: token });
+/** evil's connection (opened again if an earlier test closed it), with its own console evil1. */
+async function evilWithConsole(): Promise<WsPeer> {
+  if (!evil || evil.closed) evil = await rig.socket('relay', rig.evil);
+  const from = evil.msgs.length;
+  hello(evil, [info('evil1')]);
+  await evil.next((m) => m.t === 'welcome', 10_000, from);
+  return evil;
+}
+/** The admin's session on ser1 (attached if it is not yet). */
+async function adminOnSer1(): Promise<void> {
+  if (admin) return;
+  admin = await rig.socket('session', rig.adminToken);
+  admin.send({ t: 'attach', c: 'ser1', mode: 'rw' });
+  adminSession = String((await admin.next((m) => m.t === 'attached')).session);
+}
 
 test('another relay cannot publish ser1 while edge1 is connected, nor after edge1 is killed: refused, audited, no input reaches it, none of its output is stored', async () => {
   evil = await rig.socket('relay', rig.evil);
@@ -58,9 +73,7 @@ test('another relay cannot publish ser1 while edge1 is connected, nor after edge
   assert.match(trail.at(-1)!.detail!, /^relay evil tried to publish ser1, which belongs to relay edge1 \(not connected\): refused/);
 
   // The admin types a login and a password: none of it goes to evil.
-  admin = await rig.socket('session', rig.adminToken);
-  admin.send({ t: 'attach', c: 'ser1', mode: 'rw' });
-  adminSession = String((await admin.next((m) => m.t === 'attached')).session);
+  await adminOnSer1();
   admin.send({ t: 'in', d: Buffer.from('root\r').toString('base64') });
   admin.send({ t: 'in', d: Buffer.from('hunter2\r').toString('base64') });
   await admin.next((m) => m.t === 'notice' && /input not sent: console is down/.test(String(m.text)));
@@ -88,9 +101,11 @@ test('a user with no rights sending two dozen 16 MiB segment uploads is refused 
     const t0 = performance.now();
     const s = net.connect(rig.port, '127.0.0.1');
     let answer = '', sent = 0;
-    const done = () => resolve({ status: answer.split('\r\n')[0], ms: performance.now() - t0, sent });
+    const giveUp = setTimeout(() => { answer ||= 'no answer in 20 s'; s.destroy(); }, 20_000);
+    const done = () => { clearTimeout(giveUp); resolve({ status: answer.split('\r\n')[0], ms: performance.now() - t0, sent }); };
     s.on('data', (d) => { answer += d.toString(); if (answer.includes('\r\n\r\n')) { s.destroy(); done(); } });
     s.on('error', () => done());
+    s.on('close', () => done());
     s.write(`PUT /v1/consoles/ser1/segments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${rig.nobody}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${16 * 1024 * 1024}\r\n\r\n`);
     if (hold) return; // headers only: the body never comes
     const chunk = Buffer.alloc(256 * 1024, 0x5a);
@@ -122,14 +137,19 @@ test('a user with no rights sending two dozen 16 MiB segment uploads is refused 
 });
 
 test('live output with a time of 1e300 is a bad frame naming it; nothing is stored', async () => {
+  await evilWithConsole();
   const from = evil.msgs.length;
-  evil.send({ t: 'out', c: 'ser1', o: 0, ts: 1e300, d: Buffer.from('x').toString('base64') });
+  evil.send({ t: 'out', c: 'evil1', o: 0, ts: 1e300, d: Buffer.from('x').toString('base64') });
   const err = await evil.next((m) => m.t === 'error', 10_000, from);
   assert.equal(err.code, 'CC_ERR_BAD_FRAME');
   assert.match(String(err.message), /^bad 'out' message: ts: must be a time in ms since the epoch from 0 to 253402300799999 \(9999-12-31\), got 1e\+300$/);
+  await settled(evil);
+  const replay = await rig.as(rig.adminToken, '/v1/consoles/evil1/replay?from=0&format=raw');
+  assert.equal(replay.headers.get('x-cloudcons-end'), '0', 'nothing stored for evil1');
 });
 
 test('fences: 2^53-1 in a hello is a bad frame; a claim far above what the cloud handed out is refused and audited, and fencing goes on from the real one', async () => {
+  if (!evil || evil.closed) evil = await rig.socket('relay', rig.evil);
   let from = evil.msgs.length;
   hello(evil, [info('evil1', { fence: Number.MAX_SAFE_INTEGER })]);
   const bad = await evil.next((m) => m.t === 'error', 10_000, from);
@@ -147,6 +167,8 @@ test('fences: 2^53-1 in a hello is a bad frame; a claim far above what the cloud
 });
 
 test('a forged `rejected` naming the admin\'s session of ser1 tells the admin nothing and forges no record', async () => {
+  await evilWithConsole();
+  await adminOnSer1();
   const seen = admin.msgs.length;
   evil.send({ t: 'rejected', c: 'evil1', fence: 1, session: adminSession, what: 'in', reason: 'session expired: type your password again' });
   evil.send({ t: 'rejected', c: 'ser1', fence: 1, session: adminSession, what: 'in', reason: 'session expired' });
@@ -161,6 +183,7 @@ test('a forged `rejected` naming the admin\'s session of ser1 tells the admin no
 });
 
 test('an audit flood from a relay leaves a bounded number of records and a summary of the rest', async () => {
+  await evilWithConsole();
   const n = 5000;
   for (let i = 0; i < n; i++) evil.send({ t: 'event', c: 'evil1', what: 'flapping', detail: `flap ${i}` });
   await settled(evil);
@@ -176,7 +199,7 @@ test('an audit flood from a relay leaves a bounded number of records and a summa
 });
 
 test('2000 junk consoles: the relay\'s 1024th is the last registered, the rest refused with the limit named; console rm and move are an admin\'s; the audit page still loads', async () => {
-  evil = await rig.socket('relay', rig.evil);
+  await evilWithConsole();
   const names = Array.from({ length: 2000 }, (_, i) => `junk${String(i).padStart(4, '0')}`);
   const errors: string[] = [];
   for (let i = 0; i < names.length; i += 250) {
