@@ -175,6 +175,13 @@ test('audit records a relay causes are rationed: a flood leaves a bounded number
   const notes = (await ports.audit.list(CLOUD_STREAM)).filter((r) => r.user === 'relay:evil' && r.type.startsWith('relay.audit'));
   assert.deepEqual(notes.map((r) => r.type), ['relay.audit.limited', 'relay.audit.suppressed']);
   assert.match(notes[1].detail!, /^\d{4} audit records caused by relay evil from .* were not written \(relayAuditsPerMin 60, relayAuditBurst 50\): console\.flapping x\d+, console\.down x1$/);
+  // A relay that published nothing: its count is recorded when it leaves too.
+  const mute: Principal = { kind: 'relay', name: 'mute', admin: false, tokenId: 'm' };
+  for (let i = 0; i < 60; i++) await core.relayMessage('M', mute, { v: 1, t: 'event', c: 'web01', what: 'idle', detail: 'x' });
+  await core.relayClosed('M', 'mute');
+  const muted = (await ports.audit.list(CLOUD_STREAM)).filter((r) => r.user === 'relay:mute' && r.type === 'relay.audit.suppressed');
+  assert.equal(muted.length, 1);
+  assert.match(muted[0].detail!, /^10 audit records caused by relay mute .*: relay\.refused x10$/);
   // edge1 is not held back by evil's flood.
   await core.relayMessage('R', relay, { v: 1, t: 'event', c: 'web01', what: 'idle', detail: 'idle string sent' });
   assert.ok((await ports.audit.list('web01')).some((r) => r.type === 'console.idle'));

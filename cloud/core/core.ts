@@ -325,10 +325,12 @@ export class CloudCore {
     return { key: r.key, start: r.footer.start, end: r.footer.end, created: r.created };
   }
 
-  async relayClosed(conn: string): Promise<void> {
+  /** `relay`: whose connection it was, where the caller knows (what it had held back of its audit
+   *  is recorded now, also when it published nothing). */
+  async relayClosed(conn: string, relay?: string): Promise<void> {
     const dropped = await this.p.consoles.dropRelayConn(conn, 'relay disconnected', this.now());
     for (const rec of dropped) await this.consoleStateChanged(rec.name, 'down', `relay ${rec.relay} disconnected`, rec.relay);
-    for (const relay of new Set(dropped.map((r) => r.relay))) await this.relayAudits.flush(relay);
+    for (const r of new Set([...dropped.map((x) => x.relay), ...(relay ? [relay] : [])])) await this.relayAudits.flush(r);
   }
 
   /** The console if `conn` is the relay connection that publishes it, or another connection of

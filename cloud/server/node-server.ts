@@ -216,7 +216,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       sockets.delete(conn);
       sender.forget(conn);
       log(`${kind} ${who.name} disconnected (${conn}): ${code} ${reason.toString()}`);
-      chain = chain.then(() => (kind === 'relay' ? core.relayClosed(conn) : core.clientClosed(conn))).catch((e) => log(`${conn}: cleanup failed: ${e}`));
+      chain = chain.then(() => (kind === 'relay' ? core.relayClosed(conn, who.name) : core.clientClosed(conn))).catch((e) => log(`${conn}: cleanup failed: ${e}`));
     });
     ws.on('error', (e) => log(`${conn}: socket error: ${e.message}`));
   }
