@@ -848,11 +848,11 @@ export class CloudCore {
   }
 
   /** Audits something relay `relay` caused, within its ration (relayAuditsPerMin, relayAuditBurst). */
-  private async relayAudit(relay: string, console: string, type: string, s: Session | undefined, extra: Parameters<CloudCore['audit']>[3] = {}): Promise<void> {
+  private async relayAudit(relay: string, console: string, type: string, s: Session | undefined, extra: AuditExtra = {}): Promise<void> {
     if (await this.relayAudits.admit(relay, type)) await this.audit(console, type, s, extra);
   }
 
-  private async audit(console: string, type: string, s: Session | undefined, extra: { data?: Buffer; detail?: string; fence?: number; user?: string } = {}): Promise<void> {
+  private async audit(console: string, type: string, s: Session | undefined, extra: AuditExtra = {}): Promise<void> {
     const rec: AuditRecord = { time: this.now(), console, type, user: s?.user ?? extra.user, session: s?.id, fence: extra.fence ?? s?.fence, detail: extra.detail };
     if (extra.data) rec.data = extra.data.toString('base64');
     rec.offset = await this.log.end(console);
@@ -885,6 +885,9 @@ export class CloudCore {
 }
 
 function newId(): string { return randomBytes(9).toString('base64url'); }
+
+/** What an audit record carries besides its console, type and session. */
+type AuditExtra = { data?: Buffer; detail?: string; fence?: number; user?: string };
 
 /** Why a message for a console's relay went nowhere (its connection closed under it). */
 function undeliverable(rec: ConsoleRecord): string {
