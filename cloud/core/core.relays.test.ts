@@ -57,6 +57,10 @@ test('consoles per relay are capped: the new ones past maxConsolesPerRelay are r
   // The refusal names a few, not thousands (a frame holds 32 KiB).
   await core.relayMessage('E3', evil, hello('evil', ...Array.from({ length: 500 }, (_, i) => info(`x${i}`))));
   assert.match(String(sender.to('E3', 'error').at(-1)!.message), /500 new consoles refused: x0, x1, .*, x19 and 480 more;/);
+  // An unknown name's answer names a few of the known ones, not thousands.
+  const many = await coreRig();
+  await many.core.relayMessage('E', evil, hello('evil', ...Array.from({ length: 100 }, (_, i) => info(`m${String(i).padStart(3, '0')}`))));
+  await assert.rejects(many.core.getConsole(root, 'nope'), (e: Error) => /^console nope not found; known: m000, m001, .*, m049 and 51 more$/.test(e.message));
   // Another relay has its own count.
   await core.relayMessage('R', relay, hello('edge1', info('web01'), info('web02'), info('web03')));
   assert.equal((await ports.consoles.list()).filter((r) => r.relay === 'edge1').length, 3);

@@ -716,7 +716,7 @@ export class CloudCore {
     const known: string[] = [];
     for (const c of await this.p.consoles.list()) if ((await this.may(who, c.name, 'list')).allow) known.push(c.name);
     known.sort();
-    return `console ${name} not found; known: ${known.length ? known.join(', ') : '(none)'}`;
+    return `console ${name} not found; known: ${known.length ? someOf(known, 50) : '(none)'}`;
   }
 
   // ================================================================================ access rules
