@@ -76,7 +76,7 @@ loginOpts(program.command('who <console>').description('users on a console and t
     table([['USER', 'MODE', 'SINCE', 'CLIENT', 'SESSION'], ...c.viewers.map((v: Viewer) => [v.user, v.mode, new Date(v.since).toISOString(), v.client ?? '-', v.session])]);
   });
 
-const consoleCmd = program.command('console').description('take a console down by hand, or bring it up (also ends a flap hold)');
+const consoleCmd = program.command('console').description('take a console down by hand or bring it up (also ends a flap hold); admins: remove a console\'s name, or move it to another relay');
 for (const op of ['down', 'up'] as const) {
   loginOpts(consoleCmd.command(`${op} <console>`).description(op === 'down'
     ? 'close the console at its relay until `console up` (kept across relay restarts)'
@@ -86,6 +86,19 @@ for (const op of ['down', 'up'] as const) {
       out(op === 'down' ? line`console ${c.name}: taken down (relay ${c.relay})` : line`console ${c.name}: bringing up (relay ${c.relay})`);
     });
 }
+loginOpts(consoleCmd.command('rm <console>')
+  .description('admins: free a console\'s name (it belongs to the relay that registered it until then); its output and audit are kept. Refused while its relay publishes it: take it out of that relay\'s config first'))
+  .action(async (name: string, o) => {
+    const c = await apiJson<ConsoleView>(login(o), `/v1/consoles/${encodeURIComponent(name)}`, { method: 'DELETE' });
+    console.log(`console ${c.name}: removed (it was relay ${c.relay}'s; its output and audit are kept)`);
+  });
+loginOpts(consoleCmd.command('move <console>')
+  .description('admins: give a console to another relay, which publishes it when it next connects; the relay it belonged to is told to take it down')
+  .requiredOption('--relay <name>', 'the relay that publishes it from now on'))
+  .action(async (name: string, o) => {
+    const c = await apiJson<ConsoleView>(login(o), `/v1/consoles/${encodeURIComponent(name)}/move`, { method: 'POST', body: JSON.stringify({ relay: o.relay }) });
+    console.log(`console ${c.name}: moved to relay ${c.relay} (up when it connects with it)`);
+  });
 
 loginOpts(program.command('replay <console>').description('print stored output (works while the console or relay is down)')
   .option('--tail <lines>', 'the last N lines of the range (default 20 when neither --since nor --from is given)', int('--tail', 0))
@@ -228,6 +241,12 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--max-pattern-length <n>', 'longest grep pattern accepted, in characters (default 1000)', int('--max-pattern-length', 1))
   .option('--max-pattern-states <n>', 'most matcher states a grep pattern may compile to; counted repeats like x{100} multiply (default 4000)', int('--max-pattern-states', 10))
   .option('--max-grep-ms <ms>', 'one grep request scans this long at most, then ends with a truncation notice (default 20000)', int('--max-grep-ms', 100))
+  .option('--max-consoles-per-relay <n>', 'consoles registered to one relay; a hello with more new ones is refused for those (default 1024)', int('--max-consoles-per-relay', 1))
+  .option('--relay-audits-per-min <n>', 'audit records one relay\'s messages may cause per minute; more are counted in one record (default 600)', int('--relay-audits-per-min', 1))
+  .option('--relay-audit-burst <n>', '... and at once (default 3000: a relay with 1024 consoles restarting)', int('--relay-audit-burst', 1))
+  .option('--fence-claim-slack <n>', 'how far above the highest fence handed out a relay may claim to have seen one (default 1000)', int('--fence-claim-slack', 0))
+  .option('--max-uploads-per-relay <n>', 'segment uploads in progress at once per relay; more get 429 before their body is read (default 8)', int('--max-uploads-per-relay', 1))
+  .option('--max-uploads <n>', 'segment uploads in progress at once over all relays (default 32; each holds up to --max-segment-bytes)', int('--max-uploads', 1))
   .option('--user-token-ttl <age>', 'lifetime of user tokens created without --expires (default 90d; 0d = never)', (v: string) => (v === '0' || /^0[smhdw]?$/.test(v) ? 0 : duration('--user-token-ttl')(v)))
   .option('--access-cache-ms <ms>', 'how long the access rules read are used before reading them again (default 2000)', int('--access-cache-ms', 0))
   .option('--retention <age>', 'delete stored output older than this (e.g. 90d, 12h; default: keep forever)', duration('--retention'))
@@ -256,11 +275,12 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
       tls: { cert: o.tlsCert, key: o.tlsKey, selfSigned: o.tlsSelfSigned }, insecureHttp: o.insecureHttp,
       dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs, live: o.live, quietBatchMs: o.quietBatchMs, redactSecrets: o.redactPasswords, ...(o.secretPrompt ? { secretPrompt: o.secretPrompt } : {}),
         maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs, maxQueriesPerUser: o.maxQueriesPerUser, maxQueries: o.maxQueries,
-        maxHistoryBytes: o.maxHistoryBytes, maxPatternLength: o.maxPatternLength, maxPatternStates: o.maxPatternStates, maxGrepMs: o.maxGrepMs },
+        maxHistoryBytes: o.maxHistoryBytes, maxPatternLength: o.maxPatternLength, maxPatternStates: o.maxPatternStates, maxGrepMs: o.maxGrepMs,
+        maxConsolesPerRelay: o.maxConsolesPerRelay, relayAuditsPerMin: o.relayAuditsPerMin, relayAuditBurst: o.relayAuditBurst, fenceClaimSlack: o.fenceClaimSlack },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention,
         maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl,
-        historyBufferBytes: o.historyBufferBytes },
+        historyBufferBytes: o.historyBufferBytes, maxUploadsPerRelay: o.maxUploadsPerRelay, maxUploads: o.maxUploads },
     });
   });
 

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { NAME_MAX, NAME_RE } from './names.ts';
 import { safeText } from './safe-text.ts';
+import { FENCE_RULE, MAX_FENCE, MAX_TIME_MS, TIME_RULE } from './bounds.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Highest offset an `out` may start at: its end stays a safe integer (a stored end above that
@@ -20,7 +21,12 @@ const name = z.string().min(1).max(NAME_MAX).regex(NAME_RE, 'console names use l
 const isBase64 = (s: string) => s.length % 4 === 0 && Buffer.from(s, 'base64').toString('base64') === s;
 const b64 = z.string().max(32 * 1024).refine(isBase64, 'must be base64');
 const offset = z.number().int().nonnegative();
-const fence = z.number().int().nonnegative();
+/** The message for a number outside `rule`, naming what was sent. */
+const outside = (rule: string) => ({ error: (i: { input?: unknown }) => `must be ${rule}, got ${JSON.stringify(i.input)?.slice(0, 40)}` });
+const fence = z.number(outside(FENCE_RULE)).int(outside(FENCE_RULE)).min(0, outside(FENCE_RULE)).max(MAX_FENCE, outside(FENCE_RULE));
+/** A time a relay read something (ms since the epoch): the segment format's rule, so replay with
+ *  timestamps, export and grep can show every stored time. */
+const time = z.number(outside(TIME_RULE)).min(0, outside(TIME_RULE)).max(MAX_TIME_MS, outside(TIME_RULE));
 const v = z.literal(PROTOCOL_VERSION);
 const breakSeq = z.string().regex(/^[0-9a-z]$/, 'break sequence is one of 0-9 a-z');
 const size = z.number().int().min(1).max(1000);
@@ -38,7 +44,7 @@ export const consoleInfo = z.object({
   name,
   type: z.string().min(1).max(32).transform(safeText),
   state: consoleState,
-  since: z.number(),
+  since: time,
   reason: relayText(1024).optional(),
   /** Whether this console type can change its terminal size (pty-backed consoles can). */
   resizable: z.boolean().optional(),
@@ -58,7 +64,7 @@ export const relayToCloud = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('console'), info: consoleInfo }),
   /** Output: bytes `d` that start at byte offset `o` of console `c`'s stream, read at time `ts` (ms). */
   /** `o` leaves room for `d`: every end offset the cloud derives (o + bytes) stays a safe integer. */
-  z.object({ v, t: z.literal('out'), c: name, o: offset.max(MAX_OUT_OFFSET), ts: z.number(), d: b64 }),
+  z.object({ v, t: z.literal('out'), c: name, o: offset.max(MAX_OUT_OFFSET), ts: time, d: b64 }),
   /** The relay refused an input or break (stale fence, console down...). */
   z.object({ v, t: z.literal('rejected'), c: name, fence, session: z.string().max(64), what: z.enum(['in', 'break', 'resize']), reason: relayText(256) }),
   /** A break was sent to the device. */

@@ -3,6 +3,9 @@
 import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
 import { z } from 'zod';
+import { MAX_TIME_MS } from './bounds.ts';
+
+export { MAX_TIME_MS } from './bounds.ts';
 
 export const SEGMENT_VERSION = 1;
 /** First 8 bytes of every segment. */
@@ -20,8 +23,6 @@ const MAX_FOOTER = 4 * 1024 * 1024;
 export interface Chunk { offset: number; ts: number; data: Buffer }
 
 const nat = z.number().int().nonnegative();
-/** A time in ms since the epoch up to 9999-12-31: a date every formatter can show. */
-export const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 const time = z.number().min(0).max(MAX_TIME_MS);
 const blockInfo = z.object({ pos: nat, len: nat, offset: nat, bytes: nat, chunks: nat, t0: time, t1: time });
 export type BlockInfo = z.infer<typeof blockInfo>;

@@ -1,54 +1,11 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CloudCore, type CoreOptions } from './core.ts';
-import type { CloudPorts, ConnectionSender, Principal } from './ports.ts';
-import { MemoryLockStore } from '../adapters/memory/lock-store.ts';
-import { MemorySessionStore } from '../adapters/memory/session-store.ts';
-import { FsAuditStore } from '../adapters/fs/audit-store.ts';
-import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
+import type { Principal } from './ports.ts';
 import { encodeGapSegment, encodeSegment, segmentKey } from '../../protocol/segment.ts';
-import { FsHotTail } from '../adapters/fs/hot-tail.ts';
-import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
-import { FsAccessStore } from '../adapters/fs/access-store.ts';
-import { FsTokenStore } from '../adapters/fs/token-store.ts';
-import { cleanup, tmpDir } from '../../test/helpers.ts';
+import { cleanup } from '../../test/helpers.ts';
+import { alice, b64, bob, coreRig as setup, relay } from '../../test/core-rig.ts';
 
 after(cleanup);
-
-/** Records what the core sends to each connection (the transport is a neighbour here). */
-class RecordingSender implements ConnectionSender {
-  sent: { conn: string; msg: Record<string, unknown> }[] = [];
-  /** Connections that are gone: a send to one answers false (as a 410 from @connections does). */
-  gone = new Set<string>();
-  /** Runs before a send to a gone connection is refused (what happened meanwhile). */
-  beforeRefusal?: (conn: string, msg: Record<string, unknown>) => Promise<void>;
-  async send(conn: string, frame: string) {
-    const msg = JSON.parse(frame) as Record<string, unknown>;
-    if (this.gone.has(conn)) { await this.beforeRefusal?.(conn, msg); return false; }
-    this.sent.push({ conn, msg });
-    return true;
-  }
-  async close() {}
-  to(conn: string, t?: string) { return this.sent.filter((s) => s.conn === conn && (!t || s.msg.t === t)).map((s) => s.msg); }
-}
-
-const relay: Principal = { kind: 'relay', name: 'edge1', admin: false, tokenId: 'r' };
-const alice: Principal = { kind: 'user', name: 'alice', admin: false, tokenId: 'a' };
-const bob: Principal = { kind: 'user', name: 'bob', admin: false, tokenId: 'b' };
-const b64 = (s: string) => Buffer.from(s).toString('base64');
-
-async function setup(opts: Partial<CoreOptions> = {}) {
-  const dir = tmpDir('core');
-  const sender = new RecordingSender();
-  const ports: CloudPorts = {
-    locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir),
-    segments: new FsSegmentStore(dir), hot: new FsHotTail(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), sender, clock: { now: () => Date.now() },
-  };
-  // (Test principals have made-up token ids: no token re-check at heartbeats here; test/e2e/access.test.ts has it.)
-  const core = new CloudCore(ports, { tokenRecheckPings: Number.MAX_SAFE_INTEGER, ...opts });
-  await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });
-  return { core, ports, sender, dir };
-}
 
 test('the first rw attach takes the lock, the second joins as spy and cannot type', async () => {
   const { core, ports, sender } = await setup();

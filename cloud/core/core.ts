@@ -4,14 +4,15 @@
 // order (one at a time per connection); different connections may interleave.
 import { randomBytes } from 'node:crypto';
 import { chunks, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
-import { CLOUD_STREAM } from '../../protocol/names.ts';
+import { CLOUD_STREAM, consoleNameProblem, isConsoleName } from '../../protocol/names.ts';
 import { BadParameter, Conflict, Forbidden, NotFound, RateLimited } from '../../protocol/errors.ts';
 import type { ClientToCloud, ConsoleInfo, CloudToClient, CloudToRelay, Out, RelayToCloud, Viewer } from '../../protocol/messages.ts';
 import { ACTIONS, decide, explain, isAdmin, parseAccess, relayMayPublish, type AccessDoc, type Action, type Decision } from './acl.ts';
 import { SecretPromptTracker } from './secret-prompt.ts';
-import { LogStore, type LogStoreOptions } from './log-store.ts';
+import { LogStore, OutputConflict, type LogStoreOptions } from './log-store.ts';
 import { QuerySlots } from './query-slots.ts';
 import { PATTERN_DEFAULTS } from './grep-pattern.ts';
+import { RelayAuditBudget } from './relay-audit.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
 
 export interface CoreOptions {
@@ -59,11 +60,26 @@ export interface CoreOptions {
   maxPatternStates: number;
   /** How long one grep request may scan before it stops with a truncation notice (ms). Default 20000. */
   maxGrepMs: number;
+  /** Consoles registered to one relay (a name stays its relay's until an admin removes it); a
+   *  hello that would register more is refused for the new ones. Default 1024 (bench/ingest.sh
+   *  runs 1000 on one relay). */
+  maxConsolesPerRelay: number;
+  /** Audit records one relay's messages may cause per minute, sustained (events, state changes,
+   *  refusals of what it sent); more are counted in one record (relay-audit.ts). Default 600. */
+  relayAuditsPerMin: number;
+  /** ... and at once. Default 3000: a relay with maxConsolesPerRelay consoles that restarts
+   *  (each goes down and up) is audited in full. */
+  relayAuditBurst: number;
+  /** How far above the highest fence this cloud handed out for a console a relay's hello may claim
+   *  to have seen it (the embedded cloud keeps locks in memory, and the registry's copy is saved
+   *  up to 200 ms late); a higher claim is refused and audited. Default 1000. */
+  fenceClaimSlack: number;
 }
 export const CORE_DEFAULTS: CoreOptions = {
   leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0,
   redactSecrets: true, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckPings: 3,
   maxQueriesPerUser: 4, maxQueries: 16, maxPatternLength: PATTERN_DEFAULTS.maxLength, maxPatternStates: PATTERN_DEFAULTS.maxStates, maxGrepMs: 20_000,
+  maxConsolesPerRelay: 1024, relayAuditsPerMin: 600, relayAuditBurst: 3000, fenceClaimSlack: 1000,
 };
 
 export { CLOUD_STREAM } from '../../protocol/names.ts';
@@ -83,8 +99,11 @@ export class CloudCore {
     this.log = new LogStore(p.segments, p.hot, logOpts);
     this.prompts = new SecretPromptTracker(this.opts.secretPrompt);
     this.queries = new QuerySlots(this.opts.maxQueriesPerUser, this.opts.maxQueries);
+    this.relayAudits = new RelayAuditBudget({ perMin: this.opts.relayAuditsPerMin, burst: this.opts.relayAuditBurst }, () => this.now(),
+      (relay, type, detail) => this.auditCloud(type, `relay:${relay}`, detail));
   }
   private readonly prompts: SecretPromptTracker;
+  private readonly relayAudits: RelayAuditBudget;
   /** Replay, export, grep and history work running in this process (query-slots.ts). */
   readonly queries: QuerySlots;
 
@@ -95,15 +114,16 @@ export class CloudCore {
     switch (msg.t) {
       case 'hello': return this.relayHello(conn, who, msg);
       case 'console': {
-        const rec = await this.ownedConsole(conn, who, msg.info.name);
+        const rec = await this.ownedConsole(conn, who, msg.info.name, msg.t);
         if (!rec) return;
         const changed = rec.state !== msg.info.state;
-        await this.p.consoles.put({ ...rec, ...described(msg.info), state: msg.info.state, since: msg.info.since, reason: msg.info.reason });
-        if (changed) await this.consoleStateChanged(rec.name, msg.info.state, msg.info.reason);
+        // Only over its own record: an admin who moved the console meanwhile is not undone.
+        if (!(await this.p.consoles.putIf({ ...rec, ...described(msg.info), state: msg.info.state, since: msg.info.since, reason: msg.info.reason }, rec.relay))) return;
+        if (changed) await this.consoleStateChanged(rec.name, msg.info.state, msg.info.reason, who.name);
         return;
       }
       case 'out': {
-        const rec = await this.ownedConsole(conn, who, msg.c);
+        const rec = await this.ownedConsole(conn, who, msg.c, msg.t);
         if (!rec) return;
         const data = Buffer.from(msg.d, 'base64');
         // Only what was not stored before goes live: a resend after a reconnect is never shown twice.
@@ -114,25 +134,29 @@ export class CloudCore {
           for (const f of fresh) secret = this.prompts.feed(msg.c, f.data, f.offset, secret);
           if (secret !== !!rec.secretPrompt) {
             const now = await this.p.consoles.get(msg.c); // re-read: the fan-out awaited
-            if (now) await this.p.consoles.put({ ...now, secretPrompt: secret || undefined });
+            if (now) await this.p.consoles.putIf({ ...now, secretPrompt: secret || undefined }, now.relay);
           }
         }
         return;
       }
       case 'rejected': {
-        if (!(await this.ownedConsole(conn, who, msg.c))) return;
-        const s = await this.p.sessions.get(msg.session);
-        await this.audit(msg.c, msg.what === 'in' ? 'input.dropped' : `${msg.what}.dropped`, s, { fence: msg.fence, detail: `relay refused: ${msg.reason}` });
-        if (s) await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: the relay refused your ${msg.what === 'in' ? 'input' : msg.what}: ${msg.reason}]` });
+        if (!(await this.ownedConsole(conn, who, msg.c, msg.t))) return;
+        // Only about a session of this console: a relay cannot put words in front of another
+        // console's users, nor records in its trail.
+        const s = await this.sessionOfConsole(who, msg.c, msg.session, msg.t);
+        if (!s) return;
+        await this.relayAudit(who.name, msg.c, msg.what === 'in' ? 'input.dropped' : `${msg.what}.dropped`, s, { fence: msg.fence, detail: `relay refused: ${msg.reason}` });
+        await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: the relay refused your ${msg.what === 'in' ? 'input' : msg.what}: ${msg.reason}]` });
         return;
       }
       case 'break-sent':
-        if (!(await this.ownedConsole(conn, who, msg.c))) return;
+        if (!(await this.ownedConsole(conn, who, msg.c, msg.t))) return;
+        if (!(await this.sessionOfConsole(who, msg.c, msg.session, msg.t))) return;
         await this.notice(msg.c, `[cloudcons: break ${msg.seq} sent]`);
         return;
       case 'event':
-        if (!(await this.ownedConsole(conn, who, msg.c))) return;
-        await this.audit(msg.c, `console.${msg.what}`, undefined, { detail: msg.detail, user: `relay:${who.name}` });
+        if (!(await this.ownedConsole(conn, who, msg.c, msg.t))) return;
+        await this.relayAudit(who.name, msg.c, `console.${msg.what}`, undefined, { detail: msg.detail, user: `relay:${who.name}` });
         if (msg.what === 'flapping' || msg.what === 'idle') await this.notice(msg.c, `[cloudcons: ${msg.detail}]`);
         return;
       case 'ping':
@@ -146,33 +170,81 @@ export class CloudCore {
   private async relayHello(conn: string, who: Principal, msg: Extract<RelayToCloud, { t: 'hello' }>): Promise<void> {
     // A relay is who its token says: the name in its hello (from its config) is only compared.
     if (msg.relay.toLowerCase() !== who.name) {
-      await this.audit(CLOUD_STREAM, 'relay.name', undefined, { user: `relay:${who.name}`, detail: `the token of relay ${who.name} said hello as ${msg.relay}` });
+      await this.relayAudit(who.name, CLOUD_STREAM, 'relay.name', undefined, { user: `relay:${who.name}`, detail: `the token of relay ${who.name} said hello as ${msg.relay}` });
       await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message: `this token belongs to relay ${who.name}, not ${msg.relay}: its consoles are published as relay ${who.name}'s` });
     }
     const { doc } = await this.accessDoc();
     const ends: Record<string, number> = {};
     const watched: string[] = [];
     const refused: string[] = [];
+    const capped: string[] = [];
     const downAgain: { c: string; by: string }[] = [];
+    let owned: number | undefined; // consoles registered to this relay: counted when a new one comes
     for (const info of msg.consoles) {
       if (!relayMayPublish(doc, who.name, info.name)) { refused.push(`${info.name} (not assigned to relay ${who.name} in the access rules)`); continue; }
-      const old = await this.p.consoles.get(info.name);
-      if (old && old.relay !== who.name && old.relayConn) { refused.push(`${info.name} (published by relay ${old.relay})`); continue; }
-      if (info.fence) await this.reFence(info.name, info.fence);
-      await this.p.consoles.put({ ...described(info), state: info.state, since: info.since, reason: info.reason, relay: who.name, relayConn: conn, ...(old?.adminDown ? { adminDown: old.adminDown } : {}) });
+      // A name belongs to the relay that registered it until an admin moves or removes it, whether
+      // or not that relay is connected: nobody else's keystrokes, and no output but its, go here.
+      let old: ConsoleRecord | undefined;
+      let stored = false;
+      let fence = 0;
+      for (let attempt = 0; attempt < 3 && !stored; attempt++) {
+        old = await this.p.consoles.get(info.name);
+        if (old && old.relay !== who.name) break;
+        if (!old && (owned ??= await this.consolesOf(who.name)) >= this.opts.maxConsolesPerRelay) break;
+        if (!attempt && info.fence) fence = await this.fenceClaim(conn, who, info.name, info.fence, old);
+        const high = Math.max(old?.fence ?? 0, fence);
+        stored = await this.p.consoles.putIf({
+          ...described(info), state: info.state, since: info.since, reason: info.reason, relay: who.name, relayConn: conn,
+          ...(old?.adminDown ? { adminDown: old.adminDown } : {}), ...(high ? { fence: high } : {}),
+        }, old ? who.name : null);
+      }
+      if (!stored) {
+        if (old && old.relay !== who.name) {
+          refused.push(`${info.name} (registered to relay ${old.relay})`);
+          await this.relayAudit(who.name, info.name, 'relay.refused', undefined, { user: `relay:${who.name}`,
+            detail: `relay ${who.name} tried to publish ${info.name}, which belongs to relay ${old.relay} (${old.relayConn ? 'connected' : 'not connected'}): refused (an admin moves a console to another relay with cloudcons console move)` });
+        } else if (!old) capped.push(info.name);
+        else refused.push(`${info.name} (changed by another writer meanwhile: say hello again)`);
+        continue;
+      }
+      if (!old) owned = (owned ?? 0) + 1;
+      if (fence) await this.reFence(info.name, fence);
       ends[info.name] = await this.log.end(info.name);
       if ((this.opts.live === 'watched' || info.ondemand) && (await this.p.sessions.byConsole(info.name)).length) watched.push(info.name);
       if (old?.adminDown) downAgain.push({ c: info.name, by: old.adminDown.by });
-      if (!old || old.state !== info.state || !old.relayConn) await this.consoleStateChanged(info.name, info.state, info.reason);
+      if (!old || old.state !== info.state || !old.relayConn) await this.consoleStateChanged(info.name, info.state, info.reason, who.name);
     }
     const batch = this.opts.quietBatchMs ? { quietBatchMs: this.opts.quietBatchMs } : {};
     await this.sendRelay(conn, this.opts.live === 'watched' ? { t: 'welcome', ends, live: 'watched', watched, ...batch } : { t: 'welcome', ends, ...(watched.length ? { watched } : {}), ...batch });
     // Down by hand stays down across relay restarts.
     for (const d of downAgain) await this.sendRelay(conn, { t: 'ctl', c: d.c, op: 'down', by: d.by });
     if (refused.length) {
-      await this.audit(CLOUD_STREAM, 'relay.refused', undefined, { user: `relay:${who.name}`, detail: `consoles refused: ${refused.join(', ')}` });
-      await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_CONFLICT', message: `consoles refused (ignored): ${refused.join(', ')}` });
+      await this.relayAudit(who.name, CLOUD_STREAM, 'relay.refused', undefined, { user: `relay:${who.name}`, detail: `consoles refused: ${someOf(refused)}` });
+      await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_CONFLICT', message: `consoles refused (ignored): ${someOf(refused)}` });
     }
+    if (capped.length) {
+      const why = `relay ${who.name} has ${owned} consoles registered, its limit (maxConsolesPerRelay ${this.opts.maxConsolesPerRelay}): ${capped.length} new consoles refused: ${someOf(capped)}; an admin frees names with cloudcons console rm NAME`;
+      await this.relayAudit(who.name, CLOUD_STREAM, 'relay.refused', undefined, { user: `relay:${who.name}`, detail: why });
+      await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_RATE_LIMITED', message: why });
+    }
+  }
+
+  /** The consoles registered to relay `relay`. */
+  private async consolesOf(relay: string): Promise<number> {
+    return (await this.p.consoles.list()).filter((r) => r.relay === relay).length;
+  }
+
+  /** The fence a relay's hello says it has seen for its console, if the cloud takes it (else 0,
+   *  audited): at most fenceClaimSlack above the highest this cloud handed out. A relay that
+   *  claimed 2^48 would make every later fence the same, and fencing stop on the console. */
+  private async fenceClaim(conn: string, who: Principal, console: string, claim: number, rec: ConsoleRecord | undefined): Promise<number> {
+    const known = Math.max((await this.p.locks.get(console)).fence, rec?.fence ?? 0);
+    if (claim <= known + this.opts.fenceClaimSlack) return claim;
+    const why = `relay ${who.name} claimed to have seen fence ${claim} for ${console}, but this cloud handed out at most ${known} (fenceClaimSlack ${this.opts.fenceClaimSlack}): the claim is ignored`;
+    await this.relayAudit(who.name, console, 'relay.fence', undefined, { user: `relay:${who.name}`, detail: why });
+    await this.relayAudit(who.name, CLOUD_STREAM, 'relay.fence', undefined, { user: `relay:${who.name}`, detail: why });
+    await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_BAD_PARAMETER', message: `${why} (a relay that kept a fence from another cloud forgets it when restarted)` });
+    return 0;
   }
 
   /** A relay has seen `fence` for a console (the cloud restarted and lost its lock state): make
@@ -183,6 +255,7 @@ export class CloudCore {
     const lock = await this.p.locks.get(console);
     if (!lock.session || lock.expiresAt <= this.now() || lock.fence > fence) return;
     const r = await this.p.locks.acquire(console, { session: lock.session, user: lock.user! }, { force: true, leaseMs: this.opts.leaseMs, now: this.now() });
+    if (r.ok) await this.keepFence(console, r.lock.fence);
     const s = await this.p.sessions.get(lock.session);
     if (!r.ok || !s) return;
     s.fence = r.lock.fence;
@@ -190,14 +263,28 @@ export class CloudCore {
     await this.audit(console, 'lock.refence', s, { detail: `relay had seen fence ${fence}` });
   }
 
-  /** A relay uploads a sealed segment of its spool (HTTP). Stored when this resolves; the relay
-   *  then deletes it from its spool. */
-  /** Only the relay that publishes a console may store its output. */
-  private async requireRelayOf(who: Principal, console: string): Promise<void> {
-    if (who.kind !== 'relay') throw new Forbidden('only relay tokens may upload segments');
+  /** Notes a fence handed out in the console's record as well: the embedded cloud's locks live in
+   *  memory, and a relay's claim after a restart is checked against this (fenceClaim). Returns the
+   *  record as read. */
+  private async keepFence(console: string, fence: number): Promise<ConsoleRecord | undefined> {
     const rec = await this.p.consoles.get(console);
-    if (!rec) throw new NotFound(`console ${console} is not registered: the relay must connect (hello) before uploading`);
-    if (rec.relay !== who.name) throw new Forbidden(`console ${console} is published by relay ${rec.relay}, not ${who.name}`);
+    if (rec && fence > (rec.fence ?? 0)) await this.p.consoles.putIf({ ...rec, fence }, rec.relay);
+    return rec;
+  }
+
+  /** Only the relay a console belongs to may store its output: checked before an upload's body
+   *  is read (http-app.ts), and again when it is stored. */
+  async requireUploader(who: Principal, console: string): Promise<void> {
+    if (who.kind !== 'relay') {
+      // Refused at the door, as a user token on the relay WebSocket is (rationed: authFailureAuditsPerMin).
+      await this.authFailed(`segment upload for ${console}`, `a ${who.kind} token (${who.name}) cannot upload segments`);
+      throw new Forbidden('only relay tokens may upload segments');
+    }
+    const rec = await this.p.consoles.get(console);
+    if (rec?.relay === who.name) return;
+    const why = rec ? `console ${console} is published by relay ${rec.relay}, not ${who.name}` : `console ${console} is not registered: the relay must connect (hello) before uploading`;
+    await this.relayAudit(who.name, CLOUD_STREAM, 'relay.refused', undefined, { user: `relay:${who.name}`, detail: `segment upload refused: ${why}` });
+    throw rec ? new Forbidden(why) : new NotFound(why);
   }
 
   /** Where a relay uploads segment `key`: straight to the segment store with a presigned PUT when
@@ -205,7 +292,7 @@ export class CloudCore {
    *  the relay calls commitSegment. */
   async segmentUploadUrl(who: Principal, console: string, req: { key: string; size: number; sha256?: Buffer }, maxBytes: number):
     Promise<{ mode: 'direct' } | { mode: 'presigned'; url: string; headers: Record<string, string> }> {
-    await this.requireRelayOf(who, console);
+    await this.requireUploader(who, console);
     if (!this.p.segments.presignPut) return { mode: 'direct' };
     if (!Number.isInteger(req.size) || req.size < 1 || req.size > maxBytes) {
       throw new BadParameter(`size: must be 1..${maxBytes} bytes (--max-segment-bytes), got ${req.size}`);
@@ -216,13 +303,26 @@ export class CloudCore {
 
   /** A segment the relay PUT to the store itself: verified, indexed and made part of the log. */
   async commitSegment(who: Principal, console: string, key: string): Promise<{ key: string; start: number; end: number; created: boolean }> {
-    await this.requireRelayOf(who, console);
-    return this.segmentStored(console, await this.log.commitSegment(console, key));
+    await this.requireUploader(who, console);
+    return this.segmentStored(console, await this.conflictAudited(who, () => this.log.commitSegment(console, key)));
   }
 
   async ingestSegment(who: Principal, console: string, body: Buffer): Promise<{ key: string; start: number; end: number; created: boolean }> {
-    await this.requireRelayOf(who, console);
-    return this.segmentStored(console, await this.log.putSegment(console, body));
+    await this.requireUploader(who, console);
+    return this.segmentStored(console, await this.conflictAudited(who, () => this.log.putSegment(console, body)));
+  }
+
+  /** Stores a segment; one that would change output stored before is refused (409) and audited in
+   *  the console's trail (`output.conflict`): an honest relay never sends one. */
+  private async conflictAudited<T>(who: Principal, store: () => Promise<T>): Promise<T> {
+    try {
+      return await store();
+    } catch (e) {
+      if (e instanceof OutputConflict) {
+        await this.relayAudit(who.name, e.console, 'output.conflict', undefined, { user: `relay:${who.name}`, detail: `${e.message} (relay ${who.name}'s upload refused)` });
+      }
+      throw e;
+    }
   }
 
   private async segmentStored(console: string, r: Awaited<ReturnType<CloudCore['log']['putSegment']>>) {
@@ -243,23 +343,45 @@ export class CloudCore {
     return { key: r.key, start: r.footer.start, end: r.footer.end, created: r.created };
   }
 
-  async relayClosed(conn: string): Promise<void> {
+  /** `relay`: whose connection it was, where the caller knows (what it had held back of its audit
+   *  is recorded now, also when it published nothing). */
+  async relayClosed(conn: string, relay?: string): Promise<void> {
     const dropped = await this.p.consoles.dropRelayConn(conn, 'relay disconnected', this.now());
-    for (const rec of dropped) await this.consoleStateChanged(rec.name, 'down', `relay ${rec.relay} disconnected`);
+    for (const rec of dropped) await this.consoleStateChanged(rec.name, 'down', `relay ${rec.relay} disconnected`, rec.relay);
+    for (const r of new Set([...dropped.map((x) => x.relay), ...(relay ? [relay] : [])])) await this.relayAudits.flush(r);
   }
 
   /** The console if `conn` is the relay connection that publishes it, or another connection of
    *  the same relay: during a make-before-break move, messages the old connection sent before the
-   *  relay switched are still handled after the new one's hello (on API Gateway, in parallel). */
-  private async ownedConsole(conn: string, who: Principal, name: string): Promise<ConsoleRecord | undefined> {
+   *  relay switched are still handled after the new one's hello (on API Gateway, in parallel).
+   *  A message about another relay's console, or one never registered, is audited (`t` says what). */
+  private async ownedConsole(conn: string, who: Principal, name: string, t: string): Promise<ConsoleRecord | undefined> {
     const rec = await this.p.consoles.get(name);
     if (rec?.relayConn && (rec.relayConn === conn || rec.relay === who.name)) return rec;
     await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message: `console ${name} is not published by relay ${who.name}${rec?.relayConn ? '' : ' (or its relay is not connected)'}: send hello first` });
+    // Its own console while it (re)connects is a race, not an attempt.
+    if (rec?.relay !== who.name) {
+      await this.relayAudit(who.name, CLOUD_STREAM, 'relay.refused', undefined, { user: `relay:${who.name}`,
+        detail: `relay ${who.name} sent '${t}' for console ${name}, which ${rec ? `belongs to relay ${rec.relay}` : 'is not registered'}: ignored` });
+    }
     return undefined;
   }
 
-  private async consoleStateChanged(name: string, state: 'up' | 'down', reason?: string): Promise<void> {
-    await this.p.audit.append({ time: this.now(), console: name, type: `console.${state}`, detail: reason, offset: await this.log.end(name) });
+  /** The session `id` if it is one of `console`'s; else undefined, and audited as what the relay
+   *  sent (`t`) naming a session that is not there (it may just have left; or the relay lies). */
+  private async sessionOfConsole(who: Principal, console: string, id: string, t: string): Promise<Session | undefined> {
+    const s = await this.p.sessions.get(id);
+    if (s?.console === console) return s;
+    await this.relayAudit(who.name, CLOUD_STREAM, 'relay.ignored', undefined, { user: `relay:${who.name}`,
+      detail: `relay ${who.name} sent '${t}' for console ${console} naming session ${id}, ${s ? 'a session of another console' : 'which is not attached (it may have just left)'}: ignored` });
+    return undefined;
+  }
+
+  /** `relay`: the relay whose message or connection caused it (its audit is rationed). */
+  private async consoleStateChanged(name: string, state: 'up' | 'down', reason?: string, relay?: string): Promise<void> {
+    if (!relay || await this.relayAudits.admit(relay, `console.${state}`)) {
+      await this.p.audit.append({ time: this.now(), console: name, type: `console.${state}`, detail: reason, offset: await this.log.end(name) });
+    }
     for (const s of await this.p.sessions.byConsole(name)) await this.sendClient(s.conn, { t: 'state', state, reason });
   }
 
@@ -352,7 +474,7 @@ export class CloudCore {
     s.mode = 'rw';
     s.fence = r.lock.fence;
     await this.p.sessions.put(s);
-    const rec = await this.p.consoles.get(s.console);
+    const rec = await this.keepFence(s.console, r.lock.fence);
     if (rec?.relayConn) await this.toRelay(s.console, rec.relayConn, { t: 'fence', c: s.console, fence: r.lock.fence });
     if (r.bumped && r.bumped.session !== s.id) {
       await this.audit(s.console, 'lock.force', s, { detail: `bumped ${r.bumped.user} (session ${r.bumped.session})` });
@@ -569,9 +691,53 @@ export class CloudCore {
     if (!rec.relayConn) throw new Conflict(`console ${name}: its relay ${rec.relay} is not connected, so it cannot be taken ${op} now`);
     const next: ConsoleRecord = { ...rec };
     if (op === 'down') next.adminDown = { by: who.name, at: this.now() }; else delete next.adminDown;
-    await this.p.consoles.put(next);
+    if (!(await this.p.consoles.putIf(next, rec.relay))) throw new Conflict(`console ${name} changed meanwhile (moved or removed): look again (cloudcons ls) and retry`);
     await this.audit(name, `console.${op}.request`, undefined, { user: who.name, detail: `${op} requested by ${who.name}` });
     if (!(await this.toRelay(name, rec.relayConn, { t: 'ctl', c: name, op, by: who.name }))) throw new Conflict(`console ${name}: its relay ${rec.relay} went away; try again`);
+    return this.view(next);
+  }
+
+  /** `cloudcons console rm NAME` (admins): frees the name, so another relay may register it. Its
+   *  stored output and audit trail are evidence and stay (replay, audit and export still work).
+   *  Refused while its relay is connected and publishes it: it would register it again at once;
+   *  take it out of that relay's config first (or stop the relay), or move it. */
+  async removeConsole(who: Principal, name: string): Promise<ConsoleView> {
+    await this.requireAdmin(who, `remove console ${name}`);
+    const rec = await this.p.consoles.get(name);
+    if (!rec) throw new NotFound(await this.unknownConsoleMessage(name, who));
+    const refuse = (owner: ConsoleRecord) => new Conflict(`console ${name}: relay ${owner.relay} is connected and publishes it, and would register it again at once: take it out of relay ${owner.relay}'s config (or stop that relay) first, or move it with cloudcons console move`);
+    if (rec.relayConn) throw refuse(rec);
+    if (!(await this.p.consoles.remove(name, rec.relay))) {
+      const now = await this.p.consoles.get(name);
+      if (now?.relayConn) throw refuse(now);
+      throw new Conflict(`console ${name} changed meanwhile${now ? ` (it belongs to relay ${now.relay})` : ' (it was removed)'}: look again (cloudcons ls) and retry`);
+    }
+    const detail = `removed by ${who.name}: the name was relay ${rec.relay}'s and is free now; its output and audit are kept`;
+    await this.audit(name, 'console.remove', undefined, { user: who.name, detail });
+    await this.auditCloud('console.remove', who.name, `console ${name}: ${detail}`);
+    await this.notice(name, `[cloudcons: console ${name} was removed by ${who.name}]`);
+    return this.view({ ...rec, state: 'down', reason: `removed by ${who.name}` });
+  }
+
+  /** `cloudcons console move NAME --relay R` (admins): the name becomes relay R's, which publishes
+   *  it at its next hello (its next connection). If the relay it belonged to is connected, the
+   *  console is taken down there and its messages about it are refused from now on. */
+  async moveConsole(who: Principal, name: string, to: string): Promise<ConsoleView> {
+    await this.requireAdmin(who, `move console ${name}`);
+    if (!isConsoleName(to)) throw new BadParameter(`relay: ${consoleNameProblem(to, 'relay name')}`);
+    const rec = await this.p.consoles.get(name);
+    if (!rec) throw new NotFound(await this.unknownConsoleMessage(name, who));
+    if (rec.relay === to) throw new Conflict(`console ${name} already belongs to relay ${to}`);
+    if (!relayMayPublish((await this.accessDoc()).doc, to, name)) throw new Conflict(`console ${name}: the access rules (relays:) do not let relay ${to} publish it: change them first (cloudcons access set)`);
+    const reason = `moved from relay ${rec.relay} to relay ${to} by ${who.name}: up when relay ${to} connects with it`;
+    const next: ConsoleRecord = { ...rec, relay: to, state: 'down', since: this.now(), reason };
+    delete next.relayConn;
+    if (!(await this.p.consoles.putIf(next, rec.relay))) throw new Conflict(`console ${name} changed meanwhile: look again (cloudcons ls) and retry`);
+    await this.audit(name, 'console.move', undefined, { user: who.name, detail: reason });
+    await this.auditCloud('console.move', who.name, `console ${name}: ${reason}`);
+    // The old relay lets go of the device (a BMC takes one SOL session), and says no more about it.
+    if (rec.relayConn) await this.sendRelay(rec.relayConn, { t: 'ctl', c: name, op: 'down', by: who.name });
+    if (rec.state !== 'down' || rec.relayConn) await this.consoleStateChanged(name, 'down', reason);
     return this.view(next);
   }
 
@@ -579,16 +745,18 @@ export class CloudCore {
     return this.view(await this.requireVisible(who, name, () => this.p.consoles.get(name)));
   }
 
-  /** Console must be known (registered or with stored output) and `who` allowed `action` on it.
+  /** Console must be known (registered, or with stored output or audit records: a removed
+   *  console's are evidence, and stay readable) and `who` allowed `action` on it.
    *  A console `who` may not list is reported as unknown (its name is not given away). */
   async requireKnown(who: Principal, name: string, action: Action): Promise<void> {
-    await this.requireVisible(who, name, async () => !!(await this.p.consoles.get(name)) || (await this.log.consoles()).includes(name));
+    await this.requireVisible(who, name, async () => !!(await this.p.consoles.get(name)) || (await this.log.consoles()).includes(name)
+      || (name !== CLOUD_STREAM && (await this.p.audit.list(name, { limit: 1 })).length > 0));
     await this.requireAccess(who, name, action);
   }
 
   private async view(rec: ConsoleRecord): Promise<ConsoleView> {
     const viewers = await this.who(rec.name);
-    const { relayConn: _hidden, ...pub } = rec;
+    const { relayConn: _hidden, fence: _internal, ...pub } = rec;
     return { ...pub, writer: viewers.find((v) => v.mode === 'rw')?.user, spies: viewers.filter((v) => v.mode === 'spy').length, viewers };
   }
 
@@ -607,7 +775,7 @@ export class CloudCore {
     const known: string[] = [];
     for (const c of await this.p.consoles.list()) if ((await this.may(who, c.name, 'list')).allow) known.push(c.name);
     known.sort();
-    return `console ${name} not found; known: ${known.length ? known.join(', ') : '(none)'}`;
+    return `console ${name} not found; known: ${known.length ? someOf(known, 50) : '(none)'}`;
   }
 
   // ================================================================================ access rules
@@ -743,7 +911,12 @@ export class CloudCore {
     for (const o of await this.p.sessions.byConsole(s.console)) if (o.id !== s.id) await this.sendClient(o.conn, { t: 'notice', text });
   }
 
-  private async audit(console: string, type: string, s: Session | undefined, extra: { data?: Buffer; detail?: string; fence?: number; user?: string } = {}): Promise<void> {
+  /** Audits something relay `relay` caused, within its ration (relayAuditsPerMin, relayAuditBurst). */
+  private async relayAudit(relay: string, console: string, type: string, s: Session | undefined, extra: AuditExtra = {}): Promise<void> {
+    if (await this.relayAudits.admit(relay, type)) await this.audit(console, type, s, extra);
+  }
+
+  private async audit(console: string, type: string, s: Session | undefined, extra: AuditExtra = {}): Promise<void> {
     const rec: AuditRecord = { time: this.now(), console, type, user: s?.user ?? extra.user, session: s?.id, fence: extra.fence ?? s?.fence, detail: extra.detail };
     if (extra.data) rec.data = extra.data.toString('base64');
     rec.offset = await this.log.end(console);
@@ -777,9 +950,17 @@ export class CloudCore {
 
 function newId(): string { return randomBytes(9).toString('base64url'); }
 
+/** What an audit record carries besides its console, type and session. */
+type AuditExtra = { data?: Buffer; detail?: string; fence?: number; user?: string };
+
 /** Why a message for a console's relay went nowhere (its connection closed under it). */
 function undeliverable(rec: ConsoleRecord): string {
   return `relay ${rec.relay} is not connected (it may be reconnecting); try again`;
+}
+
+/** The first few of a list of names, and how many more (a refusal must fit in a frame). */
+function someOf(items: string[], n = 20): string {
+  return items.length > n ? `${items.slice(0, n).join(', ')} and ${items.length - n} more` : items.join(', ');
 }
 
 /** The parts of a relay's console description the registry keeps. */

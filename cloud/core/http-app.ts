@@ -2,13 +2,14 @@
 // the Lambda handler just wire it. Every route but /healthz and /v1/auth/config needs a bearer token.
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { bodyCap } from './body-cap.ts';
 import { CcError, Forbidden, Unauthorized, BadParameter, NotFound, TooLarge, httpStatus } from '../../protocol/errors.ts';
 import { CLOUD_STREAM, type CloudCore } from './core.ts';
 import { globMatcher } from '../../protocol/glob.ts';
 import { DEFAULT_MARK_MS, Formatter, grepLog, grepPattern, parseTime, REPLAY_FORMATS, type GrepBudget, type ReplayFormat } from './replay.ts';
 import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
 import { checkGroupName, formatPrincipal, parsePrincipal, principalLabel, tokenName } from '../../protocol/principal.ts';
+import { UploadSlots } from './upload-slots.ts';
 
 type Env = { Variables: { who: Principal } };
 
@@ -53,7 +54,13 @@ export interface HttpOptions {
   userTokenTtlMs: number;
   /** Largest request body of every route but the segment upload (bytes). Default 1 MiB. */
   maxBodyBytes: number;
+  /** Segment uploads through this cloud in progress at once per relay (a relay sends 4 by
+   *  default); more are refused with 429 before their body is read. Default 8. */
+  maxUploadsPerRelay: number;
+  /** ... and over all relays: each may hold up to maxSegmentBytes in memory. Default 32. */
+  maxUploads: number;
 }
+export const HTTP_DEFAULTS = { maxUploadsPerRelay: 8, maxUploads: 32 };
 export const USER_TOKEN_TTL_DEFAULT = 90 * 86_400_000;
 
 /** The latest token expiry accepted: 9999-12-31T23:59:59.999Z (later ones are not dates an ISO string can show). */
@@ -63,6 +70,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   const maxSegmentBytes = opts.maxSegmentBytes ?? 16 * 1024 * 1024;
   const userTokenTtlMs = opts.userTokenTtlMs ?? USER_TOKEN_TTL_DEFAULT;
   const maxBodyBytes = opts.maxBodyBytes ?? 1024 * 1024;
+  const uploads = new UploadSlots(opts.maxUploadsPerRelay ?? HTTP_DEFAULTS.maxUploadsPerRelay, opts.maxUploads ?? HTTP_DEFAULTS.maxUploads);
   const app = new Hono<Env>();
 
   app.onError((err, c) => {
@@ -76,13 +84,6 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   app.notFound((c) => c.json({ error: { code: 'CC_ERR_NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
 
   app.get('/healthz', (c) => c.json({ ok: true }));
-
-  // Request bodies: at most maxBodyBytes, but segment uploads (their own, larger limit below).
-  const smallBody = bodyLimit({
-    maxSize: maxBodyBytes,
-    onError: (c) => { throw new TooLarge(`request body larger than ${maxBodyBytes} bytes (maxBodyBytes) on ${c.req.method} ${c.req.path}`); },
-  });
-  app.use('/v1/*', async (c, next) => (c.req.method === 'PUT' && /\/segments$/.test(c.req.path) ? next() : smallBody(c, next)));
 
   // Before the token check: whether and where the web viewer can sign in with SSO (no secrets).
   app.get('/v1/auth/config', async (c) => c.json({ oidc: (await ports.identity?.webSignIn?.()) ?? null }, 200, { 'cache-control': 'no-store' }));
@@ -98,6 +99,11 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     c.set('who', who);
     await next();
   });
+
+  // Request bodies: at most maxBodyBytes, but segment uploads (their own, larger limit below).
+  // Nothing is read here: each route reads its body after deciding that the caller may send it.
+  app.use('/v1/*', async (c, next) => (c.req.method === 'PUT' && /\/segments$/.test(c.req.path) ? next()
+    : bodyCap(maxBodyBytes, () => new TooLarge(`request body larger than ${maxBodyBytes} bytes (maxBodyBytes) on ${c.req.method} ${c.req.path}`))(c, next)));
   const user = (c: Context<Env>): Principal => {
     const who = c.get('who');
     if (who.kind !== 'user') throw new Forbidden('relay tokens cannot use the user API');
@@ -127,6 +133,17 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   // `cloudcons console down|up NAME`: close a console until it is brought up again (or retry now).
   app.post('/v1/consoles/:name/down', async (c) => c.json(await core.consoleCtl(user(c), c.req.param('name'), 'down')));
   app.post('/v1/consoles/:name/up', async (c) => c.json(await core.consoleCtl(user(c), c.req.param('name'), 'up')));
+
+  // `cloudcons console rm NAME` / `console move NAME --relay R` (admins): free a name (its output
+  // and audit stay), or give it to another relay.
+  app.delete('/v1/consoles/:name', async (c) => c.json(await core.removeConsole(user(c), c.req.param('name'))));
+  app.post('/v1/consoles/:name/move', async (c) => {
+    const who = user(c);
+    await core.requireAdmin(who, `move console ${c.req.param('name')}`);
+    const body = await jsonBody(c);
+    if (typeof body.relay !== 'string') throw new BadParameter(`relay: the name of the relay to move the console to is required (got ${JSON.stringify(body.relay)})`);
+    return c.json(await core.moveConsole(who, c.req.param('name'), body.relay));
+  });
 
   // Replay / export. Range: `from` (offset) or `since` (ms or 2h / ISO), up to `until`, then the
   // last `tail` lines of it (default 20 when no start is given). Streams; headers say the range.
@@ -217,19 +234,24 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     return new Response(body, { headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' } });
   });
 
-  app.put('/v1/consoles/:name/segments', bodyLimit({
-    maxSize: maxSegmentBytes,
-    onError: () => { throw new TooLarge(`segment larger than this cloud accepts (${maxSegmentBytes} bytes, --max-segment-bytes): seal smaller segments on the relay (segmentBytes)`); },
-  }), async (c) => {
+  // A segment upload: who may send it, how many are in progress and how big it says it is are
+  // checked before a byte of its body is read (a body is up to maxSegmentBytes of memory).
+  const tooLarge = () => new TooLarge(`segment larger than this cloud accepts (${maxSegmentBytes} bytes, --max-segment-bytes): seal smaller segments on the relay (segmentBytes)`);
+  app.put('/v1/consoles/:name/segments', async (c, next) => {
     const who = c.get('who');
+    await core.requireUploader(who, c.req.param('name'));
+    const done = uploads.take(who.name);
+    try { await next(); } finally { done(); }
+  }, bodyCap(maxSegmentBytes, tooLarge), async (c) => {
     const body = Buffer.from(await c.req.arrayBuffer());
-    const r = await core.ingestSegment(who, c.req.param('name'), body);
+    const r = await core.ingestSegment(c.get('who'), c.req.param('name'), body);
     return c.json(r, r.created ? 201 : 200);
   });
 
   // Uploads straight to the segment store (S3): the relay asks for a URL, PUTs the segment there,
   // then commits it. `mode: 'direct'` means this cloud takes the body itself (PUT above).
   app.post('/v1/consoles/:name/segments/upload-url', async (c) => {
+    await core.requireUploader(c.get('who'), c.req.param('name'));
     const body = await jsonBody(c);
     if (typeof body.key !== 'string') throw new BadParameter('key: a segment key (protocol/SEGMENT.md) is required');
     if (body.sha256 !== undefined && (typeof body.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(body.sha256))) {
@@ -242,6 +264,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   });
 
   app.post('/v1/consoles/:name/segments/commit', async (c) => {
+    await core.requireUploader(c.get('who'), c.req.param('name'));
     const body = await jsonBody(c);
     if (typeof body.key !== 'string') throw new BadParameter('key: the key the segment was uploaded under is required');
     const r = await core.commitSegment(c.get('who'), c.req.param('name'), body.key);
@@ -413,6 +436,8 @@ async function jsonBody(c: Context<Env>): Promise<Record<string, unknown>> {
   try {
     const b = await c.req.json();
     if (typeof b === 'object' && b && !Array.isArray(b)) return b as Record<string, unknown>;
-  } catch { /* fall through */ }
+  } catch (e) {
+    if (e instanceof TooLarge) throw e; // bodyCap stopped the read
+  }
   throw new BadParameter('request body must be a JSON object');
 }

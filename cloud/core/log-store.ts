@@ -1,7 +1,8 @@
 // A console's log as one byte stream: sealed segments (SegmentStore, uploaded by relays from their
 // spools: the durable record) plus the hot tail (HotTail: live output not sealed yet, so replay is
 // never minutes behind). Offsets are the relay's; any offset is in one of four states:
-//   data     in a segment or in the hot tail (segments win where both have it: same bytes)
+//   data     in a segment or in the hot tail (segments win where both have it: the same bytes, as
+//            a segment is stored only if it has, byte for byte, what the hot tail held first)
 //   gap      lost for good, recorded by a gap segment (a relay's spool overflowed)
 //   pending  not here yet: sealed on the relay but not uploaded (after an outage), or beyond the end
 // Stateless apart from caches, so it runs the same in the embedded server and in Lambda: a
@@ -41,10 +42,21 @@ export const LOG_DEFAULTS: LogStoreOptions = { footerCache: 512, maxTailScan: 64
 
 const HOT_STEP = 256 * 1024;
 
+/** A segment that does not have the bytes stored first at its offsets (a live copy, a segment
+ *  stored before): refused, and the stored output kept (the core audits it as output.conflict). */
+export class OutputConflict extends Conflict {
+  constructor(readonly console: string, readonly start: number, readonly end: number, what: string) {
+    super(`segment ${start}-${end} of ${console} ${what}: the output stored first is kept`);
+  }
+}
+
 export class LogStore implements OutputStore {
   readonly opts: LogStoreOptions;
   private readonly index = new Map<string, { list: SegIdx[]; version?: number }>();
   private readonly footers = new Map<string, SegmentFooter>();
+  /** Per console, how many times this process wrote to its hot tail: an ingest that saw it move
+   *  while it stored a segment compares again what arrived meanwhile. */
+  private readonly hotWrites = new Map<string, number>();
 
   constructor(private readonly segs: SegmentStore, private readonly hot: HotTail, opts: Partial<LogStoreOptions> = {}) {
     this.opts = { ...LOG_DEFAULTS, ...opts };
@@ -118,14 +130,18 @@ export class LogStore implements OutputStore {
     const fresh: { offset: number; data: Buffer }[] = [];
     if (offset < end && this.hot.fill && offset + data.length > segEnd) {
       const from = Math.max(offset, segEnd);
+      this.wroteHot(console);
       fresh.push(...await this.hot.fill(console, from, ts, data.subarray(from - offset, Math.min(data.length, end - offset))));
     }
     if (offset + data.length <= end) return { end, fresh };
     if (offset < end) { data = data.subarray(end - offset); offset = end; }
+    this.wroteHot(console);
     await this.hot.append(console, offset, ts, data, end);
     fresh.push({ offset, data });
     return { end: offset + data.length, fresh };
   }
+
+  private wroteHot(console: string): void { this.hotWrites.set(console, (this.hotWrites.get(console) ?? 0) + 1); }
 
   async consoles(): Promise<string[]> {
     return [...new Set([...(await this.segs.children('logs/')), ...(await this.hot.consoles())])].sort();
@@ -315,7 +331,10 @@ export class LogStore implements OutputStore {
     try {
       return await this.putSegment(console, body, key);
     } catch (e) {
-      if (e instanceof BadParameter) await this.segs.delete(key); // not what the key says: never leave it to be read
+      // Not what the key says, or not what is stored: never leave it to be read. (A key already
+      // part of the log is the stored record itself, never deleted here.)
+      const listed = (await this.segments(console)).some((x) => x.key === key);
+      if ((e instanceof BadParameter || e instanceof OutputConflict) && !listed) await this.segs.delete(key);
       throw e;
     }
   }
@@ -329,7 +348,11 @@ export class LogStore implements OutputStore {
     if (clash) throw new Conflict(`segment ${info.start}-${info.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
   }
 
-  /** `storedAs`: the body is already in the store under that key (commitSegment). */
+  /** `storedAs`: the body is already in the store under that key (commitSegment). A segment that
+   *  would change output stored before throws OutputConflict. The comparison covers what the hot
+   *  tail holds when it runs, and live output this process stores while the segment is written;
+   *  on Lambda, a live message another container stores in those milliseconds is not compared
+   *  (it is the relay's own fresh output, never output stored before). */
   async putSegment(console: string, body: Buffer, storedAs?: string): Promise<{
     key: string; footer: SegmentFooter; created: boolean;
     /** Bytes a gap segment really loses (not in the hot tail), from offset lostAt. */ lost: number; lostAt: number;
@@ -346,32 +369,71 @@ export class LogStore implements OutputStore {
     if (storedAs !== undefined && storedAs !== key) throw new BadParameter(`the object stored as ${storedAs} is segment ${key}`);
     const list = await this.segments(console);
     // Already part of a bigger segment (compaction merged it; the relay sends it again, having
-    // missed the answer): stored. A copy just PUT under its own key (presigned) is left to the
-    // next compaction, which deletes segments others cover.
+    // missed the answer): stored, if it has the same bytes. A copy just PUT under its own key
+    // (presigned) is left to the next compaction, which deletes segments others cover.
     const cover = list.find((s) => !s.gap && s.key !== key && s.start <= f.start && f.end <= s.end);
-    if (cover && !f.gap) return { key, footer: f, created: false, lost: 0, lostAt: f.start, fresh: [] };
+    if (cover && !f.gap) {
+      const at = firstDifference(await this.read(console, f.start, f.end), sliceBlocks(f, blocks, f.start, f.end));
+      if (at !== undefined) throw new OutputConflict(console, f.start, f.end, `differs from the stored segment ${cover.start}-${cover.end} (first at offset ${f.start + at})`);
+      return { key, footer: f, created: false, lost: 0, lostAt: f.start, fresh: [] };
+    }
     const clash = list.find((s) => s.key !== key && s.start < f.end && f.start < s.end);
-    if (clash) throw new Conflict(`segment ${f.start}-${f.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
+    if (clash) throw new OutputConflict(console, f.start, f.end, `overlaps the stored segment ${clash.start}-${clash.end}`);
     const known = list.some((s) => s.key === key);
+    // Output stored live first is what the segment must have: a segment never replaces it.
+    const writes = this.hotWrites.get(console);
+    let runs = await this.hot.runs(console);
+    if (!f.gap) await this.sameAsHot(console, f, blocks, runs);
     const r = storedAs !== undefined ? (known ? 'exists' : 'created') : await this.segs.put(key, body);
-    if (!f.gap && blocks.length >= this.opts.indexMinBlocks) await this.segs.put(`${key}.tri`, buildIndex(blocks));
     if (r === 'exists' && storedAs === undefined) {
       const stored = await readFooter({ size: (await this.segs.list(key))[0]?.size ?? 0, read: (pos, len) => this.segs.get(key, { start: pos, end: pos + len }) });
-      if (stored.sha256 !== f.sha256) throw new Conflict(`a different segment ${key} is already stored`);
+      if (stored.sha256 !== f.sha256) throw new OutputConflict(console, f.start, f.end, `is not the segment already stored under ${key} (sha256 ${stored.sha256.slice(0, 12)}..., this one ${f.sha256.slice(0, 12)}...)`);
     }
-    if (!list.some((s) => s.key === key)) {
+    if (!f.gap && blocks.length >= this.opts.indexMinBlocks) await this.segs.put(`${key}.tri`, buildIndex(blocks));
+    if (!known) {
       const info = { ...parseSegmentKey(key)!, size: body.length };
       let i = list.length;
       while (i > 0 && list[i - 1].start > info.start) i--;
       list.splice(i, 0, info);
     }
+    // Live output this process stored while the segment was written (from now on it is dropped
+    // as a resend): compared too, and the segment taken back if it differs.
+    if (!f.gap && this.hotWrites.get(console) !== writes) {
+      runs = await this.hot.runs(console);
+      try { await this.sameAsHot(console, f, blocks, runs); } catch (e) {
+        if (!known) await this.unlist(console, list, key);
+        throw e;
+      }
+    }
     if (r === 'created') await this.indexChanged(console);
-    const runs = await this.hot.runs(console);
     const fresh = r === 'created' && !f.gap ? uncovered(f, blocks, runs) : [];
     await this.trimHot(console, list, runs);
     let lost = 0, lostAt = f.start;
     if (f.gap) for await (const it of this.items(console, f.start, f.end)) if (it.kind === 'gap') { if (!lost) lostAt = it.offset; lost += it.bytes; }
     return { key, footer: f, created: r === 'created', lost, lostAt, fresh };
+  }
+
+  /** OutputConflict unless segment `f` (its decoded `blocks`) has the bytes the hot tail holds
+   *  wherever both have some. */
+  private async sameAsHot(console: string, f: SegmentFooter, blocks: Buffer[], runs: readonly { start: number; end: number }[]): Promise<void> {
+    for (const run of runs) {
+      const a = Math.max(run.start, f.start), b = Math.min(run.end, f.end);
+      if (a >= b) continue;
+      for (const c of await this.hot.read(console, a, b)) {
+        const at = firstDifference(c.data, sliceBlocks(f, blocks, c.offset, c.offset + c.data.length));
+        if (at !== undefined) throw new OutputConflict(console, f.start, f.end, `differs from the output stored live at ${a}-${b} (first at offset ${c.offset + at})`);
+      }
+    }
+  }
+
+  /** Takes a segment just stored back out (it turned out to conflict): object, index and listing. */
+  private async unlist(console: string, list: SegIdx[], key: string): Promise<void> {
+    const i = list.findIndex((x) => x.key === key);
+    if (i >= 0) list.splice(i, 1);
+    await this.segs.delete(key);
+    await this.segs.delete(`${key}.tri`);
+    this.footers.delete(key);
+    await this.indexChanged(console);
   }
 
   /** Drops hot-tail files that segments now cover. */
@@ -473,6 +535,24 @@ function clip(c: Chunk, a: number, b: number): Chunk | undefined {
   return s === c.offset && e === c.offset + c.data.length ? c : { offset: s, ts: c.ts, data: c.data.subarray(s - c.offset, e - c.offset) };
 }
 
+/** Bytes [a, b) of segment `f` from its decoded `blocks`. */
+function sliceBlocks(f: SegmentFooter, blocks: Buffer[], a: number, b: number): Buffer {
+  const parts: Buffer[] = [];
+  f.blocks.forEach((blk, i) => {
+    const lo = Math.max(a, blk.offset), hi = Math.min(b, blk.offset + blk.bytes);
+    if (lo < hi) parts.push(blocks[i].subarray(lo - blk.offset, hi - blk.offset));
+  });
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+/** Index of the first byte where `x` and `y` differ (a shorter one differs where it ends), or undefined. */
+function firstDifference(x: Buffer, y: Buffer): number | undefined {
+  if (x.equals(y)) return undefined;
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return i;
+  return n;
+}
+
 /** The parts of segment `f` (its decoded `blocks`) that no hot-tail run holds. */
 function uncovered(f: SegmentFooter, blocks: Buffer[], runs: readonly { start: number; end: number }[]): { offset: number; data: Buffer }[] {
   const holes: [number, number][] = [];
@@ -484,16 +564,7 @@ function uncovered(f: SegmentFooter, blocks: Buffer[], runs: readonly { start: n
     at = Math.max(at, r.end);
   }
   if (at < f.end) holes.push([at, f.end]);
-  const out: { offset: number; data: Buffer }[] = [];
-  for (const [a, b] of holes) {
-    const parts: Buffer[] = [];
-    f.blocks.forEach((blk, i) => {
-      const lo = Math.max(a, blk.offset), hi = Math.min(b, blk.offset + blk.bytes);
-      if (lo < hi) parts.push(blocks[i].subarray(lo - blk.offset, hi - blk.offset));
-    });
-    out.push({ offset: a, data: parts.length === 1 ? parts[0] : Buffer.concat(parts) });
-  }
-  return out;
+  return holes.map(([a, b]) => ({ offset: a, data: sliceBlocks(f, blocks, a, b) }));
 }
 
 /** The listing in offset order without segments inside another data segment (the small ones a

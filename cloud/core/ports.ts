@@ -11,7 +11,8 @@ export interface Lock {
   /** Session holding the lock, or undefined when free (released or never taken). */
   session?: string;
   user?: string;
-  /** Fence token of the current (or last) holder. Strictly increases with every acquisition. */
+  /** Fence token of the current (or last) holder. Strictly increases with every acquisition, and
+   *  never passes MAX_FENCE (2^48, protocol/bounds.ts): far below 2^53, where +1 stops counting. */
   fence: number;
   /** Lease end in ms since the epoch; a lock past it counts as free. */
   expiresAt: number;
@@ -28,14 +29,16 @@ export interface LockStore {
   /** Takes the lock for `session`. Without `force` it succeeds only if the lock is free, expired or
    *  already held by the same session (then it is renewed and keeps its fence). Every successful
    *  acquisition by a different session increments the fence, and so does `force` by the holder
-   *  itself (a re-fence). Atomic against concurrent callers: of N racing acquirers exactly one wins. */
+   *  itself (a re-fence). Atomic against concurrent callers: of N racing acquirers exactly one wins.
+   *  Throws Conflict if the fence is at MAX_FENCE (only a seed can put it there). */
   acquire(console: string, holder: { session: string; user: string }, opts: { force: boolean; leaseMs: number; now: number }): Promise<AcquireResult>;
   /** Extends the lease if `session` still holds the lock with `fence`; false otherwise. */
   renew(console: string, session: string, fence: number, leaseMs: number, now: number): Promise<boolean>;
   /** Frees the lock if `session` holds it with `fence` (the fence is kept); false otherwise. Repeating it is safe. */
   release(console: string, session: string, fence: number): Promise<boolean>;
   /** Makes sure the next acquisition gets a fence above `fence` (learned from a relay after a cloud
-   *  restart, so a fence is never reused). Never lowers the fence. */
+   *  restart, so a fence is never reused). Never lowers the fence. Throws BadParameter for a fence
+   *  that is not a whole number from 0 to MAX_FENCE (2^48). */
   seedFence(console: string, fence: number): Promise<void>;
 }
 
@@ -84,14 +87,30 @@ export interface ConsoleRecord {
   adminDown?: { by: string; at: number };
   /** The console shows a password prompt now: input is audited redacted (secret-prompt.ts). */
   secretPrompt?: boolean;
+  /** The highest write-lock fence this cloud handed out or accepted for the console. Kept here as
+   *  well as in the lock store, which the embedded cloud holds in memory only: a relay's claim to
+   *  have seen a fence far above it is refused (core.ts relayHello). */
+  fence?: number;
 }
 
 /** Known consoles. Survives restarts in durable adapters so a console of a relay that is down
- *  is still listed (as down) and its log still replayable. */
+ *  is still listed (as down) and its log still replayable. A name belongs to the relay in its
+ *  record (`relay`) until an admin moves or removes it: the core writes through putIf, so no
+ *  other relay can take it, by racing or otherwise. */
 export interface ConsoleRegistry {
   get(name: string): Promise<ConsoleRecord | undefined>;
   list(): Promise<ConsoleRecord[]>;
+  /** Creates or replaces a record whoever it belongs to (set-up and tests; the core uses putIf). */
   put(rec: ConsoleRecord): Promise<void>;
+  /** Stores `rec` only if the stored record of `rec.name` belongs to relay `owner` now, or, with
+   *  `owner` null, only if there is none: atomic against concurrent callers (of two relays
+   *  claiming a free name at once exactly one gets it, and a write that read the record before an
+   *  admin moved it cannot undo the move). False, storing nothing, otherwise. */
+  putIf(rec: ConsoleRecord, owner: string | null): Promise<boolean>;
+  /** Removes the record of `name` if it belongs to relay `owner` and no relay connection publishes
+   *  it (no `relayConn`); atomic like putIf. False, removing nothing, otherwise (also when there is
+   *  no record). Output and audit records are not the registry's: they stay. */
+  remove(name: string, owner: string): Promise<boolean>;
   /** Marks every console published over `relayConn` down (the relay went away). Returns them. */
   dropRelayConn(relayConn: string, reason: string, now: number): Promise<ConsoleRecord[]>;
 }
@@ -175,7 +194,8 @@ export interface AuditRecord {
   console: string;
   /** Dotted lowercase event type: session.attach, session.detach, input, input.denied,
    *  input.dropped, lock.take, lock.force, lock.bumped, lock.refused, lock.refence, lock.release, break,
-   *  break.denied, console.up, console.down, output.gap. */
+   *  break.denied, console.up, console.down, console.remove, console.move, output.gap, output.conflict,
+   *  relay.refused, relay.fence, relay.ignored, relay.audit.limited, relay.audit.suppressed. */
   type: string;
   user?: string;
   session?: string;

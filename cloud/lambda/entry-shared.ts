@@ -24,6 +24,12 @@
 //                                   (each 22 KiB of it is one @connections post)
 //   CLOUDCONS_MAX_PATTERN_LENGTH, CLOUDCONS_MAX_PATTERN_STATES, CLOUDCONS_MAX_GREP_MS
 //                                   grep: pattern length (1000), compiled states (4000), scan time (20000)
+//   CLOUDCONS_MAX_CONSOLES_PER_RELAY   consoles registered to one relay, default 1024 (core.ts)
+//   CLOUDCONS_RELAY_AUDITS_PER_MIN, CLOUDCONS_RELAY_AUDIT_BURST
+//                                   audit records one relay may cause, per minute and at once,
+//                                   per container (600, 3000; relay-audit.ts)
+//   CLOUDCONS_FENCE_CLAIM_SLACK     how far above the highest fence handed out a relay's claim may
+//                                   be, default 1000 (0 allowed)
 //   CLOUDCONS_OIDC_ISSUER           single sign-on: accept OpenID Connect ID tokens from this issuer
 //                                   (cloud/adapters/oidc.ts); with CLOUDCONS_OIDC_AUDIENCE (client id)
 //   CLOUDCONS_OIDC_USER_CLAIM       claim naming the user, default preferred_username
@@ -73,6 +79,14 @@ export function positiveInt(env: NodeJS.ProcessEnv, name: string): number | unde
   return n;
 }
 
+/** A whole number (0 allowed) from the environment, or undefined when unset. */
+export function wholeNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw new Error(`${name} must be a whole number, got '${v}'`);
+  return Number(v);
+}
+
 export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
   const leaseMs = positiveInt(env, 'CLOUDCONS_LEASE_MS');
   const quietBatchMs = positiveInt(env, 'CLOUDCONS_QUIET_BATCH_MS');
@@ -89,6 +103,10 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     maxHistoryBytes: positiveInt(env, 'CLOUDCONS_MAX_HISTORY_BYTES'), maxPatternLength: positiveInt(env, 'CLOUDCONS_MAX_PATTERN_LENGTH'),
     maxPatternStates: positiveInt(env, 'CLOUDCONS_MAX_PATTERN_STATES'), maxGrepMs: positiveInt(env, 'CLOUDCONS_MAX_GREP_MS'),
   };
+  const relayLimits = {
+    maxConsolesPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONSOLES_PER_RELAY'), relayAuditsPerMin: positiveInt(env, 'CLOUDCONS_RELAY_AUDITS_PER_MIN'),
+    relayAuditBurst: positiveInt(env, 'CLOUDCONS_RELAY_AUDIT_BURST'), fenceClaimSlack: wholeNumber(env, 'CLOUDCONS_FENCE_CLAIM_SLACK'),
+  };
   return {
     maxConnsPerUser: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_USER'), maxConnsPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_RELAY'),
     maxBodyBytes: positiveInt(env, 'CLOUDCONS_MAX_BODY_BYTES'),
@@ -103,6 +121,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
       ...(redact === 'false' ? { redactSecrets: false } : {}), ...(secretPrompt ? { secretPrompt } : {}),
       ...(maxSessionsPerConsole ? { maxSessionsPerConsole } : {}),
       ...Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)),
+      ...Object.fromEntries(Object.entries(relayLimits).filter(([, v]) => v !== undefined)),
     },
   };
 }

@@ -73,7 +73,7 @@ export function createWsHandler(d: WsHandlerDeps) {
     const c = await d.connections.get(conn);
     if (routeKey === '$disconnect') {
       if (c) {
-        await (c.kind === 'relay' ? core.relayClosed(conn) : core.clientClosed(conn));
+        await (c.kind === 'relay' ? core.relayClosed(conn, c.who.name) : core.clientClosed(conn));
         await d.connections.delete(conn);
         log(`${c.kind} ${c.who.name} disconnected (${conn})`);
       }

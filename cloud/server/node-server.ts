@@ -12,7 +12,7 @@ import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
 import { CloudCore, type CoreOptions } from '../core/core.ts';
 import { defaultWebDir, webAssets } from './web-assets.ts';
 import { SUBPROTOCOL, subprotocolBearer } from '../core/http-app.ts';
-import { authenticate, createHttpApp, USER_TOKEN_TTL_DEFAULT } from '../core/http-app.ts';
+import { authenticate, createHttpApp, HTTP_DEFAULTS, USER_TOKEN_TTL_DEFAULT } from '../core/http-app.ts';
 import type { CloudPorts, Principal, SegmentStore } from '../core/ports.ts';
 import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
 import { embeddedPorts } from './embedded-ports.ts';
@@ -43,6 +43,10 @@ export interface ServerLimits extends SenderLimits {
   userTokenTtlMs: number;
   /** Largest segment upload accepted (bytes). Default 16 MiB. */
   maxSegmentBytes: number;
+  /** Segment uploads in progress at once per relay / over all relays; more get 429 before their
+   *  body is read. Defaults 8 / 32 (HttpOptions). */
+  maxUploadsPerRelay: number;
+  maxUploads: number;
   /** Delete segments whose newest output is older than this (ms); 0 keeps them forever (default). */
   retentionMs: number;
   /** How often retention runs (ms). Default 1 hour. */
@@ -51,6 +55,7 @@ export interface ServerLimits extends SenderLimits {
 export const SERVER_DEFAULTS: ServerLimits = {
   ...SENDER_DEFAULTS, maxFrameBytes: PROTOCOL_LIMITS.maxFrameBytes, maxBadFrames: 20, idleTimeoutMs: 90_000, maxQueued: 256,
   sessionMsgsPerSec: 200, relayMsgsPerSec: 20_000, maxConnsPerUser: 32, maxConnsPerRelay: 4, maxBodyBytes: 1024 * 1024, userTokenTtlMs: USER_TOKEN_TTL_DEFAULT, maxSegmentBytes: 16 * 1024 * 1024, retentionMs: 0, retentionCheckMs: 3600_000,
+  ...HTTP_DEFAULTS,
 };
 
 export interface CloudServerOptions {
@@ -99,7 +104,8 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   }
   const core = new CloudCore(ports, opts.core);
   sender.setOutput(core.log);
-  const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes, maxBodyBytes: limits.maxBodyBytes, userTokenTtlMs: limits.userTokenTtlMs });
+  const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes, maxBodyBytes: limits.maxBodyBytes, userTokenTtlMs: limits.userTokenTtlMs,
+    maxUploadsPerRelay: limits.maxUploadsPerRelay, maxUploads: limits.maxUploads });
   const retention = limits.retentionMs > 0 ? setInterval(() => {
     void (async () => {
       for (const c of await core.log.consoles()) {
@@ -223,7 +229,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       sockets.delete(conn);
       sender.forget(conn);
       log(`${kind} ${who.name} disconnected (${conn}): ${code} ${reason.toString()}`);
-      chain = chain.then(() => (kind === 'relay' ? core.relayClosed(conn) : core.clientClosed(conn))).catch((e) => log(`${conn}: cleanup failed: ${e}`));
+      chain = chain.then(() => (kind === 'relay' ? core.relayClosed(conn, who.name) : core.clientClosed(conn))).catch((e) => log(`${conn}: cleanup failed: ${e}`));
     });
     ws.on('error', (e) => log(`${conn}: socket error: ${e.message}`));
   }

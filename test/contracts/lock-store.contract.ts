@@ -2,6 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LockStore } from '../../cloud/core/ports.ts';
+import { BadParameter, Conflict } from '../../protocol/errors.ts';
+import { MAX_FENCE } from '../../protocol/bounds.ts';
 
 export function lockStoreContract(name: string, make: () => Promise<LockStore>): void {
   const L = 30_000;
@@ -95,6 +97,20 @@ export function lockStoreContract(name: string, make: () => Promise<LockStore>):
     const r = await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
     assert.ok(r.ok);
     assert.equal(r.lock.fence, 42);
+  });
+
+  test(`${name}: fences stay at or below 2^48: a seed above it is refused, and a lock at it cannot be taken again`, async () => {
+    const s = await make();
+    await s.seedFence('c1', 5);
+    for (const bad of [MAX_FENCE + 1, Number.MAX_SAFE_INTEGER, 2.5, -1]) {
+      await assert.rejects(s.seedFence('c1', bad), (e: Error) => e instanceof BadParameter && /fence must be a whole number from 0 to 281474976710656 \(2\^48\)/.test(e.message), `seed ${bad}`);
+    }
+    const r = await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    assert.ok(r.ok);
+    assert.equal(r.lock.fence, 6, 'the refused seeds changed nothing');
+    await s.seedFence('c2', MAX_FENCE);
+    await assert.rejects(s.acquire('c2', a, { force: false, leaseMs: L, now: 1000 }), (e: Error) => e instanceof Conflict && /2\^48/.test(e.message));
+    assert.equal((await s.get('c2')).fence, MAX_FENCE);
   });
 
   test(`${name}: consoles are independent`, async () => {

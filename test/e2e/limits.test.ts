@@ -104,7 +104,7 @@ test('limits: connections per user and relay, sessions per console, messages/s, 
 
   // Logged, and audited; the cloud is still up.
   await until('logged', () => /sends more than 50 messages\/s: slowed down/.test(cloud.proc.err) && /refused a WebSocket of user alice/.test(cloud.proc.err)
-    && /\(session carol\): console c1 has 2 sessions/.test(cloud.proc.err) && /http: POST \/v1\/tokens \(before sign-in\): request body larger than 4096/.test(cloud.proc.err));
+    && /\(session carol\): console c1 has 2 sessions/.test(cloud.proc.err) && /http: POST \/v1\/tokens by admin: request body larger than 4096/.test(cloud.proc.err));
   const audit = JSON.parse((await call(cloud.adminToken, 'GET', '/v1/consoles/c1/audit')).text).records as { type: string }[];
   assert.ok(audit.some((r) => r.type === 'session.refused'));
   assert.equal((await fetch(`${cloud.url}/healthz`)).status, 200);

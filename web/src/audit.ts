@@ -6,6 +6,7 @@ import { apiJson, token, type Config, type ConsoleView } from './api.ts';
 import { b64ToBytes } from './session.ts';
 import { h } from './dom.ts';
 import { toCsv } from './csv.ts';
+import { AUDIT_LOAD_DEFAULTS, loadAudits } from './audit-load.ts';
 
 export interface AuditRecord {
   time: number; console: string; type: string; user?: string; session?: string; fence?: number;
@@ -46,8 +47,6 @@ function bytesToB64Joined(a: string, b: string): string { return btoa(atob(a) + 
 
 /** Output shown after each input, at most (bytes). */
 const ANSWER_BYTES = 2048;
-/** Records fetched per console. */
-const LIMIT = 5000;
 
 
 /** What a record shows in the "what" column: the input readably, else the detail. */
@@ -129,7 +128,7 @@ export function auditPage(cfg: Config, only?: string): { node: HTMLElement; clea
       h('td', {}, r.user ?? ''),
       h('td', {}, r.type),
       h('td', { class: 'what' }, h('code', {}, what(r)), answers.get(answerKey(r)) ? h('pre', { class: 'answer', 'aria-label': 'console output after this input' }, answers.get(answerKey(r))!) : null))));
-    status.textContent = `${shown.length} of ${records.length} records`;
+    status.textContent = `${shown.length} of ${records.length} records${shownNote}`;
   };
   const download = (name: string, type: string, text: string) => {
     const a = h('a', { href: URL.createObjectURL(new Blob([text], { type })), download: name });
@@ -137,6 +136,18 @@ export function auditPage(cfg: Config, only?: string): { node: HTMLElement; clea
     a.click();
     a.remove();
   };
+
+  let left = false; // the page was left: stop loading
+  let cut: string[] = [];
+  const fetchAudit = (c: string, limit: number) => apiJson<{ records: AuditRecord[] }>(cfg, `/v1/consoles/${encodeURIComponent(c)}/audit?limit=${limit}`)
+    .then((x) => x.records.map((r) => ({ ...r, console: r.console ?? c })));
+  const note = (limit: number, failed: { name: string }[]) => {
+    const parts = [];
+    if (cut.length) parts.push(`the newest ${limit} records of ${cut.length} consoles with more (pick one to see up to ${AUDIT_LOAD_DEFAULTS.perConsole})`);
+    if (failed.length) parts.push(`${failed.length} consoles could not be read (${failed.slice(0, 5).map((f) => f.name).join(', ')}${failed.length > 5 ? ', ...' : ''})`);
+    return parts.length ? ` (showing ${parts.join('; ')})` : '';
+  };
+  let shownNote = '';
 
   const load = async () => {
     status.textContent = 'loading...';
@@ -146,12 +157,19 @@ export function auditPage(cfg: Config, only?: string): { node: HTMLElement; clea
       const consoles = only ? [only] : [...(await apiJson<{ consoles: ConsoleView[] }>(cfg, '/v1/consoles')).consoles.map((c) => c.name), ...(whoami?.admin ? ['_cloud'] : [])];
       consoleSel.replaceChildren(h('option', { value: '' }, 'all consoles'), ...consoles.map((c) => h('option', { value: c }, c)));
       if (only) consoleSel.value = only;
-      const lists = await Promise.all(consoles.map((c) => apiJson<{ records: AuditRecord[] }>(cfg, `/v1/consoles/${encodeURIComponent(c)}/audit?limit=${LIMIT}`)
-        .then((x) => x.records.map((r) => ({ ...r, console: r.console ?? c })))));
-      records = lists.flat().sort((a, b) => a.time - b.time);
+      // A few requests at a time and a bounded number of records: thousands of consoles load too.
+      const r = await loadAudits(consoles, fetchAudit, {
+        stopped: () => left, progress: (done, total) => { if (total > 1) status.textContent = `loading... ${done} of ${total} consoles`; },
+      });
+      if (left) return;
+      cut = r.cut;
+      if (r.failed.length === consoles.length && consoles.length) throw new Error(r.failed[0].error);
+      records = r.records.sort((a, b) => a.time - b.time);
+      shownNote = note(r.limit, r.failed);
       render();
       // The answer to each input: the output from its offset to the next record's (same console).
       for (const c of consoles) {
+        if (left) return;
         const mine = joinKeystrokes(records.filter((r) => r.console === c && r.offset !== undefined));
         const inputs = mine.filter((r) => r.type === 'input');
         if (!inputs.length) continue;
@@ -172,6 +190,17 @@ export function auditPage(cfg: Config, only?: string): { node: HTMLElement; clea
       status.textContent = `Cannot load the audit: ${(e as Error).message}`;
     }
   };
+  // A console cut short in the view of all: picked, it is loaded in full (up to perConsole).
+  consoleSel.addEventListener('change', () => {
+    const c = consoleSel.value;
+    if (!c || !cut.includes(c)) return;
+    cut = cut.filter((x) => x !== c);
+    void fetchAudit(c, AUDIT_LOAD_DEFAULTS.perConsole).then((full) => {
+      if (left) return;
+      records = [...records.filter((r) => r.console !== c), ...full].sort((a, b) => a.time - b.time);
+      render();
+    }, (e: Error) => { status.textContent = `Cannot load the audit of ${c}: ${e.message}`; });
+  });
   for (const el of [consoleSel, kind]) el.addEventListener('change', render);
   for (const el of [userIn, sinceIn, untilIn]) el.addEventListener('input', render);
 
@@ -186,5 +215,5 @@ export function auditPage(cfg: Config, only?: string): { node: HTMLElement; clea
       body),
     status);
   void load();
-  return { node, cleanup: () => {} };
+  return { node, cleanup: () => { left = true; } };
 }

@@ -2,9 +2,12 @@
 // test/contracts/console-registry.contract.ts). All records live in one partition (pk `consoles`,
 // sk = name; see dynamo-table.ts), so list() is one strongly consistent Query (paged) and a record
 // is one GetItem. The record is stored as JSON in `rec`, with `relayConn` beside it so that
-// dropRelayConn can find and condition on it: a console that another relay connection took over
-// meanwhile is left alone.
-import { GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+// dropRelayConn can find and condition on it (a console that another relay connection took over
+// meanwhile is left alone), and `relay` (the owner) so that putIf and remove can: a record written
+// before `relay` was kept beside it is matched by its JSON instead.
+import {
+  DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
 import type { ConsoleRecord, ConsoleRegistry } from '../../core/ports.ts';
 import { isConditionFailure, S } from './dynamo-table.ts';
 
@@ -36,6 +39,37 @@ export class DynamoConsoleRegistry implements ConsoleRegistry {
     await this.db.send(new PutItemCommand({ TableName: this.table, Item: item(rec) }));
   }
 
+  async putIf(rec: ConsoleRecord, owner: string | null): Promise<boolean> {
+    if (owner === null) return this.write(new PutItemCommand({ TableName: this.table, Item: item(rec), ConditionExpression: 'attribute_not_exists(pk)' }));
+    return this.asOwner(rec.name, owner, '', (cond) => new PutItemCommand({ TableName: this.table, Item: item(rec), ...cond }));
+  }
+
+  async remove(name: string, owner: string): Promise<boolean> {
+    return this.asOwner(name, owner, ' AND attribute_not_exists(relayConn)', (cond) => new DeleteItemCommand({ TableName: this.table, Key: { pk: S(PK), sk: S(name) }, ...cond }));
+  }
+
+  /** Sends the write `make` builds with a condition that the record belongs to `owner` (and
+   *  `extra`); for a record without the `relay` attribute (older), that its JSON is the one just
+   *  read, which names `owner`. */
+  private async asOwner(name: string, owner: string, extra: string, make: (cond: Cond) => PutItemCommand | DeleteItemCommand): Promise<boolean> {
+    const names = { '#relay': 'relay', '#rec': 'rec' };
+    if (await this.write(make({ ConditionExpression: `#relay = :o${extra}`, ExpressionAttributeNames: { '#relay': 'relay' }, ExpressionAttributeValues: { ':o': S(owner) } }))) return true;
+    const cur = (await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: S(PK), sk: S(name) }, ConsistentRead: true }))).Item;
+    if (!cur || cur.relay || parse(cur).relay !== owner) return false;
+    return this.write(make({ ConditionExpression: `attribute_not_exists(#relay) AND #rec = :old${extra}`, ExpressionAttributeNames: names, ExpressionAttributeValues: { ':old': cur.rec! } }));
+  }
+
+  /** A conditional write: false if its condition did not hold. */
+  private async write(cmd: PutItemCommand | DeleteItemCommand): Promise<boolean> {
+    try {
+      await (cmd instanceof PutItemCommand ? this.db.send(cmd) : this.db.send(cmd));
+      return true;
+    } catch (e) {
+      if (isConditionFailure(e)) return false;
+      throw e;
+    }
+  }
+
   async dropRelayConn(relayConn: string, reason: string, now: number): Promise<ConsoleRecord[]> {
     const out: ConsoleRecord[] = [];
     for (const r of await this.list()) {
@@ -56,8 +90,10 @@ export class DynamoConsoleRegistry implements ConsoleRegistry {
   }
 }
 
+type Cond = { ConditionExpression: string; ExpressionAttributeNames: Record<string, string>; ExpressionAttributeValues: Record<string, AttributeValue> };
+
 function item(rec: ConsoleRecord): Record<string, AttributeValue> {
-  return { pk: S(PK), sk: S(rec.name), rec: S(JSON.stringify(rec)), ...(rec.relayConn ? { relayConn: S(rec.relayConn) } : {}) };
+  return { pk: S(PK), sk: S(rec.name), rec: S(JSON.stringify(rec)), relay: S(rec.relay), ...(rec.relayConn ? { relayConn: S(rec.relayConn) } : {}) };
 }
 
 function parse(it: Record<string, AttributeValue>): ConsoleRecord { return JSON.parse(it.rec!.S!) as ConsoleRecord; }

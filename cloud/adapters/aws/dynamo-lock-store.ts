@@ -13,6 +13,8 @@
 //
 // The table: see dynamo-table.ts.
 import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BadParameter, Conflict } from '../../../protocol/errors.ts';
+import { fenceExhausted, FENCE_RULE, isFence, MAX_FENCE } from '../../../protocol/bounds.ts';
 import type { AcquireResult, Lock, LockStore } from '../../core/ports.ts';
 import { isConditionFailure, N, S } from './dynamo-table.ts';
 
@@ -82,6 +84,7 @@ export class DynamoLockStore implements LockStore {
       } else if (held && !opts.force) {
         return { ok: false, lock: cur };
       } else {
+        if (cur.fence >= MAX_FENCE) throw new Conflict(fenceExhausted(console));
         bumped = held && cur.session !== holder.session ? { session: cur.session!, user: cur.user! } : undefined;
         next = { console, session: holder.session, user: holder.user, fence: cur.fence + 1, expiresAt: opts.now + opts.leaseMs };
       }
@@ -104,6 +107,7 @@ export class DynamoLockStore implements LockStore {
   }
 
   async seedFence(console: string, fence: number): Promise<void> {
+    if (!isFence(fence)) throw new BadParameter(`seedFence ${console}: fence must be ${FENCE_RULE}, got ${fence}`);
     await this.update(console,
       'SET #fence = :f, #console = :c, #expiresAt = if_not_exists(#expiresAt, :zero), #v = if_not_exists(#v, :zero) + :one',
       'attribute_not_exists(pk) OR #fence < :f', { ':f': N(fence), ':c': S(console), ':zero': N(0), ':one': N(1) });

@@ -27,6 +27,21 @@ export class FsConsoleRegistry implements ConsoleRegistry {
   async list(): Promise<ConsoleRecord[]> { return [...this.recs.values()].map((r) => ({ ...r })); }
   async put(rec: ConsoleRecord): Promise<void> { this.recs.set(rec.name, { ...rec }); this.saveSoon(); }
 
+  // One process, and no await between the check and the change: atomic.
+  async putIf(rec: ConsoleRecord, owner: string | null): Promise<boolean> {
+    if ((this.recs.get(rec.name)?.relay ?? null) !== owner) return false;
+    await this.put(rec);
+    return true;
+  }
+
+  async remove(name: string, owner: string): Promise<boolean> {
+    const cur = this.recs.get(name);
+    if (!cur || cur.relay !== owner || cur.relayConn) return false;
+    this.recs.delete(name);
+    this.saveSoon();
+    return true;
+  }
+
   async dropRelayConn(relayConn: string, reason: string, now: number): Promise<ConsoleRecord[]> {
     const out: ConsoleRecord[] = [];
     for (const r of this.recs.values()) {

@@ -1,5 +1,7 @@
 // In-memory LockStore: the embedded cloud's write lock. Same semantics as the DynamoDB adapter
 // (one item per console, conditional updates); single-threaded JS makes each call atomic.
+import { BadParameter, Conflict } from '../../../protocol/errors.ts';
+import { fenceExhausted, FENCE_RULE, isFence, MAX_FENCE } from '../../../protocol/bounds.ts';
 import type { AcquireResult, Lock, LockStore } from '../../core/ports.ts';
 
 export class MemoryLockStore implements LockStore {
@@ -17,6 +19,7 @@ export class MemoryLockStore implements LockStore {
       return { ok: true, lock: { ...cur } };
     }
     if (held && !opts.force) return { ok: false, lock: { ...cur } };
+    if (cur.fence >= MAX_FENCE) throw new Conflict(fenceExhausted(console));
     const bumped = held && cur.session !== holder.session ? { session: cur.session!, user: cur.user! } : undefined;
     const next: Lock = { console, session: holder.session, user: holder.user, fence: cur.fence + 1, expiresAt: opts.now + opts.leaseMs };
     this.locks.set(console, next);
@@ -38,6 +41,7 @@ export class MemoryLockStore implements LockStore {
   }
 
   async seedFence(console: string, fence: number): Promise<void> {
+    if (!isFence(fence)) throw new BadParameter(`seedFence ${console}: fence must be ${FENCE_RULE}, got ${fence}`);
     const cur = this.locks.get(console) ?? { console, fence: 0, expiresAt: 0 };
     if (fence > cur.fence) this.locks.set(console, { ...cur, fence });
   }
