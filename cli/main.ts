@@ -90,14 +90,14 @@ loginOpts(consoleCmd.command('rm <console>')
   .description('admins: free a console\'s name (it belongs to the relay that registered it until then); its output and audit are kept. Refused while its relay publishes it: take it out of that relay\'s config first'))
   .action(async (name: string, o) => {
     const c = await apiJson<ConsoleView>(login(o), `/v1/consoles/${encodeURIComponent(name)}`, { method: 'DELETE' });
-    console.log(`console ${c.name}: removed (it was relay ${c.relay}'s; its output and audit are kept)`);
+    out(line`console ${c.name}: removed (it was relay ${c.relay}'s; its output and audit are kept)`);
   });
 loginOpts(consoleCmd.command('move <console>')
   .description('admins: give a console to another relay, which publishes it when it next connects; the relay it belonged to is told to take it down')
   .requiredOption('--relay <name>', 'the relay that publishes it from now on'))
   .action(async (name: string, o) => {
     const c = await apiJson<ConsoleView>(login(o), `/v1/consoles/${encodeURIComponent(name)}/move`, { method: 'POST', body: JSON.stringify({ relay: o.relay }) });
-    console.log(`console ${c.name}: moved to relay ${c.relay} (up when it connects with it)`);
+    out(line`console ${c.name}: moved to relay ${c.relay} (up when it connects with it)`);
   });
 
 loginOpts(program.command('replay <console>').description('print stored output (works while the console or relay is down)')
