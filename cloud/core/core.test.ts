@@ -295,6 +295,16 @@ test('prompts with colons inside, terminal sequences after, non-English words sp
   assert.deepEqual(await typed(), prompts.flatMap(() => [redacted(7), 'ls\r']));
 });
 
+test('a password prompt that reaches the cloud only in a segment (live mode watched: printed while nobody watched) redacts what is typed at it', async () => {
+  const { core, ports } = await setup({ live: 'watched' });
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  const seg = await encodeSegment('web01', [{ offset: 0, ts: Date.now(), data: Buffer.from('web01 login: root\r\nPassword: ') }]);
+  await core.ingestSegment(relay, 'web01', seg);
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('s3cret\r') });
+  const input = (await ports.audit.list('web01')).filter((r) => r.type === 'input');
+  assert.deepEqual(input.map((r) => [r.data, r.detail]), [[undefined, redacted(7)]]);
+});
+
 test('with redaction off, input at a password prompt is audited in clear', async () => {
   const { core, ports } = await setup({ redactSecrets: false });
   await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });

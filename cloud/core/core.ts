@@ -129,14 +129,7 @@ export class CloudCore {
         // Only what was not stored before goes live: a resend after a reconnect is never shown twice.
         const { fresh } = await this.log.append(msg.c, msg.o, msg.ts, data);
         for (const f of fresh) await this.fanOut(msg.c, f.offset, f.data, f.data.length === data.length ? msg.d : undefined);
-        if (this.opts.redactSecrets && fresh.length) {
-          let secret = !!rec.secretPrompt;
-          for (const f of fresh) secret = this.prompts.feed(msg.c, f.data, f.offset, secret);
-          if (secret !== !!rec.secretPrompt) {
-            const now = await this.p.consoles.get(msg.c); // re-read: the fan-out awaited
-            if (now) await this.p.consoles.putIf({ ...now, secretPrompt: secret || undefined }, now.relay);
-          }
-        }
+        await this.watchPrompt(rec, fresh);
         return;
       }
       case 'rejected': {
@@ -340,7 +333,21 @@ export class CloudCore {
       let o = f.offset;
       for (const part of chunks(f.data)) { await this.fanOut(console, o, part); o += part.length; }
     }
+    // A password prompt may have come only this way (live mode `watched`: printed while nobody
+    // watched), and someone may be about to type at it.
+    if (r.fresh.length) { const rec = await this.p.consoles.get(console); if (rec) await this.watchPrompt(rec, r.fresh); }
     return { key: r.key, start: r.footer.start, end: r.footer.end, created: r.created };
+  }
+
+  /** Feeds output new to the log to the password-prompt tracker, and records in the registry when
+   *  the console starts or stops showing a prompt (secret-prompt.ts). */
+  private async watchPrompt(rec: ConsoleRecord, fresh: { offset: number; data: Buffer }[]): Promise<void> {
+    if (!this.opts.redactSecrets || !fresh.length) return;
+    let secret = !!rec.secretPrompt;
+    for (const f of fresh) secret = this.prompts.feed(rec.name, f.data, f.offset, secret);
+    if (secret === !!rec.secretPrompt) return;
+    const now = await this.p.consoles.get(rec.name); // re-read: the fan-out awaited
+    if (now) await this.p.consoles.putIf({ ...now, secretPrompt: secret || undefined }, now.relay);
   }
 
   /** `relay`: whose connection it was, where the caller knows (what it had held back of its audit
