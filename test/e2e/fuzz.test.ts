@@ -198,10 +198,10 @@ if (isMainThread) {
 
     // ----- WebSocket fuzzers: one loop per socket kind, reconnecting whenever the cloud closes.
     function consoleInfo(rr: Rng, n: string): Record<string, unknown> {
-      const info: Record<string, unknown> = { name: n, type: rr.pick(['exec', 'serial', 'tcp', 'x']), state: rr.pick(['up', 'down']), since: Date.now() };
-      if (rr.bool(0.3)) info.reason = rr.text(rr.size(300));
+      const info: Record<string, unknown> = { name: n, type: rr.pick(['exec', 'serial', 'tcp', 'x', 'ser\x1b[2Kial']), state: rr.pick(['up', 'down']), since: rr.bool(0.9) ? Date.now() : rr.pick([-1, 1e300, 253402300800000, 1.5]) };
+      if (rr.bool(0.3)) info.reason = rr.bool(0.8) ? rr.text(rr.size(300)) : rr.pick(['\x1b[2K\x1b[1Aok', 'a\u202eb', 'line\r\nline']);
       if (rr.bool(0.3)) info.resizable = rr.bool();
-      if (rr.bool(0.2)) info.fence = rr.pick([1, 5, 2 ** 40, 0]);
+      if (rr.bool(0.2)) info.fence = rr.pick([1, 5, 2 ** 40, 0, 2 ** 48, 2 ** 48 + 1, 2 ** 53 - 1]);
       if (rr.bool(0.2)) info.ondemand = rr.bool();
       if (rr.bool(0.2)) info.breaks = [{ id: '1', text: 'break' }, { id: 'z', text: rr.text(20), confirm: true }];
       return info;
@@ -216,7 +216,7 @@ if (isMainThread) {
           let o = offsets.get(c) ?? 0;
           if (rr.bool(0.1)) o = rr.pick([0, 1, 2 ** 40, 2 ** 52, Math.max(0, o - rr.int(100))]);
           offsets.set(c, o + d.length);
-          return { v: 1, t: 'out', c, o, ts: rr.bool(0.9) ? Date.now() : rr.pick([0, -1, 1e20, 1.5]), d: d.toString('base64') };
+          return { v: 1, t: 'out', c, o, ts: rr.bool(0.9) ? Date.now() : rr.pick([0, -1, 1e20, 1.5, 1e300, 253402300800000]), d: d.toString('base64') };
         }
         case 5: return { v: 1, t: 'rejected', c, fence: rr.int(10), session: rr.pick(['', 's-1', rr.text(64)]), what: rr.pick(['in', 'break', 'resize']), reason: rr.text(rr.size(256)) };
         case 6: return { v: 1, t: 'break-sent', c, fence: rr.int(10), session: rr.text(10), seq: rr.pick(['1', 'z', '0']) };
@@ -231,7 +231,7 @@ if (isMainThread) {
           if (rr.bool(0.4)) m.tail = rr.pick([0, 1, 20, 100000]);
           if (rr.bool(0.2)) m.from = rr.pick([0, 5, 2 ** 40]);
           if (rr.bool(0.3)) { m.cols = rr.range(1, 1000); m.rows = rr.range(1, 1000); }
-          if (rr.bool(0.2)) m.client = rr.text(rr.size(64));
+          if (rr.bool(0.2)) m.client = rr.bool(0.8) ? rr.text(rr.size(64)) : rr.pick(['\x1b]0;x\x07', 'a\u200bb', 'tab\there']);
           return m;
         }
         case 2: case 3: return { v: 1, t: 'in', d: b64(rr) };
@@ -304,7 +304,7 @@ if (isMainThread) {
     ]);
     const queryVal = (rr: Rng): string => rr.pick(['', '-1', '0', '1', '1.5', 'NaN', 'Infinity', '1e999', '2h', '-2h', '99999999999999999999', '2026-13-45', 'abc', '%00', '%ZZ',
       'true', 'false', 'raw', 'text', 'asciicast', 'chunks', 'x'.repeat(3000), encodeURIComponent('[a-'), encodeURIComponent('(?<'), encodeURIComponent('\\'), 'cat1']);
-    const grepPattern = (rr: Rng): string => encodeURIComponent(rr.pick(['hello', 'a.c', '^tick', '[0-9]+$', 'x|y|z', '(', '[', '\\', '*', '+?', '(?<n>a)\\k<n>', '\\p{L}', 'é', '\\u{1F4A5}', '[\\s\\S]', rr.text(rr.size(200))]));
+    const grepPattern = (rr: Rng): string => encodeURIComponent(rr.pick(['hello', 'a.c', '^tick', '[0-9]+$', 'x|y|z', '(', '[', '\\', '*', '+?', '(?<n>a)\\k<n>', '\\p{L}', 'é', '\\u{1F4A5}', '[\\s\\S]', '(a+)+\\1', '(?=x)y', '(?<!a)b', '(a{1000}){1000}', '(x+x+)+y', 'a'.repeat(1001), rr.text(rr.size(200))]));
     type Route = { m: string; p: (rr: Rng) => string; q?: string[]; body?: 'json' | 'segment' | 'none' };
     const ROUTES: Route[] = [
       { m: 'GET', p: () => '/healthz' }, { m: 'GET', p: () => '/v1/auth/config' }, { m: 'GET', p: () => '/v1/whoami' }, { m: 'GET', p: () => '/v1/consoles' },
@@ -316,6 +316,8 @@ if (isMainThread) {
       { m: 'POST', p: (rr) => `/v1/consoles/${pathName(rr)}/segments/upload-url`, body: 'json' },
       { m: 'POST', p: (rr) => `/v1/consoles/${pathName(rr)}/segments/commit`, body: 'json' },
       { m: 'GET', p: (rr) => `/v1/consoles/${rr.bool(0.2) ? '.cloudcons' : pathName(rr)}/audit`, q: ['limit'] },
+      { m: 'DELETE', p: (rr) => `/v1/consoles/${pathName(rr)}` }, { m: 'POST', p: (rr) => `/v1/consoles/${pathName(rr)}/move`, body: 'json' },
+      { m: 'GET', p: () => '/v1/audit/verify', q: ['console'] }, { m: 'POST', p: () => '/v1/audit/reseal', q: ['console'] },
       { m: 'POST', p: () => '/v1/tokens', body: 'json' }, { m: 'GET', p: () => '/v1/tokens' }, { m: 'DELETE', p: (rr) => `/v1/tokens/${pathName(rr)}` },
       { m: 'GET', p: () => '/v1/access' }, { m: 'PUT', p: () => '/v1/access', body: 'json' }, { m: 'GET', p: () => '/v1/access/check', q: ['user', 'console', 'groups'] },
       { m: 'GET', p: (rr) => rr.pick(['/', '/index.html', '/assets/../../etc/passwd', '/assets/%2e%2e/x', '/assets/.x', '/v1', '/v1/', '/v2/x', '/v1/relay', '/v1/session', '//v1//consoles', '/v1/consoles/', '/V1/CONSOLES', '/v1/consoles?x', '/%00', `/${'a/'.repeat(2000)}`]) },
@@ -327,6 +329,7 @@ if (isMainThread) {
         { kind: rr.pick(['user', 'relay', 'admin']), name: rr.pick(['fz-user', '', '-x', 'a'.repeat(65), 'ok.name']), admin: rr.bool(), expires: rr.pick([undefined, null, -1, 0, 2 ** 53, Date.now() + 60_000, 'soon']) },
         { version: rr.pick([1e9, -1, 'x', 1.5, 2 ** 60]), doc: { rules: [{ who: '*', allow: 'all' }], default: 'rw' } },
         { version: 999_999, doc: rr.pick([null, [], 'x', { rules: 'x' }, { admins: ['alice'] }, nest(200)]) },
+        { relay: rr.pick(['fuzzrelay', 'edge1', '', 'x'.repeat(200), '../x', 'relay:x', 1, null]) },
       ]);
       switch (rr.int(6)) {
         case 0: return JSON.stringify(valid);
@@ -358,7 +361,7 @@ if (isMainThread) {
       const qs: string[] = [];
       for (const k of route.q ?? []) if (rr.bool(0.35)) qs.push(`${k}=${k === 'pattern' ? grepPattern(rr) : queryVal(rr)}`);
       if (route.q?.includes('pattern') && rr.bool(0.8)) qs.push(`pattern=${grepPattern(rr)}`);
-      if (route.q?.includes('console') && rr.bool(0.6)) qs.push(`console=${rr.pick(['cat1', 'fz0', 'fz*', 'nope'])}`);
+      if (route.q?.includes('console') && rr.bool(0.6)) qs.push(`console=${rr.pick(['cat1', 'fz0', 'fz*', 'nope', '_cloud', encodeURIComponent('../../x'), encodeURIComponent('*'.repeat(60) + 'z'), encodeURIComponent('[a-')])}`);
       if (rr.bool(0.1)) qs.push(`${rr.pick(['x', '%00', '__proto__', 'from'])}=${queryVal(rr)}`, `from=${queryVal(rr)}`);
       if (qs.length) p += `?${qs.join('&')}`;
       let body: string | Buffer | undefined;
