@@ -240,7 +240,10 @@ export function attach(o: AttachOptions): Promise<number> {
     sock.on('close', (code, reason) => {
       clearInterval(hb);
       if (ws !== sock) return;
-      if (quitting || !everAttached || o.reconnect === false) {
+      // 4001: the token stopped counting; 4003: the rights to this console were taken away. The
+      // cloud said why (an error message before the close): trying again would not help.
+      if (quitting || !everAttached || o.reconnect === false || code === 4001 || code === 4003) {
+        if (!quitting && (code === 4001 || code === 4003)) exitCode ||= code === 4001 ? 3 : 1;
         if (!quitting) { say(`[connection closed by the cloud: ${code} ${reason.toString()}]`); exitCode ||= 1; }
         finish(exitCode);
         return;

@@ -9,6 +9,11 @@
 //   error message back), then core.relayMessage / core.clientMessage.
 // - $disconnect: a hint (API Gateway may not send it): the core's cleanup, idempotent. A post that
 //   meets 410 Gone is the other way stale connections are noticed.
+// - Re-checks: no timer runs between invocations, so a message of a connection whose last re-check
+//   (token, rights, lease: core.recheckConnection) is older than tokenRecheckMs runs one first. A
+//   connection that sends nothing is covered otherwise: a revocation closes it at once (the HTTP
+//   function finds it by its principal), live output stops for an expired token or lost rights
+//   (core fanOut), and API Gateway drops it after 10 idle minutes.
 import { decode, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
 import { CcError, errorCode } from '../../protocol/errors.ts';
 import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
@@ -82,6 +87,11 @@ export function createWsHandler(d: WsHandlerDeps) {
     if (!c) { // its $connect record is gone (TTL, or a disconnect already handled)
       await d.ports.sender.close(conn, 1008, 'unknown connection: connect again');
       return { statusCode: 200 };
+    }
+    const now = Date.now();
+    if (now - (c.checkedAt ?? c.connectedAt) >= core.opts.tokenRecheckMs) {
+      if (!(await core.recheckConnection(conn, c.who))) return { statusCode: 200 };
+      await d.connections.checked(conn, now);
     }
     const r = c.kind === 'relay' ? decode(relayToCloud, event.body ?? '', maxFrameBytes) : decode(clientToCloud, event.body ?? '', maxFrameBytes);
     if (!r.ok) {

@@ -96,7 +96,8 @@ export class ConsoleSession {
       clearInterval(this.hb);
       if (this.ws !== ws) return;
       if (this.quitting) { this.ev.onStatus('closed'); return; }
-      if (!this.everAttached && (e.code === 1006 || e.code === 1008 || e.code === 4001)) {
+      // 4001 (token revoked or expired) and 4003 (rights taken away) end the session for good.
+      if (e.code === 4001 || e.code === 4003 || (!this.everAttached && (e.code === 1006 || e.code === 1008))) {
         this.ev.onStatus('closed', e.reason || 'the cloud refused the connection (signed out or token revoked?)');
         return;
       }
