@@ -18,8 +18,11 @@ const RECHECK_MS = 1000;
 const LEASE_MS = 2000;
 let rig: HostileRig;
 let device: ReturnType<typeof openPtyPeer>;
+// The periodic re-check at its longest (30 s) here: what these tests see within seconds comes from
+// the revocation hook, the input path and the rule change, not from the timer. The timer has a rig
+// of its own below.
 before(async () => {
-  rig = await hostileRig('hsess', { cloud: { args: ['--token-recheck-ms', String(RECHECK_MS), '--lease-ms', String(LEASE_MS)] } });
+  rig = await hostileRig('hsess', { cloud: { args: ['--token-recheck-ms', '30000', '--lease-ms', String(LEASE_MS)] } });
   device = openPtyPeer(rig.pair.peer);
 });
 after(cleanup);
@@ -48,6 +51,7 @@ async function audit(c: string): Promise<{ type: string; user?: string; detail?:
 test('an admin token revoked while its writer types: input sent after the revoke answer never reaches the device; the connection closes within about a second', async () => {
   const second = await token({ name: 'admin2', admin: true }); // the rig's admin keeps working
   const w = await attach(second.token, 'rw');
+  const silent = await attach(second.token, 'spy'); // the same token on a connection that never speaks
   w.send({ t: 'in', d: b64('echo before-revoke\r') });
   await until('the writer\'s input at the device', () => device.received().includes('before-revoke'));
   // Type all the while the revocation is on its way, and on right after its answer.
@@ -65,6 +69,11 @@ test('an admin token revoked while its writer types: input sent after the revoke
   console.log(`# revoke answer -> connection closed: ${closedMs} ms (${n} inputs typed from 100 ms before the revocation to its answer)`);
   assert.ok(closedMs < 1500, `closed ${closedMs} ms after the revoke answer`);
   assert.equal(w.closed!.code, 4001);
+  await until('the silent connection of the same token closed', () => silent.closed, 5000, 10);
+  const silentMs = Date.now() - answered;
+  console.log(`# revoke answer -> the token's silent connection closed: ${silentMs} ms`);
+  assert.ok(silentMs < 1500, `the silent connection closed ${silentMs} ms after the revoke answer`);
+  assert.equal(silent.closed!.code, 4001);
   assert.ok(w.msgs.some((m) => m.t === 'error' && new RegExp(`your token ${second.id} was revoked at .* by admin: sign in again`).test(String(m.message))), JSON.stringify(w.msgs.slice(-3)));
   await new Promise((r) => setTimeout(r, 1000)); // anything still on its way would have arrived
   assert.ok(!device.received().includes('after-revoke'), 'input sent after the revoke answer reached the device');
@@ -74,6 +83,12 @@ test('an admin token revoked while its writer types: input sent after the revoke
 });
 
 test('a token revoked behind the cloud\'s back, and one that expires: a client whose pings all say id 1 is closed within tokenRecheckMs', async () => {
+  const main = rig;
+  rig = await hostileRig('hsess-timer', { cloud: { args: ['--token-recheck-ms', String(RECHECK_MS)] } });
+  try { await revokedBehindItsBack(); } finally { await rig.relay.kill(); await rig.cloud.kill(); rig = main; }
+});
+
+async function revokedBehindItsBack(): Promise<void> {
   const revoked = await token({ name: 'pinger', admin: true });
   const expiring = await token({ name: 'brief', admin: true, expires: Date.now() + 2500 });
   const a = await attach(revoked.token, 'rw');
@@ -93,7 +108,7 @@ test('a token revoked behind the cloud\'s back, and one that expires: a client w
     assert.equal(b.closed!.code, 4001);
     assert.match(String(b.msgs.find((m) => m.t === 'error')?.message), /expired at/);
   } finally { clearInterval(pings); }
-});
+}
 
 test('rights taken away: a spy stops getting output within seconds and is told; a writer that lost them cannot resize', async () => {
   const carol = await token({ name: 'carol' });
@@ -129,10 +144,10 @@ test('rights taken away: a spy stops getting output within seconds and is told; 
   w.send({ t: 'resize', cols: 100, rows: 40 });
   await relay.next((m) => m.t === 'resize' && m.cols === 100); // it does reach the relay while allowed
   await setAccess([{ consoles: 'res1', who: 'rosa', allow: 'ro' }]);
-  await w.next((m) => m.t === 'mode' && m.mode === 'spy', 3000);
   w.send({ t: 'resize', cols: 120, rows: 50 });
   w.send({ t: 'in', d: b64('x') });
   await w.next((m) => m.t === 'notice' && /input not sent/.test(String(m.text)));
+  assert.ok(w.msgs.some((m) => m.t === 'mode' && m.mode === 'spy'), 'the writer was told it is a spy now');
   assert.ok(!relay.msgs.some((m) => m.t === 'resize' && m.cols === 120), 'the resize of a writer without rights reached the relay');
   assert.ok(!relay.msgs.some((m) => m.t === 'in'));
   assert.ok((await audit('res1')).some((r) => r.type === 'lock.revoked' && r.user === 'rosa'));
@@ -141,11 +156,21 @@ test('rights taken away: a spy stops getting output within seconds and is told; 
 
 test('a writer that stopped heartbeating is refused when it types, told why, audited once; the console lists no writer', async () => {
   const wally = await token({ name: 'wally' });
-  await setAccess([{ consoles: 'ser1', who: 'wally', allow: 'rw' }]);
+  await setAccess([{ consoles: 'ser*', who: 'wally', allow: 'rw' }, { consoles: 'res2', who: 'wally', allow: 'rw' }]);
   const w = await attach(wally.token, 'rw');
   w.send({ t: 'in', d: b64('echo wally-1\r') });
   await until('the first input at the device', () => device.received().includes('wally-1'));
   await new Promise((r) => setTimeout(r, LEASE_MS + 300)); // no ping: the lease lapses
+  // ser1 is a serial line (not resizable): a console of the `evil` relay shows what resize does.
+  const relay = await rig.socket('relay', rig.evil);
+  relay.send({ t: 'hello', relay: 'evil', boot: 'b2', consoles: [{ name: 'res2', type: 'exec', state: 'up', since: Date.now(), resizable: true }] });
+  await relay.next((m) => m.t === 'welcome');
+  const r = await attach(wally.token, 'rw', 'res2');
+  await new Promise((res) => setTimeout(res, LEASE_MS + 300));
+  r.send({ t: 'resize', cols: 132, rows: 43 });
+  await r.next((m) => m.t === 'notice' && /resize not sent: your write lock lapsed/.test(String(m.text)));
+  assert.ok(!relay.msgs.some((m) => m.t === 'resize'), 'a lapsed writer\'s resize reached the relay');
+  relay.close();
   w.send({ t: 'in', d: b64('echo wally-late\r') });
   await w.next((m) => m.t === 'notice' && /input not sent/.test(String(m.text)));
   await new Promise((r) => setTimeout(r, 500));
