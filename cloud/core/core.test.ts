@@ -298,7 +298,7 @@ test('access rules: attach alone lets a user attach rw (a writer sees its consol
   await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
   assert.equal(sender.to('B', 'attached')[0]?.mode, 'spy');
   assert.match(String(sender.to('B', 'notice')[0]?.text), /you may not write to web01/);
-  const carol: Principal = { kind: 'user', name: 'carol', admin: false, tokenId: 'c' };
+  const carol: Principal = { kind: 'user', name: 'carol', admin: false, tokenId: (await ports.tokens.create({ kind: 'user', name: 'carol' })).id };
   await assert.rejects(core.clientMessage('C', carol, { v: 1, t: 'attach', c: 'web01', mode: 'spy' }), /console web01 not found; known: \(none\)/);
 });
 
@@ -473,4 +473,19 @@ test('the periodic re-check tells a silent writer that its lease lapsed', async 
   assert.equal(await core.recheckConnection('A', alice), true);
   assert.equal(sender.to('A', 'mode').at(-1)?.mode, 'spy');
   assert.ok((await auditTypes(ports)).includes('lock.expired:alice'));
+});
+
+test('a revoked token can no longer attach, take the lock or replay on a connection still open', async () => {
+  const { core, ports, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  await ports.tokens.revoke(alice.tokenId, 'root', Date.now());
+  await core.clientMessage('A', alice, { v: 1, t: 'lock', op: 'force' });
+  assert.equal((await ports.locks.get('web01')).user, 'bob', 'the lock stays with bob');
+  assert.equal(sender.to('B', 'mode').length, 0, 'bob was not bumped');
+  await core.clientMessage('A', alice, { v: 1, t: 'replay', lines: 10 });
+  await core.clientMessage('A2', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  assert.equal(sender.to('A', 'history').filter((m) => m.kind === 'replay').length, 0);
+  assert.equal(sender.to('A2', 'attached').length, 0);
+  assert.deepEqual([...new Set(sender.closed.map((c) => `${c.conn}:${c.code}`))], ['A:4001', 'A2:4001']);
 });

@@ -257,6 +257,12 @@ export class CloudCore {
 
   async clientMessage(conn: string, who: Principal, msg: ClientToCloud): Promise<void> {
     if (who.kind !== 'user') throw new Forbidden('relay tokens cannot attach to consoles');
+    // What takes a lock or shows stored output asks the token too (input does in writeDenied): a
+    // connection whose close is still on its way gets nothing more with a revoked token.
+    if (msg.t === 'attach' || msg.t === 'lock' || msg.t === 'replay') {
+      const gone = await this.tokenGone(who);
+      if (gone) { await this.endConnection(conn, who, gone); return; }
+    }
     if (msg.t === 'attach') return this.attach(conn, who, msg);
     if (msg.t === 'ping') {
       const s = await this.sessionOf(conn);
