@@ -397,13 +397,15 @@ test('rights taken away: a spy\'s session ends at once (told, audited, no more o
   assert.equal(sender.to('A', 'history').filter((m) => m.kind === 'replay').length, 0);
 });
 
-test('rules changed by another process: output stops at the next live message, the session ends at the sweep that sees the new version', async () => {
-  const { core, ports, sender } = await setup({ accessCacheMs: 0 });
+test('rules changed by another process: output stops at the first live message after tokenRecheckMs, the session ends at the sweep that sees the new version', async () => {
+  const { core, ports, sender } = await setup({ accessCacheMs: 0, tokenRecheckMs: 100 });
   await core.setAccess(root, { rules: [{ consoles: '*', who: 'bob', allow: 'ro' }] });
   await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('public ') });
   assert.ok(await ports.access.put({ rules: [] }, 1)); // as another process would
-  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('secret') });
-  assert.deepEqual(sender.to('B', 'out'), []);
+  await new Promise((r) => setTimeout(r, 120));
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 7, ts: 1, d: b64('secret') });
+  assert.deepEqual(sender.to('B', 'out').map(fromB64), ['public ']);
   assert.equal(sender.closed[0]?.conn, 'B');
   // The sweep: a session attached again under other rules, then taken away behind the core's back.
   await core.setAccess(root, { rules: [{ consoles: '*', who: 'bob', allow: 'ro' }] });

@@ -596,10 +596,11 @@ export class CloudCore {
 
   private accessCache?: { at: number; doc?: AccessDoc; version: number };
 
-  /** The access rules (undefined: none set, everyone rw), read at most every accessCacheMs. */
-  async accessDoc(): Promise<{ doc?: AccessDoc; version: number }> {
+  /** The access rules (undefined: none set, everyone rw), read at most every accessCacheMs, or
+   *  every `maxAgeMs` where a longer age will do. */
+  async accessDoc(maxAgeMs = this.opts.accessCacheMs): Promise<{ doc?: AccessDoc; version: number }> {
     const c = this.accessCache;
-    if (c && Date.now() - c.at < this.opts.accessCacheMs) return c;
+    if (c && Date.now() - c.at < maxAgeMs) return c;
     const r = await this.p.access.get();
     let doc: AccessDoc | undefined;
     // The store holds checked documents only; one that no longer parses (a hand-edited file)
@@ -660,8 +661,8 @@ export class CloudCore {
   // ===================================================== re-checks on the server's clock (issue 14)
   // A connection's token, its sessions' rights and a writer's lease are checked again by the
   // server, never only when the client chooses to say something: at every input, break and resize
-  // (writeDenied), at every live message for the viewers of a console (fanOut: rights and expiry,
-  // without I/O), at the client's heartbeat, every tokenRecheckMs (recheckConnection: a timer
+  // (writeDenied), at every live message for the viewers of a console (fanOut: rights against
+  // rules at most tokenRecheckMs old, and expiry), at the client's heartbeat, every tokenRecheckMs (recheckConnection: a timer
   // embedded, the next message on Lambda), when the access rules change (setAccess, or a new
   // version seen: recheckIfRulesChanged) and at once on revocation (tokenRevoked).
 
@@ -753,7 +754,7 @@ export class CloudCore {
   /** The client's heartbeat: its session's rights, then the writer's lease is renewed; a lease that
    *  lapsed meanwhile is not revived (a spy now). False if the session ended. */
   private async heartbeat(s: Session): Promise<boolean> {
-    if (!(await this.rightsHold(s, (await this.accessDoc()).doc))) return false;
+    if (!(await this.rightsHold(s, (await this.accessDoc(this.rulesAgeOnTheWay())).doc))) return false;
     if (s.mode !== 'rw' || s.fence === undefined) return true;
     if (await this.p.locks.renew(s.console, s.id, s.fence, this.opts.leaseMs, this.now())) return true;
     const lock = await this.p.locks.get(s.console);
@@ -820,6 +821,12 @@ export class CloudCore {
     if (old) await this.toSpy(old, `[cloudcons: your write lock lapsed at ${at} and ${s.user} took it; you are a spy now]`, s.user);
   }
 
+  /** How old the rules may be that live output and heartbeats are checked against: they run all
+   *  the time (on AWS every read costs), and a change through the API has swept the sessions
+   *  already, so reading them again every tokenRecheckMs is enough (input, breaks and resizes
+   *  keep accessCacheMs). */
+  private rulesAgeOnTheWay(): number { return Math.max(this.opts.accessCacheMs, this.opts.tokenRecheckMs); }
+
   /** "<time> (no heartbeat for N s)": when and why a lease lapsed. */
   private lapsedAt(at: number): string { return `${iso(at)} (no heartbeat for ${this.opts.leaseMs / 1000} s)`; }
 
@@ -861,7 +868,7 @@ export class CloudCore {
   /** Sends live output to every viewer of a console; `b64` is `data` already encoded, if at hand. */
   private async fanOut(console: string, offset: number, data: Buffer, b64?: string): Promise<void> {
     // The rules are read beside the sessions (cached: no I/O most of the time, never in sequence).
-    const [sessions, { doc }] = await Promise.all([this.p.sessions.byConsole(console), this.accessDoc()]);
+    const [sessions, { doc }] = await Promise.all([this.p.sessions.byConsole(console), this.accessDoc(this.rulesAgeOnTheWay())]);
     if (!sessions.length) return;
     const frame = encode({ t: 'out', o: offset, d: b64 ?? data.toString('base64') });
     const now = this.now();

@@ -4,21 +4,17 @@
 import {
   ApiGatewayManagementApiClient, DeleteConnectionCommand, PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { encode } from '../../../protocol/codec.ts';
 import type { ConnectionDirectory, ConnectionSender, Principal } from '../../core/ports.ts';
-import { isConditionFailure, N, S } from './dynamo-table.ts';
+import { N, S } from './dynamo-table.ts';
 
-export interface ConnectionInfo {
-  kind: 'relay' | 'session'; who: Principal; connectedAt: number;
-  /** When its token and sessions were last checked again (tokenRecheckMs); absent: at connect. */
-  checkedAt?: number;
-}
+export interface ConnectionInfo { kind: 'relay' | 'session'; who: Principal; connectedAt: number }
 
 /** Connection items: pk `conn#<id>`, with a TTL past API Gateway's 2-hour limit, because
  *  $disconnect may never come; gsi1 `conns#<kind>:<name>` / `<connectedAt>#<id>` counts a
  *  principal's open connections (the per-user and per-relay limits) and finds them (`of`: a
- *  revocation closes them). `checkedAt` (a number beside the record) is the last re-check. */
+ *  revocation closes them). */
 export class DynamoConnections implements ConnectionDirectory {
   constructor(private readonly db: DynamoDBClient, private readonly table: string, private readonly ttlSeconds = 3 * 3600) {}
 
@@ -60,17 +56,7 @@ export class DynamoConnections implements ConnectionDirectory {
 
   async get(id: string): Promise<ConnectionInfo | undefined> {
     const r = await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: S(`conn#${id}`), sk: S('conn') }, ConsistentRead: true }));
-    if (!r.Item) return undefined;
-    const c = JSON.parse(r.Item.rec!.S!) as ConnectionInfo;
-    return r.Item.checkedAt?.N ? { ...c, checkedAt: Number(r.Item.checkedAt.N) } : c;
-  }
-
-  /** Records a re-check of the connection at `at` (only while its item exists). */
-  async checked(id: string, at: number): Promise<void> {
-    await this.db.send(new UpdateItemCommand({
-      TableName: this.table, Key: { pk: S(`conn#${id}`), sk: S('conn') }, UpdateExpression: 'SET checkedAt = :t',
-      ConditionExpression: 'attribute_exists(pk)', ExpressionAttributeValues: { ':t': N(at) },
-    })).catch((e: Error) => { if (!isConditionFailure(e)) throw e; });
+    return r.Item ? JSON.parse(r.Item.rec!.S!) as ConnectionInfo : undefined;
   }
 
   async delete(id: string): Promise<void> {
