@@ -623,7 +623,9 @@ export class CloudCore {
     await this.audit(CLOUD_STREAM, 'access.change', undefined, { user: who.name, detail: `access rules version ${cur.version + 1}: ${doc.rules.length} rules, admins ${doc.admins.join(',') || '(none)'}, default ${doc.default}` });
     // Open sessions follow at once: whoever lost a right loses it now, not at their next message.
     this.sweptVersion = cur.version + 1;
-    await this.recheckAllSessions(doc);
+    // The rules are stored: a failure here must not read as if they were not (the periodic
+    // re-check and every input still apply them).
+    await this.recheckAllSessions(doc).catch((e: Error) => console.error(`access rules version ${cur.version + 1}: re-checking open sessions failed: ${e.message}`));
     return { version: cur.version + 1, doc };
   }
 
@@ -734,10 +736,15 @@ export class CloudCore {
     await this.recheckAllSessions(doc);
   }
 
+  /** Consoles are looked at 16 at a time: on AWS each is a query, and an admin waits for this. */
   private async recheckAllSessions(doc: AccessDoc | undefined): Promise<void> {
-    for (const rec of await this.p.consoles.list()) {
-      for (const s of await this.p.sessions.byConsole(rec.name)) await this.recheckSession(s, doc);
-    }
+    const names = (await this.p.consoles.list()).map((r) => r.name);
+    const worker = async () => {
+      for (let name = names.pop(); name !== undefined; name = names.pop()) {
+        for (const s of await this.p.sessions.byConsole(name)) await this.recheckSession(s, doc);
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
   }
 
   /** One session against the rules and its lease: ended if its user may no longer see the console,
