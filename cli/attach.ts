@@ -50,6 +50,9 @@ export function attach(o: AttachOptions): Promise<number> {
   let ws: WebSocket | undefined;
   let mode: AttachMode = o.mode;
   let everAttached = false;
+  // An attach sent on this connection and not answered yet: a re-attach refused (the rights are
+  // gone; on API Gateway a close carries no code to say so) ends the CLI rather than looping.
+  let attaching = false;
   let breaks: Extract<CloudToClient, { t: 'attached' }>['breaks'];
   let defaultBreak: string | undefined;
   let quitting = false;
@@ -143,6 +146,7 @@ export function attach(o: AttachOptions): Promise<number> {
     switch (m.t) {
       case 'attached': {
         attempt = 0;
+        attaching = false;
         if (!everAttached) {
           say(line`[Enter \`${escName}?' for help]`);
           if (stdin.isTTY) { stdin.setRawMode(true); rawSet = true; }
@@ -204,7 +208,7 @@ export function attach(o: AttachOptions): Promise<number> {
       }
       case 'error':
         say(line`[error: ${m.message}]`);
-        if (!everAttached) quit(m.code === 'CC_ERR_NOT_FOUND' ? 2 : 1, 'attach failed');
+        if (!everAttached || (attaching && ['CC_ERR_NOT_FOUND', 'CC_ERR_FORBIDDEN', 'CC_ERR_UNAUTHORIZED'].includes(m.code))) quit(m.code === 'CC_ERR_NOT_FOUND' ? 2 : 1, 'attach failed');
         return;
       case 'ping': send({ t: 'pong', id: m.id }); return;
       case 'pong': return;
@@ -221,6 +225,7 @@ export function attach(o: AttachOptions): Promise<number> {
       clearTimeout(aheadTimer);
       aheadTimer = undefined;
       const where = shown !== undefined ? { from: shown } : { tail: o.tail ?? 0 };
+      attaching = true;
       send({ t: 'attach', c: o.console, mode: everAttached && mode === 'force' ? 'rw' : mode, ...where, cols: stdout.columns || undefined, rows: stdout.rows || undefined, client: 'cli' });
       hb = setInterval(() => send({ t: 'ping', id: ++pingId }), o.heartbeatMs ?? 10_000);
     });
@@ -242,7 +247,10 @@ export function attach(o: AttachOptions): Promise<number> {
     sock.on('close', (code, reason) => {
       clearInterval(hb);
       if (ws !== sock) return;
-      if (quitting || !everAttached || o.reconnect === false) {
+      // 4001: the token stopped counting; 4003: the rights to this console were taken away. The
+      // cloud said why (an error message before the close): trying again would not help.
+      if (quitting || !everAttached || o.reconnect === false || code === 4001 || code === 4003) {
+        if (!quitting && (code === 4001 || code === 4003)) exitCode ||= code === 4001 ? 3 : 1;
         if (!quitting) { say(line`[connection closed by the cloud: ${code} ${reason.toString()}]`); exitCode ||= 1; }
         finish(exitCode);
         return;

@@ -34,9 +34,9 @@ const tlsOpts = (c: Command, saved = ' (default: from cloudcons login, else the 
   .option('--insecure', 'allow plain http:// to a host that is not loopback (or CLOUDCONS_INSECURE=1)');
 const loginOpts = (c: Command) => tlsOpts(c.option('--url <url>', 'cloud URL (default: from cloudcons login or CLOUDCONS_URL)').option('--token <token>', 'user token (default: from cloudcons login or CLOUDCONS_TOKEN)'));
 const login = (o: { url?: string; token?: string; ca?: string; fingerprint?: string; insecure?: boolean }) => resolveLogin({ url: o.url, token: o.token, ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure });
-const int = (name: string, min = 0) => (v: string) => {
+const int = (name: string, min = 0, max = Number.MAX_SAFE_INTEGER) => (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new CcError('CC_ERR_BAD_PARAMETER', `${name}: expected an integer >= ${min}, got ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new CcError('CC_ERR_BAD_PARAMETER', `${name}: expected an integer >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}, got ${JSON.stringify(v)}`);
   return n;
 };
 const duration = (name: string) => (v: string) => {
@@ -249,6 +249,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--max-uploads <n>', 'segment uploads in progress at once over all relays (default 32; each holds up to --max-segment-bytes)', int('--max-uploads', 1))
   .option('--user-token-ttl <age>', 'lifetime of user tokens created without --expires (default 90d; 0d = never)', (v: string) => (v === '0' || /^0[smhdw]?$/.test(v) ? 0 : duration('--user-token-ttl')(v)))
   .option('--access-cache-ms <ms>', 'how long the access rules read are used before reading them again (default 2000)', int('--access-cache-ms', 0))
+  .option('--token-recheck-ms <ms>', 'every open connection\'s token, rights and write lease are checked again this often (default 30000, at most 30000)', int('--token-recheck-ms', 100, 30_000)) // core.ts TOKEN_RECHECK_MAX_MS (not imported: the CLI loads the core lazily)
   .option('--retention <age>', 'delete stored output older than this (e.g. 90d, 12h; default: keep forever)', duration('--retention'))
   .addOption(new Option('--live <mode>', 'which output relays stream live: every console\'s (always), or only consoles someone is attached to (watched; the AWS stack\'s mode: replay of an unwatched console then lags by up to the relays\' segment time)').choices(['always', 'watched']).default('always'))
   .option('--quiet-batch-ms <ms>', 'relays gather live output of a console nobody typed on in the last 2 s this long into one message (default 0; the AWS stack uses 2000)', int('--quiet-batch-ms', 0))
@@ -264,6 +265,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--oidc-groups-claim <claim>', 'claim listing the user\'s groups, a dotted path for nested ones (default groups)')
   .option('--oidc-admin-group <group>', 'members of this group are admins (repeatable)', (v: string, all: string[] = []) => [...all, v])
   .option('--oidc-clock-tolerance <s>', 'leeway for exp and nbf in seconds (default 30)', int('--oidc-clock-tolerance'))
+  .option('--oidc-max-lifetime <s>', 'refuse ID tokens valid for longer than this, exp - iat, in seconds (default 86400)', int('--oidc-max-lifetime', 60))
   .option('--oidc-jwks-cache-ms <ms>', 'use the issuer\'s keys this long before fetching them again (default 600000)', int('--oidc-jwks-cache-ms', 1000))
   .option('--oidc-scopes <scopes>', 'scopes the web viewer asks for (default "openid profile email")')
   .action(async (o) => {
@@ -271,12 +273,13 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
     if (!!o.oidcIssuer !== !!o.oidcAudience) throw new BadParameter('--oidc-issuer and --oidc-audience go together');
     await runCloud({
       oidc: o.oidcIssuer ? { issuer: o.oidcIssuer, audience: o.oidcAudience, userClaim: o.oidcUserClaim, groupsClaim: o.oidcGroupsClaim, adminGroups: o.oidcAdminGroup,
-        clockToleranceS: o.oidcClockTolerance, jwksCacheMs: o.oidcJwksCacheMs, scopes: o.oidcScopes } : undefined,
+        clockToleranceS: o.oidcClockTolerance, maxLifetimeS: o.oidcMaxLifetime, jwksCacheMs: o.oidcJwksCacheMs, scopes: o.oidcScopes } : undefined,
       tls: { cert: o.tlsCert, key: o.tlsKey, selfSigned: o.tlsSelfSigned }, insecureHttp: o.insecureHttp,
       dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs, live: o.live, quietBatchMs: o.quietBatchMs, redactSecrets: o.redactPasswords, ...(o.secretPrompt ? { secretPrompt: o.secretPrompt } : {}),
         maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs, maxQueriesPerUser: o.maxQueriesPerUser, maxQueries: o.maxQueries,
         maxHistoryBytes: o.maxHistoryBytes, maxPatternLength: o.maxPatternLength, maxPatternStates: o.maxPatternStates, maxGrepMs: o.maxGrepMs,
-        maxConsolesPerRelay: o.maxConsolesPerRelay, relayAuditsPerMin: o.relayAuditsPerMin, relayAuditBurst: o.relayAuditBurst, fenceClaimSlack: o.fenceClaimSlack },
+        maxConsolesPerRelay: o.maxConsolesPerRelay, relayAuditsPerMin: o.relayAuditsPerMin, relayAuditBurst: o.relayAuditBurst, fenceClaimSlack: o.fenceClaimSlack,
+        tokenRecheckMs: o.tokenRecheckMs },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention,
         maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl,

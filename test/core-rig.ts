@@ -25,7 +25,8 @@ export class RecordingSender implements ConnectionSender {
     this.sent.push({ conn, msg });
     return true;
   }
-  async close() {}
+  closed: { conn: string; code: number; reason: string }[] = [];
+  async close(conn: string, code: number, reason: string) { this.closed.push({ conn, code, reason }); this.gone.add(conn); }
   to(conn: string, t?: string) { return this.sent.filter((s) => s.conn === conn && (!t || s.msg.t === t)).map((s) => s.msg); }
 }
 
@@ -34,16 +35,19 @@ export const alice: Principal = { kind: 'user', name: 'alice', admin: false, tok
 export const bob: Principal = { kind: 'user', name: 'bob', admin: false, tokenId: 'b' };
 export const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-/** A core whose relay `edge1` (connection `R`) has said hello with console web01. */
+/** A core whose relay `edge1` (connection `R`) has said hello with console web01. The clock is
+ *  the real one until a test sets `clock.at` (lease lapses, token expiry). */
 export async function coreRig(opts: Partial<CoreOptions> = {}) {
   const dir = tmpDir('core');
   const sender = new RecordingSender();
+  const clock = { at: undefined as number | undefined, now: () => clock.at ?? Date.now() };
   const ports: CloudPorts = {
     locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir),
-    segments: new FsSegmentStore(dir), hot: new FsHotTail(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), sender, clock: { now: () => Date.now() },
+    segments: new FsSegmentStore(dir), hot: new FsHotTail(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), sender, clock,
   };
-  // (Test principals have made-up token ids: no token re-check at heartbeats here; test/e2e/access.test.ts has it.)
-  const core = new CloudCore(ports, { tokenRecheckPings: Number.MAX_SAFE_INTEGER, ...opts });
+  // Every principal signs in with a real token of this store: input and re-checks look it up.
+  for (const p of [relay, alice, bob]) p.tokenId = (await ports.tokens.create({ kind: p.kind, name: p.name })).id;
+  const core = new CloudCore(ports, opts);
   await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });
-  return { core, ports, sender, dir };
+  return { core, ports, sender, dir, clock };
 }

@@ -30,8 +30,9 @@ export interface TestIssuer {
   /** Requests per path (e.g. `/jwks`), to see caching. */
   hits: Map<string, number>;
   /** An ID token: `claims` over defaults (iss, aud, sub, iat, exp in 1 h); `undefined` values drop a
-   *  default. `key` signs (default keys[0]); `kid` overrides the header's key id. */
-  sign(claims?: JWTPayload, o?: { key?: TestKey; kid?: string }): Promise<string>;
+   *  default. `key` signs (default keys[0]); `kid` overrides the header's key id; `typ` the header's
+   *  type (default JWT; null: none). */
+  sign(claims?: JWTPayload, o?: { key?: TestKey; kid?: string; typ?: string | null }): Promise<string>;
   /** Publishes a new key (rotation); returns it. */
   addKey(alg?: string): Promise<TestKey>;
   stop(): Promise<void>;
@@ -45,12 +46,13 @@ export async function startTestIssuer(o: TestIssuerOptions = {}): Promise<TestIs
   const codes = new Map<string, { redirectUri: string; challenge: string; nonce?: string; clientId: string }>();
   let url = '';
 
-  async function sign(claims: JWTPayload = {}, so: { key?: TestKey; kid?: string } = {}): Promise<string> {
+  async function sign(claims: JWTPayload = {}, so: { key?: TestKey; kid?: string; typ?: string | null } = {}): Promise<string> {
     const key = so.key ?? keys[0];
     const now = Math.floor(Date.now() / 1000);
     const all: JWTPayload = { iss: url, aud: clientId, sub: user.sub, preferred_username: user.preferred_username, groups: user.groups, iat: now, exp: now + 3600, ...claims };
     for (const k of Object.keys(all)) if (all[k] === undefined) delete all[k];
-    return new SignJWT(all).setProtectedHeader({ alg: key.alg, kid: so.kid ?? key.kid, typ: 'JWT' }).sign(key.privateKey);
+    const typ = so.typ === undefined ? 'JWT' : so.typ ?? undefined;
+    return new SignJWT(all).setProtectedHeader({ alg: key.alg, kid: so.kid ?? key.kid, ...(typ ? { typ } : {}) }).sign(key.privateKey);
   }
 
   const server = http.createServer((req, res) => {

@@ -110,6 +110,35 @@ test('expired, not yet valid, wrong audience, wrong issuer: each says so', async
   assert.equal((await verifier({ audience: ['x', 'some-other-app'] }).verify(await idp.sign({ aud: 'some-other-app' }))).name, 'sso:sso-alice');
 });
 
+test('only an ID token: exp, iat and sub required; iat not in the future; a bounded lifetime; typ JWT; no logout token; azp ours', async () => {
+  const v = verifier();
+  await refused(v.verify(await idp.sign({ exp: undefined })), Unauthorized, /^token has no exp claim: an ID token must say when it expires/);
+  await refused(v.verify(await idp.sign({ iat: undefined })), Unauthorized, /^token has no iat claim/);
+  await refused(v.verify(await idp.sign({ sub: undefined })), Unauthorized, /^token has no sub claim/);
+  await refused(v.verify(await idp.sign({ sub: '' })), Unauthorized, /sub claim is not a subject identifier/);
+  await refused(v.verify(await idp.sign({ exp: 'tomorrow' as never })), Unauthorized, /^token claim exp is invalid/);
+  // iat: within the clock tolerance (30 s) ahead it passes; beyond it, it is refused.
+  await v.verify(await idp.sign({ iat: now() + 10 }));
+  await refused(v.verify(await idp.sign({ iat: now() + 600, exp: now() + 3600 })), Unauthorized, /^token issued in the future \(.*; check the clocks\)/);
+  // Lifetime (exp - iat): at most maxLifetimeS (default 24 h).
+  await v.verify(await idp.sign({ iat: now(), exp: now() + 86_400 }));
+  await refused(v.verify(await idp.sign({ iat: now(), exp: now() + 2 * 86_400 })), Unauthorized, /^token lifetime 172800 s .* is longer than this cloud accepts \(86400 s, --oidc-max-lifetime\)/);
+  assert.equal((await verifier({ maxLifetimeS: 3 * 86_400 }).verify(await idp.sign({ iat: now(), exp: now() + 2 * 86_400 }))).name, 'sso-alice');
+  // The header's typ: JWT (any case, application/jwt) or none; access and logout tokens are not ID tokens.
+  for (const typ of [null, 'JWT', 'jwt', 'application/jwt']) assert.equal((await v.verify(await idp.sign({}, { typ }))).name, 'sso-alice', String(typ));
+  for (const typ of ['at+jwt', 'logout+jwt', 'application/at+jwt', 'JOSE']) {
+    await refused(v.verify(await idp.sign({}, { typ })), Unauthorized, new RegExp(`^token type \\(typ\\) "${typ.replace('+', '\\+')}" is not an ID token`));
+  }
+  await refused(v.verify(await idp.sign({ events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })), Unauthorized, /events claim: a logout token/);
+  // azp: when present it must be us; a token for several audiences must name us in it.
+  assert.equal((await v.verify(await idp.sign({ azp: idp.clientId }))).name, 'sso-alice');
+  await refused(v.verify(await idp.sign({ azp: 'other-client' })), Unauthorized, /^wrong authorized party: the token was issued to "other-client" \(azp\), this cloud is cloudcons-test/);
+  await refused(v.verify(await idp.sign({ aud: [idp.clientId, 'other-client'] })), Unauthorized, /several audiences \(cloudcons-test, other-client\) and names no authorized party/);
+  await refused(v.verify(await idp.sign({ aud: [idp.clientId, 'other-client'], azp: 'other-client' })), Unauthorized, /wrong authorized party/);
+  assert.equal((await v.verify(await idp.sign({ aud: [idp.clientId, 'other-client'], azp: idp.clientId }))).name, 'sso-alice');
+  assert.equal((await v.verify(await idp.sign({ aud: [idp.clientId] }))).name, 'sso-alice', 'one audience in a list needs no azp');
+});
+
 test('wrong signature (another key under a published kid), alg none, HS256 and garbage are refused', async () => {
   const v = verifier();
   const impostor = await makeKey('k1');
@@ -189,7 +218,7 @@ test('Lambda configuration from the environment', () => {
   const base = { CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b' };
   assert.equal(entryConfig(base).oidc, undefined);
   assert.deepEqual(entryConfig({ ...base, CLOUDCONS_OIDC_ISSUER: 'https://idp.example', CLOUDCONS_OIDC_AUDIENCE: 'cc', CLOUDCONS_OIDC_ADMIN_GROUPS: 'a, b', CLOUDCONS_OIDC_CLOCK_TOLERANCE_S: '5' }).oidc, {
-    issuer: 'https://idp.example', audience: 'cc', userClaim: undefined, groupsClaim: undefined, adminGroups: ['a', 'b'], clockToleranceS: 5, jwksCacheMs: undefined, scopes: undefined,
+    issuer: 'https://idp.example', audience: 'cc', userClaim: undefined, groupsClaim: undefined, adminGroups: ['a', 'b'], clockToleranceS: 5, maxLifetimeS: undefined, jwksCacheMs: undefined, scopes: undefined,
   });
   assert.throws(() => entryConfig({ ...base, CLOUDCONS_OIDC_ISSUER: 'https://idp.example' }), /go together/);
 });

@@ -9,7 +9,14 @@
 //   know (key rotation), at most once per `jwksCooldownMs` (default 30 s).
 // - Checks: the signature (only `algorithms`: asymmetric ones, never `none` or HMAC), `iss`, `aud`
 //   (the client id), `exp` and `nbf` (with `clockToleranceS` leeway, default 30 s), and that the
-//   user claim is there.
+//   user claim is there. It must be an ID token and nothing else an issuer signs (checkIdToken):
+//   `exp`, `iat` and `sub` present (a token without `exp` would never expire, and an open
+//   connection ends at it), `iat` not in the future and `exp` at most `maxLifetimeS` after it (24 h:
+//   a stolen long-lived token is refused), header `typ` absent or JWT (not `at+jwt`, an access
+//   token, nor `logout+jwt`), no `events` claim (a back-channel logout token), and `azp`, when
+//   present, one of our client ids (a token issued to another client that merely lists us in
+//   `aud` is not ours); a token for several audiences must name us in `azp`. `nonce` is checked by
+//   the web viewer that asked for it; `auth_time` matters only with `max_age`, which we never send.
 // - The user: the `userClaim` claim (default `preferred_username`), with no fallback to another
 //   claim: the name is what ACL rules and the audit log say, and mixing claims (one user's email
 //   equal to another's username) would mix people up. The user is `sso:<name>` (protocol/
@@ -43,8 +50,10 @@ export interface OidcOptions {
   adminGroups: string[];
   /** Signature algorithms accepted. Default the asymmetric JWS ones (RS*, PS*, ES*, EdDSA). */
   algorithms: string[];
-  /** Leeway for exp and nbf, in seconds. Default 30. */
+  /** Leeway for exp, nbf and iat, in seconds. Default 30. */
   clockToleranceS: number;
+  /** Longest ID token lifetime accepted (`exp` - `iat`), in seconds. Default 86400 (24 h). */
+  maxLifetimeS: number;
   /** How long fetched keys are used before they are fetched again (ms). Default 600000. */
   jwksCacheMs: number;
   /** Least time between two refetches for an unknown key id (ms). Default 30000. */
@@ -58,7 +67,7 @@ export interface OidcOptions {
 export const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 export const OIDC_DEFAULTS: Omit<OidcOptions, 'issuer' | 'audience'> = {
   userClaim: 'preferred_username', groupsClaim: 'groups', adminGroups: [], algorithms: OIDC_ALGORITHMS,
-  clockToleranceS: 30, jwksCacheMs: 600_000, jwksCooldownMs: 30_000, timeoutMs: 5000, scopes: 'openid profile email',
+  clockToleranceS: 30, maxLifetimeS: 86_400, jwksCacheMs: 600_000, jwksCooldownMs: 30_000, timeoutMs: 5000, scopes: 'openid profile email',
 };
 
 interface Discovery { jwksUri: string; authorizationEndpoint?: string; tokenEndpoint?: string }
@@ -115,7 +124,9 @@ export class OidcVerifier implements IdentityVerifier {
     await this.discover();
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(jwt, this.jwks!, { issuer: o.issuer, audience: o.audience, algorithms: o.algorithms, clockTolerance: o.clockToleranceS }));
+      const r = await jwtVerify(jwt, this.jwks!, { issuer: o.issuer, audience: o.audience, algorithms: o.algorithms, clockTolerance: o.clockToleranceS, requiredClaims: ['exp', 'iat', 'sub'] });
+      payload = r.payload;
+      checkIdToken(r.protectedHeader, payload, o);
     } catch (e) {
       throw this.explain(e, jwt);
     }
@@ -175,9 +186,12 @@ export class OidcVerifier implements IdentityVerifier {
   private explain(e: unknown, jwt: string): Error {
     const o = this.opts;
     const aud = Array.isArray(o.audience) ? o.audience.join(' or ') : o.audience;
+    if (e instanceof Unauthorized) return e;
     if (e instanceof errors.JWTExpired) return new Unauthorized(`token expired at ${iso(e.payload.exp)} (sign in again for a fresh ID token)`);
     if (e instanceof errors.JWTClaimValidationFailed) {
       const p = e.payload;
+      if (e.reason === 'missing') return new Unauthorized(`token has no ${e.claim} claim: ${MISSING[e.claim] ?? 'an ID token must carry it'}`);
+      if (e.reason === 'invalid') return new Unauthorized(`token claim ${e.claim} is invalid: ${e.message}`);
       if (e.claim === 'aud') return new Unauthorized(`wrong audience: the token is for ${quote(p.aud)}, this cloud accepts ${aud} (--oidc-audience)`);
       if (e.claim === 'iss') return new Unauthorized(`wrong issuer: the token is from ${quote(p.iss)}, this cloud trusts ${o.issuer} (--oidc-issuer)`);
       if (e.claim === 'nbf') return new Unauthorized(`token not valid before ${iso(p.nbf)} (check the clocks)`);
@@ -194,6 +208,29 @@ export class OidcVerifier implements IdentityVerifier {
     // Anything else on the way to the keys (connection refused, a non-200 answer, bad JSON).
     return new ConnectionProblem(`OIDC issuer not reachable: fetching its keys failed: ${reason(e)}`);
   }
+}
+
+const MISSING: Record<string, string> = {
+  exp: 'an ID token must say when it expires (an open connection ends then)',
+  iat: 'an ID token must say when it was issued',
+  sub: 'an ID token must name its subject',
+};
+
+/** What makes a verified JWT an ID token for us (beyond signature, iss, aud, exp, nbf). */
+function checkIdToken(header: { typ?: unknown }, p: JWTPayload, o: OidcOptions): void {
+  const typ = header.typ;
+  if (typ !== undefined && (typeof typ !== 'string' || !/^(application\/)?jwt$/i.test(typ))) {
+    throw new Unauthorized(`token type (typ) ${quote(typ)} is not an ID token (JWT): access tokens (at+jwt), logout tokens (logout+jwt) and the like are not accepted`);
+  }
+  if (p.events !== undefined) throw new Unauthorized('token has an events claim: a logout token, not an ID token');
+  if (typeof p.sub !== 'string' || !p.sub || p.sub.length > 255) throw new Unauthorized('token\'s sub claim is not a subject identifier (a string of 1-255 characters)');
+  if (typeof p.iat !== 'number' || typeof p.exp !== 'number') throw new Unauthorized('token\'s iat and exp claims must be numbers (seconds since the epoch)');
+  const now = Date.now() / 1000;
+  if (p.iat > now + o.clockToleranceS) throw new Unauthorized(`token issued in the future (${iso(p.iat)}; check the clocks)`);
+  if (p.exp - p.iat > o.maxLifetimeS) throw new Unauthorized(`token lifetime ${p.exp - p.iat} s (iat ${iso(p.iat)} to exp ${iso(p.exp)}) is longer than this cloud accepts (${o.maxLifetimeS} s, --oidc-max-lifetime): ID tokens are short-lived`);
+  const ours = Array.isArray(o.audience) ? o.audience : [o.audience];
+  if (p.azp !== undefined && !ours.includes(p.azp as string)) throw new Unauthorized(`wrong authorized party: the token was issued to ${quote(p.azp)} (azp), this cloud is ${ours.join(' or ')} (--oidc-audience)`);
+  if (Array.isArray(p.aud) && p.aud.length > 1 && p.azp === undefined) throw new Unauthorized(`token is for several audiences (${p.aud.join(', ')}) and names no authorized party (azp): it may have been issued to another client`);
 }
 
 /** A claim by name, or by dotted path into nested objects when no claim has that exact name. */

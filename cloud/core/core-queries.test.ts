@@ -70,7 +70,9 @@ async function setup(opts: Partial<CoreOptions> = {}) {
     segments: counted('segments', new FsSegmentStore(dir), calls, bytes), hot: counted('hot', new FsHotTail(dir), calls, bytes),
     audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), sender, clock: { now: () => Date.now() },
   };
-  const core = new CloudCore(ports, { tokenRecheckPings: Number.MAX_SAFE_INTEGER, ...opts });
+  // Real tokens of this store: attach, replay and input look them up.
+  for (const p of [relay, alice]) p.tokenId = (await ports.tokens.create({ kind: p.kind, name: p.name })).id;
+  const core = new CloudCore(ports, opts);
   await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b1', consoles: ['web01', 'db01'].map((name) => ({ name, type: 'serial', state: 'up' as const, since: 1 })) });
   return { core, ports, sender, calls, bytes, dir };
 }

@@ -1,6 +1,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Principal } from './ports.ts';
+import type { CloudPorts, Principal } from './ports.ts';
 import { encodeGapSegment, encodeSegment, segmentKey } from '../../protocol/segment.ts';
 import { cleanup } from '../../test/helpers.ts';
 import { alice, b64, bob, coreRig as setup, relay } from '../../test/core-rig.ts';
@@ -322,7 +322,7 @@ test('access rules: attach alone lets a user attach rw (a writer sees its consol
   await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
   assert.equal(sender.to('B', 'attached')[0]?.mode, 'spy');
   assert.match(String(sender.to('B', 'notice')[0]?.text), /you may not write to web01/);
-  const carol: Principal = { kind: 'user', name: 'carol', admin: false, tokenId: 'c' };
+  const carol: Principal = { kind: 'user', name: 'carol', admin: false, tokenId: (await ports.tokens.create({ kind: 'user', name: 'carol' })).id };
   await assert.rejects(core.clientMessage('C', carol, { v: 1, t: 'attach', c: 'web01', mode: 'spy' }), /console web01 not found; known: \(none\)/);
 });
 
@@ -333,4 +333,194 @@ test('a relay is who its token says: its config may write the name in capitals, 
   await core.relayMessage('R3', relay, { v: 1, t: 'hello', relay: 'edge2', boot: 'b3', consoles: [] });
   assert.match(String(sender.to('R3', 'error')[0]?.message), /this token belongs to relay edge1, not edge2/);
   assert.ok((await ports.audit.list('_cloud')).some((r) => r.type === 'relay.name' && r.user === 'relay:edge1'));
+});
+
+// ------------------------------------------------------- issue 14: re-checks on the server's clock
+
+const fromB64 = (m: Record<string, unknown>) => Buffer.from(String(m.d), 'base64').toString();
+const auditTypes = async (ports: CloudPorts, console = 'web01') => (await ports.audit.list(console)).map((r) => `${r.type}:${r.user}`);
+
+test('a revoked token: input right after the revocation is refused (not forwarded), audited, and the connection closed, whatever its pings say', async () => {
+  const { core, ports, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('before\r') });
+  for (let id = 1; id <= 9; id++) await core.clientMessage('A', alice, { v: 1, t: 'ping', id });
+  await ports.tokens.revoke(alice.tokenId, 'root', Date.now()); // no hook: the store alone
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('after\r') });
+  await core.clientMessage('A', alice, { v: 1, t: 'break', seq: '0' });
+  assert.deepEqual(sender.to('R', 'in').map(fromB64), ['before\r'], 'nothing after the revocation reaches the relay');
+  assert.equal(sender.to('R', 'break').length, 0);
+  assert.equal(sender.closed[0]?.conn, 'A');
+  assert.equal(sender.closed[0]?.code, 4001);
+  assert.match(String(sender.to('A', 'error')[0]?.message), new RegExp(`your token ${alice.tokenId} was revoked at .* by root: sign in again`));
+  const types = await auditTypes(ports);
+  assert.ok(types.includes('input.denied:alice') && types.includes('session.ended:alice'), types.join(' '));
+  assert.deepEqual(await ports.sessions.byConn('A'), [], 'its session ended with the token');
+  assert.equal((await ports.locks.get('web01')).session, undefined, 'its write lock was released');
+  assert.ok((await ports.audit.list('_cloud')).some((r) => r.type === 'auth.ended' && r.user === 'alice'));
+});
+
+test('tokenRevoked closes every connection of that token at once (not the owner\'s others); recheckConnection finds expiry and revocation on its own', async () => {
+  const { core, ports, sender, clock } = await setup();
+  const second = await ports.tokens.create({ kind: 'user', name: 'alice' });
+  const alice2: Principal = { ...alice, tokenId: second.id };
+  const open = new Map<string, Principal>([['A', alice], ['A2', alice2], ['B', bob]]);
+  ports.connections = { of: async (w) => [...open].filter(([, p]) => p.kind === w.kind && p.name === w.name).map(([conn, who]) => ({ conn, who })) };
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.clientMessage('A2', alice2, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  const info = await ports.tokens.revoke(alice.tokenId, 'root', Date.now());
+  assert.equal(await core.tokenRevoked(info!), 1);
+  assert.deepEqual(sender.closed.map((c) => [c.conn, c.code]), [['A', 4001]]);
+  assert.equal(await core.recheckConnection('A2', alice2), true, 'the other token of alice still counts');
+  // Expiry, with no message from the client at all.
+  const brief: Principal = { ...bob, expires: Date.now() + 60_000 };
+  await core.clientMessage('B', brief, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  assert.equal(await core.recheckConnection('B', brief), true);
+  clock.at = Date.now() + 61_000;
+  assert.equal(await core.recheckConnection('B', brief), false);
+  assert.match(String(sender.to('B', 'error')[0]?.message), /your token .* expired at .*: sign in again/);
+  // A relay's token: its connection closes, its consoles go down.
+  clock.at = undefined;
+  await ports.tokens.revoke(relay.tokenId, 'root', Date.now());
+  assert.equal(await core.recheckConnection('R', relay), false);
+  assert.equal((await ports.consoles.get('web01'))?.relayConn, undefined);
+});
+
+test('live output stops for a viewer whose token expired, without a word from it', async () => {
+  const { core, ports, sender, clock } = await setup();
+  const brief: Principal = { ...bob, expires: Date.now() + 60_000 };
+  await core.clientMessage('B', brief, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('one ') });
+  clock.at = Date.now() + 61_000;
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 4, ts: 2, d: b64('two') });
+  assert.deepEqual(sender.to('B', 'out').map(fromB64), ['one ']);
+  assert.equal(sender.closed[0]?.code, 4001);
+  assert.deepEqual(await ports.sessions.byConsole('web01'), []);
+});
+
+const root: Principal = { kind: 'user', name: 'root', admin: true, tokenId: 'root-token' };
+
+test('rights taken away: a spy\'s session ends at once (told, audited, no more output); a writer becomes a spy; resize, replay and who ask again', async () => {
+  const { core, ports, sender } = await setup({ accessCacheMs: 60_000 });
+  await core.setAccess(root, { rules: [{ consoles: '*', who: 'alice', allow: 'rw' }, { consoles: '*', who: 'bob', allow: 'ro' }] });
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw', cols: 80, rows: 24 });
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('before ') });
+  // (The cache is a minute: what follows holds at once because this process made the change.)
+  await core.setAccess(root, { rules: [{ consoles: '*', who: 'alice', allow: 'ro' }] });
+  assert.equal(sender.closed.find((c) => c.conn === 'B')?.code, 4003);
+  assert.match(String(sender.to('B', 'error')[0]?.message), /your session on web01 ended: you may no longer see web01: no rule allows it \(default: none\)/);
+  assert.equal(sender.to('A', 'mode').at(-1)?.mode, 'spy');
+  assert.match(String(sender.to('A', 'notice').at(-1)?.text), /you may no longer write to web01 .*; you are a spy now/);
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 7, ts: 2, d: b64('after') });
+  assert.deepEqual(sender.to('B', 'out').map(fromB64), ['before ']);
+  assert.deepEqual(sender.to('A', 'out').map(fromB64), ['before ', 'after']);
+  const resizes = sender.to('R', 'resize').length;
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('x') });
+  await core.clientMessage('A', alice, { v: 1, t: 'resize', cols: 100, rows: 40 });
+  assert.equal(sender.to('R', 'in').length, 0);
+  assert.equal(sender.to('R', 'resize').length, resizes, 'no resize from a writer that lost its rights');
+  const types = await auditTypes(ports);
+  for (const t of ['session.ended:bob', 'lock.revoked:alice', 'input.denied:alice']) assert.ok(types.includes(t), `${t} in ${types.join(' ')}`);
+  assert.deepEqual((await core.who('web01')).map((v) => [v.user, v.mode]), [['alice', 'spy']]);
+  // replay and who are asked when they come: a user who may spy but not replay, nor list.
+  await core.setAccess(root, { rules: [{ consoles: '*', who: 'alice', allow: 'spy', deny: ['replay', 'list'] }] });
+  await assert.rejects(core.clientMessage('A', alice, { v: 1, t: 'replay', lines: 10 }), /user alice may not replay web01: denied by rule 1/);
+  await assert.rejects(core.clientMessage('A', alice, { v: 1, t: 'who' }), /user alice may not list web01/);
+  assert.equal(sender.to('A', 'history').filter((m) => m.kind === 'replay').length, 0);
+});
+
+test('rules changed by another process: output stops at the first live message after tokenRecheckMs, the session ends at the sweep that sees the new version', async () => {
+  const { core, ports, sender } = await setup({ accessCacheMs: 0, tokenRecheckMs: 100 });
+  await core.setAccess(root, { rules: [{ consoles: '*', who: 'bob', allow: 'ro' }] });
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 0, ts: 1, d: b64('public ') });
+  assert.ok(await ports.access.put({ rules: [] }, 1)); // as another process would
+  await new Promise((r) => setTimeout(r, 120));
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'web01', o: 7, ts: 1, d: b64('secret') });
+  assert.deepEqual(sender.to('B', 'out').map(fromB64), ['public ']);
+  assert.equal(sender.closed[0]?.conn, 'B');
+  // The sweep: a session attached again under other rules, then taken away behind the core's back.
+  await core.setAccess(root, { rules: [{ consoles: '*', who: 'bob', allow: 'ro' }] });
+  await core.clientMessage('B2', bob, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  assert.ok(await ports.access.put({ rules: [] }, 3));
+  await core.recheckIfRulesChanged();
+  assert.equal(sender.closed.at(-1)?.conn, 'B2');
+  assert.ok((await auditTypes(ports)).filter((t) => t === 'session.ended:bob').length === 2);
+});
+
+test('a lapsed lease: input is refused and said why, lock.expired audited once, the writer is a spy, `who` shows no writer, a heartbeat does not revive it', async () => {
+  const { core, ports, sender, clock } = await setup({ leaseMs: 30_000 });
+  const t0 = Date.now();
+  clock.at = t0;
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  clock.at = t0 + 31_000;
+  assert.deepEqual((await core.who('web01')).map((v) => v.mode), ['spy'], 'a lapsed lease is nobody\'s');
+  assert.equal((await core.getConsole(alice, 'web01')).writer, undefined);
+  await core.clientMessage('A', alice, { v: 1, t: 'ping', id: 1 }); // too late: not renewed
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('late\r') });
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('later\r') });
+  await core.clientMessage('A', alice, { v: 1, t: 'resize', cols: 90, rows: 30 });
+  assert.equal(sender.to('R', 'in').length, 0);
+  assert.equal(sender.to('R', 'resize').length, 0);
+  const at = new Date(t0 + 30_000).toISOString().replace(/[.]/g, '\\.');
+  assert.match(String(sender.to('A', 'notice').find((m) => /lapsed/.test(String(m.text)))?.text), new RegExp(`your write lock lapsed at ${at} \\(no heartbeat for 30 s\\): \\^Eca takes it again if it is free`));
+  assert.equal(sender.to('A', 'mode').at(-1)?.mode, 'spy');
+  const types = await auditTypes(ports);
+  assert.equal(types.filter((t) => t === 'lock.expired:alice').length, 1, types.join(' '));
+  // ^Eca takes it again, with a new fence; nothing is audited twice.
+  await core.clientMessage('A', alice, { v: 1, t: 'lock', op: 'take' });
+  assert.equal(sender.to('A', 'mode').at(-1)?.mode, 'rw');
+  assert.equal(sender.to('A', 'mode').at(-1)?.fence, 2);
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('again\r') });
+  assert.deepEqual(sender.to('R', 'in').map(fromB64), ['again\r']);
+  assert.equal((await auditTypes(ports)).filter((t) => t === 'lock.expired:alice').length, 1);
+});
+
+test('a lapsed lock taken by another: the old holder is audited (lock.expired) and told, its input refused', async () => {
+  const { core, ports, sender, clock } = await setup({ leaseMs: 30_000 });
+  const t0 = Date.now();
+  clock.at = t0;
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  clock.at = t0 + 45_000;
+  await core.clientMessage('B', bob, { v: 1, t: 'lock', op: 'take' }); // a plain take, no force
+  assert.equal(sender.to('B', 'mode').at(-1)?.mode, 'rw');
+  assert.deepEqual({ mode: sender.to('A', 'mode').at(-1)?.mode, writer: sender.to('A', 'mode').at(-1)?.writer }, { mode: 'spy', writer: 'bob' });
+  assert.ok(sender.to('A', 'notice').some((m) => /your write lock lapsed at .* \(no heartbeat for 30 s\) and bob took it; you are a spy now/.test(String(m.text))));
+  const rec = (await ports.audit.list('web01')).find((r) => r.type === 'lock.expired');
+  assert.equal(rec?.user, 'alice');
+  assert.equal(rec?.fence, 1);
+  assert.match(String(rec?.detail), /taken by bob/);
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('x') });
+  assert.equal(sender.to('R', 'in').length, 0);
+  assert.deepEqual((await core.who('web01')).map((v) => [v.user, v.mode]), [['alice', 'spy'], ['bob', 'rw']]);
+});
+
+test('the periodic re-check tells a silent writer that its lease lapsed', async () => {
+  const { core, ports, sender, clock } = await setup({ leaseMs: 30_000 });
+  const t0 = Date.now();
+  clock.at = t0;
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  assert.equal(await core.recheckConnection('A', alice), true);
+  assert.equal(sender.to('A', 'mode').length, 0);
+  clock.at = t0 + 30_000;
+  assert.equal(await core.recheckConnection('A', alice), true);
+  assert.equal(sender.to('A', 'mode').at(-1)?.mode, 'spy');
+  assert.ok((await auditTypes(ports)).includes('lock.expired:alice'));
+});
+
+test('a revoked token can no longer attach, take the lock or replay on a connection still open', async () => {
+  const { core, ports, sender } = await setup();
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  await ports.tokens.revoke(alice.tokenId, 'root', Date.now());
+  await core.clientMessage('A', alice, { v: 1, t: 'lock', op: 'force' });
+  assert.equal((await ports.locks.get('web01')).user, 'bob', 'the lock stays with bob');
+  assert.equal(sender.to('B', 'mode').length, 0, 'bob was not bumped');
+  await core.clientMessage('A', alice, { v: 1, t: 'replay', lines: 10 });
+  await core.clientMessage('A2', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  assert.equal(sender.to('A', 'history').filter((m) => m.kind === 'replay').length, 0);
+  assert.equal(sender.to('A2', 'attached').length, 0);
+  assert.deepEqual([...new Set(sender.closed.map((c) => `${c.conn}:${c.code}`))], ['A:4001', 'A2:4001']);
 });

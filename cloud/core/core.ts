@@ -13,7 +13,8 @@ import { LogStore, OutputConflict, type LogStoreOptions } from './log-store.ts';
 import { QuerySlots } from './query-slots.ts';
 import { PATTERN_DEFAULTS } from './grep-pattern.ts';
 import { RelayAuditBudget } from './relay-audit.ts';
-import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
+import type { AuditRecord, CloudPorts, ConsoleRecord, LapsedHolder, Lock, Principal, Session, TokenInfo } from './ports.ts';
+import { SeeCache, sessionSubject } from './session-rights.ts';
 
 export interface CoreOptions {
   /** Write-lock lease; clients renew it with every ping. Default 30 s. */
@@ -46,9 +47,13 @@ export interface CoreOptions {
   authFailureAuditsPerMin: number;
   /** Sessions (writer and spies) one console takes; the next attach is refused. Default 64. */
   maxSessionsPerConsole: number;
-  /** Every this many heartbeats of a connection (clients: 10 s, relays: 20 s) its token is looked
-   *  up again: a revoked or expired token ends the connection then. Default 3. */
-  tokenRecheckPings: number;
+  /** How often the server looks at every open connection again on its own clock: its token
+   *  (revoked or expired: the connection is closed), its sessions' rights (taken away: the session
+   *  ends, or the writer becomes a spy) and a writer's lease (lapsed: a spy). Embedded: a timer of
+   *  the node server; Lambda: at the first message of a connection after this long. Input is
+   *  checked at once anyway, and a revocation closes the token's connections at once where the
+   *  cloud can find them (ports.connections). Default 30000 ms, at most 30000. */
+  tokenRecheckMs: number;
   /** Replay, export, grep and history requests one user may have running at once, over all their
    *  WebSocket sessions and HTTP requests (query-slots.ts); more get RateLimited. Default 4. */
   maxQueriesPerUser: number;
@@ -75,9 +80,12 @@ export interface CoreOptions {
    *  up to 200 ms late); a higher claim is refused and audited. Default 1000. */
   fenceClaimSlack: number;
 }
+/** The longest tokenRecheckMs accepted (the CLI flag and the Lambda variable refuse more). */
+export const TOKEN_RECHECK_MAX_MS = 30_000;
+
 export const CORE_DEFAULTS: CoreOptions = {
   leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0,
-  redactSecrets: true, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckPings: 3,
+  redactSecrets: true, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckMs: 30_000,
   maxQueriesPerUser: 4, maxQueries: 16, maxPatternLength: PATTERN_DEFAULTS.maxLength, maxPatternStates: PATTERN_DEFAULTS.maxStates, maxGrepMs: 20_000,
   maxConsolesPerRelay: 1024, relayAuditsPerMin: 600, relayAuditBurst: 3000, fenceClaimSlack: 1000,
 };
@@ -106,6 +114,7 @@ export class CloudCore {
   private readonly relayAudits: RelayAuditBudget;
   /** Replay, export, grep and history work running in this process (query-slots.ts). */
   readonly queries: QuerySlots;
+  private readonly seeCache = new SeeCache();
 
   // ============================================================================ relay connections
 
@@ -153,7 +162,6 @@ export class CloudCore {
         if (msg.what === 'flapping' || msg.what === 'idle') await this.notice(msg.c, `[cloudcons: ${msg.detail}]`);
         return;
       case 'ping':
-        if (await this.tokenGone(conn, who, msg.id)) return;
         await this.sendRelay(conn, { t: 'pong', id: msg.id });
         return;
       case 'pong': return;
@@ -396,11 +404,16 @@ export class CloudCore {
 
   async clientMessage(conn: string, who: Principal, msg: ClientToCloud): Promise<void> {
     if (who.kind !== 'user') throw new Forbidden('relay tokens cannot attach to consoles');
+    // What takes a lock or shows stored output asks the token too (input does in writeDenied): a
+    // connection whose close is still on its way gets nothing more with a revoked token.
+    if (msg.t === 'attach' || msg.t === 'lock' || msg.t === 'replay') {
+      const gone = await this.tokenGone(who);
+      if (gone) { await this.endConnection(conn, who, gone); return; }
+    }
     if (msg.t === 'attach') return this.attach(conn, who, msg);
     if (msg.t === 'ping') {
-      if (await this.tokenGone(conn, who, msg.id)) return;
       const s = await this.sessionOf(conn);
-      if (s?.mode === 'rw' && s.fence !== undefined) await this.p.locks.renew(s.console, s.id, s.fence, this.opts.leaseMs, this.now());
+      if (s && !(await this.heartbeat(s))) return;
       await this.sendClient(conn, { t: 'pong', id: msg.id });
       // Every 6th heartbeat (ids count up per connection; a minute at the CLI's 10 s): heals an
       // `off` that overtook a later `on`, at a sixth of the messages.
@@ -416,12 +429,24 @@ export class CloudCore {
       case 'break': return this.sendBreak(s, who, msg.seq);
       case 'resize': {
         if (s.mode !== 'rw') return; // the writer's window decides the size
-        const rec = await this.p.consoles.get(s.console);
+        // Resizing changes what the device sees: the same rights, lock and lease as input.
+        const [rec, denied] = await Promise.all([this.p.consoles.get(s.console), this.writeDenied(s, who, 'attach')]);
+        if (denied) {
+          await this.audit(s.console, 'resize.denied', s, { detail: `${msg.cols}x${msg.rows}: ${denied}` });
+          await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: resize not sent: ${denied}]` });
+          return;
+        }
         if (rec?.relayConn && rec.resizable && s.fence !== undefined) await this.toRelay(s.console, rec.relayConn, { t: 'resize', c: s.console, fence: s.fence, session: s.id, cols: msg.cols, rows: msg.rows });
         return;
       }
-      case 'who': await this.sendClient(conn, { t: 'who', viewers: await this.who(s.console) }); return;
-      case 'replay': return this.sendHistory(s.conn, who, s.console, msg.lines, 'replay');
+      // Rights are asked when the message is handled, not only at attach: they may have changed since.
+      case 'who':
+        await this.requireAccess(who, s.console, 'list');
+        await this.sendClient(conn, { t: 'who', viewers: await this.who(s.console) });
+        return;
+      case 'replay':
+        await this.requireAccess(who, s.console, 'replay');
+        return this.sendHistory(s.conn, who, s.console, msg.lines, 'replay');
     }
   }
 
@@ -441,7 +466,7 @@ export class CloudCore {
       await this.audit(msg.c, 'session.refused', undefined, { user: who.name, detail: `${attached} sessions already (maxSessionsPerConsole)` });
       throw new RateLimited(`console ${msg.c} has ${attached} sessions, its limit (maxSessionsPerConsole ${this.opts.maxSessionsPerConsole}): try again later`);
     }
-    const s: Session = { id: newId(), console: msg.c, user: who.name, mode: 'spy', since: this.now(), conn, client: msg.client };
+    const s: Session = { id: newId(), console: msg.c, user: who.name, mode: 'spy', since: this.now(), conn, client: msg.client, who };
     await this.p.sessions.put(s);
     await this.watch(msg.c, true, rec);
     await this.audit(msg.c, 'session.attach', s, { detail: `requested ${msg.mode}${msg.client ? ` from ${msg.client}` : ''}` });
@@ -483,6 +508,7 @@ export class CloudCore {
     await this.p.sessions.put(s);
     const rec = await this.keepFence(s.console, r.lock.fence);
     if (rec?.relayConn) await this.toRelay(s.console, rec.relayConn, { t: 'fence', c: s.console, fence: r.lock.fence });
+    if (r.lapsed) await this.lapsedTaken(s, r.lapsed);
     if (r.bumped && r.bumped.session !== s.id) {
       await this.audit(s.console, 'lock.force', s, { detail: `bumped ${r.bumped.user} (session ${r.bumped.session})` });
       const old = await this.p.sessions.get(r.bumped.session);
@@ -527,11 +553,11 @@ export class CloudCore {
 
   /** Input is forwarded only from the lock holder with the current fence, and audited first. */
   private async input(s: Session, who: Principal, data: Buffer): Promise<void> {
-    const rec = await this.p.consoles.get(s.console);
+    // The console and the writer's standing are read in parallel: this is the echo path.
+    const [rec, denied] = await Promise.all([this.p.consoles.get(s.console), this.writeDenied(s, who, 'attach')]);
     // At a password prompt the audit keeps who typed how much, not what (also when refused).
     const redacted = this.opts.redactSecrets && rec?.secretPrompt ? `[redacted: ${data.length} bytes typed at a password prompt]` : undefined;
     const typed = (detail?: string) => (redacted ? { detail: detail ? `${detail} ${redacted}` : redacted } : { data, detail });
-    const denied = await this.writeDenied(s, who, 'attach');
     if (denied) {
       await this.audit(s.console, 'input.denied', s, typed(denied));
       await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: input not sent: ${denied}]` });
@@ -552,8 +578,7 @@ export class CloudCore {
   }
 
   private async sendBreak(s: Session, who: Principal, seq: string): Promise<void> {
-    const denied = await this.writeDenied(s, who, 'break');
-    const rec = await this.p.consoles.get(s.console);
+    const [denied, rec] = await Promise.all([this.writeDenied(s, who, 'break'), this.p.consoles.get(s.console)]);
     const why = denied ?? (!rec?.relayConn || rec.state === 'down' ? 'console is down' : undefined);
     if (why) {
       await this.audit(s.console, 'break.denied', s, { detail: `break ${seq}: ${why}` });
@@ -567,24 +592,38 @@ export class CloudCore {
     await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: break not sent: ${lost}]` });
   }
 
-  /** Why `s` may not write now, or undefined if it may. The access rules are asked again (from the
-   *  cache), so taking a right away stops input within accessCacheMs. */
+  /** Why `s` may not write now, or undefined if it may. Asked at every input, break and resize,
+   *  all at once: the token (revoked or expired: the connection is closed), the access rules (from
+   *  the cache, so taking a right away stops input within accessCacheMs; a writer who may no longer
+   *  attach becomes a spy), and the lock (moved, or its lease lapsed: a spy). */
   private async writeDenied(s: Session, who: Principal, action: Action): Promise<string | undefined> {
     if (s.mode !== 'rw' || s.fence === undefined) return 'you are a spy (read-only): ^Eca takes the write lock if free, ^Ecf forces it';
-    const d = await this.may(who, s.console, action);
-    if (!d.allow) return `you may not ${action === 'break' ? 'send a break to' : 'write to'} ${s.console} any more: ${d.why}`;
-    const lock = await this.p.locks.get(s.console);
+    const now = this.now();
+    const [gone, d, lock] = await Promise.all([this.tokenGone(who, now), this.may(who, s.console, action), this.p.locks.get(s.console)]);
+    if (gone) {
+      await this.endConnection(s.conn, who, gone);
+      return `your token ${gone}`;
+    }
+    if (!d.allow) {
+      const why = `you may not ${action === 'break' ? 'send a break to' : 'write to'} ${s.console} any more: ${d.why}`;
+      const w = action === 'attach' ? d : await this.may(who, s.console, 'attach');
+      if (!w.allow) await this.demote(s, w.why);
+      return why;
+    }
     if (lock.session !== s.id || lock.fence !== s.fence) return `the write lock moved to ${lock.user ?? 'nobody'} (fence ${lock.fence})`;
+    if (lock.expiresAt <= now) return this.leaseLapsed(s, lock);
     return undefined;
   }
 
-  async clientClosed(conn: string): Promise<void> {
+  /** The connection is gone (closed, or ended by the cloud: `why`): its sessions end, a writer's
+   *  lock is released. Repeating it is harmless. */
+  async clientClosed(conn: string, why?: string): Promise<void> {
     for (const s of await this.p.sessions.byConn(conn)) {
       if (s.mode === 'rw' && s.fence !== undefined && (await this.p.locks.release(s.console, s.id, s.fence))) {
         await this.audit(s.console, 'lock.release', s);
       }
       await this.p.sessions.delete(s.id);
-      await this.audit(s.console, 'session.detach', s);
+      await this.audit(s.console, why ? 'session.ended' : 'session.detach', s, why ? { detail: why } : {});
       if (!(await this.p.sessions.byConsole(s.console)).length) await this.watch(s.console, false);
     }
   }
@@ -676,10 +715,12 @@ export class CloudCore {
   // ======================================================================================= queries
 
   async who(console: string): Promise<Viewer[]> {
-    const lock = await this.p.locks.get(console);
-    return (await this.p.sessions.byConsole(console)).map((s) => ({
+    const [lock, sessions] = await Promise.all([this.p.locks.get(console), this.p.sessions.byConsole(console)]);
+    // A lapsed lease is nobody's: its holder is listed as a spy until it takes the lock again.
+    const held = lock.expiresAt > this.now();
+    return sessions.map((s) => ({
       session: s.id, user: s.user, since: s.since, client: s.client,
-      mode: s.mode === 'rw' && lock.session === s.id ? 'rw' as const : 'spy' as const,
+      mode: s.mode === 'rw' && lock.session === s.id && held ? 'rw' as const : 'spy' as const,
     }));
   }
 
@@ -789,10 +830,11 @@ export class CloudCore {
 
   private accessCache?: { at: number; doc?: AccessDoc; version: number; problem?: string };
 
-  /** The access rules (undefined: none set, everyone rw), read at most every accessCacheMs. */
-  async accessDoc(): Promise<{ doc?: AccessDoc; version: number; problem?: string }> {
+  /** The access rules (undefined: none set, everyone rw), read at most every accessCacheMs, or
+   *  every `maxAgeMs` where a longer age will do. */
+  async accessDoc(maxAgeMs = this.opts.accessCacheMs): Promise<{ doc?: AccessDoc; version: number; problem?: string }> {
     const c = this.accessCache;
-    if (c && Date.now() - c.at < this.opts.accessCacheMs) return c;
+    if (c && Date.now() - c.at < maxAgeMs) return c;
     const r = await this.p.access.get();
     let doc: AccessDoc | undefined;
     let problem: string | undefined;
@@ -818,6 +860,11 @@ export class CloudCore {
     if (!(await this.p.access.put(raw, cur.version))) throw new Conflict('the access rules changed meanwhile: try again');
     this.accessCache = undefined;
     await this.audit(CLOUD_STREAM, 'access.change', undefined, { user: who.name, detail: `access rules version ${cur.version + 1}: ${doc.rules.length} rules, admins ${doc.admins.join(',') || '(none)'}, default ${doc.default}` });
+    // Open sessions follow at once: whoever lost a right loses it now, not at their next message.
+    this.sweptVersion = cur.version + 1;
+    // The rules are stored: a failure here must not read as if they were not (the periodic
+    // re-check and every input still apply them).
+    await this.recheckAllSessions(doc).catch((e: Error) => console.error(`access rules version ${cur.version + 1}: re-checking open sessions failed: ${e.message}`));
     return { version: cur.version + 1, doc };
   }
 
@@ -852,25 +899,191 @@ export class CloudCore {
     return { ...explain(doc, subject.name === who.name ? { name: who.name, groups: who.groups, admin: who.admin } : subject, console), version, rules: problem ?? (doc ? 'set' : 'none (every user may do everything)') };
   }
 
-  /** On every tokenRecheckPings-th heartbeat: if the connection's token was revoked or expired
-   *  since it signed in, says so, closes the connection and returns true. */
-  private async tokenGone(conn: string, who: Principal, pingId: number): Promise<boolean> {
-    if (pingId % this.opts.tokenRecheckPings !== 0) return false;
-    const now = this.now();
-    let why: string | undefined;
-    if (who.expires !== undefined && now >= who.expires) why = `expired at ${new Date(who.expires).toISOString()}`;
-    else if (who.via !== 'oidc') {
-      const t = await this.p.tokens.info(who.tokenId);
-      if (!t) why = 'no longer exists';
-      else if (t.revoked) why = `was revoked at ${new Date(t.revoked.at).toISOString()} by ${t.revoked.by}`;
-      else if (t.expires !== undefined && now >= t.expires) why = `expired at ${new Date(t.expires).toISOString()}`;
-    }
-    if (!why) return false;
-    const message = `your token ${who.via === 'oidc' ? '(OpenID Connect)' : who.tokenId} ${why}: sign in again`;
-    await this.auditCloud('auth.ended', who.kind === 'relay' ? `relay:${who.name}` : who.name, `connection ${conn} closed: token ${why}`);
-    await this.p.sender.send(conn, encode({ t: 'error', code: 'CC_ERR_UNAUTHORIZED', message }));
-    await this.p.sender.close(conn, 4001, message);
+  // ===================================================== re-checks on the server's clock (issue 14)
+  // A connection's token, its sessions' rights and a writer's lease are checked again by the
+  // server, never only when the client chooses to say something: at every input, break and resize
+  // (writeDenied), at every live message for the viewers of a console (fanOut: rights against
+  // rules at most tokenRecheckMs old, and expiry), at the client's heartbeat, every tokenRecheckMs (recheckConnection: a timer
+  // embedded, the next message on Lambda), when the access rules change (setAccess, or a new
+  // version seen: recheckIfRulesChanged) and at once on revocation (tokenRevoked).
+
+  /** Why `who`'s token no longer counts (revoked, expired, unknown), or undefined. One token
+   *  lookup (none for an OpenID Connect ID token, whose expiry the principal carries). */
+  async tokenGone(who: Principal, now = this.now()): Promise<string | undefined> {
+    if (who.expires !== undefined && now >= who.expires) return `expired at ${iso(who.expires)}`;
+    if (who.via === 'oidc') return undefined;
+    const t = await this.p.tokens.info(who.tokenId);
+    if (!t) return 'no longer exists';
+    if (t.revoked) return `was revoked at ${iso(t.revoked.at)} by ${t.revoked.by}`;
+    if (t.expires !== undefined && now >= t.expires) return `expired at ${iso(t.expires)}`;
+    return undefined;
+  }
+
+  /** Connections and sessions being ended by this process: a second check meanwhile (a live
+   *  message, the sweep) does not end them twice. */
+  private readonly endingConns = new Set<string>();
+  private readonly endingSessions = new Set<string>();
+
+  /** Closes a connection whose token stopped counting (`why`): audited (`auth.ended`), told, closed
+   *  with 4001; its sessions end now, not when the close lands (no more output or input). */
+  async endConnection(conn: string, who: Principal, why: string): Promise<void> {
+    if (this.endingConns.has(conn)) return;
+    this.endingConns.add(conn);
+    try {
+      const message = `your token ${who.via === 'oidc' ? '(OpenID Connect)' : who.tokenId} ${why}: sign in again`;
+      await this.auditCloud('auth.ended', who.kind === 'relay' ? `relay:${who.name}` : who.name, `connection ${conn} closed: token ${why}`);
+      await this.p.sender.send(conn, encode({ t: 'error', code: 'CC_ERR_UNAUTHORIZED', message }));
+      await this.p.sender.close(conn, 4001, message);
+      if (who.kind === 'relay') await this.relayClosed(conn, who.name);
+      else await this.clientClosed(conn, `token ${why}`);
+    } finally { this.endingConns.delete(conn); }
+  }
+
+  /** The periodic re-check of one open connection (every tokenRecheckMs): its token, then the
+   *  rights and lease of its sessions. False if the connection was closed. */
+  async recheckConnection(conn: string, who: Principal): Promise<boolean> {
+    const gone = await this.tokenGone(who);
+    if (gone) { await this.endConnection(conn, who, gone); return false; }
+    if (who.kind !== 'user') return true;
+    const { doc } = await this.accessDoc();
+    for (const s of await this.p.sessions.byConn(conn)) await this.recheckSession(s, doc);
     return true;
+  }
+
+  /** A token was revoked: every open connection signed in with it is closed now, where the ports
+   *  can find them (ports.connections; without it at the next re-check). Returns how many. */
+  async tokenRevoked(t: TokenInfo): Promise<number> {
+    if (!this.p.connections || !t.revoked) return 0;
+    const why = `was revoked at ${iso(t.revoked.at)} by ${t.revoked.by}`;
+    let n = 0;
+    // Principals carry names in normal form (protocol/principal.ts); a token stored before names
+    // were checked may hold capitals.
+    for (const c of await this.p.connections.of({ kind: t.kind, name: t.name.toLowerCase() })) {
+      if (c.who.tokenId !== t.id) continue;
+      await this.endConnection(c.conn, c.who, why);
+      n++;
+    }
+    return n;
+  }
+
+  private sweptVersion?: number;
+
+  /** Every session against the access rules, if they changed since the last sweep (another
+   *  process set them: seen once the cached rules are read again, within accessCacheMs). */
+  async recheckIfRulesChanged(): Promise<void> {
+    const { doc, version } = await this.accessDoc();
+    if (version === this.sweptVersion) return;
+    this.sweptVersion = version;
+    await this.recheckAllSessions(doc);
+  }
+
+  /** Consoles are looked at 16 at a time: on AWS each is a query, and an admin waits for this. */
+  private async recheckAllSessions(doc: AccessDoc | undefined): Promise<void> {
+    const names = (await this.p.consoles.list()).map((r) => r.name);
+    const worker = async () => {
+      for (let name = names.pop(); name !== undefined; name = names.pop()) {
+        for (const s of await this.p.sessions.byConsole(name)) await this.recheckSession(s, doc);
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+  }
+
+  /** One session against the rules and its lease: ended if its user may no longer see the console,
+   *  a writer who may no longer attach or whose lease lapsed becomes a spy. False if it ended. */
+  private async recheckSession(s: Session, doc: AccessDoc | undefined): Promise<boolean> {
+    if (!(await this.rightsHold(s, doc))) return false;
+    if (s.mode === 'rw' && s.fence !== undefined) {
+      const lock = await this.p.locks.get(s.console);
+      if (lock.session === s.id && lock.fence === s.fence && lock.expiresAt <= this.now()) await this.leaseLapsed(s, lock);
+    }
+    return true;
+  }
+
+  /** The client's heartbeat: its session's rights, then the writer's lease is renewed; a lease that
+   *  lapsed meanwhile is not revived (a spy now). False if the session ended. */
+  private async heartbeat(s: Session): Promise<boolean> {
+    if (!(await this.rightsHold(s, (await this.accessDoc(this.rulesAgeOnTheWay())).doc))) return false;
+    if (s.mode !== 'rw' || s.fence === undefined) return true;
+    if (await this.p.locks.renew(s.console, s.id, s.fence, this.opts.leaseMs, this.now())) return true;
+    const lock = await this.p.locks.get(s.console);
+    if (lock.session === s.id && lock.fence === s.fence && lock.expiresAt <= this.now()) await this.leaseLapsed(s, lock);
+    return true;
+  }
+
+  /** Whether `s` may still be attached as it is: a spy needs `spy`; a writer `attach` (else it
+   *  becomes a spy, if it may spy). Ends the session otherwise; false then. */
+  private async rightsHold(s: Session, doc: AccessDoc | undefined): Promise<boolean> {
+    const who = sessionSubject(s);
+    if (s.mode === 'rw' && s.fence !== undefined) {
+      const w = decide(doc, who, s.console, 'attach');
+      if (w.allow) return true;
+      if (decide(doc, who, s.console, 'spy').allow) { await this.demote(s, w.why); return true; }
+    }
+    const d = decide(doc, who, s.console, 'spy');
+    if (d.allow) return true;
+    await this.endSession(s, `you may no longer see ${s.console}: ${d.why}`);
+    return false;
+  }
+
+  /** Ends a session whose user may no longer see its console: its live output stops now, a
+   *  writer's lock is released, audited (`session.ended`), told, and its connection closed (4003). */
+  private async endSession(s: Session, why: string): Promise<void> {
+    if (this.endingSessions.has(s.id) || !(await this.p.sessions.get(s.id))) return; // ended already
+    this.endingSessions.add(s.id);
+    try {
+      const released = s.mode === 'rw' && s.fence !== undefined && (await this.p.locks.release(s.console, s.id, s.fence));
+      await this.p.sessions.delete(s.id);
+      await this.audit(s.console, 'session.ended', s, { detail: `${why}${released ? ' (write lock released)' : ''}` });
+      const message = `your session on ${s.console} ended: ${why}`;
+      await this.sendClient(s.conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message });
+      await this.p.sender.close(s.conn, 4003, message);
+      if (!(await this.p.sessions.byConsole(s.console)).length) await this.watch(s.console, false);
+    } finally { this.endingSessions.delete(s.id); }
+  }
+
+  /** A writer who may no longer attach becomes a spy: lock released (`lock.revoked`), told. */
+  private async demote(s: Session, why: string): Promise<void> {
+    if (s.fence !== undefined && (await this.p.locks.release(s.console, s.id, s.fence))) {
+      await this.audit(s.console, 'lock.revoked', s, { detail: `may no longer attach: ${why}` });
+    }
+    await this.toSpy(s, `[cloudcons: you may no longer write to ${s.console} (${why}); you are a spy now]`);
+  }
+
+  /** The writer `s` did not renew its lease (no heartbeat for leaseMs) and nobody took the lock:
+   *  released and audited once (`lock.expired`: only the release that ends it succeeds; a take of
+   *  the lapsed lock audits it instead, lapsedTaken), `s` is a spy now and told. Returns why. */
+  private async leaseLapsed(s: Session, lock: Lock): Promise<string> {
+    const at = this.lapsedAt(lock.expiresAt);
+    if (await this.p.locks.release(s.console, s.id, lock.fence)) await this.audit(s.console, 'lock.expired', s, { detail: `lease lapsed at ${at}` });
+    const why = `your write lock lapsed at ${at}: ^Eca takes it again if it is free`;
+    await this.toSpy(s, `[cloudcons: ${why}]`);
+    return why;
+  }
+
+  /** `s` took a lock whose holder's lease had lapsed: `lock.expired` for that holder, who is told
+   *  (a spy now), like a bump but saying why. */
+  private async lapsedTaken(s: Session, l: LapsedHolder): Promise<void> {
+    const at = this.lapsedAt(l.expiresAt);
+    const old = l.session === s.id ? undefined : await this.p.sessions.get(l.session);
+    await this.audit(s.console, 'lock.expired', old, { user: l.user, session: l.session, fence: l.fence, detail: `lease lapsed at ${at}; taken by ${s.user}` });
+    if (old) await this.toSpy(old, `[cloudcons: your write lock lapsed at ${at} and ${s.user} took it; you are a spy now]`, s.user);
+  }
+
+  /** How old the rules may be that live output and heartbeats are checked against: they run all
+   *  the time (on AWS every read costs), and a change through the API has swept the sessions
+   *  already, so reading them again every tokenRecheckMs is enough (input, breaks and resizes
+   *  keep accessCacheMs). */
+  private rulesAgeOnTheWay(): number { return Math.max(this.opts.accessCacheMs, this.opts.tokenRecheckMs); }
+
+  /** "<time> (no heartbeat for N s)": when and why a lease lapsed. */
+  private lapsedAt(at: number): string { return `${iso(at)} (no heartbeat for ${this.opts.leaseMs / 1000} s)`; }
+
+  private async toSpy(s: Session, text: string, writer?: string): Promise<void> {
+    s.mode = 'spy';
+    delete s.fence;
+    await this.p.sessions.put(s);
+    await this.sendClient(s.conn, { t: 'mode', mode: 'spy', ...(writer ? { writer } : {}) });
+    await this.sendClient(s.conn, { t: 'notice', text });
   }
 
   /** Audits an event of a console that is not a session's (an export, ...). */
@@ -902,10 +1115,16 @@ export class CloudCore {
 
   /** Sends live output to every viewer of a console; `b64` is `data` already encoded, if at hand. */
   private async fanOut(console: string, offset: number, data: Buffer, b64?: string): Promise<void> {
-    const sessions = await this.p.sessions.byConsole(console);
+    // The rules are read beside the sessions (cached: no I/O most of the time, never in sequence).
+    const [sessions, { doc }] = await Promise.all([this.p.sessions.byConsole(console), this.accessDoc(this.rulesAgeOnTheWay())]);
     if (!sessions.length) return;
     const frame = encode({ t: 'out', o: offset, d: b64 ?? data.toString('base64') });
+    const now = this.now();
     for (const s of sessions) {
+      // A viewer whose token expired or who may no longer see the console gets no more output,
+      // whether or not it ever speaks again (on Lambda no timer would find it).
+      if (s.who?.expires !== undefined && now >= s.who.expires) { await this.endConnection(s.conn, s.who, `expired at ${iso(s.who.expires)}`); continue; }
+      if (!this.seeCache.sees(doc, s) && !(await this.rightsHold(s, doc))) continue;
       if (!(await this.p.sender.send(s.conn, frame, { live: { console, offset, bytes: data.length } }))) await this.clientClosed(s.conn);
     }
   }
@@ -924,7 +1143,7 @@ export class CloudCore {
   }
 
   private async audit(console: string, type: string, s: Session | undefined, extra: AuditExtra = {}): Promise<void> {
-    const rec: AuditRecord = { time: this.now(), console, type, user: s?.user ?? extra.user, session: s?.id, fence: extra.fence ?? s?.fence, detail: extra.detail };
+    const rec: AuditRecord = { time: this.now(), console, type, user: s?.user ?? extra.user, session: s?.id ?? extra.session, fence: extra.fence ?? s?.fence, detail: extra.detail };
     if (extra.data) rec.data = extra.data.toString('base64');
     rec.offset = await this.log.end(console);
     await this.p.audit.append(rec);
@@ -958,7 +1177,9 @@ export class CloudCore {
 function newId(): string { return randomBytes(9).toString('base64url'); }
 
 /** What an audit record carries besides its console, type and session. */
-type AuditExtra = { data?: Buffer; detail?: string; fence?: number; user?: string };
+type AuditExtra = { data?: Buffer; detail?: string; fence?: number; user?: string; session?: string };
+
+const iso = (t: number) => new Date(t).toISOString();
 
 /** Why a message for a console's relay went nowhere (its connection closed under it). */
 function undeliverable(rec: ConsoleRecord): string {

@@ -347,6 +347,8 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     if (!t) throw new NotFound(`no token with id ${id} (cloudcons token list shows them)`);
     const r = await ports.tokens.revoke(id, who.name, ports.clock.now());
     await core.auditCloud('token.revoke', who.name, `${t.kind} token ${id} of ${t.name}`);
+    // Its open connections close before the answer (their input is refused from now on anyway).
+    if (r) await core.tokenRevoked(r).catch((e: Error) => console.error(`http: closing the connections of revoked token ${id} failed (they end at their next re-check): ${e.message}`));
     return c.json(r);
   });
 

@@ -18,8 +18,16 @@ export interface Lock {
   expiresAt: number;
 }
 
+/** A holder whose lease lapsed: who, with which fence, and when the lease ended. */
+export interface LapsedHolder { session: string; user: string; fence: number; expiresAt: number }
+
 export type AcquireResult =
-  | { ok: true; lock: Lock; /** The holder that was forced out, if any. */ bumped?: { session: string; user: string } }
+  | { ok: true; lock: Lock;
+    /** The holder that was forced out, if any. */ bumped?: { session: string; user: string };
+    /** The holder whose lease had lapsed (no renewal for leaseMs) when this acquisition replaced
+     *  it, with its fence and when it lapsed: the caller audits `lock.expired` for it and tells it.
+     *  Also set when that holder is the acquirer itself (its old lease lapsed; a new fence now). */
+    lapsed?: LapsedHolder }
   | { ok: false; lock: Lock };
 
 /** The single write lock per console: a lease with a fence. */
@@ -27,12 +35,15 @@ export interface LockStore {
   /** Current lock of a console; a console never locked gives `{ fence: 0, expiresAt: 0 }`. */
   get(console: string): Promise<Lock>;
   /** Takes the lock for `session`. Without `force` it succeeds only if the lock is free, expired or
-   *  already held by the same session (then it is renewed and keeps its fence). Every successful
+   *  already held by the same session with a lease that has not lapsed (then it is renewed and
+   *  keeps its fence; a lapsed holder taking it again gets a new fence and `lapsed`). Every successful
    *  acquisition by a different session increments the fence, and so does `force` by the holder
    *  itself (a re-fence). Atomic against concurrent callers: of N racing acquirers exactly one wins.
    *  Throws Conflict if the fence is at MAX_FENCE (only a seed can put it there). */
   acquire(console: string, holder: { session: string; user: string }, opts: { force: boolean; leaseMs: number; now: number }): Promise<AcquireResult>;
-  /** Extends the lease if `session` still holds the lock with `fence`; false otherwise. */
+  /** Extends the lease if `session` still holds the lock with `fence` and its lease has not lapsed
+   *  (`expiresAt > now`); false otherwise. A lapsed lease is never revived: its holder must acquire
+   *  again (a new fence), so a writer that went silent cannot go on typing as if nothing happened. */
   renew(console: string, session: string, fence: number, leaseMs: number, now: number): Promise<boolean>;
   /** Frees the lock if `session` holds it with `fence` (the fence is kept); false otherwise. Repeating it is safe. */
   release(console: string, session: string, fence: number): Promise<boolean>;
@@ -54,6 +65,11 @@ export interface Session {
   /** Connection the session talks over (a WebSocket id). */
   conn: string;
   client?: string;
+  /** Who signed in on the connection (no secret in it): the rights of the session are decided
+   *  again with it when the access rules change, for every live message and at the periodic
+   *  re-check, and `who.expires` ends it. Absent on sessions stored before it existed: they are
+   *  checked as the bare user name (no groups, not admin). */
+  who?: Principal;
 }
 
 /** Attached viewers and writers per console. */
@@ -192,10 +208,13 @@ export interface HotTail {
 export interface AuditRecord {
   time: number;
   console: string;
-  /** Dotted lowercase event type: session.attach, session.detach, input, input.denied,
-   *  input.dropped, lock.take, lock.force, lock.bumped, lock.refused, lock.refence, lock.release, break,
-   *  break.denied, console.up, console.down, console.remove, console.move, output.gap, output.conflict,
-   *  relay.refused, relay.fence, relay.ignored, relay.audit.limited, relay.audit.suppressed. */
+  /** Dotted lowercase event type: session.attach, session.detach, session.ended (its user may no
+   *  longer spy the console, or its token stopped counting), input, input.denied, input.dropped,
+   *  lock.take, lock.force, lock.bumped, lock.refused, lock.refence, lock.release, lock.expired (a
+   *  writer's lease lapsed: the old holder), lock.revoked (a writer who may no longer attach was
+   *  moved to spy), break, break.denied, resize.denied, console.up, console.down, console.remove,
+   *  console.move, output.gap, output.conflict, relay.refused, relay.fence, relay.ignored,
+   *  relay.audit.limited, relay.audit.suppressed. */
   type: string;
   user?: string;
   session?: string;
@@ -260,7 +279,8 @@ export interface Principal {
   /** How the principal proved itself. Absent means a cloudcons bearer token. */
   via?: 'token' | 'oidc';
   /** When the token (or ID token) stops counting, ms since the epoch: an open connection is
-   *  closed at its next heartbeat check after it (as after a revocation). */
+   *  closed then (embedded: a timer; Lambda: at its next message or live output), as after a
+   *  revocation; input is refused from then on. */
   expires?: number;
 }
 
@@ -327,6 +347,16 @@ export interface SendOptions {
   live?: { console: string; offset: number; bytes: number };
 }
 
+/** Who is signed in on the open WebSocket connections: the node server's sockets embedded, the
+ *  connection items written at $connect on AWS. It lets a revocation close every connection opened
+ *  with the token at once, in whichever process the revocation is made. */
+export interface ConnectionDirectory {
+  /** The open connections of a principal (by kind and name), each with the principal it signed in
+   *  as (its tokenId tells which token). A connection that just closed may still be listed (AWS:
+   *  until its $disconnect is handled); closing it again is harmless. */
+  of(who: Pick<Principal, 'kind' | 'name'>): Promise<{ conn: string; who: Principal }[]>;
+}
+
 /** Sending to a connection: a socket write embedded, an @connections post on AWS. */
 export interface ConnectionSender {
   /** Sends one encoded message. Returns false if the connection is gone (the caller cleans up). */
@@ -355,5 +385,8 @@ export interface CloudPorts {
   identity?: IdentityVerifier;
   access: AccessStore;
   sender: ConnectionSender;
+  /** Optional: without it a revoked token's open connections end at their next re-check
+   *  (tokenRecheckMs) instead of at once; their input is refused at once either way. */
+  connections?: ConnectionDirectory;
   clock: Clock;
 }

@@ -12,6 +12,7 @@ import { DynamoSessionStore } from '../adapters/aws/dynamo-session-store.ts';
 import { DynamoTokenStore } from '../adapters/aws/dynamo-token-store.ts';
 import { DynamoAccessStore } from '../adapters/aws/dynamo-access-store.ts';
 import { ArchivedAuditStore } from '../adapters/aws/s3-audit-archive.ts';
+import { DynamoConnections } from '../adapters/aws/apigw-connections.ts';
 import { S3SegmentStore } from '../adapters/aws/s3-segment-store.ts';
 import type { CloudPorts, ConnectionSender } from '../core/ports.ts';
 
@@ -28,6 +29,8 @@ export function awsPorts(o: { db: DynamoDBClient; table: string; s3: S3Client; b
     tokens: new DynamoTokenStore(db, table),
     access: new DynamoAccessStore(db, table),
     sender: o.sender,
+    // The HTTP function closes a revoked token's connections through it (the ws one writes them).
+    connections: new DynamoConnections(db, table),
     clock: { now: () => Date.now() },
   };
 }

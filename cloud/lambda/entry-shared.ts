@@ -13,6 +13,8 @@
 //                                   (entry-ws.ts falls back to the event's domainName/stage; the
 //                                   HTTP function has no WebSocket event and needs it to post notices)
 //   CLOUDCONS_LEASE_MS              write-lock lease in ms, default 30000 (cloud/core/core.ts)
+//   CLOUDCONS_TOKEN_RECHECK_MS      a connection's token, rights and lease are checked again at its
+//                                   first message after this long, default 30000, at most 30000
 //   CLOUDCONS_QUIET_BATCH_MS        relays gather a quiet console's live output this long, default
 //                                   2000 (ws-handler.ts; bench/cost.ts shows what it saves)
 //   CLOUDCONS_REDACT_PASSWORDS      false: audit input typed at a password prompt in clear (default true)
@@ -37,6 +39,7 @@
 //   CLOUDCONS_OIDC_ADMIN_GROUPS     comma-separated groups whose members are admins, default none
 //   CLOUDCONS_OIDC_CLOCK_TOLERANCE_S, CLOUDCONS_OIDC_JWKS_CACHE_MS, CLOUDCONS_OIDC_SCOPES
 //                                   leeway (30), key cache (600000), the web viewer's scopes
+//   CLOUDCONS_OIDC_MAX_LIFETIME_S   longest ID token lifetime (exp - iat) accepted, default 86400
 //   AWS_REGION                      set by the Lambda runtime
 //   AWS_ENDPOINT_URL[_S3|_DYNAMODB|_APIGATEWAYMANAGEMENTAPI]
 //                                   the SDK's endpoint override (LocalStack); S3 then goes path-style
@@ -45,7 +48,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ApiGatewaySender } from '../adapters/aws/apigw-connections.ts';
 import { segmentS3Client } from '../adapters/aws/s3-segment-store.ts';
-import type { CoreOptions } from '../core/core.ts';
+import { TOKEN_RECHECK_MAX_MS, type CoreOptions } from '../core/core.ts';
 import type { CloudPorts, ConnectionSender } from '../core/ports.ts';
 import { awsPorts } from './aws-ports.ts';
 import { OidcVerifier, type OidcOptions } from '../adapters/oidc.ts';
@@ -107,6 +110,8 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     maxConsolesPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONSOLES_PER_RELAY'), relayAuditsPerMin: positiveInt(env, 'CLOUDCONS_RELAY_AUDITS_PER_MIN'),
     relayAuditBurst: positiveInt(env, 'CLOUDCONS_RELAY_AUDIT_BURST'), fenceClaimSlack: wholeNumber(env, 'CLOUDCONS_FENCE_CLAIM_SLACK'),
   };
+  const tokenRecheckMs = positiveInt(env, 'CLOUDCONS_TOKEN_RECHECK_MS');
+  if (tokenRecheckMs !== undefined && tokenRecheckMs > TOKEN_RECHECK_MAX_MS) throw new Error(`CLOUDCONS_TOKEN_RECHECK_MS must be at most ${TOKEN_RECHECK_MAX_MS} (revocations and expiry must reach open connections within 30 s), got '${tokenRecheckMs}'`);
   return {
     maxConnsPerUser: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_USER'), maxConnsPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_RELAY'),
     maxBodyBytes: positiveInt(env, 'CLOUDCONS_MAX_BODY_BYTES'),
@@ -119,7 +124,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     core: {
       ...(leaseMs ? { leaseMs } : {}), ...(quietBatchMs ? { quietBatchMs } : {}),
       ...(redact === 'false' ? { redactSecrets: false } : {}), ...(secretPrompt ? { secretPrompt } : {}),
-      ...(maxSessionsPerConsole ? { maxSessionsPerConsole } : {}),
+      ...(maxSessionsPerConsole ? { maxSessionsPerConsole } : {}), ...(tokenRecheckMs ? { tokenRecheckMs } : {}),
       ...Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)),
       ...Object.fromEntries(Object.entries(relayLimits).filter(([, v]) => v !== undefined)),
     },
@@ -135,7 +140,7 @@ function oidcConfig(env: NodeJS.ProcessEnv): EntryConfig['oidc'] {
   return {
     issuer, audience, userClaim: env.CLOUDCONS_OIDC_USER_CLAIM || undefined, groupsClaim: env.CLOUDCONS_OIDC_GROUPS_CLAIM || undefined,
     adminGroups: env.CLOUDCONS_OIDC_ADMIN_GROUPS?.split(',').map((g) => g.trim()).filter(Boolean),
-    clockToleranceS: tolerance ? Number(tolerance) : undefined, jwksCacheMs: positiveInt(env, 'CLOUDCONS_OIDC_JWKS_CACHE_MS'), scopes: env.CLOUDCONS_OIDC_SCOPES || undefined,
+    clockToleranceS: tolerance ? Number(tolerance) : undefined, maxLifetimeS: positiveInt(env, 'CLOUDCONS_OIDC_MAX_LIFETIME_S'), jwksCacheMs: positiveInt(env, 'CLOUDCONS_OIDC_JWKS_CACHE_MS'), scopes: env.CLOUDCONS_OIDC_SCOPES || undefined,
   };
 }
 

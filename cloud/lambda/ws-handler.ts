@@ -9,6 +9,13 @@
 //   error message back), then core.relayMessage / core.clientMessage.
 // - $disconnect: a hint (API Gateway may not send it): the core's cleanup, idempotent. A post that
 //   meets 410 Gone is the other way stale connections are noticed.
+// - Re-checks: no timer runs between invocations, so a message of a connection that this container
+//   has not re-checked (token, rights, lease: core.recheckConnection) for tokenRecheckMs, and that
+//   connected longer ago than that, runs one first. Kept per container, not in the table: another
+//   container checks again (a read) rather than every check costing a write. A connection that
+//   sends nothing is covered otherwise: a revocation closes it at once (the HTTP function finds it
+//   by its principal), live output stops for an expired token or lost rights (core fanOut), and
+//   API Gateway drops it after 10 idle minutes.
 import { decode, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
 import { CcError, errorCode } from '../../protocol/errors.ts';
 import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
@@ -43,6 +50,7 @@ export function createWsHandler(d: WsHandlerDeps) {
   const core = new CloudCore(d.ports, { live: 'watched', quietBatchMs: 2000, ...d.core });
   const log = d.log ?? ((l: string) => console.error(l));
   const maxFrameBytes = d.maxFrameBytes ?? PROTOCOL_LIMITS.maxFrameBytes;
+  const checkedAt = new Map<string, number>(); // connection -> its last re-check in this container
   const reply = (conn: string, e: unknown) => d.ports.sender.send(conn, encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));
 
   return async (event: WebSocketEvent): Promise<{ statusCode: number; body?: string; headers?: Record<string, string> }> => {
@@ -82,6 +90,12 @@ export function createWsHandler(d: WsHandlerDeps) {
     if (!c) { // its $connect record is gone (TTL, or a disconnect already handled)
       await d.ports.sender.close(conn, 1008, 'unknown connection: connect again');
       return { statusCode: 200 };
+    }
+    const now = Date.now();
+    if (now - (checkedAt.get(conn) ?? c.connectedAt) >= core.opts.tokenRecheckMs) {
+      if (checkedAt.size >= 10_000) for (const [k, t] of checkedAt) if (now - t >= core.opts.tokenRecheckMs) checkedAt.delete(k);
+      if (!(await core.recheckConnection(conn, c.who))) return { statusCode: 200 };
+      checkedAt.set(conn, now);
     }
     const r = c.kind === 'relay' ? decode(relayToCloud, event.body ?? '', maxFrameBytes) : decode(clientToCloud, event.body ?? '', maxFrameBytes);
     if (!r.ok) {

@@ -102,9 +102,29 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     identity.discover().then(() => log(`oidc: accepting ID tokens from ${identity.opts.issuer} for ${identity.opts.audience}`),
       (e: Error) => log(`oidc: ${e.message} (tried again at the next sign-in)`));
   }
+  // Who is signed in on each open socket: a revocation closes that token's sockets at once.
+  const principals = new Map<string, Principal>();
+  ports.connections = { of: async (w) => [...principals].filter(([, p]) => p.kind === w.kind && p.name === w.name).map(([conn, who]) => ({ conn, who })) };
   const core = new CloudCore(ports, opts.core);
   sender.setOutput(core.log);
-  const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes, maxBodyBytes: limits.maxBodyBytes, userTokenTtlMs: limits.userTokenTtlMs,
+  // Tokens, rights and leases of open connections are checked again on the server's clock, not
+  // only when a client speaks (core.ts "re-checks"); rules another process set are seen within
+  // accessCacheMs.
+  let sweeping = false;
+  const sweep = async () => {
+    if (sweeping) return;
+    sweeping = true;
+    try {
+      for (const [conn, who] of principals) {
+        if (!sender.closing(conn)) await core.recheckConnection(conn, who).catch((e: Error) => log(`${conn}: re-check failed: ${e.message}`));
+      }
+    } finally { sweeping = false; }
+  };
+  const recheck = setInterval(() => void sweep(), core.opts.tokenRecheckMs);
+  recheck.unref();
+  const rules = setInterval(() => void core.recheckIfRulesChanged().catch((e: Error) => log(`access rules re-check failed: ${e.message}`)), Math.max(core.opts.accessCacheMs, 500));
+  rules.unref();
+    const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes, maxBodyBytes: limits.maxBodyBytes, userTokenTtlMs: limits.userTokenTtlMs,
     maxUploadsPerRelay: limits.maxUploadsPerRelay, maxUploads: limits.maxUploads });
   const retention = limits.retentionMs > 0 ? setInterval(() => {
     void (async () => {
@@ -160,8 +180,14 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   function serve(ws: WebSocket, kind: 'relay' | 'session', who: Principal): void {
     const conn = `${kind[0]}-${randomBytes(8).toString('hex')}`;
     sockets.set(conn, ws);
+    principals.set(conn, who);
     log(`${kind} ${who.name} connected (${conn})`);
+    // Closed when its token expires, to the millisecond (a timer fires at most 24.8 days ahead; the
+    // periodic re-check covers later ones).
+    const expiry = who.expires === undefined ? undefined
+      : setTimeout(() => void core.recheckConnection(conn, who).catch((e: Error) => log(`${conn}: re-check failed: ${e.message}`)), Math.min(Math.max(0, who.expires - Date.now()), 2 ** 31 - 1));
     let chain: Promise<void> = Promise.resolve();
+    let cloudClosed = false;
     let queued = 0;
     let bad = 0;
     let replaying = false;
@@ -209,6 +235,8 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
         const wait = turn();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         try {
+          // The cloud closed this connection (its token, its rights): what it sent meanwhile is not handled.
+          if (cloudClosed || sender.closing(conn)) return;
           // A session that closed meanwhile has nobody to do its queued work for (its cleanup is
           // queued after). A relay's queued output is still stored.
           if (kind === 'session' && ws.readyState !== ws.OPEN) return;
@@ -226,7 +254,10 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     });
     ws.on('close', (code, reason) => {
       clearTimeout(idle);
+      clearTimeout(expiry);
+      cloudClosed = sender.closing(conn);
       sockets.delete(conn);
+      principals.delete(conn);
       sender.forget(conn);
       log(`${kind} ${who.name} disconnected (${conn}): ${code} ${reason.toString()}`);
       chain = chain.then(() => (kind === 'relay' ? core.relayClosed(conn, who.name) : core.clientClosed(conn))).catch((e) => log(`${conn}: cleanup failed: ${e}`));
@@ -252,6 +283,8 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       server.closeAllConnections?.();
       sender.stop();
       clearInterval(retention);
+      clearInterval(recheck);
+      clearInterval(rules);
       closePorts();
     },
   };

@@ -137,7 +137,7 @@ export class WsSender implements ConnectionSender {
       if (now - c.progress > this.limits.stallMs) {
         this.log(`${conn}: viewer stalled; disconnecting`);
         this.cursors.delete(conn);
-        this.drop(conn, ws, 4001, `too slow: read nothing for ${this.limits.stallMs} ms`);
+        this.drop(conn, ws, 4008, `too slow: read nothing for ${this.limits.stallMs} ms`);
         continue;
       }
       void this.catchUp(conn, c);
@@ -169,11 +169,22 @@ export class WsSender implements ConnectionSender {
     }
   }
 
+  /** Connections the cloud closed (a token that stopped counting, a session ended): what they
+   *  still send is not handled (closing(conn)). */
+  private readonly closed = new Set<string>();
+
   async close(conn: string, code: number, reason: string): Promise<void> {
-    this.sockets.get(conn)?.close(code, closeReason(reason));
+    const ws = this.sockets.get(conn);
+    if (!ws) return;
+    this.closed.add(conn);
+    // Within a second, whether or not the peer answers the close handshake.
+    this.drop(conn, ws, code, reason);
   }
 
-  forget(conn: string): void { this.cursors.delete(conn); }
+  /** Whether the cloud closed `conn` (its messages still in flight are dropped). */
+  closing(conn: string): boolean { return this.closed.has(conn); }
+
+  forget(conn: string): void { this.cursors.delete(conn); this.closed.delete(conn); }
 
   stop(): void { clearInterval(this.sweeper); }
 }

@@ -68,6 +68,37 @@ export function lockStoreContract(name: string, make: () => Promise<LockStore>):
     assert.equal(r.bumped, undefined, 'an expired holder is not reported as bumped');
   });
 
+  test(`${name}: taking a lapsed lock reports the lapsed holder (also when it takes it back itself)`, async () => {
+    const s = await make();
+    await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    const r = await s.acquire('c1', b, { force: false, leaseMs: L, now: 1000 + L });
+    assert.ok(r.ok);
+    assert.deepEqual(r.lapsed, { session: 'sa', user: 'alice', fence: 1, expiresAt: 1000 + L });
+    assert.equal(r.bumped, undefined);
+    const back = await s.acquire('c1', b, { force: false, leaseMs: L, now: 1000 + 3 * L });
+    assert.ok(back.ok);
+    assert.equal(back.lock.fence, 3, 'a lapsed holder taking it again gets a new fence');
+    assert.deepEqual(back.lapsed, { session: 'sb', user: 'bob', fence: 2, expiresAt: 1000 + 2 * L });
+    // A free (released) lock and a live one report no lapsed holder.
+    assert.equal(await s.release('c1', 'sb', 3), true);
+    const free = await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 + 3 * L + 1 });
+    assert.ok(free.ok);
+    assert.equal(free.lapsed, undefined);
+    const forced = await s.acquire('c1', b, { force: true, leaseMs: L, now: 1000 + 3 * L + 2 });
+    assert.ok(forced.ok);
+    assert.equal(forced.lapsed, undefined);
+    assert.deepEqual(forced.bumped, { session: 'sa', user: 'alice' });
+  });
+
+  test(`${name}: a lapsed lease is not renewed (its holder must take the lock again)`, async () => {
+    const s = await make();
+    await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });
+    assert.equal(await s.renew('c1', 'sa', 1, L, 1000 + L - 1), true, 'renewed just before it lapses');
+    assert.equal(await s.renew('c1', 'sa', 1, L, 1000 + 2 * L), false, 'lapsed at 1000 + 2L - 1');
+    assert.equal((await s.get('c1')).expiresAt, 1000 + 2 * L - 1);
+    assert.equal(await s.release('c1', 'sa', 1), true, 'a lapsed holder may still release');
+  });
+
   test(`${name}: renew extends only the current holder's lease`, async () => {
     const s = await make();
     await s.acquire('c1', a, { force: false, leaseMs: L, now: 1000 });

@@ -59,6 +59,9 @@ export function tokenStoreContract(name: string, make: () => Promise<TokenStore>
     assert.equal(lb?.kind, 'relay');
     assert.ok(lb?.expires && lb.expires > Date.now());
     assert.ok(!JSON.stringify(list).includes(a.token.slice(4)) && !JSON.stringify(list).includes('hash'), 'no secret and no hash in a listing');
+    // info says what the listing says (an open connection's token is checked with it).
+    assert.deepEqual(await s.info(a.id), la);
+    assert.deepEqual(await s.info(b.id), lb);
   });
 }
 

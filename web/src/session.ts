@@ -42,6 +42,8 @@ export class ConsoleSession {
   private aheadTimer?: number;
   private hist: Uint8Array[] = [];
   private everAttached = false;
+  /** An attach sent on this connection and not answered yet (a refused re-attach ends the session). */
+  private attaching = false;
   private quitting = false;
   private attempt = 0;
   private hb?: number;
@@ -84,6 +86,7 @@ export class ConsoleSession {
       this.aheadTimer = undefined;
       const where = this.shown !== undefined ? { from: this.shown } : { tail: this.opts.tail };
       const mode = this.everAttached ? (this.mode === 'rw' ? 'rw' : 'spy') : this.opts.mode;
+      this.attaching = true;
       this.send({ t: 'attach', c: this.console, mode, ...where, ...(this.opts.cols ? { cols: this.opts.cols, rows: this.opts.rows } : {}), client: 'web' });
       this.hb = window.setInterval(() => this.send({ t: 'ping', id: ++this.pingId }), HEARTBEAT_MS);
     };
@@ -96,7 +99,8 @@ export class ConsoleSession {
       clearInterval(this.hb);
       if (this.ws !== ws) return;
       if (this.quitting) { this.ev.onStatus('closed'); return; }
-      if (!this.everAttached && (e.code === 1006 || e.code === 1008 || e.code === 4001)) {
+      // 4001 (token revoked or expired) and 4003 (rights taken away) end the session for good.
+      if (e.code === 4001 || e.code === 4003 || (!this.everAttached && (e.code === 1006 || e.code === 1008))) {
         this.ev.onStatus('closed', e.reason || 'the cloud refused the connection (signed out or token revoked?)');
         return;
       }
@@ -112,6 +116,7 @@ export class ConsoleSession {
         this.attempt = 0;
         this.mode = m.mode === 'rw' ? 'rw' : 'spy';
         this.everAttached = true;
+        this.attaching = false;
         this.ev.onAttached({ mode: this.mode, writer: m.writer as string | undefined, user: String(m.user), state: m.state as 'up' | 'down', type: String(m.type),
           breaks: (m.breaks as BreakInfo[] | undefined) ?? [], defaultBreak: m.defaultBreak as string | undefined, rights: m.rights as string[] | undefined });
         this.ev.onStatus('attached');
@@ -142,7 +147,7 @@ export class ConsoleSession {
       case 'state': this.ev.onState(m.state as 'up' | 'down', m.reason as string | undefined); return;
       case 'missed': this.ev.onNotice(`[${m.bytes} bytes of output missed: this connection could not keep up]`); return;
       case 'notice': this.ev.onNotice(String(m.text)); if (/attached|detached|bumped|forced/.test(String(m.text))) this.who(); return;
-      case 'error': this.ev.onNotice(`[error: ${m.message}]`); if (!this.everAttached) { this.quitting = true; this.ws?.close(); this.ev.onStatus('closed', String(m.message)); } return;
+      case 'error': this.ev.onNotice(`[error: ${m.message}]`); if (!this.everAttached || this.attaching) { this.quitting = true; this.ws?.close(); this.ev.onStatus('closed', String(m.message)); } return;
       case 'ping': this.send({ t: 'pong', id: m.id }); return;
       default: return;
     }

@@ -7,7 +7,8 @@
 // not existing). Of N racing acquirers exactly one write lands; the others see
 // ConditionalCheckFailed, read again and decide again (refused now, or, with force, next in line
 // with the next fence), so fences strictly increase and none is handed out twice.
-// renew and release are single conditional updates on session and fence. The lease is plain data
+// renew and release are single conditional updates on session and fence (renew also on a lease
+// that has not lapsed: a lapsed one is never revived). The lease is plain data
 // (expiresAt, compared with the caller's clock): DynamoDB's TTL is never used for lock expiry,
 // which it applies up to days late.
 //
@@ -17,6 +18,7 @@ import { BadParameter, Conflict } from '../../../protocol/errors.ts';
 import { fenceExhausted, FENCE_RULE, isFence, MAX_FENCE } from '../../../protocol/bounds.ts';
 import type { AcquireResult, Lock, LockStore } from '../../core/ports.ts';
 import { isConditionFailure, N, S } from './dynamo-table.ts';
+import { lapsedHolder } from '../memory/lock-store.ts';
 
 export interface DynamoLockStoreOptions {
   client: DynamoDBClient;
@@ -79,6 +81,7 @@ export class DynamoLockStore implements LockStore {
       const held = cur.session !== undefined && cur.expiresAt > opts.now;
       let next: Lock;
       let bumped: { session: string; user: string } | undefined;
+      const lapsed = lapsedHolder(cur, opts.now);
       if (cur.session === holder.session && held && !opts.force) {
         next = { ...cur, expiresAt: opts.now + opts.leaseMs };
       } else if (held && !opts.force) {
@@ -88,15 +91,15 @@ export class DynamoLockStore implements LockStore {
         bumped = held && cur.session !== holder.session ? { session: cur.session!, user: cur.user! } : undefined;
         next = { console, session: holder.session, user: holder.user, fence: cur.fence + 1, expiresAt: opts.now + opts.leaseMs };
       }
-      if (await this.write(next, v)) return { ok: true, lock: next, ...(bumped ? { bumped } : {}) };
+      if (await this.write(next, v)) return { ok: true, lock: next, ...(bumped ? { bumped } : {}), ...(lapsed ? { lapsed } : {}) };
       if (attempt >= this.maxAttempts) throw new Error(`lock on ${console}: still contended after ${attempt} attempts`);
       await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 2))); // jitter: let the winner's write settle
     }
   }
 
   async renew(console: string, session: string, fence: number, leaseMs: number, now: number): Promise<boolean> {
-    return this.update(console, 'SET #expiresAt = :e, #v = #v + :one', '#session = :s AND #fence = :f', {
-      ':e': N(now + leaseMs), ':one': N(1), ':s': S(session), ':f': N(fence),
+    return this.update(console, 'SET #expiresAt = :e, #v = #v + :one', '#session = :s AND #fence = :f AND #expiresAt > :now', {
+      ':e': N(now + leaseMs), ':one': N(1), ':s': S(session), ':f': N(fence), ':now': N(now),
     });
   }
 

@@ -2,7 +2,12 @@
 // (one item per console, conditional updates); single-threaded JS makes each call atomic.
 import { BadParameter, Conflict } from '../../../protocol/errors.ts';
 import { fenceExhausted, FENCE_RULE, isFence, MAX_FENCE } from '../../../protocol/bounds.ts';
-import type { AcquireResult, Lock, LockStore } from '../../core/ports.ts';
+import type { AcquireResult, LapsedHolder, Lock, LockStore } from '../../core/ports.ts';
+
+/** The holder of `lock` if its lease has lapsed by `now` (what AcquireResult.lapsed reports). */
+export function lapsedHolder(lock: Lock, now: number): LapsedHolder | undefined {
+  return lock.session !== undefined && lock.expiresAt <= now ? { session: lock.session, user: lock.user!, fence: lock.fence, expiresAt: lock.expiresAt } : undefined;
+}
 
 export class MemoryLockStore implements LockStore {
   private readonly locks = new Map<string, Lock>();
@@ -21,14 +26,15 @@ export class MemoryLockStore implements LockStore {
     if (held && !opts.force) return { ok: false, lock: { ...cur } };
     if (cur.fence >= MAX_FENCE) throw new Conflict(fenceExhausted(console));
     const bumped = held && cur.session !== holder.session ? { session: cur.session!, user: cur.user! } : undefined;
+    const lapsed = lapsedHolder(cur, opts.now);
     const next: Lock = { console, session: holder.session, user: holder.user, fence: cur.fence + 1, expiresAt: opts.now + opts.leaseMs };
     this.locks.set(console, next);
-    return { ok: true, lock: { ...next }, bumped };
+    return { ok: true, lock: { ...next }, ...(bumped ? { bumped } : {}), ...(lapsed ? { lapsed } : {}) };
   }
 
   async renew(console: string, session: string, fence: number, leaseMs: number, now: number): Promise<boolean> {
     const cur = this.locks.get(console);
-    if (!cur || cur.session !== session || cur.fence !== fence) return false;
+    if (!cur || cur.session !== session || cur.fence !== fence || cur.expiresAt <= now) return false;
     cur.expiresAt = now + leaseMs;
     return true;
   }
