@@ -123,20 +123,20 @@ test('only an ID token: exp, iat and sub required; iat not in the future; a boun
   // Lifetime (exp - iat): at most maxLifetimeS (default 24 h).
   await v.verify(await idp.sign({ iat: now(), exp: now() + 86_400 }));
   await refused(v.verify(await idp.sign({ iat: now(), exp: now() + 2 * 86_400 })), Unauthorized, /^token lifetime 172800 s .* is longer than this cloud accepts \(86400 s, --oidc-max-lifetime\)/);
-  assert.equal((await verifier({ maxLifetimeS: 3 * 86_400 }).verify(await idp.sign({ iat: now(), exp: now() + 2 * 86_400 }))).name, 'sso-alice');
+  assert.equal((await verifier({ maxLifetimeS: 3 * 86_400 }).verify(await idp.sign({ iat: now(), exp: now() + 2 * 86_400 }))).name, 'sso:sso-alice');
   // The header's typ: JWT (any case, application/jwt) or none; access and logout tokens are not ID tokens.
-  for (const typ of [null, 'JWT', 'jwt', 'application/jwt']) assert.equal((await v.verify(await idp.sign({}, { typ }))).name, 'sso-alice', String(typ));
+  for (const typ of [null, 'JWT', 'jwt', 'application/jwt']) assert.equal((await v.verify(await idp.sign({}, { typ }))).name, 'sso:sso-alice', String(typ));
   for (const typ of ['at+jwt', 'logout+jwt', 'application/at+jwt', 'JOSE']) {
     await refused(v.verify(await idp.sign({}, { typ })), Unauthorized, new RegExp(`^token type \\(typ\\) "${typ.replace('+', '\\+')}" is not an ID token`));
   }
   await refused(v.verify(await idp.sign({ events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })), Unauthorized, /events claim: a logout token/);
   // azp: when present it must be us; a token for several audiences must name us in it.
-  assert.equal((await v.verify(await idp.sign({ azp: idp.clientId }))).name, 'sso-alice');
+  assert.equal((await v.verify(await idp.sign({ azp: idp.clientId }))).name, 'sso:sso-alice');
   await refused(v.verify(await idp.sign({ azp: 'other-client' })), Unauthorized, /^wrong authorized party: the token was issued to "other-client" \(azp\), this cloud is cloudcons-test/);
   await refused(v.verify(await idp.sign({ aud: [idp.clientId, 'other-client'] })), Unauthorized, /several audiences \(cloudcons-test, other-client\) and names no authorized party/);
   await refused(v.verify(await idp.sign({ aud: [idp.clientId, 'other-client'], azp: 'other-client' })), Unauthorized, /wrong authorized party/);
-  assert.equal((await v.verify(await idp.sign({ aud: [idp.clientId, 'other-client'], azp: idp.clientId }))).name, 'sso-alice');
-  assert.equal((await v.verify(await idp.sign({ aud: [idp.clientId] }))).name, 'sso-alice', 'one audience in a list needs no azp');
+  assert.equal((await v.verify(await idp.sign({ aud: [idp.clientId, 'other-client'], azp: idp.clientId }))).name, 'sso:sso-alice');
+  assert.equal((await v.verify(await idp.sign({ aud: [idp.clientId] }))).name, 'sso:sso-alice', 'one audience in a list needs no azp');
 });
 
 test('wrong signature (another key under a published kid), alg none, HS256 and garbage are refused', async () => {
