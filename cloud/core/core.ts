@@ -15,6 +15,7 @@ import { PATTERN_DEFAULTS } from './grep-pattern.ts';
 import { RelayAuditBudget } from './relay-audit.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, LapsedHolder, Lock, Principal, Session, TokenInfo } from './ports.ts';
 import { SeeCache, sessionSubject } from './session-rights.ts';
+import { principalLabel } from '../../protocol/principal.ts';
 
 export interface CoreOptions {
   /** Write-lock lease; clients renew it with every ping. Default 30 s. */
@@ -931,7 +932,7 @@ export class CloudCore {
     this.endingConns.add(conn);
     try {
       const message = `your token ${who.via === 'oidc' ? '(OpenID Connect)' : who.tokenId} ${why}: sign in again`;
-      await this.auditCloud('auth.ended', who.kind === 'relay' ? `relay:${who.name}` : who.name, `connection ${conn} closed: token ${why}`);
+      await this.auditCloud('auth.ended', principalLabel(who), `connection ${conn} closed: token ${why}`);
       await this.p.sender.send(conn, encode({ t: 'error', code: 'CC_ERR_UNAUTHORIZED', message }));
       await this.p.sender.close(conn, 4001, message);
       if (who.kind === 'relay') await this.relayClosed(conn, who.name);

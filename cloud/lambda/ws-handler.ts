@@ -23,6 +23,7 @@ import { CloudCore, type CoreOptions } from '../core/core.ts';
 import { authenticate, offersSubprotocol, SUBPROTOCOL, subprotocolBearer } from '../core/http-app.ts';
 import type { CloudPorts } from '../core/ports.ts';
 import type { DynamoConnections } from '../adapters/aws/apigw-connections.ts';
+import { principalLabel } from '../../protocol/principal.ts';
 
 /** The parts of an API Gateway WebSocket event the handler reads. */
 export interface WebSocketEvent {
@@ -66,11 +67,11 @@ export function createWsHandler(d: WsHandlerDeps) {
         if (open >= max) {
           const why = `${who.kind} ${who.name} has ${open} WebSocket connections open, the limit (${who.kind === 'relay' ? 'CLOUDCONS_MAX_CONNS_PER_RELAY' : 'CLOUDCONS_MAX_CONNS_PER_USER'} ${max}): close one`;
           log(`refused ${conn}: ${why}`);
-          await core.auditCloud('auth.refused', who.kind === 'relay' ? `relay:${who.name}` : who.name, why);
+          await core.auditCloud('auth.refused', principalLabel(who), why);
           return { statusCode: 429, body: why };
         }
         await d.connections.put(conn, { kind: who.kind === 'relay' ? 'relay' : 'session', who, connectedAt: event.requestContext.connectedAt ?? Date.now() });
-        await core.auditCloud('auth.signin', who.kind === 'relay' ? `relay:${who.name}` : who.name, `WebSocket ${conn} from ${event.requestContext.identity?.sourceIp ?? '?'} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
+        await core.auditCloud('auth.signin', principalLabel(who), `WebSocket ${conn} from ${event.requestContext.identity?.sourceIp ?? '?'} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
         log(`${who.kind} ${who.name} connected (${conn})`);
         return offersSubprotocol(protocols) ? { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } } : { statusCode: 200 };
       } catch (e) {

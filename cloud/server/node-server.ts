@@ -18,6 +18,7 @@ import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
 import { embeddedPorts } from './embedded-ports.ts';
 import { checkPlainListen } from './tls.ts';
 import { OidcVerifier, type OidcOptions } from '../adapters/oidc.ts';
+import { principalLabel } from '../../protocol/principal.ts';
 
 export interface ServerLimits extends SenderLimits {
   /** Largest frame accepted (bytes). Default 32 KiB, API Gateway's limit. */
@@ -162,13 +163,13 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       const open = conns.get(key) ?? 0;
       if (open >= max) {
         log(`refused a WebSocket of ${who.kind} ${who.name} from ${from}: ${open} open (${who.kind === 'relay' ? 'maxConnsPerRelay' : 'maxConnsPerUser'} ${max})`);
-        await core.auditCloud('auth.refused', who.kind === 'relay' ? `relay:${who.name}` : who.name, `WebSocket from ${from}: ${open} connections open, the limit`);
+        await core.auditCloud('auth.refused', principalLabel(who), `WebSocket from ${from}: ${open} connections open, the limit`);
         return refuse(429, `${who.kind} ${who.name} has ${open} WebSocket connections open, the limit (${who.kind === 'relay' ? 'maxConnsPerRelay' : 'maxConnsPerUser'} ${max}): close one`);
       }
       conns.set(key, open + 1);
       const release = () => { const n = (conns.get(key) ?? 1) - 1; if (n > 0) conns.set(key, n); else conns.delete(key); };
       socket.once('close', release);
-      await core.auditCloud('auth.signin', who.kind === 'relay' ? `relay:${who.name}` : who.name, `WebSocket ${path} from ${from} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
+      await core.auditCloud('auth.signin', principalLabel(who), `WebSocket ${path} from ${from} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
       wss.handleUpgrade(req, socket, head, (ws) => serve(ws, kind, who));
     }, async (e: unknown) => {
       const why = e instanceof Error ? e.message : 'unauthorized';
