@@ -3,7 +3,7 @@
 // GET /v1/audit/verify, or offline in an embedded cloud's data directory (`--data DIR`). One line
 // per console; exit 0 when every chain is intact, 1 when one is broken.
 import type { Command } from 'commander';
-import { verifyLine, type AuditVerifyResult } from '../cloud/core/audit-chain.ts';
+import { verifyLine, type AuditVerifyResult } from '../cloud/core/audit-walker.ts';
 import { BadParameter } from '../protocol/errors.ts';
 import { apiJson } from './api.ts';
 import type { Login } from './login-config.ts';

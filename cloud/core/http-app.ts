@@ -74,6 +74,10 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   });
   app.notFound((c) => c.json({ error: { code: 'CC_ERR_NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
 
+  // An audit store may leave the head's last move of an append running (DynamoDB): done before
+  // the answer, so a Lambda invocation does not end with it.
+  app.use('*', async (c, next) => { await next(); await ports.audit.settle?.(); });
+
   app.get('/healthz', (c) => c.json({ ok: true }));
 
   // Request bodies: at most maxBodyBytes, but segment uploads (their own, larger limit below).

@@ -27,7 +27,7 @@
 // objects that end after the limit-th newest record it already has; `since` skips objects whose
 // latest record is before it (both by key name, without reading them).
 import { createHash } from 'node:crypto';
-import type { AuditVerifyResult, ChainItem, ChainWalker } from '../../core/audit-chain.ts';
+import type { AuditVerifyResult, ChainItem, ChainWalker } from '../../core/audit-walker.ts';
 import type { AuditRecord, AuditStore } from '../../core/ports.ts';
 import { parseItem, seqSk, type AuditEntry, type DynamoAuditStore } from './dynamo-audit-store.ts';
 import type { S3SegmentStore } from './s3-segment-store.ts';
@@ -69,6 +69,8 @@ export class ArchivedAuditStore implements AuditStore {
   }
 
   append(rec: AuditRecord): Promise<void> { return this.hot.append(rec); }
+
+  settle(): Promise<void> { return this.hot.settle(); }
 
   async list(console: string, opts: { limit?: number; since?: number } = {}): Promise<AuditRecord[]> {
     const byKey = new Map<string, AuditRecord>();
@@ -136,9 +138,10 @@ export class ArchivedAuditStore implements AuditStore {
   /** Moves the console's records older than `before` (ms) to archive objects. */
   async archive(console: string, before: number): Promise<{ objects: number; records: number; created: number }> {
     let objects = 0, records = 0, created = 0;
-    // Never the newest chained record: it may lie above the head (its writer stopped between its
-    // two writes), and the append that repairs the head must find it in the table. Every record
-    // below it is at or below the head (an append moves the head before it writes the next one).
+    // Never the newest chained record: it may be the one the head announces (its writer stopped
+    // before moving the head), and the append that moves the head for it must find it in the
+    // table. Every record below it is at or below the head (an append moves the head before the
+    // next one is announced).
     const newest = (await this.hot.entries(console, { limit: 1 }))[0]?.rec.seq;
     const maxSeq = newest === undefined ? Infinity : newest - 1;
     for (;;) {
