@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { verifyLine, type AuditVerifyResult } from '../cloud/core/audit-walker.ts';
 import { BadParameter } from '../protocol/errors.ts';
+import { checkConsoleName } from '../protocol/names.ts';
 import { apiJson } from './api.ts';
 import type { Login } from './login-config.ts';
 
@@ -15,6 +16,7 @@ export function registerAuditVerify(audit: Command, loginOpts: (c: Command) => C
     .option('--json', 'machine-readable output'))
     .action(async function (this: Command, name: string | undefined) {
       const o = this.optsWithGlobals() as { data?: string; json?: boolean; url?: string; token?: string };
+      if (name !== undefined) checkConsoleName(name, 'console', { cloudStream: true });
       const started = Date.now();
       const results = o.data ? await verifyOffline(o.data, name) : (await apiJson<{ consoles: AuditVerifyResult[] }>(login(o), `/v1/audit/verify${name ? `?console=${encodeURIComponent(name)}` : ''}`)).consoles;
       if (o.json) console.log(JSON.stringify(results, null, 2));
@@ -32,6 +34,7 @@ export function registerAuditReseal(audit: Command, loginOpts: (c: Command) => C
     .option('--data <dir>', 'reseal in an embedded cloud\'s data directory directly (with that cloud stopped)'))
     .action(async function (this: Command, name: string) {
       const o = this.optsWithGlobals() as { data?: string; url?: string; token?: string };
+      checkConsoleName(name, 'console', { cloudStream: true });
       let r: { from?: { seq: number }; to: { seq: number }; record: { seq?: number; detail?: string } };
       if (o.data) {
         const { FsAuditStore } = await import('../cloud/adapters/fs/audit-store.ts');

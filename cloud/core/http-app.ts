@@ -5,6 +5,7 @@ import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { CcError, Forbidden, Unauthorized, BadParameter, NotFound, TooLarge, httpStatus } from '../../protocol/errors.ts';
 import { CLOUD_STREAM, type CloudCore } from './core.ts';
+import { checkConsoleName } from '../../protocol/names.ts';
 import { requiredLiterals } from './grep-index.ts';
 import { DEFAULT_MARK_MS, Formatter, globToRegex, grepLog, grepRegex, parseTime, REPLAY_FORMATS, type ReplayFormat } from './replay.ts';
 import type { CloudPorts, Principal } from './ports.ts';
@@ -77,6 +78,9 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   // An audit store may leave the head's last move of an append running (DynamoDB): done before
   // the answer, so a Lambda invocation does not end with it.
   app.use('*', async (c, next) => { await next(); await ports.audit.settle?.(); });
+  // Every /v1 answer, errors included, embedded and on Lambda: a new token's secret, audit records
+  // holding typed input and console output must not stay in a browser's or a proxy's cache.
+  app.use('/v1/*', async (c, next) => { await next(); c.res.headers.set('cache-control', 'no-store'); });
 
   app.get('/healthz', (c) => c.json({ ok: true }));
 
@@ -88,7 +92,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   app.use('/v1/*', async (c, next) => (c.req.method === 'PUT' && /\/segments$/.test(c.req.path) ? next() : smallBody(c, next)));
 
   // Before the token check: whether and where the web viewer can sign in with SSO (no secrets).
-  app.get('/v1/auth/config', async (c) => c.json({ oidc: (await ports.identity?.webSignIn?.()) ?? null }, 200, { 'cache-control': 'no-store' }));
+  app.get('/v1/auth/config', async (c) => c.json({ oidc: (await ports.identity?.webSignIn?.()) ?? null }));
 
   app.use('/v1/*', async (c, next) => {
     let who: Principal;
@@ -101,6 +105,15 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     c.set('who', who);
     await next();
   });
+  // Every console name in a path, checked in one place before any route or store sees it
+  // (protocol/names.ts): a bad one is 400 with the rule. The cloud's own audit stream is a name
+  // only where it is meant (its audit).
+  const consoleName = async (c: Context<Env>, next: () => Promise<void>) => {
+    checkConsoleName(c.req.param('name'), 'console', { cloudStream: c.req.method === 'GET' && c.req.path.endsWith('/audit') });
+    await next();
+  };
+  app.use('/v1/consoles/:name', consoleName);
+  app.use('/v1/consoles/:name/*', consoleName);
   const user = (c: Context<Env>): Principal => {
     const who = c.get('who');
     if (who.kind !== 'user') throw new Forbidden('relay tokens cannot use the user API');
@@ -173,7 +186,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
       async cancel() { await items.return(undefined); },
     });
     const type = format === 'asciicast' || format === 'chunks' ? 'application/x-ndjson' : 'application/octet-stream';
-    return new Response(body, { headers: { 'content-type': type, 'x-cloudcons-from': String(from), 'x-cloudcons-end': String(to), 'cache-control': 'no-store' } });
+    return new Response(body, { headers: { 'content-type': type, 'x-cloudcons-from': String(from), 'x-cloudcons-end': String(to) } });
   });
 
   // Search stored output of many consoles: NDJSON lines {console,time,offset,line}, then
@@ -210,7 +223,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
       async pull(ctl) { const r = await hits.next(); if (r.done) ctl.close(); else ctl.enqueue(enc(r.value)); },
       async cancel() { await hits.return(undefined); },
     });
-    return new Response(body, { headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' } });
+    return new Response(body, { headers: { 'content-type': 'application/x-ndjson' } });
   });
 
   app.put('/v1/consoles/:name/segments', bodyLimit({
@@ -261,7 +274,8 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     const who = user(c);
     const store = ports.audit;
     if (!store.verify) throw new BadParameter('this cloud\'s audit store cannot verify its hash chain');
-    const one = c.req.query('console');
+    const q = c.req.query('console');
+    const one = q === undefined || q === '' ? undefined : checkConsoleName(q, 'console', { cloudStream: true });
     let names: string[];
     if (one) {
       if (one === CLOUD_STREAM) await core.requireAdmin(who, 'verify the cloud audit stream');
@@ -281,8 +295,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   // the last one, and the chain records that it did (audit-chain.ts resealChain).
   app.post('/v1/audit/reseal', async (c) => {
     const who = await admin(c, 'reseal an audit chain');
-    const name = c.req.query('console');
-    if (!name) throw new BadParameter('console: required');
+    const name = checkConsoleName(c.req.query('console'), 'console', { cloudStream: true });
     if (!ports.audit.reseal) throw new BadParameter('this cloud\'s audit store cannot reseal its hash chain');
     return c.json(await ports.audit.reseal(name, who.name, ports.clock.now()));
   });
@@ -341,8 +354,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   app.get('/v1/access/check', async (c) => {
     const who = user(c);
     const name = c.req.query('user') || who.name;
-    const console = c.req.query('console');
-    if (!console) throw new BadParameter('console: required');
+    const console = checkConsoleName(c.req.query('console'));
     const groups = c.req.query('groups')?.split(',').map((g) => g.trim()).filter(Boolean);
     return c.json(await core.checkAccess(who, { name, groups, admin: false }, console));
   });

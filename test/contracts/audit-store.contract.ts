@@ -49,6 +49,22 @@ export function auditStoreContract(name: string, make: () => Promise<AuditStore>
   });
 }
 
+export function auditNameContract(name: string, make: () => Promise<AuditStore>): void {
+  test(`${name}: a console name that is not one is refused (BadParameter, the rule) before it makes a path or key; _cloud is the cloud's stream`, async () => {
+    const a = await make();
+    const refused = (e: Error & { code?: string }) => e.code === 'CC_ERR_BAD_PARAMETER' && /must be 1 to 128 letters|required/.test(e.message);
+    for (const bad of ['../../x', '..', 'a/b', '-rf', 'x'.repeat(129), '']) {
+      await assert.rejects(a.append({ time: 1, console: bad, type: 'input' }), refused, bad);
+      await assert.rejects(a.list(bad), refused, bad);
+      await assert.rejects(a.verify!(bad), refused, bad);
+      await assert.rejects(a.reseal!(bad, 'root', 1), refused, bad);
+    }
+    await a.append({ time: 1, console: '_cloud', type: 'auth.failure' });
+    assert.equal((await a.list('_cloud')).length, 1);
+    assert.ok((await a.verify!('_cloud')).ok);
+  });
+}
+
 /** Direct access to what a store holds, to tamper with it as an attacker with write access to the
  *  audit store (but not to the head) could. */
 export interface StoredRecords {

@@ -12,7 +12,7 @@ import type { ChainOptions } from '../../cloud/core/audit-chain.ts';
 import type { AuditRecord } from '../../cloud/core/ports.ts';
 import { closeAwsPeers, freshStateTable, startS3rver } from '../aws-peers.ts';
 import { cleanup, tmpDir } from '../helpers.ts';
-import { auditChainContract, auditStoreContract, type StoredRecords } from './audit-store.contract.ts';
+import { auditChainContract, auditNameContract, auditStoreContract, type StoredRecords } from './audit-store.contract.ts';
 
 after(async () => { await closeAwsPeers(); await cleanup(); });
 
@@ -26,6 +26,10 @@ auditStoreContract('dynamodb audit store (dynalite)', async () => {
 // DynamoDB for recent records, S3 objects for archived ones: every 5th append archives what is
 // older than it, so each listing crosses both stores (and batches of 3 make several objects).
 auditStoreContract('dynamodb + S3 archive audit store (dynalite + s3rver)', async () => (await archivedRig({})).store);
+
+auditNameContract('fs audit store', async () => new FsAuditStore(tmpDir('audit')));
+auditNameContract('dynamodb audit store (dynalite)', async () => { const { client, table } = await freshStateTable(); return new DynamoAuditStore(client, table); });
+auditNameContract('dynamodb + S3 archive audit store (dynalite + s3rver)', async () => (await archivedRig({})).store);
 
 // ------------------------------------------------------------------------------------ the chain
 auditChainContract('fs audit store', async (opts) => {

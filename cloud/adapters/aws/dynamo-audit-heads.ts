@@ -10,11 +10,12 @@ import { GetItemCommand, PutItemCommand, type AttributeValue, type DynamoDBClien
 import { checkedHead, UnreadableHead } from '../../core/audit-chain.ts';
 import type { AuditHead, AuditHeadStore } from '../../core/ports.ts';
 import { isConditionFailure, N, S } from './dynamo-table.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
 
 export class DynamoAuditHeadStore implements AuditHeadStore {
   constructor(private readonly db: DynamoDBClient, private readonly table: string) {}
 
-  private key(console: string) { return { pk: S(`audithead#${console}`), sk: S('head') }; }
+  private key(console: string) { return { pk: S(`audithead#${checkConsoleName(console, 'console', { cloudStream: true })}`), sk: S('head') }; }
 
   async get(console: string): Promise<AuditHead | undefined> {
     const r = await this.db.send(new GetItemCommand({ TableName: this.table, Key: this.key(console), ConsistentRead: true }));

@@ -27,8 +27,12 @@ import { appendChained, canonical, chainOptions, type ChainBackend, type ChainOp
 import { resealChain } from '../../core/audit-reseal.ts';
 import { ChainWalker, readHead, type AuditVerifyResult, type ChainItem, type HeadRead } from '../../core/audit-walker.ts';
 import type { AuditRecord, AuditStore } from '../../core/ports.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
 import { DynamoAuditHeadStore } from './dynamo-audit-heads.ts';
 import { isConditionFailure, N, S } from './dynamo-table.ts';
+
+/** The partition of a console's records (a checked name: it is part of the key). */
+const auditPk = (console: string) => S(`audit#${checkConsoleName(console, 'console', { cloudStream: true })}`);
 
 /** The sort key of the chained record `seq`. */
 export const seqSk = (seq: number): string => `s#${String(seq).padStart(15, '0')}`;
@@ -49,7 +53,7 @@ export class DynamoAuditStore implements AuditStore {
         try {
           await this.db.send(new PutItemCommand({
             TableName: this.table,
-            Item: { pk: S(`audit#${rec.console}`), sk: S(seqSk(rec.seq!)), rec: S(JSON.stringify(rec)), time: N(rec.time) },
+            Item: { pk: auditPk(rec.console), sk: S(seqSk(rec.seq!)), rec: S(JSON.stringify(rec)), time: N(rec.time) },
             ConditionExpression: 'attribute_not_exists(pk)', // never overwrite a record
           }));
           return true;
@@ -59,7 +63,7 @@ export class DynamoAuditStore implements AuditStore {
         }
       },
       at: async (c, seq) => {
-        const r = await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: S(`audit#${c}`), sk: S(seqSk(seq)) }, ConsistentRead: true }));
+        const r = await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: auditPk(c), sk: S(seqSk(seq)) }, ConsistentRead: true }));
         if (!r.Item) return undefined;
         const item = parseItem(r.Item.rec?.S ?? '', `table item ${seqSk(seq)}`);
         return 'rec' in item ? item.rec : { time: 0, console: c, type: 'unreadable', seq }; // proves nothing: never adopted
@@ -68,7 +72,7 @@ export class DynamoAuditStore implements AuditStore {
       anyStored: async (c) => {
         const r = await this.db.send(new QueryCommand({
           TableName: this.table, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :s)', ConsistentRead: true, Limit: 1,
-          ExpressionAttributeValues: { ':pk': S(`audit#${c}`), ':s': S('s#') },
+          ExpressionAttributeValues: { ':pk': auditPk(c), ':s': S('s#') },
         }));
         return (r.Items?.length ?? 0) > 0;
       },
@@ -116,7 +120,7 @@ export class DynamoAuditStore implements AuditStore {
     do {
       const r = await this.db.send(new QueryCommand({
         TableName: this.table, KeyConditionExpression: 'pk = :pk', ConsistentRead: true,
-        ExpressionAttributeValues: { ':pk': S(`audit#${console}`), ...(o.since !== undefined ? { ':since': N(o.since) } : {}) },
+        ExpressionAttributeValues: { ':pk': auditPk(console), ...(o.since !== undefined ? { ':since': N(o.since) } : {}) },
         ...(o.since !== undefined ? { FilterExpression: '#t >= :since', ExpressionAttributeNames: { '#t': 'time' } } : {}),
         ScanIndexForward: o.forward, ExclusiveStartKey: start, ...(o.limit !== undefined ? { Limit: Math.max(1, o.limit) } : {}),
       }));
@@ -167,7 +171,7 @@ export class DynamoAuditStore implements AuditStore {
   async remove(console: string, sks: string[]): Promise<void> {
     for (let i = 0; i < sks.length; i += 25) {
       let req: Record<string, { DeleteRequest: { Key: Record<string, AttributeValue> } }[]> | undefined = {
-        [this.table]: sks.slice(i, i + 25).map((sk) => ({ DeleteRequest: { Key: { pk: S(`audit#${console}`), sk: S(sk) } } })),
+        [this.table]: sks.slice(i, i + 25).map((sk) => ({ DeleteRequest: { Key: { pk: auditPk(console), sk: S(sk) } } })),
       };
       for (let attempt = 0; req && Object.keys(req).length; attempt++) {
         if (attempt > 8) throw new Error(`DynamoDB left audit deletes of ${console} unprocessed after ${attempt} attempts`);

@@ -7,6 +7,7 @@
 import { GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ConsoleRecord, ConsoleRegistry } from '../../core/ports.ts';
 import { isConditionFailure, S } from './dynamo-table.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
 
 const PK = 'consoles';
 
@@ -33,6 +34,7 @@ export class DynamoConsoleRegistry implements ConsoleRegistry {
   }
 
   async put(rec: ConsoleRecord): Promise<void> {
+    checkConsoleName(rec.name);
     await this.db.send(new PutItemCommand({ TableName: this.table, Item: item(rec) }));
   }
 

@@ -15,6 +15,7 @@
 import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { AcquireResult, Lock, LockStore } from '../../core/ports.ts';
 import { isConditionFailure, N, S } from './dynamo-table.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
 
 export interface DynamoLockStoreOptions {
   client: DynamoDBClient;
@@ -35,7 +36,7 @@ export class DynamoLockStore implements LockStore {
     this.maxAttempts = opts.maxAttempts ?? 100;
   }
 
-  private key(console: string): Record<string, AttributeValue> { return { pk: S(`console#${console}`), sk: S('lock') }; }
+  private key(console: string): Record<string, AttributeValue> { return { pk: S(`console#${checkConsoleName(console)}`), sk: S('lock') }; }
 
   /** The lock and its version (0 when there is no item). */
   private async read(console: string): Promise<{ lock: Lock; v: number }> {

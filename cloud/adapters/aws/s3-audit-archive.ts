@@ -27,6 +27,7 @@
 // objects that end after the limit-th newest record it already has; `since` skips objects whose
 // latest record is before it (both by key name, without reading them).
 import { createHash } from 'node:crypto';
+import { checkConsoleName } from '../../../protocol/names.ts';
 import type { AuditVerifyResult, ChainItem, ChainWalker } from '../../core/audit-walker.ts';
 import type { AuditRecord, AuditStore } from '../../core/ports.ts';
 import { parseItem, seqSk, type AuditEntry, type DynamoAuditStore } from './dynamo-audit-store.ts';
@@ -46,6 +47,7 @@ const pad = (ms: number) => String(Math.floor(ms)).padStart(15, '0');
 /** The key of an archive object: console, earliest and latest record time, body hash, and for
  *  chained records the seq range and the hash the object ends at. */
 export function auditObjectKey(console: string, t0: number, t1: number, body: Buffer, chain?: { from: number; to: number; hash: string }): string {
+  checkConsoleName(console, 'console', { cloudStream: true });
   const d = new Date(t0).toISOString();
   const end = chain ? `_${pad(chain.from)}-${pad(chain.to)}_${chain.hash}` : '';
   return `audit/${console}/${d.slice(0, 4)}/${d.slice(5, 7)}/${d.slice(8, 10)}/${pad(t0)}-${pad(t1)}_${createHash('sha256').update(body).digest('hex').slice(0, 16)}${end}.jsonl`;
@@ -132,7 +134,7 @@ export class ArchivedAuditStore implements AuditStore {
   }
 
   private async objectsOf(console: string): Promise<ObjectName[]> {
-    return (await this.objects.list(`audit/${console}/`)).map((o) => objectName(o.key)).filter((o): o is ObjectName => o?.console === console);
+    return (await this.objects.list(`audit/${checkConsoleName(console, 'console', { cloudStream: true })}/`)).map((o) => objectName(o.key)).filter((o): o is ObjectName => o?.console === console);
   }
 
   /** Moves the console's records older than `before` (ms) to archive objects. */

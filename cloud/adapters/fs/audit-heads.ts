@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkedHead, sameHead, UnreadableHead } from '../../core/audit-chain.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
 import type { AuditHead, AuditHeadStore } from '../../core/ports.ts';
 
 export const HEADS_DIR = 'audit-heads';
@@ -26,7 +27,7 @@ const HEAD_BYTES = 512;
 export function readFsAuditHead(root: string, console: string): AuditHead | undefined {
   const where = `${HEADS_DIR}/${console}.json`;
   let text: string;
-  try { text = fs.readFileSync(path.join(root, HEADS_DIR, `${console}.json`), 'utf8'); } catch (e) {
+  try { text = fs.readFileSync(headFile(root, console), 'utf8'); } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
     throw new UnreadableHead(where, `cannot be read (${code ?? (e as Error).message})`);
@@ -34,6 +35,11 @@ export function readFsAuditHead(root: string, console: string): AuditHead | unde
   let v: unknown;
   try { v = JSON.parse(text); } catch { throw new UnreadableHead(where, `not JSON: ${JSON.stringify(text.trimEnd().slice(0, 80))}`); }
   return checkedHead(v, where);
+}
+
+/** The head file of a console (the name checked: it makes the path). */
+function headFile(root: string, console: string): string {
+  return path.join(root, HEADS_DIR, `${checkConsoleName(console, 'console', { cloudStream: true })}.json`);
 }
 
 /** Consoles with a head file under `root`. */
@@ -86,7 +92,7 @@ export class FsAuditHeadStore implements AuditHeadStore {
     this.fds.clear();
   }
 
-  private file(console: string): string { return path.join(this.dir, `${console}.json`); }
+  private file(console: string): string { return headFile(this.root, console); }
 
   /** The cached head while the file is what this store last saw; else the file read again (an
    *  unreadable head is not cached: it is refused again until a reseal writes one). */

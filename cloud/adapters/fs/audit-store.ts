@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { Conflict } from '../../../protocol/errors.ts';
+import { checkConsoleName, isConsoleName, CLOUD_STREAM } from '../../../protocol/names.ts';
 import { appendChained, chainOptions, type ChainBackend, type ChainOptions } from '../../core/audit-chain.ts';
 import { resealChain } from '../../core/audit-reseal.ts';
 import { ChainWalker, readHead, type AuditVerifyResult, type HeadRead } from '../../core/audit-walker.ts';
@@ -101,7 +102,7 @@ export class FsAuditStore implements AuditStore {
     }));
   }
 
-  private file(console: string): string { return path.join(this.dir, `${console}.jsonl`); }
+  private file(console: string): string { return auditFile(this.root, console); }
 
   /** Closes a console's file: its last record is read from the file again at the next append. */
   private forget(console: string): void {
@@ -154,18 +155,24 @@ function parseLines(text: string): AuditRecord[] {
   });
 }
 
-/** Consoles with an audit file or a chain head under the data directory `root`. */
+/** The audit file of a console under the data directory `root` (the name checked: it makes the path). */
+function auditFile(root: string, console: string): string {
+  return path.join(root, 'audit', `${checkConsoleName(console, 'console', { cloudStream: true })}.jsonl`);
+}
+
+/** Consoles with an audit file or a chain head under the data directory `root` (files whose
+ *  names are not console names are not the cloud's: left out). */
 export function fsAuditConsoles(root: string): string[] {
   let files: string[] = [];
   try { files = fs.readdirSync(path.join(root, 'audit')).filter((f) => f.endsWith('.jsonl')).map((f) => f.slice(0, -6)); } catch { /* none */ }
-  return [...new Set([...files, ...fsAuditHeadConsoles(root)])].sort();
+  return [...new Set([...files, ...fsAuditHeadConsoles(root)])].filter((c) => c === CLOUD_STREAM || isConsoleName(c)).sort();
 }
 
 /** Verifies a console's chain in the data directory `root`, read only (`cloudcons audit verify
  *  --data DIR`). `snap`: the head and the file length to check against; without it the head is
  *  read before and after the file (a cloud may be appending meanwhile). Reads the file as a stream. */
 export async function verifyFsAudit(root: string, console: string, snap?: { size: number; head: HeadRead }): Promise<AuditVerifyResult> {
-  const file = path.join(root, 'audit', `${console}.jsonl`);
+  const file = auditFile(root, console);
   const head = snap ? snap.head : await readHead(() => readFsAuditHead(root, console));
   const size = snap ? snap.size : fs.existsSync(file) ? fs.statSync(file).size : 0;
   const w = new ChainWalker(console);

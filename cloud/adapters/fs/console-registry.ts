@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ConsoleRecord, ConsoleRegistry } from '../../core/ports.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
 
 export class FsConsoleRegistry implements ConsoleRegistry {
   private readonly file: string;
@@ -25,7 +26,7 @@ export class FsConsoleRegistry implements ConsoleRegistry {
 
   async get(name: string): Promise<ConsoleRecord | undefined> { const r = this.recs.get(name); return r && { ...r }; }
   async list(): Promise<ConsoleRecord[]> { return [...this.recs.values()].map((r) => ({ ...r })); }
-  async put(rec: ConsoleRecord): Promise<void> { this.recs.set(rec.name, { ...rec }); this.saveSoon(); }
+  async put(rec: ConsoleRecord): Promise<void> { this.recs.set(checkConsoleName(rec.name), { ...rec }); this.saveSoon(); }
 
   async dropRelayConn(relayConn: string, reason: string, now: number): Promise<ConsoleRecord[]> {
     const out: ConsoleRecord[] = [];

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HotTail } from '../../core/ports.ts';
+import { checkConsoleName, isConsoleName } from '../../../protocol/names.ts';
 
 interface HotFile { start: number; bytes: number; lastTs: number; bin: string; ts: string }
 interface ConsoleHot {
@@ -49,7 +50,7 @@ export class FsHotTail implements HotTail {
   private open(console: string): ConsoleHot {
     let c = this.cons.get(console);
     if (c) return c;
-    const dir = path.join(this.root, console);
+    const dir = path.join(this.root, checkConsoleName(console));
     const files: HotFile[] = [];
     if (fs.existsSync(dir)) {
       for (const f of fs.readdirSync(dir)) {
@@ -178,7 +179,7 @@ export class FsHotTail implements HotTail {
   }
 
   async consoles(): Promise<string[]> {
-    return fs.readdirSync(this.root).filter((n) => this.open(n).files.length > 0);
+    return fs.readdirSync(this.root).filter((n) => isConsoleName(n) && this.open(n).files.length > 0);
   }
 
   close(): void {

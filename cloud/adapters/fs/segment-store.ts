@@ -20,6 +20,12 @@ export class FsSegmentStore implements SegmentStore {
     return path.join(this.root, key);
   }
 
+  /** A listing prefix stays inside the store: no `.` or `..` part (an empty last part is the folder itself). */
+  private prefix(prefix: string): string {
+    if (prefix.startsWith('/') || prefix.split('/').some((p, i, all) => p === '.' || p === '..' || (p === '' && i < all.length - 1))) throw new BadParameter(`bad object key prefix ${JSON.stringify(prefix)}`);
+    return prefix;
+  }
+
   async put(key: string, body: Buffer): Promise<'created' | 'exists'> {
     const file = this.file(key);
     if (fs.existsSync(file)) return 'exists';
@@ -60,6 +66,7 @@ export class FsSegmentStore implements SegmentStore {
   }
 
   async list(prefix: string): Promise<{ key: string; size: number }[]> {
+    this.prefix(prefix);
     const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
     const out: { key: string; size: number }[] = [];
     const walk = (rel: string) => {
@@ -77,8 +84,9 @@ export class FsSegmentStore implements SegmentStore {
   }
 
   async children(prefix: string): Promise<string[]> {
+    const dir = path.join(this.root, this.prefix(prefix));
     try {
-      return fs.readdirSync(path.join(this.root, prefix)).filter((n) => !n.startsWith('.tmp-')).sort();
+      return fs.readdirSync(dir).filter((n) => !n.startsWith('.tmp-')).sort();
     } catch { return []; }
   }
 
