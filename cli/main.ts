@@ -207,6 +207,8 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
   .option('--tls-self-signed', 'serve HTTPS with a self-signed certificate kept in DATA/tls (made on first start, reused after); prints the fingerprint clients pin')
   .option('--insecure-http', 'allow plain HTTP on an address that is not loopback (TLS ends in a proxy in front, or the network is trusted)')
+  .option('--hsts-max-age <s>', 'over HTTPS, browsers keep to HTTPS this long after any answer (Strict-Transport-Security; 0 makes them forget it; default 31536000)', int('--hsts-max-age', 0))
+  .option('--hsts-include-subdomains', 'over HTTPS, the same for every subdomain of the cloud\'s host name (default off)')
   .option('--lease-ms <ms>', 'write-lock lease, renewed by the writer\'s heartbeat (default 30000)', int('--lease-ms', 1000))
   .option('--max-frame-bytes <n>', 'largest WebSocket frame accepted (default 32768)', int('--max-frame-bytes', 1024))
   .option('--idle-timeout-ms <ms>', 'close connections silent this long (default 90000)', int('--idle-timeout-ms', 1000))
@@ -249,7 +251,8 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
         maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention,
-        maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl },
+        maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl,
+        hstsMaxAgeS: o.hstsMaxAge, hstsIncludeSubdomains: o.hstsIncludeSubdomains },
     });
   });
 

@@ -10,7 +10,7 @@ import { closeReason, decode, encode, PROTOCOL_LIMITS } from '../../protocol/cod
 import { CcError, errorCode } from '../../protocol/errors.ts';
 import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
 import { CloudCore, type CoreOptions } from '../core/core.ts';
-import { defaultWebDir, webAssets } from './web-assets.ts';
+import { defaultWebDir, hstsValue, webAssets } from './web-assets.ts';
 import { SUBPROTOCOL, subprotocolBearer } from '../core/http-app.ts';
 import { authenticate, createHttpApp, USER_TOKEN_TTL_DEFAULT } from '../core/http-app.ts';
 import type { CloudPorts, Principal, SegmentStore } from '../core/ports.ts';
@@ -47,10 +47,16 @@ export interface ServerLimits extends SenderLimits {
   retentionMs: number;
   /** How often retention runs (ms). Default 1 hour. */
   retentionCheckMs: number;
+  /** Over HTTPS, browsers keep to HTTPS for this long after any answer (Strict-Transport-Security
+   *  max-age, seconds; 0 makes them forget it). Default 365 days. */
+  hstsMaxAgeS: number;
+  /** ... and for the host's subdomains too. Default off (web-assets.ts hstsValue says why). */
+  hstsIncludeSubdomains: boolean;
 }
 export const SERVER_DEFAULTS: ServerLimits = {
   ...SENDER_DEFAULTS, maxFrameBytes: PROTOCOL_LIMITS.maxFrameBytes, maxBadFrames: 20, idleTimeoutMs: 90_000, maxQueued: 256,
   sessionMsgsPerSec: 200, relayMsgsPerSec: 20_000, maxConnsPerUser: 32, maxConnsPerRelay: 4, maxBodyBytes: 1024 * 1024, userTokenTtlMs: USER_TOKEN_TTL_DEFAULT, maxSegmentBytes: 16 * 1024 * 1024, retentionMs: 0, retentionCheckMs: 3600_000,
+  hstsMaxAgeS: 365 * 86_400, hstsIncludeSubdomains: false,
 };
 
 export interface CloudServerOptions {
@@ -111,7 +117,12 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   retention?.unref();
   const web = webAssets(opts.webDir ?? defaultWebDir(), () => identity?.knownTokenEndpoint);
   const listener = getRequestListener((req) => web(req) ?? app.fetch(req));
-  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, listener) : http.createServer(listener);
+  // Over TLS every answer (the viewer's files, the API, refused WebSocket upgrades) tells the
+  // browser to keep to HTTPS; over plain HTTP the header means nothing and is not sent.
+  const hsts = opts.tls ? hstsValue(limits) : undefined;
+  const server = opts.tls
+    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, (req, res) => { res.setHeader('strict-transport-security', hsts!); return listener(req, res); })
+    : http.createServer(listener);
   // A browser cannot set headers on a WebSocket: the viewer offers `cloudcons.v1` and its token as a
   // second subprotocol (`cloudcons.token.<token>`); the answer names only `cloudcons.v1`.
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false,
@@ -122,7 +133,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     const path = (req.url ?? '').split('?')[0];
     const kind = path === '/v1/relay' ? 'relay' : path === '/v1/session' ? 'session' : undefined;
     const refuse = (status: number, message: string) => {
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${message}\n`);
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\n${hsts ? `strict-transport-security: ${hsts}\r\n` : ''}connection: close\r\n\r\n${message}\n`);
     };
     if (!kind) return refuse(404, `no WebSocket endpoint ${path}: use /v1/relay or /v1/session`);
     const from = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
