@@ -17,6 +17,7 @@ import type { CloudPorts, Principal, SegmentStore } from '../core/ports.ts';
 import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
 import { embeddedPorts } from './embedded-ports.ts';
 import { checkPlainListen } from './tls.ts';
+import { tightenTree } from '../../protocol/private-files.ts';
 import { OidcVerifier, type OidcOptions } from '../adapters/oidc.ts';
 
 export interface ServerLimits extends SenderLimits {
@@ -94,6 +95,9 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   const log = opts.log ?? ((l: string) => console.error(l));
   const sockets = new Map<string, WebSocket>();
   const sender = new WsSender(sockets, limits, log);
+  // Console output, typed input, token hashes: the data directory is this user's alone, whatever
+  // was there before. segments/ may hold millions of files: its folder is tightened, not walked.
+  tightenTree(opts.dataDir, { log, shallow: ['segments'] });
   const segments = opts.s3 ? await openS3Segments(opts.s3) : undefined;
   const { ports, close: closePorts } = embeddedPorts(opts.dataDir, sender, segments);
   const identity = opts.oidc ? new OidcVerifier(opts.oidc) : undefined;

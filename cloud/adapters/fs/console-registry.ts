@@ -12,7 +12,7 @@ export class FsConsoleRegistry implements ConsoleRegistry {
   private timer?: NodeJS.Timeout;
 
   constructor(root: string, private readonly saveMs = 200) {
-    fs.mkdirSync(root, { recursive: true });
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
     this.file = path.join(root, 'consoles.json');
     if (fs.existsSync(this.file)) {
       for (const r of JSON.parse(fs.readFileSync(this.file, 'utf8')) as ConsoleRecord[]) {
@@ -51,7 +51,7 @@ export class FsConsoleRegistry implements ConsoleRegistry {
 
   private save(): void {
     const tmp = `${this.file}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify([...this.recs.values()], null, 1));
+    fs.writeFileSync(tmp, JSON.stringify([...this.recs.values()], null, 1), { mode: 0o600 });
     fs.renameSync(tmp, this.file);
   }
 }

@@ -12,7 +12,7 @@ export class FsSegmentStore implements SegmentStore {
   readonly root: string;
   constructor(dataDir: string) {
     this.root = path.join(dataDir, 'segments');
-    fs.mkdirSync(this.root, { recursive: true });
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
   }
 
   private file(key: string): string {
@@ -33,8 +33,8 @@ export class FsSegmentStore implements SegmentStore {
     const tmp = path.join(this.root, `.tmp-${randomBytes(6).toString('hex')}`);
     // Asynchronous (thread pool): a flush to disk must not stall live output on the event loop.
     try {
-      await fsp.mkdir(dir, { recursive: true });
-      const fh = await fsp.open(tmp, 'wx');
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      const fh = await fsp.open(tmp, 'wx', 0o600);
       try { await fh.writeFile(body); await fh.datasync(); } finally { await fh.close(); }
       try { await fsp.link(tmp, file); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists'; throw e; }
       const dh = await fsp.open(dir, 'r');
