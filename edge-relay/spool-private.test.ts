@@ -8,22 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Spool } from './spool.ts';
+import { looseModes } from '../test/helpers.ts';
 
 const dirs: string[] = [];
 after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
 function tmp(): string { const d = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-spool-private-')); dirs.push(d); return d; }
 process.umask(0);
-
-function loose(root: string): string[] {
-  const out: string[] = [];
-  const visit = (p: string) => {
-    const st = fs.lstatSync(p);
-    if (st.mode & 0o077) out.push(`${p} ${(st.mode & 0o777).toString(8)}`);
-    if (st.isDirectory()) for (const n of fs.readdirSync(p)) visit(path.join(p, n));
-  };
-  visit(root);
-  return out;
-}
 
 test('under umask 000 every spool folder is 0700 and every file 0600: active log, state, segments, shifted segments, gap records', async () => {
   const dir = path.join(tmp(), 'spool');
@@ -39,7 +29,7 @@ test('under umask 000 every spool folder is 0700 and every file 0600: active log
   sp.append(c, Buffer.from('still active'), 200);
   const files = fs.readdirSync(path.join(dir, 'web01'));
   assert.ok(files.includes('active.log') && files.includes('active.json'), files.join(' '));
-  assert.deepEqual(loose(dir), []);
+  assert.deepEqual(looseModes(dir), []);
   await sp.close();
 });
 
@@ -50,7 +40,7 @@ test('a spool left readable by others is tightened when it is opened, and the lo
   fs.writeFileSync(path.join(dir, 'web01', 'active.log'), '', { mode: 0o644 });
   const logs: string[] = [];
   const sp = new Spool({ dir, log: (l) => logs.push(l) });
-  assert.deepEqual(loose(dir), []);
+  assert.deepEqual(looseModes(dir), []);
   assert.ok(logs.some((l) => /^made 3 file\(s\) and folder\(s\) under .* private/.test(l)), logs.join('\n'));
   await sp.close();
 });

@@ -9,22 +9,10 @@ import { startCloudServer } from './node-server.ts';
 import { selfSignedCert } from './tls.ts';
 import { bootstrapAdmin } from '../../cli/run-cloud.ts';
 import { encodeSegment, segmentKey, verifySegment } from '../../protocol/segment.ts';
-import { cleanup, tmpDir } from '../../test/helpers.ts';
+import { cleanup, looseModes, tmpDir } from '../../test/helpers.ts';
 
 after(cleanup);
 process.umask(0);
-
-/** Every path under `root` (itself included) whose mode lets group or others in, with its mode. */
-export function loose(root: string): string[] {
-  const out: string[] = [];
-  const visit = (p: string) => {
-    const st = fs.lstatSync(p);
-    if (st.mode & 0o077) out.push(`${p} ${(st.mode & 0o777).toString(8)}`);
-    if (st.isDirectory()) for (const n of fs.readdirSync(p)) visit(path.join(p, n));
-  };
-  visit(root);
-  return out;
-}
 
 test('under umask 000 the cloud writes only private folders (0700) and files (0600): every store, TLS, admin token', async () => {
   const data = path.join(tmpDir('private-data'), 'data');
@@ -45,7 +33,7 @@ test('under umask 000 the cloud writes only private folders (0700) and files (06
   const made = fs.readdirSync(data).sort();
   for (const want of ['access.json', 'admin-token', 'audit', 'audit-heads', 'consoles.json', 'hot', 'segments', 'tls', 'tokens.json']) assert.ok(made.includes(want), `${want} in ${made}`);
   assert.ok(fs.readdirSync(path.join(data, 'segments', 'logs', 'web01', '2026', '01', '01')).length === 1);
-  assert.deepEqual(loose(data), []);
+  assert.deepEqual(looseModes(data), []);
 });
 
 test('a data directory left readable by others is tightened at start, and the log says so', async () => {
@@ -57,6 +45,6 @@ test('a data directory left readable by others is tightened at start, and the lo
   const lines: string[] = [];
   const s = await startCloudServer({ dataDir: data, log: (l) => lines.push(l) });
   await s.close();
-  assert.deepEqual(loose(data), []);
+  assert.deepEqual(looseModes(data), []);
   assert.ok(lines.some((l) => /^made 4 file\(s\) and folder\(s\) under .* private/.test(l)), lines.join('\n'));
 });
