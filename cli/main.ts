@@ -222,6 +222,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--max-conns-per-relay <n>', 'open WebSockets per relay (default 4)', int('--max-conns-per-relay', 1))
   .option('--max-sessions-per-console <n>', 'writer and spies one console takes (default 64)', int('--max-sessions-per-console', 1))
   .option('--user-token-ttl <age>', 'lifetime of user tokens created without --expires (default 90d; 0d = never)', (v: string) => (v === '0' || /^0[smhdw]?$/.test(v) ? 0 : duration('--user-token-ttl')(v)))
+  .option('--audit-text-max <n>', 'longest text (detail, user) an audit record keeps of what a request or relay sent; longer is cut with a marker (default 1024)', int('--audit-text-max', 64))
   .option('--access-cache-ms <ms>', 'how long the access rules read are used before reading them again (default 2000)', int('--access-cache-ms', 0))
   .option('--retention <age>', 'delete stored output older than this (e.g. 90d, 12h; default: keep forever)', duration('--retention'))
   .addOption(new Option('--live <mode>', 'which output relays stream live: every console\'s (always), or only consoles someone is attached to (watched; the AWS stack\'s mode: replay of an unwatched console then lags by up to the relays\' segment time)').choices(['always', 'watched']).default('always'))
@@ -248,7 +249,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
         clockToleranceS: o.oidcClockTolerance, jwksCacheMs: o.oidcJwksCacheMs, scopes: o.oidcScopes } : undefined,
       tls: { cert: o.tlsCert, key: o.tlsKey, selfSigned: o.tlsSelfSigned }, insecureHttp: o.insecureHttp,
       dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs, live: o.live, quietBatchMs: o.quietBatchMs, redactSecrets: o.redactPasswords, ...(o.secretPrompt ? { secretPrompt: o.secretPrompt } : {}),
-        maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs },
+        maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs, auditTextMax: o.auditTextMax },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention,
         maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl,

@@ -10,6 +10,7 @@ import type { ClientToCloud, ConsoleInfo, CloudToClient, CloudToRelay, Out, Rela
 import { ACTIONS, decide, explain, isAdmin, parseAccess, relayMayPublish, type AccessDoc, type Action, type Decision } from './acl.ts';
 import { SECRET_PROMPT_DEFAULT, SecretPromptTracker } from './secret-prompt.ts';
 import { LogStore, type LogStoreOptions } from './log-store.ts';
+import { boundedRecord, cutText } from './audit-text.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
 
 export interface CoreOptions {
@@ -45,10 +46,14 @@ export interface CoreOptions {
   /** Every this many heartbeats of a connection (clients: 10 s, relays: 20 s) its token is looked
    *  up again: a revoked or expired token ends the connection then. Default 3. */
   tokenRecheckPings: number;
+  /** Longest free text (detail, user) an audit record keeps; longer text, which a request or a
+   *  relay supplied, is cut with a marker (audit-text.ts). Default 1024 characters. */
+  auditTextMax: number;
 }
 export const CORE_DEFAULTS: CoreOptions = {
   leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0,
   redactSecrets: true, secretPrompt: SECRET_PROMPT_DEFAULT, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckPings: 3,
+  auditTextMax: 1024,
 };
 
 export { CLOUD_STREAM } from '../../protocol/names.ts';
@@ -212,7 +217,7 @@ export class CloudCore {
     if (g && r.created && r.lost) {
       const kept = g.bytes - r.lost ? ` (${g.bytes - r.lost} of the relay's ${g.bytes} dropped bytes had already arrived live and are kept)` : '';
       const why = `${r.lost} bytes lost at offset ${r.lostAt} (${new Date(g.t0).toISOString()} to ${new Date(g.t1).toISOString()}): ${g.reason}${kept}`;
-      await this.p.audit.append({ time: this.now(), console, type: 'output.gap', detail: why, offset: r.lostAt });
+      await this.appendAudit({ time: this.now(), console, type: 'output.gap', detail: why, offset: r.lostAt });
       await this.notice(console, `[cloudcons: console output was lost: ${why}]`);
     }
     // Output the live path has not brought (its message is slower than the upload, or the console
@@ -241,7 +246,7 @@ export class CloudCore {
   }
 
   private async consoleStateChanged(name: string, state: 'up' | 'down', reason?: string): Promise<void> {
-    await this.p.audit.append({ time: this.now(), console: name, type: `console.${state}`, detail: reason, offset: await this.log.end(name) });
+    await this.appendAudit({ time: this.now(), console: name, type: `console.${state}`, detail: reason, offset: await this.log.end(name) });
     for (const s of await this.p.sessions.byConsole(name)) await this.sendClient(s.conn, { t: 'state', state, reason });
   }
 
@@ -651,15 +656,22 @@ export class CloudCore {
       this.authFailures = { since: now, count: 0, suppressed: 0 };
     }
     if (++this.authFailures.count > this.opts.authFailureAuditsPerMin) { this.authFailures.suppressed++; return; }
-    await this.auditCloud('auth.failure', undefined, `${where}: ${why}`);
+    // Both parts come from the request (its path, a token's claims): each keeps its share of the bound.
+    const max = this.opts.auditTextMax;
+    await this.auditCloud('auth.failure', undefined, `${cutText(where, Math.floor(max / 4))}: ${cutText(why, Math.floor(max / 2))}`);
   }
 
   /** Audits something that happened to the cloud rather than to a console (sign-ins, tokens). */
   async auditCloud(type: string, user: string | undefined, detail: string): Promise<void> {
-    await this.p.audit.append({ time: this.now(), console: CLOUD_STREAM, type, user, detail });
+    await this.appendAudit({ time: this.now(), console: CLOUD_STREAM, type, user, detail });
   }
 
   // ======================================================================================= helpers
+
+  /** Every audit record the core writes goes through here: request-supplied text is bounded. */
+  private appendAudit(rec: AuditRecord): Promise<void> {
+    return this.p.audit.append(boundedRecord(rec, this.opts.auditTextMax));
+  }
 
   /** Sends live output to every viewer of a console; `b64` is `data` already encoded, if at hand. */
   private async fanOut(console: string, offset: number, data: Buffer, b64?: string): Promise<void> {
@@ -683,7 +695,7 @@ export class CloudCore {
     const rec: AuditRecord = { time: this.now(), console, type, user: s?.user ?? extra.user, session: s?.id, fence: extra.fence ?? s?.fence, detail: extra.detail };
     if (extra.data) rec.data = extra.data.toString('base64');
     rec.offset = await this.log.end(console);
-    await this.p.audit.append(rec);
+    await this.appendAudit(rec);
   }
 
   private async sessionOf(conn: string): Promise<Session | undefined> {

@@ -17,6 +17,8 @@
 //                                   2000 (ws-handler.ts; bench/cost.ts shows what it saves)
 //   CLOUDCONS_REDACT_PASSWORDS      false: audit input typed at a password prompt in clear (default true)
 //   CLOUDCONS_SECRET_PROMPT         regex for a password prompt (the console's last line; case-insensitive)
+//   CLOUDCONS_AUDIT_TEXT_MAX        longest text (detail, user) an audit record keeps of what a request
+//                                   or relay sent, default 1024 (cloud/core/audit-text.ts)
 //   CLOUDCONS_OIDC_ISSUER           single sign-on: accept OpenID Connect ID tokens from this issuer
 //                                   (cloud/adapters/oidc.ts); with CLOUDCONS_OIDC_AUDIENCE (client id)
 //   CLOUDCONS_OIDC_USER_CLAIM       claim naming the user, default preferred_username
@@ -77,6 +79,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
   }
   const oidc = oidcConfig(env);
   const maxSessionsPerConsole = positiveInt(env, 'CLOUDCONS_MAX_SESSIONS_PER_CONSOLE');
+  const auditTextMax = positiveInt(env, 'CLOUDCONS_AUDIT_TEXT_MAX');
   return {
     maxConnsPerUser: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_USER'), maxConnsPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_RELAY'),
     maxBodyBytes: positiveInt(env, 'CLOUDCONS_MAX_BODY_BYTES'),
@@ -89,7 +92,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     core: {
       ...(leaseMs ? { leaseMs } : {}), ...(quietBatchMs ? { quietBatchMs } : {}),
       ...(redact === 'false' ? { redactSecrets: false } : {}), ...(secretPrompt ? { secretPrompt } : {}),
-      ...(maxSessionsPerConsole ? { maxSessionsPerConsole } : {}),
+      ...(maxSessionsPerConsole ? { maxSessionsPerConsole } : {}), ...(auditTextMax ? { auditTextMax } : {}),
     },
   };
 }
