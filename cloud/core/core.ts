@@ -694,7 +694,8 @@ export class CloudCore {
   private async audit(console: string, type: string, s: Session | undefined, extra: { data?: Buffer; detail?: string; fence?: number; user?: string } = {}): Promise<void> {
     const rec: AuditRecord = { time: this.now(), console, type, user: s?.user ?? extra.user, session: s?.id, fence: extra.fence ?? s?.fence, detail: extra.detail };
     if (extra.data) rec.data = extra.data.toString('base64');
-    rec.offset = await this.log.end(console);
+    // The cloud's own stream has no output to place its records in (nor a name a store takes for one).
+    if (console !== CLOUD_STREAM) rec.offset = await this.log.end(console);
     await this.appendAudit(rec);
   }
 
