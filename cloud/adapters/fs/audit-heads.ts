@@ -60,8 +60,10 @@ export class FsAuditHeadStore implements AuditHeadStore {
 
   async get(console: string): Promise<AuditHead | undefined> { return this.read(console); }
 
+  /** Compared with the head as last read or written (get, once per append, looks at the file). */
   async advance(console: string, from: AuditHead | undefined, to: AuditHead): Promise<boolean> {
-    if (!sameHead(this.read(console), from)) return false;
+    const cur = this.cache.get(console);
+    if (!sameHead(cur ? cur.head : this.read(console), from)) return false;
     this.write(console, to);
     return true;
   }
@@ -78,7 +80,9 @@ export class FsAuditHeadStore implements AuditHeadStore {
     const p = to.pending;
     const head: AuditHead = { seq: to.seq, hash: to.hash, time: to.time, ...(p ? { pending: { seq: p.seq, hash: p.hash, time: p.time } } : {}) };
     fs.writeSync(f.fd, Buffer.from(JSON.stringify(head).padEnd(HEAD_BYTES - 1, ' ') + '\n'), 0, HEAD_BYTES, 0);
-    this.cache.set(console, { head, stamp: stampOf(fs.fstatSync(f.fd)) });
+    // The file's identity is taken after a settled head only (what the next append's get finds);
+    // after an announcement the append goes on from the cache.
+    this.cache.set(console, { head, stamp: p ? '' : stampOf(fs.fstatSync(f.fd)) });
   }
 
   /** Flushes a console's head to disk (at a seal, with the records). */
