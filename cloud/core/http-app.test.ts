@@ -84,3 +84,16 @@ test('verify: a head that is not JSON reports that console as broken (naming the
   assert.match(by.web02.broken!.detail, /audit-heads\/web02\.json is unreadable: not JSON: "not a head"/);
   close();
 });
+
+test('an answer goes out only after the audit store settled (the head\'s last move of an append, on DynamoDB)', async () => {
+  const { ports, req, close } = await setup();
+  let release!: () => void;
+  ports.audit.settle = () => new Promise<void>((r) => { release = r; });
+  let done = false;
+  const answer = Promise.resolve(req('/v1/whoami')).then((r) => { done = true; return r; });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(done, false);
+  release();
+  assert.equal((await answer).status, 200);
+  close();
+});
