@@ -155,3 +155,21 @@ test('fs audit store: an unreadable head (a torn write) stops appends (fail clos
   assert.ok((await again.verify('c1')).ok);
   again.close();
 });
+
+test('fs audit store: a head of the older 192-byte format (no announcement) reads as before and takes the new size at its first change', async () => {
+  const dir = tmpDir('audit-oldhead');
+  const store = new FsAuditStore(dir);
+  for (let i = 0; i < 3; i++) await store.append({ time: 1000 + i, console: 'c1', type: 'input', user: 'u' });
+  store.close();
+  const file = path.join(dir, 'audit-heads', 'c1.json');
+  const head = JSON.parse(fs.readFileSync(file, 'utf8')) as { seq: number; hash: string; time: number };
+  fs.writeFileSync(file, JSON.stringify({ seq: head.seq, hash: head.hash, time: head.time }).padEnd(191, ' ') + '\n');
+  const again = new FsAuditStore(dir);
+  assert.deepEqual(await again.heads.get('c1'), head);
+  assert.ok((await again.verify('c1')).ok);
+  await again.append({ time: 2000, console: 'c1', type: 'input', user: 'u' });
+  assert.equal(fs.statSync(file).size, 512);
+  assert.deepEqual((await again.list('c1')).map((r) => r.seq), [1, 2, 3, 4]);
+  assert.ok((await again.verify('c1')).ok);
+  again.close();
+});
