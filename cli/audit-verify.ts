@@ -3,8 +3,9 @@
 // GET /v1/audit/verify, or offline in an embedded cloud's data directory (`--data DIR`). One line
 // per console; exit 0 when every chain is intact, 1 when one is broken.
 import type { Command } from 'commander';
-import { verifyLine, type AuditVerifyResult } from '../cloud/core/audit-chain.ts';
+import { verifyLine, type AuditVerifyResult } from '../cloud/core/audit-walker.ts';
 import { BadParameter } from '../protocol/errors.ts';
+import { checkConsoleName } from '../protocol/names.ts';
 import { apiJson } from './api.ts';
 import type { Login } from './login-config.ts';
 import { err, json, line, out, safe } from './print.ts';
@@ -16,6 +17,7 @@ export function registerAuditVerify(audit: Command, loginOpts: (c: Command) => C
     .option('--json', 'machine-readable output'))
     .action(async function (this: Command, name: string | undefined) {
       const o = this.optsWithGlobals() as { data?: string; json?: boolean; url?: string; token?: string };
+      if (name !== undefined) checkConsoleName(name, 'console', { cloudStream: true });
       const started = Date.now();
       const results = o.data ? await verifyOffline(o.data, name) : (await apiJson<{ consoles: AuditVerifyResult[] }>(login(o), `/v1/audit/verify${name ? `?console=${encodeURIComponent(name)}` : ''}`)).consoles;
       if (o.json) out(json(results));
@@ -33,6 +35,7 @@ export function registerAuditReseal(audit: Command, loginOpts: (c: Command) => C
     .option('--data <dir>', 'reseal in an embedded cloud\'s data directory directly (with that cloud stopped)'))
     .action(async function (this: Command, name: string) {
       const o = this.optsWithGlobals() as { data?: string; url?: string; token?: string };
+      checkConsoleName(name, 'console', { cloudStream: true });
       let r: { from?: { seq: number }; to: { seq: number }; record: { seq?: number; detail?: string } };
       if (o.data) {
         const { FsAuditStore } = await import('../cloud/adapters/fs/audit-store.ts');

@@ -222,6 +222,8 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
   .option('--tls-self-signed', 'serve HTTPS with a self-signed certificate kept in DATA/tls (made on first start, reused after); prints the fingerprint clients pin')
   .option('--insecure-http', 'allow plain HTTP on an address that is not loopback (TLS ends in a proxy in front, or the network is trusted)')
+  .option('--hsts-max-age <s>', 'over HTTPS, browsers keep to HTTPS this long after any answer (Strict-Transport-Security; 0 makes them forget it; default 31536000)', int('--hsts-max-age', 0))
+  .option('--hsts-include-subdomains', 'over HTTPS, the same for every subdomain of the cloud\'s host name (default off)')
   .option('--lease-ms <ms>', 'write-lock lease, renewed by the writer\'s heartbeat (default 30000)', int('--lease-ms', 1000))
   .option('--max-frame-bytes <n>', 'largest WebSocket frame accepted (default 32768)', int('--max-frame-bytes', 1024))
   .option('--idle-timeout-ms <ms>', 'close connections silent this long (default 90000)', int('--idle-timeout-ms', 1000))
@@ -248,6 +250,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--max-uploads-per-relay <n>', 'segment uploads in progress at once per relay; more get 429 before their body is read (default 8)', int('--max-uploads-per-relay', 1))
   .option('--max-uploads <n>', 'segment uploads in progress at once over all relays (default 32; each holds up to --max-segment-bytes)', int('--max-uploads', 1))
   .option('--user-token-ttl <age>', 'lifetime of user tokens created without --expires (default 90d; 0d = never)', (v: string) => (v === '0' || /^0[smhdw]?$/.test(v) ? 0 : duration('--user-token-ttl')(v)))
+  .option('--audit-text-max <n>', 'longest text (detail, user) an audit record keeps of what a request or relay sent; longer is cut with a marker (default 1024)', int('--audit-text-max', 64))
   .option('--access-cache-ms <ms>', 'how long the access rules read are used before reading them again (default 2000)', int('--access-cache-ms', 0))
   .option('--token-recheck-ms <ms>', 'every open connection\'s token, rights and write lease are checked again this often (default 30000, at most 30000)', int('--token-recheck-ms', 100, 30_000)) // core.ts TOKEN_RECHECK_MAX_MS (not imported: the CLI loads the core lazily)
   .option('--retention <age>', 'delete stored output older than this (e.g. 90d, 12h; default: keep forever)', duration('--retention'))
@@ -279,11 +282,12 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
         maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs, maxQueriesPerUser: o.maxQueriesPerUser, maxQueries: o.maxQueries,
         maxHistoryBytes: o.maxHistoryBytes, maxPatternLength: o.maxPatternLength, maxPatternStates: o.maxPatternStates, maxGrepMs: o.maxGrepMs,
         maxConsolesPerRelay: o.maxConsolesPerRelay, relayAuditsPerMin: o.relayAuditsPerMin, relayAuditBurst: o.relayAuditBurst, fenceClaimSlack: o.fenceClaimSlack,
-        tokenRecheckMs: o.tokenRecheckMs },
+        tokenRecheckMs: o.tokenRecheckMs, auditTextMax: o.auditTextMax },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention,
         maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl,
-        historyBufferBytes: o.historyBufferBytes, maxUploadsPerRelay: o.maxUploadsPerRelay, maxUploads: o.maxUploads },
+        historyBufferBytes: o.historyBufferBytes, maxUploadsPerRelay: o.maxUploadsPerRelay, maxUploads: o.maxUploads,
+        hstsMaxAgeS: o.hstsMaxAge, hstsIncludeSubdomains: o.hstsIncludeSubdomains },
     });
   });
 

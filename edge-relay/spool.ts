@@ -22,6 +22,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { encodeGapSegment, shiftSegment, writeSegment, type Chunk } from '../protocol/segment.ts';
+import { CcError } from '../protocol/errors.ts';
+import { privateDir, PRIVATE_FILE_MODE, tightenTree } from '../protocol/private-files.ts';
 
 export interface SpoolOptions {
   dir: string;
@@ -71,7 +73,7 @@ function segFileName(s: { start: number; end: number; t0: number; t1: number; ga
 
 function writeFileDurable(file: string, data: Buffer | string): void {
   const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
+  const fd = fs.openSync(tmp, 'w', PRIVATE_FILE_MODE);
   try { if (typeof data === 'string') fs.writeSync(fd, data); else fs.writeSync(fd, data); fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
   fs.renameSync(tmp, file);
 }
@@ -160,7 +162,7 @@ export class ConsoleSpool {
   ) {
     this.dir = path.join(opts.dir, name);
     this.maxAgeMs = opts.segmentMs - Math.floor((opts.segmentMs / 4) * (zlib.crc32(name) / 0x1_0000_0000));
-    fs.mkdirSync(this.dir, { recursive: true });
+    privateDir(this.dir);
     this.recover();
   }
 
@@ -200,7 +202,7 @@ export class ConsoleSpool {
     this.activeBytes = log.chunks.reduce((n, c) => n + c.data.length, 0);
     this.activeFileBytes = log.validBytes;
     this.activeT0 = log.chunks[0]?.ts ?? 0;
-    this.fd = fs.openSync(activeFile, 'a');
+    this.fd = fs.openSync(activeFile, 'a', PRIVATE_FILE_MODE);
     this.writeState();
   }
 
@@ -288,7 +290,7 @@ export class ConsoleSpool {
     this.activeFileBytes = 0;
     this.gen++;
     this.writeState();
-    this.fd = fs.openSync(path.join(this.dir, 'active.log'), 'a');
+    this.fd = fs.openSync(path.join(this.dir, 'active.log'), 'a', PRIVATE_FILE_MODE);
     this.dirty = false;
     return this.enqueue(() => this.sealer.run(() => this.sealFile(file, start, size)));
   }
@@ -304,7 +306,7 @@ export class ConsoleSpool {
         // Written block by block as it is compressed, yielding to live traffic between blocks;
         // made durable off the event loop, then renamed into place.
         const tmp = `${s.file}.tmp`;
-        const fd = fs.openSync(tmp, 'w');
+        const fd = fs.openSync(tmp, 'w', PRIVATE_FILE_MODE);
         try {
           s.size = await writeSegment(this.name, log.chunks, (b) => {
             fs.writeSync(fd, b);
@@ -430,10 +432,14 @@ export class Spool {
     this.scratch = new Scratch(this.opts.sealConcurrency);
     const probe = path.join(this.opts.dir, '.writable');
     try {
-      fs.mkdirSync(this.opts.dir, { recursive: true });
-      fs.writeFileSync(probe, '');
+      // Console output: the spool is this user's alone, whatever was there before.
+      tightenTree(this.opts.dir, { log: this.opts.log });
+      fs.writeFileSync(probe, '', { mode: PRIVATE_FILE_MODE });
       fs.rmSync(probe);
-    } catch (e) { throw new Error(`spool directory ${this.opts.dir} cannot be used: ${(e as NodeJS.ErrnoException).code ?? ''} ${(e as Error).message}`); }
+    } catch (e) {
+      if (e instanceof CcError) throw e;
+      throw new Error(`spool directory ${this.opts.dir} cannot be used: ${(e as NodeJS.ErrnoException).code ?? ''} ${(e as Error).message}`);
+    }
   }
 
   open(name: string): ConsoleSpool {

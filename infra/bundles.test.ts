@@ -192,6 +192,8 @@ test('entry configuration: required variables named when missing; @connections e
   assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_REDACT_PASSWORDS: 'false', CLOUDCONS_SECRET_PROMPT: 'code:$' }).core,
     { redactSecrets: false, secretPrompt: /code:$/i });
   assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_REDACT_PASSWORDS: 'no' }), /CLOUDCONS_REDACT_PASSWORDS must be true or false/);
+  assert.deepEqual(entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_AUDIT_TEXT_MAX: '256' }).core, { auditTextMax: 256 });
+  assert.throws(() => entryConfig({ CLOUDCONS_TABLE: 't', CLOUDCONS_SEGMENTS_BUCKET: 'b', CLOUDCONS_AUDIT_TEXT_MAX: '1k' }), /CLOUDCONS_AUDIT_TEXT_MAX must be a positive integer, got '1k'/);
   assert.equal(connectionsEndpointOf({ domainName: 'abc.execute-api.eu-west-1.amazonaws.com', stage: 'prod' }), 'https://abc.execute-api.eu-west-1.amazonaws.com/prod');
   assert.equal(connectionsEndpointOf({}), undefined);
 });

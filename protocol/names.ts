@@ -3,6 +3,7 @@
 // with a letter or digit and holds letters, digits and . _ : @ - only, so it can never be `.`,
 // `..`, hold a `/`, or start like an option; and it is at most 128 characters. The cloud's own
 // audit stream `_cloud` is the one name outside the rule (it can never be a console's).
+import { BadParameter } from './errors.ts';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
 export const NAME_MAX = 128;
@@ -20,4 +21,16 @@ export function consoleNameProblem(name: unknown, what = 'console name'): string
   if (isConsoleName(name)) return undefined;
   const shown = typeof name === 'string' ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}...` : name) : typeof name;
   return `${what} ${shown}: must be ${NAME_RULE}`;
+}
+
+/** `name` when it is a console name (`cloudStream`: or the cloud's audit stream, where that is
+ *  meant); else BadParameter naming the parameter, the value and the rule. Every route, CLI command
+ *  and store method that turns a console name into a file path or an object key goes through this,
+ *  so no name ever reaches a path unchecked. */
+export function checkConsoleName(name: unknown, what = 'console', o: { cloudStream?: boolean } = {}): string {
+  if (o.cloudStream && name === CLOUD_STREAM) return name;
+  if (name === undefined || name === '') throw new BadParameter(`${what}: required (${NAME_RULE})`);
+  const problem = consoleNameProblem(name, what);
+  if (problem) throw new BadParameter(problem);
+  return name as string;
 }

@@ -57,6 +57,9 @@ test('gap segments and key naming', async () => {
   assert.equal(key, `logs/web01/2026/11/25/0000000000000100-0000000000000150_${f.t0}-${f.t1}.gap.seg`);
   assert.deepEqual(parseSegmentKey(key), { key, console: 'web01', start: 100, end: 150, t0: f.t0, t1: f.t1, gap: true });
   assert.equal(parseSegmentKey('logs/web01/2026/11/25/junk.seg'), undefined);
+  // A console name that is not one never makes a key, nor is read from one.
+  assert.throws(() => segmentKey({ ...f, console: '../../x' }), (e: Error & { code?: string }) => e.code === 'CC_ERR_BAD_PARAMETER' && /console "\.\.\/\.\.\/x": must be 1 to 128 letters/.test(e.message));
+  assert.equal(parseSegmentKey(key.replace('logs/web01/', 'logs/../')), undefined);
 });
 
 test('shiftSegment moves offsets and keeps the data', async () => {

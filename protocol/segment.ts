@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { MAX_TIME_MS } from './bounds.ts';
 
 export { MAX_TIME_MS } from './bounds.ts';
+import { checkConsoleName, isConsoleName } from './names.ts';
 
 export const SEGMENT_VERSION = 1;
 /** First 8 bytes of every segment. */
@@ -269,6 +270,7 @@ export interface SegmentKeyInfo { key: string; console: string; start: number; e
  *  (UTC date of t0, offsets zero-padded to 16 digits so keys sort by offset within a day, times in
  *  ms). The same console and offset range always give the same key: re-uploads are idempotent. */
 export function segmentKey(f: Pick<SegmentFooter, 'console' | 'start' | 'end' | 't0' | 't1'> & { gap?: unknown }): string {
+  checkConsoleName(f.console);
   const d = new Date(Math.max(0, Math.floor(f.t0)));
   const p2 = (n: number) => String(n).padStart(2, '0');
   const p16 = (n: number) => String(n).padStart(16, '0');
@@ -277,6 +279,6 @@ export function segmentKey(f: Pick<SegmentFooter, 'console' | 'start' | 'end' | 
 
 export function parseSegmentKey(key: string): SegmentKeyInfo | undefined {
   const m = KEY_RE.exec(key);
-  if (!m) return undefined;
+  if (!m || !isConsoleName(m[1])) return undefined;
   return { key, console: m[1], start: Number(m[5]), end: Number(m[6]), t0: Number(m[7]), t1: Number(m[8]), gap: !!m[9] };
 }

@@ -27,6 +27,19 @@ export function tmpDir(prefix: string): string {
   return d;
 }
 
+/** Every path under `root` (itself included) that group or others may use, with its mode: what
+ *  must be empty for a data directory or a spool (protocol/private-files.ts). */
+export function looseModes(root: string): string[] {
+  const out: string[] = [];
+  const visit = (p: string) => {
+    const st = fs.lstatSync(p);
+    if (st.mode & 0o077) out.push(`${p} ${(st.mode & 0o777).toString(8)}`);
+    if (st.isDirectory()) for (const n of fs.readdirSync(p)) visit(path.join(p, n));
+  };
+  visit(root);
+  return out;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();

@@ -16,6 +16,7 @@ import { RelayAuditBudget } from './relay-audit.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, LapsedHolder, Lock, Principal, Session, TokenInfo } from './ports.ts';
 import { SeeCache, sessionSubject } from './session-rights.ts';
 import { principalLabel } from '../../protocol/principal.ts';
+import { boundedRecord, cutText } from './audit-text.ts';
 
 export interface CoreOptions {
   /** Write-lock lease; clients renew it with every ping. Default 30 s. */
@@ -80,6 +81,9 @@ export interface CoreOptions {
    *  to have seen it (the embedded cloud keeps locks in memory, and the registry's copy is saved
    *  up to 200 ms late); a higher claim is refused and audited. Default 1000. */
   fenceClaimSlack: number;
+  /** Longest free text (detail, user) an audit record keeps; longer text, which a request or a
+   *  relay supplied, is cut with a marker (audit-text.ts). Default 1024 characters. */
+  auditTextMax: number;
 }
 /** The longest tokenRecheckMs accepted (the CLI flag and the Lambda variable refuse more). */
 export const TOKEN_RECHECK_MAX_MS = 30_000;
@@ -89,6 +93,7 @@ export const CORE_DEFAULTS: CoreOptions = {
   redactSecrets: true, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckMs: 30_000,
   maxQueriesPerUser: 4, maxQueries: 16, maxPatternLength: PATTERN_DEFAULTS.maxLength, maxPatternStates: PATTERN_DEFAULTS.maxStates, maxGrepMs: 20_000,
   maxConsolesPerRelay: 1024, relayAuditsPerMin: 600, relayAuditBurst: 3000, fenceClaimSlack: 1000,
+  auditTextMax: 1024,
 };
 
 export { CLOUD_STREAM } from '../../protocol/names.ts';
@@ -332,7 +337,7 @@ export class CloudCore {
     if (g && r.created && r.lost) {
       const kept = g.bytes - r.lost ? ` (${g.bytes - r.lost} of the relay's ${g.bytes} dropped bytes had already arrived live and are kept)` : '';
       const why = `${r.lost} bytes lost at offset ${r.lostAt} (${new Date(g.t0).toISOString()} to ${new Date(g.t1).toISOString()}): ${g.reason}${kept}`;
-      await this.p.audit.append({ time: this.now(), console, type: 'output.gap', detail: why, offset: r.lostAt });
+      await this.appendAudit({ time: this.now(), console, type: 'output.gap', detail: why, offset: r.lostAt });
       await this.notice(console, `[cloudcons: console output was lost: ${why}]`);
     }
     // Output the live path has not brought (its message is slower than the upload, or the console
@@ -396,7 +401,7 @@ export class CloudCore {
   /** `relay`: the relay whose message or connection caused it (its audit is rationed). */
   private async consoleStateChanged(name: string, state: 'up' | 'down', reason?: string, relay?: string): Promise<void> {
     if (!relay || await this.relayAudits.admit(relay, `console.${state}`)) {
-      await this.p.audit.append({ time: this.now(), console: name, type: `console.${state}`, detail: reason, offset: await this.log.end(name) });
+      await this.appendAudit({ time: this.now(), console: name, type: `console.${state}`, detail: reason, offset: await this.log.end(name) });
     }
     for (const s of await this.p.sessions.byConsole(name)) await this.sendClient(s.conn, { t: 'state', state, reason });
   }
@@ -1104,15 +1109,22 @@ export class CloudCore {
       this.authFailures = { since: now, count: 0, suppressed: 0 };
     }
     if (++this.authFailures.count > this.opts.authFailureAuditsPerMin) { this.authFailures.suppressed++; return; }
-    await this.auditCloud('auth.failure', undefined, `${where}: ${why}`);
+    // Both parts come from the request (its path, a token's claims): each keeps its share of the bound.
+    const max = this.opts.auditTextMax;
+    await this.auditCloud('auth.failure', undefined, `${cutText(where, Math.floor(max / 4))}: ${cutText(why, Math.floor(max / 2))}`);
   }
 
   /** Audits something that happened to the cloud rather than to a console (sign-ins, tokens). */
   async auditCloud(type: string, user: string | undefined, detail: string): Promise<void> {
-    await this.p.audit.append({ time: this.now(), console: CLOUD_STREAM, type, user, detail });
+    await this.appendAudit({ time: this.now(), console: CLOUD_STREAM, type, user, detail });
   }
 
   // ======================================================================================= helpers
+
+  /** Every audit record the core writes goes through here: request-supplied text is bounded. */
+  private appendAudit(rec: AuditRecord): Promise<void> {
+    return this.p.audit.append(boundedRecord(rec, this.opts.auditTextMax));
+  }
 
   /** Sends live output to every viewer of a console; `b64` is `data` already encoded, if at hand. */
   private async fanOut(console: string, offset: number, data: Buffer, b64?: string): Promise<void> {
@@ -1146,8 +1158,9 @@ export class CloudCore {
   private async audit(console: string, type: string, s: Session | undefined, extra: AuditExtra = {}): Promise<void> {
     const rec: AuditRecord = { time: this.now(), console, type, user: s?.user ?? extra.user, session: s?.id ?? extra.session, fence: extra.fence ?? s?.fence, detail: extra.detail };
     if (extra.data) rec.data = extra.data.toString('base64');
-    rec.offset = await this.log.end(console);
-    await this.p.audit.append(rec);
+    // The cloud's own stream has no output to place its records in (nor a name a store takes for one).
+    if (console !== CLOUD_STREAM) rec.offset = await this.log.end(console);
+    await this.appendAudit(rec);
   }
 
   private async sessionOf(conn: string): Promise<Session | undefined> {

@@ -5,6 +5,7 @@ import type { Context } from 'hono';
 import { bodyCap } from './body-cap.ts';
 import { CcError, Forbidden, Unauthorized, BadParameter, NotFound, TooLarge, httpStatus } from '../../protocol/errors.ts';
 import { CLOUD_STREAM, type CloudCore } from './core.ts';
+import { checkConsoleName } from '../../protocol/names.ts';
 import { globMatcher } from '../../protocol/glob.ts';
 import { DEFAULT_MARK_MS, Formatter, grepLog, grepPattern, parseTime, REPLAY_FORMATS, type GrepBudget, type ReplayFormat } from './replay.ts';
 import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
@@ -83,10 +84,17 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   });
   app.notFound((c) => c.json({ error: { code: 'CC_ERR_NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
 
+  // An audit store may leave the head's last move of an append running (DynamoDB): done before
+  // the answer, so a Lambda invocation does not end with it.
+  app.use('*', async (c, next) => { await next(); await ports.audit.settle?.(); });
+  // Every /v1 answer, errors included, embedded and on Lambda: a new token's secret, audit records
+  // holding typed input and console output must not stay in a browser's or a proxy's cache.
+  app.use('/v1/*', async (c, next) => { await next(); c.res.headers.set('cache-control', 'no-store'); });
+
   app.get('/healthz', (c) => c.json({ ok: true }));
 
   // Before the token check: whether and where the web viewer can sign in with SSO (no secrets).
-  app.get('/v1/auth/config', async (c) => c.json({ oidc: (await ports.identity?.webSignIn?.()) ?? null }, 200, { 'cache-control': 'no-store' }));
+  app.get('/v1/auth/config', async (c) => c.json({ oidc: (await ports.identity?.webSignIn?.()) ?? null }));
 
   app.use('/v1/*', async (c, next) => {
     let who: Principal;
@@ -104,6 +112,16 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   // Nothing is read here: each route reads its body after deciding that the caller may send it.
   app.use('/v1/*', async (c, next) => (c.req.method === 'PUT' && /\/segments$/.test(c.req.path) ? next()
     : bodyCap(maxBodyBytes, () => new TooLarge(`request body larger than ${maxBodyBytes} bytes (maxBodyBytes) on ${c.req.method} ${c.req.path}`))(c, next)));
+
+  // Every console name in a path, checked in one place before any route or store sees it
+  // (protocol/names.ts): a bad one is 400 with the rule. The cloud's own audit stream is a name
+  // only where it is meant (its audit).
+  const consoleName = async (c: Context<Env>, next: () => Promise<void>) => {
+    checkConsoleName(c.req.param('name'), 'console', { cloudStream: c.req.method === 'GET' && c.req.path.endsWith('/audit') });
+    await next();
+  };
+  app.use('/v1/consoles/:name', consoleName);
+  app.use('/v1/consoles/:name/*', consoleName);
   const user = (c: Context<Env>): Principal => {
     const who = c.get('who');
     if (who.kind !== 'user') throw new Forbidden('relay tokens cannot use the user API');
@@ -192,7 +210,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
       } finally { await items.return(undefined); }
     });
     const type = format === 'asciicast' || format === 'chunks' ? 'application/x-ndjson' : 'application/octet-stream';
-    return new Response(body, { headers: { 'content-type': type, 'x-cloudcons-from': String(from), 'x-cloudcons-end': String(to), 'cache-control': 'no-store' } });
+    return new Response(body, { headers: { 'content-type': type, 'x-cloudcons-from': String(from), 'x-cloudcons-end': String(to) } });
   }
 
   // Search stored output of many consoles: NDJSON lines {console,time,offset,line}, then
@@ -231,7 +249,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
         yield enc({ truncated: n, reason: `grep stopped ${budget.stopped} after ${core.opts.maxGrepMs} ms (maxGrepMs), having scanned ${budget.scanned} bytes: narrow it with --since/--until or --console` });
       }
     });
-    return new Response(body, { headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' } });
+    return new Response(body, { headers: { 'content-type': 'application/x-ndjson' } });
   });
 
   // A segment upload: who may send it, how many are in progress and how big it says it is are
@@ -288,7 +306,8 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     const who = user(c);
     const store = ports.audit;
     if (!store.verify) throw new BadParameter('this cloud\'s audit store cannot verify its hash chain');
-    const one = c.req.query('console');
+    const q = c.req.query('console');
+    const one = q === undefined || q === '' ? undefined : checkConsoleName(q, 'console', { cloudStream: true });
     let names: string[];
     if (one) {
       if (one === CLOUD_STREAM) await core.requireAdmin(who, 'verify the cloud audit stream');
@@ -308,8 +327,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   // the last one, and the chain records that it did (audit-chain.ts resealChain).
   app.post('/v1/audit/reseal', async (c) => {
     const who = await admin(c, 'reseal an audit chain');
-    const name = c.req.query('console');
-    if (!name) throw new BadParameter('console: required');
+    const name = checkConsoleName(c.req.query('console'), 'console', { cloudStream: true });
     if (!ports.audit.reseal) throw new BadParameter('this cloud\'s audit store cannot reseal its hash chain');
     return c.json(await ports.audit.reseal(name, who.name, ports.clock.now()));
   });
@@ -369,8 +387,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   app.get('/v1/access/check', async (c) => {
     const who = user(c);
     const name = subjectName(c.req.query('user')) ?? who.name;
-    const console = c.req.query('console');
-    if (!console) throw new BadParameter('console: required');
+    const console = checkConsoleName(c.req.query('console'));
     const groups = c.req.query('groups')?.split(',').map((g) => g.trim().replace(/^@/, '')).filter(Boolean).map((g) => {
       const n = checkGroupName(g);
       if (n.why !== undefined) throw new BadParameter(`groups: ${n.why}`);

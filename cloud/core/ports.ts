@@ -3,7 +3,7 @@
 // adapters) and as stateless Lambda invocations (DynamoDB + S3 adapters). Each port has one
 // contract suite in test/contracts that every adapter passes.
 import type { ConsoleInfo, ConsoleState } from '../../protocol/messages.ts';
-import type { AuditVerifyResult } from './audit-chain.ts';
+import type { AuditVerifyResult } from './audit-walker.ts';
 
 // ------------------------------------------------------------------------------------------ lock
 export interface Lock {
@@ -233,32 +233,52 @@ export interface AuditRecord {
 }
 
 /** The newest position of a console's audit chain, kept outside the audit store (so records cut
- *  off the end are detected): DATA/audit-heads/ embedded, DynamoDB items on AWS. */
-export interface AuditHead { seq: number; hash: string; time: number }
+ *  off the end, and records added after it, are detected): DATA/audit-heads/ embedded, DynamoDB
+ *  items on AWS. `pending`: an append announced before its record is written (audit-chain.ts): the
+ *  head proves that record too, and nothing else beyond `seq`. seq 0 (hash 64 zeros) with a
+ *  pending append: the first record of the chain is being written. */
+export interface AuditHead { seq: number; hash: string; time: number; pending?: PendingAppend }
+
+/** The record an append is about to write: its seq (head seq + 1), hash and time. `rec` is the
+ *  record itself where several writers share a chain (DynamoDB), so that another one can finish
+ *  the append; a store with one writer keeps only seq, hash and time. */
+export interface PendingAppend { seq: number; hash: string; time: number; rec?: AuditRecord }
 
 export interface AuditHeadStore {
+  /** The head; undefined when the console has none. Throws UnreadableHead (audit-chain.ts) when
+   *  one is stored but cannot be read (not JSON, not a head): appends then fail closed. */
   get(console: string): Promise<AuditHead | undefined>;
-  /** Moves the head to `to` if it is at `fromSeq` now (0: no head yet); false if it is not (another
-   *  writer moved it). Atomic against concurrent callers. */
-  advance(console: string, fromSeq: number, to: AuditHead): Promise<boolean>;
+  /** Replaces the head with `to` if it is `from` now (the same seq, hash and pending hash;
+   *  undefined: no head yet); false if it is not (another writer moved it). Atomic against
+   *  concurrent callers. */
+  advance(console: string, from: AuditHead | undefined, to: AuditHead): Promise<boolean>;
   /** Sets the head whatever it is now (`cloudcons audit reseal`: a lost or unreadable head). */
   reset(console: string, to: AuditHead): Promise<void>;
 }
 
 export interface AuditStore {
-  /** Appends one record; durable when the promise resolves. Records of one console keep order. */
+  /** Appends one record; durable when the promise resolves (the head's last move may still be
+   *  on its way: settle). Records of one console keep order. Fails (the caller does not go on with
+   *  what the record describes) when the chain's head is unreadable or a record the head does not
+   *  prove lies where the next one belongs. */
   append(rec: AuditRecord): Promise<void>;
   /** Records of a console, oldest first, the newest `limit` when given. */
   list(console: string, opts?: { limit?: number; since?: number }): Promise<AuditRecord[]>;
-  /** Checks the console's whole chain against its head (`cloudcons audit verify`). */
+  /** Checks the console's whole chain against its head (`cloudcons audit verify`). An unreadable
+   *  head is reported in the result (problem `unreadable head`), not thrown. */
   verify?(console: string): Promise<AuditVerifyResult>;
   /** Consoles with audit records or a chain head, where the store can list them (the fs one). */
   consoles?(): Promise<string[]>;
   /** `cloudcons audit reseal`: a head that no longer matches intact records (lost, unreadable,
    *  restored from another time, or records cut off) is set to the last stored record, and an
-   *  `audit.reseal` record saying from where to where, by whom, goes on the chain. Refused while
-   *  the records themselves are broken (that is evidence) or the chain is intact. */
+   *  `audit.reseal` record saying from where to where, by whom, and what could not be known goes
+   *  on the chain. Refused (Conflict) while the records themselves are broken (that is evidence),
+   *  when the last record is not the one the head proves (a replacement), or on an intact chain. */
   reseal?(console: string, by: string, now: number): Promise<{ from?: AuditHead; to: AuditHead; record: AuditRecord }>;
+  /** Waits for head moves that appends left running after their record was stored (DynamoDB: the
+   *  move comes after the input was forwarded). A Lambda invocation awaits it before it ends; a
+   *  move that never happens is finished by the next append. */
+  settle?(): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------- tokens

@@ -32,6 +32,8 @@
 //                                   per container (600, 3000; relay-audit.ts)
 //   CLOUDCONS_FENCE_CLAIM_SLACK     how far above the highest fence handed out a relay's claim may
 //                                   be, default 1000 (0 allowed)
+//   CLOUDCONS_AUDIT_TEXT_MAX        longest text (detail, user) an audit record keeps of what a request
+//                                   or relay sent, default 1024 (cloud/core/audit-text.ts)
 //   CLOUDCONS_OIDC_ISSUER           single sign-on: accept OpenID Connect ID tokens from this issuer
 //                                   (cloud/adapters/oidc.ts); with CLOUDCONS_OIDC_AUDIENCE (client id)
 //   CLOUDCONS_OIDC_USER_CLAIM       claim naming the user, default preferred_username
@@ -112,6 +114,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
   };
   const tokenRecheckMs = positiveInt(env, 'CLOUDCONS_TOKEN_RECHECK_MS');
   if (tokenRecheckMs !== undefined && tokenRecheckMs > TOKEN_RECHECK_MAX_MS) throw new Error(`CLOUDCONS_TOKEN_RECHECK_MS must be at most ${TOKEN_RECHECK_MAX_MS} (revocations and expiry must reach open connections within 30 s), got '${tokenRecheckMs}'`);
+  const auditTextMax = positiveInt(env, 'CLOUDCONS_AUDIT_TEXT_MAX');
   return {
     maxConnsPerUser: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_USER'), maxConnsPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_RELAY'),
     maxBodyBytes: positiveInt(env, 'CLOUDCONS_MAX_BODY_BYTES'),
@@ -124,7 +127,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     core: {
       ...(leaseMs ? { leaseMs } : {}), ...(quietBatchMs ? { quietBatchMs } : {}),
       ...(redact === 'false' ? { redactSecrets: false } : {}), ...(secretPrompt ? { secretPrompt } : {}),
-      ...(maxSessionsPerConsole ? { maxSessionsPerConsole } : {}), ...(tokenRecheckMs ? { tokenRecheckMs } : {}),
+      ...(maxSessionsPerConsole ? { maxSessionsPerConsole } : {}), ...(tokenRecheckMs ? { tokenRecheckMs } : {}), ...(auditTextMax ? { auditTextMax } : {}),
       ...Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)),
       ...Object.fromEntries(Object.entries(relayLimits).filter(([, v]) => v !== undefined)),
     },

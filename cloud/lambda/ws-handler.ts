@@ -54,7 +54,7 @@ export function createWsHandler(d: WsHandlerDeps) {
   const checkedAt = new Map<string, number>(); // connection -> its last re-check in this container
   const reply = (conn: string, e: unknown) => d.ports.sender.send(conn, encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));
 
-  return async (event: WebSocketEvent): Promise<{ statusCode: number; body?: string; headers?: Record<string, string> }> => {
+  const handle = async (event: WebSocketEvent): Promise<{ statusCode: number; body?: string; headers?: Record<string, string> }> => {
     const { routeKey, connectionId: conn } = event.requestContext;
     if (routeKey === '$connect') {
       const h = Object.fromEntries(Object.entries(event.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
@@ -111,5 +111,10 @@ export function createWsHandler(d: WsHandlerDeps) {
       await reply(conn, e);
     }
     return { statusCode: 200 };
+  };
+  // The audit head's last move runs after the input went out; it is done before the invocation
+  // ends (a frozen container would leave it to the next append).
+  return async (event: WebSocketEvent) => {
+    try { return await handle(event); } finally { await d.ports.audit.settle?.(); }
   };
 }

@@ -10,13 +10,14 @@ import { closeReason, decode, encode, PROTOCOL_LIMITS } from '../../protocol/cod
 import { CcError, errorCode } from '../../protocol/errors.ts';
 import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
 import { CloudCore, type CoreOptions } from '../core/core.ts';
-import { defaultWebDir, webAssets } from './web-assets.ts';
+import { defaultWebDir, hstsValue, webAssets } from './web-assets.ts';
 import { SUBPROTOCOL, subprotocolBearer } from '../core/http-app.ts';
 import { authenticate, createHttpApp, HTTP_DEFAULTS, USER_TOKEN_TTL_DEFAULT } from '../core/http-app.ts';
 import type { CloudPorts, Principal, SegmentStore } from '../core/ports.ts';
 import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
 import { embeddedPorts } from './embedded-ports.ts';
 import { checkPlainListen } from './tls.ts';
+import { tightenTree } from '../../protocol/private-files.ts';
 import { OidcVerifier, type OidcOptions } from '../adapters/oidc.ts';
 import { principalLabel } from '../../protocol/principal.ts';
 
@@ -52,11 +53,17 @@ export interface ServerLimits extends SenderLimits {
   retentionMs: number;
   /** How often retention runs (ms). Default 1 hour. */
   retentionCheckMs: number;
+  /** Over HTTPS, browsers keep to HTTPS for this long after any answer (Strict-Transport-Security
+   *  max-age, seconds; 0 makes them forget it). Default 365 days. */
+  hstsMaxAgeS: number;
+  /** ... and for the host's subdomains too. Default off (web-assets.ts hstsValue says why). */
+  hstsIncludeSubdomains: boolean;
 }
 export const SERVER_DEFAULTS: ServerLimits = {
   ...SENDER_DEFAULTS, maxFrameBytes: PROTOCOL_LIMITS.maxFrameBytes, maxBadFrames: 20, idleTimeoutMs: 90_000, maxQueued: 256,
   sessionMsgsPerSec: 200, relayMsgsPerSec: 20_000, maxConnsPerUser: 32, maxConnsPerRelay: 4, maxBodyBytes: 1024 * 1024, userTokenTtlMs: USER_TOKEN_TTL_DEFAULT, maxSegmentBytes: 16 * 1024 * 1024, retentionMs: 0, retentionCheckMs: 3600_000,
   ...HTTP_DEFAULTS,
+  hstsMaxAgeS: 365 * 86_400, hstsIncludeSubdomains: false,
 };
 
 export interface CloudServerOptions {
@@ -94,6 +101,9 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   const log = opts.log ?? ((l: string) => console.error(l));
   const sockets = new Map<string, WebSocket>();
   const sender = new WsSender(sockets, limits, log);
+  // Console output, typed input, token hashes: the data directory is this user's alone, whatever
+  // was there before. segments/ may hold millions of files: its folder is tightened, not walked.
+  tightenTree(opts.dataDir, { log, shallow: ['segments'] });
   const segments = opts.s3 ? await openS3Segments(opts.s3) : undefined;
   const { ports, close: closePorts } = embeddedPorts(opts.dataDir, sender, segments);
   const identity = opts.oidc ? new OidcVerifier(opts.oidc) : undefined;
@@ -138,7 +148,12 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   retention?.unref();
   const web = webAssets(opts.webDir ?? defaultWebDir(), () => identity?.knownTokenEndpoint);
   const listener = getRequestListener((req) => web(req) ?? app.fetch(req));
-  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, listener) : http.createServer(listener);
+  // Over TLS every answer (the viewer's files, the API, refused WebSocket upgrades) tells the
+  // browser to keep to HTTPS; over plain HTTP the header means nothing and is not sent.
+  const hsts = opts.tls ? hstsValue(limits) : undefined;
+  const server = opts.tls
+    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, (req, res) => { res.setHeader('strict-transport-security', hsts!); return listener(req, res); })
+    : http.createServer(listener);
   // A browser cannot set headers on a WebSocket: the viewer offers `cloudcons.v1` and its token as a
   // second subprotocol (`cloudcons.token.<token>`); the answer names only `cloudcons.v1`.
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false,
@@ -149,7 +164,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     const path = (req.url ?? '').split('?')[0];
     const kind = path === '/v1/relay' ? 'relay' : path === '/v1/session' ? 'session' : undefined;
     const refuse = (status: number, message: string) => {
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${message}\n`);
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\n${hsts ? `strict-transport-security: ${hsts}\r\n` : ''}connection: close\r\n\r\n${message}\n`);
     };
     if (!kind) return refuse(404, `no WebSocket endpoint ${path}: use /v1/relay or /v1/session`);
     const from = `${req.socket.remoteAddress}:${req.socket.remotePort}`;

@@ -121,3 +121,32 @@ test('CloudTls reports an unreadable or non-PEM CA file and a bad fingerprint cl
   assert.throws(() => new CloudTls({ ca: path.join(dir, 'junk.pem') }), /holds no PEM certificate/);
   assert.throws(() => new CloudTls({ fingerprint: 'SHA256:xyz' }), /invalid certificate fingerprint/);
 });
+
+test('the HTTPS server sends Strict-Transport-Security on every answer (page, API, errors, refused upgrades); plain HTTP never', async () => {
+  const { startCloudServer } = await import('./node-server.ts');
+  const cert = await selfSignedCert(path.join(dir, 'hsts-tls'), '127.0.0.1');
+  const t = new CloudTls({ fingerprint: cert.fingerprint });
+  const secure = await startCloudServer({ dataDir: path.join(dir, 'hsts-data'), tls: cert, log: () => {}, limits: { hstsMaxAgeS: 600, hstsIncludeSubdomains: true } });
+  const plain = await startCloudServer({ dataDir: path.join(dir, 'hsts-plain'), log: () => {} });
+  const defaults = await startCloudServer({ dataDir: path.join(dir, 'hsts-defaults'), tls: cert, log: () => {} });
+  try {
+    const paths = ['/', '/index.html', '/assets/nothing.js', '/healthz', '/v1/whoami', '/v1/auth/config', '/v1/nothing', '/v1/relay'];
+    for (const p of paths) {
+      const r = await t.fetch(`${secure.url}${p}`);
+      assert.equal(r.headers.get('strict-transport-security'), 'max-age=600; includeSubDomains', `${p} ${r.status}`);
+      assert.equal((await t.fetch(`${defaults.url}${p}`)).headers.get('strict-transport-security'), 'max-age=31536000', p);
+      assert.equal((await fetch(`${plain.url}${p}`)).headers.get('strict-transport-security'), null, p);
+    }
+    // A WebSocket upgrade refused before it is one (no token) is an HTTP answer too.
+    const refused = await new Promise<string>((resolve, reject) => {
+      const url = `${secure.url.replace(/^https/, 'wss')}/v1/session`;
+      const ws = new WebSocket(url, { ...t.wsOptions(url) });
+      ws.on('unexpected-response', (_req, res) => resolve(String(res.headers['strict-transport-security'])));
+      ws.on('open', () => reject(new Error('opened without a token')));
+      ws.on('error', reject);
+    });
+    assert.equal(refused, 'max-age=600; includeSubDomains');
+  } finally {
+    await Promise.all([secure.close(), plain.close(), defaults.close()]);
+  }
+});

@@ -79,7 +79,7 @@ export async function selfSignedCert(dataDir: string, host: string): Promise<Ser
   const { cert, key } = await makeSelfSigned(names);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   fs.writeFileSync(keyFile, key, { mode: 0o600 });
-  fs.writeFileSync(certFile, cert, { mode: 0o644 });
+  fs.writeFileSync(certFile, cert, { mode: 0o600 });
   return { cert, key, fingerprint: certFingerprint(cert), certFile, created: true, names };
 }
 

@@ -19,6 +19,15 @@ export const SECURITY_HEADERS: Record<string, string> = {
   'referrer-policy': 'no-referrer',
 };
 
+/** The Strict-Transport-Security value of the HTTPS server (node-server.ts sends it on every
+ *  answer over TLS, never over plain HTTP). includeSubDomains is off by default: the embedded
+ *  cloud does not know what else runs under its host name (a BMC's web page on plain HTTP at
+ *  bmc1.<its name> would stop working in every browser that visited the cloud). The AWS stack's
+ *  CloudFront host is its own, and sends it with includeSubDomains. */
+export function hstsValue(o: { hstsMaxAgeS: number; hstsIncludeSubdomains: boolean }): string {
+  return `max-age=${o.hstsMaxAgeS}${o.hstsIncludeSubdomains ? '; includeSubDomains' : ''}`;
+}
+
 /** dist/web of this package (found from this module, whether it runs from the sources or the bundle). */
 export function defaultWebDir(): string {
   let d = path.dirname(fileURLToPath(import.meta.url));

@@ -1,12 +1,15 @@
 // Contract suites for AuditStore: the fs store (embedded) and the DynamoDB ones (alone, and with
 // the S3 archive) run them. auditStoreContract: what the core relies on (order, limit, since).
 // auditChainContract: the hash chain (core/audit-chain.ts): gapless seqs and seals, concurrent
-// appends, a crash between the record and the head write, and verify catching every tampering of
-// the stored records (an edited byte, a deleted record, two swapped, the end cut off) and naming
-// the first broken record.
+// appends, a crash after the record and an append interrupted before it, verify catching every
+// tampering of the stored records (an edited byte, a deleted record, two swapped, the end cut off
+// or replaced, a record added after the head) and of the head (removed, unreadable) and naming
+// the first broken record; appends refusing records the head does not prove; reseal refusing a
+// replaced end and saying what it cannot know.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { recordHash, SEAL_TYPE, type AuditVerifyResult, type ChainOptions } from '../../cloud/core/audit-chain.ts';
+import { chained, headOf, recordHash, SEAL_TYPE, type ChainOptions } from '../../cloud/core/audit-chain.ts';
+import type { AuditVerifyResult } from '../../cloud/core/audit-walker.ts';
 import type { AuditHeadStore, AuditRecord, AuditStore } from '../../cloud/core/ports.ts';
 
 /** A record without its chain fields (what was appended). */
@@ -46,6 +49,22 @@ export function auditStoreContract(name: string, make: () => Promise<AuditStore>
   });
 }
 
+export function auditNameContract(name: string, make: () => Promise<AuditStore>): void {
+  test(`${name}: a console name that is not one is refused (BadParameter, the rule) before it makes a path or key; _cloud is the cloud's stream`, async () => {
+    const a = await make();
+    const refused = (e: Error & { code?: string }) => e.code === 'CC_ERR_BAD_PARAMETER' && /must be 1 to 128 letters|required/.test(e.message);
+    for (const bad of ['../../x', '..', 'a/b', '-rf', 'x'.repeat(129), '']) {
+      await assert.rejects(a.append({ time: 1, console: bad, type: 'input' }), refused, bad);
+      await assert.rejects(a.list(bad), refused, bad);
+      await assert.rejects(a.verify!(bad), refused, bad);
+      await assert.rejects(a.reseal!(bad, 'root', 1), refused, bad);
+    }
+    await a.append({ time: 1, console: '_cloud', type: 'auth.failure' });
+    assert.equal((await a.list('_cloud')).length, 1);
+    assert.ok((await a.verify!('_cloud')).ok);
+  });
+}
+
 /** Direct access to what a store holds, to tamper with it as an attacker with write access to the
  *  audit store (but not to the head) could. */
 export interface StoredRecords {
@@ -54,6 +73,11 @@ export interface StoredRecords {
   locate(console: string, seq: number): Promise<{ read(): Promise<string>; write(json: string): Promise<void>; delete(): Promise<void> }>;
   /** Stores records the way the store did before chaining existed (no seq). */
   legacy(recs: AuditRecord[]): Promise<void>;
+  /** Stores a record at its seq, as someone with write access to the store but not the head. */
+  add(rec: AuditRecord): Promise<void>;
+  /** The head as stored: removed, or replaced by something that is not a head (returns how the
+   *  store names it, e.g. its file). */
+  head(console: string): { remove(): Promise<void>; garble(): Promise<string> };
 }
 
 export interface ChainRig {
@@ -103,7 +127,7 @@ export function auditChainContract(name: string, make: (opts: Partial<ChainOptio
     assert.deepEqual(await rig.heads.get('web01'), { seq: 14, hash: got[13].hash, time: got[13].time });
     const v = await rig.store.verify('web01');
     assert.deepEqual({ ok: v.ok, records: v.records, seals: v.seals, unchained: v.unchained, end: v.end?.seq }, { ok: true, records: 14, seals: 2, unchained: 0, end: 14 });
-    assert.deepEqual(await rig.store.verify('nothing'), { console: 'nothing', ok: true, records: 0, unchained: 0, seals: 0, end: undefined, head: undefined });
+    assert.deepEqual(await rig.store.verify('nothing'), { console: 'nothing', ok: true, records: 0, unchained: 0, seals: 0, end: undefined, head: undefined, headState: 'matches' });
   });
 
   test(`${name}: verify catches one edited byte (hash mismatch) and names the record`, async () => {
@@ -187,7 +211,7 @@ export function auditChainContract(name: string, make: (opts: Partial<ChainOptio
 
   test(`${name}: reseal: refused on an intact chain and on broken records; records cut off the end: the head moves to the last one and the chain says so`, async () => {
     let rig = await filled();
-    await assert.rejects(rig.store.reseal!('web01', 'root', T + 99_000), /ends at its head \(seq 14\): nothing to reseal/);
+    await assert.rejects(rig.store.reseal!('web01', 'root', T + 99_000), /ends where its head proves \(seq 14\): nothing to reseal/);
     await edit(rig, 7, (j) => j.replace('"alice"', '"alicf"'));
     await assert.rejects(rig.store.reseal!('web01', 'root', T + 99_000), /broken at seq 7 \(hash mismatch.*keep the evidence/);
 
@@ -207,21 +231,104 @@ export function auditChainContract(name: string, make: (opts: Partial<ChainOptio
     assert.ok((await rig.store.verify('web01')).ok);
   });
 
-  test(`${name}: a crash between the record and the head write: verify accepts the lag of one, the next append moves the head on`, async () => {
+  test(`${name}: a crash between the record and the head's move: verify accepts the record the head announces, the next append moves the head on`, async () => {
     const rig = await make({ sealEvery: 0 });
     for (let i = 0; i < 3; i++) await rig.store.append(rec(i));
     const advance = rig.heads.advance.bind(rig.heads);
-    rig.heads.advance = async () => { throw new Error('process killed'); };
-    await assert.rejects(rig.store.append(rec(3)), /process killed/);
+    rig.heads.advance = async (c, from, to) => { if (!to.pending) throw new Error('process killed'); return advance(c, from, to); };
+    await rig.store.append(rec(3)).catch((e: Error) => assert.match(e.message, /process killed/)); // a store may move the head after append resolved
+    await rig.store.settle?.();
     rig.heads.advance = advance;
-    assert.equal((await rig.heads.get('web01'))?.seq, 3);
+    assert.deepEqual([(await rig.heads.get('web01'))?.seq, (await rig.heads.get('web01'))?.pending?.seq], [3, 4]);
     const v = await rig.store.verify('web01');
     assert.ok(v.ok, JSON.stringify(v));
-    assert.match(v.note ?? '', /lags the last record by one/);
+    assert.equal(v.headState, 'lags');
+    assert.match(v.note ?? '', /the head announces the last record, seq 4, and was not moved to it yet/);
     await rig.store.append(rec(4));
     assert.deepEqual((await rig.store.list('web01')).map((r) => r.seq), [1, 2, 3, 4, 5]);
-    assert.equal((await rig.heads.get('web01'))?.seq, 5);
+    await rig.store.settle?.();
+    assert.deepEqual(await rig.heads.get('web01'), headOf((await rig.store.list('web01'))[4]));
     const after = await rig.store.verify('web01');
     assert.ok(after.ok && !after.note, JSON.stringify(after));
+  });
+
+  test(`${name}: an append interrupted after announcing its record: verify says it did not go ahead; the next append goes on`, async () => {
+    const rig = await make({ sealEvery: 0 });
+    for (let i = 0; i < 3; i++) await rig.store.append(rec(i));
+    await rig.store.settle?.();
+    const h = (await rig.heads.get('web01'))!;
+    const r = chained(rec(3), h);
+    assert.ok(await rig.heads.advance('web01', h, { ...h, pending: { seq: r.seq, hash: r.hash, time: r.time, rec: r } }));
+    const v = await rig.store.verify('web01');
+    assert.deepEqual([v.ok, v.headState, v.end?.seq], [true, 'interrupted', 3], JSON.stringify(v));
+    assert.match(v.note ?? '', /announces seq 4 .*never stored: an append stopped before writing its record, so what it described did not go ahead/);
+    await rig.store.append(rec(9));
+    // One writer takes the free seq; a store whose announcements carry the record stores it first.
+    const got = (await rig.store.list('web01')).map((x) => x.offset);
+    assert.ok(JSON.stringify(got) === JSON.stringify([0, 10, 20, 90]) || JSON.stringify(got) === JSON.stringify([0, 10, 20, 30, 90]), JSON.stringify(got));
+    const after = await rig.store.verify('web01');
+    assert.ok(after.ok && after.headState === 'matches', JSON.stringify(after));
+  });
+
+  test(`${name}: a record added after the head (chained, head untouched) fails verify and is never adopted: appends fail closed`, async () => {
+    const rig = await filled();
+    await rig.store.settle?.();
+    const forged = chained(rec(30, { user: 'mallory', data: Buffer.from('rm -rf /\r').toString('base64') }), (await rig.heads.get('web01'))!);
+    await rig.raw.add(forged);
+    const v = await broken(rig, { seq: 15, problem: 'head mismatch', detail: /seq 15 lies beyond the head \(seq 14\) and the head does not prove it: added outside cloudcons/ });
+    assert.equal(v.headState, 'added');
+    await assert.rejects(rig.store.append(rec(12)), /seq 15 already holds a record that the chain's head \(seq 14\) does not prove/);
+    await assert.rejects(rig.twin().append(rec(13)), /does not prove/);
+    const recs = await rig.store.list('web01');
+    assert.deepEqual([recs.length, recs.at(-1)?.user], [15, 'mallory'], 'nothing appended after it');
+    await broken(rig, { seq: 15, problem: 'head mismatch' });
+    assert.equal((await rig.heads.get('web01'))?.seq, 14);
+    // An admin reseals once verify has shown it: the record stays, the reseal record says the head did not prove it.
+    const r = await rig.store.reseal!('web01', 'root', T + 99_000);
+    assert.match(r.record.detail!, /head moved from seq 14 .* to seq 15 .*; seq 15\.\.15 lay beyond the head, which did not prove them \(added outside cloudcons\); they stay in the chain as found/);
+    assert.ok((await rig.store.verify('web01')).ok);
+  });
+
+  test(`${name}: reseal refuses a replaced last record (fresh valid hashes): that would adopt the replacement`, async () => {
+    const rig = await filled();
+    await edit(rig, 14, (j) => {
+      const r = JSON.parse(j) as AuditRecord;
+      r.user = 'mallory';
+      r.hash = recordHash(r);
+      return JSON.stringify(r);
+    });
+    const v = await broken(rig, { seq: 14, problem: 'head mismatch', detail: /the end of the chain was replaced/ });
+    assert.equal(v.headState, 'replaced');
+    await assert.rejects(rig.store.reseal!('web01', 'root', T + 99_000), /the end of the audit chain of web01 is not what its head proves .*a reseal would adopt the replacement; keep the evidence/);
+    await broken(rig, { seq: 14, problem: 'head mismatch' });
+  });
+
+  test(`${name}: a removed head: verify names it, appends fail closed, reseal says what it cannot know`, async () => {
+    const rig = await filled();
+    await rig.store.settle?.();
+    await rig.raw.head('web01').remove();
+    await broken(rig, { seq: 14, problem: 'head mismatch', detail: /no head is stored .* reaches seq 14/ });
+    await assert.rejects(rig.store.append(rec(20)), /no chain head is stored, but records are/);
+    const r = await rig.store.reseal!('web01', 'root', T + 99_000);
+    assert.equal(r.from, undefined);
+    assert.match(r.record.detail!, /head moved from no head to seq 14 .*; no head was stored: how many records were cut off the end, and whether the end was replaced, cannot be known/);
+    await rig.store.append(rec(20));
+    assert.ok((await rig.store.verify('web01')).ok);
+  });
+
+  test(`${name}: an unreadable head: verify reports that console only (naming where), appends fail closed, reseal says what it cannot know`, async () => {
+    const rig = await filled();
+    await rig.store.append(rec(1, { console: 'db01' }));
+    await rig.store.settle?.();
+    const where = await rig.raw.head('web01').garble();
+    const v = await broken(rig, { seq: 14, problem: 'unreadable head' });
+    assert.ok(v.broken!.detail.includes(where), `${v.broken!.detail} names ${where}`);
+    assert.equal(v.headState, 'unreadable');
+    assert.ok((await rig.store.verify('db01')).ok, 'other consoles still verify');
+    await assert.rejects(rig.store.append(rec(20)), (e: Error & { code?: string }) => e.code === 'CC_ERR_CONFLICT' && e.message.includes(where));
+    await rig.store.append(rec(2, { console: 'db01' }));
+    const r = await rig.store.reseal!('web01', 'root', T + 99_000);
+    assert.match(r.record.detail!, /head moved from an unreadable head to seq 14 .*is unreadable: .*how many records were cut off the end, and whether the end was replaced, cannot be known/);
+    assert.ok((await rig.store.verify('web01')).ok);
   });
 }

@@ -12,7 +12,7 @@ import type { ChainOptions } from '../../cloud/core/audit-chain.ts';
 import type { AuditRecord } from '../../cloud/core/ports.ts';
 import { closeAwsPeers, freshStateTable, startS3rver } from '../aws-peers.ts';
 import { cleanup, tmpDir } from '../helpers.ts';
-import { auditChainContract, auditStoreContract, type StoredRecords } from './audit-store.contract.ts';
+import { auditChainContract, auditNameContract, auditStoreContract, type StoredRecords } from './audit-store.contract.ts';
 
 after(async () => { await closeAwsPeers(); await cleanup(); });
 
@@ -26,6 +26,10 @@ auditStoreContract('dynamodb audit store (dynalite)', async () => {
 // DynamoDB for recent records, S3 objects for archived ones: every 5th append archives what is
 // older than it, so each listing crosses both stores (and batches of 3 make several objects).
 auditStoreContract('dynamodb + S3 archive audit store (dynalite + s3rver)', async () => (await archivedRig({})).store);
+
+auditNameContract('fs audit store', async () => new FsAuditStore(tmpDir('audit')));
+auditNameContract('dynamodb audit store (dynalite)', async () => { const { client, table } = await freshStateTable(); return new DynamoAuditStore(client, table); });
+auditNameContract('dynamodb + S3 archive audit store (dynalite + s3rver)', async () => (await archivedRig({})).store);
 
 // ------------------------------------------------------------------------------------ the chain
 auditChainContract('fs audit store', async (opts) => {
@@ -45,6 +49,11 @@ auditChainContract('fs audit store', async (opts) => {
       };
     },
     legacy: async (recs) => { fs.appendFileSync(file(recs[0].console), recs.map((r) => JSON.stringify(r) + '\n').join('')); },
+    add: async (rec) => { fs.appendFileSync(file(rec.console), JSON.stringify(rec) + '\n'); },
+    head: (c) => {
+      const f = path.join(root, 'audit-heads', `${c}.json`);
+      return { remove: async () => { fs.rmSync(f); }, garble: async () => { fs.writeFileSync(f, '{"seq":14,"hash":"ab'); return `audit-heads/${c}.json`; } };
+    },
   };
   return { store, twin: () => store, heads: store.heads, raw };
 });
@@ -52,7 +61,16 @@ auditChainContract('fs audit store', async (opts) => {
 /** Records in the state table: the item at a chain position, and old-style items. */
 function tableRecords(client: DynamoDBClient, table: string): StoredRecords {
   const key = (c: string, sk: string) => ({ pk: S(`audit#${c}`), sk: S(sk) });
+  const headKey = (c: string) => ({ pk: S(`audithead#${c}`), sk: S('head') });
   return {
+    add: async (rec) => { await client.send(new PutItemCommand({ TableName: table, Item: { ...key(rec.console, seqSk(rec.seq!)), rec: S(JSON.stringify(rec)), time: N(rec.time) } })); },
+    head: (c) => ({
+      remove: async () => { await client.send(new DeleteItemCommand({ TableName: table, Key: headKey(c) })); },
+      garble: async () => {
+        await client.send(new PutItemCommand({ TableName: table, Item: { ...headKey(c), seq: S('fourteen'), hash: S('ab'), time: N(1) } }));
+        return `item audithead#${c} of table ${table}`;
+      },
+    }),
     async locate(c, seq) {
       const Key = key(c, seqSk(seq));
       if (!(await client.send(new GetItemCommand({ TableName: table, Key, ConsistentRead: true }))).Item) throw new Error(`no item ${seqSk(seq)}`);
@@ -91,6 +109,7 @@ async function archivedRig(opts: Partial<ChainOptions>) {
     list: (c: string, o?: { limit?: number; since?: number }) => archived.list(c, o),
     verify: (c: string) => archived.verify(c),
     reseal: (c: string, by: string, now: number) => archived.reseal(c, by, now),
+    settle: () => archived.settle(),
   };
   const inTable = tableRecords(client, table);
   const raw: StoredRecords = {
@@ -114,6 +133,8 @@ async function archivedRig(opts: Partial<ChainOptions>) {
       return inTable.locate(c, seq);
     },
     legacy: (recs) => inTable.legacy(recs),
+    add: (rec) => inTable.add(rec),
+    head: (c) => inTable.head(c),
   };
   return { store, twin: () => new DynamoAuditStore(client, table, opts), heads: hot.heads, raw };
 }
@@ -126,11 +147,29 @@ test('fs audit store: an unreadable head (a torn write) stops appends (fail clos
   store.close();
   fs.writeFileSync(path.join(dir, 'audit-heads', 'c1.json'), '{"seq":3,"hash":"ab');
   const again = new FsAuditStore(dir);
-  await assert.rejects(again.append({ time: 2000, console: 'c1', type: 'input', user: 'u' }), /audit-heads\/c1\.json|JSON/);
+  await assert.rejects(again.append({ time: 2000, console: 'c1', type: 'input', user: 'u' }), /the audit chain head audit-heads\/c1\.json is unreadable: not JSON/);
   const r = await again.reseal('c1', 'root', 3000);
   assert.match(r.record.detail!, /head moved from an unreadable head to seq 3 /);
   await again.append({ time: 4000, console: 'c1', type: 'input', user: 'u' });
   assert.deepEqual((await again.list('c1')).map((x) => [x.seq, x.type]), [[1, 'input'], [2, 'input'], [3, 'input'], [4, 'audit.reseal'], [5, 'input']]);
+  assert.ok((await again.verify('c1')).ok);
+  again.close();
+});
+
+test('fs audit store: a head of the older 192-byte format (no announcement) reads as before and takes the new size at its first change', async () => {
+  const dir = tmpDir('audit-oldhead');
+  const store = new FsAuditStore(dir);
+  for (let i = 0; i < 3; i++) await store.append({ time: 1000 + i, console: 'c1', type: 'input', user: 'u' });
+  store.close();
+  const file = path.join(dir, 'audit-heads', 'c1.json');
+  const head = JSON.parse(fs.readFileSync(file, 'utf8')) as { seq: number; hash: string; time: number };
+  fs.writeFileSync(file, JSON.stringify({ seq: head.seq, hash: head.hash, time: head.time }).padEnd(191, ' ') + '\n');
+  const again = new FsAuditStore(dir);
+  assert.deepEqual(await again.heads.get('c1'), head);
+  assert.ok((await again.verify('c1')).ok);
+  await again.append({ time: 2000, console: 'c1', type: 'input', user: 'u' });
+  assert.equal(fs.statSync(file).size, 512);
+  assert.deepEqual((await again.list('c1')).map((r) => r.seq), [1, 2, 3, 4]);
   assert.ok((await again.verify('c1')).ok);
   again.close();
 });

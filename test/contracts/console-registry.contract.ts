@@ -76,4 +76,12 @@ export function consoleRegistryContract(name: string, make: () => Promise<Consol
     await Promise.all(Array.from({ length: 600 }, (_, i) => r.put(rec(`c${String(i).padStart(3, '0')}`, { reason: 'x'.repeat(200) }))));
     assert.equal((await r.list()).length, 600);
   });
+
+  test(`${name}: a console name that is not one is refused (BadParameter, the rule)`, async () => {
+    const r = await make();
+    for (const bad of ['../../x', '..', 'a/b', '-rf', '_cloud', 'x'.repeat(129), '']) {
+      await assert.rejects(r.put(rec(bad)), (e: Error & { code?: string }) => e.code === 'CC_ERR_BAD_PARAMETER' && /must be 1 to 128 letters|required/.test(e.message), bad);
+    }
+    assert.deepEqual(await r.list(), []);
+  });
 }

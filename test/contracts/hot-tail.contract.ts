@@ -44,4 +44,14 @@ export function hotTailContract(name: string, make: (place: string) => Closable 
     assert.deepEqual(await h.runs('c'), [{ start: 5000, end: 5001 }]);
     h.close();
   });
+
+  test(`${name}: a console name that is not one is refused (BadParameter, the rule) before it makes a path or key`, async () => {
+    const h = await make(await dir());
+    for (const bad of ['../../x', '..', 'a/b', '-rf', '_cloud', 'x'.repeat(129), '']) {
+      await assert.rejects(h.append(bad, 0, 1, Buffer.from('x')), (e: Error & { code?: string }) => e.code === 'CC_ERR_BAD_PARAMETER' && /must be 1 to 128 letters|required/.test(e.message), bad);
+      await assert.rejects(h.read(bad, 0, 10), (e: Error & { code?: string }) => e.code === 'CC_ERR_BAD_PARAMETER', bad);
+    }
+    assert.deepEqual(await h.consoles(), []);
+    h.close();
+  });
 }

@@ -234,7 +234,7 @@ test('access rules: every role x every action through HTTP and WebSocket; relays
   assert.equal((await call(tokens.olive, 'POST', '/v1/audit/reseal?console=lab1')).status, 403);
   const rs = await call(admin, 'POST', '/v1/audit/reseal?console=lab1');
   assert.equal(rs.status, 409, rs.text);
-  assert.match(rs.text, /ends at its head .*nothing to reseal/);
+  assert.match(rs.text, /ends where its head proves .*nothing to reseal/);
 
   // Rotating a relay's token: a second token for edge1 works beside the first; once the first is
   // revoked, a new connection with it is refused and the second one still publishes.

@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { ConsoleRecord, ConsoleRegistry } from '../../core/ports.ts';
 import { isConditionFailure, S } from './dynamo-table.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
 
 const PK = 'consoles';
 
@@ -36,6 +37,7 @@ export class DynamoConsoleRegistry implements ConsoleRegistry {
   }
 
   async put(rec: ConsoleRecord): Promise<void> {
+    checkConsoleName(rec.name);
     await this.db.send(new PutItemCommand({ TableName: this.table, Item: item(rec) }));
   }
 

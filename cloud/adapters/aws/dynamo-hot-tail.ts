@@ -14,6 +14,10 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { HotTail } from '../../core/ports.ts';
 import { isConditionFailure, N, S } from './dynamo-table.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
+
+/** The partition of a console's chunks (a checked name: it is part of the key). */
+const hotPk = (console: string) => S(`hot#${checkConsoleName(console)}`);
 
 const p16 = (n: number) => String(n).padStart(16, '0');
 /** Items that start this far below `from` may still reach it (a chunk is at most 22 KiB). */
@@ -39,7 +43,7 @@ export class DynamoHotTail implements HotTail {
       try {
         await this.db.send(new PutItemCommand({
           TableName: this.table,
-          Item: { pk: S(`hot#${console}`), sk: S(p16(at)), data: { B: part }, ts: N(ts), len: N(part.length) },
+          Item: { pk: hotPk(console), sk: S(p16(at)), data: { B: part }, ts: N(ts), len: N(part.length) },
           ConditionExpression: 'attribute_not_exists(sk)',
         }));
         break;
@@ -69,7 +73,7 @@ export class DynamoHotTail implements HotTail {
       try {
         await this.db.send(new PutItemCommand({
           TableName: this.table,
-          Item: { pk: S(`hot#${console}`), sk: S(p16(a)), data: { B: part }, ts: N(ts), len: N(part.length) },
+          Item: { pk: hotPk(console), sk: S(p16(a)), data: { B: part }, ts: N(ts), len: N(part.length) },
           ConditionExpression: 'attribute_not_exists(sk)',
         }));
         out.push({ offset: a, data: part });
@@ -83,7 +87,7 @@ export class DynamoHotTail implements HotTail {
   async end(console: string): Promise<number> {
     // The last few chunks by offset: with overlapping chunks the furthest end may not be the last's.
     const r = await this.db.send(new QueryCommand({
-      TableName: this.table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': S(`hot#${console}`) },
+      TableName: this.table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': hotPk(console) },
       ScanIndexForward: false, Limit: 4, ConsistentRead: true, ProjectionExpression: 'sk, len',
     }));
     return Math.max(0, ...(r.Items ?? []).map((it) => Number(it.sk!.S) + Number(it.len!.N)));
@@ -123,7 +127,7 @@ export class DynamoHotTail implements HotTail {
     for await (const it of this.items(console, { to: below, meta: true })) if (it.offset + it.data.length <= below) dead.push(p16(it.offset));
     for (let i = 0; i < dead.length; i += 25) {
       let req: Record<string, { DeleteRequest: { Key: Record<string, AttributeValue> } }[]> | undefined = {
-        [this.table]: dead.slice(i, i + 25).map((sk) => ({ DeleteRequest: { Key: { pk: S(`hot#${console}`), sk: S(sk) } } })),
+        [this.table]: dead.slice(i, i + 25).map((sk) => ({ DeleteRequest: { Key: { pk: hotPk(console), sk: S(sk) } } })),
       };
       // DynamoDB may leave some undone under load: send those again.
       for (let attempt = 0; req && Object.keys(req).length && attempt < 10; attempt++) {
@@ -163,7 +167,7 @@ export class DynamoHotTail implements HotTail {
   /** Chunks in offset order, optionally those starting in [from, to); `meta` skips the bytes
    *  (data is then a zero-filled stand-in of the right length). */
   private async *items(console: string, o: { from?: number; to?: number; meta?: boolean }): AsyncGenerator<Item> {
-    const values: Record<string, AttributeValue> = { ':pk': S(`hot#${console}`) };
+    const values: Record<string, AttributeValue> = { ':pk': hotPk(console) };
     let cond = 'pk = :pk';
     if (o.from !== undefined || o.to !== undefined) {
       cond += ' AND sk BETWEEN :a AND :b';

@@ -19,6 +19,7 @@ import { fenceExhausted, FENCE_RULE, isFence, MAX_FENCE } from '../../../protoco
 import type { AcquireResult, Lock, LockStore } from '../../core/ports.ts';
 import { isConditionFailure, N, S } from './dynamo-table.ts';
 import { lapsedHolder } from '../memory/lock-store.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
 
 export interface DynamoLockStoreOptions {
   client: DynamoDBClient;
@@ -39,7 +40,7 @@ export class DynamoLockStore implements LockStore {
     this.maxAttempts = opts.maxAttempts ?? 100;
   }
 
-  private key(console: string): Record<string, AttributeValue> { return { pk: S(`console#${console}`), sk: S('lock') }; }
+  private key(console: string): Record<string, AttributeValue> { return { pk: S(`console#${checkConsoleName(console)}`), sk: S('lock') }; }
 
   /** The lock and its version (0 when there is no item). */
   private async read(console: string): Promise<{ lock: Lock; v: number }> {

@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { Session, SessionStore } from '../../core/ports.ts';
 import { N, S } from './dynamo-table.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
 
 export interface DynamoSessionStoreOptions {
   /** How long a session item outlives its last write before DynamoDB may delete it (s). Default
@@ -32,7 +33,7 @@ export class DynamoSessionStore implements SessionStore {
       TableName: this.table,
       Item: {
         pk: S(`session#${s.id}`), sk: S('session'), rec: S(JSON.stringify(s)),
-        gsi1pk: S(`console#${s.console}`), gsi1sk: S(`${String(s.since).padStart(16, '0')}#${s.id}`),
+        gsi1pk: S(`console#${checkConsoleName(s.console)}`), gsi1sk: S(`${String(s.since).padStart(16, '0')}#${s.id}`),
         gsi2pk: S(`conn#${s.conn}`), gsi2sk: S(s.id),
         ttl: N(Math.floor(this.now() / 1000) + this.ttlSeconds),
       },

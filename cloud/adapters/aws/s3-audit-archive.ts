@@ -27,7 +27,8 @@
 // objects that end after the limit-th newest record it already has; `since` skips objects whose
 // latest record is before it (both by key name, without reading them).
 import { createHash } from 'node:crypto';
-import type { AuditVerifyResult, ChainItem, ChainWalker } from '../../core/audit-chain.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
+import type { AuditVerifyResult, ChainItem, ChainWalker } from '../../core/audit-walker.ts';
 import type { AuditRecord, AuditStore } from '../../core/ports.ts';
 import { parseItem, seqSk, type AuditEntry, type DynamoAuditStore } from './dynamo-audit-store.ts';
 import type { S3SegmentStore } from './s3-segment-store.ts';
@@ -46,6 +47,7 @@ const pad = (ms: number) => String(Math.floor(ms)).padStart(15, '0');
 /** The key of an archive object: console, earliest and latest record time, body hash, and for
  *  chained records the seq range and the hash the object ends at. */
 export function auditObjectKey(console: string, t0: number, t1: number, body: Buffer, chain?: { from: number; to: number; hash: string }): string {
+  checkConsoleName(console, 'console', { cloudStream: true });
   const d = new Date(t0).toISOString();
   const end = chain ? `_${pad(chain.from)}-${pad(chain.to)}_${chain.hash}` : '';
   return `audit/${console}/${d.slice(0, 4)}/${d.slice(5, 7)}/${d.slice(8, 10)}/${pad(t0)}-${pad(t1)}_${createHash('sha256').update(body).digest('hex').slice(0, 16)}${end}.jsonl`;
@@ -69,6 +71,8 @@ export class ArchivedAuditStore implements AuditStore {
   }
 
   append(rec: AuditRecord): Promise<void> { return this.hot.append(rec); }
+
+  settle(): Promise<void> { return this.hot.settle(); }
 
   async list(console: string, opts: { limit?: number; since?: number } = {}): Promise<AuditRecord[]> {
     const byKey = new Map<string, AuditRecord>();
@@ -130,15 +134,16 @@ export class ArchivedAuditStore implements AuditStore {
   }
 
   private async objectsOf(console: string): Promise<ObjectName[]> {
-    return (await this.objects.list(`audit/${console}/`)).map((o) => objectName(o.key)).filter((o): o is ObjectName => o?.console === console);
+    return (await this.objects.list(`audit/${checkConsoleName(console, 'console', { cloudStream: true })}/`)).map((o) => objectName(o.key)).filter((o): o is ObjectName => o?.console === console);
   }
 
   /** Moves the console's records older than `before` (ms) to archive objects. */
   async archive(console: string, before: number): Promise<{ objects: number; records: number; created: number }> {
     let objects = 0, records = 0, created = 0;
-    // Never the newest chained record: it may lie above the head (its writer stopped between its
-    // two writes), and the append that repairs the head must find it in the table. Every record
-    // below it is at or below the head (an append moves the head before it writes the next one).
+    // Never the newest chained record: it may be the one the head announces (its writer stopped
+    // before moving the head), and the append that moves the head for it must find it in the
+    // table. Every record below it is at or below the head (an append moves the head before the
+    // next one is announced).
     const newest = (await this.hot.entries(console, { limit: 1 }))[0]?.rec.seq;
     const maxSeq = newest === undefined ? Infinity : newest - 1;
     for (;;) {

@@ -10,7 +10,7 @@ export class FsAccessStore implements AccessStore {
   private mtime = -1;
 
   constructor(root: string) {
-    fs.mkdirSync(root, { recursive: true });
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
     this.file = path.join(root, 'access.json');
   }
 

@@ -1,30 +1,45 @@
 // Filesystem AuditHeadStore: the head of each console's audit chain (core/audit-chain.ts) in
-// DATA/audit-heads/<console>.json, `{"seq":N,"hash":"<64 hex>","time":ms}`, kept apart from the
-// records in DATA/audit/ so records cut off the end of a chain are detected. Each move overwrites
+// DATA/audit-heads/<console>.json, `{"seq":N,"hash":"<64 hex>","time":ms}` and, while an append
+// is between announcing its record and moving the head to it, `"pending":{"seq":N+1,"hash":...,
+// "time":ms}` (one writer: the record itself is not kept). Apart from the records in DATA/audit/,
+// so records cut off the end of a chain, or added after it, are detected. Each change overwrites
 // the file in place with one fixed-size write (HEAD_BYTES, padded with spaces) through a file
 // descriptor kept open: a few microseconds, where a temporary file and a rename cost ~0.3 ms on
 // every keystroke audited. A write this small lies within one page, so a reader sees the old head
-// or the new one; a power loss that tore it leaves JSON that does not parse, which appends and
-// verify report (they fail closed) rather than trust. One process writes (the embedded cloud):
-// the heads are cached.
+// or the new one; a power loss that tore it leaves a file that does not parse, which appends and
+// verify report as an unreadable head (appends fail closed) rather than trust. Heads of the older
+// 192-byte format (no pending) read the same and take the new size at their first change. One
+// process writes (the embedded cloud): the heads are cached, and read from the file again when it
+// is no longer what this store wrote (one stat per read), so a head edited, replaced or removed by
+// other hands stops appends instead of being written over.
 import fs from 'node:fs';
 import path from 'node:path';
+import { checkedHead, sameHead, UnreadableHead } from '../../core/audit-chain.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
 import type { AuditHead, AuditHeadStore } from '../../core/ports.ts';
 
 export const HEADS_DIR = 'audit-heads';
-/** Size of a head file: its JSON (about 110 bytes) padded with spaces and a newline. */
-const HEAD_BYTES = 192;
+/** Size of a head file: its JSON (about 230 bytes with a pending append) padded with spaces and a newline. */
+const HEAD_BYTES = 512;
 
-/** A console's head as stored under `root`, read without creating anything (offline verify). */
+/** A console's head as stored under `root`, read without creating anything (offline verify).
+ *  Throws UnreadableHead when the file is not a head. */
 export function readFsAuditHead(root: string, console: string): AuditHead | undefined {
+  const where = `${HEADS_DIR}/${console}.json`;
   let text: string;
-  try { text = fs.readFileSync(path.join(root, HEADS_DIR, `${console}.json`), 'utf8'); } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+  try { text = fs.readFileSync(headFile(root, console), 'utf8'); } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new UnreadableHead(where, `cannot be read (${code ?? (e as Error).message})`);
   }
-  const h = JSON.parse(text) as AuditHead;
-  if (!Number.isInteger(h?.seq) || typeof h.hash !== 'string') throw new Error(`${path.join(root, HEADS_DIR, `${console}.json`)} is not an audit head {seq, hash, time}`);
-  return h;
+  let v: unknown;
+  try { v = JSON.parse(text); } catch { throw new UnreadableHead(where, `not JSON: ${JSON.stringify(text.trimEnd().slice(0, 80))}`); }
+  return checkedHead(v, where);
+}
+
+/** The head file of a console (the name checked: it makes the path). */
+function headFile(root: string, console: string): string {
+  return path.join(root, HEADS_DIR, `${checkConsoleName(console, 'console', { cloudStream: true })}.json`);
 }
 
 /** Consoles with a head file under `root`. */
@@ -34,19 +49,21 @@ export function fsAuditHeadConsoles(root: string): string[] {
 
 export class FsAuditHeadStore implements AuditHeadStore {
   private readonly dir: string;
-  private readonly cache = new Map<string, AuditHead | undefined>();
+  /** The head last read or written, and the file's identity then (inode, size, mtime). */
+  private readonly cache = new Map<string, { head: AuditHead | undefined; stamp: string }>();
+  private readonly fds = new Map<string, { fd: number; ino: number }>();
 
   constructor(private readonly root: string) {
     this.dir = path.join(root, HEADS_DIR);
-    fs.mkdirSync(this.dir, { recursive: true });
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
   async get(console: string): Promise<AuditHead | undefined> { return this.read(console); }
 
-  private readonly fds = new Map<string, number>();
-
-  async advance(console: string, fromSeq: number, to: AuditHead): Promise<boolean> {
-    if ((this.read(console)?.seq ?? 0) !== fromSeq) return false;
+  /** Compared with the head as last read or written (get, once per append, looks at the file). */
+  async advance(console: string, from: AuditHead | undefined, to: AuditHead): Promise<boolean> {
+    const cur = this.cache.get(console);
+    if (!sameHead(cur ? cur.head : this.read(console), from)) return false;
     this.write(console, to);
     return true;
   }
@@ -54,24 +71,47 @@ export class FsAuditHeadStore implements AuditHeadStore {
   async reset(console: string, to: AuditHead): Promise<void> { this.write(console, to); }
 
   private write(console: string, to: AuditHead): void {
-    let fd = this.fds.get(console);
-    if (fd === undefined) {
-      fd = fs.openSync(path.join(this.dir, `${console}.json`), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    let f = this.fds.get(console);
+    if (f === undefined) {
+      const fd = fs.openSync(this.file(console), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
       fs.ftruncateSync(fd, HEAD_BYTES); // a head of another size (an older format) ends here
-      this.fds.set(console, fd);
+      this.fds.set(console, f = { fd, ino: fs.fstatSync(fd).ino });
     }
-    const text = JSON.stringify({ seq: to.seq, hash: to.hash, time: to.time });
-    fs.writeSync(fd, Buffer.from(text.padEnd(HEAD_BYTES - 1, ' ') + '\n'), 0, HEAD_BYTES, 0);
-    this.cache.set(console, { seq: to.seq, hash: to.hash, time: to.time });
+    const p = to.pending;
+    const head: AuditHead = { seq: to.seq, hash: to.hash, time: to.time, ...(p ? { pending: { seq: p.seq, hash: p.hash, time: p.time } } : {}) };
+    fs.writeSync(f.fd, Buffer.from(JSON.stringify(head).padEnd(HEAD_BYTES - 1, ' ') + '\n'), 0, HEAD_BYTES, 0);
+    // The file's identity is taken after a settled head only (what the next append's get finds);
+    // after an announcement the append goes on from the cache.
+    this.cache.set(console, { head, stamp: p ? '' : stampOf(fs.fstatSync(f.fd)) });
+  }
+
+  /** Flushes a console's head to disk (at a seal, with the records). */
+  sync(console: string): void {
+    const f = this.fds.get(console);
+    if (f !== undefined) fs.fsyncSync(f.fd);
   }
 
   close(): void {
-    for (const fd of this.fds.values()) fs.closeSync(fd);
+    for (const f of this.fds.values()) fs.closeSync(f.fd);
     this.fds.clear();
   }
 
+  private file(console: string): string { return headFile(this.root, console); }
+
+  /** The cached head while the file is what this store last saw; else the file read again (an
+   *  unreadable head is not cached: it is refused again until a reseal writes one). */
   private read(console: string): AuditHead | undefined {
-    if (!this.cache.has(console)) this.cache.set(console, readFsAuditHead(this.root, console));
-    return this.cache.get(console);
+    const st = fs.statSync(this.file(console), { throwIfNoEntry: false });
+    const stamp = stampOf(st);
+    const hit = this.cache.get(console);
+    if (hit?.stamp === stamp) return hit.head;
+    const f = this.fds.get(console);
+    if (f && f.ino !== st?.ino) { fs.closeSync(f.fd); this.fds.delete(console); } // replaced or removed: write the file that is there
+    this.cache.delete(console);
+    const head = readFsAuditHead(this.root, console);
+    this.cache.set(console, { head, stamp });
+    return head;
   }
 }
+
+function stampOf(st: fs.Stats | undefined): string { return st ? `${st.ino}:${st.size}:${st.mtimeMs}` : 'none'; }

@@ -1,13 +1,20 @@
 // Filesystem AuditStore: audit/<console>.jsonl, one JSON record per line, appended synchronously
 // (so a record is on disk before the input it describes is forwarded). Records are hash-chained
-// per console (core/audit-chain.ts), the chain's head kept in audit-heads/ (audit-heads.ts).
-// Appends of one console run one at a time (they would interleave across awaits otherwise); the
-// file is fsynced at every seal. A torn last line (a crash in the middle of a write: that append
-// never resolved) is cut off when the file is opened again.
+// per console (core/audit-chain.ts), the chain's head kept in audit-heads/ (audit-heads.ts): an
+// append writes the head (announcing the record), the record, the head again (moved to it), three
+// writes of a few microseconds. Appends of one console run one at a time (they would interleave
+// across awaits otherwise); the file and the head are fsynced at every seal. A torn last line (a
+// crash in the middle of a write: that append never resolved) is cut off when the file is opened
+// again. A file that grew by other hands than this store's is read again before the next append,
+// which then finds a record the head does not prove where its own belongs, and fails closed.
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { appendChained, chainOptions, ChainWalker, resealChain, type AuditVerifyResult, type ChainBackend, type ChainOptions } from '../../core/audit-chain.ts';
+import { Conflict } from '../../../protocol/errors.ts';
+import { checkConsoleName, isConsoleName, CLOUD_STREAM } from '../../../protocol/names.ts';
+import { appendChained, chainOptions, type ChainBackend, type ChainOptions } from '../../core/audit-chain.ts';
+import { resealChain } from '../../core/audit-reseal.ts';
+import { ChainWalker, readHead, type AuditVerifyResult, type HeadRead } from '../../core/audit-walker.ts';
 import type { AuditHead, AuditRecord, AuditStore } from '../../core/ports.ts';
 import { FsAuditHeadStore, fsAuditHeadConsoles, readFsAuditHead } from './audit-heads.ts';
 
@@ -18,12 +25,12 @@ export class FsAuditStore implements AuditStore {
   private readonly dir: string;
   readonly heads: FsAuditHeadStore;
   private readonly opts: ChainOptions;
-  private readonly files = new Map<string, { fd: number; last?: AuditRecord }>();
+  private readonly files = new Map<string, AuditFile>();
   private readonly queues = new Map<string, Promise<unknown>>();
 
   constructor(private readonly root: string, opts: Partial<ChainOptions> = {}) {
     this.dir = path.join(root, 'audit');
-    fs.mkdirSync(this.dir, { recursive: true });
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.heads = new FsAuditHeadStore(root);
     this.opts = chainOptions(opts, process.env);
   }
@@ -32,9 +39,14 @@ export class FsAuditStore implements AuditStore {
     heads: { get: (c) => this.heads.get(c), advance: (c, from, to) => this.heads.advance(c, from, to) },
     create: async (rec) => {
       const f = this.open(rec.console);
-      if ((f.last?.seq ?? 0) >= rec.seq!) return false;
-      fs.writeSync(f.fd, JSON.stringify(rec) + '\n');
+      const last = f.last?.seq ?? 0;
+      if (last >= rec.seq!) return false;
+      // The head proves records the file no longer has (cut off the end): appending would bury that.
+      if (last < rec.seq! - 1) throw new Conflict(`audit of ${rec.console}: the head proves seq ${rec.seq! - 1}, but audit/${rec.console}.jsonl ends at seq ${last}: records were cut off; nothing more is appended (input is not forwarded) until an admin has looked (cloudcons audit verify ${rec.console}, then cloudcons audit reseal ${rec.console})`);
+      const line = Buffer.from(JSON.stringify(rec) + '\n');
+      fs.writeSync(f.fd, line);
       f.last = rec;
+      f.size += line.length;
       return true;
     },
     at: async (c, seq) => {
@@ -42,7 +54,8 @@ export class FsAuditStore implements AuditStore {
       if (f.last?.seq === seq) return f.last;
       return parseLines(fs.readFileSync(this.file(c), 'utf8')).find((r) => r.seq === seq);
     },
-    sealed: async (c) => { fs.fsyncSync(this.open(c).fd); },
+    anyStored: async (c) => this.open(c).last !== undefined,
+    sealed: async (c) => { fs.fsyncSync(this.open(c).fd); this.heads.sync(c); },
   };
 
   append(rec: AuditRecord): Promise<void> {
@@ -67,25 +80,29 @@ export class FsAuditStore implements AuditStore {
   /** The chain as it stands between two appends: head and file length taken together, then the
    *  file read up to that length (appends meanwhile are not waited for). */
   async verify(console: string): Promise<AuditVerifyResult> {
-    const snap = await this.serial(console, async () => {
-      const size = fs.existsSync(this.file(console)) ? fs.statSync(this.file(console)).size : 0;
-      return { size, head: await this.heads.get(console) };
-    });
-    return verifyFsAudit(this.root, console, snap);
+    return verifyFsAudit(this.root, console, await this.snapshot(console));
   }
 
   async consoles(): Promise<string[]> { return fsAuditConsoles(this.root); }
 
   async reseal(console: string, by: string, now: number) {
     return resealChain({
-      walk: () => this.serial(console, async () => verifyFsAudit(this.root, console, { size: fs.existsSync(this.file(console)) ? fs.statSync(this.file(console)).size : 0 })),
-      head: async () => { try { return readFsAuditHead(this.root, console); } catch { return 'unreadable' as const; } },
+      head: () => readHead(() => readFsAuditHead(this.root, console)),
+      walk: async (head) => verifyFsAudit(this.root, console, { ...(await this.snapshot(console)), head }),
       reset: async (to) => { this.forget(console); await this.heads.reset(console, to); },
       append: (rec) => this.serial(console, () => appendChained(this.backend, rec, this.opts)),
     }, console, by, now);
   }
 
-  private file(console: string): string { return path.join(this.dir, `${console}.jsonl`); }
+  private snapshot(console: string): Promise<{ size: number; head: HeadRead }> {
+    return this.serial(console, async () => ({
+      size: fs.existsSync(this.file(console)) ? fs.statSync(this.file(console)).size : 0,
+      // From the file, not the cache: a head changed or removed by other hands is what verify is for.
+      head: await readHead(() => readFsAuditHead(this.root, console)),
+    }));
+  }
+
+  private file(console: string): string { return auditFile(this.root, console); }
 
   /** Closes a console's file: its last record is read from the file again at the next append. */
   private forget(console: string): void {
@@ -93,10 +110,12 @@ export class FsAuditStore implements AuditStore {
     if (f) { fs.closeSync(f.fd); this.files.delete(console); }
   }
 
-  /** The console's file, open for appending, and its last record (read once from the file's end). */
-  private open(console: string): { fd: number; last?: AuditRecord } {
+  /** The console's file, open for appending, and its last record (read once from the file's end,
+   *  and again when the file's size is not what this store wrote). */
+  private open(console: string): AuditFile {
     let f = this.files.get(console);
-    if (f) return f;
+    if (f && fs.fstatSync(f.fd).size === f.size) return f;
+    if (f) this.forget(console); // grown (or cut) by other hands: look again
     const file = this.file(console);
     let last: AuditRecord | undefined;
     if (fs.existsSync(file)) {
@@ -113,7 +132,8 @@ export class FsAuditStore implements AuditStore {
           ?? (start > 0 ? parseLines(fs.readFileSync(file, 'utf8')).findLast((r) => typeof r.seq === 'number') : undefined);
       } finally { fs.closeSync(fd); }
     }
-    f = { fd: fs.openSync(file, 'a'), last };
+    const fd = fs.openSync(file, 'a', 0o600);
+    f = { fd, last, size: fs.fstatSync(fd).size };
     this.files.set(console, f);
     return f;
   }
@@ -127,27 +147,36 @@ export class FsAuditStore implements AuditStore {
   }
 }
 
+interface AuditFile { fd: number; last?: AuditRecord; size: number }
+
 function parseLines(text: string): AuditRecord[] {
   return text.split('\n').filter(Boolean).flatMap((l) => {
     try { return [JSON.parse(l) as AuditRecord]; } catch { return []; } // listing skips what verify reports
   });
 }
 
-/** Consoles with an audit file or a chain head under the data directory `root`. */
+/** The audit file of a console under the data directory `root` (the name checked: it makes the path). */
+function auditFile(root: string, console: string): string {
+  return path.join(root, 'audit', `${checkConsoleName(console, 'console', { cloudStream: true })}.jsonl`);
+}
+
+/** Consoles with an audit file or a chain head under the data directory `root` (files whose
+ *  names are not console names are not the cloud's: left out). */
 export function fsAuditConsoles(root: string): string[] {
   let files: string[] = [];
   try { files = fs.readdirSync(path.join(root, 'audit')).filter((f) => f.endsWith('.jsonl')).map((f) => f.slice(0, -6)); } catch { /* none */ }
-  return [...new Set([...files, ...fsAuditHeadConsoles(root)])].sort();
+  return [...new Set([...files, ...fsAuditHeadConsoles(root)])].filter((c) => c === CLOUD_STREAM || isConsoleName(c)).sort();
 }
 
 /** Verifies a console's chain in the data directory `root`, read only (`cloudcons audit verify
  *  --data DIR`). `snap`: the head and the file length to check against; without it the head is
  *  read before and after the file (a cloud may be appending meanwhile). Reads the file as a stream. */
-export async function verifyFsAudit(root: string, console: string, snap?: { size: number; head?: AuditHead }): Promise<AuditVerifyResult> {
-  const file = path.join(root, 'audit', `${console}.jsonl`);
-  const head = snap ? snap.head : readFsAuditHead(root, console);
+export async function verifyFsAudit(root: string, console: string, snap?: { size: number; head: HeadRead }): Promise<AuditVerifyResult> {
+  const file = auditFile(root, console);
+  const head = snap ? snap.head : await readHead(() => readFsAuditHead(root, console));
   const size = snap ? snap.size : fs.existsSync(file) ? fs.statSync(file).size : 0;
   const w = new ChainWalker(console);
+  if (head && !(head instanceof Error)) w.watch(head.seq);
   if (size > 0) {
     const lines = readline.createInterface({ input: fs.createReadStream(file, { end: size - 1 }), crlfDelay: Infinity });
     let n = 0;
@@ -160,5 +189,5 @@ export async function verifyFsAudit(root: string, console: string, snap?: { size
       w.push(typeof rec === 'object' && rec ? { rec, where } : { bad: `not a record: ${JSON.stringify(line.slice(0, 80))}`, where });
     }
   }
-  return w.finish(head, snap ? undefined : readFsAuditHead(root, console));
+  return w.finish(head, snap ? undefined : await readHead(() => readFsAuditHead(root, console)));
 }

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ConsoleRecord, ConsoleRegistry } from '../../core/ports.ts';
+import { checkConsoleName } from '../../../protocol/names.ts';
 
 export class FsConsoleRegistry implements ConsoleRegistry {
   private readonly file: string;
@@ -11,7 +12,7 @@ export class FsConsoleRegistry implements ConsoleRegistry {
   private timer?: NodeJS.Timeout;
 
   constructor(root: string, private readonly saveMs = 200) {
-    fs.mkdirSync(root, { recursive: true });
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
     this.file = path.join(root, 'consoles.json');
     if (fs.existsSync(this.file)) {
       for (const r of JSON.parse(fs.readFileSync(this.file, 'utf8')) as ConsoleRecord[]) {
@@ -25,7 +26,7 @@ export class FsConsoleRegistry implements ConsoleRegistry {
 
   async get(name: string): Promise<ConsoleRecord | undefined> { const r = this.recs.get(name); return r && { ...r }; }
   async list(): Promise<ConsoleRecord[]> { return [...this.recs.values()].map((r) => ({ ...r })); }
-  async put(rec: ConsoleRecord): Promise<void> { this.recs.set(rec.name, { ...rec }); this.saveSoon(); }
+  async put(rec: ConsoleRecord): Promise<void> { this.recs.set(checkConsoleName(rec.name), { ...rec }); this.saveSoon(); }
 
   // One process, and no await between the check and the change: atomic.
   async putIf(rec: ConsoleRecord, owner: string | null): Promise<boolean> {
@@ -65,7 +66,7 @@ export class FsConsoleRegistry implements ConsoleRegistry {
 
   private save(): void {
     const tmp = `${this.file}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify([...this.recs.values()], null, 1));
+    fs.writeFileSync(tmp, JSON.stringify([...this.recs.values()], null, 1), { mode: 0o600 });
     fs.renameSync(tmp, this.file);
   }
 }

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HotTail } from '../../core/ports.ts';
+import { checkConsoleName, isConsoleName } from '../../../protocol/names.ts';
 
 interface HotFile { start: number; bytes: number; lastTs: number; bin: string; ts: string }
 interface ConsoleHot {
@@ -33,7 +34,7 @@ export class FsHotTail implements HotTail {
    *  longest an append waits in memory (default 200 ms). */
   constructor(dataDir: string, private readonly fileBytes = 1024 * 1024, flushMs = 200) {
     this.root = path.join(dataDir, 'hot');
-    fs.mkdirSync(this.root, { recursive: true });
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
     this.timer = setInterval(() => { for (const c of this.cons.values()) this.flush(c); }, flushMs);
     this.timer.unref();
   }
@@ -49,7 +50,7 @@ export class FsHotTail implements HotTail {
   private open(console: string): ConsoleHot {
     let c = this.cons.get(console);
     if (c) return c;
-    const dir = path.join(this.root, console);
+    const dir = path.join(this.root, checkConsoleName(console));
     const files: HotFile[] = [];
     if (fs.existsSync(dir)) {
       for (const f of fs.readdirSync(dir)) {
@@ -86,7 +87,7 @@ export class FsHotTail implements HotTail {
     if (!data.length) return;
     let f = last && offset === end && last.bytes < this.fileBytes ? last : undefined;
     if (!f) {
-      fs.mkdirSync(c.dir, { recursive: true });
+      fs.mkdirSync(c.dir, { recursive: true, mode: 0o700 });
       const base = path.join(c.dir, String(offset).padStart(16, '0'));
       f = { start: offset, bytes: 0, lastTs: ts, bin: `${base}.bin`, ts: `${base}.ts` };
       c.files.push(f);
@@ -94,7 +95,7 @@ export class FsHotTail implements HotTail {
     if (c.fd?.file !== f) {
       this.flush(c);
       if (c.fd) { fs.closeSync(c.fd.bin); fs.closeSync(c.fd.ts); }
-      c.fd = { bin: fs.openSync(f.bin, 'a'), ts: fs.openSync(f.ts, 'a'), file: f };
+      c.fd = { bin: fs.openSync(f.bin, 'a', 0o600), ts: fs.openSync(f.ts, 'a', 0o600), file: f };
     }
     const rec = Buffer.allocUnsafe(REC);
     rec.writeDoubleLE(f.bytes, 0);
@@ -178,7 +179,7 @@ export class FsHotTail implements HotTail {
   }
 
   async consoles(): Promise<string[]> {
-    return fs.readdirSync(this.root).filter((n) => this.open(n).files.length > 0);
+    return fs.readdirSync(this.root).filter((n) => isConsoleName(n) && this.open(n).files.length > 0);
   }
 
   close(): void {

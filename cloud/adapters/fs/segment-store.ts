@@ -12,12 +12,18 @@ export class FsSegmentStore implements SegmentStore {
   readonly root: string;
   constructor(dataDir: string) {
     this.root = path.join(dataDir, 'segments');
-    fs.mkdirSync(this.root, { recursive: true });
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
   }
 
   private file(key: string): string {
     if (!key || key.startsWith('/') || key.split('/').some((p) => p === '' || p === '.' || p === '..')) throw new BadParameter(`bad object key ${JSON.stringify(key)}`);
     return path.join(this.root, key);
+  }
+
+  /** A listing prefix stays inside the store: no `.` or `..` part (an empty last part is the folder itself). */
+  private prefix(prefix: string): string {
+    if (prefix.startsWith('/') || prefix.split('/').some((p, i, all) => p === '.' || p === '..' || (p === '' && i < all.length - 1))) throw new BadParameter(`bad object key prefix ${JSON.stringify(prefix)}`);
+    return prefix;
   }
 
   async put(key: string, body: Buffer): Promise<'created' | 'exists'> {
@@ -27,8 +33,8 @@ export class FsSegmentStore implements SegmentStore {
     const tmp = path.join(this.root, `.tmp-${randomBytes(6).toString('hex')}`);
     // Asynchronous (thread pool): a flush to disk must not stall live output on the event loop.
     try {
-      await fsp.mkdir(dir, { recursive: true });
-      const fh = await fsp.open(tmp, 'wx');
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      const fh = await fsp.open(tmp, 'wx', 0o600);
       try { await fh.writeFile(body); await fh.datasync(); } finally { await fh.close(); }
       try { await fsp.link(tmp, file); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists'; throw e; }
       const dh = await fsp.open(dir, 'r');
@@ -60,6 +66,7 @@ export class FsSegmentStore implements SegmentStore {
   }
 
   async list(prefix: string): Promise<{ key: string; size: number }[]> {
+    this.prefix(prefix);
     const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
     const out: { key: string; size: number }[] = [];
     const walk = (rel: string) => {
@@ -77,8 +84,9 @@ export class FsSegmentStore implements SegmentStore {
   }
 
   async children(prefix: string): Promise<string[]> {
+    const dir = path.join(this.root, this.prefix(prefix));
     try {
-      return fs.readdirSync(path.join(this.root, prefix)).filter((n) => !n.startsWith('.tmp-')).sort();
+      return fs.readdirSync(dir).filter((n) => !n.startsWith('.tmp-')).sort();
     } catch { return []; }
   }
 

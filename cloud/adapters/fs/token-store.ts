@@ -40,7 +40,7 @@ export class FsTokenStore implements TokenStore {
   private mtime = -1;
 
   constructor(root: string) {
-    fs.mkdirSync(root, { recursive: true });
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
     this.file = path.join(root, 'tokens.json');
   }
 
