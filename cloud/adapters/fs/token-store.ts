@@ -5,7 +5,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Unauthorized } from '../../../protocol/errors.ts';
-import { checkUserName, shownName, tokenName } from '../../../protocol/principal.ts';
+import { checkUserName, tokenName } from '../../../protocol/principal.ts';
+import { shownName } from '../../../protocol/safe-text.ts';
 import type { Principal, TokenInfo, TokenStore } from '../../core/ports.ts';
 
 interface Entry extends TokenInfo { hash: string }
