@@ -7,12 +7,13 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NotFound, StorageFull, BadParameter } from '../../../protocol/errors.ts';
 import type { SegmentStore } from '../../core/ports.ts';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
 
 export class FsSegmentStore implements SegmentStore {
   readonly root: string;
   constructor(dataDir: string) {
     this.root = path.join(dataDir, 'segments');
-    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    privateDir(this.root);
   }
 
   private file(key: string): string {
@@ -33,8 +34,8 @@ export class FsSegmentStore implements SegmentStore {
     const tmp = path.join(this.root, `.tmp-${randomBytes(6).toString('hex')}`);
     // Asynchronous (thread pool): a flush to disk must not stall live output on the event loop.
     try {
-      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-      const fh = await fsp.open(tmp, 'wx', 0o600);
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+      const fh = await fsp.open(tmp, 'wx', PRIVATE_FILE_MODE);
       try { await fh.writeFile(body); await fh.datasync(); } finally { await fh.close(); }
       try { await fsp.link(tmp, file); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists'; throw e; }
       const dh = await fsp.open(dir, 'r');
