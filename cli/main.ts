@@ -267,7 +267,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--oidc-user-claim <claim>', 'claim naming the user (default preferred_username; no fallback)')
   .option('--oidc-groups-claim <claim>', 'claim listing the user\'s groups, a dotted path for nested ones (default groups)')
   .option('--oidc-admin-group <group>', 'members of this group are admins (repeatable)', (v: string, all: string[] = []) => [...all, v])
-  .option('--oidc-clock-tolerance <s>', 'leeway for exp and nbf in seconds (default 30)', int('--oidc-clock-tolerance'))
+  .option('--oidc-clock-tolerance <s>', 'leeway for exp, nbf and iat in seconds (default 30)', int('--oidc-clock-tolerance'))
   .option('--oidc-max-lifetime <s>', 'refuse ID tokens valid for longer than this, exp - iat, in seconds (default 86400)', int('--oidc-max-lifetime', 60))
   .option('--oidc-jwks-cache-ms <ms>', 'use the issuer\'s keys this long before fetching them again (default 600000)', int('--oidc-jwks-cache-ms', 1000))
   .option('--oidc-scopes <scopes>', 'scopes the web viewer asks for (default "openid profile email")')

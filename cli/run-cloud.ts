@@ -8,13 +8,14 @@ import type { OidcOptions } from '../cloud/adapters/oidc.ts';
 import { checkPlainListen, loadServerCert, selfSignedCert, type ServerCert } from '../cloud/server/tls.ts';
 import { BadParameter } from '../protocol/errors.ts';
 import { err, line, out, safeLines } from './print.ts';
+import { PRIVATE_FILE_MODE, privateDir } from '../protocol/private-files.ts';
 
 /** On first start (no tokens yet) an admin token is written to DIR/admin-token, mode 0600. */
 export async function bootstrapAdmin(dataDir: string): Promise<string | undefined> {
   if (fs.existsSync(path.join(dataDir, 'tokens.json'))) return undefined;
   const { token } = await new FsTokenStore(dataDir).create({ kind: 'user', name: 'admin', admin: true });
   const file = path.join(dataDir, 'admin-token');
-  fs.writeFileSync(file, token + '\n', { mode: 0o600 });
+  fs.writeFileSync(file, token + '\n', { mode: PRIVATE_FILE_MODE });
   return file;
 }
 
@@ -42,7 +43,7 @@ export async function runCloud(o: {
 }): Promise<CloudServer> {
   const dataDir = path.resolve(o.dataDir);
   if (!o.tls?.cert && !o.tls?.selfSigned) checkPlainListen(o.host, o.insecureHttp); // before anything is written
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  privateDir(dataDir);
   const cert = await serverCert(o.tls ?? {}, dataDir, o.host);
   const adminFile = await bootstrapAdmin(dataDir);
   const server = await startCloudServer({ dataDir, tls: cert, insecureHttp: o.insecureHttp, s3: o.s3, host: o.host, port: o.port, core: defined(o.core ?? {}), limits: defined(o.limits ?? {}), oidc: o.oidc, log: cloudLog });

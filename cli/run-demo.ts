@@ -10,13 +10,14 @@ import { checkUserName } from '../protocol/principal.ts';
 import { localLoginFile, saveLogin } from './login-config.ts';
 import { cloudLog, describeCert, relayLog, serverCert, stopOnSignals, type TlsFlags } from './run-cloud.ts';
 import { err, line, out, safeLines } from './print.ts';
+import { PRIVATE_FILE_MODE, privateDir } from '../protocol/private-files.ts';
 
 interface DemoSecrets { user: string; relay: string }
 
 export async function runDemo(o: { dir: string; port: number; tls?: TlsFlags }): Promise<void> {
   const base = path.resolve(o.dir);
   const dataDir = path.join(base, 'data');
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  privateDir(dataDir);
   // With TLS, the local relay and the folder's login pin the served certificate itself: they reach
   // it as 127.0.0.1, which a certificate for the host's real name does not name.
   const cert = await serverCert(o.tls ?? {}, dataDir, '127.0.0.1');
@@ -67,6 +68,6 @@ async function demoSecrets(base: string, tokens: { verify(t: string): Promise<un
     user: (await tokens.create({ kind: 'user', name: checkUserName(process.env.USER).name ?? 'demo', admin: true })).token,
     relay: (await tokens.create({ kind: 'relay', name: 'local' })).token,
   };
-  fs.writeFileSync(file, JSON.stringify(s), { mode: 0o600 });
+  fs.writeFileSync(file, JSON.stringify(s), { mode: PRIVATE_FILE_MODE });
   return s;
 }

@@ -36,6 +36,7 @@ test('a glob that cannot be meant is a GlobError naming the problem, never a Syn
     assert.match(globProblem(g) ?? '', re);
   }
   assert.equal(globProblem('web[0-9]*'), undefined);
+  assert.match(globProblem('web[\u202e') ?? '', /^glob "web\[\\u202e": the \[ at position 4 has no closing \]/, 'the glob shown escaped');
 });
 
 test('a glob of many stars against a long name takes at most len(name) x len(glob) steps', () => {

@@ -7,6 +7,8 @@
 // `*` takes at most len(name) x len(glob) steps, whatever the glob (a regex of many `.*` can take
 // exponential time on a backtracking engine).
 
+import { shownName } from './safe-text.ts';
+
 /** A glob that cannot match as written: an unclosed `[`, a range out of order, too long. */
 export class GlobError extends Error {}
 
@@ -22,7 +24,7 @@ type Tok =
 /** The parts of a glob. Throws GlobError (saying what and where) on a glob no console name could
  *  be meant by. */
 function parse(glob: string): Tok[] {
-  if (glob.length > GLOB_MAX) throw new GlobError(`glob ${JSON.stringify(glob.slice(0, 40))}...: ${glob.length} characters, longer than ${GLOB_MAX}`);
+  if (glob.length > GLOB_MAX) throw new GlobError(`glob ${shownName(glob)}: ${glob.length} characters, longer than ${GLOB_MAX}`);
   const chars = Array.from(glob);
   const out: Tok[] = [];
   for (let i = 0; i < chars.length; i++) {
@@ -35,13 +37,13 @@ function parse(glob: string): Tok[] {
       if (negate) j++;
       const members: string[] = [];
       for (; j < chars.length && (chars[j] !== ']' || !members.length); j++) members.push(chars[j]);
-      if (j >= chars.length) throw new GlobError(`glob ${JSON.stringify(glob)}: the [ at position ${i + 1} has no closing ]`);
+      if (j >= chars.length) throw new GlobError(`glob ${shownName(glob)}: the [ at position ${i + 1} has no closing ]`);
       const ranges: [number, number][] = [];
       for (let k = 0; k < members.length; k++) {
         const a = members[k].codePointAt(0)!;
         if (members[k + 1] === '-' && k + 2 < members.length) {
           const b = members[k + 2].codePointAt(0)!;
-          if (a > b) throw new GlobError(`glob ${JSON.stringify(glob)}: the range ${members[k]}-${members[k + 2]} is out of order`);
+          if (a > b) throw new GlobError(`glob ${shownName(glob)}: the range ${members[k]}-${members[k + 2]} is out of order`);
           ranges.push([a, b]);
           k += 2;
         } else ranges.push([a, a]);

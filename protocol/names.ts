@@ -4,6 +4,7 @@
 // `..`, hold a `/`, or start like an option; and it is at most 128 characters. The cloud's own
 // audit stream `_cloud` is the one name outside the rule (it can never be a console's).
 import { BadParameter } from './errors.ts';
+import { shownName } from './safe-text.ts';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
 export const NAME_MAX = 128;
@@ -16,11 +17,10 @@ export function isConsoleName(name: unknown): name is string {
   return typeof name === 'string' && name.length <= NAME_MAX && NAME_RE.test(name);
 }
 
-/** What is wrong with `name` as a console name (quoted, cut to 80 characters), or undefined. */
+/** What is wrong with `name` as a console name (shown as safe-text.ts shownName shows it), or undefined. */
 export function consoleNameProblem(name: unknown, what = 'console name'): string | undefined {
   if (isConsoleName(name)) return undefined;
-  const shown = typeof name === 'string' ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}...` : name) : typeof name;
-  return `${what} ${shown}: must be ${NAME_RULE}`;
+  return `${what} ${shownName(name)}: must be ${NAME_RULE}`;
 }
 
 /** `name` when it is a console name (`cloudStream`: or the cloud's audit stream, where that is

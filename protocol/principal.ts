@@ -18,6 +18,7 @@
 // also hold `:` and `/` (Keycloak's `/sre` paths) and may start with `/`.
 // Pure functions, no I/O: the cloud, the CLI and the importer all use these.
 import { BadParameter } from './errors.ts';
+import { shownName } from './safe-text.ts';
 
 /** The longest user, relay or group name. */
 export const PRINCIPAL_NAME_MAX = 128;
@@ -36,14 +37,6 @@ export type Checked = { name: string; why?: undefined } | { name?: undefined; wh
 
 const USER_RE = /^[a-z0-9][a-z0-9._@+-]*$/;
 const GROUP_RE = /^[a-z0-9/][a-z0-9._@+:/-]*$/;
-
-/** `raw` quoted for a message: cut to 80 characters, everything outside printable ASCII as \uXXXX
- *  (a hostile name must not reorder or hide the message it is shown in). */
-export function shownName(raw: unknown): string {
-  if (typeof raw !== 'string') return typeof raw;
-  const cut = raw.length > 80 ? `${raw.slice(0, 80)}...` : raw;
-  return JSON.stringify(cut).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
 
 function check(raw: unknown, kind: 'user' | 'group'): Checked {
   if (typeof raw !== 'string') return { why: `not a string (${typeof raw})` };

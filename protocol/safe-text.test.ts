@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { escapeInQuoted, safeText, UNSAFE_CHAR } from './safe-text.ts';
+import { escapeInQuoted, safeText, shownName, UNSAFE_CHAR } from './safe-text.ts';
 
 test('safeText: C0 controls and DEL in caret notation, so ESC sequences and line breaks show instead of acting', () => {
   assert.equal(safeText('\x1b[2K\x1b[1A'), '^[[2K^[[1A');
@@ -58,4 +58,11 @@ test('escapeInQuoted: JSON stays exact and prints no control, bidi or zero-width
   assert.deepEqual(JSON.parse(text), v);
   assert.doesNotMatch(text.replace(/\n/g, ''), new RegExp(UNSAFE_CHAR.source, 'u'));
   assert.match(text, /\\u202e\\u200b\\u2028\\udb40\\udc41\\ud800/);
+});
+
+test('shownName: a value quoted for a message, cut to 80 characters, nothing outside printable ASCII left raw', () => {
+  assert.equal(shownName('a\u202eb\u0000c'), '"a\\u202eb\\u0000c"');
+  assert.equal(shownName('x'.repeat(100)), `"${'x'.repeat(80)}..."`);
+  assert.equal(shownName('\u0430dmin'), '"\\u0430dmin"', 'a look-alike letter shows as what it is');
+  assert.equal(shownName(42), 'number');
 });

@@ -37,6 +37,16 @@ export function safeText(s: string): string {
   return s.replace(UNSAFE_ALL, escapeChar);
 }
 
+/** `raw` quoted for a message (a name, a glob, a path someone sent): JSON string syntax, cut to
+ *  80 characters, and everything outside printable ASCII as \uXXXX, so a hostile value can neither
+ *  reorder or hide the message it is shown in, nor pass a look-alike letter for an ASCII one.
+ *  Not a string: its type. */
+export function shownName(raw: unknown): string {
+  if (typeof raw !== 'string') return typeof raw;
+  const cut = raw.length > 80 ? `${raw.slice(0, 80)}...` : raw;
+  return JSON.stringify(cut).replace(/[^\x20-\x7e]/g, (c) => `\\u${hex4(c.charCodeAt(0))}`);
+}
+
 /**
  * JSON or YAML text made safe to print without changing what it parses to: every unsafe
  * character except the line breaks of the text's own layout becomes a `\uXXXX` escape (UTF-16

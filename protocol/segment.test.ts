@@ -4,8 +4,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import {
   bufferSource, encodeGapSegment, encodeSegment, parseSegmentKey, readBlock, readFooter, segmentKey, shiftSegment,
-  verifySegment, MAX_TIME_MS, SegmentFormatError, type Chunk,
+  verifySegment, SegmentFormatError, type Chunk,
 } from './segment.ts';
+import { MAX_TIME_MS } from './bounds.ts';
 
 function chunksOf(data: Buffer, start: number, t0: number, sizes: number[]): Chunk[] {
   const out: Chunk[] = [];

@@ -4,8 +4,6 @@ import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
 import { z } from 'zod';
 import { MAX_TIME_MS } from './bounds.ts';
-
-export { MAX_TIME_MS } from './bounds.ts';
 import { checkConsoleName, isConsoleName } from './names.ts';
 
 export const SEGMENT_VERSION = 1;

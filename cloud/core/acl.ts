@@ -30,7 +30,8 @@
 // normal form (lowercase) when the document is parsed, and subjects are compared in it too.
 import { z } from 'zod';
 import { GLOB_MAX, globMatcher, globProblem } from '../../protocol/glob.ts';
-import { checkGroupName, checkUserName, formatPrincipal, parsePrincipal, PRINCIPAL_NAME_MAX, shownName, type Checked } from '../../protocol/principal.ts';
+import { checkGroupName, checkUserName, formatPrincipal, parsePrincipal, PRINCIPAL_NAME_MAX, type Checked } from '../../protocol/principal.ts';
+import { shownName } from '../../protocol/safe-text.ts';
 
 export const ACTIONS = ['list', 'spy', 'attach', 'force', 'break', 'replay', 'export', 'audit', 'down', 'up'] as const;
 export type Action = typeof ACTIONS[number];

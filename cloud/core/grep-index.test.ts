@@ -4,14 +4,13 @@ import { FsHotTail } from '../adapters/fs/hot-tail.ts';
 import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
 import { encodeSegment, type Chunk } from '../../protocol/segment.ts';
 import { cleanup, tmpDir } from '../../test/helpers.ts';
-import { requiredLiterals } from './grep-index.ts';
 import { LogStore } from './log-store.ts';
-import { byteSource, grepLog, grepPattern } from './replay.ts';
+import { grepLog, grepPattern } from './replay.ts';
 
 after(cleanup);
 
 test('requiredLiterals finds only what every match must contain', () => {
-  const lit = (p: string, i = false) => requiredLiterals(byteSource(p, i), i).map((b) => b.toString('latin1'));
+  const lit = (p: string, i = false) => grepPattern(p, i).literals.map((b) => b.toString('latin1'));
   assert.deepEqual(lit('NEVER_[0-9]+_MATCHES'), ['NEVER_', '_MATCHES']);
   assert.deepEqual(lit('kernel: eth0 up'), ['kernel: eth0 up']);
   assert.deepEqual(lit('colou?r error'), ['colo', 'r error']);
@@ -22,7 +21,56 @@ test('requiredLiterals finds only what every match must contain', () => {
   assert.deepEqual(lit('\\d+ errors? found'), [' error', ' found']);
   assert.deepEqual(lit('ab.cd'), []);
   assert.deepEqual(lit('ÉTÉ', true), [], '-i with non-ASCII: no pruning');
-  assert.deepEqual(lit('Link UP', true), ['Link UP']);
+  assert.deepEqual(lit('Link UP', true), ['link up'], '-i: lowercase, as the index and the pre-check fold');
+  // Escapes are the characters they stand for, not the letters they are written with.
+  assert.deepEqual(lit('\\x41BC\\u0044'), ['ABCD']);
+  assert.deepEqual(lit('\\cJabc'), ['\nabc']);
+  assert.deepEqual(lit('caf\\xe9 au lait'), ['caf\xc3\xa9 au lait'], 'a non-ASCII character as its UTF-8 bytes');
+  // Groups: an alternation or an optional group ends a run; a group repeated at least once joins it once.
+  assert.deepEqual(lit('(a|b)xyz'), ['xyz']);
+  assert.deepEqual(lit('ab(cd)+efg'), ['abcd', 'efg']);
+  assert.deepEqual(lit('ab(?:cd)?efg'), ['efg']);
+});
+
+test('grep finds a line whose pattern is written with escapes (the literals the pre-check looks for are its bytes)', async () => {
+  const lines = Buffer.from('xx ABC yy\nno match\nline\nabc\n');
+  for (const p of ['\\x41BC', '\\u0041\\u0042C', '\\x41\\x42\\x43', 'line\\n?']) {
+    const hits = [];
+    for await (const h of grepLog((async function* () { yield { kind: 'data' as const, offset: 0, ts: 1, data: lines }; })(), 'c', grepPattern(p, false))) hits.push(h.line);
+    assert.deepEqual(hits, p.startsWith('line') ? ['line'] : ['xx ABC yy'], p);
+  }
+});
+
+test('grep with its literal pre-check finds the lines JavaScript regexes find, on random patterns of literal runs', async () => {
+  // Differential through grepLog: whatever requiredLiterals takes from a pattern, no matching line is skipped.
+  let seed = 4242;
+  const rnd = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+  const pick = <T>(xs: readonly T[]) => xs[rnd(xs.length)];
+  const atoms = ['a', 'b', 'c', 'ab', 'abc', 'B', '\\x61', '\\u0062', '\\x43', '.', '[ab]', '\\d', '1', ' ', '\\.', '\\b', '^', '$'];
+  const gen = (d: number): string => {
+    const r = rnd(8);
+    if (d > 2 || r < 3) return pick(atoms);
+    if (r < 5) return gen(d + 1) + gen(d + 1) + gen(d + 1);
+    if (r < 6) return `(${gen(d + 1)}|${gen(d + 1)})`;
+    if (r < 7) return `(?:${gen(d + 1)})${pick(['*', '+', '?', '{2}', '{0,2}', '{1,}'])}`;
+    return pick(atoms) + pick(['*', '+', '?', '{1,3}']);
+  };
+  const alphabet = 'abcABC1 .';
+  let checked = 0, pruned = 0;
+  for (let k = 0; k < 1500; k++) {
+    const p = gen(0) + gen(1);
+    const i = rnd(2) === 1;
+    const lines = Array.from({ length: 12 }, () => Array.from({ length: rnd(12) }, () => alphabet[rnd(alphabet.length)]).join(''));
+    let re: RegExp;
+    try { re = new RegExp(p, i ? 'i' : ''); } catch { continue; } // `^*` and the like
+    const pat = grepPattern(p, i);
+    checked++;
+    if (pat.literals.length) pruned++;
+    const got: string[] = [];
+    for await (const h of grepLog((async function* () { yield { kind: 'data' as const, offset: 0, ts: 1, data: Buffer.from(lines.join('\n') + '\n') }; })(), 'c', pat)) got.push(h.line);
+    assert.deepEqual(got, lines.filter((l) => re.test(l)), `${JSON.stringify(p)}${i ? ' -i' : ''} (literals ${JSON.stringify(pat.literals.map(String))}) on ${JSON.stringify(lines)}`);
+  }
+  assert.ok(checked > 1000 && pruned > 200, `${checked} patterns checked, ${pruned} of them with literals`);
 });
 
 test('grep with the trigram index finds exactly what a full scan finds, also across block and segment seams', async () => {

@@ -3,8 +3,8 @@
 // For each block of a data segment, the cloud stores (object `<segment key>.tri`, written at
 // upload) a BITS-bit set of the ASCII-lowercased byte trigrams of the block's bytes plus the first
 // two bytes of the next block (so a trigram across a block boundary is indexed too). A grep pattern
-// yields literals every match must contain (requiredLiterals); a block can hold a match only if all
-// their trigrams are in its set. Literals may straddle two blocks, so grep also reads the block
+// yields literals every match must contain (grep-pattern.ts requiredLiterals); a block can hold a
+// match only if all their trigrams are in its set. Literals may straddle two blocks, so grep also reads the block
 // before and after any candidate and the first and last block of every segment (neighbouring
 // segments are indexed separately). No false negatives; false positives just cost a read.
 export const BITS = 32 * 1024;
@@ -48,36 +48,4 @@ export function slotsOf(literals: Buffer[]): number[] {
   const out = new Set<number>();
   for (const l of literals) for (let p = 0; p + 2 < l.length; p++) out.add(slot(l[p], l[p + 1], l[p + 2]));
   return [...out];
-}
-
-/** Literal byte strings (latin1 strings of a grepRegex source) that every match of `source`
- *  contains, found conservatively: none if the pattern has an alternation; only runs at the top
- *  level (outside groups and classes); a character made optional by ?, * or {0 is dropped. Runs
- *  shorter than 3 bytes carry no trigram and are left out. */
-export function requiredLiterals(source: string, ignoreCase: boolean): Buffer[] {
-  if (source.includes('|')) return [];
-  const runs: string[] = [];
-  let run = '', depth = 0;
-  const end = () => { if (run.length >= 3) runs.push(run); run = ''; };
-  for (let i = 0; i < source.length; i++) {
-    const c = source[i];
-    if (c === '\\') {
-      const n = source[i + 1] ?? '';
-      i++;
-      if (depth === 0 && /[\\^$.|?*+()[\]{}/-]/.test(n)) run += n; else end();
-      continue;
-    }
-    if (c === '[') { end(); while (i < source.length && source[i] !== ']') { if (source[i] === '\\') i++; i++; } continue; }
-    if (c === '(') { depth++; end(); continue; }
-    if (c === ')') { depth = Math.max(0, depth - 1); end(); continue; }
-    if (depth > 0) continue;
-    if (c === '?' || c === '*' || (c === '{' && /^\{0[,}]/.test(source.slice(i)))) { run = run.slice(0, -1); end(); continue; }
-    if (c === '{') { end(); while (i < source.length && source[i] !== '}') i++; continue; }
-    if (c === '+') { end(); continue; }
-    if (c === '.' || c === '^' || c === '$') { end(); continue; }
-    run += c;
-  }
-  end();
-  // -i folds only ASCII in the index: a literal with other bytes could match other case forms.
-  return runs.filter((r) => !ignoreCase || /^[\x00-\x7f]*$/.test(r)).map((r) => Buffer.from(r, 'latin1'));
 }

@@ -63,6 +63,40 @@ export function size(n: Node): number {
   }
 }
 
+/**
+ * Byte strings of 3 bytes or more that every match of `node` contains, for the trigram index
+ * (grep-index.ts) and grep's pre-check (replay.ts grepLog): the runs of single bytes in the
+ * pattern's top-level sequence, a part repeated at least once joining the run before it (its
+ * first copy follows it) and ending it. Under -i a letter's two cases count as the lowercase
+ * letter and a byte outside ASCII ends a run (the index and the pre-check fold ASCII only).
+ * Anything else (a class, `.`, an alternation, an assertion, an optional part) ends a run, so
+ * the literals are only ever fewer than they could be, never wrong.
+ */
+export function requiredLiterals(node: Node, ignoreCase: boolean): Buffer[] {
+  const runs: Buffer[] = [];
+  let run: number[] = [];
+  const end = () => { if (run.length >= 3) runs.push(Buffer.from(run)); run = []; };
+  const walk = (n: Node): void => {
+    if (n.t === 'seq') { for (const x of n.items) walk(x); return; }
+    const b = n.t === 'set' ? literalByte(n.set, ignoreCase) : undefined;
+    if (b !== undefined) { run.push(b); return; }
+    if (n.t === 'rep' && n.min >= 1) walk(n.node);
+    end();
+  };
+  walk(node);
+  end();
+  return runs;
+}
+
+/** The one byte a set stands for (under -i: the lowercase letter of a letter's two cases). */
+function literalByte(set: Uint8Array, ignoreCase: boolean): number | undefined {
+  let first = -1, n = 0;
+  for (let b = 0; b < 256; b++) if (set[b]) { if (++n > 2) return undefined; if (first < 0) first = b; }
+  if (n === 1) return ignoreCase && first >= 0x80 ? undefined : first;
+  // Two members: under -i an ASCII letter in both cases (first is the capital).
+  return ignoreCase && n === 2 && first >= 65 && first <= 90 && set[first + 32] ? first + 32 : undefined;
+}
+
 const refuse = (what: string, why: string) => new BadParameter(`pattern: ${what} ${why}`);
 const NO_LINEAR = 'cannot be matched in time linear in the output (grep runs every pattern that way, so no pattern can stall the cloud)';
 

@@ -12,8 +12,7 @@ import type { LogItem } from './log-store.ts';
 import type { AuditRecord } from './ports.ts';
 import { safeText } from '../../protocol/safe-text.ts';
 import { compile, LineMatcher, type Program } from './grep-dfa.ts';
-import { requiredLiterals } from './grep-index.ts';
-import { parsePattern, type PatternLimits } from './grep-pattern.ts';
+import { parsePattern, requiredLiterals, type PatternLimits } from './grep-pattern.ts';
 
 export type ReplayFormat = 'raw' | 'text' | 'asciicast' | 'chunks';
 export const REPLAY_FORMATS: readonly ReplayFormat[] = ['raw', 'text', 'asciicast', 'chunks'];
@@ -193,25 +192,15 @@ export interface GrepHit { console: string; time: number; offset: number; line: 
 export interface GrepPattern {
   program: Program;
   ignoreCase: boolean;
-  /** Byte strings every matching line contains (the trigram index and a fast pre-check). */
+  /** Byte strings every matching line contains (the trigram index and a fast pre-check);
+   *  lowercase under -i. */
   literals: Buffer[];
 }
 
 /** Compiles a user's pattern; BadParameter (`pattern: ...`) says what is wrong or refused. */
 export function grepPattern(pattern: string, ignoreCase: boolean, limits?: PatternLimits): GrepPattern {
-  const program = compile(parsePattern(pattern, ignoreCase, limits));
-  return { program, ignoreCase, literals: requiredLiterals(byteSource(pattern, ignoreCase), ignoreCase) };
-}
-
-/** The pattern's source over bytes (latin1, one char per byte) for requiredLiterals: each
- *  non-ASCII character as its UTF-8 bytes, a group of its case forms under -i. */
-export function byteSource(pattern: string, ignoreCase: boolean): string {
-  const utf8 = (c: string) => Buffer.from(c, 'utf8').toString('latin1');
-  return [...pattern].map((c) => {
-    if (c.charCodeAt(0) < 128) return c;
-    const forms = ignoreCase ? [...new Set([c, c.toLowerCase(), c.toUpperCase()])] : [c];
-    return forms.length === 1 ? utf8(c) : `(?:${forms.map(utf8).join('|')})`;
-  }).join('');
+  const node = parsePattern(pattern, ignoreCase, limits);
+  return { program: compile(node), ignoreCase, literals: requiredLiterals(node, ignoreCase) };
 }
 
 /** What one grep request may spend, shared by the consoles it scans. */
@@ -243,8 +232,9 @@ function indexIn(buf: Buffer, needle: Buffer, from: number, end: number): number
 export async function* grepLog(items: AsyncIterable<LogItem>, console: string, pat: GrepPattern, budget?: GrepBudget): AsyncGenerator<GrepHit> {
   // Literals every matching line contains: a window without one of them needs no scan at all, and
   // in the others only the lines holding the longest one are given to the matcher (indexOf runs
-  // at memory speed; the matcher at a few ns a byte). Under -i they are looked for lowercased.
-  const lits = pat.literals.map((l) => (pat.ignoreCase ? l.toString('latin1').toLowerCase() : l.toString('latin1')));
+  // at memory speed; the matcher at a few ns a byte). Under -i they are lowercase, and looked for
+  // in the window lowercased.
+  const lits = pat.literals.map((l) => l.toString('latin1'));
   const anchor = lits.reduce<string | undefined>((a, l) => (a === undefined || l.length > a.length ? l : a), undefined);
   const anchorBytes = anchor === undefined ? undefined : Buffer.from(anchor, 'latin1');
   const matcher = new LineMatcher(pat.program);

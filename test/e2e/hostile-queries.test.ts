@@ -7,7 +7,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { cleanup, openPtyPeer, until } from '../helpers.ts';
-import { hostileRig, type HostileRig, type WsPeer } from '../hostile-rig.ts';
+import { assertResponsive, HEALTH_MAX_MS, hostileRig, type HostileRig, type WsPeer } from '../hostile-rig.ts';
 
 after(cleanup);
 
@@ -22,20 +22,6 @@ function cpuSeconds(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-/** Starts the /healthz probe and waits for its first answer: a fresh process's first request
- *  (connection set-up) is slow whatever the cloud does, so it is left out of the p99. */
-async function probe() {
-  const health = rig.health(50);
-  await until('the health probe to answer once', () => (health.samples().length ? true : undefined), 20_000, 20);
-  return {
-    async stop() {
-      const all = (await health.stop()).samples.slice(1);
-      const sorted = [...all].sort((a, b) => a - b);
-      return { samples: all, p50: sorted[Math.floor(sorted.length / 2)] ?? NaN, p99: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? NaN, max: sorted.at(-1) ?? NaN };
-    },
-  };
 }
 
 /** The stored end of ser1 (a replay of its last line answers it in a header). */
@@ -63,7 +49,7 @@ before(async () => {
 });
 
 test('a replay flood over many sessions: /healthz stays fast, memory bounded, the relay connected, work ends at hang-up', { timeout: 180_000 }, async () => {
-  const health = await probe();
+  const health = await rig.health(50);
   const cloudPid = rig.cloud.child.pid!;
   const rss0 = rig.rss();
   let rssMax = rss0;
@@ -101,7 +87,7 @@ test('a replay flood over many sessions: /healthz stays fast, memory bounded, th
   const grew = (rssMax - rss0) / MiB;
   console.log(`replay flood: ${during} ms, /healthz p50 ${h.p50.toFixed(1)} p99 ${h.p99.toFixed(1)} max ${h.max.toFixed(1)} ms (${h.samples.length} samples); RSS ${(rss0 / MiB).toFixed(0)} -> max ${(rssMax / MiB).toFixed(0)} MiB (+${grew.toFixed(0)}); CPU 1.5-2.5 s after hang-up ${idleCpu.toFixed(2)} s`);
   assert.ok(h.samples.length > 50, `${h.samples.length} health samples`);
-  assert.ok(h.p99 < 500, `/healthz p99 ${h.p99.toFixed(0)} ms during the flood`);
+  assertResponsive(h, 'during the flood');
   // Bound: 4 query slots of reader x (1 MiB read + 256 KiB on the socket), frames and garbage.
   assert.ok(grew < 150, `the cloud grew by ${grew.toFixed(0)} MiB during the flood`);
   assert.ok(idleCpu < 0.2, `the cloud used ${idleCpu.toFixed(2)} s of CPU in the second after the flood's hang-up`);
@@ -143,17 +129,17 @@ test('grep patterns: backreferences and lookaround are a clear 400; a catastroph
   }
   // (a|b)*a(a|b){1200}c: a DFA of 2^1200 states; on the 300 KB line of a and b every byte is a
   // new one. It runs until maxGrepMs, in slices, then says it stopped.
-  const health = await probe();
+  const health = await rig.health(20); // the scan lasts ~3 s: at least 100 samples
   const t0 = Date.now();
   const r = await rig.as(rig.reader, `/v1/grep?pattern=${encodeURIComponent('(a|b)*a(a|b){1200}c')}`);
   const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l) as { truncated?: number; reason?: string });
   const took = Date.now() - t0;
   const h = await health.stop();
-  console.log(`catastrophic grep: ${took} ms, /healthz p99 ${h.p99.toFixed(1)} max ${h.max.toFixed(1)} ms`);
+  console.log(`catastrophic grep: ${took} ms, /healthz p99 ${h.p99.toFixed(1)} max ${h.max.toFixed(1)} ms (${h.samples.length} samples)`);
   assert.equal(r.status, 200);
   assert.match(String(lines.at(-1)?.reason), new RegExp(`grep stopped out of time after ${GREP_MS} ms \\(maxGrepMs\\), having scanned \\d+ bytes`));
   assert.ok(took < GREP_MS + 3000, `took ${took} ms`);
-  assert.ok(h.p99 < 500, `/healthz p99 ${h.p99.toFixed(0)} ms during the grep`);
+  assertResponsive(h, 'during the grep');
 });
 
 test('a user without rights: a glob of many * against long console names answers at once, evaluated against nothing', { timeout: 60_000 }, async () => {
@@ -162,7 +148,8 @@ test('a user without rights: a glob of many * against long console names answers
   const names = Array.from({ length: 40 }, (_, i) => `${'a'.repeat(124)}${String(i).padStart(4, '0')}`);
   evil.send({ t: 'hello', relay: 'evil', boot: 'b1', consoles: names.map((name) => ({ name, type: 'serial', state: 'up', since: 1 })) });
   await evil.next((m) => m.t === 'welcome');
-  // As a regex (^.*a.*a...b$) this glob backtracks for hours on each of those names.
+  // As a regex (^.*a.*a...b$) this glob backtracks for hours on each of those names; matched
+  // directly it takes microseconds. The bound (HEALTH_MAX_MS) leaves room for a loaded machine.
   const glob = `${'*a'.repeat(60)}*b`;
   for (const who of [rig.nobody, rig.reader]) {
     const t0 = Date.now();
@@ -171,12 +158,12 @@ test('a user without rights: a glob of many * against long console names answers
     const ms = Date.now() - t0;
     assert.equal(r.status, 200);
     assert.equal(body, '', 'no console matches');
-    assert.ok(ms < 500, `answered in ${ms} ms`);
+    assert.ok(ms < HEALTH_MAX_MS, `answered in ${ms} ms`);
   }
   const t0 = Date.now();
   const r = await rig.as(rig.nobody, `/v1/grep?pattern=x&console=${encodeURIComponent('*'.repeat(257))}`);
   assert.equal(r.status, 400);
   assert.match(await r.text(), /console: glob .*: 257 characters, longer than 256/);
-  assert.ok(Date.now() - t0 < 500);
+  assert.ok(Date.now() - t0 < HEALTH_MAX_MS);
   evil.close();
 });

@@ -13,7 +13,7 @@ import { drawTimeline, loadRange, Player, type Mark } from './replay.ts';
 import { auditPage } from './audit.ts';
 import { h } from './dom.ts';
 import { completeSso, ssoButton } from './sso.ts';
-import { globMatcher as compileGlob } from '../../protocol/glob.ts';
+import { globMatcher } from '../../protocol/glob.ts';
 
 
 const app = document.getElementById('app')!;
@@ -29,12 +29,13 @@ function ago(ms: number): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
-/** conserver-style glob (* ? [..]) on console names, case-insensitive; plain text matches anywhere. */
-function globMatcher(pattern: string): (name: string) => boolean {
+/** The console list's filter: a conserver-style glob (* ? [..]) on console names, case-insensitive;
+ *  plain text (or a glob not finished yet) matches anywhere in a name. */
+function listFilter(pattern: string): (name: string) => boolean {
   const p = pattern.trim();
   if (!p) return () => true;
   if (!/[*?[]/.test(p)) return (n) => n.toLowerCase().includes(p.toLowerCase());
-  try { return compileGlob(p, { ignoreCase: true }); } catch { return (n) => n.toLowerCase().includes(p.toLowerCase()); } // `web[` while typing
+  try { return globMatcher(p, { ignoreCase: true }); } catch { return (n) => n.toLowerCase().includes(p.toLowerCase()); } // `web[` while typing
 }
 
 function header(): HTMLElement {
@@ -86,7 +87,7 @@ function consoleList(): void {
   const status = h('p', { class: 'status', role: 'status' });
   let list: ConsoleView[] = [];
   const render = () => {
-    const match = globMatcher(filter.value);
+    const match = listFilter(filter.value);
     sessionStorage.setItem('cloudcons.filter', filter.value);
     const rows = list.filter((c) => match(c.name)).map((c) => h('tr', { class: `state-${c.state}`, 'data-console': c.name },
       h('td', {}, h('a', { href: `#/c/${encodeURIComponent(c.name)}` }, c.name)),

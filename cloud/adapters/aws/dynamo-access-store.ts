@@ -3,7 +3,7 @@
 // other's change unseen.
 import { GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { AccessStore } from '../../core/ports.ts';
-import { isConditionFailure, N, S } from './dynamo-table.ts';
+import { N, S, writeIf } from './dynamo-table.ts';
 
 export class DynamoAccessStore implements AccessStore {
   constructor(private readonly db: DynamoDBClient, private readonly table: string) {}
@@ -15,16 +15,10 @@ export class DynamoAccessStore implements AccessStore {
   }
 
   async put(doc: unknown, expect: number): Promise<boolean> {
-    try {
-      await this.db.send(new PutItemCommand({
-        TableName: this.table,
-        Item: { pk: S('access'), sk: S('rules'), doc: S(JSON.stringify(doc)), version: N(expect + 1), changed: N(Date.now()) },
-        ...(expect === 0 ? { ConditionExpression: 'attribute_not_exists(pk)' } : { ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': N(expect) } }),
-      }));
-      return true;
-    } catch (e) {
-      if (isConditionFailure(e)) return false;
-      throw e;
-    }
+    return writeIf(() => this.db.send(new PutItemCommand({
+      TableName: this.table,
+      Item: { pk: S('access'), sk: S('rules'), doc: S(JSON.stringify(doc)), version: N(expect + 1), changed: N(Date.now()) },
+      ...(expect === 0 ? { ConditionExpression: 'attribute_not_exists(pk)' } : { ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': N(expect) } }),
+    })));
   }
 }

@@ -9,7 +9,7 @@
 import { GetItemCommand, PutItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { checkedHead, UnreadableHead } from '../../core/audit-chain.ts';
 import type { AuditHead, AuditHeadStore } from '../../core/ports.ts';
-import { isConditionFailure, N, S } from './dynamo-table.ts';
+import { N, S, writeIf } from './dynamo-table.ts';
 import { checkConsoleName } from '../../../protocol/names.ts';
 
 export class DynamoAuditHeadStore implements AuditHeadStore {
@@ -37,22 +37,16 @@ export class DynamoAuditHeadStore implements AuditHeadStore {
 
   async advance(console: string, from: AuditHead | undefined, to: AuditHead): Promise<boolean> {
     const p = from?.pending;
-    try {
-      await this.db.send(new PutItemCommand({
-        TableName: this.table, Item: this.item(console, to),
-        ...(from
-          ? {
-            ConditionExpression: `seq = :s AND #h = :h AND ${p ? 'phash = :ph' : 'attribute_not_exists(phash)'}`,
-            ExpressionAttributeNames: { '#h': 'hash' },
-            ExpressionAttributeValues: { ':s': N(from.seq), ':h': S(from.hash), ...(p ? { ':ph': S(p.hash) } : {}) },
-          }
-          : { ConditionExpression: 'attribute_not_exists(pk)' }),
-      }));
-      return true;
-    } catch (e) {
-      if (isConditionFailure(e)) return false;
-      throw e;
-    }
+    return writeIf(() => this.db.send(new PutItemCommand({
+      TableName: this.table, Item: this.item(console, to),
+      ...(from
+        ? {
+          ConditionExpression: `seq = :s AND #h = :h AND ${p ? 'phash = :ph' : 'attribute_not_exists(phash)'}`,
+          ExpressionAttributeNames: { '#h': 'hash' },
+          ExpressionAttributeValues: { ':s': N(from.seq), ':h': S(from.hash), ...(p ? { ':ph': S(p.hash) } : {}) },
+        }
+        : { ConditionExpression: 'attribute_not_exists(pk)' }),
+    })));
   }
 
   private item(console: string, h: AuditHead): Record<string, AttributeValue> {

@@ -29,7 +29,7 @@ import { ChainWalker, readHead, type AuditVerifyResult, type ChainItem, type Hea
 import type { AuditRecord, AuditStore } from '../../core/ports.ts';
 import { checkConsoleName } from '../../../protocol/names.ts';
 import { DynamoAuditHeadStore } from './dynamo-audit-heads.ts';
-import { isConditionFailure, N, S } from './dynamo-table.ts';
+import { N, S, writeIf } from './dynamo-table.ts';
 
 /** The partition of a console's records (a checked name: it is part of the key). */
 const auditPk = (console: string) => S(`audit#${checkConsoleName(console, 'console', { cloudStream: true })}`);
@@ -49,19 +49,11 @@ export class DynamoAuditStore implements AuditStore {
     this.opts = chainOptions(opts, process.env);
     this.backend = {
       heads: this.heads,
-      create: async (rec) => {
-        try {
-          await this.db.send(new PutItemCommand({
-            TableName: this.table,
-            Item: { pk: auditPk(rec.console), sk: S(seqSk(rec.seq!)), rec: S(JSON.stringify(rec)), time: N(rec.time) },
-            ConditionExpression: 'attribute_not_exists(pk)', // never overwrite a record
-          }));
-          return true;
-        } catch (e) {
-          if (isConditionFailure(e)) return false;
-          throw e;
-        }
-      },
+      create: (rec) => writeIf(() => this.db.send(new PutItemCommand({
+        TableName: this.table,
+        Item: { pk: auditPk(rec.console), sk: S(seqSk(rec.seq!)), rec: S(JSON.stringify(rec)), time: N(rec.time) },
+        ConditionExpression: 'attribute_not_exists(pk)', // never overwrite a record
+      }))),
       at: async (c, seq) => {
         const r = await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: auditPk(c), sk: S(seqSk(seq)) }, ConsistentRead: true }));
         if (!r.Item) return undefined;

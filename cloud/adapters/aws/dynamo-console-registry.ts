@@ -9,7 +9,7 @@ import {
   DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import type { ConsoleRecord, ConsoleRegistry } from '../../core/ports.ts';
-import { isConditionFailure, S } from './dynamo-table.ts';
+import { isConditionFailure, S, writeIf } from './dynamo-table.ts';
 import { checkConsoleName } from '../../../protocol/names.ts';
 
 const PK = 'consoles';
@@ -42,34 +42,23 @@ export class DynamoConsoleRegistry implements ConsoleRegistry {
   }
 
   async putIf(rec: ConsoleRecord, owner: string | null): Promise<boolean> {
-    if (owner === null) return this.write(new PutItemCommand({ TableName: this.table, Item: item(rec), ConditionExpression: 'attribute_not_exists(pk)' }));
-    return this.asOwner(rec.name, owner, '', (cond) => new PutItemCommand({ TableName: this.table, Item: item(rec), ...cond }));
+    if (owner === null) return writeIf(() => this.db.send(new PutItemCommand({ TableName: this.table, Item: item(rec), ConditionExpression: 'attribute_not_exists(pk)' })));
+    return this.asOwner(rec.name, owner, '', (cond) => this.db.send(new PutItemCommand({ TableName: this.table, Item: item(rec), ...cond })));
   }
 
   async remove(name: string, owner: string): Promise<boolean> {
-    return this.asOwner(name, owner, ' AND attribute_not_exists(relayConn)', (cond) => new DeleteItemCommand({ TableName: this.table, Key: { pk: S(PK), sk: S(name) }, ...cond }));
+    return this.asOwner(name, owner, ' AND attribute_not_exists(relayConn)', (cond) => this.db.send(new DeleteItemCommand({ TableName: this.table, Key: { pk: S(PK), sk: S(name) }, ...cond })));
   }
 
-  /** Sends the write `make` builds with a condition that the record belongs to `owner` (and
+  /** Makes the write `send` sends with a condition that the record belongs to `owner` (and
    *  `extra`); for a record without the `relay` attribute (older), that its JSON is the one just
    *  read, which names `owner`. */
-  private async asOwner(name: string, owner: string, extra: string, make: (cond: Cond) => PutItemCommand | DeleteItemCommand): Promise<boolean> {
+  private async asOwner(name: string, owner: string, extra: string, send: (cond: Cond) => Promise<unknown>): Promise<boolean> {
     const names = { '#relay': 'relay', '#rec': 'rec' };
-    if (await this.write(make({ ConditionExpression: `#relay = :o${extra}`, ExpressionAttributeNames: { '#relay': 'relay' }, ExpressionAttributeValues: { ':o': S(owner) } }))) return true;
+    if (await writeIf(() => send({ ConditionExpression: `#relay = :o${extra}`, ExpressionAttributeNames: { '#relay': 'relay' }, ExpressionAttributeValues: { ':o': S(owner) } }))) return true;
     const cur = (await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: S(PK), sk: S(name) }, ConsistentRead: true }))).Item;
     if (!cur || cur.relay || parse(cur).relay !== owner) return false;
-    return this.write(make({ ConditionExpression: `attribute_not_exists(#relay) AND #rec = :old${extra}`, ExpressionAttributeNames: names, ExpressionAttributeValues: { ':old': cur.rec! } }));
-  }
-
-  /** A conditional write: false if its condition did not hold. */
-  private async write(cmd: PutItemCommand | DeleteItemCommand): Promise<boolean> {
-    try {
-      await (cmd instanceof PutItemCommand ? this.db.send(cmd) : this.db.send(cmd));
-      return true;
-    } catch (e) {
-      if (isConditionFailure(e)) return false;
-      throw e;
-    }
+    return writeIf(() => send({ ConditionExpression: `attribute_not_exists(#relay) AND #rec = :old${extra}`, ExpressionAttributeNames: names, ExpressionAttributeValues: { ':old': cur.rec! } }));
   }
 
   async dropRelayConn(relayConn: string, reason: string, now: number): Promise<ConsoleRecord[]> {

@@ -17,7 +17,7 @@ import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue,
 import { BadParameter, Conflict } from '../../../protocol/errors.ts';
 import { fenceExhausted, FENCE_RULE, isFence, MAX_FENCE } from '../../../protocol/bounds.ts';
 import type { AcquireResult, Lock, LockStore } from '../../core/ports.ts';
-import { isConditionFailure, N, S } from './dynamo-table.ts';
+import { N, S, writeIf } from './dynamo-table.ts';
 import { lapsedHolder } from '../memory/lock-store.ts';
 import { checkConsoleName } from '../../../protocol/names.ts';
 
@@ -60,18 +60,12 @@ export class DynamoLockStore implements LockStore {
     };
     if (next.session !== undefined) item.session = S(next.session);
     if (next.user !== undefined) item.user = S(next.user);
-    try {
-      await this.db.send(new PutItemCommand({
-        TableName: this.table, Item: item,
-        ...(v === 0
-          ? { ConditionExpression: 'attribute_not_exists(pk)' }
-          : { ConditionExpression: '#v = :v', ExpressionAttributeNames: { '#v': 'v' }, ExpressionAttributeValues: { ':v': N(v) } }),
-      }));
-      return true;
-    } catch (e) {
-      if (isConditionFailure(e)) return false;
-      throw e;
-    }
+    return writeIf(() => this.db.send(new PutItemCommand({
+      TableName: this.table, Item: item,
+      ...(v === 0
+        ? { ConditionExpression: 'attribute_not_exists(pk)' }
+        : { ConditionExpression: '#v = :v', ExpressionAttributeNames: { '#v': 'v' }, ExpressionAttributeValues: { ':v': N(v) } }),
+    })));
   }
 
   async get(console: string): Promise<Lock> { return (await this.read(console)).lock; }
@@ -121,15 +115,9 @@ export class DynamoLockStore implements LockStore {
    *  attribute goes by a #name (SESSION and USER are DynamoDB reserved words). */
   private async update(console: string, expr: string, cond: string, values: Record<string, AttributeValue>): Promise<boolean> {
     const used = new Set([...`${expr} ${cond}`.matchAll(/#(\w+)/g)].map((m) => m[1]!));
-    try {
-      await this.db.send(new UpdateItemCommand({
-        TableName: this.table, Key: this.key(console), UpdateExpression: expr, ConditionExpression: cond,
-        ExpressionAttributeValues: values, ExpressionAttributeNames: Object.fromEntries([...used].map((n) => [`#${n}`, n])),
-      }));
-      return true;
-    } catch (e) {
-      if (isConditionFailure(e)) return false;
-      throw e;
-    }
+    return writeIf(() => this.db.send(new UpdateItemCommand({
+      TableName: this.table, Key: this.key(console), UpdateExpression: expr, ConditionExpression: cond,
+      ExpressionAttributeValues: values, ExpressionAttributeNames: Object.fromEntries([...used].map((n) => [`#${n}`, n])),
+    })));
   }
 }

@@ -4,9 +4,19 @@
 //   write lock            console#<name>         lock             -                             -
 //   console record        consoles               <name>           -                             -
 //   session               session#<id>           session          console#<name> / <since>#<id>  conn#<conn> / <id>
-//   audit record          audit#<console>        <time15>#<seq12>#<writer>  -                    -
+//   WebSocket connection  conn#<id>              conn             conns#<kind>:<name> / <connectedAt>#<id>  -
+//   audit record          audit#<console>        s#<seq15>        -                             -
+//     (written before the chain: <time15>#<seq12>#<writer>)
+//   audit chain head      audithead#<console>    head             -                             -
 //   hot-tail chunk        hot#<console>          <offset16>       -                             -
 //   hot-tail console      hot-consoles           <name>           -                             -
+//   segment index version segidx                 <console>        -                             -
+//   token                 token#<sha256>         token            tokens / <created>#<id>       -
+//   token by id           tokenid#<id>           tokenid          -                             -
+//   access rules          access                 rules            -                             -
+//
+// The adapter of each item says what else it holds (dynamo-*.ts, apigw-connections.ts). Every
+// conditional write goes through writeIf: false when its condition did not hold.
 //
 // The base table answers the strongly consistent reads (a lock, a session by id, the console list
 // in one partition); the two global secondary indexes answer "sessions of a console" and
@@ -22,6 +32,18 @@ export const N = (n: number): AttributeValue => ({ N: String(n) });
 
 export function isConditionFailure(e: unknown): boolean {
   return e instanceof ConditionalCheckFailedException || (e as { name?: string }).name === 'ConditionalCheckFailedException';
+}
+
+/** Makes a conditional write (`send` sends it): true when it was made, false when its condition
+ *  did not hold (someone else wrote first); any other error is thrown. */
+export async function writeIf(send: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await send();
+    return true;
+  } catch (e) {
+    if (isConditionFailure(e)) return false;
+    throw e;
+  }
 }
 
 /** Creates the state table with its two indexes (on demand). For tests and local set-ups; infra/

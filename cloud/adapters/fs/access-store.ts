@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AccessStore } from '../../core/ports.ts';
+import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
 
 export class FsAccessStore implements AccessStore {
   private readonly file: string;
@@ -10,7 +11,7 @@ export class FsAccessStore implements AccessStore {
   private mtime = -1;
 
   constructor(root: string) {
-    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    privateDir(root);
     this.file = path.join(root, 'access.json');
   }
 
@@ -28,7 +29,7 @@ export class FsAccessStore implements AccessStore {
     if ((await this.get()).version !== expect) return false;
     const next = { version: expect + 1, doc };
     const tmp = `${this.file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(next, null, 1), { mode: 0o600 });
+    fs.writeFileSync(tmp, JSON.stringify(next, null, 1), { mode: PRIVATE_FILE_MODE });
     fs.renameSync(tmp, this.file);
     this.cached = next;
     this.mtime = fs.statSync(this.file).mtimeMs;

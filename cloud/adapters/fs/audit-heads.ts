@@ -17,6 +17,7 @@ import path from 'node:path';
 import { checkedHead, sameHead, UnreadableHead } from '../../core/audit-chain.ts';
 import { checkConsoleName } from '../../../protocol/names.ts';
 import type { AuditHead, AuditHeadStore } from '../../core/ports.ts';
+import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
 
 export const HEADS_DIR = 'audit-heads';
 /** Size of a head file: its JSON (about 230 bytes with a pending append) padded with spaces and a newline. */
@@ -55,7 +56,7 @@ export class FsAuditHeadStore implements AuditHeadStore {
 
   constructor(private readonly root: string) {
     this.dir = path.join(root, HEADS_DIR);
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    privateDir(this.dir);
   }
 
   async get(console: string): Promise<AuditHead | undefined> { return this.read(console); }
@@ -73,7 +74,7 @@ export class FsAuditHeadStore implements AuditHeadStore {
   private write(console: string, to: AuditHead): void {
     let f = this.fds.get(console);
     if (f === undefined) {
-      const fd = fs.openSync(this.file(console), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+      const fd = fs.openSync(this.file(console), fs.constants.O_RDWR | fs.constants.O_CREAT, PRIVATE_FILE_MODE);
       fs.ftruncateSync(fd, HEAD_BYTES); // a head of another size (an older format) ends here
       this.fds.set(console, f = { fd, ino: fs.fstatSync(fd).ino });
     }

@@ -17,6 +17,7 @@ import { resealChain } from '../../core/audit-reseal.ts';
 import { ChainWalker, readHead, type AuditVerifyResult, type HeadRead } from '../../core/audit-walker.ts';
 import type { AuditHead, AuditRecord, AuditStore } from '../../core/ports.ts';
 import { FsAuditHeadStore, fsAuditHeadConsoles, readFsAuditHead } from './audit-heads.ts';
+import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
 
 /** The tail read to find the last record when a file is opened (records are at most ~40 KB). */
 const TAIL_BYTES = 1024 * 1024;
@@ -30,7 +31,7 @@ export class FsAuditStore implements AuditStore {
 
   constructor(private readonly root: string, opts: Partial<ChainOptions> = {}) {
     this.dir = path.join(root, 'audit');
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    privateDir(this.dir);
     this.heads = new FsAuditHeadStore(root);
     this.opts = chainOptions(opts, process.env);
   }
@@ -132,7 +133,7 @@ export class FsAuditStore implements AuditStore {
           ?? (start > 0 ? parseLines(fs.readFileSync(file, 'utf8')).findLast((r) => typeof r.seq === 'number') : undefined);
       } finally { fs.closeSync(fd); }
     }
-    const fd = fs.openSync(file, 'a', 0o600);
+    const fd = fs.openSync(file, 'a', PRIVATE_FILE_MODE);
     f = { fd, last, size: fs.fstatSync(fd).size };
     this.files.set(console, f);
     return f;

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ConsoleRecord, ConsoleRegistry } from '../../core/ports.ts';
 import { checkConsoleName } from '../../../protocol/names.ts';
+import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
 
 export class FsConsoleRegistry implements ConsoleRegistry {
   private readonly file: string;
@@ -12,7 +13,7 @@ export class FsConsoleRegistry implements ConsoleRegistry {
   private timer?: NodeJS.Timeout;
 
   constructor(root: string, private readonly saveMs = 200) {
-    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    privateDir(root);
     this.file = path.join(root, 'consoles.json');
     if (fs.existsSync(this.file)) {
       for (const r of JSON.parse(fs.readFileSync(this.file, 'utf8')) as ConsoleRecord[]) {
@@ -66,7 +67,7 @@ export class FsConsoleRegistry implements ConsoleRegistry {
 
   private save(): void {
     const tmp = `${this.file}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify([...this.recs.values()], null, 1), { mode: 0o600 });
+    fs.writeFileSync(tmp, JSON.stringify([...this.recs.values()], null, 1), { mode: PRIVATE_FILE_MODE });
     fs.renameSync(tmp, this.file);
   }
 }

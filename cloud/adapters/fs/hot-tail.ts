@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { HotTail } from '../../core/ports.ts';
 import { checkConsoleName, isConsoleName } from '../../../protocol/names.ts';
+import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
 
 interface HotFile { start: number; bytes: number; lastTs: number; bin: string; ts: string }
 interface ConsoleHot {
@@ -34,7 +35,7 @@ export class FsHotTail implements HotTail {
    *  longest an append waits in memory (default 200 ms). */
   constructor(dataDir: string, private readonly fileBytes = 1024 * 1024, flushMs = 200) {
     this.root = path.join(dataDir, 'hot');
-    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    privateDir(this.root);
     this.timer = setInterval(() => { for (const c of this.cons.values()) this.flush(c); }, flushMs);
     this.timer.unref();
   }
@@ -87,7 +88,7 @@ export class FsHotTail implements HotTail {
     if (!data.length) return;
     let f = last && offset === end && last.bytes < this.fileBytes ? last : undefined;
     if (!f) {
-      fs.mkdirSync(c.dir, { recursive: true, mode: 0o700 });
+      privateDir(c.dir);
       const base = path.join(c.dir, String(offset).padStart(16, '0'));
       f = { start: offset, bytes: 0, lastTs: ts, bin: `${base}.bin`, ts: `${base}.ts` };
       c.files.push(f);
@@ -95,7 +96,7 @@ export class FsHotTail implements HotTail {
     if (c.fd?.file !== f) {
       this.flush(c);
       if (c.fd) { fs.closeSync(c.fd.bin); fs.closeSync(c.fd.ts); }
-      c.fd = { bin: fs.openSync(f.bin, 'a', 0o600), ts: fs.openSync(f.ts, 'a', 0o600), file: f };
+      c.fd = { bin: fs.openSync(f.bin, 'a', PRIVATE_FILE_MODE), ts: fs.openSync(f.ts, 'a', PRIVATE_FILE_MODE), file: f };
     }
     const rec = Buffer.allocUnsafe(REC);
     rec.writeDoubleLE(f.bytes, 0);

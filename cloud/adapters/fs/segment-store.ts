@@ -7,24 +7,17 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NotFound, StorageFull, BadParameter } from '../../../protocol/errors.ts';
 import type { SegmentStore } from '../../core/ports.ts';
+import { shownName } from '../../../protocol/safe-text.ts';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
 
 export class FsSegmentStore implements SegmentStore {
   readonly root: string;
   constructor(dataDir: string) {
     this.root = path.join(dataDir, 'segments');
-    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    privateDir(this.root);
   }
 
-  private file(key: string): string {
-    if (!key || key.startsWith('/') || key.split('/').some((p) => p === '' || p === '.' || p === '..')) throw new BadParameter(`bad object key ${JSON.stringify(key)}`);
-    return path.join(this.root, key);
-  }
-
-  /** A listing prefix stays inside the store: no `.` or `..` part (an empty last part is the folder itself). */
-  private prefix(prefix: string): string {
-    if (prefix.startsWith('/') || prefix.split('/').some((p, i, all) => p === '.' || p === '..' || (p === '' && i < all.length - 1))) throw new BadParameter(`bad object key prefix ${JSON.stringify(prefix)}`);
-    return prefix;
-  }
+  private file(key: string): string { return path.join(this.root, inside(key)); }
 
   async put(key: string, body: Buffer): Promise<'created' | 'exists'> {
     const file = this.file(key);
@@ -33,8 +26,8 @@ export class FsSegmentStore implements SegmentStore {
     const tmp = path.join(this.root, `.tmp-${randomBytes(6).toString('hex')}`);
     // Asynchronous (thread pool): a flush to disk must not stall live output on the event loop.
     try {
-      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-      const fh = await fsp.open(tmp, 'wx', 0o600);
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+      const fh = await fsp.open(tmp, 'wx', PRIVATE_FILE_MODE);
       try { await fh.writeFile(body); await fh.datasync(); } finally { await fh.close(); }
       try { await fsp.link(tmp, file); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists'; throw e; }
       const dh = await fsp.open(dir, 'r');
@@ -66,7 +59,7 @@ export class FsSegmentStore implements SegmentStore {
   }
 
   async list(prefix: string): Promise<{ key: string; size: number }[]> {
-    this.prefix(prefix);
+    inside(prefix, true);
     const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
     const out: { key: string; size: number }[] = [];
     const walk = (rel: string) => {
@@ -84,7 +77,7 @@ export class FsSegmentStore implements SegmentStore {
   }
 
   async children(prefix: string): Promise<string[]> {
-    const dir = path.join(this.root, this.prefix(prefix));
+    const dir = path.join(this.root, inside(prefix, true));
     try {
       return fs.readdirSync(dir).filter((n) => !n.startsWith('.tmp-')).sort();
     } catch { return []; }
@@ -93,4 +86,15 @@ export class FsSegmentStore implements SegmentStore {
   async delete(key: string): Promise<void> {
     fs.rmSync(this.file(key), { force: true });
   }
+}
+
+/** `key`, or with `prefix` a listing prefix, when it stays inside the store: no empty, `.` or `..`
+ *  part (so no leading `/` either); a prefix may be empty or end in `/` (the folder itself). Else
+ *  BadParameter. */
+function inside(key: string, prefix = false): string {
+  const parts = key.split('/');
+  if (parts.some((p, i) => p === '.' || p === '..' || (p === '' && !(prefix && i === parts.length - 1)))) {
+    throw new BadParameter(`bad object key${prefix ? ' prefix' : ''} ${shownName(key)}`);
+  }
+  return key;
 }

@@ -5,8 +5,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Unauthorized } from '../../../protocol/errors.ts';
-import { checkUserName, shownName, tokenName } from '../../../protocol/principal.ts';
+import { checkUserName, tokenName } from '../../../protocol/principal.ts';
+import { shownName } from '../../../protocol/safe-text.ts';
 import type { Principal, TokenInfo, TokenStore } from '../../core/ports.ts';
+import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
 
 interface Entry extends TokenInfo { hash: string }
 
@@ -40,7 +42,7 @@ export class FsTokenStore implements TokenStore {
   private mtime = -1;
 
   constructor(root: string) {
-    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    privateDir(root);
     this.file = path.join(root, 'tokens.json');
   }
 
@@ -54,7 +56,7 @@ export class FsTokenStore implements TokenStore {
 
   private save(): void {
     const tmp = `${this.file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(this.entries, null, 1), { mode: 0o600 });
+    fs.writeFileSync(tmp, JSON.stringify(this.entries, null, 1), { mode: PRIVATE_FILE_MODE });
     fs.renameSync(tmp, this.file);
     this.mtime = fs.statSync(this.file).mtimeMs;
   }
