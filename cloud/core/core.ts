@@ -10,7 +10,7 @@ import type { ClientToCloud, ConsoleInfo, CloudToClient, CloudToRelay, Out, Rela
 import { ACTIONS, decide, explain, isAdmin, parseAccess, relayMayPublish, type AccessDoc, type Action, type Decision } from './acl.ts';
 import { SecretPromptTracker } from './secret-prompt.ts';
 import { LogStore, OutputConflict, type LogStoreOptions } from './log-store.ts';
-import { QuerySlots } from './query-slots.ts';
+import { QuerySlots } from './slots.ts';
 import { PATTERN_DEFAULTS } from './grep-pattern.ts';
 import { RelayAuditBudget } from './relay-audit.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, LapsedHolder, Lock, Principal, Session, TokenInfo } from './ports.ts';
@@ -57,7 +57,7 @@ export interface CoreOptions {
    *  cloud can find them (ports.connections). Default 30000 ms, at most 30000. */
   tokenRecheckMs: number;
   /** Replay, export, grep and history requests one user may have running at once, over all their
-   *  WebSocket sessions and HTTP requests (query-slots.ts); more get RateLimited. Default 4. */
+   *  WebSocket sessions and HTTP requests (slots.ts); more get RateLimited. Default 4. */
   maxQueriesPerUser: number;
   /** The same for all users together, in this process. Default 16. */
   maxQueries: number;
@@ -118,7 +118,7 @@ export class CloudCore {
   }
   private readonly prompts: SecretPromptTracker;
   private readonly relayAudits: RelayAuditBudget;
-  /** Replay, export, grep and history work running in this process (query-slots.ts). */
+  /** Replay, export, grep and history work running in this process (slots.ts). */
   readonly queries: QuerySlots;
   private readonly seeCache = new SeeCache();
 

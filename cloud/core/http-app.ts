@@ -10,7 +10,7 @@ import { globMatcher } from '../../protocol/glob.ts';
 import { DEFAULT_MARK_MS, Formatter, grepLog, grepPattern, parseTime, REPLAY_FORMATS, type GrepBudget, type ReplayFormat } from './replay.ts';
 import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
 import { checkGroupName, formatPrincipal, parsePrincipal, principalLabel, tokenName } from '../../protocol/principal.ts';
-import { UploadSlots } from './upload-slots.ts';
+import { UploadSlots } from './slots.ts';
 
 type Env = { Variables: { who: Principal } };
 
