@@ -114,7 +114,7 @@ export class CloudCore {
     this.prompts = new SecretPromptTracker(this.opts.secretPrompt);
     this.queries = new QuerySlots(this.opts.maxQueriesPerUser, this.opts.maxQueries);
     this.relayAudits = new RelayAuditBudget({ perMin: this.opts.relayAuditsPerMin, burst: this.opts.relayAuditBurst }, () => this.now(),
-      (relay, type, detail) => this.auditCloud(type, `relay:${relay}`, detail));
+      (relay, type, detail) => this.auditCloud(type, principalLabel({ kind: 'relay', name: relay }), detail));
   }
   private readonly prompts: SecretPromptTracker;
   private readonly relayAudits: RelayAuditBudget;
@@ -153,7 +153,7 @@ export class CloudCore {
         // console's users, nor records in its trail.
         const s = await this.sessionOfConsole(who, msg.c, msg.session, msg.t);
         if (!s) return;
-        await this.relayAudit(who.name, msg.c, msg.what === 'in' ? 'input.dropped' : `${msg.what}.dropped`, s, { fence: msg.fence, detail: `relay refused: ${msg.reason}` });
+        await this.relayAudit(who, msg.c, msg.what === 'in' ? 'input.dropped' : `${msg.what}.dropped`, { fence: msg.fence, detail: `relay refused: ${msg.reason}` }, s);
         await this.sendClient(s.conn, { t: 'notice', text: `[cloudcons: the relay refused your ${msg.what === 'in' ? 'input' : msg.what}: ${msg.reason}]` });
         return;
       }
@@ -164,7 +164,7 @@ export class CloudCore {
         return;
       case 'event':
         if (!(await this.ownedConsole(conn, who, msg.c, msg.t))) return;
-        await this.relayAudit(who.name, msg.c, `console.${msg.what}`, undefined, { detail: msg.detail, user: `relay:${who.name}` });
+        await this.relayAudit(who, msg.c, `console.${msg.what}`, { detail: msg.detail });
         if (msg.what === 'flapping' || msg.what === 'idle') await this.notice(msg.c, `[cloudcons: ${msg.detail}]`);
         return;
       case 'ping':
@@ -177,7 +177,7 @@ export class CloudCore {
   private async relayHello(conn: string, who: Principal, msg: Extract<RelayToCloud, { t: 'hello' }>): Promise<void> {
     // A relay is who its token says: the name in its hello (from its config) is only compared.
     if (msg.relay.toLowerCase() !== who.name) {
-      await this.relayAudit(who.name, CLOUD_STREAM, 'relay.name', undefined, { user: `relay:${who.name}`, detail: `the token of relay ${who.name} said hello as ${msg.relay}` });
+      await this.relayAudit(who, CLOUD_STREAM, 'relay.name', { detail: `the token of relay ${who.name} said hello as ${msg.relay}` });
       await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message: `this token belongs to relay ${who.name}, not ${msg.relay}: its consoles are published as relay ${who.name}'s` });
     }
     const { doc } = await this.accessDoc();
@@ -208,7 +208,7 @@ export class CloudCore {
       if (!stored) {
         if (old && old.relay !== who.name) {
           refused.push(`${info.name} (registered to relay ${old.relay})`);
-          await this.relayAudit(who.name, info.name, 'relay.refused', undefined, { user: `relay:${who.name}`,
+          await this.relayAudit(who, info.name, 'relay.refused', {
             detail: `relay ${who.name} tried to publish ${info.name}, which belongs to relay ${old.relay} (${old.relayConn ? 'connected' : 'not connected'}): refused (an admin moves a console to another relay with cloudcons console move)` });
         } else if (!old) capped.push(info.name);
         else refused.push(`${info.name} (changed by another writer meanwhile: say hello again)`);
@@ -226,12 +226,12 @@ export class CloudCore {
     // Down by hand stays down across relay restarts.
     for (const d of downAgain) await this.sendRelay(conn, { t: 'ctl', c: d.c, op: 'down', by: d.by });
     if (refused.length) {
-      await this.relayAudit(who.name, CLOUD_STREAM, 'relay.refused', undefined, { user: `relay:${who.name}`, detail: `consoles refused: ${someOf(refused)}` });
+      await this.relayAudit(who, CLOUD_STREAM, 'relay.refused', { detail: `consoles refused: ${someOf(refused)}` });
       await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_CONFLICT', message: `consoles refused (ignored): ${someOf(refused)}` });
     }
     if (capped.length) {
       const why = `relay ${who.name} has ${owned} consoles registered, its limit (maxConsolesPerRelay ${this.opts.maxConsolesPerRelay}): ${capped.length} new consoles refused: ${someOf(capped)}; an admin frees names with cloudcons console rm NAME`;
-      await this.relayAudit(who.name, CLOUD_STREAM, 'relay.refused', undefined, { user: `relay:${who.name}`, detail: why });
+      await this.relayAudit(who, CLOUD_STREAM, 'relay.refused', { detail: why });
       await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_RATE_LIMITED', message: why });
     }
   }
@@ -248,8 +248,8 @@ export class CloudCore {
     const known = Math.max((await this.p.locks.get(console)).fence, rec?.fence ?? 0);
     if (claim <= known + this.opts.fenceClaimSlack) return claim;
     const why = `relay ${who.name} claimed to have seen fence ${claim} for ${console}, but this cloud handed out at most ${known} (fenceClaimSlack ${this.opts.fenceClaimSlack}): the claim is ignored`;
-    await this.relayAudit(who.name, console, 'relay.fence', undefined, { user: `relay:${who.name}`, detail: why });
-    await this.relayAudit(who.name, CLOUD_STREAM, 'relay.fence', undefined, { user: `relay:${who.name}`, detail: why });
+    await this.relayAudit(who, console, 'relay.fence', { detail: why });
+    await this.relayAudit(who, CLOUD_STREAM, 'relay.fence', { detail: why });
     await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_BAD_PARAMETER', message: `${why} (a relay that kept a fence from another cloud forgets it when restarted)` });
     return 0;
   }
@@ -290,7 +290,7 @@ export class CloudCore {
     const rec = await this.p.consoles.get(console);
     if (rec?.relay === who.name) return;
     const why = rec ? `console ${console} is published by relay ${rec.relay}, not ${who.name}` : `console ${console} is not registered: the relay must connect (hello) before uploading`;
-    await this.relayAudit(who.name, CLOUD_STREAM, 'relay.refused', undefined, { user: `relay:${who.name}`, detail: `segment upload refused: ${why}` });
+    await this.relayAudit(who, CLOUD_STREAM, 'relay.refused', { detail: `segment upload refused: ${why}` });
     throw rec ? new Forbidden(why) : new NotFound(why);
   }
 
@@ -326,7 +326,7 @@ export class CloudCore {
       return await store();
     } catch (e) {
       if (e instanceof OutputConflict) {
-        await this.relayAudit(who.name, e.console, 'output.conflict', undefined, { user: `relay:${who.name}`, detail: `${e.message} (relay ${who.name}'s upload refused)` });
+        await this.relayAudit(who, e.console, 'output.conflict', { detail: `${e.message} (relay ${who.name}'s upload refused)` });
       }
       throw e;
     }
@@ -382,7 +382,7 @@ export class CloudCore {
     await this.sendRelay(conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message: `console ${name} is not published by relay ${who.name}${rec?.relayConn ? '' : ' (or its relay is not connected)'}: send hello first` });
     // Its own console while it (re)connects is a race, not an attempt.
     if (rec?.relay !== who.name) {
-      await this.relayAudit(who.name, CLOUD_STREAM, 'relay.refused', undefined, { user: `relay:${who.name}`,
+      await this.relayAudit(who, CLOUD_STREAM, 'relay.refused', {
         detail: `relay ${who.name} sent '${t}' for console ${name}, which ${rec ? `belongs to relay ${rec.relay}` : 'is not registered'}: ignored` });
     }
     return undefined;
@@ -393,7 +393,7 @@ export class CloudCore {
   private async sessionOfConsole(who: Principal, console: string, id: string, t: string): Promise<Session | undefined> {
     const s = await this.p.sessions.get(id);
     if (s?.console === console) return s;
-    await this.relayAudit(who.name, CLOUD_STREAM, 'relay.ignored', undefined, { user: `relay:${who.name}`,
+    await this.relayAudit(who, CLOUD_STREAM, 'relay.ignored', {
       detail: `relay ${who.name} sent '${t}' for console ${console} naming session ${id}, ${s ? 'a session of another console' : 'which is not attached (it may have just left)'}: ignored` });
     return undefined;
   }
@@ -1150,9 +1150,10 @@ export class CloudCore {
     for (const o of await this.p.sessions.byConsole(s.console)) if (o.id !== s.id) await this.sendClient(o.conn, { t: 'notice', text });
   }
 
-  /** Audits something relay `relay` caused, within its ration (relayAuditsPerMin, relayAuditBurst). */
-  private async relayAudit(relay: string, console: string, type: string, s: Session | undefined, extra: AuditExtra = {}): Promise<void> {
-    if (await this.relayAudits.admit(relay, type)) await this.audit(console, type, s, extra);
+  /** Audits something relay `relay` caused, within its ration (relayAuditsPerMin, relayAuditBurst),
+   *  as the relay's (`relay:edge1`) unless it is about session `s` (then the session's user's). */
+  private async relayAudit(relay: Principal, console: string, type: string, extra: AuditExtra = {}, s?: Session): Promise<void> {
+    if (await this.relayAudits.admit(relay.name, type)) await this.audit(console, type, s, { user: principalLabel(relay), ...extra });
   }
 
   private async audit(console: string, type: string, s: Session | undefined, extra: AuditExtra = {}): Promise<void> {
