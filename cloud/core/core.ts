@@ -916,8 +916,8 @@ export class CloudCore {
   /** Why `who`'s token no longer counts (revoked, expired, unknown), or undefined. One token
    *  lookup (none for an OpenID Connect ID token, whose expiry the principal carries). */
   async tokenGone(who: Principal, now = this.now()): Promise<string | undefined> {
-    if (who.expires !== undefined && now >= who.expires) return `expired at ${iso(who.expires)}`;
-    if (who.via === 'oidc') return undefined;
+    const expired = expiredAt(who, now);
+    if (expired || who.via === 'oidc') return expired;
     const t = await this.p.tokens.info(who.tokenId);
     if (!t) return 'no longer exists';
     if (t.revoked) return `was revoked at ${iso(t.revoked.at)} by ${t.revoked.by}`;
@@ -998,10 +998,7 @@ export class CloudCore {
    *  a writer who may no longer attach or whose lease lapsed becomes a spy. False if it ended. */
   private async recheckSession(s: Session, doc: AccessDoc | undefined): Promise<boolean> {
     if (!(await this.rightsHold(s, doc))) return false;
-    if (s.mode === 'rw' && s.fence !== undefined) {
-      const lock = await this.p.locks.get(s.console);
-      if (lock.session === s.id && lock.fence === s.fence && lock.expiresAt <= this.now()) await this.leaseLapsed(s, lock);
-    }
+    if (s.mode === 'rw' && s.fence !== undefined) await this.lapseIfExpired(s);
     return true;
   }
 
@@ -1010,9 +1007,7 @@ export class CloudCore {
   private async heartbeat(s: Session): Promise<boolean> {
     if (!(await this.rightsHold(s, (await this.accessDoc(this.rulesAgeOnTheWay())).doc))) return false;
     if (s.mode !== 'rw' || s.fence === undefined) return true;
-    if (await this.p.locks.renew(s.console, s.id, s.fence, this.opts.leaseMs, this.now())) return true;
-    const lock = await this.p.locks.get(s.console);
-    if (lock.session === s.id && lock.fence === s.fence && lock.expiresAt <= this.now()) await this.leaseLapsed(s, lock);
+    if (!(await this.p.locks.renew(s.console, s.id, s.fence, this.opts.leaseMs, this.now()))) await this.lapseIfExpired(s);
     return true;
   }
 
@@ -1064,6 +1059,12 @@ export class CloudCore {
     const why = `your write lock lapsed at ${at}: ^Eca takes it again if it is free`;
     await this.toSpy(s, `[cloudcons: ${why}]`);
     return why;
+  }
+
+  /** The writer `s` still holds the lock with its fence but past its lease: it lapses (leaseLapsed). */
+  private async lapseIfExpired(s: Session): Promise<void> {
+    const lock = await this.p.locks.get(s.console);
+    if (lock.session === s.id && lock.fence === s.fence && lock.expiresAt <= this.now()) await this.leaseLapsed(s, lock);
   }
 
   /** `s` took a lock whose holder's lease had lapsed: `lock.expired` for that holder, who is told
@@ -1136,7 +1137,8 @@ export class CloudCore {
     for (const s of sessions) {
       // A viewer whose token expired or who may no longer see the console gets no more output,
       // whether or not it ever speaks again (on Lambda no timer would find it).
-      if (s.who?.expires !== undefined && now >= s.who.expires) { await this.endConnection(s.conn, s.who, `expired at ${iso(s.who.expires)}`); continue; }
+      const expired = s.who && expiredAt(s.who, now);
+      if (expired) { await this.endConnection(s.conn, s.who!, expired); continue; }
       if (!this.seeCache.sees(doc, s) && !(await this.rightsHold(s, doc))) continue;
       if (!(await this.p.sender.send(s.conn, frame, { live: { console, offset, bytes: data.length } }))) await this.clientClosed(s.conn);
     }
@@ -1195,6 +1197,11 @@ function newId(): string { return randomBytes(9).toString('base64url'); }
 type AuditExtra = { data?: Buffer; detail?: string; fence?: number; user?: string; session?: string };
 
 const iso = (t: number) => new Date(t).toISOString();
+
+/** "expired at <time>" once the principal's token (or ID token) has expired, else undefined. */
+function expiredAt(who: Principal, now: number): string | undefined {
+  return who.expires !== undefined && now >= who.expires ? `expired at ${iso(who.expires)}` : undefined;
+}
 
 /** Why a message for a console's relay went nowhere (its connection closed under it). */
 function undeliverable(rec: ConsoleRecord): string {
