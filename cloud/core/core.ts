@@ -654,7 +654,7 @@ export class CloudCore {
 
   /** In `watched` mode, tells the console's relay that someone watches it (stream live output from
    *  the stored end on) or that nobody does any more. A relay ignores `on` for a console it
-   *  already streams, so repeating it (every viewer ping) is how a lost `off`/`on` race heals. */
+   *  already streams, so repeating it (every 6th viewer ping) is how a lost `off`/`on` race heals. */
   private async watch(console: string, on: boolean, rec?: ConsoleRecord): Promise<void> {
     rec ??= await this.p.consoles.get(console);
     if (this.opts.live !== 'watched') {
