@@ -105,7 +105,7 @@ export interface ConsoleRecord {
   secretPrompt?: boolean;
   /** The highest write-lock fence this cloud handed out or accepted for the console. Kept here as
    *  well as in the lock store, which the embedded cloud holds in memory only: a relay's claim to
-   *  have seen a fence far above it is refused (core.ts relayHello). */
+   *  have seen a fence far above it is refused (relay-side.ts relayHello). */
   fence?: number;
 }
 

@@ -1,5 +1,5 @@
 // Whether an open session may still see its console, decided again for every viewer at every live
-// message (CloudCore.fanOut): so it costs no I/O and, for a rules document already seen, no rule
+// message (live-output.ts fanOut): so it costs no I/O and, for a rules document already seen, no rule
 // matching. A session carries the principal it signed in with (Session.who) for this.
 import { decide, type AccessDoc, type Subject } from './acl.ts';
 import type { Session } from './ports.ts';

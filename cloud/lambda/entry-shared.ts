@@ -12,7 +12,7 @@
 //                                   https://<api-id>.execute-api.<region>.amazonaws.com/<stage>
 //                                   (entry-ws.ts falls back to the event's domainName/stage; the
 //                                   HTTP function has no WebSocket event and needs it to post notices)
-//   CLOUDCONS_LEASE_MS              write-lock lease in ms, default 30000 (cloud/core/core.ts)
+//   CLOUDCONS_LEASE_MS              write-lock lease in ms, default 30000 (cloud/core/core-options.ts)
 //   CLOUDCONS_TOKEN_RECHECK_MS      a connection's token, rights and lease are checked again at its
 //                                   first message after this long, default 30000, at most 30000
 //   CLOUDCONS_QUIET_BATCH_MS        relays gather a quiet console's live output this long, default
@@ -31,7 +31,7 @@
 //                                   (each 22 KiB of it is one @connections post)
 //   CLOUDCONS_MAX_PATTERN_LENGTH, CLOUDCONS_MAX_PATTERN_STATES, CLOUDCONS_MAX_GREP_MS
 //                                   grep: pattern length (1000), compiled states (4000), scan time (20000)
-//   CLOUDCONS_MAX_CONSOLES_PER_RELAY   consoles registered to one relay, default 1024 (core.ts)
+//   CLOUDCONS_MAX_CONSOLES_PER_RELAY   consoles registered to one relay, default 1024 (relay-side.ts)
 //   CLOUDCONS_RELAY_AUDITS_PER_MIN, CLOUDCONS_RELAY_AUDIT_BURST
 //                                   audit records one relay may cause, per minute and at once,
 //                                   per container (600, 3000; relay-audit.ts)

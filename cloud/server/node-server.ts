@@ -117,7 +117,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   const core = new CloudCore(ports, opts.core);
   sender.setOutput(core.log);
   // Tokens, rights and leases of open connections are checked again on the server's clock, not
-  // only when a client speaks (core.ts "re-checks"); rules another process set are seen within
+  // only when a client speaks (cloud/core/rechecks.ts); rules another process set are seen within
   // accessCacheMs.
   let sweeping = false;
   const sweep = async () => {
