@@ -6,6 +6,7 @@ import { CLOUD_STREAM } from '../../protocol/names.ts';
 import { decide, explain, isAdmin, parseAccess, type AccessDoc, type Action, type Decision } from './acl.ts';
 import { someOf, type CoreContext } from './core-context.ts';
 import type { ConsoleRecord, Principal } from './ports.ts';
+import { SessionDecisions } from './session-rights.ts';
 
 /** The rules as read: `doc` undefined when none are set (everyone rw); `problem` when the stored
  *  ones do not load. */
@@ -13,14 +14,24 @@ export interface Rules { doc?: AccessDoc; version: number; problem?: string }
 
 export class AccessRules {
   private cache?: Rules & { at: number };
+  /** What open sessions may do, remembered per rules document (session-rights.ts): what runs per
+   *  message (live output, input) matches no rules. */
+  readonly sessions = new SessionDecisions();
 
   constructor(private readonly c: CoreContext) {}
+
+  /** The rules if this process read them at most `maxAgeMs` ago, else undefined (then rules()
+   *  reads them): what runs per message takes them from here without waiting for anything. */
+  cached(maxAgeMs = this.c.opts.accessCacheMs): Rules | undefined {
+    const c = this.cache;
+    return c && Date.now() - c.at < maxAgeMs ? c : undefined;
+  }
 
   /** The access rules, read at most every accessCacheMs, or every `maxAgeMs` where a longer age
    *  will do. */
   async rules(maxAgeMs = this.c.opts.accessCacheMs): Promise<Rules> {
-    const c = this.cache;
-    if (c && Date.now() - c.at < maxAgeMs) return c;
+    const cached = this.cached(maxAgeMs);
+    if (cached) return cached;
     const r = await this.c.p.access.get();
     let doc: AccessDoc | undefined;
     let problem: string | undefined;

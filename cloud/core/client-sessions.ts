@@ -4,7 +4,7 @@
 // lock, lease), and is audited before it is forwarded; a refusal is audited too.
 import { Conflict, Forbidden, RateLimited } from '../../protocol/errors.ts';
 import type { ClientToCloud } from '../../protocol/messages.ts';
-import { ACTIONS, type Action } from './acl.ts';
+import { ACTIONS, decide, type AccessDoc, type Action, type Decision } from './acl.ts';
 import type { AccessRules } from './access-rules.ts';
 import { viewersOf } from './console-admin.ts';
 import { newId, type CoreContext } from './core-context.ts';
@@ -207,20 +207,28 @@ export class ClientSessions {
   private async writeDenied(s: Session, who: Principal, action: Action): Promise<string | undefined> {
     if (s.mode !== 'rw' || s.fence === undefined) return 'you are a spy (read-only): ^Eca takes the write lock if free, ^Ecf forces it';
     const now = this.c.now();
-    const [gone, d, lock] = await Promise.all([this.rechecks.tokenGone(who, now), this.access.may(who, s.console, action), this.c.p.locks.get(s.console)]);
+    const [gone, lock, { doc }] = await Promise.all([this.rechecks.tokenGone(who, now), this.c.p.locks.get(s.console), this.access.cached() ?? this.access.rules()]);
     if (gone) {
       await this.life.endConnection(s.conn, who, gone);
       return `your token ${gone}`;
     }
+    const d = this.writerMay(doc, s, who, action);
     if (!d.allow) {
       const why = `you may not ${action === 'break' ? 'send a break to' : 'write to'} ${s.console} any more: ${d.why}`;
-      const w = action === 'attach' ? d : await this.access.may(who, s.console, 'attach');
+      const w = action === 'attach' ? d : this.writerMay(doc, s, who, 'attach');
       if (!w.allow) await this.life.demote(s, w.why);
       return why;
     }
     if (lock.session !== s.id || lock.fence !== s.fence) return `the write lock moved to ${lock.user ?? 'nobody'} (fence ${lock.fence})`;
     if (lock.expiresAt <= now) return this.life.leaseLapsed(s, lock);
     return undefined;
+  }
+
+  /** The rules' decision on `action` for the writer `s`, remembered per rules document and session
+   *  (session-rights.ts). Its principal is the connection's (`who`, stored at attach); a session
+   *  stored before sessions carried it is decided for `who`, as it always was. */
+  private writerMay(doc: AccessDoc | undefined, s: Session, who: Principal, action: Action): Decision {
+    return s.who ? this.access.sessions.decide(doc, s, action) : decide(doc, who, s.console, action);
   }
 
   private async sessionOf(conn: string): Promise<Session | undefined> {

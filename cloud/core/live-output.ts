@@ -9,30 +9,34 @@ import type { Lifecycle } from './lifecycle.ts';
 import type { ConsoleRecord } from './ports.ts';
 import type { Rechecks } from './rechecks.ts';
 import { SecretPromptTracker } from './secret-prompt.ts';
-import { SeeCache } from './session-rights.ts';
 
 export class LiveOutput {
   private readonly prompts: SecretPromptTracker;
-  private readonly seeCache = new SeeCache();
 
   constructor(private readonly c: CoreContext, private readonly access: AccessRules, private readonly rechecks: Rechecks, private readonly life: Lifecycle) {
     this.prompts = new SecretPromptTracker(c.opts.secretPrompt);
   }
 
-  /** Sends live output to every viewer of a console; `b64` is `data` already encoded, if at hand. */
+  /** Sends live output to every viewer of a console; `b64` is `data` already encoded, if at hand.
+   *  Per chunk: one lookup (the console's sessions), one frame encoded; per viewer: a map lookup
+   *  for its rights and the send. */
   async fanOut(console: string, offset: number, data: Buffer, b64?: string): Promise<void> {
-    // The rules are read beside the sessions (cached: no I/O most of the time, never in sequence).
-    const [sessions, { doc }] = await Promise.all([this.c.p.sessions.byConsole(console), this.access.rules(this.rechecks.rulesAgeOnTheWay())]);
+    const sessions = await this.c.p.sessions.byConsole(console);
     if (!sessions.length) return;
+    // The rules come from the cache, read again at most every tokenRecheckMs on this path: no I/O
+    // and no wait for nearly every chunk.
+    const age = this.rechecks.rulesAgeOnTheWay();
+    const { doc } = this.access.cached(age) ?? await this.access.rules(age);
     const frame = encode({ t: 'out', o: offset, d: b64 ?? data.toString('base64') });
+    const live = { live: { console, offset, bytes: data.length } };
     const now = this.c.now();
     for (const s of sessions) {
       // A viewer whose token expired or who may no longer see the console gets no more output,
       // whether or not it ever speaks again (on Lambda no timer would find it).
       const expired = s.who && expiredAt(s.who, now);
       if (expired) { await this.life.endConnection(s.conn, s.who!, expired); continue; }
-      if (!this.seeCache.sees(doc, s) && !(await this.rechecks.rightsHold(s, doc))) continue;
-      if (!(await this.c.p.sender.send(s.conn, frame, { live: { console, offset, bytes: data.length } }))) await this.life.clientClosed(s.conn);
+      if (!this.access.sessions.sees(doc, s) && !(await this.rechecks.rightsHold(s, doc))) continue;
+      if (!(await this.c.p.sender.send(s.conn, frame, live))) await this.life.clientClosed(s.conn);
     }
   }
 

@@ -7,12 +7,11 @@
 // (rulesStored, or a new version seen: recheckIfRulesChanged) and at once on revocation
 // (tokenRevoked). What a failed check entails (a closed connection, an ended session, a spy) is
 // lifecycle.ts's.
-import { decide, type AccessDoc } from './acl.ts';
+import type { AccessDoc } from './acl.ts';
 import type { AccessRules } from './access-rules.ts';
 import { expiredAt, iso, type CoreContext } from './core-context.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { Principal, Session, TokenInfo } from './ports.ts';
-import { sessionSubject } from './session-rights.ts';
 
 export class Rechecks {
   private sweptVersion?: number;
@@ -97,7 +96,8 @@ export class Rechecks {
   /** The client's heartbeat: its session's rights, then the writer's lease is renewed; a lease that
    *  lapsed meanwhile is not revived (a spy now). False if the session ended. */
   async heartbeat(s: Session): Promise<boolean> {
-    if (!(await this.rightsHold(s, (await this.access.rules(this.rulesAgeOnTheWay())).doc))) return false;
+    const age = this.rulesAgeOnTheWay();
+    if (!(await this.rightsHold(s, (this.access.cached(age) ?? await this.access.rules(age)).doc))) return false;
     if (s.mode !== 'rw' || s.fence === undefined) return true;
     if (!(await this.c.p.locks.renew(s.console, s.id, s.fence, this.c.opts.leaseMs, this.c.now()))) await this.life.lapseIfExpired(s);
     return true;
@@ -106,13 +106,13 @@ export class Rechecks {
   /** Whether `s` may still be attached as it is: a spy needs `spy`; a writer `attach` (else it
    *  becomes a spy, if it may spy). Ends the session otherwise; false then. */
   async rightsHold(s: Session, doc: AccessDoc | undefined): Promise<boolean> {
-    const who = sessionSubject(s);
+    const decisions = this.access.sessions;
     if (s.mode === 'rw' && s.fence !== undefined) {
-      const w = decide(doc, who, s.console, 'attach');
+      const w = decisions.decide(doc, s, 'attach');
       if (w.allow) return true;
-      if (decide(doc, who, s.console, 'spy').allow) { await this.life.demote(s, w.why); return true; }
+      if (decisions.decide(doc, s, 'spy').allow) { await this.life.demote(s, w.why); return true; }
     }
-    const d = decide(doc, who, s.console, 'spy');
+    const d = decisions.decide(doc, s, 'spy');
     if (d.allow) return true;
     await this.life.endSession(s, `you may no longer see ${s.console}: ${d.why}`);
     return false;
