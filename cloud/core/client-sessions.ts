@@ -39,7 +39,7 @@ export class ClientSessions {
     const s = await this.sessionOf(conn);
     if (!s) { await this.c.sendClient(conn, { t: 'error', code: 'CC_ERR_BAD_PARAMETER', message: `send attach before ${msg.t}` }); return; }
     switch (msg.t) {
-      case 'in': return this.input(s, who, Buffer.from(msg.d, 'base64'));
+      case 'in': return this.input(s, who, msg.d);
       case 'lock': return this.lockOp(s, who, msg.op);
       case 'break': return this.sendBreak(s, who, msg.seq);
       case 'resize': return this.resize(s, who, msg.cols, msg.rows);
@@ -147,13 +147,16 @@ export class ClientSessions {
     await this.c.sendClient(s.conn, { t: 'mode', mode: 'rw', fence: s.fence, writer: s.user });
   }
 
-  /** Input is forwarded only from the lock holder with the current fence, and audited first. */
-  private async input(s: Session, who: Principal, data: Buffer): Promise<void> {
-    // The console and the writer's standing are read in parallel: this is the echo path.
-    const [rec, denied] = await Promise.all([this.c.p.consoles.get(s.console), this.writeDenied(s, who, 'attach')]);
+  /** Input is forwarded only from the lock holder with the current fence, and audited first. `d`:
+   *  the bytes in base64 as the message brought them (the codec took only canonical base64):
+   *  audited and forwarded as they are, never decoded. */
+  private async input(s: Session, who: Principal, d: string): Promise<void> {
+    // What input is decided on is read at once (this is the echo path): the console, the writer's
+    // standing, and the output's end, where the audit record goes.
+    const [rec, denied, offset] = await Promise.all([this.c.p.consoles.get(s.console), this.writeDenied(s, who, 'attach'), this.c.log.end(s.console)]);
     // At a password prompt the audit keeps who typed how much, not what (also when refused).
-    const redacted = this.c.opts.redactSecrets && rec?.secretPrompt ? `[redacted: ${data.length} bytes typed at a password prompt]` : undefined;
-    const typed = (detail?: string) => (redacted ? { detail: detail ? `${detail} ${redacted}` : redacted } : { data, detail });
+    const redacted = this.c.opts.redactSecrets && rec?.secretPrompt ? `[redacted: ${Buffer.byteLength(d, 'base64')} bytes typed at a password prompt]` : undefined;
+    const typed = (detail?: string) => (redacted ? { offset, detail: detail ? `${detail} ${redacted}` : redacted } : { offset, data: d, detail });
     if (denied) {
       await this.c.audit(s.console, 'input.denied', s, typed(denied));
       await this.c.sendClient(s.conn, { t: 'notice', text: `[cloudcons: input not sent: ${denied}]` });
@@ -166,7 +169,7 @@ export class ClientSessions {
       return;
     }
     await this.c.audit(s.console, 'input', s, typed());
-    if (await this.c.toRelay(s.console, rec.relayConn, { t: 'in', c: s.console, fence: s.fence!, session: s.id, d: data.toString('base64') })) return;
+    if (await this.c.toRelay(s.console, rec.relayConn, { t: 'in', c: s.console, fence: s.fence!, session: s.id, d })) return;
     // Audited above as typed; this says it never reached the relay.
     const lost = undeliverable(rec);
     await this.c.audit(s.console, 'input.undelivered', s, { detail: lost });

@@ -15,8 +15,9 @@ import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from 
 import { RelayAuditBudget } from './relay-audit.ts';
 import { QuerySlots } from './slots.ts';
 
-/** What an audit record carries besides its console, type and session. */
-export type AuditExtra = { data?: Buffer; detail?: string; fence?: number; user?: string; session?: string };
+/** What an audit record carries besides its console, type and session: `data`, input bytes in
+ *  base64; `offset`, the console's output end if the caller has just read it (else it is read). */
+export type AuditExtra = { data?: string; detail?: string; fence?: number; user?: string; session?: string; offset?: number };
 
 export class CoreContext {
   /** Every console's output: sealed segments + hot tail. */
@@ -41,9 +42,9 @@ export class CoreContext {
   /** Audits an event of `console` (its session's, if `s`), placed at the console's output end. */
   async audit(console: string, type: string, s: Session | undefined, extra: AuditExtra = {}): Promise<void> {
     const rec: AuditRecord = { time: this.now(), console, type, user: s?.user ?? extra.user, session: s?.id ?? extra.session, fence: extra.fence ?? s?.fence, detail: extra.detail };
-    if (extra.data) rec.data = extra.data.toString('base64');
+    if (extra.data) rec.data = extra.data;
     // The cloud's own stream has no output to place its records in (nor a name a store takes for one).
-    if (console !== CLOUD_STREAM) rec.offset = await this.log.end(console);
+    if (console !== CLOUD_STREAM) rec.offset = extra.offset ?? await this.log.end(console);
     await this.appendAudit(rec);
   }
 
