@@ -109,16 +109,13 @@ export class ClientSessions {
       await this.c.audit(s.console, 'lock.force', s, { detail: `bumped ${r.bumped.user} (session ${r.bumped.session})` });
       const old = await this.c.p.sessions.get(r.bumped.session);
       if (old) {
-        old.mode = 'spy';
-        delete old.fence;
-        await this.c.p.sessions.put(old);
+        await this.life.toSpy(old, { bumpedBy: s.user, writer: s.user });
         await this.c.audit(s.console, 'lock.bumped', old, { detail: `by ${s.user}` });
-        await this.c.sendClient(old.conn, { t: 'mode', mode: 'spy', bumpedBy: s.user, writer: s.user });
       }
     } else if (!wasRw) {
       await this.c.audit(s.console, 'lock.take', s);
     }
-    await this.c.notifyOthers(s, `[${s.user} is now the writer]`);
+    await this.c.notice(s.console, `[${s.user} is now the writer]`, s.id);
     return undefined;
   }
 
@@ -132,14 +129,10 @@ export class ClientSessions {
       }
     }
     if (op === 'spy') {
-      if (s.mode === 'rw' && s.fence !== undefined) {
-        await this.c.p.locks.release(s.console, s.id, s.fence);
+      if (s.mode === 'rw' && s.fence !== undefined && (await this.c.p.locks.release(s.console, s.id, s.fence))) {
         await this.c.audit(s.console, 'lock.release', s);
       }
-      s.mode = 'spy';
-      delete s.fence;
-      await this.c.p.sessions.put(s);
-      await this.c.sendClient(s.conn, { t: 'mode', mode: 'spy' });
+      await this.life.toSpy(s);
       return;
     }
     const note = await this.takeLock(s, op === 'force');

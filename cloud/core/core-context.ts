@@ -99,12 +99,9 @@ export class CoreContext {
     return !!now && now !== conn && this.sendRelay(now, msg);
   }
 
-  async notice(console: string, text: string): Promise<void> {
-    for (const s of await this.p.sessions.byConsole(console)) await this.sendClient(s.conn, { t: 'notice', text });
-  }
-
-  async notifyOthers(s: Session, text: string): Promise<void> {
-    for (const o of await this.p.sessions.byConsole(s.console)) if (o.id !== s.id) await this.sendClient(o.conn, { t: 'notice', text });
+  /** A notice to every session of `console` (but session `except`). */
+  async notice(console: string, text: string, except?: string): Promise<void> {
+    for (const s of await this.p.sessions.byConsole(console)) if (s.id !== except) await this.sendClient(s.conn, { t: 'notice', text });
   }
 
   /** Notes a fence handed out in the console's record as well: the embedded cloud's locks live in

@@ -96,7 +96,7 @@ export class Lifecycle {
     if (s.fence !== undefined && (await this.c.p.locks.release(s.console, s.id, s.fence))) {
       await this.c.audit(s.console, 'lock.revoked', s, { detail: `may no longer attach: ${why}` });
     }
-    await this.toSpy(s, `[cloudcons: you may no longer write to ${s.console} (${why}); you are a spy now]`);
+    await this.toSpy(s, { notice: `[cloudcons: you may no longer write to ${s.console} (${why}); you are a spy now]` });
   }
 
   /** The writer `s` did not renew its lease (no heartbeat for leaseMs) and nobody took the lock:
@@ -106,7 +106,7 @@ export class Lifecycle {
     const at = this.lapsedAt(lock.expiresAt);
     if (await this.c.p.locks.release(s.console, s.id, lock.fence)) await this.c.audit(s.console, 'lock.expired', s, { detail: `lease lapsed at ${at}` });
     const why = `your write lock lapsed at ${at}: ^Eca takes it again if it is free`;
-    await this.toSpy(s, `[cloudcons: ${why}]`);
+    await this.toSpy(s, { notice: `[cloudcons: ${why}]` });
     return why;
   }
 
@@ -122,16 +122,17 @@ export class Lifecycle {
     const at = this.lapsedAt(l.expiresAt);
     const old = l.session === s.id ? undefined : await this.c.p.sessions.get(l.session);
     await this.c.audit(s.console, 'lock.expired', old, { user: l.user, session: l.session, fence: l.fence, detail: `lease lapsed at ${at}; taken by ${s.user}` });
-    if (old) await this.toSpy(old, `[cloudcons: your write lock lapsed at ${at} and ${s.user} took it; you are a spy now]`, s.user);
+    if (old) await this.toSpy(old, { writer: s.user, notice: `[cloudcons: your write lock lapsed at ${at} and ${s.user} took it; you are a spy now]` });
   }
 
-  /** `s` is a spy now (in the store too) and told why; `writer`: who writes instead. */
-  async toSpy(s: Session, text: string, writer?: string): Promise<void> {
+  /** `s` is a spy now (in the store too) and told so: who writes instead (`writer`), who forced
+   *  the lock (`bumpedBy`), and why in a `notice` where there is more to say. */
+  async toSpy(s: Session, tell: { writer?: string; bumpedBy?: string; notice?: string } = {}): Promise<void> {
     s.mode = 'spy';
     delete s.fence;
     await this.c.p.sessions.put(s);
-    await this.c.sendClient(s.conn, { t: 'mode', mode: 'spy', ...(writer ? { writer } : {}) });
-    await this.c.sendClient(s.conn, { t: 'notice', text });
+    await this.c.sendClient(s.conn, { t: 'mode', mode: 'spy', ...(tell.bumpedBy ? { bumpedBy: tell.bumpedBy } : {}), ...(tell.writer ? { writer: tell.writer } : {}) });
+    if (tell.notice) await this.c.sendClient(s.conn, { t: 'notice', text: tell.notice });
   }
 
   /** "<time> (no heartbeat for N s)": when and why a lease lapsed. */
