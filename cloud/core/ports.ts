@@ -78,9 +78,10 @@ export interface SessionStore {
   get(id: string): Promise<Session | undefined>;
   /** Removes a session; unknown ids are ignored. */
   delete(id: string): Promise<void>;
-  /** Sessions of one console, oldest first. */
+  /** Sessions of one console, oldest first: called for every live chunk (the fan-out), so it
+   *  must be cheap. */
   byConsole(console: string): Promise<Session[]>;
-  /** Sessions riding on one connection (normally one). */
+  /** Sessions riding on one connection (normally one): called for every message a client sends. */
   byConn(conn: string): Promise<Session[]>;
 }
 
