@@ -1,5 +1,5 @@
 // The cloud core on its embedded adapters, with a sender that records what it sends: the unit
-// tests of core.ts (cloud/core/core*.test.ts) drive it message by message, as a relay and users.
+// tests of the core (cloud/core/core*.test.ts) drive it message by message, as a relay and users.
 import { CloudCore, type CoreOptions } from '../cloud/core/core.ts';
 import type { CloudPorts, ConnectionSender, Principal } from '../cloud/core/ports.ts';
 import { MemoryLockStore } from '../cloud/adapters/memory/lock-store.ts';

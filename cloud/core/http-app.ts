@@ -10,7 +10,7 @@ import { globMatcher } from '../../protocol/glob.ts';
 import { DEFAULT_MARK_MS, Formatter, grepLog, grepPattern, parseTime, REPLAY_FORMATS, type GrepBudget, type ReplayFormat } from './replay.ts';
 import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
 import { checkGroupName, formatPrincipal, parsePrincipal, principalLabel, tokenName } from '../../protocol/principal.ts';
-import { UploadSlots } from './upload-slots.ts';
+import { UploadSlots } from './slots.ts';
 
 type Env = { Variables: { who: Principal } };
 
@@ -156,8 +156,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   // and audit stay), or give it to another relay.
   app.delete('/v1/consoles/:name', async (c) => c.json(await core.removeConsole(user(c), c.req.param('name'))));
   app.post('/v1/consoles/:name/move', async (c) => {
-    const who = user(c);
-    await core.requireAdmin(who, `move console ${c.req.param('name')}`);
+    const who = await admin(c, `move console ${c.req.param('name')}`);
     const body = await jsonBody(c);
     if (typeof body.relay !== 'string') throw new BadParameter(`relay: the name of the relay to move the console to is required (got ${JSON.stringify(body.relay)})`);
     return c.json(await core.moveConsole(who, c.req.param('name'), body.relay));
@@ -227,7 +226,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     try { glob = globMatcher(q('console') ?? '*'); } catch (e) { throw new BadParameter(`console: ${(e as Error).message}`); }
     const since = timeParam(q('since'), 'since'), until = timeParam(q('until'), 'until');
     const max = intParam(q('max'), 'max', 1000, 1, 10_000_000);
-    const all = [...new Set([...(await core.listConsoles()).map((x) => x.name), ...(await core.log.consoles())])].sort();
+    const all = [...new Set([...(await core.consoleNames()), ...(await core.log.consoles())])].sort();
     const names: string[] = [];
     for (const n of all) if ((await core.may(who, n, 'replay')).allow && glob(n)) names.push(n);
     const release = core.queries.take(who.name);
@@ -314,7 +313,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
       else await core.requireKnown(who, one, 'audit');
       names = [one];
     } else {
-      const all = new Set([...(await core.listConsoles(who)).map((x) => x.name), ...((await store.consoles?.()) ?? []), CLOUD_STREAM]);
+      const all = new Set([...(await core.consoleNames(who)), ...((await store.consoles?.()) ?? []), CLOUD_STREAM]);
       names = [];
       for (const n of [...all].sort()) if (n === CLOUD_STREAM ? await core.isAdmin(who) : (await core.may(who, n, 'audit')).allow) names.push(n);
     }

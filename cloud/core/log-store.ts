@@ -316,11 +316,10 @@ export class LogStore implements OutputStore {
   }
 
   // ---------------------------------------------------------------------------------- ingest
-  /** Stores a segment a relay uploaded (fully verified first). Idempotent: the same segment again
-   *  is accepted as stored; a different one over the same offsets is a conflict. */
   /** Takes in a segment a relay uploaded straight to the segment store (presigned PUT) under
    *  `key`: verified and indexed like an upload through the cloud. An object that is not a valid
-   *  segment, or not the one its key names, is deleted and refused. */
+   *  segment, not the one its key names, or one that would change output stored before is deleted
+   *  and refused. */
   async commitSegment(console: string, key: string) {
     const info = parseSegmentKey(key);
     if (!info || info.console !== console) throw new BadParameter(`${JSON.stringify(key)} is not a segment key of console ${console}`);
@@ -333,8 +332,7 @@ export class LogStore implements OutputStore {
     } catch (e) {
       // Not what the key says, or not what is stored: never leave it to be read. (A key already
       // part of the log is the stored record itself, never deleted here.)
-      const listed = (await this.segments(console)).some((x) => x.key === key);
-      if ((e instanceof BadParameter || e instanceof OutputConflict) && !listed) await this.segs.delete(key);
+      if ((e instanceof BadParameter || e instanceof OutputConflict) && !(await this.segments(console)).some((x) => x.key === key)) await this.segs.delete(key);
       throw e;
     }
   }
@@ -348,8 +346,9 @@ export class LogStore implements OutputStore {
     if (clash) throw new Conflict(`segment ${info.start}-${info.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
   }
 
-  /** `storedAs`: the body is already in the store under that key (commitSegment). A segment that
-   *  would change output stored before throws OutputConflict. The comparison covers what the hot
+  /** Stores a segment a relay uploaded (fully verified first). Idempotent: the same segment again
+   *  is accepted as stored. `storedAs`: the body is already in the store under that key
+   *  (commitSegment). A segment that would change output stored before throws OutputConflict. The comparison covers what the hot
    *  tail holds when it runs, and live output this process stores while the segment is written;
    *  on Lambda, a live message another container stores in those milliseconds is not compared
    *  (it is the relay's own fresh output, never output stored before). */

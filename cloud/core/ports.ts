@@ -78,9 +78,10 @@ export interface SessionStore {
   get(id: string): Promise<Session | undefined>;
   /** Removes a session; unknown ids are ignored. */
   delete(id: string): Promise<void>;
-  /** Sessions of one console, oldest first. */
+  /** Sessions of one console, oldest first: called for every live chunk (the fan-out), so it
+   *  must be cheap. */
   byConsole(console: string): Promise<Session[]>;
-  /** Sessions riding on one connection (normally one). */
+  /** Sessions riding on one connection (normally one): called for every message a client sends. */
   byConn(conn: string): Promise<Session[]>;
 }
 
@@ -105,7 +106,7 @@ export interface ConsoleRecord {
   secretPrompt?: boolean;
   /** The highest write-lock fence this cloud handed out or accepted for the console. Kept here as
    *  well as in the lock store, which the embedded cloud holds in memory only: a relay's claim to
-   *  have seen a fence far above it is refused (core.ts relayHello). */
+   *  have seen a fence far above it is refused (relay-side.ts relayHello). */
   fence?: number;
 }
 
@@ -208,13 +209,24 @@ export interface HotTail {
 export interface AuditRecord {
   time: number;
   console: string;
-  /** Dotted lowercase event type: session.attach, session.detach, session.ended (its user may no
-   *  longer spy the console, or its token stopped counting), input, input.denied, input.dropped,
-   *  lock.take, lock.force, lock.bumped, lock.refused, lock.refence, lock.release, lock.expired (a
-   *  writer's lease lapsed: the old holder), lock.revoked (a writer who may no longer attach was
-   *  moved to spy), break, break.denied, resize.denied, console.up, console.down, console.remove,
-   *  console.move, output.gap, output.conflict, relay.refused, relay.fence, relay.ignored,
-   *  relay.audit.limited, relay.audit.suppressed. */
+  /** Dotted lowercase event type. In a console's trail:
+   *  - sessions: session.attach, session.detach, session.ended (its user may no longer spy the
+   *    console, or its token stopped counting), session.refused (maxSessionsPerConsole);
+   *  - input and breaks: input, input.denied, input.undelivered (audited, then no relay connection
+   *    took it), input.dropped (the relay refused it; also break.dropped, resize.dropped), break,
+   *    break.denied, break.undelivered, resize.denied;
+   *  - the write lock: lock.take, lock.force, lock.bumped, lock.refused, lock.denied, lock.refence,
+   *    lock.release, lock.expired (a writer's lease lapsed: the old holder), lock.revoked (a writer
+   *    who may no longer attach was moved to spy);
+   *  - the console: console.up, console.down, console.<event> (what its relay reports: flapping,
+   *    idle, initcmd.start, manual.down, ...), console.down.request, console.up.request,
+   *    console.remove, console.move; output.gap, output.conflict; relay.refused, relay.fence;
+   *  - access.denied, export.
+   *  In the cloud's own stream (CLOUD_STREAM): auth.signin, auth.failure, auth.refused (connection
+   *  limit), auth.ended, token.create, token.revoke, access.change, access.denied (admin actions),
+   *  console.remove, console.move, relay.name, relay.refused, relay.fence, relay.ignored,
+   *  relay.audit.limited, relay.audit.suppressed.
+   *  Every chain: audit.seal, audit.reseal (audit-chain.ts, audit-reseal.ts). */
   type: string;
   user?: string;
   session?: string;

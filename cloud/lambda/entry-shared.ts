@@ -12,7 +12,7 @@
 //                                   https://<api-id>.execute-api.<region>.amazonaws.com/<stage>
 //                                   (entry-ws.ts falls back to the event's domainName/stage; the
 //                                   HTTP function has no WebSocket event and needs it to post notices)
-//   CLOUDCONS_LEASE_MS              write-lock lease in ms, default 30000 (cloud/core/core.ts)
+//   CLOUDCONS_LEASE_MS              write-lock lease in ms, default 30000 (cloud/core/core-options.ts)
 //   CLOUDCONS_TOKEN_RECHECK_MS      a connection's token, rights and lease are checked again at its
 //                                   first message after this long, default 30000, at most 30000
 //   CLOUDCONS_QUIET_BATCH_MS        relays gather a quiet console's live output this long, default
@@ -20,13 +20,18 @@
 //   CLOUDCONS_REDACT_PASSWORDS      false: audit input typed at a password prompt in clear (default true)
 //   CLOUDCONS_SECRET_PROMPT         a password prompt to recognise besides the built-in ones: a regex
 //                                   for the console's line as shown, case-insensitive
+//   CLOUDCONS_MAX_CONNS_PER_USER, CLOUDCONS_MAX_CONNS_PER_RELAY
+//                                   open WebSockets per user (32) and per relay (4); more are refused
+//                                   at $connect (ws-handler.ts)
+//   CLOUDCONS_MAX_SESSIONS_PER_CONSOLE  sessions (writer and spies) one console takes, default 64
+//   CLOUDCONS_MAX_BODY_BYTES        largest HTTP request body but segment uploads, default 1048576
 //   CLOUDCONS_MAX_QUERIES_PER_USER  replay/export/grep/history requests of one user running at once
 //                                   in one invocation's process, default 4 (CLOUDCONS_MAX_QUERIES: all users, 16)
 //   CLOUDCONS_MAX_HISTORY_BYTES     most output sent as history on attach or replay, default 1048576
 //                                   (each 22 KiB of it is one @connections post)
 //   CLOUDCONS_MAX_PATTERN_LENGTH, CLOUDCONS_MAX_PATTERN_STATES, CLOUDCONS_MAX_GREP_MS
 //                                   grep: pattern length (1000), compiled states (4000), scan time (20000)
-//   CLOUDCONS_MAX_CONSOLES_PER_RELAY   consoles registered to one relay, default 1024 (core.ts)
+//   CLOUDCONS_MAX_CONSOLES_PER_RELAY   consoles registered to one relay, default 1024 (relay-side.ts)
 //   CLOUDCONS_RELAY_AUDITS_PER_MIN, CLOUDCONS_RELAY_AUDIT_BURST
 //                                   audit records one relay may cause, per minute and at once,
 //                                   per container (600, 3000; relay-audit.ts)
@@ -93,28 +98,26 @@ export function wholeNumber(env: NodeJS.ProcessEnv, name: string): number | unde
 }
 
 export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
-  const leaseMs = positiveInt(env, 'CLOUDCONS_LEASE_MS');
-  const quietBatchMs = positiveInt(env, 'CLOUDCONS_QUIET_BATCH_MS');
   const redact = env.CLOUDCONS_REDACT_PASSWORDS;
   if (redact !== undefined && redact !== '' && redact !== 'true' && redact !== 'false') throw new Error(`CLOUDCONS_REDACT_PASSWORDS must be true or false, got '${redact}'`);
   let secretPrompt: RegExp | undefined;
   if (env.CLOUDCONS_SECRET_PROMPT) {
     try { secretPrompt = new RegExp(env.CLOUDCONS_SECRET_PROMPT, 'i'); } catch (e) { throw new Error(`CLOUDCONS_SECRET_PROMPT: ${(e as Error).message}`); }
   }
-  const oidc = oidcConfig(env);
-  const maxSessionsPerConsole = positiveInt(env, 'CLOUDCONS_MAX_SESSIONS_PER_CONSOLE');
-  const query = {
+  const tokenRecheckMs = positiveInt(env, 'CLOUDCONS_TOKEN_RECHECK_MS');
+  if (tokenRecheckMs !== undefined && tokenRecheckMs > TOKEN_RECHECK_MAX_MS) throw new Error(`CLOUDCONS_TOKEN_RECHECK_MS must be at most ${TOKEN_RECHECK_MAX_MS} (revocations and expiry must reach open connections within 30 s), got '${tokenRecheckMs}'`);
+  // Only what is set: the core's defaults (CORE_DEFAULTS, and the ws handler's own) fill the rest.
+  const core: Partial<CoreOptions> = {
+    leaseMs: positiveInt(env, 'CLOUDCONS_LEASE_MS'), quietBatchMs: positiveInt(env, 'CLOUDCONS_QUIET_BATCH_MS'),
+    redactSecrets: redact === 'false' ? false : undefined, secretPrompt,
+    maxSessionsPerConsole: positiveInt(env, 'CLOUDCONS_MAX_SESSIONS_PER_CONSOLE'), tokenRecheckMs, auditTextMax: positiveInt(env, 'CLOUDCONS_AUDIT_TEXT_MAX'),
     maxQueriesPerUser: positiveInt(env, 'CLOUDCONS_MAX_QUERIES_PER_USER'), maxQueries: positiveInt(env, 'CLOUDCONS_MAX_QUERIES'),
     maxHistoryBytes: positiveInt(env, 'CLOUDCONS_MAX_HISTORY_BYTES'), maxPatternLength: positiveInt(env, 'CLOUDCONS_MAX_PATTERN_LENGTH'),
     maxPatternStates: positiveInt(env, 'CLOUDCONS_MAX_PATTERN_STATES'), maxGrepMs: positiveInt(env, 'CLOUDCONS_MAX_GREP_MS'),
-  };
-  const relayLimits = {
     maxConsolesPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONSOLES_PER_RELAY'), relayAuditsPerMin: positiveInt(env, 'CLOUDCONS_RELAY_AUDITS_PER_MIN'),
     relayAuditBurst: positiveInt(env, 'CLOUDCONS_RELAY_AUDIT_BURST'), fenceClaimSlack: wholeNumber(env, 'CLOUDCONS_FENCE_CLAIM_SLACK'),
   };
-  const tokenRecheckMs = positiveInt(env, 'CLOUDCONS_TOKEN_RECHECK_MS');
-  if (tokenRecheckMs !== undefined && tokenRecheckMs > TOKEN_RECHECK_MAX_MS) throw new Error(`CLOUDCONS_TOKEN_RECHECK_MS must be at most ${TOKEN_RECHECK_MAX_MS} (revocations and expiry must reach open connections within 30 s), got '${tokenRecheckMs}'`);
-  const auditTextMax = positiveInt(env, 'CLOUDCONS_AUDIT_TEXT_MAX');
+  const oidc = oidcConfig(env);
   return {
     maxConnsPerUser: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_USER'), maxConnsPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONNS_PER_RELAY'),
     maxBodyBytes: positiveInt(env, 'CLOUDCONS_MAX_BODY_BYTES'),
@@ -124,13 +127,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     prefix: env.CLOUDCONS_SEGMENTS_PREFIX || undefined,
     auditBucket: env.CLOUDCONS_AUDIT_BUCKET || undefined,
     connectionsEndpoint: env.CLOUDCONS_CONNECTIONS_ENDPOINT || undefined,
-    core: {
-      ...(leaseMs ? { leaseMs } : {}), ...(quietBatchMs ? { quietBatchMs } : {}),
-      ...(redact === 'false' ? { redactSecrets: false } : {}), ...(secretPrompt ? { secretPrompt } : {}),
-      ...(maxSessionsPerConsole ? { maxSessionsPerConsole } : {}), ...(tokenRecheckMs ? { tokenRecheckMs } : {}), ...(auditTextMax ? { auditTextMax } : {}),
-      ...Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)),
-      ...Object.fromEntries(Object.entries(relayLimits).filter(([, v]) => v !== undefined)),
-    },
+    core: Object.fromEntries(Object.entries(core).filter(([, v]) => v !== undefined)),
   };
 }
 

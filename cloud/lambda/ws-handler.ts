@@ -14,7 +14,7 @@
 //   connected longer ago than that, runs one first. Kept per container, not in the table: another
 //   container checks again (a read) rather than every check costing a write. A connection that
 //   sends nothing is covered otherwise: a revocation closes it at once (the HTTP function finds it
-//   by its principal), live output stops for an expired token or lost rights (core fanOut), and
+//   by its principal), live output stops for an expired token or lost rights (cloud/core/live-output.ts), and
 //   API Gateway drops it after 10 idle minutes.
 import { decode, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
 import { CcError, errorCode } from '../../protocol/errors.ts';

@@ -1,5 +1,8 @@
 // The embedded cloud's ports: filesystem stores under the data directory (segments/ unless an S3
-// bucket holds them, hot/, audit/, consoles.json, tokens, access.json), in-memory lock and session state (sessions end with their connections; fences are re-learned from relays).
+// bucket holds them, hot/, audit/ and audit-heads/, consoles.json, tokens, access.json), in-memory
+// lock and session state: sessions end with their connections, and fences are re-learned from
+// relays, checked against the highest one the console registry kept (relay-side.ts fenceClaim).
+// Who is signed in on each socket (ports.connections) is the node server's to say.
 import type { CloudPorts, ConnectionSender, SegmentStore } from '../core/ports.ts';
 import { FsAuditStore } from '../adapters/fs/audit-store.ts';
 import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';

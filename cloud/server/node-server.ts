@@ -11,8 +11,7 @@ import { CcError, errorCode } from '../../protocol/errors.ts';
 import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
 import { CloudCore, type CoreOptions } from '../core/core.ts';
 import { defaultWebDir, hstsValue, webAssets } from './web-assets.ts';
-import { SUBPROTOCOL, subprotocolBearer } from '../core/http-app.ts';
-import { authenticate, createHttpApp, HTTP_DEFAULTS, USER_TOKEN_TTL_DEFAULT } from '../core/http-app.ts';
+import { authenticate, createHttpApp, HTTP_DEFAULTS, SUBPROTOCOL, subprotocolBearer, USER_TOKEN_TTL_DEFAULT } from '../core/http-app.ts';
 import type { CloudPorts, Principal, SegmentStore } from '../core/ports.ts';
 import { WsSender, type SenderLimits, SENDER_DEFAULTS } from './ws-sender.ts';
 import { embeddedPorts } from './embedded-ports.ts';
@@ -86,7 +85,6 @@ export interface CloudServerOptions {
   oidc?: Partial<OidcOptions> & Pick<OidcOptions, 'issuer' | 'audience'>;
 }
 
-
 export interface CloudServer {
   url: string;
   port: number;
@@ -119,7 +117,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   const core = new CloudCore(ports, opts.core);
   sender.setOutput(core.log);
   // Tokens, rights and leases of open connections are checked again on the server's clock, not
-  // only when a client speaks (core.ts "re-checks"); rules another process set are seen within
+  // only when a client speaks (cloud/core/rechecks.ts); rules another process set are seen within
   // accessCacheMs.
   let sweeping = false;
   const sweep = async () => {
@@ -135,7 +133,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   recheck.unref();
   const rules = setInterval(() => void core.recheckIfRulesChanged().catch((e: Error) => log(`access rules re-check failed: ${e.message}`)), Math.max(core.opts.accessCacheMs, 500));
   rules.unref();
-    const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes, maxBodyBytes: limits.maxBodyBytes, userTokenTtlMs: limits.userTokenTtlMs,
+  const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes, maxBodyBytes: limits.maxBodyBytes, userTokenTtlMs: limits.userTokenTtlMs,
     maxUploadsPerRelay: limits.maxUploadsPerRelay, maxUploads: limits.maxUploads });
   const retention = limits.retentionMs > 0 ? setInterval(() => {
     void (async () => {

@@ -29,6 +29,9 @@ export const SENDER_DEFAULTS: SenderLimits = { highWaterBytes: 8 * 1024 * 1024, 
 const CATCH_UP_STEP = 256 * 1024;
 /** While a viewer catches up, how often its send buffer is checked for room. */
 const CATCH_UP_POLL_MS = 5;
+/** Close code for a connection that reads too slowly: a client reconnects after it (4001, a token
+ *  that stopped counting, and 4003, rights taken away, end its session for good). */
+const TOO_SLOW = 4008;
 
 interface Cursor {
   console: string;
@@ -137,7 +140,7 @@ export class WsSender implements ConnectionSender {
       if (now - c.progress > this.limits.stallMs) {
         this.log(`${conn}: viewer stalled; disconnecting`);
         this.cursors.delete(conn);
-        this.drop(conn, ws, 4008, `too slow: read nothing for ${this.limits.stallMs} ms`);
+        this.drop(conn, ws, TOO_SLOW, `too slow: read nothing for ${this.limits.stallMs} ms`);
         continue;
       }
       void this.catchUp(conn, c);
@@ -162,7 +165,7 @@ export class WsSender implements ConnectionSender {
       last = buffered;
       if (now - progress > this.limits.stallMs) {
         this.log(`${conn}: history reader stalled; disconnecting`);
-        this.drop(conn, ws, 4001, `too slow: read nothing for ${this.limits.stallMs} ms`);
+        this.drop(conn, ws, TOO_SLOW, `too slow: read nothing for ${this.limits.stallMs} ms`);
         return false;
       }
       await new Promise((r) => setTimeout(r, CATCH_UP_POLL_MS));
