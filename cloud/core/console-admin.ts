@@ -2,7 +2,8 @@
 // see of it), one console, down and up by hand, and the admins' rm and move of a console's name.
 import { BadParameter, Conflict, NotFound } from '../../protocol/errors.ts';
 import type { Viewer } from '../../protocol/messages.ts';
-import { CLOUD_STREAM, consoleNameProblem, isConsoleName } from '../../protocol/names.ts';
+import { CLOUD_STREAM } from '../../protocol/names.ts';
+import { checkUserName } from '../../protocol/principal.ts';
 import { relayMayPublish, type Action } from './acl.ts';
 import type { AccessRules } from './access-rules.ts';
 import type { CoreContext } from './core-context.ts';
@@ -81,9 +82,13 @@ export class ConsoleAdmin {
   /** `cloudcons console move NAME --relay R` (admins): the name becomes relay R's, which publishes
    *  it at its next hello (its next connection). If the relay it belonged to is connected, the
    *  console is taken down there and its messages about it are refused from now on. */
-  async moveConsole(who: Principal, name: string, to: string): Promise<ConsoleView> {
+  async moveConsole(who: Principal, name: string, raw: string): Promise<ConsoleView> {
     await this.access.requireAdmin(who, `move console ${name}`);
-    if (!isConsoleName(to)) throw new BadParameter(`relay: ${consoleNameProblem(to, 'relay name')}`);
+    // A relay is who its token says, and token names are read in normal form (protocol/principal.ts):
+    // `Edge1` is relay edge1, and a name no relay token could have would orphan the console.
+    const c = checkUserName(raw);
+    if (c.why !== undefined) throw new BadParameter(`relay: ${c.why}`);
+    const to = c.name;
     const rec = await this.c.p.consoles.get(name);
     if (!rec) throw new NotFound(await this.access.unknownConsoleMessage(name, who));
     if (rec.relay === to) throw new Conflict(`console ${name} already belongs to relay ${to}`);

@@ -84,9 +84,12 @@ test('console rm and move are for admins', async () => {
   assert.equal((await call(r.edge1, 'DELETE', '/v1/consoles/web01')).status, 403);
   assert.equal((await call(r.root, 'DELETE', '/v1/consoles/web01')).status, 409, 'its relay publishes it');
   assert.equal((await call(r.root, 'POST', '/v1/consoles/web01/move', {})).status, 400);
-  const moved = await call(r.root, 'POST', '/v1/consoles/web01/move', { relay: 'edge2' });
+  const bad = await call(r.root, 'POST', '/v1/consoles/web01/move', { relay: 'relay:edge2' });
+  assert.equal(bad.status, 400, 'no relay token could have that name');
+  assert.match((await bad.json() as { error: { message: string } }).error.message, /^relay: /);
+  const moved = await call(r.root, 'POST', '/v1/consoles/web01/move', { relay: 'Edge2' });
   assert.equal(moved.status, 200);
-  assert.equal((await moved.json() as { relay: string }).relay, 'edge2');
+  assert.equal((await moved.json() as { relay: string }).relay, 'edge2', 'relay names are read in normal form, as tokens are');
   const rm = await call(r.root, 'DELETE', '/v1/consoles/web01');
   assert.equal(rm.status, 200);
   assert.equal((await call(r.root, 'GET', '/v1/consoles/web01')).status, 404);
