@@ -246,6 +246,8 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--max-consoles-per-relay <n>', 'consoles registered to one relay; a hello with more new ones is refused for those (default 1024)', int('--max-consoles-per-relay', 1))
   .option('--relay-audits-per-min <n>', 'audit records one relay\'s messages may cause per minute; more are counted in one record (default 600)', int('--relay-audits-per-min', 1))
   .option('--relay-audit-burst <n>', '... and at once (default 3000: a relay with 1024 consoles restarting)', int('--relay-audit-burst', 1))
+  .option('--user-audits-per-min <n>', 'audit records one user may cause per minute by what is refused (denied input, actions, sessions) and by sign-ins; more are counted in one record (default 120)', int('--user-audits-per-min', 1))
+  .option('--user-audit-burst <n>', '... and at once (default 300)', int('--user-audit-burst', 1))
   .option('--fence-claim-slack <n>', 'how far above the highest fence handed out a relay may claim to have seen one (default 1000)', int('--fence-claim-slack', 0))
   .option('--max-uploads-per-relay <n>', 'segment uploads in progress at once per relay; more get 429 before their body is read (default 8)', int('--max-uploads-per-relay', 1))
   .option('--max-uploads <n>', 'segment uploads in progress at once over all relays (default 32; each holds up to --max-segment-bytes)', int('--max-uploads', 1))
@@ -281,7 +283,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
       dataDir: o.data, host: o.host, port: o.port, core: { leaseMs: o.leaseMs, live: o.live, quietBatchMs: o.quietBatchMs, redactSecrets: o.redactPasswords, ...(o.secretPrompt ? { secretPrompt: o.secretPrompt } : {}),
         maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs, maxQueriesPerUser: o.maxQueriesPerUser, maxQueries: o.maxQueries,
         maxHistoryBytes: o.maxHistoryBytes, maxPatternLength: o.maxPatternLength, maxPatternStates: o.maxPatternStates, maxGrepMs: o.maxGrepMs,
-        maxConsolesPerRelay: o.maxConsolesPerRelay, relayAuditsPerMin: o.relayAuditsPerMin, relayAuditBurst: o.relayAuditBurst, fenceClaimSlack: o.fenceClaimSlack,
+        maxConsolesPerRelay: o.maxConsolesPerRelay, relayAuditsPerMin: o.relayAuditsPerMin, relayAuditBurst: o.relayAuditBurst, userAuditsPerMin: o.userAuditsPerMin, userAuditBurst: o.userAuditBurst, fenceClaimSlack: o.fenceClaimSlack,
         tokenRecheckMs: o.tokenRecheckMs, auditTextMax: o.auditTextMax },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention,

@@ -70,7 +70,7 @@ export class AccessRules {
   async requireAccess(who: Principal, console: string, action: Action): Promise<void> {
     const d = await this.may(who, console, action);
     if (d.allow) return;
-    await this.c.audit(console, 'access.denied', undefined, { user: who.name, detail: `${action}: ${d.why}` });
+    await this.c.userAudit(who.name, console, 'access.denied', undefined, { detail: `${action}: ${d.why}` });
     throw new Forbidden(`user ${who.name} may not ${action} ${console}: ${d.why}`);
   }
 
@@ -80,7 +80,7 @@ export class AccessRules {
 
   async requireAdmin(who: Principal, what: string): Promise<void> {
     if (await this.isAdmin(who)) return;
-    await this.c.audit(CLOUD_STREAM, 'access.denied', undefined, { user: who.name, detail: `${what}: not an admin` });
+    await this.c.userAudit(who.name, CLOUD_STREAM, 'access.denied', undefined, { detail: `${what}: not an admin` });
     throw new Forbidden(`user ${who.name} may not ${what}: only admins may (an admin token, or admins: in the access rules)`);
   }
 

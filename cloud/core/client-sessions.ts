@@ -67,7 +67,7 @@ export class ClientSessions {
     if (mode === 'spy') await this.access.requireAccess(who, msg.c, 'spy'); // a writer sees what it writes to
     const attached = (await this.c.p.sessions.byConsole(msg.c)).length;
     if (attached >= this.c.opts.maxSessionsPerConsole) {
-      await this.c.audit(msg.c, 'session.refused', undefined, { user: who.name, detail: `${attached} sessions already (maxSessionsPerConsole)` });
+      await this.c.userAudit(who.name, msg.c, 'session.refused', undefined, { detail: `${attached} sessions already (maxSessionsPerConsole)` });
       throw new RateLimited(`console ${msg.c} has ${attached} sessions, its limit (maxSessionsPerConsole ${this.c.opts.maxSessionsPerConsole}): try again later`);
     }
     const s: Session = { id: newId(), console: msg.c, user: who.name, mode: 'spy', since: this.c.now(), conn, client: msg.client, who };
@@ -95,7 +95,7 @@ export class ClientSessions {
   private async takeLock(s: Session, force: boolean): Promise<string | undefined> {
     const r = await this.c.p.locks.acquire(s.console, { session: s.id, user: s.user }, { force, leaseMs: this.c.opts.leaseMs, now: this.c.now() });
     if (!r.ok) {
-      await this.c.audit(s.console, 'lock.refused', s, { detail: `held by ${r.lock.user}` });
+      await this.c.userAudit(s.user, s.console, 'lock.refused', s, { detail: `held by ${r.lock.user}` });
       return `[console is in use by ${r.lock.user}; you are a spy (read-only). Force with -f or ^Ecf]`;
     }
     const wasRw = s.mode === 'rw' && s.fence === r.lock.fence;
@@ -123,7 +123,7 @@ export class ClientSessions {
     if (op !== 'spy') {
       const d = await this.access.may(who, s.console, op === 'force' ? 'force' : 'attach');
       if (!d.allow) {
-        await this.c.audit(s.console, 'lock.denied', s, { detail: `${op}: ${d.why}` });
+        await this.c.userAudit(s.user, s.console, 'lock.denied', s, { detail: `${op}: ${d.why}` });
         await this.c.sendClient(s.conn, { t: 'notice', text: `[cloudcons: you may not ${op === 'force' ? 'force the lock on' : 'write to'} ${s.console}: ${d.why}]` });
         return;
       }
@@ -151,13 +151,13 @@ export class ClientSessions {
     const redacted = this.c.opts.redactSecrets && rec?.secretPrompt ? `[redacted: ${Buffer.byteLength(d, 'base64')} bytes typed at a password prompt]` : undefined;
     const typed = (detail?: string) => (redacted ? { offset, detail: detail ? `${detail} ${redacted}` : redacted } : { offset, data: d, detail });
     if (denied) {
-      await this.c.audit(s.console, 'input.denied', s, typed(denied));
+      await this.c.userAudit(s.user, s.console, 'input.denied', s, typed(denied));
       await this.c.sendClient(s.conn, { t: 'notice', text: `[cloudcons: input not sent: ${denied}]` });
       return;
     }
     if (!rec?.relayConn || rec.state === 'down') {
       const why = `console is down${rec?.reason ? ` (${rec.reason})` : ''}`;
-      await this.c.audit(s.console, 'input.denied', s, typed(why));
+      await this.c.userAudit(s.user, s.console, 'input.denied', s, typed(why));
       await this.c.sendClient(s.conn, { t: 'notice', text: `[cloudcons: input not sent: ${why}]` });
       return;
     }
@@ -174,7 +174,7 @@ export class ClientSessions {
     if (s.mode !== 'rw') return; // the writer's window decides the size
     const [rec, denied] = await Promise.all([this.c.p.consoles.get(s.console), this.writeDenied(s, who, 'attach')]);
     if (denied) {
-      await this.c.audit(s.console, 'resize.denied', s, { detail: `${cols}x${rows}: ${denied}` });
+      await this.c.userAudit(s.user, s.console, 'resize.denied', s, { detail: `${cols}x${rows}: ${denied}` });
       await this.c.sendClient(s.conn, { t: 'notice', text: `[cloudcons: resize not sent: ${denied}]` });
       return;
     }
@@ -185,7 +185,7 @@ export class ClientSessions {
     const [denied, rec] = await Promise.all([this.writeDenied(s, who, 'break'), this.c.p.consoles.get(s.console)]);
     const why = denied ?? (!rec?.relayConn || rec.state === 'down' ? 'console is down' : undefined);
     if (why) {
-      await this.c.audit(s.console, 'break.denied', s, { detail: `break ${seq}: ${why}` });
+      await this.c.userAudit(s.user, s.console, 'break.denied', s, { detail: `break ${seq}: ${why}` });
       await this.c.sendClient(s.conn, { t: 'notice', text: `[cloudcons: break not sent: ${why}]` });
       return;
     }

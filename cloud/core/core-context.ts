@@ -12,7 +12,7 @@ import { boundedRecord, cutText } from './audit-text.ts';
 import type { CoreOptions } from './core-options.ts';
 import { LogStore, type LogStoreOptions } from './log-store.ts';
 import type { AuditRecord, CloudPorts, ConsoleRecord, Principal, Session } from './ports.ts';
-import { RelayAuditBudget } from './relay-audit.ts';
+import { AuditRation } from './audit-ration.ts';
 import { QuerySlots } from './slots.ts';
 
 /** What an audit record carries besides its console, type and session: `data`, input bytes in
@@ -24,15 +24,18 @@ export class CoreContext {
   readonly log: LogStore;
   /** Replay, export, grep and history work running in this process (slots.ts). */
   readonly queries: QuerySlots;
-  /** The ration of audit records each relay may cause (relay-audit.ts). */
-  readonly relayAudits: RelayAuditBudget;
+  /** The ration of audit records each relay, and each user, may cause (audit-ration.ts). */
+  readonly relayAudits: AuditRation;
+  readonly userAudits: AuditRation;
   private authFailures = { since: 0, count: 0, suppressed: 0 };
 
   constructor(readonly p: CloudPorts, readonly opts: CoreOptions, logOpts: Partial<LogStoreOptions> = {}) {
     this.log = new LogStore(p.segments, p.hot, logOpts);
     this.queries = new QuerySlots(opts.maxQueriesPerUser, opts.maxQueries);
-    this.relayAudits = new RelayAuditBudget({ perMin: opts.relayAuditsPerMin, burst: opts.relayAuditBurst }, () => this.now(),
+    this.relayAudits = new AuditRation('relay', { perMin: opts.relayAuditsPerMin, burst: opts.relayAuditBurst }, () => this.now(),
       (relay, type, detail) => this.auditCloud(type, principalLabel({ kind: 'relay', name: relay }), detail));
+    this.userAudits = new AuditRation('user', { perMin: opts.userAuditsPerMin, burst: opts.userAuditBurst }, () => this.now(),
+      (user, type, detail) => this.auditCloud(type, user, detail));
   }
 
   now(): number { return this.p.clock.now(); }
@@ -62,6 +65,19 @@ export class CoreContext {
    *  as the relay's (`relay:edge1`) unless it is about session `s` (then the session's user's). */
   async relayAudit(relay: Principal, console: string, type: string, extra: AuditExtra = {}, s?: Session): Promise<void> {
     if (await this.relayAudits.admit(relay.name, type)) await this.audit(console, type, s, { user: principalLabel(relay), ...extra });
+  }
+
+  /** Audits a refusal of what user `who` asked (or a sign-in), within their ration
+   *  (userAuditsPerMin, userAuditBurst): a user who hammers at what they may not do cannot flood
+   *  the audit. `console` CLOUD_STREAM: the cloud's own stream. */
+  async userAudit(who: string, console: string, type: string, s?: Session, extra: AuditExtra = {}): Promise<void> {
+    if (await this.userAudits.admit(who, type)) await this.audit(console, type, s, { user: who, ...extra });
+  }
+
+  /** Writes what the rations held back a minute or more ago (a flood that stopped). */
+  async flushAuditRations(): Promise<void> {
+    await this.relayAudits.flushDue();
+    await this.userAudits.flushDue();
   }
 
   /** A sign-in that failed (bad, expired or revoked token; wrong endpoint): audited, up to

@@ -56,11 +56,17 @@ export interface CoreOptions {
    *  runs 1000 on one relay). */
   maxConsolesPerRelay: number;
   /** Audit records one relay's messages may cause per minute, sustained (events, state changes,
-   *  refusals of what it sent); more are counted in one record (relay-audit.ts). Default 600. */
+   *  refusals of what it sent); more are counted in one record (audit-ration.ts). Default 600. */
   relayAuditsPerMin: number;
   /** ... and at once. Default 3000: a relay with maxConsolesPerRelay consoles that restarts
    *  (each goes down and up) is audited in full. */
   relayAuditBurst: number;
+  /** Audit records one user may cause per minute, sustained, without anything being done: refusals
+   *  of what they asked (denied input, breaks, resizes, locks, actions; refused sessions and
+   *  connections) and sign-ins; more are counted in one record (audit-ration.ts). Default 120. */
+  userAuditsPerMin: number;
+  /** ... and at once. Default 300. */
+  userAuditBurst: number;
   /** How far above the highest fence this cloud handed out for a console a relay's hello may claim
    *  to have seen it (the embedded cloud keeps locks in memory, and the registry's copy is saved
    *  up to 200 ms late); a higher claim is refused and audited. Default 1000. */
@@ -76,6 +82,6 @@ export const CORE_DEFAULTS: CoreOptions = {
   leaseMs: 30_000, maxHistoryBytes: 1024 * 1024, live: 'always', catchUpMs: 1500, quietBatchMs: 0,
   redactSecrets: true, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckMs: 30_000,
   maxQueriesPerUser: 4, maxQueries: 16, maxPatternLength: PATTERN_DEFAULTS.maxLength, maxPatternStates: PATTERN_DEFAULTS.maxStates, maxGrepMs: 20_000,
-  maxConsolesPerRelay: 1024, relayAuditsPerMin: 600, relayAuditBurst: 3000, fenceClaimSlack: 1000,
+  maxConsolesPerRelay: 1024, relayAuditsPerMin: 600, relayAuditBurst: 3000, userAuditsPerMin: 120, userAuditBurst: 300, fenceClaimSlack: 1000,
   auditTextMax: 1024,
 };

@@ -524,3 +524,23 @@ test('a revoked token can no longer attach, take the lock or replay on a connect
   assert.equal(sender.to('A2', 'attached').length, 0);
   assert.deepEqual([...new Set(sender.closed.map((c) => `${c.conn}:${c.code}`))], ['A:4001', 'A2:4001']);
 });
+
+test('a spy who types on and on, and asks for what it may not: the refusals are audited up to its ration, then counted; its input never reaches the relay', async () => {
+  const { core, ports, sender, clock } = await setup({ userAuditBurst: 20, userAuditsPerMin: 60 });
+  await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'rw' });
+  await core.clientMessage('B', bob, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
+  for (let i = 0; i < 500; i++) await core.clientMessage('B', bob, { v: 1, t: 'in', d: b64('x') });
+  for (let i = 0; i < 50; i++) await core.clientMessage('B', bob, { v: 1, t: 'break', seq: '1' });
+  assert.equal(sender.to('R', 'in').length, 0);
+  assert.equal(sender.to('B', 'notice').filter((m) => /input not sent/.test(String(m.text))).length, 500, 'each refusal is still told');
+  const denied = (await ports.audit.list('web01')).filter((r) => r.user === 'bob' && r.type.endsWith('.denied'));
+  assert.equal(denied.length, 20, 'the burst, one by one');
+  // Alice is not held back by bob's flood.
+  await core.clientMessage('A', alice, { v: 1, t: 'in', d: b64('ok\r') });
+  assert.equal((await ports.audit.list('web01')).filter((r) => r.user === 'alice' && r.type === 'input').length, 1);
+  clock.at = Date.now() + 61_000;
+  await core.flushAuditRations();
+  const notes = (await ports.audit.list('_cloud')).filter((r) => r.user === 'bob' && r.type.startsWith('user.audit'));
+  assert.deepEqual(notes.map((r) => r.type), ['user.audit.limited', 'user.audit.suppressed']);
+  assert.match(notes[1].detail!, /^530 audit records caused by user bob from .* were not written \(userAuditsPerMin 60, userAuditBurst 20\): input\.denied x480, break\.denied x50$/);
+});

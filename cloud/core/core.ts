@@ -27,6 +27,7 @@ import { Lifecycle } from './lifecycle.ts';
 import { LiveOutput } from './live-output.ts';
 import type { LogStore, LogStoreOptions } from './log-store.ts';
 import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
+import { principalLabel } from '../../protocol/principal.ts';
 import { Rechecks } from './rechecks.ts';
 import { RelaySide, type SegmentStored } from './relay-side.ts';
 import type { QuerySlots } from './slots.ts';
@@ -182,8 +183,21 @@ export class CloudCore {
    *  authFailureAuditsPerMin a minute. */
   authFailed(where: string, why: string): Promise<void> { return this.c.authFailed(where, why); }
 
-  /** Audits something that happened to the cloud rather than to a console (sign-ins, tokens). */
+  /** Audits something that happened to the cloud rather than to a console (tokens, rules). */
   auditCloud(type: string, user: string | undefined, detail: string): Promise<void> { return this.c.auditCloud(type, user, detail); }
+
+  /** Audits a sign-in of `who` (`auth.signin`), or a connection of theirs refused (`auth.refused`),
+   *  within the ration of the relay or user (audit-ration.ts): one who opens connections in a
+   *  loop cannot flood the audit; the count of what was held back is recorded. */
+  async auditSignIn(who: Principal, type: 'auth.signin' | 'auth.refused', detail: string): Promise<void> {
+    const label = principalLabel(who);
+    const ration = who.kind === 'relay' ? this.c.relayAudits : this.c.userAudits;
+    if (await ration.admit(who.kind === 'relay' ? who.name : label, type)) await this.c.auditCloud(type, label, detail);
+  }
+
+  /** Writes the counts the audit rations held back a minute or more ago (a flood that stopped):
+   *  run now and then (the node server's sweep; each Lambda invocation). */
+  flushAuditRations(): Promise<void> { return this.c.flushAuditRations(); }
 
   sendClient(conn: string, msg: Out<CloudToClient>): Promise<boolean> { return this.c.sendClient(conn, msg); }
 

@@ -9,7 +9,7 @@ import { checkConsoleName } from '../../protocol/names.ts';
 import { globMatcher } from '../../protocol/glob.ts';
 import { DEFAULT_MARK_MS, Formatter, grepLog, grepPattern, parseTime, REPLAY_FORMATS, type GrepBudget, type ReplayFormat } from './replay.ts';
 import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
-import { checkGroupName, formatPrincipal, parsePrincipal, principalLabel, tokenName } from '../../protocol/principal.ts';
+import { checkGroupName, formatPrincipal, parsePrincipal, tokenName } from '../../protocol/principal.ts';
 import { UploadSlots } from './slots.ts';
 
 type Env = { Variables: { who: Principal } };
@@ -85,8 +85,9 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   app.notFound((c) => c.json({ error: { code: 'CC_ERR_NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
 
   // An audit store may leave the head's last move of an append running (DynamoDB): done before
-  // the answer, so a Lambda invocation does not end with it.
-  app.use('*', async (c, next) => { await next(); await ports.audit.settle?.(); });
+  // the answer, so a Lambda invocation does not end with it; so is the count of audit records a
+  // ration held back (no timer runs between Lambda invocations).
+  app.use('*', async (c, next) => { await next(); await core.flushAuditRations(); await ports.audit.settle?.(); });
   // Every /v1 answer, errors included, embedded and on Lambda: a new token's secret, audit records
   // holding typed input and console output must not stay in a browser's or a proxy's cache.
   app.use('/v1/*', async (c, next) => { await next(); c.res.headers.set('cache-control', 'no-store'); });
@@ -138,7 +139,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     // The web viewer's sign-in form and `cloudcons login` say so: a sign-in for the audit.
     const signin = c.req.query('signin');
     if (signin === 'web' || signin === 'cli') {
-      await core.auditCloud('auth.signin', principalLabel(who),
+      await core.auditSignIn(who, 'auth.signin',
         `${signin === 'web' ? 'web viewer' : 'cloudcons login'} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
     }
     return c.json({ ...who, admin: who.admin || await core.isAdmin(who) });

@@ -2,7 +2,7 @@
 // refusals, events) and the segments it uploads. A relay is trusted with its own consoles only: a
 // console name belongs to the relay that registered it until an admin moves or removes it, what it
 // claims (fences, sessions) is checked, its output is stored first and fanned out only where new,
-// and what it makes the cloud audit is rationed (relay-audit.ts).
+// and what it makes the cloud audit is rationed (audit-ration.ts).
 import { chunks } from '../../protocol/codec.ts';
 import { BadParameter, Forbidden, NotFound } from '../../protocol/errors.ts';
 import type { ConsoleInfo, RelayToCloud } from '../../protocol/messages.ts';

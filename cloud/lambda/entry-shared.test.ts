@@ -15,8 +15,8 @@ test('the replay, history and grep limits come from the environment on Lambda', 
 
 test('the relay limits come from the environment, and a bad value stops the function naming it', () => {
   assert.deepEqual(entryConfig(base).core, {});
-  const c = entryConfig({ ...base, CLOUDCONS_MAX_CONSOLES_PER_RELAY: '50', CLOUDCONS_RELAY_AUDITS_PER_MIN: '60', CLOUDCONS_RELAY_AUDIT_BURST: '100', CLOUDCONS_FENCE_CLAIM_SLACK: '0' }).core;
-  assert.deepEqual(c, { maxConsolesPerRelay: 50, relayAuditsPerMin: 60, relayAuditBurst: 100, fenceClaimSlack: 0 });
+  const c = entryConfig({ ...base, CLOUDCONS_MAX_CONSOLES_PER_RELAY: '50', CLOUDCONS_RELAY_AUDITS_PER_MIN: '60', CLOUDCONS_RELAY_AUDIT_BURST: '100', CLOUDCONS_FENCE_CLAIM_SLACK: '0', CLOUDCONS_USER_AUDITS_PER_MIN: '30', CLOUDCONS_USER_AUDIT_BURST: '40' }).core;
+  assert.deepEqual(c, { maxConsolesPerRelay: 50, relayAuditsPerMin: 60, relayAuditBurst: 100, fenceClaimSlack: 0, userAuditsPerMin: 30, userAuditBurst: 40 });
   assert.throws(() => entryConfig({ ...base, CLOUDCONS_MAX_CONSOLES_PER_RELAY: '0' }), /CLOUDCONS_MAX_CONSOLES_PER_RELAY must be a positive integer, got '0'/);
   assert.throws(() => entryConfig({ ...base, CLOUDCONS_FENCE_CLAIM_SLACK: '-1' }), /CLOUDCONS_FENCE_CLAIM_SLACK must be a whole number, got '-1'/);
 });

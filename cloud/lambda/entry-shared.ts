@@ -34,7 +34,10 @@
 //   CLOUDCONS_MAX_CONSOLES_PER_RELAY   consoles registered to one relay, default 1024 (relay-side.ts)
 //   CLOUDCONS_RELAY_AUDITS_PER_MIN, CLOUDCONS_RELAY_AUDIT_BURST
 //                                   audit records one relay may cause, per minute and at once,
-//                                   per container (600, 3000; relay-audit.ts)
+//                                   per container (600, 3000; audit-ration.ts)
+//   CLOUDCONS_USER_AUDITS_PER_MIN, CLOUDCONS_USER_AUDIT_BURST
+//                                   the same for what one user causes without anything being done
+//                                   (refusals, sign-ins), per container (120, 300)
 //   CLOUDCONS_FENCE_CLAIM_SLACK     how far above the highest fence handed out a relay's claim may
 //                                   be, default 1000 (0 allowed)
 //   CLOUDCONS_AUDIT_TEXT_MAX        longest text (detail, user) an audit record keeps of what a request
@@ -116,6 +119,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     maxPatternStates: positiveInt(env, 'CLOUDCONS_MAX_PATTERN_STATES'), maxGrepMs: positiveInt(env, 'CLOUDCONS_MAX_GREP_MS'),
     maxConsolesPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONSOLES_PER_RELAY'), relayAuditsPerMin: positiveInt(env, 'CLOUDCONS_RELAY_AUDITS_PER_MIN'),
     relayAuditBurst: positiveInt(env, 'CLOUDCONS_RELAY_AUDIT_BURST'), fenceClaimSlack: wholeNumber(env, 'CLOUDCONS_FENCE_CLAIM_SLACK'),
+    userAuditsPerMin: positiveInt(env, 'CLOUDCONS_USER_AUDITS_PER_MIN'), userAuditBurst: positiveInt(env, 'CLOUDCONS_USER_AUDIT_BURST'),
   };
   const oidc = oidcConfig(env);
   return {

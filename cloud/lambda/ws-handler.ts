@@ -23,7 +23,6 @@ import { CloudCore, type CoreOptions } from '../core/core.ts';
 import { authenticate, offersSubprotocol, SUBPROTOCOL, subprotocolBearer } from '../core/http-app.ts';
 import type { CloudPorts } from '../core/ports.ts';
 import type { DynamoConnections } from '../adapters/aws/apigw-connections.ts';
-import { principalLabel } from '../../protocol/principal.ts';
 
 /** The parts of an API Gateway WebSocket event the handler reads. */
 export interface WebSocketEvent {
@@ -67,11 +66,11 @@ export function createWsHandler(d: WsHandlerDeps) {
         if (open >= max) {
           const why = `${who.kind} ${who.name} has ${open} WebSocket connections open, the limit (${who.kind === 'relay' ? 'CLOUDCONS_MAX_CONNS_PER_RELAY' : 'CLOUDCONS_MAX_CONNS_PER_USER'} ${max}): close one`;
           log(`refused ${conn}: ${why}`);
-          await core.auditCloud('auth.refused', principalLabel(who), why);
+          await core.auditSignIn(who, 'auth.refused', why);
           return { statusCode: 429, body: why };
         }
         await d.connections.put(conn, { kind: who.kind === 'relay' ? 'relay' : 'session', who, connectedAt: event.requestContext.connectedAt ?? Date.now() });
-        await core.auditCloud('auth.signin', principalLabel(who), `WebSocket ${conn} from ${event.requestContext.identity?.sourceIp ?? '?'} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
+        await core.auditSignIn(who, 'auth.signin', `WebSocket ${conn} from ${event.requestContext.identity?.sourceIp ?? '?'} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
         log(`${who.kind} ${who.name} connected (${conn})`);
         return offersSubprotocol(protocols) ? { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } } : { statusCode: 200 };
       } catch (e) {
@@ -113,8 +112,12 @@ export function createWsHandler(d: WsHandlerDeps) {
     return { statusCode: 200 };
   };
   // The audit head's last move runs after the input went out; it is done before the invocation
-  // ends (a frozen container would leave it to the next append).
+  // ends (a frozen container would leave it to the next append). So is the count of audit records
+  // a ration held back (no timer runs between invocations).
   return async (event: WebSocketEvent) => {
-    try { return await handle(event); } finally { await d.ports.audit.settle?.(); }
+    try { return await handle(event); } finally {
+      await core.flushAuditRations().catch((e: Error) => log(`audit rations: ${e.message}`));
+      await d.ports.audit.settle?.();
+    }
   };
 }

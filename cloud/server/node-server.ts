@@ -18,7 +18,6 @@ import { embeddedPorts } from './embedded-ports.ts';
 import { checkPlainListen } from './tls.ts';
 import { tightenTree } from '../../protocol/private-files.ts';
 import { OidcVerifier, type OidcOptions } from '../adapters/oidc.ts';
-import { principalLabel } from '../../protocol/principal.ts';
 
 export interface ServerLimits extends SenderLimits {
   /** Largest frame accepted (bytes). Default 32 KiB, API Gateway's limit. */
@@ -131,7 +130,11 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   };
   const recheck = setInterval(() => void sweep(), core.opts.tokenRecheckMs);
   recheck.unref();
-  const rules = setInterval(() => void core.recheckIfRulesChanged().catch((e: Error) => log(`access rules re-check failed: ${e.message}`)), Math.max(core.opts.accessCacheMs, 500));
+  // (And what the audit rations held back is put on the record once a flood has stopped.)
+  const rules = setInterval(() => {
+    void core.recheckIfRulesChanged().catch((e: Error) => log(`access rules re-check failed: ${e.message}`));
+    void core.flushAuditRations().catch((e: Error) => log(`audit rations: ${e.message}`));
+  }, Math.max(core.opts.accessCacheMs, 500));
   rules.unref();
   const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes, maxBodyBytes: limits.maxBodyBytes, userTokenTtlMs: limits.userTokenTtlMs,
     maxUploadsPerRelay: limits.maxUploadsPerRelay, maxUploads: limits.maxUploads });
@@ -176,13 +179,13 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       const open = conns.get(key) ?? 0;
       if (open >= max) {
         log(`refused a WebSocket of ${who.kind} ${who.name} from ${from}: ${open} open (${who.kind === 'relay' ? 'maxConnsPerRelay' : 'maxConnsPerUser'} ${max})`);
-        await core.auditCloud('auth.refused', principalLabel(who), `WebSocket from ${from}: ${open} connections open, the limit`);
+        await core.auditSignIn(who, 'auth.refused', `WebSocket from ${from}: ${open} connections open, the limit`);
         return refuse(429, `${who.kind} ${who.name} has ${open} WebSocket connections open, the limit (${who.kind === 'relay' ? 'maxConnsPerRelay' : 'maxConnsPerUser'} ${max}): close one`);
       }
       conns.set(key, open + 1);
       const release = () => { const n = (conns.get(key) ?? 1) - 1; if (n > 0) conns.set(key, n); else conns.delete(key); };
       socket.once('close', release);
-      await core.auditCloud('auth.signin', principalLabel(who), `WebSocket ${path} from ${from} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
+      await core.auditSignIn(who, 'auth.signin', `WebSocket ${path} from ${from} (${who.via === 'oidc' ? 'OpenID Connect' : `token ${who.tokenId}`})`);
       wss.handleUpgrade(req, socket, head, (ws) => serve(ws, kind, who));
     }, async (e: unknown) => {
       const why = e instanceof Error ? e.message : 'unauthorized';

@@ -5,7 +5,10 @@
 //   refused rather than forwarded unaudited or chained after the forgery, and a reseal names what
 //   it could not prove before input flows again;
 // - a password typed key by key at a prompt the device echoes `*` for: every key is audited
-//   redacted, the command after it in clear.
+//   redacted, the command after it in clear;
+// - a read-only user typing on and on: every keystroke is refused and told, but the audit gets at
+//   most the user's ration of refusals one by one (--user-audit-burst) and a note, not one record
+//   per keystroke.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -18,7 +21,7 @@ import { cli, cleanup, openPtyPeer, until } from '../helpers.ts';
 let rig: HostileRig;
 let device: ReturnType<typeof openPtyPeer>;
 before(async () => {
-  rig = await hostileRig('haudit');
+  rig = await hostileRig('haudit', { cloud: { args: ['--user-audit-burst', '50'] } });
   device = openPtyPeer(rig.pair.peer);
 });
 after(cleanup);
@@ -96,4 +99,22 @@ test('a password typed key by key at a prompt the device echoes * for: every key
   const stored = fs.readFileSync(path.join(rig.dataDir, 'audit', 'ser1.jsonl'), 'utf8');
   for (const key of new Set('hunter2')) assert.ok(!stored.includes(`"data":"${b64(key)}"`), `the key ${key} of the password is in audit/ser1.jsonl`);
   w.close();
+});
+
+test('a read-only user who types on and on: each key refused and told, the audit holds its ration of refusals and a note, none reaches the device', async () => {
+  const spy = await rig.socket('session', rig.reader);
+  spy.send({ t: 'attach', c: 'ser1', mode: 'rw', tail: 0 });
+  assert.equal((await spy.next((m) => m.t === 'attached')).mode, 'spy');
+  const sent = device.received().length;
+  for (let i = 0; i < 600; i++) spy.send({ t: 'in', d: b64('x') });
+  await until('600 refusals told', () => spy.msgs.filter((m) => m.t === 'notice' && /input not sent/.test(String(m.text))).length >= 600, 30_000);
+  assert.equal(device.received().length, sent, 'nothing reached the device');
+  const r = await rig.as(rig.adminToken, '/v1/consoles/ser1/audit');
+  const denied = ((await r.json()) as { records: AuditRecord[] }).records.filter((x) => x.user === 'reader' && x.type === 'input.denied');
+  assert.ok(denied.length >= 50 && denied.length <= 70, `${denied.length} input.denied records: the burst (50) and what a few seconds refill at 120 a minute`);
+  const c = await rig.as(rig.adminToken, '/v1/consoles/_cloud/audit');
+  const notes = ((await c.json()) as { records: AuditRecord[] }).records.filter((x) => x.user === 'reader' && x.type === 'user.audit.limited');
+  assert.equal(notes.length, 1);
+  assert.match(String(notes[0].detail), /user reader caused more audit records than it may \(userAuditBurst 50 at once, userAuditsPerMin 120\)/);
+  spy.close();
 });

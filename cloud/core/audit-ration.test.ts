@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RelayAuditBudget } from './relay-audit.ts';
+import { AuditRation } from './audit-ration.ts';
 
 function budget(perMin: number, burst: number) {
   let now = 1_000_000;
   const notes: { relay: string; type: string; detail: string }[] = [];
-  const b = new RelayAuditBudget({ perMin, burst }, () => now, async (relay, type, detail) => { notes.push({ relay, type, detail }); });
+  const b = new AuditRation('relay', { perMin, burst }, () => now, async (relay, type, detail) => { notes.push({ relay, type, detail }); });
   return { b, notes, advance: (ms: number) => { now += ms; } };
 }
 
@@ -48,4 +48,23 @@ test('a quiet relay is back to its full burst', async () => {
   assert.equal(await b.admit('edge1', 'console.up'), false);
   advance(60_000);
   for (let i = 0; i < 3; i++) assert.equal(await b.admit('edge1', 'console.up'), true);
+});
+
+test('users have a ration of their own, worded as theirs; a sweep writes what a flood that stopped held back, and forgets full buckets', async () => {
+  let now = 1_000_000;
+  const notes: { key: string; type: string; detail: string }[] = [];
+  const r = new AuditRation('user', { perMin: 120, burst: 3 }, () => now, async (key, type, detail) => { notes.push({ key, type, detail }); });
+  for (let i = 0; i < 10; i++) await r.admit('reader', 'input.denied');
+  assert.deepEqual(notes.map((n) => n.type), ['user.audit.limited']);
+  assert.match(notes[0].detail, /^user reader caused more audit records than it may \(userAuditBurst 3 at once, userAuditsPerMin 120\)/);
+  now += 30_000;
+  await r.flushDue();
+  assert.equal(notes.length, 1, 'held back for less than a minute: not yet');
+  now += 30_000;
+  await r.flushDue();
+  assert.deepEqual(notes.map((n) => n.type), ['user.audit.limited', 'user.audit.suppressed']);
+  assert.match(notes[1].detail, /^7 audit records caused by user reader from .* were not written \(userAuditsPerMin 120, userAuditBurst 3\): input\.denied x7$/);
+  await r.flushDue();
+  assert.equal(notes.length, 2, 'said once');
+  assert.equal(await r.admit('reader', 'auth.signin'), true, 'a full bucket again (forgotten, made anew)');
 });
