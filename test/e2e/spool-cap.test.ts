@@ -29,9 +29,14 @@ test('spool cap reached during a cloud outage: an exact gap record, the newest o
   const during = randomBytes(3 * 1024 * 1024);
   await write(during);
   await relay.waitFor(/SPOOL FULL/);
-  await new Promise((r) => setTimeout(r, 500));
-  const spoolBytes = fs.readdirSync(path.join(dir, 'spool', 'ser1')).reduce((n, f) => n + fs.statSync(path.join(dir, 'spool', 'ser1', f)).size, 0);
-  assert.ok(spoolBytes <= cap + 70_000, `spool holds ${spoolBytes} bytes, about its cap of ${cap} at most`);
+  // The cap is kept over sealed segments: output read but not sealed yet (a backlog when sealing
+  // falls behind on a loaded machine: 1.97 MB against this 1 MiB cap was seen under two test runs
+  // at once) is on disk too until its seal drops the oldest. Once the relay has caught up, the
+  // spool holds about its cap at most.
+  const spoolBytes = () => fs.readdirSync(path.join(dir, 'spool', 'ser1')).reduce((n, f) => n + fs.statSync(path.join(dir, 'spool', 'ser1', f)).size, 0);
+  await until(`the spool within about its cap of ${cap} bytes once sealing caught up`, () => spoolBytes() <= cap + 70_000, 15_000, 100).catch((e: Error) => {
+    throw new Error(`${e.message}: spool holds ${spoolBytes()} bytes`);
+  });
   await rig.restartCloud();
   const total = before.length + during.length;
   type Rec = { type: string; detail?: string; offset?: number };
