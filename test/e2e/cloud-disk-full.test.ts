@@ -7,48 +7,23 @@
 // verifies. Needs root (mount -t tmpfs): skipped, saying why, where it cannot mount.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
+import { fillDisk, mountTmpfs, unmountAll } from '../tmpfs.ts';
 import { cleanup, cli, cloudcons, createToken, freePort, openPtyPeer, paceEmitter, PtyPair, startCloud, tmpDir, until, type Proc } from '../helpers.ts';
 
-const mounts: string[] = [];
 const procs: Proc[] = [];
 after(async () => {
   for (const p of procs) await p.kill('SIGKILL'); // the processes first: a busy mount cannot be unmounted
-  for (const m of mounts) spawnSync('umount', [m]);
+  unmountAll();
   await cleanup();
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const RATE = 40_000; // bytes/s: a flood, about 3.5x a 115200-baud line
-
-/** Mounts a tmpfs of `size` at `dir`; the reason when it cannot. */
-function mountTmpfs(dir: string, size: string): string | undefined {
-  fs.mkdirSync(dir, { recursive: true });
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (r.status !== 0) return `mount -t tmpfs failed (${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}): needs root`;
-  mounts.push(dir);
-  return undefined;
-}
-
-/** Writes `file` until the disk has no byte left (ENOSPC); returns its size. */
-function fillDisk(file: string): number {
-  const fd = fs.openSync(file, 'w');
-  const block = Buffer.alloc(64 * 1024, 0x55);
-  let n = 0;
-  try {
-    for (;;) {
-      try { n += fs.writeSync(fd, block); } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-        try { for (;;) n += fs.writeSync(fd, block, 0, 1); } catch { return n; } // and the last partial page
-      }
-    }
-  } finally { fs.closeSync(fd); }
-}
 
 async function health(url: string): Promise<{ status: number; body: { ok: boolean; degraded?: string[] } }> {
   const r = await fetch(`${url}/healthz`);
