@@ -19,9 +19,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { Conflict, StorageFull } from '../../../protocol/errors.ts';
+import { StorageFull } from '../../../protocol/errors.ts';
 import { checkConsoleName, isConsoleName, CLOUD_STREAM } from '../../../protocol/names.ts';
-import { appendChained, chainOptions, type ChainBackend, type ChainOptions } from '../../core/audit-chain.ts';
+import { appendChained, chainOptions, SkippedSeq, type ChainBackend, type ChainOptions } from '../../core/audit-chain.ts';
 import { resealChain } from '../../core/audit-reseal.ts';
 import { ChainWalker, readHead, type AuditVerifyResult, type HeadRead } from '../../core/audit-walker.ts';
 import type { AuditHead, AuditRecord, AuditStore } from '../../core/ports.ts';
@@ -56,7 +56,7 @@ export class FsAuditStore implements AuditStore {
       if (last >= rec.seq!) return false;
       // A skipped seq: the head proves records the file no longer has (cut off the end), and
       // appending would bury that.
-      if (last < rec.seq! - 1) throw new Conflict(`audit of ${rec.console}: the head proves seq ${rec.seq! - 1}, but audit/${rec.console}.jsonl ends at seq ${last}: records were cut off; nothing more is appended (input is not forwarded) until an admin has looked (cloudcons audit verify ${rec.console}, then cloudcons audit reseal ${rec.console})`);
+      if (last < rec.seq! - 1) throw new SkippedSeq(rec.console, rec.seq!, last, `audit/${rec.console}.jsonl`);
       const line = Buffer.from(JSON.stringify(rec) + '\n');
       try { writeAllSync(f.fd, [line]); } catch (e) {
         // Whatever part of the line reached the file goes again: the next record must not land on it.
