@@ -271,6 +271,10 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
           if (!(e instanceof CcError)) log(`${conn}: error handling ${(r.msg as { t: string }).t}: ${(e as Error).stack}`);
           else if (e.code === 'CC_ERR_RATE_LIMITED') log(`${conn} (${kind} ${who.name}): ${e.message}`);
           ws.send(encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));
+          // A hello that failed half-way (its audit records did not fit on a full disk) leaves a
+          // relay that is never welcomed: closed with "try again later", it dials again (backing
+          // off) and says hello again, until the cloud can store what a hello records.
+          if (kind === 'relay' && r.msg.t === 'hello' && errorCode(e) === 'CC_ERR_STORAGE_FULL') ws.close(1013, closeReason(`hello not completed: ${e instanceof CcError ? e.message : 'internal error'}`));
         } finally {
           if (replay) replaying = false;
           if (--queued <= limits.maxQueued / 2 && ws.isPaused) ws.resume();
