@@ -45,6 +45,7 @@ export class FsHotTail implements HotTail {
   private readonly cons = new Map<string, ConsoleHot>();
   private readonly timer: NodeJS.Timeout;
   private readonly disk: DataDisk;
+  private lastError?: string;
 
   /** `fileBytes`: bytes per file before a run continues in a new one (default 1 MiB); `flushMs`:
    *  longest an append waits in memory (default 200 ms). */
@@ -69,11 +70,18 @@ export class FsHotTail implements HotTail {
       this.disk.wrote();
     } catch (e) {
       const err = this.disk.failed(`live output of ${path.basename(c.dir)} to ${f.bin}`, e);
-      if (err === e) this.disk.log(`hot tail: ${f.bin}: ${err.message}: ${c.pending} bytes of live output kept only as the relay's upload`);
+      if (err === e) this.failedOther(`${f.bin}: ${err.message}`);
       this.rollBack(c, f);
     } finally {
       c.bin = []; c.ts = []; c.pending = 0;
     }
+  }
+
+  /** Says a write error other than a full disk (a failing disk): once until the message changes. */
+  private failedOther(what: string): void {
+    if (what === this.lastError) return;
+    this.lastError = what;
+    this.disk.log(`hot tail: ${what}: live output not written is kept only as the relays' uploads (said once)`);
   }
 
   /** Cuts `f` back to what its files held before the failed flush; a file left empty is closed
@@ -152,7 +160,7 @@ export class FsHotTail implements HotTail {
       } catch (e) {
         if (bin !== undefined) fs.closeSync(bin);
         const err = this.disk.failed(`live output of ${console} to ${next.bin}`, e);
-        if (err === e) this.disk.log(`hot tail: ${err.message}: live output of ${console} kept only as the relay's upload`);
+        if (err === e) this.failedOther(`${next.bin}: ${err.message}`);
         return; // not stored: the end stays where it is, the segment upload brings these bytes
       }
       if (!f) c.files.push(f = next);
