@@ -256,6 +256,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--access-cache-ms <ms>', 'how long the access rules read are used before reading them again (default 2000)', int('--access-cache-ms', 0))
   .option('--token-recheck-ms <ms>', 'every open connection\'s token, rights and write lease are checked again this often (default 30000, at most 30000)', int('--token-recheck-ms', 100, 30_000)) // core.ts TOKEN_RECHECK_MAX_MS (not imported: the CLI loads the core lazily)
   .option('--retention <age>', 'delete stored output older than this (e.g. 90d, 12h; default: keep forever)', duration('--retention'))
+  .option('--disk-probe-ms <ms>', 'while the data disk is full, look for room again this often; storing resumes by itself then (default 1000)', int('--disk-probe-ms', 50))
   .addOption(new Option('--live <mode>', 'which output relays stream live: every console\'s (always), or only consoles someone is attached to (watched; the AWS stack\'s mode: replay of an unwatched console then lags by up to the relays\' segment time)').choices(['always', 'watched']).default('always'))
   .option('--quiet-batch-ms <ms>', 'relays gather live output of a console nobody typed on in the last 2 s this long into one message (default 0; the AWS stack uses 2000)', int('--quiet-batch-ms', 0))
   .option('--no-redact-passwords', 'audit input typed at a password prompt in clear (default: redacted, only its length is kept)')
@@ -286,7 +287,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
         maxConsolesPerRelay: o.maxConsolesPerRelay, relayAuditsPerMin: o.relayAuditsPerMin, relayAuditBurst: o.relayAuditBurst, userAuditsPerMin: o.userAuditsPerMin, userAuditBurst: o.userAuditBurst, fenceClaimSlack: o.fenceClaimSlack,
         tokenRecheckMs: o.tokenRecheckMs, auditTextMax: o.auditTextMax },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
-      limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention,
+      limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention, diskProbeMs: o.diskProbeMs,
         maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl,
         historyBufferBytes: o.historyBufferBytes, maxUploadsPerRelay: o.maxUploadsPerRelay, maxUploads: o.maxUploads,
         hstsMaxAgeS: o.hstsMaxAge, hstsIncludeSubdomains: o.hstsIncludeSubdomains },

@@ -86,6 +86,15 @@ export class UnprovenRecord extends Conflict {
   }
 }
 
+/** The record before the one to store is not there (records cut off the end that the head
+ *  proves): storing it would leave a gap in the seqs that reads like a deletion, so no store does. */
+export class SkippedSeq extends Conflict {
+  constructor(console: string, seq: number, last: number | undefined, where: string) {
+    super(`audit of ${console}: the head proves seq ${seq - 1}, but ${where} ${last === undefined ? `does not hold it` : `ends at seq ${last}`}: records were cut off; ` +
+      `nothing more is appended (input is not forwarded) until an admin has looked (cloudcons audit verify ${console}, then cloudcons audit reseal ${console})`);
+  }
+}
+
 /** The canonical serialisation the hash is taken over (see the header). */
 export function canonical(v: unknown, top = true): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v);

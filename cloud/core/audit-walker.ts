@@ -32,6 +32,8 @@ export interface AuditVerifyResult {
   broken?: { seq: number; time?: number; type?: string; problem: ChainProblem; detail: string };
   /** Not a break, but worth saying (the head lagging one record behind, an interrupted append). */
   note?: string;
+  /** A torn last line (the fs store): an append that never completed, not a record (not walked). */
+  torn?: { where: string; bytes: number };
 }
 
 /** A record as a store read it: parsed, or a line/item that did not parse. `where` names the place

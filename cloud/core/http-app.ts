@@ -92,7 +92,11 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
   // holding typed input and console output must not stay in a browser's or a proxy's cache.
   app.use('/v1/*', async (c, next) => { await next(); c.res.headers.set('cache-control', 'no-store'); });
 
-  app.get('/healthz', (c) => c.json({ ok: true }));
+  // Degraded (the data disk full): 503 with the reasons, while the process serves what it can.
+  app.get('/healthz', (c) => {
+    const degraded = ports.health?.problems() ?? [];
+    return degraded.length ? c.json({ ok: false, degraded }, 503) : c.json({ ok: true });
+  });
 
   // Before the token check: whether and where the web viewer can sign in with SSO (no secrets).
   app.get('/v1/auth/config', async (c) => c.json({ oidc: (await ports.identity?.webSignIn?.()) ?? null }));

@@ -421,4 +421,7 @@ export interface CloudPorts {
    *  (tokenRecheckMs) instead of at once; their input is refused at once either way. */
   connections?: ConnectionDirectory;
   clock: Clock;
+  /** Optional: what keeps the cloud from doing all its work now (the embedded cloud's full data
+   *  disk), each a sentence saying what to do; /healthz reports them. Cheap: no I/O. */
+  health?: { problems(): string[] };
 }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { getRequestListener } from '@hono/node-server';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { closeReason, decode, encode, PROTOCOL_LIMITS } from '../../protocol/codec.ts';
-import { CcError, errorCode } from '../../protocol/errors.ts';
+import { CcError, errorCode, httpStatus } from '../../protocol/errors.ts';
 import { clientToCloud, relayToCloud } from '../../protocol/messages.ts';
 import { CloudCore, type CoreOptions } from '../core/core.ts';
 import { defaultWebDir, hstsValue, webAssets } from './web-assets.ts';
@@ -18,6 +18,7 @@ import { embeddedPorts } from './embedded-ports.ts';
 import { checkPlainListen } from './tls.ts';
 import { tightenTree } from '../../protocol/private-files.ts';
 import { OidcVerifier, type OidcOptions } from '../adapters/oidc.ts';
+import { DISK_PROBE_MS } from '../adapters/fs/data-disk.ts';
 
 export interface ServerLimits extends SenderLimits {
   /** Largest frame accepted (bytes). Default 32 KiB, API Gateway's limit. */
@@ -51,6 +52,8 @@ export interface ServerLimits extends SenderLimits {
   retentionMs: number;
   /** How often retention runs (ms). Default 1 hour. */
   retentionCheckMs: number;
+  /** While the data disk is full, how often it is looked at for room again (ms). Default 1 s. */
+  diskProbeMs: number;
   /** Over HTTPS, browsers keep to HTTPS for this long after any answer (Strict-Transport-Security
    *  max-age, seconds; 0 makes them forget it). Default 365 days. */
   hstsMaxAgeS: number;
@@ -59,7 +62,7 @@ export interface ServerLimits extends SenderLimits {
 }
 export const SERVER_DEFAULTS: ServerLimits = {
   ...SENDER_DEFAULTS, maxFrameBytes: PROTOCOL_LIMITS.maxFrameBytes, maxBadFrames: 20, idleTimeoutMs: 90_000, maxQueued: 256,
-  sessionMsgsPerSec: 200, relayMsgsPerSec: 20_000, maxConnsPerUser: 32, maxConnsPerRelay: 4, maxBodyBytes: 1024 * 1024, userTokenTtlMs: USER_TOKEN_TTL_DEFAULT, maxSegmentBytes: 16 * 1024 * 1024, retentionMs: 0, retentionCheckMs: 3600_000,
+  sessionMsgsPerSec: 200, relayMsgsPerSec: 20_000, maxConnsPerUser: 32, maxConnsPerRelay: 4, maxBodyBytes: 1024 * 1024, userTokenTtlMs: USER_TOKEN_TTL_DEFAULT, maxSegmentBytes: 16 * 1024 * 1024, retentionMs: 0, retentionCheckMs: 3600_000, diskProbeMs: DISK_PROBE_MS,
   ...HTTP_DEFAULTS,
   hstsMaxAgeS: 365 * 86_400, hstsIncludeSubdomains: false,
 };
@@ -102,7 +105,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   // was there before. segments/ may hold millions of files: its folder is tightened, not walked.
   tightenTree(opts.dataDir, { log, shallow: ['segments'] });
   const segments = opts.s3 ? await openS3Segments(opts.s3) : undefined;
-  const { ports, close: closePorts } = embeddedPorts(opts.dataDir, sender, segments);
+  const { ports, close: closePorts } = embeddedPorts(opts.dataDir, sender, segments, { log, probeMs: limits.diskProbeMs });
   const identity = opts.oidc ? new OidcVerifier(opts.oidc) : undefined;
   if (identity) {
     ports.identity = identity;
@@ -191,7 +194,12 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       const why = e instanceof Error ? e.message : 'unauthorized';
       await core.authFailed(`WebSocket ${path} from ${from}`, why).catch(() => {});
       refuse(401, why);
-    }).catch((e: unknown) => { log(`upgrade ${path}: ${(e as Error).stack}`); refuse(500, 'internal error'); });
+    }).catch((e: unknown) => {
+      // A sign-in that cannot be audited (a full data disk) is refused, saying why.
+      if (e instanceof CcError) { log(`refused a WebSocket ${path} from ${from}: ${e.message}`); return refuse(httpStatus(e.code), e.message); }
+      log(`upgrade ${path}: ${(e as Error).stack}`);
+      refuse(500, 'internal error');
+    });
   });
 
   function serve(ws: WebSocket, kind: 'relay' | 'session', who: Principal): void {
@@ -263,6 +271,10 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
           if (!(e instanceof CcError)) log(`${conn}: error handling ${(r.msg as { t: string }).t}: ${(e as Error).stack}`);
           else if (e.code === 'CC_ERR_RATE_LIMITED') log(`${conn} (${kind} ${who.name}): ${e.message}`);
           ws.send(encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));
+          // A hello that failed half-way (its audit records did not fit on a full disk) leaves a
+          // relay that is never welcomed: closed with "try again later", it dials again (backing
+          // off) and says hello again, until the cloud can store what a hello records.
+          if (kind === 'relay' && r.msg.t === 'hello' && errorCode(e) === 'CC_ERR_STORAGE_FULL') ws.close(1013, closeReason(`hello not completed: ${e instanceof CcError ? e.message : 'internal error'}`));
         } finally {
           if (replay) replaying = false;
           if (--queued <= limits.maxQueued / 2 && ws.isPaused) ws.resume();

@@ -187,6 +187,20 @@ export function auditChainContract(name: string, make: (opts: Partial<ChainOptio
     await broken(rig, { seq: 10, problem: 'seal mismatch' });
   });
 
+  test(`${name}: an append after records cut off the end is refused (no skipped seq that would read as a deletion); after a reseal appends go on`, async () => {
+    const rig = await filled();
+    await (await rig.raw.locate('web01', 14)).delete();
+    await (await rig.raw.locate('web01', 13)).delete();
+    for (const store of [rig.store, rig.twin()]) {
+      await assert.rejects(store.append(rec(30)), /the head proves seq 14, but .*records were cut off; nothing more is appended/);
+    }
+    assert.deepEqual((await rig.store.list('web01')).map((r) => r.seq).slice(-2), [11, 12], 'nothing stored over the gap');
+    await rig.store.reseal!('web01', 'root', T + 99_000);
+    await rig.store.append(rec(31));
+    assert.deepEqual((await rig.store.list('web01')).map((r) => r.seq).slice(-2), [13, 14]);
+    assert.ok((await rig.store.verify('web01')).ok);
+  });
+
   test(`${name}: records from before chaining are counted, not broken; the chain starts after them`, async () => {
     const rig = await make({ sealEvery: 0 });
     await rig.raw.legacy([rec(0, { detail: 'old' }), rec(1, { detail: 'old' }), rec(2, { detail: 'old' })]);

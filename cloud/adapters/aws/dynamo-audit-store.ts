@@ -22,8 +22,14 @@
 // the partition in sk order (newest-first and reversed for `limit`). Records older than an hour
 // or so move to S3 objects under Object Lock (s3-audit-archive.ts): `entries` and `remove` are
 // what that needs.
+//
+// Never over a gap, as the fs store: a record is put only while the one before it is stored (one
+// consistent read per append, also when this store put that one: it may have been deleted since;
+// $0.25 per million on demand), so records cut off the end that the head proves are not buried
+// under a new one (SkippedSeq: appends fail closed until a reseal). The archiver always leaves the
+// newest record in the table, so the one before is there to read.
 import { BatchWriteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { appendChained, canonical, chainOptions, type ChainBackend, type ChainOptions } from '../../core/audit-chain.ts';
+import { appendChained, canonical, chainOptions, SkippedSeq, type ChainBackend, type ChainOptions } from '../../core/audit-chain.ts';
 import { resealChain } from '../../core/audit-reseal.ts';
 import { ChainWalker, readHead, type AuditVerifyResult, type ChainItem, type HeadRead } from '../../core/audit-walker.ts';
 import type { AuditRecord, AuditStore } from '../../core/ports.ts';
@@ -49,11 +55,15 @@ export class DynamoAuditStore implements AuditStore {
     this.opts = chainOptions(opts, process.env);
     this.backend = {
       heads: this.heads,
-      create: (rec) => writeIf(() => this.db.send(new PutItemCommand({
-        TableName: this.table,
-        Item: { pk: auditPk(rec.console), sk: S(seqSk(rec.seq!)), rec: S(JSON.stringify(rec)), time: N(rec.time) },
-        ConditionExpression: 'attribute_not_exists(pk)', // never overwrite a record
-      }))),
+      create: async (rec) => {
+        const seq = rec.seq!;
+        if (seq > 1 && !(await this.backend.at(rec.console, seq - 1))) throw new SkippedSeq(rec.console, seq, undefined, 'the table');
+        return writeIf(() => this.db.send(new PutItemCommand({
+          TableName: this.table,
+          Item: { pk: auditPk(rec.console), sk: S(seqSk(seq)), rec: S(JSON.stringify(rec)), time: N(rec.time) },
+          ConditionExpression: 'attribute_not_exists(pk)', // never overwrite a record
+        })));
+      },
       at: async (c, seq) => {
         const r = await this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: auditPk(c), sk: S(seqSk(seq)) }, ConsistentRead: true }));
         if (!r.Item) return undefined;

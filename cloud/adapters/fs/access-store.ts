@@ -1,9 +1,11 @@
 // Filesystem AccessStore: access.json in the data directory ({ version, doc }), replaced
-// atomically and re-read when it changes on disk (another process may set the rules).
+// atomically (data-disk.ts writeFileAtomic: a full disk is StorageFull and changes nothing) and
+// re-read when it changes on disk (another process may set the rules).
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AccessStore } from '../../core/ports.ts';
-import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
+import { privateDir } from '../../../protocol/private-files.ts';
+import { saveFile } from './data-disk.ts';
 
 export class FsAccessStore implements AccessStore {
   private readonly file: string;
@@ -28,9 +30,7 @@ export class FsAccessStore implements AccessStore {
   async put(doc: unknown, expect: number): Promise<boolean> {
     if ((await this.get()).version !== expect) return false;
     const next = { version: expect + 1, doc };
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(next, null, 1), { mode: PRIVATE_FILE_MODE });
-    fs.renameSync(tmp, this.file);
+    saveFile(this.file, JSON.stringify(next, null, 1), 'the access rules');
     this.cached = next;
     this.mtime = fs.statSync(this.file).mtimeMs;
     return true;

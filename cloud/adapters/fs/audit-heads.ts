@@ -12,12 +12,19 @@
 // process writes (the embedded cloud): the heads are cached, and read from the file again when it
 // is no longer what this store wrote (one stat per read), so a head edited, replaced or removed by
 // other hands stops appends instead of being written over.
+//
+// A head write is checked for completeness; one that fails (a full disk: StorageFull) leaves the
+// head as it was and fails the append, before its record is written. A new head file is written
+// before it is sized (an empty file, from a crash between its creation and its first write, reads
+// as no head: a console with records and no head fails closed all the same), and one whose first
+// write failed is removed rather than left as zeros that read as an unreadable head.
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkedHead, sameHead, UnreadableHead } from '../../core/audit-chain.ts';
 import { checkConsoleName } from '../../../protocol/names.ts';
 import type { AuditHead, AuditHeadStore } from '../../core/ports.ts';
 import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
+import { dataDisk, writeAllSync } from './data-disk.ts';
 
 export const HEADS_DIR = 'audit-heads';
 /** Size of a head file: its JSON (about 230 bytes with a pending append) padded with spaces and a newline. */
@@ -33,6 +40,7 @@ export function readFsAuditHead(root: string, console: string): AuditHead | unde
     if (code === 'ENOENT') return undefined;
     throw new UnreadableHead(where, `cannot be read (${code ?? (e as Error).message})`);
   }
+  if (text === '') return undefined; // created, never written: see the header
   let v: unknown;
   try { v = JSON.parse(text); } catch { throw new UnreadableHead(where, `not JSON: ${JSON.stringify(text.trimEnd().slice(0, 80))}`); }
   return checkedHead(v, where);
@@ -72,15 +80,25 @@ export class FsAuditHeadStore implements AuditHeadStore {
   async reset(console: string, to: AuditHead): Promise<void> { this.write(console, to); }
 
   private write(console: string, to: AuditHead): void {
-    let f = this.fds.get(console);
-    if (f === undefined) {
-      const fd = fs.openSync(this.file(console), fs.constants.O_RDWR | fs.constants.O_CREAT, PRIVATE_FILE_MODE);
-      fs.ftruncateSync(fd, HEAD_BYTES); // a head of another size (an older format) ends here
-      this.fds.set(console, f = { fd, ino: fs.fstatSync(fd).ino });
-    }
     const p = to.pending;
     const head: AuditHead = { seq: to.seq, hash: to.hash, time: to.time, ...(p ? { pending: { seq: p.seq, hash: p.hash, time: p.time } } : {}) };
-    fs.writeSync(f.fd, Buffer.from(JSON.stringify(head).padEnd(HEAD_BYTES - 1, ' ') + '\n'), 0, HEAD_BYTES, 0);
+    const buf = Buffer.from(JSON.stringify(head).padEnd(HEAD_BYTES - 1, ' ') + '\n');
+    const disk = dataDisk(this.root);
+    let f = this.fds.get(console);
+    try {
+      if (f === undefined) {
+        const fd = fs.openSync(this.file(console), fs.constants.O_RDWR | fs.constants.O_CREAT, PRIVATE_FILE_MODE);
+        const st = fs.fstatSync(fd);
+        try { writeAllSync(fd, [buf], 0); } catch (e) {
+          fs.closeSync(fd);
+          if (st.size === 0) fs.rmSync(this.file(console), { force: true }); // this write made it: no head, not zeros
+          throw e;
+        }
+        if (st.size !== HEAD_BYTES) fs.ftruncateSync(fd, HEAD_BYTES); // a head of another size (an older format) ends here
+        this.fds.set(console, f = { fd, ino: st.ino });
+      } else writeAllSync(f.fd, [buf], 0);
+    } catch (e) { throw disk.failed(`the audit chain head ${HEADS_DIR}/${console}.json`, e); }
+    disk.wrote();
     // The file's identity is taken after a settled head only (what the next append's get finds);
     // after an announcement the append goes on from the cache.
     this.cache.set(console, { head, stamp: p ? '' : stampOf(fs.fstatSync(f.fd)) });

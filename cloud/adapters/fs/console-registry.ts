@@ -1,20 +1,27 @@
 // Filesystem ConsoleRegistry: consoles.json, rewritten at most every `saveMs` after a change (a relay
 // with 1000 consoles announces them all at once; records are re-announced by relays anyway).
-// Relay connections do not survive a restart, so `relayConn` is dropped when loading.
+// Relay connections do not survive a restart, so `relayConn` is dropped when loading. Replaced
+// atomically (data-disk.ts writeFileAtomic); a save that fails (a full disk) is logged once and
+// tried again every `saveMs` (at least 1 s) until it succeeds: never a throw out of the timer.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ConsoleRecord, ConsoleRegistry } from '../../core/ports.ts';
 import { checkConsoleName } from '../../../protocol/names.ts';
-import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
+import { privateDir } from '../../../protocol/private-files.ts';
+import { dataDisk, writeFileAtomic, type DataDisk } from './data-disk.ts';
 
 export class FsConsoleRegistry implements ConsoleRegistry {
   private readonly file: string;
   private readonly recs = new Map<string, ConsoleRecord>();
   private timer?: NodeJS.Timeout;
+  private readonly disk: DataDisk;
+  /** A save failed and is being retried (said once). */
+  private failing = false;
 
   constructor(root: string, private readonly saveMs = 200) {
     privateDir(root);
     this.file = path.join(root, 'consoles.json');
+    this.disk = dataDisk(root);
     if (fs.existsSync(this.file)) {
       for (const r of JSON.parse(fs.readFileSync(this.file, 'utf8')) as ConsoleRecord[]) {
         const wasUp = !!r.relayConn;
@@ -56,18 +63,26 @@ export class FsConsoleRegistry implements ConsoleRegistry {
     return out;
   }
 
-  private saveSoon(): void {
+  private saveSoon(delay = this.saveMs): void {
     if (this.timer) return;
-    this.timer = setTimeout(() => { this.timer = undefined; this.save(); }, this.saveMs);
+    this.timer = setTimeout(() => { this.timer = undefined; this.save(); }, delay);
     this.timer.unref();
   }
 
-  /** Writes pending changes now. */
-  close(): void { if (this.timer) { clearTimeout(this.timer); this.timer = undefined; this.save(); } }
+  /** Writes pending changes now (once: a failure is logged). */
+  close(): void { if (this.timer) { clearTimeout(this.timer); this.timer = undefined; this.save(false); } }
 
-  private save(): void {
-    const tmp = `${this.file}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify([...this.recs.values()], null, 1), { mode: PRIVATE_FILE_MODE });
-    fs.renameSync(tmp, this.file);
+  private save(retry = true): void {
+    try {
+      writeFileAtomic(this.file, JSON.stringify([...this.recs.values()], null, 1));
+      this.disk.wrote();
+      if (this.failing) this.disk.log(`console registry ${this.file} saved again`);
+      this.failing = false;
+    } catch (e) {
+      const err = this.disk.failed(`the console registry ${this.file}`, e);
+      if (!this.failing) this.disk.log(`console registry ${this.file} not saved: ${err.message}; the consoles as they are now stay in memory and are saved once the write succeeds${retry ? ' (tried again every second)' : ''}`);
+      this.failing = true;
+      if (retry) this.saveSoon(Math.max(this.saveMs, 1000));
+    }
   }
 }

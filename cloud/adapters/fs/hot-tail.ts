@@ -7,13 +7,27 @@
 // hot tail is a cache, and the relay's spool is what makes the log durable. A cloud that crashes
 // reports a lower stored end on restart and the relay simply sends that part again (or uploads it
 // in a segment). Never fsync'ed.
+//
+// A full disk (data-disk.ts) is a state here, never a throw out of the flush timer: a flush that
+// cannot write all it gathered cuts both files back to what they held before it and forgets the
+// gathered bytes, so the end this store reports (the welcome's stored end, what a segment is
+// checked against) never claims a byte it does not have; the relay's segment upload brings them
+// (viewers were sent them live already, and place output by offset). A run whose file could not be
+// started at all is not started. A .ts record beyond its .bin (a crash between the two writes) is
+// dropped when the files are opened again.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HotTail } from '../../core/ports.ts';
+import { dataDisk, writeAllSync, type DataDisk } from './data-disk.ts';
 import { checkConsoleName, isConsoleName } from '../../../protocol/names.ts';
 import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
 
-interface HotFile { start: number; bytes: number; lastTs: number; bin: string; ts: string }
+interface HotFile {
+  start: number; bytes: number; lastTs: number; bin: string; ts: string;
+  /** What the files hold on disk (bytes, records, last time): a failed flush goes back to it. */
+  disk: { bytes: number; recs: number; lastTs: number };
+  recs: number;
+}
 interface ConsoleHot {
   dir: string;
   files: HotFile[];
@@ -30,22 +44,63 @@ export class FsHotTail implements HotTail {
   private readonly root: string;
   private readonly cons = new Map<string, ConsoleHot>();
   private readonly timer: NodeJS.Timeout;
+  private readonly disk: DataDisk;
+  private lastError?: string;
 
   /** `fileBytes`: bytes per file before a run continues in a new one (default 1 MiB); `flushMs`:
    *  longest an append waits in memory (default 200 ms). */
   constructor(dataDir: string, private readonly fileBytes = 1024 * 1024, flushMs = 200) {
     this.root = path.join(dataDir, 'hot');
+    this.disk = dataDisk(dataDir);
     privateDir(this.root);
     this.timer = setInterval(() => { for (const c of this.cons.values()) this.flush(c); }, flushMs);
     this.timer.unref();
   }
 
-  /** Writes what appends gathered for the open file. */
+  /** Writes what appends gathered for the open file; never throws. When not all of it can be
+   *  written (a full disk), both files are cut back to what they held and the gathered bytes are
+   *  forgotten (see the header). */
   private flush(c: ConsoleHot): void {
     if (!c.pending || !c.fd) return;
-    fs.writevSync(c.fd.bin, c.bin);
-    fs.writevSync(c.fd.ts, c.ts);
-    c.bin = []; c.ts = []; c.pending = 0;
+    const { file: f, bin, ts } = c.fd;
+    try {
+      writeAllSync(bin, c.bin);
+      writeAllSync(ts, c.ts);
+      f.disk = { bytes: f.bytes, recs: f.recs, lastTs: f.lastTs };
+      this.disk.wrote();
+    } catch (e) {
+      const err = this.disk.failed(`live output of ${path.basename(c.dir)} to ${f.bin}`, e);
+      if (err === e) this.failedOther(`${f.bin}: ${err.message}`);
+      this.rollBack(c, f);
+    } finally {
+      c.bin = []; c.ts = []; c.pending = 0;
+    }
+  }
+
+  /** Says a write error other than a full disk (a failing disk): once until the message changes. */
+  private failedOther(what: string): void {
+    if (what === this.lastError) return;
+    this.lastError = what;
+    this.disk.log(`hot tail: ${what}: live output not written is kept only as the relays' uploads (said once)`);
+  }
+
+  /** Cuts `f` back to what its files held before the failed flush; a file left empty is closed
+   *  and removed (the run it began was never stored). */
+  private rollBack(c: ConsoleHot, f: HotFile): void {
+    Object.assign(f, { bytes: f.disk.bytes, recs: f.disk.recs, lastTs: f.disk.lastTs });
+    try {
+      if (c.fd?.file === f) { fs.ftruncateSync(c.fd.bin, f.bytes); fs.ftruncateSync(c.fd.ts, f.recs * REC); }
+      if (f.bytes) return;
+    } catch { /* cannot cut back (a failing disk): the file is dropped whole */ }
+    this.drop(c, f);
+  }
+
+  /** Closes and removes one file of a console's runs. */
+  private drop(c: ConsoleHot, f: HotFile): void {
+    if (c.fd?.file === f) { fs.closeSync(c.fd.bin); fs.closeSync(c.fd.ts); c.fd = undefined; }
+    c.files = c.files.filter((x) => x !== f);
+    fs.rmSync(f.bin, { force: true });
+    fs.rmSync(f.ts, { force: true });
   }
 
   private open(console: string): ConsoleHot {
@@ -60,14 +115,19 @@ export class FsHotTail implements HotTail {
         const bin = path.join(dir, f), ts = bin.replace(/\.bin$/, '.ts');
         const bytes = fs.statSync(bin).size;
         const tsBytes = fs.existsSync(ts) ? fs.statSync(ts).size : 0;
-        const whole = tsBytes - (tsBytes % REC);
-        if (whole !== tsBytes) fs.truncateSync(ts, whole);
-        if (!whole || !bytes) { fs.rmSync(bin, { force: true }); fs.rmSync(ts, { force: true }); continue; }
+        let recs = Math.floor(tsBytes / REC);
         const last = Buffer.alloc(REC);
-        const fd = fs.openSync(ts, 'r');
-        fs.readSync(fd, last, 0, REC, whole - REC);
-        fs.closeSync(fd);
-        files.push({ start: Number(m[1]), bytes, lastTs: last.readDoubleLE(8), bin, ts });
+        if (recs) {
+          const fd = fs.openSync(ts, 'r');
+          try {
+            // Records of chunks the .bin does not hold (cut off by a crash or a full disk) go.
+            for (; recs > 0; recs--) { fs.readSync(fd, last, 0, REC, (recs - 1) * REC); if (last.readDoubleLE(0) < bytes) break; }
+          } finally { fs.closeSync(fd); }
+        }
+        if (recs * REC !== tsBytes) fs.truncateSync(ts, recs * REC);
+        if (!recs || !bytes) { fs.rmSync(bin, { force: true }); fs.rmSync(ts, { force: true }); continue; }
+        const lastTs = last.readDoubleLE(8);
+        files.push({ start: Number(m[1]), bytes, lastTs, bin, ts, recs, disk: { bytes, recs, lastTs } });
       }
     }
     files.sort((a, b) => a.start - b.start);
@@ -87,16 +147,23 @@ export class FsHotTail implements HotTail {
     }
     if (!data.length) return;
     let f = last && offset === end && last.bytes < this.fileBytes ? last : undefined;
-    if (!f) {
-      privateDir(c.dir);
-      const base = path.join(c.dir, String(offset).padStart(16, '0'));
-      f = { start: offset, bytes: 0, lastTs: ts, bin: `${base}.bin`, ts: `${base}.ts` };
-      c.files.push(f);
-    }
-    if (c.fd?.file !== f) {
+    if (c.fd?.file !== f || !f) {
       this.flush(c);
-      if (c.fd) { fs.closeSync(c.fd.bin); fs.closeSync(c.fd.ts); }
-      c.fd = { bin: fs.openSync(f.bin, 'a', PRIVATE_FILE_MODE), ts: fs.openSync(f.ts, 'a', PRIVATE_FILE_MODE), file: f };
+      if (c.fd) { fs.closeSync(c.fd.bin); fs.closeSync(c.fd.ts); c.fd = undefined; }
+      const base = path.join(c.dir, String(f?.start ?? offset).padStart(16, '0'));
+      const next = f ?? { start: offset, bytes: 0, recs: 0, lastTs: ts, bin: `${base}.bin`, ts: `${base}.ts`, disk: { bytes: 0, recs: 0, lastTs: ts } };
+      let bin: number | undefined;
+      try {
+        privateDir(c.dir);
+        bin = fs.openSync(next.bin, 'a', PRIVATE_FILE_MODE);
+        c.fd = { bin, ts: fs.openSync(next.ts, 'a', PRIVATE_FILE_MODE), file: next };
+      } catch (e) {
+        if (bin !== undefined) fs.closeSync(bin);
+        const err = this.disk.failed(`live output of ${console} to ${next.bin}`, e);
+        if (err === e) this.failedOther(`${next.bin}: ${err.message}`);
+        return; // not stored: the end stays where it is, the segment upload brings these bytes
+      }
+      if (!f) c.files.push(f = next);
     }
     const rec = Buffer.allocUnsafe(REC);
     rec.writeDoubleLE(f.bytes, 0);
@@ -104,9 +171,10 @@ export class FsHotTail implements HotTail {
     c.bin.push(data);
     c.ts.push(rec);
     c.pending += data.length;
-    if (c.pending >= FLUSH_BYTES) this.flush(c);
     f.bytes += data.length;
+    f.recs++;
     f.lastTs = ts;
+    if (c.pending >= FLUSH_BYTES) this.flush(c);
   }
 
   async end(console: string): Promise<number> {
@@ -170,13 +238,7 @@ export class FsHotTail implements HotTail {
   async trim(console: string, below: number): Promise<void> {
     const c = this.open(console);
     this.flush(c);
-    c.files = c.files.filter((f) => {
-      if (f.start + f.bytes > below) return true;
-      if (c.fd?.file === f) { fs.closeSync(c.fd.bin); fs.closeSync(c.fd.ts); c.fd = undefined; }
-      fs.rmSync(f.bin, { force: true });
-      fs.rmSync(f.ts, { force: true });
-      return false;
-    });
+    for (const f of c.files.filter((x) => x.start + x.bytes <= below)) this.drop(c, f);
   }
 
   async consoles(): Promise<string[]> {

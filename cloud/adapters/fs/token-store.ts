@@ -1,6 +1,7 @@
 // Filesystem TokenStore: tokens.json holds only SHA-256 hashes of the secrets. The file is
 // re-read when it changes on disk, so `cloudcons token create --data DIR` works while a cloud
-// process serves the same directory.
+// process serves the same directory. Replaced atomically (data-disk.ts writeFileAtomic): a change
+// that cannot be written (a full disk: StorageFull) is not made, in memory either.
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,7 +9,8 @@ import { Unauthorized } from '../../../protocol/errors.ts';
 import { checkUserName, tokenName } from '../../../protocol/principal.ts';
 import { shownName } from '../../../protocol/safe-text.ts';
 import type { Principal, TokenInfo, TokenStore } from '../../core/ports.ts';
-import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
+import { privateDir } from '../../../protocol/private-files.ts';
+import { saveFile } from './data-disk.ts';
 
 interface Entry extends TokenInfo { hash: string }
 
@@ -54,10 +56,10 @@ export class FsTokenStore implements TokenStore {
     this.mtime = st.mtimeMs;
   }
 
-  private save(): void {
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(this.entries, null, 1), { mode: PRIVATE_FILE_MODE });
-    fs.renameSync(tmp, this.file);
+  /** Writes `next` as the entries, then takes them (nothing changes when the write fails). */
+  private save(next: Entry[]): void {
+    saveFile(this.file, JSON.stringify(next, null, 1), 'the token store');
+    this.entries = next;
     this.mtime = fs.statSync(this.file).mtimeMs;
   }
 
@@ -73,8 +75,7 @@ export class FsTokenStore implements TokenStore {
     const name = tokenName(p.name);
     this.load();
     const { token, id } = newToken(p.kind);
-    this.entries.push({ id, hash: hashToken(token), kind: p.kind, name, admin: !!p.admin, created: Date.now(), ...(p.expires !== undefined ? { expires: p.expires } : {}) });
-    this.save();
+    this.save([...this.entries, { id, hash: hashToken(token), kind: p.kind, name, admin: !!p.admin, created: Date.now(), ...(p.expires !== undefined ? { expires: p.expires } : {}) }]);
     return { token, id, expires: p.expires };
   }
 
@@ -91,9 +92,13 @@ export class FsTokenStore implements TokenStore {
 
   async revoke(id: string, by: string, now: number): Promise<TokenInfo | undefined> {
     this.load();
-    const e = this.entries.find((x) => x.id === id);
+    let e = this.entries.find((x) => x.id === id);
     if (!e) return undefined;
-    if (!e.revoked) { e.revoked = { at: now, by }; this.save(); }
+    if (!e.revoked) {
+      const was = e;
+      e = { ...e, revoked: { at: now, by } };
+      this.save(this.entries.map((x) => (x === was ? e! : x)));
+    }
     return tokenInfo(e);
   }
 }
