@@ -13,7 +13,8 @@ import type { HotTail } from '../../core/ports.ts';
 import { checkConsoleName, isConsoleName } from '../../../protocol/names.ts';
 import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
 
-interface HotFile { start: number; bytes: number; lastTs: number; bin: string; ts: string }
+/** `maxTs`: its latest chunk time (times may step back: the last chunk's is not always the latest). */
+interface HotFile { start: number; bytes: number; maxTs: number; bin: string; ts: string }
 interface ConsoleHot {
   dir: string;
   files: HotFile[];
@@ -63,11 +64,10 @@ export class FsHotTail implements HotTail {
         const whole = tsBytes - (tsBytes % REC);
         if (whole !== tsBytes) fs.truncateSync(ts, whole);
         if (!whole || !bytes) { fs.rmSync(bin, { force: true }); fs.rmSync(ts, { force: true }); continue; }
-        const last = Buffer.alloc(REC);
-        const fd = fs.openSync(ts, 'r');
-        fs.readSync(fd, last, 0, REC, whole - REC);
-        fs.closeSync(fd);
-        files.push({ start: Number(m[1]), bytes, lastTs: last.readDoubleLE(8), bin, ts });
+        const hf: HotFile = { start: Number(m[1]), bytes, maxTs: -Infinity, bin, ts };
+        const idx = this.index(hf);
+        for (let k = 1; k < idx.length; k += 2) if (idx[k] > hf.maxTs) hf.maxTs = idx[k];
+        files.push(hf);
       }
     }
     files.sort((a, b) => a.start - b.start);
@@ -90,7 +90,7 @@ export class FsHotTail implements HotTail {
     if (!f) {
       privateDir(c.dir);
       const base = path.join(c.dir, String(offset).padStart(16, '0'));
-      f = { start: offset, bytes: 0, lastTs: ts, bin: `${base}.bin`, ts: `${base}.ts` };
+      f = { start: offset, bytes: 0, maxTs: ts, bin: `${base}.bin`, ts: `${base}.ts` };
       c.files.push(f);
     }
     if (c.fd?.file !== f) {
@@ -106,7 +106,7 @@ export class FsHotTail implements HotTail {
     c.pending += data.length;
     if (c.pending >= FLUSH_BYTES) this.flush(c);
     f.bytes += data.length;
-    f.lastTs = ts;
+    if (ts > f.maxTs) f.maxTs = ts;
   }
 
   async end(console: string): Promise<number> {
@@ -160,7 +160,7 @@ export class FsHotTail implements HotTail {
     const c = this.open(console);
     this.flush(c);
     for (const f of c.files) {
-      if (f.lastTs < time) continue;
+      if (f.maxTs < time) continue;
       const idx = this.index(f);
       for (let k = 0; k < idx.length / 2; k++) if (idx[k * 2 + 1] >= time) return f.start + idx[k * 2];
     }
