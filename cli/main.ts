@@ -205,13 +205,14 @@ program.command('relay').description('run an edge relay')
   .option('--upload-concurrency <n>', 'segment uploads in flight at once, each for another console (default 4)', int('--upload-concurrency', 1))
   .option('--upload-timeout-ms <ms>', 'give up on one upload request after this long and retry it later (default 60000)', int('--upload-timeout-ms', 100))
   .option('--upload-max-backoff-ms <ms>', 'longest wait before retrying a failing upload; the first wait is 0.5-1 s, doubling (default 60000)', int('--upload-max-backoff-ms', 1000))
+  .option('--conflict-keep <n>', 'segments the cloud refused as other output than it stored first, kept per console as SPOOL/NAME/*.seg.conflict for an operator (default 16)', int('--conflict-keep', 0))
   .option('--reconnect-max-backoff-ms <ms>', 'longest wait before dialling the cloud again; waits start at 250 ms and double, with full jitter (default 30000)', int('--reconnect-max-backoff-ms', 250))
   .option('--ca <file>', 'trust the cloud\'s certificate only if this CA (PEM) signed it (or CLOUDCONS_CA, or relay.cloud.ca in the config; default: the system\'s CAs)')
   .option('--fingerprint <sha256>', 'accept exactly the cloud certificate with this SHA-256 fingerprint, even self-signed (or CLOUDCONS_FINGERPRINT, or relay.cloud.fingerprint)')
   .option('--insecure', 'allow plain http:// to a cloud that is not on loopback (or CLOUDCONS_INSECURE=1, or relay.cloud.insecure)')
   .action(async (o) => {
     const { runRelay } = await import('./run-relay.ts');
-    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
+    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, conflictKeep: o.conflictKeep, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
   });
 
 program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')

@@ -15,7 +15,7 @@ import { createDriver } from './drivers/index.ts';
 import { Scratch, Spool, type ConsoleSpool, type SealedSegment, type SpoolOptions } from './spool.ts';
 import { Supervisor } from './supervisor.ts';
 import { describeBreak } from './breaks.ts';
-import { segmentKey, type Chunk } from '../protocol/segment.ts';
+import { segmentKey, sliceSegment, type Chunk } from '../protocol/segment.ts';
 import { checkPlainUrl, cloudTls, type CloudTls, type TlsTrust } from '../protocol/tls.ts';
 
 export interface RelayOptions {
@@ -40,6 +40,9 @@ export interface RelayOptions {
   /** Upload retry backoff bounds. Defaults 1 s and 60 s. */
   uploadMinBackoffMs: number;
   uploadMaxBackoffMs: number;
+  /** Segments the cloud refused as different from output it stored first, kept per console as
+   *  `<segment>.conflict` in the spool for an operator (the oldest deleted past it). Default 16. */
+  conflictKeep: number;
   /** Pause sending output while the socket has more than this queued. Default 1 MiB. */
   sendHighWaterBytes: number;
   /** Under continuous output, gather reads this long into one message. Default 1 ms. */
@@ -71,7 +74,7 @@ const MAX_QUEUED_TOTAL = 8 * 1024 * 1024;
 
 export const RELAY_DEFAULTS = {
   segmentBytes: 1024 * 1024, segmentMs: 60_000, spoolCapBytes: 1024 ** 3,
-  uploadConcurrency: 4, uploadTimeoutMs: 60_000, uploadMinBackoffMs: 1000, uploadMaxBackoffMs: 60_000,
+  uploadConcurrency: 4, uploadTimeoutMs: 60_000, uploadMinBackoffMs: 1000, uploadMaxBackoffMs: 60_000, conflictKeep: 16,
   sendHighWaterBytes: 1024 * 1024, batchMs: 1, maxConnectionMs: 110 * 60_000, heartbeatMs: 20_000, minBackoffMs: 250, maxBackoffMs: 30_000,
 };
 
@@ -306,12 +309,19 @@ export class Relay {
       } finally { await fh.close(); }
       const res = await this.send1(c, s, body);
       const text = await res.text();
-      this.uploadScratch.give(buf);
-      if (res.ok) {
+      const held = res.status === 409 ? overlapOf(text, s) : undefined;
+      if (held) {
+        // The cloud holds part of it already: only the rest goes (cut out of `body`, so before
+        // the buffer is given back).
+        if (await this.sendRest(c, s, body, held)) { c.failures = 0; c.retryAt = 0; }
+        this.uploadScratch.give(buf);
+      } else if (res.ok) {
+        this.uploadScratch.give(buf);
         c.spool.uploaded(s);
         c.failures = 0;
         c.retryAt = 0;
       } else {
+        this.uploadScratch.give(buf);
         const loud = res.status === 400 || res.status === 409 || res.status === 413;
         this.uploadFailed(c, `${res.status} ${text.trim().slice(0, 300)}`, loud);
       }
@@ -355,6 +365,40 @@ export class Relay {
       this.opts.log('segment uploads go through the cloud (PUT /v1/consoles/NAME/segments)');
     }
     return this.net.fetch(base, { method: 'PUT', body, headers: { ...auth, 'content-type': 'application/octet-stream' }, signal: signal() });
+  }
+
+  /** The cloud refused segment `s` (409) because it holds some of its range (`o`: a relay restarted
+   *  after a crash and sealed the same output again, say): the parts it lacks are cut out of the
+   *  segment and sent. Where the cloud's bytes are not the same (two writers), the cloud keeps
+   *  the ones it stored first: the segment is set aside as `.conflict` for an operator, said
+   *  loudly once, and the console's later segments go on. True if `s` is done with; else the
+   *  failure was handled (backoff; the next try asks again). */
+  private async sendRest(c: Con, s: SealedSegment, body: Buffer, o: StoredOverlapFacts): Promise<boolean> {
+    const rest: [number, number][] = [];
+    let at = s.start;
+    for (const r of o.stored) { if (r.start > at) rest.push([at, r.start]); at = Math.max(at, r.end); }
+    if (at < s.end) rest.push([at, s.end]);
+    for (const [a, b] of rest) {
+      const piece = await sliceSegment(body, a, b);
+      if (!piece) continue;
+      const f = piece.footer;
+      const res = await this.send1(c, { ...s, start: f.start, end: f.end, t0: f.t0, t1: f.t1 }, piece.body);
+      const text = await res.text();
+      if (!res.ok) {
+        this.uploadFailed(c, `the part ${a}-${b} the cloud lacks of segment ${s.start}-${s.end}: ${res.status} ${text.trim().slice(0, 300)}`, [400, 409, 413].includes(res.status));
+        return false;
+      }
+    }
+    const had = o.stored.map((r) => `${r.start}-${r.end}${r.gap ? ' (recorded lost)' : ''}`).join(', ');
+    const sent = rest.length ? `sent the rest (${rest.map(([a, b]) => `${a}-${b}`).join(', ')})` : 'nothing left to send';
+    if (o.same) {
+      this.opts.log(`segment ${s.start}-${s.end} of ${c.name}: the cloud already had ${had} with the same bytes; ${sent}`);
+      c.spool.uploaded(s);
+    } else {
+      const file = c.spool.setAside(s, this.opts.conflictKeep);
+      this.opts.log(`UPLOAD CONFLICT for ${c.name}: the cloud holds other output at ${had} than this relay's segment ${s.start}-${s.end} (first difference at offset ${o.at ?? '?'}: two writers, or a relay that reused offsets); the cloud keeps what it stored first, ${sent}; this relay's segment is kept as ${file} for an operator (at most ${this.opts.conflictKeep} per console, --conflict-keep)`);
+    }
+    return true;
   }
 
   private uploadFailed(c: Con, why: string, loud: boolean): void {
@@ -608,6 +652,24 @@ export class Relay {
     c.queued = 0;
     return c.spool.readActive(c.sent, max);
   }
+}
+
+/** What the cloud's 409 for an overlapping segment says it holds (cloud/core/log-store.ts
+ *  StoredOverlap). */
+interface StoredOverlapFacts { start: number; end: number; stored: { start: number; end: number; gap?: boolean }[]; same: boolean; at?: number }
+
+/** The facts of a 409 answer about segment `s`, if it carries them and they fit `s` (stored ranges
+ *  in order, inside its range); else undefined, and the refusal is retried as any other. */
+function overlapOf(text: string, s: SealedSegment): StoredOverlapFacts | undefined {
+  let o: StoredOverlapFacts;
+  try { o = (JSON.parse(text) as { overlap?: StoredOverlapFacts }).overlap!; } catch { return undefined; }
+  if (!o || o.start !== s.start || o.end !== s.end || typeof o.same !== 'boolean' || !Array.isArray(o.stored) || !o.stored.length) return undefined;
+  let at = s.start;
+  for (const r of o.stored) {
+    if (!Number.isSafeInteger(r?.start) || !Number.isSafeInteger(r?.end) || r.start < at || r.end <= r.start || r.end > s.end) return undefined;
+    at = r.end;
+  }
+  return o;
 }
 
 /** The headers a presigned PUT must carry, as the cloud signed them, checked first: a

@@ -379,6 +379,23 @@ export class ConsoleSpool {
     fs.rm(s.file, { force: true }, (e) => { if (e) this.opts.log(`spool ${this.name}: removing ${s.file}: ${e.message}`); });
   }
 
+  /** Takes `s` out of the upload queue without deleting it: the cloud refused it because it holds
+   *  other bytes at its offsets (two writers; the cloud keeps the ones it stored first). Renamed
+   *  `<file>.conflict` for an operator to look at (never uploaded again, not counted in the cap);
+   *  of those, the `keep` newest stay and older ones are deleted. Returns the new name. */
+  setAside(s: SealedSegment, keep: number): string {
+    const to = `${s.file}.conflict`;
+    fs.renameSync(s.file, to);
+    const now = new Date();
+    fs.utimesSync(to, now, now); // counts as the newest of them
+    const i = this.sealed.indexOf(s);
+    if (i >= 0) this.sealed.splice(i, 1);
+    const kept = fs.readdirSync(this.dir).filter((f) => f.endsWith('.seg.conflict'))
+      .map((f) => ({ f: path.join(this.dir, f), t: fs.statSync(path.join(this.dir, f)).mtimeMs })).sort((a, b) => b.t - a.t);
+    for (const k of kept.slice(Math.max(0, keep))) fs.rmSync(k.f, { force: true });
+    return to;
+  }
+
   /** Replaces the oldest data segment by a gap segment (merged into a gap just before it). */
   dropOldest(reason: string): Promise<void> {
     return this.enqueue(async () => {

@@ -21,6 +21,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { ConsoleDriver } from './driver.ts';
 import { RELAY_CONFIG_DEFAULTS, type BreakDef, type ConsoleConfig } from './config.ts';
 import { breakTable, parseBreakString, runBreak } from './breaks.ts';
+import { outputClock } from './test-clock.ts';
 
 export interface SupervisorOptions {
   /** First retry delay (ms). */
@@ -208,7 +209,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           if (gen !== this.openGen) return;
           this.lastTraffic = Date.now();
           this.init?.stdin?.write(data);
-          this.emit('data', data, this.lastTraffic);
+          this.emit('data', data, outputClock());
         },
         onClose: (reason) => {
           if (gen !== this.openGen || !this.running) return;

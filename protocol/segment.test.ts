@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import {
   bufferSource, encodeGapSegment, encodeSegment, parseSegmentKey, readBlock, readFooter, segmentKey, shiftSegment,
-  verifySegment, SegmentFormatError, type Chunk,
+  sliceSegment, verifySegment, SegmentFormatError, type Chunk,
 } from './segment.ts';
 import { MAX_TIME_MS } from './bounds.ts';
 
@@ -113,4 +113,23 @@ test('times that are no date are refused: in the footer, a block, a gap or a chu
   const trailer = Buffer.alloc(12); trailer.writeUInt32LE(json.length, 0); seg.copy(trailer, 4, seg.length - 8);
   const bad = Buffer.concat([seg.subarray(0, f.blocks[0].pos), block, json, trailer]);
   await assert.rejects(verifySegment(bad), /block 0 chunk 0: time NaN is not a date/);
+});
+
+test('sliceSegment cuts a segment to [from, to) with every chunk time kept; a gap segment to a smaller gap', async () => {
+  const data = randomBytes(50_000);
+  const chunks = chunksOf(data, 1000, 1_700_000_000_000, [7, 3000, 1]);
+  const seg = await encodeSegment('web01', chunks, { blockBytes: 4096 });
+  const cut = (await sliceSegment(seg, 1000 + 2500, 1000 + 40_001))!;
+  const f = await verifySegment(cut.body);
+  assert.deepEqual([f.start, f.end, cut.footer.start], [3500, 41_001, 3500]);
+  const got: Chunk[] = [];
+  for (let i = 0; i < f.blocks.length; i++) got.push(...await readBlock(bufferSource(cut.body), f, i));
+  assert.ok(Buffer.concat(got.map((c) => c.data)).equals(data.subarray(2500, 40_001)));
+  // Each byte keeps the time of the chunk it was read in.
+  const timeAt = (cs: Chunk[], off: number) => cs.find((c) => c.offset <= off && off < c.offset + c.data.length)!.ts;
+  for (const off of [3500, 3507, 10_000, 41_000]) assert.equal(timeAt(got, off), timeAt(chunks, off), `time at ${off}`);
+  assert.equal(await sliceSegment(seg, 0, 1000), undefined, 'nothing of it in range');
+  assert.equal((await sliceSegment(seg, 0, 1e9))!.body, seg, 'all of it: the segment itself');
+  const gap = (await sliceSegment(encodeGapSegment('web01', { offset: 100, bytes: 50, t0: 5, t1: 6, reason: 'spool full' }), 120, 200))!;
+  assert.deepEqual({ ...gap.footer.gap }, { offset: 120, bytes: 30, t0: 5, t1: 6, reason: 'spool full' });
 });

@@ -203,8 +203,9 @@ export async function readBlock(src: SegmentSource, f: SegmentFooter, i: number)
 }
 
 /** Fully checks a segment (index, every block, sha256); returns its footer. `onBlock` sees each
- *  block's bytes as they are checked (so a caller that needs them inflates only once). */
-export async function verifySegment(buf: Buffer, onBlock?: (i: number, data: Buffer) => void): Promise<SegmentFooter> {
+ *  block's bytes (and its chunks) as they are checked (so a caller that needs them inflates only
+ *  once). */
+export async function verifySegment(buf: Buffer, onBlock?: (i: number, data: Buffer, chunks: Chunk[]) => void): Promise<SegmentFooter> {
   const src = bufferSource(buf);
   const f = await readFooter(src);
   if (!buf.subarray(0, SEGMENT_MAGIC.length).equals(SEGMENT_MAGIC)) throw new SegmentFormatError('not a cloudcons segment (bad magic)');
@@ -212,7 +213,7 @@ export async function verifySegment(buf: Buffer, onBlock?: (i: number, data: Buf
   for (let i = 0; i < f.blocks.length; i++) {
     const chunks = await readBlock(src, f, i);
     for (const c of chunks) sha.update(c.data);
-    onBlock?.(i, chunks.length === 1 ? chunks[0].data : Buffer.concat(chunks.map((c) => c.data)));
+    onBlock?.(i, chunks.length === 1 ? chunks[0].data : Buffer.concat(chunks.map((c) => c.data)), chunks);
   }
   if (sha.digest('hex') !== f.sha256) throw new SegmentFormatError('sha256 of the data does not match the footer');
   return f;
@@ -220,8 +221,8 @@ export async function verifySegment(buf: Buffer, onBlock?: (i: number, data: Buf
 
 /** One segment holding the blocks of contiguous data segments of one console, in order (the
  *  compressed blocks are copied, not re-encoded; each is checked against its segment's sha256).
- *  `onBlock` sees each block's data, as verifySegment's does. */
-export async function concatSegments(bufs: Buffer[], onBlock?: (i: number, data: Buffer) => void): Promise<Buffer> {
+ *  `onBlock` sees each block's data and chunks, as verifySegment's does. */
+export async function concatSegments(bufs: Buffer[], onBlock?: (i: number, data: Buffer, chunks: Chunk[]) => void): Promise<Buffer> {
   if (!bufs.length) throw new SegmentFormatError('nothing to concatenate');
   const sha = createHash('sha256');
   const parts: Buffer[] = [SEGMENT_MAGIC];
@@ -229,7 +230,7 @@ export async function concatSegments(bufs: Buffer[], onBlock?: (i: number, data:
   let pos = SEGMENT_MAGIC.length;
   let first: SegmentFooter | undefined, last: SegmentFooter | undefined;
   for (const buf of bufs) {
-    const f = await verifySegment(buf, (_i, data) => { sha.update(data); onBlock?.(blocks.length + _i, data); });
+    const f = await verifySegment(buf, (_i, data, cs) => { sha.update(data); onBlock?.(blocks.length + _i, data, cs); });
     if (f.gap) throw new SegmentFormatError(`segment ${f.start}-${f.end} records a gap: gap segments are not concatenated`);
     if (first && f.console !== first.console) throw new SegmentFormatError(`segments of consoles ${first.console} and ${f.console}`);
     if (last && f.start !== last.end) throw new SegmentFormatError(`segments are not contiguous: ${last.end} then ${f.start}`);
@@ -245,6 +246,55 @@ export async function concatSegments(bufs: Buffer[], onBlock?: (i: number, data:
     v: SEGMENT_VERSION, console: first!.console, start: first!.start, end: last!.end, t0: first!.t0, t1: last!.t1,
     bytes: last!.end - first!.start, sha256: sha.digest('hex'), blocks,
   });
+}
+
+/** The part [from, to) of a segment (a data segment re-encoded from its chunks, each keeping its
+ *  time; a gap segment recording only that part as lost): what a relay sends when the cloud
+ *  already holds the rest of its range. The range is clipped to the segment's; undefined if
+ *  nothing is left. */
+export async function sliceSegment(buf: Buffer, from: number, to: number, opts: EncodeOptions = {}): Promise<{ body: Buffer; footer: SegmentFooter } | undefined> {
+  const src = bufferSource(buf);
+  const f = await readFooter(src);
+  const a = Math.max(from, f.start), b = Math.min(to, f.end);
+  if (a >= b) return undefined;
+  if (a === f.start && b === f.end) return { body: buf, footer: f };
+  let body: Buffer;
+  if (f.gap) body = encodeGapSegment(f.console, { ...f.gap, offset: a, bytes: b - a });
+  else {
+    const chunks: Chunk[] = [];
+    for (let i = 0; i < f.blocks.length; i++) {
+      const blk = f.blocks[i];
+      if (blk.offset + blk.bytes <= a || blk.offset >= b) continue;
+      for (const c of await readBlock(src, f, i)) {
+        const s = Math.max(c.offset, a), e = Math.min(c.offset + c.data.length, b);
+        if (s < e) chunks.push({ offset: s, ts: c.ts, data: c.data.subarray(s - c.offset, e - c.offset) });
+      }
+    }
+    body = await encodeSegment(f.console, chunks, opts);
+  }
+  return { body, footer: await readFooter(bufferSource(body)) };
+}
+
+/** Earliest and latest chunk time of each block of a segment, fed block by block (`add`, in
+ *  order), and whether chunk times never went back: when they did not (nearly always), a block's
+ *  and a segment's first and last times (the footer's t0/t1, the key's) are also their earliest
+ *  and latest. */
+export class ChunkTimes {
+  ordered = true;
+  readonly blocks: [number, number][] = [];
+  private prev = -Infinity;
+  add(chunks: readonly Chunk[]): void {
+    let lo = Infinity, hi = -Infinity;
+    for (const c of chunks) {
+      if (c.ts < this.prev) this.ordered = false;
+      this.prev = c.ts;
+      if (c.ts < lo) lo = c.ts;
+      if (c.ts > hi) hi = c.ts;
+    }
+    this.blocks.push([lo, hi]);
+  }
+  get min(): number { return this.blocks.reduce((m, b) => Math.min(m, b[0]), Infinity); }
+  get max(): number { return this.blocks.reduce((m, b) => Math.max(m, b[1]), -Infinity); }
 }
 
 /** Rewrites a segment's footer with every offset moved by `shift` (the data is untouched). */

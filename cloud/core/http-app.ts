@@ -11,6 +11,7 @@ import { DEFAULT_MARK_MS, Formatter, grepLog, grepPattern, parseTime, REPLAY_FOR
 import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
 import { checkGroupName, formatPrincipal, parsePrincipal, tokenName } from '../../protocol/principal.ts';
 import { UploadSlots } from './slots.ts';
+import { OutputConflict } from './log-store.ts';
 
 type Env = { Variables: { who: Principal } };
 
@@ -80,7 +81,8 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     if (!(err instanceof CcError)) console.error('http: unexpected error', err);
     // A limit reached is logged as well as answered (the audit has the security refusals).
     else if (code === 'CC_ERR_TOO_LARGE' || code === 'CC_ERR_RATE_LIMITED') console.error(`http: ${c.req.method} ${c.req.path} ${c.get('who') ? `by ${c.get('who').name}` : '(before sign-in)'}: ${message}`);
-    return c.json({ error: { code, message } }, httpStatus(code) as 400);
+    // A segment overlapping stored output: what is stored, so the relay sends only the rest.
+    return c.json({ error: { code, message }, ...(err instanceof OutputConflict && err.overlap ? { overlap: err.overlap } : {}) }, httpStatus(code) as 400);
   });
   app.notFound((c) => c.json({ error: { code: 'CC_ERR_NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
 
@@ -188,7 +190,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     const since = timeParam(q('since'), 'since'), until = timeParam(q('until'), 'until');
     if (until === undefined) await core.catchUp(name);
     const end = await core.log.end(name);
-    const to = until !== undefined ? await core.log.offsetAt(name, until) : end;
+    const to = until !== undefined ? await core.log.offsetBefore(name, until) : end;
     let from = q('from') !== undefined ? intParam(q('from'), 'from', 0, 0, Number.MAX_SAFE_INTEGER) : since !== undefined ? await core.log.offsetAt(name, since) : 0;
     from = Math.min(from, to);
     if (q('tail') !== undefined || (q('from') === undefined && since === undefined)) {
@@ -242,7 +244,7 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
       let n = 0;
       for (const name of names) {
         const from = since !== undefined ? await core.log.offsetAt(name, since) : 0;
-        const to = until !== undefined ? await core.log.offsetAt(name, until) : await core.log.end(name);
+        const to = until !== undefined ? await core.log.offsetBefore(name, until) : await core.log.end(name);
         for await (const h of grepLog(core.log.items(name, from, to, { literals: pat.literals }), name, pat, budget)) {
           if (n++ >= max) { yield enc({ truncated: max }); return; }
           yield enc(h);

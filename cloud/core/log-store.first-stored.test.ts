@@ -1,14 +1,17 @@
 // Stored output stays what was stored first, byte for byte, whatever a relay uploads later: a
 // segment over bytes the hot tail (or another segment) holds must have the same bytes, else it is
-// refused and not one byte of it is read back. On the embedded adapters (segment PUT through the
-// cloud) and on the AWS ones (DynamoDB hot tail, S3 segments committed after a presigned PUT).
+// refused and not one byte of it is read back; the live bytes it would have changed are sealed
+// into a segment by the cloud. A segment over stored segments is refused with what is stored
+// (the relay sends the rest). On the embedded adapters (segment PUT through the cloud) and on the
+// AWS ones (DynamoDB hot tail, S3 segments committed after a presigned PUT).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FsHotTail } from '../adapters/fs/hot-tail.ts';
 import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
 import { DynamoHotTail } from '../adapters/aws/dynamo-hot-tail.ts';
 import { S3SegmentStore } from '../adapters/aws/s3-segment-store.ts';
-import { encodeSegment, parseSegmentKey, readFooter, bufferSource, segmentKey, type Chunk } from '../../protocol/segment.ts';
+import { createHash } from 'node:crypto';
+import { encodeSegment, parseSegmentKey, readFooter, bufferSource, segmentKey, sliceSegment, type Chunk } from '../../protocol/segment.ts';
 import { closeAwsPeers, freshStateTable, startS3rver } from '../../test/aws-peers.ts';
 import { cleanup, tmpDir } from '../../test/helpers.ts';
 import { LogStore, OutputConflict } from './log-store.ts';
@@ -55,19 +58,28 @@ for (const v of variants) {
     const forged = await seg(0, 'ZZZZZZ');
     await assert.rejects(v.store(log, segs, forged), conflict(/^segment 0-6 of c differs from the output stored live at 0-6 \(first at offset 0\): the output stored first is kept$/));
     assert.equal((await log.read('c', 0, 6)).toString(), 'AAAAYY');
-    assert.deepEqual(await segs.list('logs/c/'), [], 'nothing of the forged segment is left in the store');
-    // Same bytes, later bytes the live path never had: taken.
-    await v.store(log, segs, await encodeSegment('c', [{ offset: 0, ts: 1000, data: Buffer.from('AAAAYY') }, { offset: 6, ts: 1001, data: Buffer.from('tail') }]));
+    // Nothing of the forged segment is left: the one segment stored is the live bytes, sealed by the cloud.
+    const kept = (await segs.list('logs/c/')).filter((o) => o.key.endsWith('.seg'));
+    assert.equal(kept.length, 1);
+    assert.equal((await readFooter(bufferSource(await segs.get(kept[0].key)))).sha256, createHash('sha256').update('AAAAYY').digest('hex'));
+    // Same bytes, later bytes the live path never had: the 409 says what is stored, and the rest is taken.
+    const later = await encodeSegment('c', [{ offset: 0, ts: 1000, data: Buffer.from('AAAAYY') }, { offset: 6, ts: 1001, data: Buffer.from('tail') }]);
+    const o = await v.store(log, segs, later).then(() => undefined, (e: OutputConflict) => e.overlap);
+    assert.deepEqual(o, { start: 0, end: 10, storedEnd: 6, stored: [{ start: 0, end: 6 }], same: true });
+    await v.store(log, segs, (await sliceSegment(later, 6, 10))!.body);
     assert.equal((await log.read('c', 0, 10)).toString(), 'AAAAYYtail');
-    assert.equal((await log.segmentList('c')).length, 1);
+    assert.equal((await log.segmentList('c')).length, 2);
   });
 
   test(`${v.name}: a difference after the first byte is found and named; a segment over part of the live bytes is checked on that part`, async () => {
     const { segs, hot } = await v.open();
     const log = new LogStore(segs, hot);
     await log.append('c', 0, 1000, Buffer.from('login: root\r\n'));
-    await assert.rejects(v.store(log, segs, await seg(0, 'login: evil\r\nPassword: ')), conflict(/differs from the output stored live at 0-13 \(first at offset 7\)/));
-    await v.store(log, segs, await seg(0, 'login: root\r\nPassword: '));
+    await assert.rejects(v.store(log, segs, await seg(0, 'login: evil\r\nPassword: ')), (e) => conflict(/differs from the output stored live at 0-13 \(first at offset 7\)/)(e)
+      && (e as OutputConflict).overlap?.same === false && (e as OutputConflict).overlap?.at === 7);
+    const honest = await seg(0, 'login: root\r\nPassword: ');
+    await assert.rejects(v.store(log, segs, honest), conflict(/overlaps stored output with the same bytes at 0-13: send only the parts of it outside 0-13$/));
+    await v.store(log, segs, (await sliceSegment(honest, 13, 23))!.body);
     assert.equal((await log.read('c', 0, 100)).toString(), 'login: root\r\nPassword: ');
   });
 
@@ -85,7 +97,10 @@ for (const v of variants) {
     }
     assert.equal((await log.read('c', 0, 6)).toString(), 'AAAAYY');
     await assert.rejects(v.store(log, segs, await seg(2, 'QQ', 6)), conflict(/^segment 2-4 of c differs from the stored segment 0-6 \(first at offset 2\)/));
-    await assert.rejects(v.store(log, segs, await seg(4, 'YYxx', 6)), conflict(/^segment 4-8 of c overlaps the stored segment 0-6/));
+    await assert.rejects(v.store(log, segs, await seg(4, 'YYxx', 6)), (e) => conflict(/^segment 4-8 of c overlaps stored output with the same bytes at 4-6/)(e)
+      && JSON.stringify((e as OutputConflict).overlap) === JSON.stringify({ start: 4, end: 8, storedEnd: 6, stored: [{ start: 4, end: 6 }], same: true }));
+    await assert.rejects(v.store(log, segs, await seg(4, 'Yzxx', 6)), (e) => conflict(/^segment 4-8 of c differs from the output stored at 4-6 \(first at offset 5\)/)(e)
+      && (e as OutputConflict).overlap?.same === false);
     assert.equal((await log.read('c', 0, 100)).toString(), 'AAAAYY');
   });
 }

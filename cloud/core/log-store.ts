@@ -3,20 +3,54 @@
 // never minutes behind). Offsets are the relay's; any offset is in one of four states:
 //   data     in a segment or in the hot tail (segments win where both have it: the same bytes, as
 //            a segment is stored only if it has, byte for byte, what the hot tail held first)
-//   gap      lost for good, recorded by a gap segment (a relay's spool overflowed)
+//   gap      lost for good, recorded by a gap segment (a relay's spool overflowed or was full);
+//            data wins over a gap claim: a gap segment is stored only where nothing is, and live
+//            bytes under it are sealed into data segments by the cloud (putGap)
 //   pending  not here yet: sealed on the relay but not uploaded (after an outage), or beyond the end
+// Segments never overlap. One that overlaps stored ones is refused (409) with the facts the relay
+// needs to send only the rest (StoredOverlap): what is stored in its range, and whether the bytes
+// are the same (else: two writers; the bytes stored first are kept).
+// Times are the relay's and may step backwards (a clock set back): a time lookup never assumes
+// they grow (offsetAt, offsetBefore). A data segment whose chunk times do go back gets a
+// `<key>.times` sidecar with each block's earliest and latest time; the listing shows which
+// segments have one, and for the others the key's and the footer's first and last times are
+// also the earliest and latest.
 // Stateless apart from caches, so it runs the same in the embedded server and in Lambda: a
 // console's segment listing is cached, and listed again when the hot tail's index version (if it
 // keeps one: DynamoDB) says another process changed the console's segments.
 import { BadParameter, Conflict, NotFound } from '../../protocol/errors.ts';
 import {
-  bufferSource, concatSegments, parseSegmentKey, readBlock, readFooter, segmentKey, verifySegment, SegmentFormatError,
-  type Chunk, type SegmentFooter, type SegmentKeyInfo, type SegmentSource,
+  bufferSource, ChunkTimes, concatSegments, encodeGapSegment, encodeSegment, parseSegmentKey, readBlock, readFooter, segmentKey, verifySegment,
+  SegmentFormatError, type Chunk, type SegmentFooter, type SegmentKeyInfo, type SegmentSource,
 } from '../../protocol/segment.ts';
 import { blockMayContain, buildIndex, slotsOf } from './grep-index.ts';
 import type { HotTail, OutputStore, SegmentStore } from './ports.ts';
 
-interface SegIdx extends SegmentKeyInfo { size: number }
+interface SegIdx extends SegmentKeyInfo {
+  size: number;
+  /** Has a `.times` sidecar: its chunk times go back somewhere (see TIMES). */
+  times?: boolean;
+}
+
+/** Suffix of a data segment's time sidecar: JSON {min, max, blocks: [[min, max], ...]}. */
+const TIMES = '.times';
+interface SegTimes { min: number; max: number; blocks?: [number, number][] }
+
+/** What a 409 for an overlapping segment says (JSON `overlap` beside `error`): the relay sends only
+ *  the parts of [start, end) outside `stored`. */
+export interface StoredOverlap {
+  /** The refused segment's range. */
+  start: number; end: number;
+  /** Where the console's stored output (segments and live) ends. */
+  storedEnd: number;
+  /** Stored segments within [start, end), clipped to it, in offset order; `gap`: recorded lost. */
+  stored: { start: number; end: number; gap?: true }[];
+  /** The segment has the stored bytes wherever both have some. False: two writers (or a gap
+   *  recorded where the segment has data): the stored output is kept; `at` is the first offset
+   *  where they differ. */
+  same: boolean;
+  at?: number;
+}
 
 export type LogItem =
   | { kind: 'data'; offset: number; ts: number; data: Buffer }
@@ -37,16 +71,21 @@ export interface LogStoreOptions {
    *  segment in one request either way, and on S3 the index would be a second PUT per segment
    *  (most of a quiet console's cost). Default 2. */
   indexMinBlocks: number;
+  /** Largest segment the cloud seals from live output itself (a relay's gap segment, or its
+   *  conflicting segment, over output that arrived live: putGap, sealHot). Default 4 MiB. */
+  hotSealBytes: number;
 }
-export const LOG_DEFAULTS: LogStoreOptions = { footerCache: 512, maxTailScan: 64 * 1024 * 1024, indexMinBlocks: 2 };
+export const LOG_DEFAULTS: LogStoreOptions = { footerCache: 512, maxTailScan: 64 * 1024 * 1024, indexMinBlocks: 2, hotSealBytes: 4 * 1024 * 1024 };
 
 const HOT_STEP = 256 * 1024;
 
 /** A segment that does not have the bytes stored first at its offsets (a live copy, a segment
  *  stored before): refused, and the stored output kept (the core audits it as output.conflict). */
 export class OutputConflict extends Conflict {
-  constructor(readonly console: string, readonly start: number, readonly end: number, what: string) {
-    super(`segment ${start}-${end} of ${console} ${what}: the output stored first is kept`);
+  constructor(readonly console: string, readonly start: number, readonly end: number, what: string, readonly overlap?: StoredOverlap) {
+    super(overlap?.same
+      ? `segment ${start}-${end} of ${console} ${what}: send only the parts of it outside ${overlap.stored.map((r) => `${r.start}-${r.end}`).join(', ')}`
+      : `segment ${start}-${end} of ${console} ${what}: the output stored first is kept`);
   }
 }
 
@@ -77,10 +116,13 @@ export class LogStore implements OutputStore {
   /** Every segment object of a console, covered ones included. */
   private async listAll(console: string): Promise<SegIdx[]> {
     const list: SegIdx[] = [];
+    const timed = new Set<string>();
     for (const o of await this.segs.list(`logs/${console}/`)) {
+      if (o.key.endsWith(TIMES)) { timed.add(o.key.slice(0, -TIMES.length)); continue; }
       const k = parseSegmentKey(o.key);
       if (k && k.console === console) list.push({ ...k, size: o.size });
     }
+    for (const s of list) if (timed.has(s.key)) s.times = true;
     return list;
   }
 
@@ -294,25 +336,82 @@ export class LogStore implements OutputStore {
     return floor;
   }
 
-  /** Offset of the first output that arrived at or after `time` (a gap's start if the time falls
-   *  in a loss); the stored end if nothing did. */
+  // ------------------------------------------------------------------------------ time lookups
+  // A relay's clock may step back (NTP, an operator), so times need not grow with offsets. A range
+  // by time is the smallest offset range that holds everything stamped in it: from the first
+  // chunk (in offset order) stamped at or after `since` (offsetAt) to the end of the last one
+  // stamped before `until` (offsetBefore). With times that grow this is exactly the output of
+  // [since, until); after a step back it also holds what lies between in offset order (the
+  // console printed it in between), and it never misses output stamped inside.
+
+  /** Earliest and latest chunk time of a data segment (and of each of its blocks, when they are
+   *  not the footer's first and last). A segment stored before sidecars existed whose key says
+   *  its times went back (t0 > t1) is searched block by block. */
+  private async segTimes(s: SegIdx): Promise<SegTimes> {
+    if (!s.times) return s.t0 <= s.t1 ? { min: s.t0, max: s.t1 } : { min: -Infinity, max: Infinity };
+    const t = JSON.parse((await this.segs.get(s.key + TIMES)).toString('utf8')) as SegTimes;
+    return { min: Math.floor(t.min), max: Math.ceil(t.max), blocks: t.blocks };
+  }
+
+  /** [min, max] chunk time of block `i` of a segment with times `tm`. */
+  private static blockTimes(s: SegIdx, tm: SegTimes, f: SegmentFooter, i: number): [number, number] {
+    if (tm.blocks?.[i]) return tm.blocks[i];
+    if (!s.times && s.t0 > s.t1) return [-Infinity, Infinity];
+    return [f.blocks[i].t0, f.blocks[i].t1];
+  }
+
+  /** Offset of the first output (in offset order) stamped at or after `time`: a chunk, or a gap's
+   *  start if the loss was recorded then; the stored end if there is none. */
   async offsetAt(console: string, time: number): Promise<number> {
     const segs = await this.segments(console);
-    let lo = 0, hi = segs.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (segs[mid].t1 < time) lo = mid + 1; else hi = mid; }
-    for (let i = lo; i < segs.length; i++) {
-      const s = segs[i];
+    let at: number | undefined;
+    for (const s of segs) {
+      if (s.gap) { if (Math.max(s.t0, s.t1) >= time) { at = s.start; break; } continue; }
+      const tm = await this.segTimes(s);
+      if (tm.max < time) continue;
       const f = await this.footer(s);
-      if (f.gap) return s.start;
-      const bi = f.blocks.findIndex((b) => b.t1 >= time);
-      if (bi < 0) continue;
-      const c = (await readBlock(this.source(s), f, bi)).find((x) => x.ts >= time);
-      if (c) return c.offset;
+      for (let i = 0; i < f.blocks.length && at === undefined; i++) {
+        if (LogStore.blockTimes(s, tm, f, i)[1] < time) continue;
+        at = (await readBlock(this.source(s), f, i)).find((x) => x.ts >= time)?.offset;
+      }
+      if (at !== undefined) break;
     }
+    // Live output not sealed yet: where it comes first (a hole below the segments' end, still on
+    // its way in an upload, or what follows them).
     const hotAt = await this.hot.offsetAt(console, time);
-    const segEnd = segs.at(-1)?.end ?? 0;
-    if (hotAt !== undefined && hotAt >= segEnd) return hotAt;
-    return this.end(console);
+    if (hotAt !== undefined && (at === undefined || hotAt < at)) at = hotAt;
+    return at ?? this.end(console);
+  }
+
+  /** Offset just after the last output (in offset order) stamped before `time` (a chunk's end, or
+   *  a gap's end if the loss began before it); 0 if there is none. */
+  async offsetBefore(console: string, time: number): Promise<number> {
+    const segs = await this.segments(console);
+    let at = 0;
+    for (let k = segs.length - 1; k >= 0 && !at; k--) {
+      const s = segs[k];
+      if (s.gap) { if (Math.min(s.t0, s.t1) < time) at = s.end; continue; }
+      const tm = await this.segTimes(s);
+      if (tm.min >= time) continue;
+      const f = await this.footer(s);
+      for (let i = f.blocks.length - 1; i >= 0 && !at; i--) {
+        if (LogStore.blockTimes(s, tm, f, i)[0] >= time) continue;
+        const cs = await readBlock(this.source(s), f, i);
+        for (let j = cs.length - 1; j >= 0; j--) if (cs[j].ts < time) { at = cs[j].offset + cs[j].data.length; break; }
+      }
+    }
+    // Live output past that (the hot tail has no time index: read back from its end, usually the
+    // last minute or so, down to what the segments found).
+    const runs = await this.hot.runs(console);
+    for (let k = runs.length - 1; k >= 0; k--) {
+      const r = runs[k];
+      if (r.end <= at) break;
+      for (let b = r.end; b > Math.max(r.start, at); b -= HOT_STEP) {
+        const cs = await this.hot.read(console, Math.max(r.start, at, b - HOT_STEP), b);
+        for (let j = cs.length - 1; j >= 0; j--) if (cs[j].ts < time) return cs[j].offset + cs[j].data.length;
+      }
+    }
+    return at;
   }
 
   // ---------------------------------------------------------------------------------- ingest
@@ -337,102 +436,208 @@ export class LogStore implements OutputStore {
     }
   }
 
-  /** Checks an upload before a relay is given a URL for it: a key of this console, not
-   *  overlapping another stored segment. */
+  /** Checks an upload before a relay is given a URL for it: a key of this console. (One that
+   *  overlaps stored segments is answered at its commit, when its bytes can be compared: the 409
+   *  then says what is stored and whether it is the same.) */
   async checkUpload(console: string, key: string): Promise<void> {
     const info = parseSegmentKey(key);
     if (!info || info.console !== console) throw new BadParameter(`${JSON.stringify(key)} is not a segment key of console ${console}`);
-    const clash = (await this.segments(console)).find((s) => s.key !== key && s.start < info.end && info.start < s.end);
-    if (clash) throw new Conflict(`segment ${info.start}-${info.end} of ${console} overlaps the stored segment ${clash.start}-${clash.end}`);
   }
 
   /** Stores a segment a relay uploaded (fully verified first). Idempotent: the same segment again
    *  is accepted as stored. `storedAs`: the body is already in the store under that key
-   *  (commitSegment). A segment that would change output stored before throws OutputConflict. The comparison covers what the hot
-   *  tail holds when it runs, and live output this process stores while the segment is written;
-   *  on Lambda, a live message another container stores in those milliseconds is not compared
-   *  (it is the relay's own fresh output, never output stored before). */
+   *  (commitSegment). A data segment that overlaps stored segments throws OutputConflict with the
+   *  facts (`overlap`: what is stored, and whether the bytes are the same) so that the relay sends
+   *  only the rest; one that would change output stored before is refused so too, and output that
+   *  was stored only live is then sealed into segments, kept as the first-stored. The comparison
+   *  covers what the hot tail holds when it runs, and live output this process stores while the
+   *  segment is written; on Lambda, a live message another container stores in those
+   *  milliseconds is not compared (it is the relay's own fresh output, never output stored
+   *  before). A gap segment is never refused: see putGap. */
   async putSegment(console: string, body: Buffer, storedAs?: string): Promise<{
     key: string; footer: SegmentFooter; created: boolean;
-    /** Bytes a gap segment really loses (not in the hot tail), from offset lostAt. */ lost: number; lostAt: number;
+    /** Bytes a gap segment really loses (not stored otherwise), from offset lostAt. */ lost: number; lostAt: number;
     /** Output this segment brought that was in no hot-tail run (it never arrived live, or not yet):
      *  what viewers have not been sent. */ fresh: { offset: number; data: Buffer }[] }> {
     let f: SegmentFooter;
     const blocks: Buffer[] = [];
-    try { f = await verifySegment(body, (i, data) => { blocks[i] = data; }); } catch (e) {
+    const times = new ChunkTimes();
+    try { f = await verifySegment(body, (i, data, cs) => { blocks[i] = data; times.add(cs); }); } catch (e) {
       if (e instanceof SegmentFormatError) throw new BadParameter(`segment rejected: ${e.message}`);
       throw e;
     }
     if (f.console !== console) throw new BadParameter(`segment is for console ${f.console}, uploaded to ${console}`);
     const key = segmentKey(f);
     if (storedAs !== undefined && storedAs !== key) throw new BadParameter(`the object stored as ${storedAs} is segment ${key}`);
+    if (f.gap) return this.putGap(console, f, body, key, storedAs);
     const list = await this.segments(console);
     // Already part of a bigger segment (compaction merged it; the relay sends it again, having
     // missed the answer): stored, if it has the same bytes. A copy just PUT under its own key
     // (presigned) is left to the next compaction, which deletes segments others cover.
     const cover = list.find((s) => !s.gap && s.key !== key && s.start <= f.start && f.end <= s.end);
-    if (cover && !f.gap) {
-      const at = firstDifference(await this.read(console, f.start, f.end), sliceBlocks(f, blocks, f.start, f.end));
-      if (at !== undefined) throw new OutputConflict(console, f.start, f.end, `differs from the stored segment ${cover.start}-${cover.end} (first at offset ${f.start + at})`);
+    if (cover) {
+      const o = await this.overlapFacts(console, f, blocks);
+      if (!o.same) throw new OutputConflict(console, f.start, f.end, `differs from the stored segment ${cover.start}-${cover.end} (first at offset ${o.at})`, o);
       return { key, footer: f, created: false, lost: 0, lostAt: f.start, fresh: [] };
     }
-    const clash = list.find((s) => s.key !== key && s.start < f.end && f.start < s.end);
-    if (clash) throw new OutputConflict(console, f.start, f.end, `overlaps the stored segment ${clash.start}-${clash.end}`);
+    if (list.some((s) => s.key !== key && s.start < f.end && f.start < s.end)) {
+      const o = await this.overlapFacts(console, f, blocks);
+      const where = o.stored.map((r) => `${r.start}-${r.end}${r.gap ? ' (recorded lost)' : ''}`).join(', ');
+      throw new OutputConflict(console, f.start, f.end, o.same ? `overlaps stored output with the same bytes at ${where}` : `differs from the output stored at ${where} (first at offset ${o.at})`, o);
+    }
     const known = list.some((s) => s.key === key);
     // Output stored live first is what the segment must have: a segment never replaces it.
     const writes = this.hotWrites.get(console);
     let runs = await this.hot.runs(console);
-    if (!f.gap) await this.sameAsHot(console, f, blocks, runs);
+    const diff = await this.hotDifference(console, f, blocks, runs);
+    if (diff) {
+      // The live output is kept, and sealed into segments now: no relay segment will ever cover
+      // it, and the hot tail is trimmed only below what segments cover. (A presigned copy of the
+      // refused segment goes first: a sealed piece may have its very key.)
+      if (storedAs !== undefined && !known) await this.segs.delete(key);
+      let sealed = false;
+      for (const [a, b] of minus(overlapping([f.start, f.end], runs), list)) { await this.sealHot(console, list, a, b); sealed = true; }
+      if (sealed) await this.indexChanged(console);
+      throw new OutputConflict(console, f.start, f.end, `differs from the output stored live at ${diff.a}-${diff.b} (first at offset ${diff.at})`, await this.overlapFacts(console, f, blocks));
+    }
     const r = storedAs !== undefined ? (known ? 'exists' : 'created') : await this.segs.put(key, body);
     if (r === 'exists' && storedAs === undefined) {
       const stored = await readFooter({ size: (await this.segs.list(key))[0]?.size ?? 0, read: (pos, len) => this.segs.get(key, { start: pos, end: pos + len }) });
       if (stored.sha256 !== f.sha256) throw new OutputConflict(console, f.start, f.end, `is not the segment already stored under ${key} (sha256 ${stored.sha256.slice(0, 12)}..., this one ${f.sha256.slice(0, 12)}...)`);
     }
-    if (!f.gap && blocks.length >= this.opts.indexMinBlocks) await this.segs.put(`${key}.tri`, buildIndex(blocks));
-    if (!known) {
-      const info = { ...parseSegmentKey(key)!, size: body.length };
-      let i = list.length;
-      while (i > 0 && list[i - 1].start > info.start) i--;
-      list.splice(i, 0, info);
-    }
+    await this.sidecars(key, blocks, times);
+    if (!known) this.listed(list, key, body.length, times);
     // Live output this process stored while the segment was written (from now on it is dropped
     // as a resend): compared too, and the segment taken back if it differs.
-    if (!f.gap && this.hotWrites.get(console) !== writes) {
+    if (this.hotWrites.get(console) !== writes) {
       runs = await this.hot.runs(console);
-      try { await this.sameAsHot(console, f, blocks, runs); } catch (e) {
+      const late = await this.hotDifference(console, f, blocks, runs);
+      if (late) {
         if (!known) await this.unlist(console, list, key);
-        throw e;
+        throw new OutputConflict(console, f.start, f.end, `differs from the output stored live at ${late.a}-${late.b} (first at offset ${late.at})`);
       }
     }
     if (r === 'created') await this.indexChanged(console);
-    const fresh = r === 'created' && !f.gap ? uncovered(f, blocks, runs) : [];
+    const fresh = r === 'created' ? uncovered(f, blocks, runs) : [];
     await this.trimHot(console, list, runs);
-    let lost = 0, lostAt = f.start;
-    if (f.gap) for await (const it of this.items(console, f.start, f.end)) if (it.kind === 'gap') { if (!lost) lostAt = it.offset; lost += it.bytes; }
-    return { key, footer: f, created: r === 'created', lost, lostAt, fresh };
+    return { key, footer: f, created: r === 'created', lost: 0, lostAt: f.start, fresh };
   }
 
-  /** OutputConflict unless segment `f` (its decoded `blocks`) has the bytes the hot tail holds
-   *  wherever both have some. */
-  private async sameAsHot(console: string, f: SegmentFooter, blocks: Buffer[], runs: readonly { start: number; end: number }[]): Promise<void> {
+  /** A gap segment says its bytes are lost; output the cloud has in its range wins over that claim.
+   *  It is recorded only where nothing is stored: parts stored in segments are left alone, parts
+   *  that arrived live (the relay could not keep them, but sent them) are sealed into data
+   *  segments here, and the rest is stored as gap segments (the whole segment as sent when
+   *  nothing of it is stored). Idempotent: sent again, it finds its range stored. */
+  private async putGap(console: string, f: SegmentFooter, body: Buffer, key: string, storedAs?: string) {
+    const list = await this.segments(console);
+    const known = list.some((s) => s.key === key);
+    const runs = await this.hot.runs(console);
+    const free = minus([[f.start, f.end]], list);
+    const live = free.flatMap((r) => overlapping(r, runs));
+    const lost = minus(free, runs);
+    const whole = !live.length && lost.length === 1 && lost[0][0] === f.start && lost[0][1] === f.end;
+    if (storedAs !== undefined && !known && !whole) await this.segs.delete(key); // stored in pieces instead
+    let created = false;
+    for (const [a, b] of live) { await this.sealHot(console, list, a, b); created = true; }
+    for (const [a, b] of lost) {
+      const piece = whole ? body : encodeGapSegment(console, { ...f.gap!, offset: a, bytes: b - a });
+      if (await this.storeOwn(console, list, piece, whole ? storedAs : undefined)) created = true;
+    }
+    if (created) await this.indexChanged(console);
+    await this.trimHot(console, list, await this.hot.runs(console));
+    return { key, footer: f, created, lost: lost.reduce((n, [a, b]) => n + b - a, 0), lostAt: lost[0]?.[0] ?? f.start, fresh: [] };
+  }
+
+  /** Seals live output [a, b) (inside one hot-tail run) into data segments of at most
+   *  hotSealBytes, with its chunk times: output the cloud keeps that no relay segment brings. */
+  private async sealHot(console: string, list: SegIdx[], a: number, b: number): Promise<void> {
+    for (let p = a; p < b; p += this.opts.hotSealBytes) {
+      const cs = await this.hot.read(console, p, Math.min(b, p + this.opts.hotSealBytes));
+      if (cs.length) await this.storeOwn(console, list, await encodeSegment(console, cs));
+    }
+  }
+
+  /** Stores a segment the cloud made (or one a relay PUT under `storedAs`), with its grep index and
+   *  time sidecar, and lists it. True if it was not stored before. */
+  private async storeOwn(console: string, list: SegIdx[], body: Buffer, storedAs?: string): Promise<boolean> {
+    const blocks: Buffer[] = [];
+    const times = new ChunkTimes();
+    const f = await verifySegment(body, (i, data, cs) => { blocks[i] = data; times.add(cs); });
+    const key = segmentKey(f);
+    if (list.some((s) => s.key === key)) return false;
+    const r = storedAs !== undefined ? 'created' : await this.segs.put(key, body);
+    if (r === 'exists') {
+      const stored = await readFooter(bufferSource(await this.segs.get(key)));
+      if (stored.sha256 !== f.sha256) throw new Conflict(`segment ${key} of ${console} is in the store with other bytes than the cloud would store there`);
+    }
+    await this.sidecars(key, blocks, times);
+    this.listed(list, key, body.length, times);
+    return true;
+  }
+
+  /** Derived objects of a data segment: its grep index (from indexMinBlocks blocks), and its time
+   *  sidecar when its chunk times go back somewhere. */
+  private async sidecars(key: string, blocks: Buffer[], times: ChunkTimes): Promise<void> {
+    if (!blocks.length) return;
+    if (blocks.length >= this.opts.indexMinBlocks) await this.segs.put(`${key}.tri`, buildIndex(blocks));
+    if (!times.ordered) await this.segs.put(key + TIMES, Buffer.from(JSON.stringify({ min: times.min, max: times.max, blocks: times.blocks })));
+  }
+
+  /** Adds a stored segment to the cached listing (offset order). */
+  private listed(list: SegIdx[], key: string, size: number, times?: ChunkTimes): void {
+    const info: SegIdx = { ...parseSegmentKey(key)!, size, ...(times && !times.ordered ? { times: true } : {}) };
+    let i = list.length;
+    while (i > 0 && list[i - 1].start > info.start) i--;
+    list.splice(i, 0, info);
+  }
+
+  /** Where the bytes stored in segments in `f`'s range lie, and whether `f` (its decoded `blocks`)
+   *  has the same bytes there: what a 409 tells the relay. */
+  private async overlapFacts(console: string, f: SegmentFooter, blocks: Buffer[]): Promise<StoredOverlap> {
+    const stored: StoredOverlap['stored'] = [];
+    let at: number | undefined;
+    for (const s of await this.segments(console)) {
+      const a = Math.max(s.start, f.start), b = Math.min(s.end, f.end);
+      if (a >= b) continue;
+      const last = stored.at(-1);
+      if (last && last.end === a && !!last.gap === s.gap) last.end = b;
+      else stored.push({ start: a, end: b, ...(s.gap ? { gap: true as const } : {}) });
+      if (at !== undefined) continue;
+      if (s.gap) { at = a; continue; }
+      const d = firstDifference(await this.read(console, a, b), sliceBlocks(f, blocks, a, b));
+      if (d !== undefined) at = a + d;
+    }
+    return { start: f.start, end: f.end, storedEnd: await this.end(console), stored, same: at === undefined, ...(at === undefined ? {} : { at }) };
+  }
+
+  /** Where segment `f` (its decoded `blocks`) differs from what the hot tail holds, if it does
+   *  anywhere both have bytes. */
+  private async hotDifference(console: string, f: SegmentFooter, blocks: Buffer[], runs: readonly { start: number; end: number }[]): Promise<{ a: number; b: number; at: number } | undefined> {
     for (const run of runs) {
       const a = Math.max(run.start, f.start), b = Math.min(run.end, f.end);
       if (a >= b) continue;
       for (const c of await this.hot.read(console, a, b)) {
         const at = firstDifference(c.data, sliceBlocks(f, blocks, c.offset, c.offset + c.data.length));
-        if (at !== undefined) throw new OutputConflict(console, f.start, f.end, `differs from the output stored live at ${a}-${b} (first at offset ${c.offset + at})`);
+        if (at !== undefined) return { a, b, at: c.offset + at };
       }
     }
+    return undefined;
   }
 
   /** Takes a segment just stored back out (it turned out to conflict): object, index and listing. */
   private async unlist(console: string, list: SegIdx[], key: string): Promise<void> {
     const i = list.findIndex((x) => x.key === key);
     if (i >= 0) list.splice(i, 1);
+    await this.deleteSegment(key);
+    await this.indexChanged(console);
+  }
+
+  /** Deletes a segment object and what is derived from it. */
+  private async deleteSegment(key: string): Promise<void> {
     await this.segs.delete(key);
     await this.segs.delete(`${key}.tri`);
+    await this.segs.delete(key + TIMES);
     this.footers.delete(key);
-    await this.indexChanged(console);
   }
 
   /** Drops hot-tail files that segments now cover. */
@@ -440,7 +645,8 @@ export class LogStore implements OutputStore {
     if (!runs.length) return;
     let covered = runs[0].start;
     for (const s of segs) {
-      if (s.gap) break; // hot bytes under a gap segment are the only copy left
+      // Hot bytes under a gap segment (one stored before putGap sealed them) are the only copy left.
+      if (s.gap && runs.some((r) => r.start < s.end && s.start < r.end)) break;
       if (s.end <= covered) continue;
       if (s.start > covered) break;
       covered = s.end;
@@ -465,7 +671,7 @@ export class LogStore implements OutputStore {
     // Leftovers of an earlier run: listed, but inside a bigger segment.
     for (const s of all) {
       if (kept.has(s.key) || s.gap) continue;
-      await this.segs.delete(s.key); await this.segs.delete(`${s.key}.tri`); this.footers.delete(s.key); deleted++;
+      await this.deleteSegment(s.key); deleted++;
     }
     const day = (t: number) => new Date(t).toISOString().slice(0, 10);
     const candidates: SegIdx[][] = [];
@@ -492,13 +698,14 @@ export class LogStore implements OutputStore {
     let merged = 0;
     for (const r of runs) {
       const data: Buffer[] = [];
-      const body = await concatSegments(await Promise.all(r.map((s) => this.segs.get(s.key))), (i, d) => { data[i] = d; });
+      const times = new ChunkTimes();
+      const body = await concatSegments(await Promise.all(r.map((s) => this.segs.get(s.key))), (i, d, cs) => { data[i] = d; times.add(cs); });
       const f = await readFooter(bufferSource(body));
       const key = segmentKey(f);
       await this.segs.put(key, body);
-      if (data.length >= this.opts.indexMinBlocks) await this.segs.put(`${key}.tri`, buildIndex(data));
+      await this.sidecars(key, data, times);
       await this.indexChanged(console);
-      for (const s of r) { await this.segs.delete(s.key); await this.segs.delete(`${s.key}.tri`); this.footers.delete(s.key); deleted++; }
+      for (const s of r) { await this.deleteSegment(s.key); deleted++; }
       merged += r.length;
     }
     if (deleted) await this.indexChanged(console);
@@ -512,9 +719,7 @@ export class LogStore implements OutputStore {
     let n = 0;
     while (list.length && list[0].t1 < before) {
       const s = list.shift()!;
-      await this.segs.delete(s.key);
-      await this.segs.delete(`${s.key}.tri`);
-      this.footers.delete(s.key);
+      await this.deleteSegment(s.key);
       n++;
     }
     if (n) await this.indexChanged(console);
@@ -550,6 +755,29 @@ function firstDifference(x: Buffer, y: Buffer): number | undefined {
   const n = Math.min(x.length, y.length);
   for (let i = 0; i < n; i++) if (x[i] !== y[i]) return i;
   return n;
+}
+
+/** The parts of ranges `xs` (in order, apart) outside every range of `ys` (in offset order). */
+function minus(xs: readonly [number, number][], ys: readonly { start: number; end: number }[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [a, b] of xs) {
+    let at = a;
+    for (const y of ys) {
+      if (y.end <= at) continue;
+      if (y.start >= b) break;
+      if (y.start > at) out.push([at, y.start]);
+      at = Math.max(at, y.end);
+    }
+    if (at < b) out.push([at, b]);
+  }
+  return out;
+}
+
+/** The parts of range [a, b) inside ranges `ys` (in offset order). */
+function overlapping([a, b]: [number, number], ys: readonly { start: number; end: number }[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const y of ys) { const s = Math.max(a, y.start), e = Math.min(b, y.end); if (s < e) out.push([s, e]); }
+  return out;
 }
 
 /** The parts of segment `f` (its decoded `blocks`) that no hot-tail run holds. */

@@ -186,7 +186,8 @@ export interface HotTail {
   end(console: string): Promise<number>;
   /** Chunks (with their arrival times) overlapping [from, to), clipped to it, in order. */
   read(console: string, from: number, to: number): Promise<{ offset: number; ts: number; data: Buffer }[]>;
-  /** Offset of the first chunk that arrived at or after `time`, if any. */
+  /** Offset of the first chunk (in offset order) stamped at or after `time`, if any. Times are the
+   *  relay's and may step backwards: never assume they grow with offsets. */
   offsetAt(console: string, time: number): Promise<number | undefined>;
   /** Optional, for a cloud whose live messages can be handled out of order (API Gateway hands a
    *  connection's messages to concurrent Lambdas): stores the parts of a chunk below the end that

@@ -207,13 +207,14 @@ export class RelaySide {
     return this.segmentStored(console, await this.conflictAudited(who, () => this.c.log.putSegment(console, body)));
   }
 
-  /** Stores a segment; one that would change output stored before is refused (409) and audited in
-   *  the console's trail (`output.conflict`): an honest relay never sends one. */
+  /** Stores a segment; one that overlaps stored output is refused (409, with what is stored: the
+   *  relay then sends the rest), and one that would change output stored before is audited in
+   *  the console's trail too (`output.conflict`): an honest relay never sends one. */
   private async conflictAudited<T>(who: Principal, store: () => Promise<T>): Promise<T> {
     try {
       return await store();
     } catch (e) {
-      if (e instanceof OutputConflict) {
+      if (e instanceof OutputConflict && !e.overlap?.same) {
         await this.c.relayAudit(who, e.console, 'output.conflict', { detail: `${e.message} (relay ${who.name}'s upload refused)` });
       }
       throw e;

@@ -23,9 +23,11 @@ import { checkConsoleName, isConsoleName } from '../../../protocol/names.ts';
 import { PRIVATE_FILE_MODE, privateDir } from '../../../protocol/private-files.ts';
 
 interface HotFile {
-  start: number; bytes: number; lastTs: number; bin: string; ts: string;
+  start: number; bytes: number; bin: string; ts: string;
+  /** Its latest chunk time (times may step back: the last chunk's is not always the latest). */
+  maxTs: number;
   /** What the files hold on disk (bytes, records, last time): a failed flush goes back to it. */
-  disk: { bytes: number; recs: number; lastTs: number };
+  disk: { bytes: number; recs: number; maxTs: number };
   recs: number;
 }
 interface ConsoleHot {
@@ -66,7 +68,7 @@ export class FsHotTail implements HotTail {
     try {
       writeAllSync(bin, c.bin);
       writeAllSync(ts, c.ts);
-      f.disk = { bytes: f.bytes, recs: f.recs, lastTs: f.lastTs };
+      f.disk = { bytes: f.bytes, recs: f.recs, maxTs: f.maxTs };
       this.disk.wrote();
     } catch (e) {
       const err = this.disk.failed(`live output of ${path.basename(c.dir)} to ${f.bin}`, e);
@@ -87,7 +89,7 @@ export class FsHotTail implements HotTail {
   /** Cuts `f` back to what its files held before the failed flush; a file left empty is closed
    *  and removed (the run it began was never stored). */
   private rollBack(c: ConsoleHot, f: HotFile): void {
-    Object.assign(f, { bytes: f.disk.bytes, recs: f.disk.recs, lastTs: f.disk.lastTs });
+    Object.assign(f, { bytes: f.disk.bytes, recs: f.disk.recs, maxTs: f.disk.maxTs });
     try {
       if (c.fd?.file === f) { fs.ftruncateSync(c.fd.bin, f.bytes); fs.ftruncateSync(c.fd.ts, f.recs * REC); }
       if (f.bytes) return;
@@ -126,8 +128,11 @@ export class FsHotTail implements HotTail {
         }
         if (recs * REC !== tsBytes) fs.truncateSync(ts, recs * REC);
         if (!recs || !bytes) { fs.rmSync(bin, { force: true }); fs.rmSync(ts, { force: true }); continue; }
-        const lastTs = last.readDoubleLE(8);
-        files.push({ start: Number(m[1]), bytes, lastTs, bin, ts, recs, disk: { bytes, recs, lastTs } });
+        const hf: HotFile = { start: Number(m[1]), bytes, maxTs: -Infinity, bin, ts, recs, disk: { bytes, recs, maxTs: -Infinity } };
+        const idx = this.index(hf);
+        for (let k = 1; k < recs * 2; k += 2) if (idx[k] > hf.maxTs) hf.maxTs = idx[k];
+        hf.disk.maxTs = hf.maxTs;
+        files.push(hf);
       }
     }
     files.sort((a, b) => a.start - b.start);
@@ -151,7 +156,7 @@ export class FsHotTail implements HotTail {
       this.flush(c);
       if (c.fd) { fs.closeSync(c.fd.bin); fs.closeSync(c.fd.ts); c.fd = undefined; }
       const base = path.join(c.dir, String(f?.start ?? offset).padStart(16, '0'));
-      const next = f ?? { start: offset, bytes: 0, recs: 0, lastTs: ts, bin: `${base}.bin`, ts: `${base}.ts`, disk: { bytes: 0, recs: 0, lastTs: ts } };
+      const next = f ?? { start: offset, bytes: 0, recs: 0, maxTs: ts, bin: `${base}.bin`, ts: `${base}.ts`, disk: { bytes: 0, recs: 0, maxTs: ts } };
       let bin: number | undefined;
       try {
         privateDir(c.dir);
@@ -173,7 +178,7 @@ export class FsHotTail implements HotTail {
     c.pending += data.length;
     f.bytes += data.length;
     f.recs++;
-    f.lastTs = ts;
+    if (ts > f.maxTs) f.maxTs = ts;
     if (c.pending >= FLUSH_BYTES) this.flush(c);
   }
 
@@ -228,7 +233,7 @@ export class FsHotTail implements HotTail {
     const c = this.open(console);
     this.flush(c);
     for (const f of c.files) {
-      if (f.lastTs < time) continue;
+      if (f.maxTs < time) continue;
       const idx = this.index(f);
       for (let k = 0; k < idx.length / 2; k++) if (idx[k * 2 + 1] >= time) return f.start + idx[k * 2];
     }
