@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import type { Principal } from './ports.ts';
 import { CLOUD_STREAM } from '../../protocol/names.ts';
 import { CcError } from '../../protocol/errors.ts';
-import { encodeSegment } from '../../protocol/segment.ts';
+import { encodeGapSegment, encodeSegment } from '../../protocol/segment.ts';
 import { cleanup } from '../../test/helpers.ts';
 import { alice, b64, bob, coreRig, relay } from '../../test/core-rig.ts';
 
@@ -200,4 +200,22 @@ test('a segment that would change output stored live is refused (409) and audite
   const rec = (await ports.audit.list('web01')).find((r) => r.type === 'output.conflict');
   assert.equal(rec?.user, 'relay:edge1');
   assert.match(rec!.detail!, /^segment 0-6 of web01 differs from the output stored live at 0-6 \(first at offset 0\): the output stored first is kept \(relay edge1's upload refused\)$/);
+});
+
+test('a gap whose audit record could not be written (a full disk) is audited when the relay sends it again, once', async () => {
+  const { core, ports } = await coreRig();
+  const gap = encodeGapSegment('web01', { offset: 0, bytes: 500, t0: 1000, t1: 2000, reason: 'relay spool disk full' });
+  const append = ports.audit.append.bind(ports.audit);
+  let fail = 1;
+  ports.audit.append = async (rec) => {
+    if (rec.type === 'output.gap' && fail-- > 0) throw new Error('ENOSPC: no space left on device, write');
+    return append(rec);
+  };
+  await assert.rejects(core.ingestSegment(relay, 'web01', gap), /ENOSPC/);
+  const gaps = async () => (await ports.audit.list('web01')).filter((r) => r.type === 'output.gap');
+  assert.equal((await gaps()).length, 0, 'the first try stored the gap but not its record');
+  assert.equal((await core.ingestSegment(relay, 'web01', gap)).created, false);
+  assert.deepEqual((await gaps()).map((r) => [r.offset, r.detail]), [[0, '500 bytes lost at offset 0 (1970-01-01T00:00:01.000Z to 1970-01-01T00:00:02.000Z): relay spool disk full']]);
+  await core.ingestSegment(relay, 'web01', gap);
+  assert.equal((await gaps()).length, 1, 'audited once');
 });

@@ -457,6 +457,9 @@ export class LogStore implements OutputStore {
   async putSegment(console: string, body: Buffer, storedAs?: string): Promise<{
     key: string; footer: SegmentFooter; created: boolean;
     /** Bytes a gap segment really loses (not stored otherwise), from offset lostAt. */ lost: number; lostAt: number;
+    /** A gap segment sent again: its loss as recorded the first time (gap pieces already stored
+     *  in its range), so the caller can make sure that loss was audited (the first try may have
+     *  stored the gap and then failed to audit it: a full disk). */ recorded?: { lost: number; lostAt: number };
     /** Output this segment brought that was in no hot-tail run (it never arrived live, or not yet):
      *  what viewers have not been sent. */ fresh: { offset: number; data: Buffer }[] }> {
     let f: SegmentFooter;
@@ -532,6 +535,7 @@ export class LogStore implements OutputStore {
     const list = await this.segments(console);
     const known = list.some((s) => s.key === key);
     const runs = await this.hot.runs(console);
+    const had = list.filter((s) => s.gap && s.start < f.end && f.start < s.end).map((s) => [Math.max(s.start, f.start), Math.min(s.end, f.end)] as const);
     const free = minus([[f.start, f.end]], list);
     const live = free.flatMap((r) => overlapping(r, runs));
     const lost = minus(free, runs);
@@ -545,7 +549,8 @@ export class LogStore implements OutputStore {
     }
     if (created) await this.indexChanged(console);
     await this.trimHot(console, list, await this.hot.runs(console));
-    return { key, footer: f, created, lost: lost.reduce((n, [a, b]) => n + b - a, 0), lostAt: lost[0]?.[0] ?? f.start, fresh: [] };
+    const recorded = had.length ? { lost: had.reduce((n, [a, b]) => n + b - a, 0), lostAt: had[0][0] } : undefined;
+    return { key, footer: f, created, lost: lost.reduce((n, [a, b]) => n + b - a, 0), lostAt: lost[0]?.[0] ?? f.start, fresh: [], recorded };
   }
 
   /** Seals live output [a, b) (inside one hot-tail run) into data segments of at most

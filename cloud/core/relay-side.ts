@@ -221,12 +221,22 @@ export class RelaySide {
     }
   }
 
+  /** Whether the console's recent trail records a loss at `offset` (gaps are rare: the last
+   *  thousand records reach back far enough for a relay's retry). */
+  private async gapAudited(console: string, offset: number): Promise<boolean> {
+    return (await this.c.p.audit.list(console, { limit: 1000 })).some((x) => x.type === 'output.gap' && x.offset === offset);
+  }
+
   private async segmentStored(console: string, r: Awaited<ReturnType<LogStore['putSegment']>>): Promise<SegmentStored> {
     const g = r.footer.gap;
-    if (g && r.created && r.lost) {
-      const kept = g.bytes - r.lost ? ` (${g.bytes - r.lost} of the relay's ${g.bytes} dropped bytes had already arrived live and are kept)` : '';
-      const why = `${r.lost} bytes lost at offset ${r.lostAt} (${new Date(g.t0).toISOString()} to ${new Date(g.t1).toISOString()}): ${g.reason}${kept}`;
-      await this.c.appendAudit({ time: this.c.now(), console, type: 'output.gap', detail: why, offset: r.lostAt });
+    // The loss goes on the console's trail. A gap sent again (its first upload stored the gap but
+    // could not audit it, say on a full disk, and the relay was told to retry) is audited then,
+    // unless the trail already has it: the record is what an auditor sees of the loss.
+    const loss = g && r.created && r.lost ? { lost: r.lost, lostAt: r.lostAt } : g && !r.created ? r.recorded : undefined;
+    if (g && loss && (r.created || !(await this.gapAudited(console, loss.lostAt)))) {
+      const kept = g.bytes - loss.lost ? ` (${g.bytes - loss.lost} of the relay's ${g.bytes} dropped bytes had already arrived live and are kept)` : '';
+      const why = `${loss.lost} bytes lost at offset ${loss.lostAt} (${new Date(g.t0).toISOString()} to ${new Date(g.t1).toISOString()}): ${g.reason}${kept}`;
+      await this.c.appendAudit({ time: this.c.now(), console, type: 'output.gap', detail: why, offset: loss.lostAt });
       await this.c.notice(console, `[cloudcons: console output was lost: ${why}]`);
     }
     // Output the live path has not brought (its message is slower than the upload, or the console
