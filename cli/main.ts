@@ -63,7 +63,8 @@ loginOpts(program.command('attach <console>')
 
 loginOpts(program.command('ls').description('list consoles').option('--json', 'machine-readable output'))
   .action(async (o) => {
-    const { consoles } = await apiJson<{ consoles: ConsoleView[] }>(login(o), '/v1/consoles');
+    const { consoles, cloud } = await apiJson<{ consoles: ConsoleView[]; cloud?: { problems: string[] } }>(login(o), '/v1/consoles');
+    for (const p of cloud?.problems ?? []) err(line`cloudcons: the cloud is degraded: ${p}`);
     if (o.json) { out(json(consoles)); return; }
     const rows = consoles.map((c) => [c.name, c.state, c.type, c.relay, c.writer ?? '-', c.spies, c.state === 'down' && c.reason ? c.reason : '']);
     table([['NAME', 'STATE', 'TYPE', 'RELAY', 'WRITER', 'SPIES', 'REASON'], ...rows]);

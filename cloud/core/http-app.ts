@@ -151,7 +151,12 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     return c.json({ ...who, admin: who.admin || await core.isAdmin(who) });
   });
 
-  app.get('/v1/consoles', async (c) => c.json({ consoles: await core.listConsoles(user(c)) }));
+  // With what the cloud cannot do now (a full data disk): `cloudcons ls` says it above the list.
+  app.get('/v1/consoles', async (c) => {
+    const consoles = await core.listConsoles(user(c));
+    const problems = ports.health?.problems() ?? [];
+    return c.json({ consoles, ...(problems.length ? { cloud: { problems } } : {}) });
+  });
 
   app.get('/v1/consoles/:name', async (c) => c.json(await core.getConsole(user(c), c.req.param('name'))));
 

@@ -75,6 +75,11 @@ test('the cloud\'s data disk full mid-flood (and a kill -9 while full): it stays
   const h = await until('/healthz to report the full disk', async () => { const x = await health(url); return x.status === 503 ? x : undefined; });
   assert.equal(h.body.ok, false);
   assert.match(h.body.degraded!.join('\n'), /data disk full .*free space on/);
+  // `cloudcons ls` says it above the list (on stderr: --json output stays parseable).
+  const ls = cli(['ls'], { CLOUDCONS_URL: url, CLOUDCONS_TOKEN: adminToken });
+  assert.equal(ls.code, 0, ls.stderr);
+  assert.match(ls.stderr, /cloudcons: the cloud is degraded: data disk full since .*free space on/);
+  assert.match(ls.stdout.toString(), /ser1\s+up/);
   // What needs storing is refused, saying why.
   const tok = await fetch(`${url}/v1/tokens`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'user', name: 'bob' }) });
   assert.equal(tok.status, 507);
