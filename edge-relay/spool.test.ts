@@ -133,11 +133,17 @@ test('a spool directory that cannot be created or written is a clear error', () 
   assert.throws(() => new Spool({ dir: path.join(file, 'spool'), ...quiet }), /spool directory .*plain-file\/spool cannot be used: ENOTDIR/);
 });
 
+/** A spool at `dir` with console `c`, confirmed at `cloudEnd`. */
+async function confirmedSpool(dir: string, cloudEnd = 0) {
+  const sp = new Spool({ dir, ...quiet });
+  const c = sp.open('c');
+  await c.confirm(cloudEnd);
+  return { sp, c };
+}
+
 test('a crash after a seal renamed the log, before active.json: the stream continues after the sealing log, not at its start', async () => {
   const dir = tmp();
-  let sp = new Spool({ dir, ...quiet });
-  let c = sp.open('c');
-  await c.confirm(0);
+  let { sp, c } = await confirmedSpool(dir);
   sp.append(c, Buffer.from('aaaa'), 1);
   sp.append(c, Buffer.from('bbbb'), 2);
   await sp.close();
@@ -154,9 +160,7 @@ test('a crash after a seal renamed the log, before active.json: the stream conti
 
 test('a crash after the segment was renamed into place, before its sealing log was removed: listed once', async () => {
   const dir = tmp();
-  let sp = new Spool({ dir, ...quiet });
-  let c = sp.open('c');
-  await c.confirm(0);
+  let { sp, c } = await confirmedSpool(dir);
   sp.append(c, Buffer.from('aaaa'), 1);
   fs.copyFileSync(path.join(dir, 'c', 'active.log'), path.join(dir, 'log.bak'));
   await sp.sealConsole(c);
@@ -173,9 +177,7 @@ test('a crash after the segment was renamed into place, before its sealing log w
 
 test('a crash in dropOldest after the gap segment was written: the gap wins over the data it replaced', async () => {
   const dir = tmp();
-  let sp = new Spool({ dir, ...quiet });
-  let c = sp.open('c');
-  await c.confirm(0);
+  let { sp, c } = await confirmedSpool(dir);
   sp.append(c, randomBytes(1000), 1);
   await sp.sealConsole(c);
   const data = c.sealed[0].file;
@@ -192,9 +194,7 @@ test('a crash in dropOldest after the gap segment was written: the gap wins over
 
 test('active.json: two slots written in turn; a torn newer slot leaves the older state; the one-object format still reads', async () => {
   const dir = tmp();
-  let sp = new Spool({ dir, ...quiet });
-  let c = sp.open('c');
-  await c.confirm(100);
+  let { sp, c } = await confirmedSpool(dir, 100);
   sp.append(c, Buffer.from('abc'), 1);
   await sp.sealConsole(c); // state: start 103
   await sp.close();
