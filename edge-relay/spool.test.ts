@@ -246,14 +246,15 @@ test('a full spool disk: output keeps its offsets, is read back from memory, and
   const c = sp.open('c');
   await c.confirm(0);
   const parts = Array.from({ length: 12 }, () => randomBytes(1500));
-  for (const p of parts.slice(0, 3)) sp.append(c, p, 1);
-  await c.idle();
-  const filler = fillUp(m.dir);
+  for (const p of parts.slice(0, 3)) sp.append(c, p, 1); // the third starts a seal ...
+  const filler = fillUp(m.dir); // ... whose segment the disk refuses
   let o = 4500;
   for (const [i, p] of parts.slice(3).entries()) { assert.equal(sp.append(c, p, 2 + i), o, 'offsets continue'); o += p.length; }
   sp.tick(); // seals and retries fail: nothing thrown
   await c.idle();
   assert.ok(c.heldBytes > 0, 'held in memory');
+  assert.equal(c.sealed.length, 0);
+  assert.ok(c.sealingBytes > 0 && !fs.readdirSync(c.dir).some((f) => f.endsWith('.tmp')), 'the failed seal is waiting for a retry and left no .tmp');
   assert.ok(c.readActive(9000, 100)!.data.equals(Buffer.concat(parts).subarray(9000, 9100)), 'read back from memory');
   assert.equal(logs.filter((l) => /SPOOL DISK FULL/.test(l)).length, 1, logs.join('\n'));
   for (let i = 0; i < 5; i++) sp.tick();

@@ -701,6 +701,7 @@ export class Spool {
   private readonly scratch: Scratch;
   /** What the disk refused first, while anything waits for it (said once, and once when over). */
   private trouble?: string;
+  private troubleAt?: ConsoleSpool; // the console that met it first
   private dropping = false; // said that the memory bound drops output, this time
   /** Called when a console has a new sealed segment to upload. */
   onSealed: (c: ConsoleSpool) => void = () => {};
@@ -786,10 +787,11 @@ export class Spool {
     this.enforceCap();
     if (this.trouble && [...this.consoles.values()].every((c) => c.healthy)) {
       this.opts.log(`spool writable again (${this.opts.dir}): output held in memory is on disk, seals and uploads continue`);
-      const first = [...this.consoles.values()][0];
+      const first = this.troubleAt!;
       this.trouble = undefined;
+      this.troubleAt = undefined;
       this.dropping = false;
-      if (first) this.onTrouble(first, undefined);
+      this.onTrouble(first, undefined);
     }
   }
 
@@ -818,6 +820,7 @@ export class Spool {
     if (this.trouble) return;
     const code = (e as NodeJS.ErrnoException).code;
     this.trouble = `${what}: ${ioText(e)}`;
+    this.troubleAt = c;
     this.opts.log(`${code === 'ENOSPC' || code === 'EDQUOT' ? 'SPOOL DISK FULL' : 'SPOOL WRITE FAILED'} (${this.opts.dir}, console ${c.name}, ${this.trouble}): output is held in memory (up to ${this.opts.memoryBytes} bytes, then the oldest is dropped and recorded as a gap) and still sent live; the relay writes it to the spool by itself when the disk takes writes again. Free space on that disk.`);
     this.onTrouble(c, this.trouble);
   }
