@@ -296,3 +296,15 @@ test('a full spool disk past memoryBytes: the oldest held bytes become one exact
   assert.ok((await segmentBytes(c.sealed[2].file)).data.equals(Buffer.concat(parts.slice(5))));
   assert.ok(logs.some((l) => /SPOOL FULL: console c lost 4000 bytes of output \(offsets 4064-8064/.test(l)), logs.join('\n'));
 });
+
+test('the cloud ahead of a spool with data pending (a relay died holding output that went live): held data keeps its offsets, new output continues at the cloud end', async () => {
+  const { sp, c } = await confirmedSpool(tmp());
+  sp.append(c, Buffer.from('aaaa'), 1);
+  await sp.sealConsole(c);
+  sp.append(c, Buffer.from('bb'), 2);
+  assert.equal(await c.confirm(100), 100);
+  assert.equal(sp.append(c, Buffer.from('c'), 3), 100, 'not at 6: the cloud has 6-100 and would drop it as a resend');
+  await c.idle();
+  assert.deepEqual(c.sealed.map((s) => [s.start, s.end]), [[0, 4], [4, 6]]);
+  await sp.close();
+});

@@ -618,17 +618,22 @@ export class ConsoleSpool {
   idle(): Promise<void> { return this.chain; }
 
   /** The cloud says this console's stored stream ends at `cloudEnd`. A console never confirmed
-   *  moves its provisional offsets to continue there; a confirmed one with nothing pending jumps
-   *  forward if the cloud is ahead (the console moved here from another relay). Returns the
-   *  offset the live stream should resume from. */
+   *  moves its provisional offsets to continue there; a confirmed one jumps forward if the cloud is
+   *  ahead (the console moved here from another relay, or this relay died holding output in memory
+   *  that reached the cloud live): what the spool holds keeps its offsets (the active log is sealed
+   *  as it is), new output continues at `cloudEnd` (below it the cloud would drop it as a resend).
+   *  Returns the offset the live stream should resume from. */
   confirm(cloudEnd: number): Promise<number> {
     return this.enqueue(async () => {
       const first = this.sealed[0]?.start ?? this.start;
-      const pending = this.sealed.length || this.activeBytes || this.held.length || this.lost;
       let shift = 0;
       if (!this.confirmed) shift = cloudEnd - first;
-      else if (cloudEnd > this.next && !pending) shift = cloudEnd - this.start;
-      else if (cloudEnd > this.next) this.opts.log(`spool ${this.name}: the cloud has output up to offset ${cloudEnd} but this relay's spool continues at ${this.next} with data still to upload; keeping the spool's offsets (was the console published by another relay?)`);
+      else if (cloudEnd > this.next && !this.sealed.length && !this.activeBytes && !this.held.length && !this.lost) shift = cloudEnd - this.start;
+      else if (cloudEnd > this.next && !this.held.length && !this.lost) {
+        this.opts.log(`spool ${this.name}: the cloud has output up to offset ${cloudEnd}, past this spool's ${this.next} (a relay that died holding output in memory, or a console published by another relay); what the spool holds is uploaded at its offsets, new output continues at ${cloudEnd}`);
+        if (this.activeBytes) this.seal();
+        if (!this.activeBytes) { this.start = cloudEnd; this.gen++; }
+      }
       if (shift) {
         for (const s of this.sealed) {
           const moved = { ...s, start: s.start + shift, end: s.end + shift };
