@@ -123,9 +123,10 @@ function writeFileDurable(file: string, data: Buffer | string): void {
 
 // STATE (active.json): two slots of 128 bytes, `<json padded with spaces><crc32 of it, 8 hex>\n`,
 // the json {"seq", "start", "confirmed"}. A change is written over the older slot in place (no
-// new blocks, so a full disk does not refuse it) and fdatasync'ed; the valid slot with the higher
-// seq is the state, so a crash mid-write leaves the previous one. A file that is one JSON object
-// is the older format, read once and replaced.
+// new blocks, so a full disk does not refuse it; a copy-on-write filesystem still may: then it is
+// retried by the tick and the console's uploads wait, see nextUpload) and fdatasync'ed; the valid
+// slot with the higher seq is the state, so a crash mid-write leaves the previous one. A file that
+// is one JSON object is the older format, read once and replaced.
 const SLOT = 128;
 interface SpoolState { seq: number; start?: number; confirmed?: boolean; slots?: boolean }
 function encodeSlot(st: { seq: number; start: number; confirmed: boolean }): Buffer {
