@@ -199,6 +199,7 @@ program.command('relay').description('run an edge relay')
   .option('--segment-bytes <n>', 'seal spool segments at this size (default 1048576)', int('--segment-bytes', 1024))
   .option('--segment-ms <ms>', 'seal spool segments when their oldest byte is this old (default 60000)', int('--segment-ms', 100))
   .option('--spool-cap-bytes <n>', 'disk the spool may use; past it the oldest unsent segments become recorded gaps (default 1 GiB)', int('--spool-cap-bytes', 1024 * 1024))
+  .option('--spool-memory-bytes <n>', 'output held in memory (all consoles) while the spool disk refuses writes (full); past it the oldest becomes a recorded gap (default 16777216)', int('--spool-memory-bytes', 1024))
   .option('--heartbeat-ms <ms>', 'heartbeat to the cloud; the link is dropped after 3 silent intervals (default 20000)', int('--heartbeat-ms', 100))
   .option('--ws-url <url>', 'WebSocket URL when it is not CLOUD/v1/relay, e.g. an API Gateway stage (or CLOUDCONS_WS_URL)')
   .option('--max-connection-ms <ms>', 'move to a fresh connection (make-before-break) after this long on one; 0 never (default 6600000: API Gateway closes at 2 h)', int('--max-connection-ms', 0))
@@ -213,7 +214,7 @@ program.command('relay').description('run an edge relay')
   .option('--insecure', 'allow plain http:// to a cloud that is not on loopback (or CLOUDCONS_INSECURE=1, or relay.cloud.insecure)')
   .action(async (o) => {
     const { runRelay } = await import('./run-relay.ts');
-    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, conflictKeep: o.conflictKeep, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
+    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, spoolMemoryBytes: o.spoolMemoryBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, conflictKeep: o.conflictKeep, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
   });
 
 program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')

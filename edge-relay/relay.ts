@@ -32,6 +32,9 @@ export interface RelayOptions {
   segmentBytes: number;
   segmentMs: number;
   spoolCapBytes: number;
+  /** Output held in memory (all consoles) while the spool's disk refuses writes; past it the
+   *  oldest is dropped and recorded as a gap. Default (also from the config's relay.spool): 16 MiB. */
+  spoolMemoryBytes: number;
   /** Segment uploads in flight at once (different consoles). Default 4. */
   uploadConcurrency: number;
   /** One upload request (the cloud's answer, a presigned PUT) is given up after this long and
@@ -54,7 +57,9 @@ export interface RelayOptions {
   maxConnectionMs: number;
   /** Application heartbeat interval; the link is dropped after 3 silent intervals. Default 20 s. */
   heartbeatMs: number;
-  /** Reconnect backoff bounds (full jitter). Defaults 250 ms and 30 s. */
+  /** Reconnect backoff bounds (full jitter). Defaults 250 ms and 30 s. The backoff starts over
+   *  only after a connection was welcomed and lasted `maxBackoffMs`: one the cloud closes right
+   *  after its welcome (or the relay gives up on) counts as a failed attempt. */
   minBackoffMs: number;
   maxBackoffMs: number;
   log: (line: string) => void;
@@ -73,7 +78,7 @@ const MAX_QUEUED_BYTES = 2 * 1024 * 1024;
 const MAX_QUEUED_TOTAL = 8 * 1024 * 1024;
 
 export const RELAY_DEFAULTS = {
-  segmentBytes: 1024 * 1024, segmentMs: 60_000, spoolCapBytes: 1024 ** 3,
+  segmentBytes: 1024 * 1024, segmentMs: 60_000, spoolCapBytes: 1024 ** 3, spoolMemoryBytes: 16 * 1024 * 1024,
   uploadConcurrency: 4, uploadTimeoutMs: 60_000, uploadMinBackoffMs: 1000, uploadMaxBackoffMs: 60_000, conflictKeep: 16,
   sendHighWaterBytes: 1024 * 1024, batchMs: 1, maxConnectionMs: 110 * 60_000, heartbeatMs: 20_000, minBackoffMs: 250, maxBackoffMs: 30_000,
 };
@@ -116,7 +121,8 @@ export class Relay {
   private readonly cons = new Map<string, Con>();
   private ws?: WebSocket;
   private stopped = false;
-  private attempt = 0;
+  private attempt = 0; // dial attempts since a connection last proved healthy
+  private welcomedAt = 0; // when the current connection was welcomed (0: not yet)
   private reconnectTimer?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
   private next?: WebSocket; // make-before-break: the connection being opened to replace `ws`
@@ -160,6 +166,7 @@ export class Relay {
       ...(sc.segmentBytes ? { segmentBytes: sc.segmentBytes } : {}),
       ...(sc.segmentMs ? { segmentMs: sc.segmentMs } : {}),
       ...(sc.capBytes ? { spoolCapBytes: sc.capBytes } : {}),
+      ...(sc.memoryBytes ? { spoolMemoryBytes: sc.memoryBytes } : {}),
       log: (l) => console.error(l),
       ...opts,
     };
@@ -169,9 +176,13 @@ export class Relay {
     this.net = cloudTls(this.opts.tls);
     this.uploadScratch = new Scratch(this.opts.uploadConcurrency);
     this.spool = new Spool({
-      dir: this.opts.spoolDir, segmentBytes: this.opts.segmentBytes, segmentMs: this.opts.segmentMs, capBytes: this.opts.spoolCapBytes, log: this.opts.log,
+      dir: this.opts.spoolDir, segmentBytes: this.opts.segmentBytes, segmentMs: this.opts.segmentMs, capBytes: this.opts.spoolCapBytes,
+      memoryBytes: this.opts.spoolMemoryBytes, log: this.opts.log,
     });
     this.spool.onSealed = () => this.kickUploads();
+    // A disk that refuses the spool's writes: in the console's audit trail too, once, and once
+    // when it is over (the log says it in both cases).
+    this.spool.onTrouble = (cs, what) => this.send({ t: 'event', c: cs.name, what: what ? 'spool.full' : 'spool.ok', detail: what ? `the relay's spool disk refuses writes (${what}): output is held in memory and sent live until it takes them again` : 'the relay\'s spool disk takes writes again' });
     // Output waiting to go live (gathered for a quiet console) goes before its active log is
     // sealed: read back from there it would be gone with the segment's upload.
     this.spool.beforeSeal = (cs) => { const c = this.cons.get(cs.name); if (c?.quietTimer) this.flushQuiet(c); };
@@ -200,15 +211,9 @@ export class Relay {
       // than `batchMs` ago) reads are gathered for up to `batchMs` into messages of up to 22 KiB:
       // fewer, larger messages.
       sup.on('data', (data: Buffer, ts: number) => {
-        let offset: number;
-        try {
-          offset = this.spool.append(con.spool, data, ts); // on disk before anything else
-        } catch (e) {
-          // A full or failing disk: the bytes still go live (the cloud's hot tail keeps them), but
-          // they are not in the durable log unless they reach it that way. Said loudly.
-          this.opts.log(`SPOOL WRITE FAILED for ${name}: ${(e as Error).message}; ${data.length} bytes only sent live`);
-          return;
-        }
+        // On disk before anything else; if the disk refuses it, held in memory (with its offset)
+        // until it takes it, and sent live meanwhile all the same (spool.ts).
+        const offset = this.spool.append(con.spool, data, ts);
         if (!this.streams(con)) return;
         if (offset === con.sent + con.queued && con.queued < this.maxQueued) {
           con.queue.push({ offset, ts, data });
@@ -472,12 +477,23 @@ export class Relay {
       this.ws = undefined;
       for (const c of this.cons.values()) c.live = false;
       if (this.stopped) return;
-      const failed = this.attempt; // attempts in a row that never got a welcome
+      // Only a connection that lasted proves the link healthy: one that is closed right after its
+      // welcome (the cloud refusing something, the relay giving up on it) is a failed attempt,
+      // and the backoff keeps growing.
+      const lasted = this.welcomedAt ? Date.now() - this.welcomedAt : -1;
+      this.welcomedAt = 0;
+      if (lasted >= this.opts.maxBackoffMs) this.attempt = 0;
+      const failed = this.attempt; // attempts in a row since the link last proved healthy
       const delay = Math.random() * Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** this.attempt++);
       const retry = `reconnecting in ${Math.round(delay)} ms`;
+      const why = `${code}${reason.length ? ` ${reason}` : ''}${linkError ? `: ${linkError}` : ''}`;
       // During an outage: the first failure and every 10th, not every attempt.
-      if (!failed) this.opts.log(`disconnected from cloud (${code}${reason.length ? ` ${reason}` : ''}${linkError ? `: ${linkError}` : ''}); ${retry}`);
-      else if (failed === 1 || failed % 10 === 0) this.opts.log(`still cannot reach the cloud at ${this.opts.cloudUrl} after ${failed} failed attempt${failed === 1 ? '' : 's'}${linkError ? ` (${linkError})` : ''}; ${retry}`);
+      if (!failed) this.opts.log(`disconnected from cloud (${why}); ${retry}`);
+      else if (failed === 1 || failed % 10 === 0) {
+        this.opts.log(lasted >= 0
+          ? `the connection to the cloud closed again ${lasted} ms after its welcome (${why}), ${failed} attempt${failed === 1 ? '' : 's'} in a row; ${retry}`
+          : `still cannot reach the cloud at ${this.opts.cloudUrl} after ${failed} failed attempt${failed === 1 ? '' : 's'}${linkError ? ` (${linkError})` : ''}; ${retry}`);
+      }
       this.reconnectTimer = setTimeout(() => this.connect(), delay);
     });
     ws.on('error', (e) => { linkError = e.message; });
@@ -514,8 +530,7 @@ export class Relay {
   private onMessage(m: CloudToRelay): void {
     switch (m.t) {
       case 'welcome': {
-        if (this.redialFor !== this.ws) { this.redialFor = this.ws; this.scheduleRedial(); } // once per connection
-        this.attempt = 0;
+        if (this.redialFor !== this.ws) { this.redialFor = this.ws; this.scheduleRedial(); this.welcomedAt = Date.now(); } // once per connection
         const ws = this.ws;
         // The spool confirms (and on first contact moves) its offsets; live output resumes where
         // the cloud's stored stream ends, or after what is sealed (that comes by upload).
@@ -616,7 +631,8 @@ export class Relay {
       // Sealed before it went out (the socket was full while a seal came due): it reaches the
       // cloud by upload, and the cloud sends viewers what a committed segment brought that never
       // arrived live (LogStore.putSegment's `fresh`).
-      if (!part) { if (c.sent < c.spool.start) { c.sent = c.spool.start; continue; } break; }
+      // Lost (dropped from memory while the disk refused it): a gap record says so; skipped.
+      if (!part) { const to = c.spool.skip(c.sent); if (to > c.sent) { c.sent = to; continue; } break; }
       this.send({ t: 'out', c: c.name, o: c.sent, ts: part.ts, d: part.data.toString('base64') });
       c.sent += part.data.length;
       c.lastSend = Date.now();

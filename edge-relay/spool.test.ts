@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { bufferSource, readBlock, verifySegment, type Chunk } from '../protocol/segment.ts';
 import { Spool } from './spool.ts';
 
@@ -130,4 +131,180 @@ test('a spool directory that cannot be created or written is a clear error', () 
   const file = path.join(tmp(), 'plain-file');
   fs.writeFileSync(file, '');
   assert.throws(() => new Spool({ dir: path.join(file, 'spool'), ...quiet }), /spool directory .*plain-file\/spool cannot be used: ENOTDIR/);
+});
+
+/** A spool at `dir` with console `c`, confirmed at `cloudEnd`. */
+async function confirmedSpool(dir: string, cloudEnd = 0) {
+  const sp = new Spool({ dir, ...quiet });
+  const c = sp.open('c');
+  await c.confirm(cloudEnd);
+  return { sp, c };
+}
+
+test('a crash after a seal renamed the log, before active.json: the stream continues after the sealing log, not at its start', async () => {
+  const dir = tmp();
+  let { sp, c } = await confirmedSpool(dir);
+  sp.append(c, Buffer.from('aaaa'), 1);
+  sp.append(c, Buffer.from('bbbb'), 2);
+  await sp.close();
+  // As the seal's first step left it: active.json still says 0.
+  fs.renameSync(path.join(dir, 'c', 'active.log'), path.join(dir, 'c', 'sealing-0.log'));
+  sp = new Spool({ dir, ...quiet });
+  c = sp.open('c');
+  assert.equal(c.next, 8);
+  assert.equal(sp.append(c, Buffer.from('cc'), 3), 8);
+  await c.idle();
+  assert.deepEqual(c.sealed.map((s) => [s.start, s.end]), [[0, 8]]);
+  await sp.close();
+});
+
+test('a crash after the segment was renamed into place, before its sealing log was removed: listed once', async () => {
+  const dir = tmp();
+  let { sp, c } = await confirmedSpool(dir);
+  sp.append(c, Buffer.from('aaaa'), 1);
+  fs.copyFileSync(path.join(dir, 'c', 'active.log'), path.join(dir, 'log.bak'));
+  await sp.sealConsole(c);
+  await sp.close();
+  fs.copyFileSync(path.join(dir, 'log.bak'), path.join(dir, 'c', 'sealing-0.log'));
+  sp = new Spool({ dir, ...quiet });
+  c = sp.open('c');
+  await c.idle();
+  assert.deepEqual(c.sealed.map((s) => [s.start, s.end]), [[0, 4]], 'one segment, not the same file twice (the second upload would fail forever)');
+  assert.ok(!fs.existsSync(path.join(dir, 'c', 'sealing-0.log')));
+  assert.equal(c.next, 4);
+  await sp.close();
+});
+
+test('a crash in dropOldest after the gap segment was written: the gap wins over the data it replaced', async () => {
+  const dir = tmp();
+  let { sp, c } = await confirmedSpool(dir);
+  sp.append(c, randomBytes(1000), 1);
+  await sp.sealConsole(c);
+  const data = c.sealed[0].file;
+  fs.copyFileSync(data, path.join(dir, 'seg.bak'));
+  await c.dropOldest('test');
+  await sp.close();
+  fs.copyFileSync(path.join(dir, 'seg.bak'), data);
+  sp = new Spool({ dir, ...quiet });
+  c = sp.open('c');
+  assert.deepEqual(c.sealed.map((s) => [s.start, s.end, s.gap]), [[0, 1000, true]]);
+  assert.ok(!fs.existsSync(data));
+  await sp.close();
+});
+
+test('active.json: two slots written in turn; a torn newer slot leaves the older state; the one-object format still reads', async () => {
+  const dir = tmp();
+  let { sp, c } = await confirmedSpool(dir, 100);
+  sp.append(c, Buffer.from('abc'), 1);
+  await sp.sealConsole(c); // state: start 103
+  await sp.close();
+  const file = path.join(dir, 'c', 'active.json');
+  const buf = fs.readFileSync(file);
+  assert.equal(buf.length, 256);
+  const slots = [buf.subarray(0, 128).toString(), buf.subarray(128).toString()];
+  const newer = slots.findIndex((s) => s.includes('"start":103'));
+  assert.ok(newer >= 0 && slots[1 - newer].includes('"start":100'), slots.join('|'));
+  buf[newer * 128 + 20] ^= 0xff; // torn mid-write
+  fs.writeFileSync(file, buf);
+  fs.rmSync(c.sealed[0]?.file ?? path.join(dir, 'none'), { force: true }); // uploaded: only the state tells
+  sp = new Spool({ dir, ...quiet });
+  c = sp.open('c');
+  assert.equal(c.start, 100, 'the older slot');
+  assert.equal(c.confirmed, true);
+  await sp.close();
+  fs.writeFileSync(file, JSON.stringify({ start: 7, confirmed: true }));
+  sp = new Spool({ dir, ...quiet });
+  c = sp.open('c');
+  assert.equal(c.start, 7);
+  await sp.close();
+  assert.equal(fs.statSync(file).size, 256, 'rewritten in slots');
+});
+
+/** A tmpfs of `size` at a new directory, or the reason there cannot be one (needs root). */
+function tmpfs(size: string): { dir: string; umount(): void } | string {
+  const dir = tmp();
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir]);
+  if (r.status !== 0) return `mount -t tmpfs failed (needs root): ${r.stderr?.toString().trim() || r.error?.message}`;
+  return { dir, umount: () => { spawnSync('umount', ['-l', dir]); } };
+}
+const probe = tmpfs('64k');
+const noTmpfs = typeof probe === 'string' ? probe : (probe.umount(), undefined);
+
+/** Fills the filesystem at `dir`; returns the filler file. */
+function fillUp(dir: string): string {
+  const file = path.join(dir, 'filler');
+  const fd = fs.openSync(file, 'a');
+  try { for (const n of [65536, 4096, 512, 1]) { try { for (;;) fs.writeSync(fd, Buffer.alloc(n)); } catch { /* next size */ } } } finally { fs.closeSync(fd); }
+  return file;
+}
+
+test('a full spool disk: output keeps its offsets, is read back from memory, and reaches the spool in order when space returns', { skip: noTmpfs }, async (t) => {
+  const m = tmpfs('1m') as { dir: string; umount(): void };
+  const logs: string[] = [];
+  const sp = new Spool({ dir: path.join(m.dir, 'spool'), segmentBytes: 4096, log: (l) => logs.push(l) });
+  t.after(async () => { await sp.close(); m.umount(); });
+  const c = sp.open('c');
+  await c.confirm(0);
+  const parts = Array.from({ length: 12 }, () => randomBytes(1500));
+  for (const p of parts.slice(0, 3)) sp.append(c, p, 1); // the third starts a seal ...
+  const filler = fillUp(m.dir); // ... whose segment the disk refuses
+  let o = 4500;
+  for (const [i, p] of parts.slice(3).entries()) { assert.equal(sp.append(c, p, 2 + i), o, 'offsets continue'); o += p.length; }
+  sp.tick(); // seals and retries fail: nothing thrown
+  await c.idle();
+  assert.ok(c.heldBytes > 0, 'held in memory');
+  assert.equal(c.sealed.length, 0);
+  assert.ok(c.sealingBytes > 0 && !fs.readdirSync(c.dir).some((f) => f.endsWith('.tmp')), 'the failed seal is waiting for a retry and left no .tmp');
+  assert.ok(c.readActive(9000, 100)!.data.equals(Buffer.concat(parts).subarray(9000, 9100)), 'read back from memory');
+  assert.equal(logs.filter((l) => /SPOOL DISK FULL/.test(l)).length, 1, logs.join('\n'));
+  for (let i = 0; i < 5; i++) sp.tick();
+  assert.equal(logs.filter((l) => /SPOOL DISK FULL/.test(l)).length, 1, 'said once');
+  fs.rmSync(filler);
+  for (let i = 0; i < 50 && !logs.some((l) => /spool writable again/.test(l)); i++) { sp.tick(Date.now() + 60_000); await c.idle(); await new Promise((r) => setTimeout(r, 20)); }
+  assert.ok(logs.some((l) => /spool writable again/.test(l)), logs.join('\n'));
+  await sp.sealConsole(c);
+  await c.idle();
+  const got: Buffer[] = [];
+  let at = 0;
+  for (const s of c.sealed) { const seg = await segmentBytes(s.file); assert.equal(seg.start, at); at = seg.end; got.push(seg.data); }
+  assert.ok(Buffer.concat(got).equals(Buffer.concat(parts)), 'the segments hold every byte, in order');
+  assert.ok(!fs.readdirSync(c.dir).some((f) => f.endsWith('.tmp') || f.startsWith('sealing')));
+});
+
+test('a full spool disk past memoryBytes: the oldest held bytes become one exact gap segment once space returns', { skip: noTmpfs }, async (t) => {
+  const m = tmpfs('1m') as { dir: string; umount(): void };
+  const logs: string[] = [];
+  const sp = new Spool({ dir: path.join(m.dir, 'spool'), memoryBytes: 5000, log: (l) => logs.push(l) });
+  t.after(async () => { await sp.close(); m.umount(); });
+  const c = sp.open('c');
+  await c.confirm(0);
+  // The first record fills the log's first page exactly: a tmpfs takes no more after the filler.
+  const parts = [randomBytes(4096 - 32), ...Array.from({ length: 9 }, () => randomBytes(1000))];
+  sp.append(c, parts[0], 1);
+  const filler = fillUp(m.dir);
+  for (let i = 1; i < 10; i++) sp.append(c, parts[i], 1 + i);
+  assert.equal(c.heldBytes, 5000);
+  assert.deepEqual(c.lost, { start: 4064, end: 8064, t0: 2, t1: 5 });
+  assert.equal(c.skip(5000), 8064, 'live output skips what is lost');
+  fs.rmSync(filler);
+  for (let i = 0; i < 50 && (c.lost || c.heldBytes); i++) { sp.tick(); await c.idle(); await new Promise((r) => setTimeout(r, 20)); }
+  await sp.sealConsole(c);
+  await c.idle();
+  assert.deepEqual(c.sealed.map((s) => [s.start, s.end, s.gap]), [[0, 4064, false], [4064, 8064, true], [8064, 13_064, false]]);
+  const g = await segmentBytes(c.sealed[1].file);
+  assert.deepEqual(g.gap, { offset: 4064, bytes: 4000, t0: 2, t1: 5, reason: (g.gap as { reason: string }).reason });
+  assert.ok((await segmentBytes(c.sealed[2].file)).data.equals(Buffer.concat(parts.slice(5))));
+  assert.ok(logs.some((l) => /SPOOL FULL: console c lost 4000 bytes of output \(offsets 4064-8064/.test(l)), logs.join('\n'));
+});
+
+test('the cloud ahead of a spool with data pending (a relay died holding output that went live): held data keeps its offsets, new output continues at the cloud end', async () => {
+  const { sp, c } = await confirmedSpool(tmp());
+  sp.append(c, Buffer.from('aaaa'), 1);
+  await sp.sealConsole(c);
+  sp.append(c, Buffer.from('bb'), 2);
+  assert.equal(await c.confirm(100), 100);
+  assert.equal(sp.append(c, Buffer.from('c'), 3), 100, 'not at 6: the cloud has 6-100 and would drop it as a resend');
+  await c.idle();
+  assert.deepEqual(c.sealed.map((s) => [s.start, s.end]), [[0, 4], [4, 6]]);
+  await sp.close();
 });

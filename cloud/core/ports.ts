@@ -220,7 +220,7 @@ export interface AuditRecord {
    *    lock.release, lock.expired (a writer's lease lapsed: the old holder), lock.revoked (a writer
    *    who may no longer attach was moved to spy);
    *  - the console: console.up, console.down, console.<event> (what its relay reports: flapping,
-   *    idle, initcmd.start, manual.down, ...), console.down.request, console.up.request,
+   *    idle, initcmd.start, manual.down, spool.full, spool.ok, ...), console.down.request, console.up.request,
    *    console.remove, console.move; output.gap, output.conflict; relay.refused, relay.fence;
    *  - access.denied, export.
    *  In the cloud's own stream (CLOUD_STREAM): auth.signin, auth.failure, auth.refused (connection
