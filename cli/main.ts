@@ -66,7 +66,7 @@ loginOpts(program.command('ls').description('list consoles').option('--json', 'm
     const { consoles, cloud } = await apiJson<{ consoles: ConsoleView[]; cloud?: { problems: string[] } }>(login(o), '/v1/consoles');
     for (const p of cloud?.problems ?? []) err(line`cloudcons: the cloud is degraded: ${p}`);
     if (o.json) { out(json(consoles)); return; }
-    const rows = consoles.map((c) => [c.name, c.state, c.type, c.relay, c.writer ?? '-', c.spies, c.state === 'down' && c.reason ? c.reason : '']);
+    const rows = consoles.map((c) => [c.name, c.state, c.type, c.relay, c.writer ?? '-', c.spies, c.reason ?? '']);
     table([['NAME', 'STATE', 'TYPE', 'RELAY', 'WRITER', 'SPIES', 'REASON'], ...rows]);
   });
 

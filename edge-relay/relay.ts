@@ -92,6 +92,8 @@ interface Con {
   queue: Chunk[];
   queued: number;
   info: ConsoleInfo;
+  /** The spool disk refuses this console's writes (said as an up console's reason). */
+  spoolTrouble?: string;
   /** Newest fence seen; input with an older fence is stale. */
   fence: number;
   /** Offset up to which output has been sent on the current link. */
@@ -182,7 +184,14 @@ export class Relay {
     this.spool.onSealed = () => this.kickUploads();
     // A disk that refuses the spool's writes: in the console's audit trail too, once, and once
     // when it is over (the log says it in both cases).
-    this.spool.onTrouble = (cs, what) => this.send({ t: 'event', c: cs.name, what: what ? 'spool.full' : 'spool.ok', detail: what ? `the relay's spool disk refuses writes (${what}): output is held in memory and sent live until it takes them again` : 'the relay\'s spool disk takes writes again' });
+    // While it lasts, an up console's reason says so (`cloudcons ls`, the web viewer).
+    this.spool.onTrouble = (cs, what) => {
+      this.send({ t: 'event', c: cs.name, what: what ? 'spool.full' : 'spool.ok', detail: what ? `the relay's spool disk refuses writes (${what}): output is held in memory and sent live until it takes them again` : 'the relay\'s spool disk takes writes again' });
+      const c = this.cons.get(cs.name);
+      if (!c) return;
+      c.spoolTrouble = what ? `relay spool disk full since ${new Date().toISOString()}: output held in memory and sent live` : undefined;
+      this.send({ t: 'console', info: this.infoOf(c) });
+    };
     // Output waiting to go live (gathered for a quiet console) goes before its active log is
     // sealed: read back from there it would be gone with the segment's upload.
     this.spool.beforeSeal = (cs) => { const c = this.cons.get(cs.name); if (c?.quietTimer) this.flushQuiet(c); };
@@ -417,7 +426,9 @@ export class Relay {
   /** Console names and states, for status output. */
   consoles(): ConsoleInfo[] { return [...this.cons.values()].map((c) => this.infoOf(c)); }
 
-  private infoOf(c: Con): ConsoleInfo { return { ...c.info, fence: c.fence || undefined }; }
+  private infoOf(c: Con): ConsoleInfo {
+    return { ...c.info, fence: c.fence || undefined, ...(c.spoolTrouble && c.info.state === 'up' ? { reason: c.spoolTrouble } : {}) };
+  }
 
   // ----------------------------------------------------------------------------------- the link
   /** Dials the cloud. `replace`: make-before-break: the current connection keeps carrying output

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanup, openPtyPeer, paceEmitter, serialRig, tmpDir, until, type Proc } from '../helpers.ts';
+import { cleanup, cli, openPtyPeer, paceEmitter, serialRig, tmpDir, until, type Proc } from '../helpers.ts';
 
 after(cleanup);
 
@@ -57,7 +57,11 @@ async function run(t: TestContext, opts: { cloudDown: boolean; memoryBytes?: num
   if (opts.cloudDown) await rig.cloud.kill('SIGKILL');
   const full = keepFull(mnt);
   const fillFrom = dev.pos;
-  await new Promise((r) => setTimeout(r, FILL_MS));
+  const filledAt = Date.now();
+  const env = { CLOUDCONS_URL: rig.url, CLOUDCONS_TOKEN: rig.adminToken };
+  // While it lasts, `cloudcons ls` gives it as the up console's reason.
+  if (!opts.cloudDown) await until('ls to say the spool disk is full', () => /ser1\s+up\s.*relay spool disk full since \S+: output held in memory and sent live/.test(cli(['ls'], env).stdout.toString()), FILL_MS - 2000, 200);
+  await new Promise((r) => setTimeout(r, FILL_MS - (Date.now() - filledAt)));
   full.stop();
   const fillTo = dev.pos;
   if (opts.cloudDown) await rig.restartCloud();
@@ -66,6 +70,7 @@ async function run(t: TestContext, opts: { cloudDown: boolean; memoryBytes?: num
   assert.ok(!relay.exited, `the relay never exits:\n${relay.err}`);
   assert.equal((relay.err.match(/SPOOL DISK FULL/g) ?? []).length, 1, `the full disk said once:\n${relay.err}`);
   await relay.waitFor(/spool writable again/, 20_000);
+  await until('ls to drop the reason', () => { const o = cli(['ls'], env).stdout.toString(); return /ser1\s+up/.test(o) && !/spool disk full/.test(o); }, 10_000, 200);
   return { rig, relay, stream, fillFrom, fillTo };
 }
 
