@@ -25,14 +25,15 @@ export function writeAllSync(fd: number, bufs: Buffer[], pos?: number): void {
 }
 
 /** Replaces `file` with `data` so that a crash at any point leaves the old content or the new:
- *  a temporary file beside it (`<file>.<pid>.tmp`, mode 0600 unless `mode`), written in full and
- *  fsynced, renamed over it, the folder fsynced. A failure removes the temporary file and leaves
- *  `file` as it was (then rethrows). */
+ *  a temporary file beside it (`<file>.<pid>.tmp`, made anew, exactly mode 0600 unless `mode`),
+ *  written in full and fsynced, renamed over it, the folder fsynced. A failure removes the
+ *  temporary file and leaves `file` as it was (then rethrows). */
 export function writeFileAtomic(file: string, data: string | Buffer, mode = PRIVATE_FILE_MODE): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    const fd = fs.openSync(tmp, 'w', mode);
-    try { writeAllSync(fd, [typeof data === 'string' ? Buffer.from(data) : data]); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+    fs.rmSync(tmp, { force: true }); // one a crashed process of the same pid left, maybe wider
+    const fd = fs.openSync(tmp, 'wx', mode);
+    try { fs.fchmodSync(fd, mode); writeAllSync(fd, [typeof data === 'string' ? Buffer.from(data) : data]); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
