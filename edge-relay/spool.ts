@@ -19,7 +19,7 @@
 //
 // SHIFT: that move is one step a crash or a full disk cannot leave half done. Every moved segment
 // is first written beside its old one (`.from-<old start>`); a disk that refuses any of them
-// removes them all and the confirm fails as a whole (the relay tries again, with backoff), the
+// removes them all and the confirm fails as a whole (the relay tries it again, with backoff), the
 // spool as it was. Then active.json records the confirmation: the commit. Only then are old
 // segments removed and moved ones renamed into place (from the highest offset down when the move
 // is upward, so no name is taken while still in use); a restart that finds `.from-` files
@@ -710,7 +710,7 @@ export class ConsoleSpool {
   private async shiftAll(shift: number): Promise<void> {
     // Seals the disk refused before hold provisional starts: redone now, or no move.
     for (const [file, u] of [...this.unsealed]) await this.sealJob(file, u.start, u.size);
-    if (this.unsealed.size) throw new Error(`cannot move this console's output onto the cloud's offsets yet: ${this.unsealed.size} sealing log(s) wait for the disk (tried again on the next welcome)`);
+    if (this.unsealed.size) throw new Error(`cannot move this console's output onto the cloud's offsets yet: ${this.unsealed.size} sealing log(s) wait for the disk`);
     const moves = this.sealed.map((s) => {
       const moved = { ...s, start: s.start + shift, end: s.end + shift };
       const x = shiftedFile(this.dir, s, shift);
@@ -723,19 +723,21 @@ export class ConsoleSpool {
       } catch (e) {
         for (const m of moves) fs.rmSync(m.side, { force: true });
         this.onTrouble('moving segments onto the cloud\'s offsets', e);
-        throw new Error(`cannot move this console's ${moves.length} pending segment(s) onto the cloud's offsets: ${ioText(e)}; nothing moved, tried again on the next welcome`);
+        throw new Error(`cannot move this console's ${moves.length} pending segment(s) onto the cloud's offsets: ${ioText(e)}; nothing moved`);
       }
       crashPoint('confirm:copied');
     }
-    // The commit: active.json says confirmed, at the moved start.
+    // The commit: active.json says confirmed, at the moved start. With no segment to move, a state
+    // the disk refuses is retried by the tick (uploads wait for it): a restart meanwhile finds the
+    // console unconfirmed, its active log in relative offsets, and the next confirm moves it again.
     this.start += shift;
     this.confirmed = true;
-    if (!this.writeState()) {
+    if (!this.writeState() && shift && moves.length) {
       // Maybe on disk after all (an fdatasync that failed): the moved copies stay for a restart to
       // finish with (or remove, if the tick writes the unconfirmed state back first).
       this.start -= shift;
       this.confirmed = false;
-      throw new Error('cannot write active.json to confirm this console\'s offsets; tried again on the next welcome');
+      throw new Error('cannot write active.json to confirm this console\'s offsets');
     }
     crashPoint('confirm:state');
     this.gen++;
