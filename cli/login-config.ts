@@ -13,13 +13,13 @@
 // chosen URL (`cloudcons login URL --fingerprint ...` stores it there). --insecure or
 // CLOUDCONS_INSECURE=1 sets `insecure`: http:// to a host that is not loopback is refused without
 // it where a connection is made (api.ts, attach.ts, replay.ts).
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { BadParameter, ConfigError, Unauthorized } from '../protocol/errors.ts';
 import { parseFingerprint, pickTrust, trustFromEnv, type TlsTrust } from '../protocol/tls.ts';
+import { writeFileAtomic } from '../protocol/atomic-file.ts';
 
 /** A cloud URL and token, and how to trust the cloud's certificate (ca or fingerprint, insecure). */
 export interface Login extends TlsTrust { url: string; token: string }
@@ -139,26 +139,15 @@ export function resolveLogin(opts: { url?: string; token?: string; cwd?: string;
 }
 
 /**
- * Writes a login file: creates its directory (mode 0700) if needed, writes the JSON to a temp
- * file with mode 0600 in the same directory, then renames it over `file`, so readers see the old
- * or the new file, never half of one, and a file that had wider permissions ends up 0600.
+ * Writes a login file: creates its directory (mode 0700) if needed and replaces the file
+ * atomically (protocol/atomic-file.ts: every byte written, fsynced, renamed, the folder fsynced),
+ * mode 0600, so readers see the old or the new file, never half of one (a full disk leaves the
+ * old), and a file that had wider permissions ends up 0600.
  */
 export function saveLogin(file: string, login: Login): void {
   const pin = login.ca ? { ca: resolve(login.ca) } : login.fingerprint ? { fingerprint: pickTrust({ trust: { fingerprint: login.fingerprint }, from: 'saveLogin' }).fingerprint } : {};
   const data = JSON.stringify({ url: normalizeUrl(login.url), token: checkToken(login.token, 'saveLogin'), ...pin }, null, 2) + '\n';
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.login.json.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-    closeSync(fd);
-    chmodSync(tmp, 0o600); // the umask can only narrow the mode; this makes it exactly 0600
-    renameSync(tmp, file);
-  } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    try { unlinkSync(tmp); } catch { /* gone */ }
-    throw e;
-  }
+  writeFileAtomic(file, data, 0o600);
 }

@@ -317,7 +317,7 @@ program.command('import').description('convert another console server\'s configu
     if (o.access) {
       const { accessRulesFromImport } = await import('../edge-relay/conserver-access.ts');
       const a = accessRulesFromImport(r.acl, r.consoles, file);
-      (await import('node:fs')).writeFileSync(o.access, a.yaml);
+      (await import('../protocol/atomic-file.ts')).writeFileAtomic(o.access, a.yaml); // whole or not at all
       err(line`cloudcons import: access rules (${(a.doc.rules ?? []).length} rules) written to ${o.access}${a.notes.length ? `; ${a.notes.length} did not map (listed in it)` : ''}`);
     }
     // A conserver.cf is often someone else's file: the YAML is shown line by line like any text. The

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import WebSocket from 'ws';
 import { decode, encode } from '../protocol/codec.ts';
-import { BadParameter } from '../protocol/errors.ts';
+import { BadParameter, CcError, StorageFull } from '../protocol/errors.ts';
 import { checkPlainUrl, cloudTls } from '../protocol/tls.ts';
 import { cloudToClient } from '../protocol/messages.ts';
 import { Formatter, parseTime, stamp, type ReplayFormat } from '../cloud/core/replay.ts';
@@ -163,22 +163,33 @@ export async function exportLog(login: Login, name: string, o: ExportOptions): P
   const res = await api(login, `/v1/consoles/${encodeURIComponent(name)}/replay?${q}`);
   const from = Number(res.headers.get('x-cloudcons-from')), to = Number(res.headers.get('x-cloudcons-end'));
   let out: NodeJS.WritableStream = process.stdout;
+  let failure: Error | undefined; // the output file's first write error
   if (o.output && o.output !== '-') {
     // Opened before anything is written: a bad path is a clear error, not a crash mid-stream.
     let fd: number;
     try { fd = fs.openSync(o.output, 'w'); } catch (e) { throw new BadParameter(`--output: cannot write ${o.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
-    out = fs.createWriteStream('', { fd });
+    // A write the disk refuses (full) is an 'error' event: without a listener it would end the
+    // process with a stack trace; here it fails the next write (or the end) with a clear message.
+    out = fs.createWriteStream('', { fd }).on('error', (e) => { failure ??= e; });
   }
   const bar = process.stderr.isTTY && out !== process.stdout ? progress(to - from) : undefined;
   const f = new Formatter(o.format, { timestamps: o.format === 'text', console: name, width: o.width, height: o.height });
-  for await (const it of chunkItems(res)) {
-    const b = f.push(it);
-    if (b.length) await write(out, b);
-    bar?.(it.offset + (it.kind === 'data' ? it.data.length : it.bytes) - from);
+  try {
+    for await (const it of chunkItems(res)) {
+      const b = f.push(it);
+      if (b.length) await write(out, b);
+      bar?.(it.offset + (it.kind === 'data' ? it.data.length : it.bytes) - from);
+    }
+    await write(out, f.end());
+    if (out !== process.stdout) await new Promise<void>((r, j) => (out as fs.WriteStream).end((e?: Error | null) => (e ? j(e) : r())));
+  } catch (e0) {
+    if (e0 instanceof CcError || out === process.stdout || (!failure && !(e0 as NodeJS.ErrnoException).syscall)) throw e0; // not the file's
+    const e = failure ?? e0 as Error; // (later writes fail as "destroyed")
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = `--output: writing ${o.output} failed (${code ?? e.message}): the export in it is incomplete`;
+    throw code === 'ENOSPC' || code === 'EDQUOT' ? new StorageFull(`${why}; free space on that disk and export again`) : new CcError('CC_ERR_INTERNAL', why);
   }
-  await write(out, f.end());
   bar?.(to - from, true);
-  if (out !== process.stdout) await new Promise<void>((r, j) => (out as fs.WriteStream).end((e?: Error | null) => (e ? j(e) : r())));
   return 0;
 }
 

@@ -3,19 +3,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startCloudServer, type CloudServer, type ServerLimits } from '../cloud/server/node-server.ts';
 import type { CoreOptions } from '../cloud/core/core.ts';
-import { FsTokenStore } from '../cloud/adapters/fs/token-store.ts';
+import { FsTokenStore, newToken } from '../cloud/adapters/fs/token-store.ts';
+import { writeFileAtomic } from '../protocol/atomic-file.ts';
 import type { OidcOptions } from '../cloud/adapters/oidc.ts';
 import { checkPlainListen, loadServerCert, selfSignedCert, type ServerCert } from '../cloud/server/tls.ts';
 import { BadParameter } from '../protocol/errors.ts';
 import { err, line, out, safeLines } from './print.ts';
-import { PRIVATE_FILE_MODE, privateDir } from '../protocol/private-files.ts';
+import { privateDir } from '../protocol/private-files.ts';
 
-/** On first start (no tokens yet) an admin token is written to DIR/admin-token, mode 0600. */
+/** On first start (no tokens yet) an admin token is written to DIR/admin-token, mode 0600. The
+ *  file first (atomically), then the store: a crash or a full disk in between leaves no tokens.json,
+ *  so the next start makes another admin token and writes it over; never an admin token in the
+ *  store that nobody was given. */
 export async function bootstrapAdmin(dataDir: string): Promise<string | undefined> {
   if (fs.existsSync(path.join(dataDir, 'tokens.json'))) return undefined;
-  const { token } = await new FsTokenStore(dataDir).create({ kind: 'user', name: 'admin', admin: true });
+  const made = newToken('user');
   const file = path.join(dataDir, 'admin-token');
-  fs.writeFileSync(file, token + '\n', { mode: PRIVATE_FILE_MODE });
+  writeFileAtomic(file, made.token + '\n');
+  await new FsTokenStore(dataDir).create({ kind: 'user', name: 'admin', admin: true }, made);
   return file;
 }
 

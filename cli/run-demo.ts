@@ -10,7 +10,8 @@ import { checkUserName } from '../protocol/principal.ts';
 import { localLoginFile, saveLogin } from './login-config.ts';
 import { cloudLog, describeCert, relayLog, serverCert, stopOnSignals, type TlsFlags } from './run-cloud.ts';
 import { err, line, out, safeLines } from './print.ts';
-import { PRIVATE_FILE_MODE, privateDir } from '../protocol/private-files.ts';
+import { privateDir } from '../protocol/private-files.ts';
+import { writeFileAtomic } from '../protocol/atomic-file.ts';
 
 interface DemoSecrets { user: string; relay: string }
 
@@ -68,6 +69,6 @@ async function demoSecrets(base: string, tokens: { verify(t: string): Promise<un
     user: (await tokens.create({ kind: 'user', name: checkUserName(process.env.USER).name ?? 'demo', admin: true })).token,
     relay: (await tokens.create({ kind: 'relay', name: 'local' })).token,
   };
-  fs.writeFileSync(file, JSON.stringify(s), { mode: PRIVATE_FILE_MODE });
+  writeFileAtomic(file, JSON.stringify(s)); // torn, it would be read as none and new tokens made
   return s;
 }

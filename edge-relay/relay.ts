@@ -107,6 +107,8 @@ interface Con {
   /** When input for it last arrived; the pump timer gathering a quiet console's output. */
   lastInput: number;
   quietTimer?: NodeJS.Timeout;
+  /** Retries a confirm the spool could not do (its disk refused the move, spool.ts SHIFT). */
+  confirmTimer?: NodeJS.Timeout;
 
   pumpSoon: boolean;
   lastSend: number;
@@ -270,7 +272,7 @@ export class Relay {
     clearTimeout(this.pumpTimer);
     clearInterval(this.uploadTimer);
     clearTimeout(this.redialTimer);
-    for (const c of this.cons.values()) clearTimeout(c.quietTimer);
+    for (const c of this.cons.values()) { clearTimeout(c.quietTimer); clearTimeout(c.confirmTimer); }
     this.next?.close(1000, 'relay stopping');
     this.ws?.close(1000, 'relay stopping');
     await Promise.all([...this.cons.values()].map((c) => c.sup.stop()));
@@ -552,15 +554,7 @@ export class Relay {
         this.quietBatchMs = m.quietBatchMs ?? 0;
         const watched = new Set(m.watched);
         for (const c of mine) { c.watched = watched.has(c.name); c.sup.setDemand(c.watched); }
-        void Promise.all(mine.map(async (c) => {
-          const sent = await c.spool.confirm(m.ends[c.name]);
-          if (this.ws !== ws) return;
-          c.sent = sent;
-          c.queue = [];
-          c.queued = 0;
-          c.live = true;
-          this.pump(c);
-        })).then(() => this.kickUploads(true), (e: Error) => { this.opts.log(`spool: ${e.message}`); ws?.terminate(); });
+        void Promise.all(mine.map((c) => this.confirmCon(c, m.ends[c.name], ws))).then(() => this.kickUploads(true));
         return;
       }
       case 'watch': {
@@ -597,6 +591,31 @@ export class Relay {
       case 'pong': return;
       case 'error': this.opts.log(`cloud: ${m.code}: ${m.message}`); return;
     }
+  }
+
+  /** Has the spool confirm (and, for a new console, move) `c`'s offsets to continue the cloud's
+   *  stream at `end`, then streams it live. A confirm the spool cannot do now (its disk refuses
+   *  the move) is tried again for this console alone, with backoff, while the link stays up for
+   *  the others (closing it would interrupt every console's live output). Never rejects. */
+  private async confirmCon(c: Con, end: number, ws: WebSocket | undefined, attempt = 0): Promise<void> {
+    clearTimeout(c.confirmTimer);
+    c.confirmTimer = undefined;
+    let sent: number;
+    try { sent = await c.spool.confirm(end); } catch (e) {
+      if (this.ws !== ws || this.stopped) return;
+      const delay = Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** attempt) * (0.5 + Math.random() / 2);
+      if (attempt === 0 || attempt % 10 === 0) this.opts.log(`console ${c.name}: ${(e as Error).message}; its output waits in the spool; trying again in ${Math.round(delay)} ms`);
+      c.confirmTimer = setTimeout(() => void this.confirmCon(c, end, ws, attempt + 1).then(() => this.kickUploads(true)), delay);
+      c.confirmTimer.unref();
+      return;
+    }
+    if (this.ws !== ws) return;
+    if (attempt) this.opts.log(`console ${c.name}: its offsets are confirmed after ${attempt} retries`);
+    c.sent = sent;
+    c.queue = [];
+    c.queued = 0;
+    c.live = true;
+    this.pump(c);
   }
 
   private deviceOp(m: Extract<CloudToRelay, { t: 'in' | 'break' | 'resize' }>): void {

@@ -308,3 +308,92 @@ test('the cloud ahead of a spool with data pending (a relay died holding output 
   assert.deepEqual(c.sealed.map((s) => [s.start, s.end]), [[0, 4], [4, 6]]);
   await sp.close();
 });
+
+/** The data of a console's sealed segments in order, checked contiguous from `from`. */
+async function sealedData(c: { sealed: { file: string }[] }, from: number): Promise<Buffer> {
+  const got: Buffer[] = [];
+  let at = from;
+  for (const s of c.sealed) { const seg = await segmentBytes(s.file); assert.equal(seg.start, at, `segment ${s.file} continues at ${at}`); at = seg.end; got.push(seg.data); }
+  return Buffer.concat(got);
+}
+
+test('a confirm that the full disk refuses partway moves nothing: the spool stays as it was, and a later confirm (or a restart) moves all of it', { skip: noTmpfs }, async (t) => {
+  const m = tmpfs('1m') as { dir: string; umount(): void };
+  const dir = path.join(m.dir, 'spool');
+  let sp = new Spool({ dir, ...quiet });
+  t.after(async () => { await sp.close(); m.umount(); });
+  let c = sp.open('c');
+  // A small segment the disk still takes moved, then a large one it does not.
+  const parts = [randomBytes(10_000), randomBytes(300_000), randomBytes(5000)];
+  for (const p of parts) { sp.append(c, p, 1); await sp.sealConsole(c); }
+  const before = new Map(fs.readdirSync(c.dir).map((f) => [f, fs.readFileSync(path.join(c.dir, f))]));
+  const filler = fillUp(m.dir);
+  fs.truncateSync(filler, fs.statSync(filler).size - 60_000);
+  await assert.rejects(c.confirm(5000), /nothing moved/);
+  assert.equal(c.confirmed, false);
+  assert.equal(c.nextUpload(), undefined);
+  const after = fs.readdirSync(c.dir);
+  assert.deepEqual(after.sort(), [...before.keys()].sort(), 'no segment moved, no copy left behind');
+  for (const f of after) assert.ok(fs.readFileSync(path.join(c.dir, f)).equals(before.get(f)!), `${f} unchanged`);
+  // A restart finds the spool as it was; with room again the move is whole.
+  await sp.close();
+  sp = new Spool({ dir, ...quiet });
+  c = sp.open('c');
+  assert.deepEqual(c.sealed.map((s) => s.start), [0, 10_000, 310_000]);
+  fs.rmSync(filler);
+  assert.equal(await c.confirm(5000), 5000 + 315_000);
+  assert.ok((await sealedData(c, 5000)).equals(Buffer.concat(parts)));
+  assert.ok(!fs.readdirSync(c.dir).some((f) => f.includes('.from-') || f.endsWith('.tmp')));
+});
+
+test('a new console sealing while its first confirm waits in the queue: the segment gets the cloud\'s offsets, not the provisional ones', async () => {
+  const sp = new Spool({ dir: tmp(), ...quiet });
+  const c = sp.open('c');
+  const a = randomBytes(300_000), b = Buffer.from('after the welcome');
+  sp.append(c, a, 1);
+  const first = sp.sealConsole(c); // compresses over several turns: the confirm queues behind it
+  const confirmed = c.confirm(1000);
+  sp.append(c, b, 2);
+  void sp.sealConsole(c); // the tick or segmentBytes, between the welcome and the confirm
+  await first;
+  assert.equal(await confirmed, 1000 + a.length);
+  await sp.sealConsole(c);
+  await c.idle();
+  assert.deepEqual(c.sealed.map((s) => [s.start, s.end]), [[1000, 1000 + a.length], [1000 + a.length, 1000 + a.length + b.length]]);
+  assert.ok((await sealedData(c, 1000)).equals(Buffer.concat([a, b])));
+  await sp.close();
+});
+
+test('a kill -9 at each step of a new console\'s confirm: the restarted spool holds every byte once, at the cloud\'s offsets', async () => {
+  const { CONFIRM_STEPS } = await import('./spool.ts');
+  const child = path.join(tmp(), 'confirm-child.mts');
+  fs.writeFileSync(child, `
+    import fs from 'node:fs';
+    import { randomBytes } from 'node:crypto';
+    import { Spool } from ${JSON.stringify(path.resolve('edge-relay/spool.ts'))};
+    const dir = process.argv[2];
+    const sp = new Spool({ dir, log: () => {} });
+    const c = sp.open('c');
+    const all = [];
+    for (let i = 0; i < 3; i++) { const p = randomBytes(20_000 + i); all.push(p); sp.append(c, p, 1 + i); await sp.sealConsole(c); }
+    const tail = randomBytes(777); all.push(tail); sp.append(c, tail, 9);
+    fs.writeFileSync(dir + '/expected', Buffer.concat(all));
+    await c.confirm(5000);
+  `);
+  for (const step of CONFIRM_STEPS) {
+    const dir = tmp();
+    const r = spawnSync(process.execPath, ['--import', 'tsx', child, dir], { env: { ...process.env, CLOUDCONS_TEST_CRASH_AT: `confirm:${step}` }, encoding: 'utf8' });
+    assert.equal(r.signal, 'SIGKILL', `${step}: the child stopped at the step (${r.stderr})`);
+    const expected = fs.readFileSync(path.join(dir, 'expected'));
+    fs.rmSync(path.join(dir, 'expected'));
+    const sp = new Spool({ dir, ...quiet });
+    const c = sp.open('c');
+    await c.idle();
+    assert.equal(await c.confirm(5000), 5000 + expected.length - 777, `${step}: live resumes after the sealed part`);
+    await sp.sealConsole(c);
+    await c.idle();
+    assert.ok((await sealedData(c, 5000)).equals(expected), `${step}: every byte once, from the cloud's end`);
+    assert.ok(!fs.readdirSync(c.dir).some((f) => f.includes('.from-') || f.endsWith('.tmp')), step);
+    await sp.close();
+  }
+});

@@ -9,11 +9,23 @@
 //   active.log                records: 32-byte header + data (see RECORD below), appended
 //   sealing-<start>.log       an active log being turned into a segment (only transiently)
 //   <start>-<end>_<t0>-<t1>[.gap].seg   sealed, waiting for upload, in offset order
+//   <segment>.seg.from-<old start>     a segment moved to the cloud's offsets by `confirm`, not
+//                                      renamed into place yet (only transiently, see SHIFT)
 //
 // Offsets: a console the cloud has never confirmed (fresh spool, cloud not reached yet) gets
 // provisional offsets from 0. On the first `welcome`, `confirm(cloudEnd)` moves everything
 // pending so it continues the cloud's stream (segments only get their footers rewritten), and
 // only confirmed segments are uploaded. From then on the relay owns the offsets.
+//
+// SHIFT: that move is one step a crash or a full disk cannot leave half done. Every moved segment
+// is first written beside its old one (`.from-<old start>`); a disk that refuses any of them
+// removes them all and the confirm fails as a whole (the relay tries it again, with backoff), the
+// spool as it was. Then active.json records the confirmation: the commit. Only then are old
+// segments removed and moved ones renamed into place (from the highest offset down when the move
+// is upward, so no name is taken while still in use); a restart that finds `.from-` files
+// finishes that if active.json says confirmed, and removes them if not. While a confirm of a new
+// console waits in the queue or runs, its active log is not sealed (a seal would capture the
+// provisional start), and a seal that failed before is redone inside it, or the confirm fails.
 //
 // The spool is bounded relay-wide by `capBytes`: past it, the oldest sealed segment waiting for
 // upload (of any console) is replaced by a gap segment that records the lost bytes and their time
@@ -36,6 +48,7 @@ import zlib from 'node:zlib';
 import { encodeGapSegment, shiftSegment, writeSegment, type Chunk } from '../protocol/segment.ts';
 import { CcError } from '../protocol/errors.ts';
 import { privateDir, PRIVATE_FILE_MODE, tightenTree } from '../protocol/private-files.ts';
+import { syncDir, writeFileAtomic } from '../protocol/atomic-file.ts';
 
 export interface SpoolOptions {
   dir: string;
@@ -70,6 +83,12 @@ export const SPOOL_DEFAULTS = { segmentBytes: 1024 * 1024, segmentMs: 60_000, ca
  *    segment   the segment renamed into place, the sealing log not removed yet
  *    removed   the sealing log removed, the segment not listed for upload yet */
 export const SEAL_STEPS = ['renamed', 'state', 'block', 'written', 'segment', 'removed'] as const;
+/** The same for the move of a new console's segments onto the cloud's offsets (SHIFT), as
+ *  CLOUDCONS_TEST_CRASH_AT=confirm:<step>:
+ *    copied    every moved segment written beside its old one, active.json not written yet
+ *    state     active.json says confirmed, no old segment removed yet
+ *    moved     the first segment renamed into place, not the others */
+export const CONFIRM_STEPS = ['copied', 'state', 'moved'] as const;
 const CRASH_AT = process.env.CLOUDCONS_TEST_CRASH_AT;
 function crashPoint(step: string): void { if (CRASH_AT === step) process.kill(process.pid, 'SIGKILL'); }
 
@@ -112,13 +131,26 @@ function writeAll(fd: number, b: Buffer): void {
   }
 }
 
-function writeFileDurable(file: string, data: Buffer | string): void {
-  const tmp = `${file}.tmp`;
-  try {
-    const fd = fs.openSync(tmp, 'w', PRIVATE_FILE_MODE);
-    try { writeAll(fd, typeof data === 'string' ? Buffer.from(data) : data); fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
-    fs.renameSync(tmp, file);
-  } catch (e) { fs.rmSync(tmp, { force: true }); throw e; }
+/** A segment moved by `shift` (SHIFT): its new file, and where it waits beside the old one. */
+function shiftedFile(dir: string, s: { start: number; end: number; t0: number; t1: number; gap: boolean }, shift: number): { old: string; file: string; side: string } {
+  const file = path.join(dir, segFileName({ ...s, start: s.start + shift, end: s.end + shift }));
+  return { old: path.join(dir, segFileName(s)), file, side: `${file}.from-${s.start}` };
+}
+const SIDE_RE = /^(\d{16})-(\d{16})_(\d+)-(\d+)(\.gap)?\.seg\.from-(\d+)$/;
+
+/** Puts moved segments in place of their old ones (SHIFT): the old one removed, then the moved
+ *  one renamed over its name; from the highest offset down when moving up (else from the lowest),
+ *  so an old name that a moved segment takes is already gone. One whose side file is gone was
+ *  done already: a repeat after a failure redoes nothing. */
+function placeShifted(dir: string, moves: { old: string; file: string; side: string; start: number }[], shift: number): void {
+  const order = [...moves].sort((a, b) => (shift > 0 ? b.start - a.start : a.start - b.start));
+  for (const [i, m] of order.entries()) {
+    if (!fs.existsSync(m.side)) continue;
+    fs.rmSync(m.old, { force: true });
+    fs.renameSync(m.side, m.file);
+    if (i === 0) crashPoint('confirm:moved');
+  }
+  syncDir(dir);
 }
 
 // STATE (active.json): two slots of 128 bytes, `<json padded with spaces><crc32 of it, 8 hex>\n`,
@@ -243,6 +275,12 @@ export class ConsoleSpool {
   /** Sealing logs whose seal failed (disk full): retried by the tick, with backoff. */
   private readonly unsealed = new Map<string, { start: number; size: number; failures: number; at: number; busy: boolean }>();
   private flushing = false;
+  /** Confirms of a console not confirmed yet that are queued or running: its active log waits
+   *  for them to seal (see SHIFT). */
+  private confirming = 0;
+  /** Moved segments not in place yet (a rename failed after the commit, SHIFT): retried by the
+   *  tick; uploads wait. */
+  private shifting?: { moves: { old: string; file: string; side: string; start: number; s: SealedSegment; moved: SealedSegment }[]; shift: number };
   private gen = 0; // bumped when the active log is replaced; invalidates the read cursor
   private cursor = { gen: -1, pos: 0, rel: 0 };
   private chain: Promise<void> = Promise.resolve();
@@ -266,7 +304,7 @@ export class ConsoleSpool {
   /** Bytes this console's spool holds on disk. */
   get diskBytes(): number { return this.activeFileBytes + this.sealingBytes + this.sealed.reduce((n, s) => n + s.size, 0); }
   /** Everything is on disk and nothing waits for a retry. */
-  get healthy(): boolean { return !this.held.length && !this.lost && !this.unsealed.size && !this.stateDirty && this.fd >= 0; }
+  get healthy(): boolean { return !this.held.length && !this.lost && !this.unsealed.size && !this.stateDirty && !this.shifting && this.fd >= 0; }
 
   private recover(): void {
     const stateFile = path.join(this.dir, 'active.json');
@@ -274,6 +312,7 @@ export class ConsoleSpool {
     this.confirmed = state?.confirmed === true;
     this.stateSeq = state?.seq ?? 0;
     if (state?.slots) { try { this.stateFd = fs.openSync(stateFile, 'r+'); } catch { /* written anew below */ } }
+    this.recoverShift();
     const files = fs.readdirSync(this.dir);
     for (const f of files) {
       const m = SEG_RE.exec(f);
@@ -317,6 +356,25 @@ export class ConsoleSpool {
     if (this.stateFd < 0 || this.start !== state?.start) this.writeState();
   }
 
+  /** Moved segments a crash left beside their old ones (SHIFT): put in place if the move was
+   *  committed (active.json says confirmed), else removed. */
+  private recoverShift(): void {
+    const moves: { old: string; file: string; side: string; start: number }[] = [];
+    let shift = 0;
+    for (const f of fs.readdirSync(this.dir)) {
+      const m = SIDE_RE.exec(f);
+      if (!m) continue;
+      const side = path.join(this.dir, f);
+      if (!this.confirmed) { fs.rmSync(side, { force: true }); continue; }
+      shift = +m[1] - +m[6];
+      const x = shiftedFile(this.dir, { start: +m[6], end: +m[2] - shift, t0: +m[3], t1: +m[4], gap: !!m[5] }, shift);
+      moves.push({ ...x, side, start: +m[6] });
+    }
+    if (!moves.length) return;
+    this.opts.log(`spool ${this.name}: finishing the move of ${moves.length} segment(s) onto the cloud's offsets that a crash interrupted`);
+    placeShifted(this.dir, moves, shift);
+  }
+
   private openActive(): boolean {
     if (this.fd >= 0) return true;
     try { this.fd = fs.openSync(path.join(this.dir, 'active.log'), 'a', PRIVATE_FILE_MODE); return true; } catch (e) { this.onTrouble('opening active.log', e); return false; }
@@ -329,7 +387,7 @@ export class ConsoleSpool {
     try {
       if (this.stateFd < 0) {
         const file = path.join(this.dir, 'active.json');
-        writeFileDurable(file, Buffer.concat([slot, slot]));
+        writeFileAtomic(file, Buffer.concat([slot, slot]));
         this.stateFd = fs.openSync(file, 'r+');
       } else {
         const n = fs.writeSync(this.stateFd, slot, 0, SLOT, (seq % 2) * SLOT);
@@ -435,7 +493,7 @@ export class ConsoleSpool {
     const seg = encodeGapSegment(this.name, { offset: g.start, bytes: g.end - g.start, t0: g.t0, t1: g.t1, reason });
     const s: SealedSegment = { console: this.name, ...g, file: '', size: seg.length };
     s.file = path.join(this.dir, segFileName(s));
-    try { writeFileDurable(s.file, seg); } catch (e) { this.onTrouble('writing a gap segment', e); return undefined; }
+    try { writeFileAtomic(s.file, seg); } catch (e) { this.onTrouble('writing a gap segment', e); return undefined; }
     return s;
   }
 
@@ -513,6 +571,8 @@ export class ConsoleSpool {
    *  is retried by `retry`). Never throws or rejects for the disk. */
   seal(): Promise<void> {
     if (!this.activeBytes) return this.chain;
+    // Its start is provisional and about to move (SHIFT): sealed after the confirm.
+    if (this.confirming && !this.confirmed) return this.chain.then(() => {});
     const start = this.start;
     const file = path.join(this.dir, `sealing-${start}.log`);
     this.closeReader();
@@ -595,6 +655,8 @@ export class ConsoleSpool {
   /** Retries what the disk refused before: the state, and seals whose backoff is over. */
   retry(now: number): void {
     if (this.stateDirty) this.writeState();
+    if (this.shifting) this.placeShifted();
+    if (this.confirming && !this.confirmed) return; // the confirm redoes failed seals itself
     for (const [file, u] of this.unsealed) {
       if (u.busy || u.at > now) continue;
       u.busy = true;
@@ -625,6 +687,8 @@ export class ConsoleSpool {
    *  as it is), new output continues at `cloudEnd` (below it the cloud would drop it as a resend).
    *  Returns the offset the live stream should resume from. */
   confirm(cloudEnd: number): Promise<number> {
+    const fresh = !this.confirmed;
+    if (fresh) this.confirming++;
     return this.enqueue(async () => {
       const first = this.sealed[0]?.start ?? this.start;
       let shift = 0;
@@ -635,25 +699,66 @@ export class ConsoleSpool {
         if (this.activeBytes) this.seal();
         if (!this.activeBytes) { this.start = cloudEnd; this.gen++; }
       }
-      if (shift) {
-        for (const s of this.sealed) {
-          const moved = { ...s, start: s.start + shift, end: s.end + shift };
-          moved.file = path.join(this.dir, segFileName(moved));
-          writeFileDurable(moved.file, await shiftSegment(fs.readFileSync(s.file), shift));
-          fs.rmSync(s.file, { force: true });
-          Object.assign(s, moved);
-        }
-        this.start += shift;
-        for (const c of this.held) c.offset += shift;
-        if (this.lost) this.lost = { ...this.lost, start: this.lost.start + shift, end: this.lost.end + shift };
-      }
-      this.confirmed = true;
+      if (!this.confirmed) { await this.shiftAll(shift); return; }
+      if (shift) { this.start += shift; this.gen++; } // confirmed with nothing pending: no file moves
       this.writeState();
-    }).then(() => Math.max(this.start, Math.min(cloudEnd, this.next)));
+    }).finally(() => { if (fresh) this.confirming--; }).then(() => Math.max(this.start, Math.min(cloudEnd, this.next)));
+  }
+
+  /** Moves a new console's pending output by `shift` onto the cloud's offsets and confirms it, as
+   *  one step (SHIFT). Throws (the spool as it was, still unconfirmed) if the disk refuses. */
+  private async shiftAll(shift: number): Promise<void> {
+    // Seals the disk refused before hold provisional starts: redone now, or no move.
+    for (const [file, u] of [...this.unsealed]) await this.sealJob(file, u.start, u.size);
+    if (this.unsealed.size) throw new Error(`cannot move this console's output onto the cloud's offsets yet: ${this.unsealed.size} sealing log(s) wait for the disk`);
+    const moves = this.sealed.map((s) => {
+      const moved = { ...s, start: s.start + shift, end: s.end + shift };
+      const x = shiftedFile(this.dir, s, shift);
+      moved.file = x.file;
+      return { ...x, start: s.start, s, moved };
+    });
+    if (shift) {
+      try {
+        for (const m of moves) writeFileAtomic(m.side, await shiftSegment(fs.readFileSync(m.s.file), shift));
+      } catch (e) {
+        for (const m of moves) fs.rmSync(m.side, { force: true });
+        this.onTrouble('moving segments onto the cloud\'s offsets', e);
+        throw new Error(`cannot move this console's ${moves.length} pending segment(s) onto the cloud's offsets: ${ioText(e)}; nothing moved`);
+      }
+      crashPoint('confirm:copied');
+    }
+    // The commit: active.json says confirmed, at the moved start. With no segment to move, a state
+    // the disk refuses is retried by the tick (uploads wait for it): a restart meanwhile finds the
+    // console unconfirmed, its active log in relative offsets, and the next confirm moves it again.
+    this.start += shift;
+    this.confirmed = true;
+    if (!this.writeState() && shift && moves.length) {
+      // Maybe on disk after all (an fdatasync that failed): the moved copies stay for a restart to
+      // finish with (or remove, if the tick writes the unconfirmed state back first).
+      this.start -= shift;
+      this.confirmed = false;
+      throw new Error('cannot write active.json to confirm this console\'s offsets');
+    }
+    crashPoint('confirm:state');
+    this.gen++;
+    for (const c of this.held) c.offset += shift;
+    if (this.lost) this.lost = { ...this.lost, start: this.lost.start + shift, end: this.lost.end + shift };
+    if (!shift) return;
+    this.shifting = { moves, shift };
+    this.placeShifted();
+  }
+
+  /** The rest of a committed move (SHIFT): old segments out, moved ones in; retried by the tick
+   *  while a rename fails (uploads wait). */
+  private placeShifted(): void {
+    const sh = this.shifting!;
+    try { placeShifted(this.dir, sh.moves, sh.shift); } catch (e) { this.onTrouble('putting moved segments in place', e); return; }
+    for (const m of sh.moves) Object.assign(m.s, m.moved);
+    this.shifting = undefined;
   }
 
   /** The first sealed segment waiting for upload (only once confirmed, and its state written). */
-  nextUpload(): SealedSegment | undefined { return this.confirmed && !this.stateDirty ? this.sealed[0] : undefined; }
+  nextUpload(): SealedSegment | undefined { return this.confirmed && !this.stateDirty && !this.shifting ? this.sealed[0] : undefined; }
 
   /** The cloud stored `s`: it leaves the spool. */
   uploaded(s: SealedSegment): void {

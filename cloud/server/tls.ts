@@ -16,6 +16,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { BadParameter } from '../../protocol/errors.ts';
 import { certFingerprint, isLoopbackHost } from '../../protocol/tls.ts';
+import { writeFileAtomic } from '../../protocol/atomic-file.ts';
 
 export interface ServerCert {
   cert: string;
@@ -78,8 +79,10 @@ export async function selfSignedCert(dataDir: string, host: string): Promise<Ser
   const names = selfSignedNames(host);
   const { cert, key } = await makeSelfSigned(names);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  fs.writeFileSync(keyFile, key, { mode: 0o600 });
-  fs.writeFileSync(certFile, cert, { mode: 0o600 });
+  // Each file whole or as it was; a crash between the two leaves a key and a certificate that do
+  // not belong together, which the next start finds unusable (loadServerCert) and makes anew.
+  writeFileAtomic(keyFile, key, 0o600);
+  writeFileAtomic(certFile, cert, 0o600);
   return { cert, key, fingerprint: certFingerprint(cert), certFile, created: true, names };
 }
 

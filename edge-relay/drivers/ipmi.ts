@@ -244,8 +244,10 @@ class ToolRun {
     killGroup(this.proc.pid, sig); // the tool leads its own session and process group
   }
 
+  /** Removes the run's temporary folder. Never throws: it runs in exit callbacks, where an I/O
+   *  error would end the relay (an unhandled rejection) and skip the console's close. */
   dispose(): void {
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    try { fs.rmSync(this.dir, { recursive: true, force: true }); } catch { /* a temporary folder left behind */ }
   }
 }
 

@@ -120,6 +120,10 @@ test('export: raw bytes, timestamped text, and an asciicast that asciinema plays
   const bad = cli(['export', 'ser1', '-o', path.join(dir, 'no-such-dir', 'x.cast')], env);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--output: cannot write .*no-such-dir\/x\.cast: ENOENT/);
+  // A disk that refuses the writes (/dev/full: ENOSPC): a clear failure, not an unhandled 'error'.
+  const full = cli(['export', 'ser1', '--format', 'raw', '-o', '/dev/full'], env);
+  assert.equal(full.code, 1, full.stderr);
+  assert.match(full.stderr, /^cloudcons: --output: writing \/dev\/full failed \(ENOSPC\): the export in it is incomplete; free space on that disk and export again\n$/);
   assert.equal(cli(['export', 'ser1', '--format', 'raw', '-o', raw], env).code, 0);
   assert.equal(fs.readFileSync(raw, 'utf8'), alpha + beta);
   assert.equal(cli(['export', 'ser1', '--format', 'text', '-o', text], env).code, 0);

@@ -7,13 +7,14 @@
 // after a write that succeeded) finds room again; no restart is needed. Writes are tried all the
 // while (a refused write costs a system call), so storing resumes with the first byte of room.
 //
-// Also the write helpers every fs adapter uses, so that no write is taken as done unless all of
-// it reached the file: writeAllSync (loops over short writes) and writeFileAtomic (temporary file,
-// fsync, rename, fsync of the folder: a crash at any instruction leaves the old file or the new).
+// Also the write helpers every fs adapter uses (protocol/atomic-file.ts, shared with the relay and
+// the CLI), so that no write is taken as done unless all of it reached the file.
 import fs from 'node:fs';
 import path from 'node:path';
 import { StorageFull } from '../../../protocol/errors.ts';
-import { PRIVATE_FILE_MODE } from '../../../protocol/private-files.ts';
+import { writeFileAtomic } from '../../../protocol/atomic-file.ts';
+
+export { syncDir, writeAllSync, writeFileAtomic } from '../../../protocol/atomic-file.ts';
 
 /** How often a full disk is looked at for room again (ms), unless set (ServerLimits.diskProbeMs). */
 export const DISK_PROBE_MS = 1000;
@@ -95,44 +96,6 @@ export function dataDisk(dir: string): DataDisk {
   let d = disks.get(key);
   if (!d) disks.set(key, d = new DataDisk(key));
   return d;
-}
-
-/** Writes all of `bufs` at the file's end (an O_APPEND descriptor) or from `pos`: a short write
- *  is continued, so this returns only when every byte was written, and throws otherwise (the
- *  write's error: ENOSPC once the disk is full). What was written before the throw stays: the
- *  caller cuts it off (it knows the length before). */
-export function writeAllSync(fd: number, bufs: Buffer[], pos?: number): void {
-  let rest = bufs.filter((b) => b.length);
-  while (rest.length) {
-    let n = fs.writevSync(fd, rest, pos);
-    if (n === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
-    if (pos !== undefined) pos += n;
-    while (n > 0 && rest.length) {
-      if (n >= rest[0].length) { n -= rest[0].length; rest.shift(); } else { rest[0] = rest[0].subarray(n); n = 0; }
-    }
-  }
-}
-
-/** Replaces `file` with `data` so that a crash at any point leaves the old content or the new:
- *  a temporary file beside it, written in full and fsynced, renamed over it, the folder fsynced.
- *  A failure removes the temporary file and leaves `file` as it was (then rethrows). */
-export function writeFileAtomic(file: string, data: string | Buffer): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    const fd = fs.openSync(tmp, 'w', PRIVATE_FILE_MODE);
-    try { writeAllSync(fd, [typeof data === 'string' ? Buffer.from(data) : data]); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  syncDir(path.dirname(file));
-}
-
-/** fsyncs a folder (a rename or a new file in it is durable then). */
-export function syncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
 }
 
 /** writeFileAtomic for a file of the data directory that a request changes (tokens, rules): a

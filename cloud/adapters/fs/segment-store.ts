@@ -1,6 +1,8 @@
 // Filesystem SegmentStore: each key is a file under <data>/segments/<key>. Create-only puts go
 // through a temporary file that is fdatasync'ed and then hard-linked to the key (link fails if
-// the key exists: If-None-Match: * without a race), and the directory is fsync'ed.
+// the key exists: If-None-Match: * without a race), and the directory is fsync'ed, and so is the
+// parent of each folder the put made (a new day's folder), else a power loss could take the new
+// folder, and the segment in it, after the relay was told it is stored and deleted its copy.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -26,12 +28,12 @@ export class FsSegmentStore implements SegmentStore {
     const tmp = path.join(this.root, `.tmp-${randomBytes(6).toString('hex')}`);
     // Asynchronous (thread pool): a flush to disk must not stall live output on the event loop.
     try {
-      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+      const made = await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
       const fh = await fsp.open(tmp, 'wx', PRIVATE_FILE_MODE);
       try { await fh.writeFile(body); await fh.datasync(); } finally { await fh.close(); }
       try { await fsp.link(tmp, file); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists'; throw e; }
-      const dh = await fsp.open(dir, 'r');
-      try { await dh.sync(); } finally { await dh.close(); }
+      await syncDir(dir);
+      if (made) for (let d = dir; d !== path.dirname(made) && d.length > this.root.length;) await syncDir(d = path.dirname(d));
       return 'created';
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -97,4 +99,9 @@ function inside(key: string, prefix = false): string {
     throw new BadParameter(`bad object key${prefix ? ' prefix' : ''} ${shownName(key)}`);
   }
   return key;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const dh = await fsp.open(dir, 'r');
+  try { await dh.sync(); } finally { await dh.close(); }
 }

@@ -71,10 +71,12 @@ export class FsTokenStore implements TokenStore {
     return e && principalOf(e, now);
   }
 
-  async create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean; expires?: number }): Promise<{ token: string; id: string; expires?: number }> {
+  /** `made`: a token from newToken to store (one already handed out: the first admin token is
+   *  written to its file before the store has it, cli/run-cloud.ts bootstrapAdmin). */
+  async create(p: { kind: 'user' | 'relay'; name: string; admin?: boolean; expires?: number }, made = newToken(p.kind)): Promise<{ token: string; id: string; expires?: number }> {
     const name = tokenName(p.name);
     this.load();
-    const { token, id } = newToken(p.kind);
+    const { token, id } = made;
     this.save([...this.entries, { id, hash: hashToken(token), kind: p.kind, name, admin: !!p.admin, created: Date.now(), ...(p.expires !== undefined ? { expires: p.expires } : {}) }]);
     return { token, id, expires: p.expires };
   }
