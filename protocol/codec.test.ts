@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chunks, closeReason, decode, encode, PROTOCOL_LIMITS } from './codec.ts';
-import { clientToCloud, MAX_OUT_OFFSET, relayToCloud } from './messages.ts';
+import { clientToCloud, cloudToRelay, MAX_OUT_OFFSET, relayToCloud } from './messages.ts';
+import { MAX_STREAM_OFFSET } from './bounds.ts';
 
 test('round-trips a valid output message', () => {
   const d = Buffer.from([0, 1, 255, 10]).toString('base64');
@@ -46,7 +47,7 @@ test('a full raw chunk fits in one frame', () => {
   const frame = encode({ t: 'out', c: 'a'.repeat(128), o: MAX_OUT_OFFSET, ts: Date.now(), d: raw.toString('base64') });
   assert.ok(Buffer.byteLength(frame) <= PROTOCOL_LIMITS.maxFrameBytes);
   assert.ok(decode(relayToCloud, frame).ok);
-  assert.equal(decode(relayToCloud, frame.replace(`"o":${MAX_OUT_OFFSET}`, `"o":${MAX_OUT_OFFSET + 1}`)).ok, false, 'an end past the safe integers');
+  assert.equal(decode(relayToCloud, frame.replace(`"o":${MAX_OUT_OFFSET}`, `"o":${MAX_OUT_OFFSET + 1}`)).ok, false, 'an end past the stream bound');
 });
 
 test('chunks splits at the payload limit without losing bytes', () => {
@@ -103,4 +104,10 @@ test('an attach whose client name is not printable ASCII is refused; cli, web an
     const r = decode(clientToCloud, encode({ t: 'attach', c: 'c1', mode: 'spy', client }));
     assert.ok(!r.ok && /client: a client name is printable ASCII/.test(r.message), JSON.stringify(client));
   }
+});
+
+test('a welcome may not move a stream past the highest offset there is (2^50): a relay continuing there would soon count offsets past 2^53', () => {
+  const welcome = (end: number) => decode(cloudToRelay, JSON.stringify({ v: 1, t: 'welcome', ends: { web01: end } }));
+  assert.ok(welcome(MAX_STREAM_OFFSET).ok);
+  for (const end of [MAX_STREAM_OFFSET + 1, 2 ** 53 - 1]) assert.equal(welcome(end).ok, false, String(end));
 });

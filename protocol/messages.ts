@@ -7,12 +7,13 @@
 import { z } from 'zod';
 import { NAME_MAX, NAME_RE } from './names.ts';
 import { safeText } from './safe-text.ts';
-import { FENCE_RULE, MAX_FENCE, MAX_TIME_MS, TIME_RULE } from './bounds.ts';
+import { FENCE_RULE, MAX_FENCE, MAX_STREAM_OFFSET, MAX_TIME_MS, TIME_RULE } from './bounds.ts';
 
 export const PROTOCOL_VERSION = 1;
-/** Highest offset an `out` may start at: its end stays a safe integer (a stored end above that
- *  would make every later `welcome` invalid). */
-export const MAX_OUT_OFFSET = Number.MAX_SAFE_INTEGER - 32 * 1024;
+/** Highest offset an `out` may start at (bounds.ts MAX_STREAM_OFFSET): its end stays far below
+ *  the safe integers, and below what a `welcome` may say (a stored end above that would make every
+ *  later `welcome` invalid). */
+export const MAX_OUT_OFFSET = MAX_STREAM_OFFSET - 32 * 1024;
 
 const name = z.string().min(1).max(NAME_MAX).regex(NAME_RE, 'console names use letters, digits and . _ : @ -');
 /** Canonical base64 (what Buffer#toString('base64') writes): decoded and encoded again, natively,
@@ -84,7 +85,7 @@ export const cloudToRelay = z.discriminatedUnion('t', [
    *  being watched (`watched`: the ones in `watched`, then as `watch` messages say). `quietBatchMs`:
    *  gather live output of a console nobody typed on in the last 2 s this long into one message
    *  (each message costs on API Gateway; a writer's echo still goes at once). */
-  z.object({ v, t: z.literal('welcome'), ends: z.record(z.string(), offset), live: z.enum(['always', 'watched']).optional(), watched: z.array(name).max(10000).optional(), quietBatchMs: z.number().int().min(0).max(60_000).optional() }),
+  z.object({ v, t: z.literal('welcome'), ends: z.record(z.string(), offset.max(MAX_STREAM_OFFSET)), live: z.enum(['always', 'watched']).optional(), watched: z.array(name).max(10000).optional(), quietBatchMs: z.number().int().min(0).max(60_000).optional() }),
   /** Someone started (`on`) or stopped watching a console: stream its output live from `from` (the
    *  cloud's stored end), or stop streaming it. `once`: send what there is from `from` now, without
    *  streaming on (a replay of an unwatched console wants what is not sealed yet). */
