@@ -80,7 +80,7 @@ test('login: nothing configured gives Unauthorized with the login hint', (t) => 
   for (const env of [{}, { CLOUDCONS_URL: 'http://a.example' }, { CLOUDCONS_TOKEN: 'tok' }, { CLOUDCONS_URL: '', CLOUDCONS_TOKEN: '' }]) {
     assert.throws(() => resolveLogin({ cwd: d.cwd, home: d.home, env }), (e: unknown) => {
       assert.ok(e instanceof Unauthorized);
-      assert.equal(e.message, 'not logged in: run `cloudcons login URL --token TOKEN` or set CLOUDCONS_URL and CLOUDCONS_TOKEN');
+      assert.equal(e.message, 'not logged in: run `cloudcons login URL --token-file FILE` or set CLOUDCONS_URL and CLOUDCONS_TOKEN_FILE (or CLOUDCONS_TOKEN)');
       return true;
     });
   }
@@ -163,4 +163,18 @@ test('login: the certificate pin comes from flags, else the environment, else th
   assert.equal(JSON.parse(readFileSync(file, 'utf8')).ca, join(process.cwd(), 'rel', 'ca.pem'));
   write(file, { url: 'https://pinned.example', token: 'tok', fingerprint: 'nope', ca: 'relative.pem' });
   assert.throws(() => resolveLogin({ ...base, env: {} }), (e: Error) => e instanceof ConfigError && /fingerprint: invalid certificate fingerprint/.test(e.message) && /ca: must be an absolute path/.test(e.message));
+});
+
+test('login: a token from --token-file or CLOUDCONS_TOKEN_FILE, not from the command line; --token still works, warned', (t) => {
+  const d = tempTree(); t.after(d.done);
+  const file = join(d.home, 'token');
+  writeFileSync(file, 'ccu_fromfile\n', { mode: 0o600 });
+  const warned: string[] = [];
+  const warn = (l: string) => { warned.push(l); };
+  assert.equal(resolveLogin({ cwd: d.cwd, home: d.home, env: { CLOUDCONS_URL: 'http://a.example', CLOUDCONS_TOKEN: 'ccu_env' }, tokenFile: file, warn }).token, 'ccu_fromfile');
+  assert.equal(resolveLogin({ cwd: d.cwd, home: d.home, env: { CLOUDCONS_URL: 'http://a.example', CLOUDCONS_TOKEN_FILE: file, CLOUDCONS_TOKEN: 'ccu_env' }, warn }).token, 'ccu_fromfile');
+  assert.equal(warned.length, 0);
+  assert.equal(resolveLogin({ cwd: d.cwd, home: d.home, env: { CLOUDCONS_URL: 'http://a.example' }, token: 'ccu_flag', warn }).token, 'ccu_flag');
+  assert.match(warned.join('\n'), /--token puts the token on the command line, where `ps` shows it/);
+  assert.throws(() => resolveLogin({ cwd: d.cwd, home: d.home, env: { CLOUDCONS_URL: 'http://a.example' }, tokenFile: join(d.home, 'missing'), warn }), /token file .*missing: no such file/);
 });

@@ -1,7 +1,7 @@
 // Where the CLI finds its cloud URL and token.
 //
-// Precedence, for the URL and the token separately: explicit flags > the environment
-// (CLOUDCONS_URL, CLOUDCONS_TOKEN) > the nearest project-local file `.cloudcons/login.json` in
+// Precedence, for the URL and the token separately: explicit flags (--token-file, or --token,
+// which is warned: `ps` shows it) > the environment (CLOUDCONS_URL; CLOUDCONS_TOKEN_FILE, then CLOUDCONS_TOKEN) > the nearest project-local file `.cloudcons/login.json` in
 // the working directory or a parent (written by `npm start`'s demo) > the user file
 // `$XDG_CONFIG_HOME/cloudcons/login.json` (or `~/.config/cloudcons/login.json`).
 // A token is taken from a login file only when that file names the same URL as the one chosen,
@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { BadParameter, ConfigError, Unauthorized } from '../protocol/errors.ts';
 import { parseFingerprint, pickTrust, trustFromEnv, type TlsTrust } from '../protocol/tls.ts';
 import { writeFileAtomic } from '../protocol/atomic-file.ts';
+import { readTokenFile, TOKEN_FLAG_WARNING } from '../protocol/token-file.ts';
 
 /** A cloud URL and token, and how to trust the cloud's certificate (ca or fingerprint, insecure). */
 export interface Login extends TlsTrust { url: string; token: string }
@@ -28,7 +29,7 @@ export interface ResolvedLogin extends Login {
   source: string;
 }
 
-export const NOT_LOGGED_IN = 'not logged in: run `cloudcons login URL --token TOKEN` or set CLOUDCONS_URL and CLOUDCONS_TOKEN';
+export const NOT_LOGGED_IN = 'not logged in: run `cloudcons login URL --token-file FILE` or set CLOUDCONS_URL and CLOUDCONS_TOKEN_FILE (or CLOUDCONS_TOKEN)';
 
 /**
  * Checks a cloud URL and returns it in canonical form: http:// and https:// as given, ws:// and
@@ -100,17 +101,21 @@ export function findLocalLoginFile(cwd: string): string | undefined {
 /** Resolves the cloud URL and token; see the precedence at the top of this file. Throws
  *  Unauthorized with NOT_LOGGED_IN when no URL or no token is found, BadParameter for a bad flag
  *  or environment value, ConfigError for a malformed login file. */
-export function resolveLogin(opts: { url?: string; token?: string; cwd?: string; env?: NodeJS.ProcessEnv; home?: string } & TlsTrust = {}): ResolvedLogin {
+export function resolveLogin(opts: { url?: string; token?: string; tokenFile?: string; cwd?: string; env?: NodeJS.ProcessEnv; home?: string; warn?: (line: string) => void; noFiles?: boolean } & TlsTrust = {}): ResolvedLogin {
+  const warn = opts.warn ?? (() => {});
   const env = opts.env ?? process.env;
   let url: { value: string; source: string } | undefined;
   let token: { value: string; source: string } | undefined;
   let fileTrust: TlsTrust | undefined; // the pin stored with the URL chosen, if it came from a file
   if (opts.url !== undefined) url = { value: normalizeUrl(opts.url), source: 'flags' };
   else if (env.CLOUDCONS_URL) url = { value: normalizeUrl(env.CLOUDCONS_URL), source: 'environment' };
-  if (opts.token !== undefined) token = { value: checkToken(opts.token, '--token'), source: 'flags' };
+  if (opts.token !== undefined && opts.tokenFile !== undefined) throw new BadParameter('give --token-file or --token, not both');
+  if (opts.tokenFile !== undefined) token = { value: readTokenFile(opts.tokenFile, 'user', warn), source: 'flags' };
+  else if (opts.token !== undefined) { token = { value: checkToken(opts.token, '--token'), source: 'flags' }; warn(TOKEN_FLAG_WARNING); }
+  else if (env.CLOUDCONS_TOKEN_FILE) token = { value: readTokenFile(env.CLOUDCONS_TOKEN_FILE, 'user', warn), source: 'environment' };
   else if (env.CLOUDCONS_TOKEN) token = { value: checkToken(env.CLOUDCONS_TOKEN, 'CLOUDCONS_TOKEN'), source: 'environment' };
 
-  if (!url || !token) {
+  if ((!url || !token) && !opts.noFiles) {
     const local = findLocalLoginFile(opts.cwd ?? process.cwd());
     const files = [local, userLoginFile(env, opts.home ?? homedir())].filter((f): f is string => f !== undefined);
     for (const file of files) {

@@ -32,8 +32,12 @@ const tlsOpts = (c: Command, saved = ' (default: from cloudcons login, else the 
   .option('--ca <file>', `trust the cloud's certificate only if this CA (PEM) signed it (or CLOUDCONS_CA)${saved}`)
   .option('--fingerprint <sha256>', `accept exactly the cloud certificate with this SHA-256 fingerprint, even self-signed (SHA256:... or hex; or CLOUDCONS_FINGERPRINT)${saved}`)
   .option('--insecure', 'allow plain http:// to a host that is not loopback (or CLOUDCONS_INSECURE=1)');
-const loginOpts = (c: Command) => tlsOpts(c.option('--url <url>', 'cloud URL (default: from cloudcons login or CLOUDCONS_URL)').option('--token <token>', 'user token (default: from cloudcons login or CLOUDCONS_TOKEN)'));
-const login = (o: { url?: string; token?: string; ca?: string; fingerprint?: string; insecure?: boolean }) => resolveLogin({ url: o.url, token: o.token, ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure });
+const loginOpts = (c: Command) => tlsOpts(c.option('--url <url>', 'cloud URL (default: from cloudcons login or CLOUDCONS_URL)')
+  .option('--token-file <file>', 'file holding the user token (default: from cloudcons login, CLOUDCONS_TOKEN_FILE or CLOUDCONS_TOKEN)')
+  .option('--token <token>', 'user token; warned: `ps` shows a command line, use --token-file'));
+const warnLogin = (l: string) => err(line`cloudcons: ${l}`);
+const login = (o: { url?: string; token?: string; tokenFile?: string; ca?: string; fingerprint?: string; insecure?: boolean }) =>
+  resolveLogin({ url: o.url, token: o.token, tokenFile: o.tokenFile, ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure, warn: warnLogin });
 const int = (name: string, min = 0, max = Number.MAX_SAFE_INTEGER) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new CcError('CC_ERR_BAD_PARAMETER', `${name}: expected an integer >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}, got ${JSON.stringify(v)}`);
@@ -165,9 +169,10 @@ loginOpts(program.command('whoami').description('who the stored login is, on whi
   });
 
 tlsOpts(program.command('login <url>').description('store the cloud URL, a token and the certificate pin (--ca or --fingerprint) (file mode 0600)'), '')
-  .requiredOption('--token <token>', 'user token (cloudcons token create makes one), or an OpenID Connect ID token when the cloud has single sign-on')
+  .option('--token-file <file>', 'file holding the user token (cloudcons token create makes one), or an OpenID Connect ID token when the cloud has single sign-on (or CLOUDCONS_TOKEN_FILE)')
+  .option('--token <token>', 'the token itself; warned: `ps` shows a command line (or CLOUDCONS_TOKEN)')
   .action(async (url: string, o) => {
-    const l = resolveLogin({ url, token: o.token as string, ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure });
+    const l = resolveLogin({ url, token: o.token, tokenFile: o.tokenFile, ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure, warn: warnLogin, noFiles: true }); // what it stores comes from this command
     const who = await apiJson<{ name: string; kind: string }>(l, '/v1/whoami?signin=cli');
     const file = userLoginFile();
     saveLogin(file, l);
@@ -194,7 +199,8 @@ loginOpts(relayTokenCmd.command('create <name>').description('create a token for
 program.command('relay').description('run an edge relay')
   .requiredOption('--config <file>', 'relay config (YAML)')
   .option('--cloud <url>', 'cloud URL (or CLOUDCONS_URL)')
-  .option('--token <token>', 'relay token (or CLOUDCONS_RELAY_TOKEN)')
+  .option('--token-file <file>', 'file holding the relay token (or CLOUDCONS_TOKEN_FILE; under systemd, LoadCredential=relay-token:FILE is picked up by itself)')
+  .option('--token <token>', 'relay token (or CLOUDCONS_RELAY_TOKEN); warned: `ps` shows a command line, use --token-file')
   .option('--spool <dir>', 'spool directory: output waits here until the cloud stored it (default: config relay.spool.dir, else ~/.local/state/cloudcons/spool/NAME)')
   .option('--segment-bytes <n>', 'seal spool segments at this size (default 1048576)', int('--segment-bytes', 1024))
   .option('--segment-ms <ms>', 'seal spool segments when their oldest byte is this old (default 60000)', int('--segment-ms', 100))
@@ -214,7 +220,7 @@ program.command('relay').description('run an edge relay')
   .option('--insecure', 'allow plain http:// to a cloud that is not on loopback (or CLOUDCONS_INSECURE=1, or relay.cloud.insecure)')
   .action(async (o) => {
     const { runRelay } = await import('./run-relay.ts');
-    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token ?? process.env.CLOUDCONS_RELAY_TOKEN, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, spoolMemoryBytes: o.spoolMemoryBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, conflictKeep: o.conflictKeep, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
+    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token, tokenFile: o.tokenFile, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, spoolMemoryBytes: o.spoolMemoryBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, conflictKeep: o.conflictKeep, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
   });
 
 program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')

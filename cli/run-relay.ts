@@ -1,4 +1,4 @@
-// `cloudcons relay --config relay.yaml --cloud URL --token T`: an edge relay as its own process.
+// `cloudcons relay --config relay.yaml --cloud URL --token-file F`: an edge relay as its own process.
 import path from 'node:path';
 import { BadParameter } from '../protocol/errors.ts';
 import { pickTrust, trustFromEnv, type TlsTrust } from '../protocol/tls.ts';
@@ -7,16 +7,18 @@ import { Relay, type RelayOptions } from '../edge-relay/relay.ts';
 import { normalizeUrl } from './login-config.ts';
 import { defined, relayLog, stopOnSignals } from './run-cloud.ts';
 import { err, line } from './print.ts';
+import { relayToken } from '../protocol/token-file.ts';
 
 /** The trust options: --ca/--fingerprint/--insecure, else CLOUDCONS_CA/..., else the config's relay.cloud. */
-export async function runRelay(o: { config: string; cloud?: string; token?: string; tls?: TlsTrust; limits?: Partial<RelayOptions> }): Promise<Relay> {
+export async function runRelay(o: { config: string; cloud?: string; token?: string; tokenFile?: string; tls?: TlsTrust; limits?: Partial<RelayOptions> }): Promise<Relay> {
   if (!o.cloud) throw new BadParameter('--cloud URL is required (or set CLOUDCONS_URL)');
-  if (!o.token) throw new BadParameter('--token is required (or set CLOUDCONS_RELAY_TOKEN); cloudcons relay-token create NAME makes one');
+  const tok = relayToken(o, process.env, (l) => err(line`relay: ${l}`));
+  if (!tok) throw new BadParameter('a relay token is required: --token-file FILE (or CLOUDCONS_TOKEN_FILE, or systemd\'s LoadCredential=relay-token:FILE); cloudcons relay-token create NAME makes one');
   const cfg = loadRelayConfig(o.config);
   const c = cfg.relay.cloud;
   const tls = pickTrust({ trust: o.tls, from: 'flags' }, { trust: trustFromEnv(), from: 'environment' },
     { trust: c && { ...c, ca: c.ca && path.resolve(path.dirname(o.config), c.ca) }, from: `${o.config} relay.cloud` });
-  const relay = new Relay(cfg, { ...defined(o.limits ?? {}), cloudUrl: normalizeUrl(o.cloud), token: o.token, tls, log: relayLog });
+  const relay = new Relay(cfg, { ...defined(o.limits ?? {}), cloudUrl: normalizeUrl(o.cloud), token: tok.token, tls, log: relayLog });
   relay.start();
   err(line`relay: ${relay.name} holding ${relay.consoles().map((c) => `${c.name} (${c.type})`).join(', ') || 'no consoles'}`);
   stopOnSignals(() => relay.stop());

@@ -355,7 +355,7 @@ test('outputs: wss:// URL, HTTP URL, bucket names, and a relay command line with
   assert.deepEqual(outs.TableName!.Value, { Ref: tableId });
   const parts = outs.RelayCommand!.Value['Fn::Join'][1] as unknown[];
   const text = parts.map((p) => (typeof p === 'string' ? p : '<x>')).join('');
-  assert.match(text, /^cloudcons relay --config relay\.yaml --cloud <x> --ws-url wss:\/\/<x>.*\/prod --segment-ms 300000 --heartbeat-ms 240000 --token <RELAY_TOKEN>$/);
+  assert.match(text, /^cloudcons relay --config relay\.yaml --cloud <x> --ws-url wss:\/\/<x>.*\/prod --segment-ms 300000 --heartbeat-ms 240000 --token-file \/etc\/cloudcons\/relay-token$/);
   assert.ok(refersTo(parts, ofType('AWS::Lambda::Url')[0]![0]), 'the command carries the HTTP URL');
   const help = cli(['relay', '--help']);
   assert.equal(help.code, 0, help.stderr);

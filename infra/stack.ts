@@ -376,10 +376,10 @@ export class CloudconsStack extends Stack {
     new CfnOutput(this, 'SegmentsBucketName', { value: this.segments.bucketName });
     new CfnOutput(this, 'AuditBucketName', { value: this.audit.bucketName, description: 'Object Lock (COMPLIANCE): audit records over an hour old (newer ones are in the table)' });
     new CfnOutput(this, 'RelayCommand', {
-      description: 'on each edge host, with a relay token (cloudcons relay-token create NAME, logged in as an admin)',
+      description: 'on each edge host, with a relay token (cloudcons relay-token create NAME, logged in as an admin) in /etc/cloudcons/relay-token (mode 0600, owned by the relay user)',
       // 5-minute segments and a 4-minute heartbeat: what the cost model (bench/cost.ts, README)
       // assumes; unwatched output still replays current (the cloud asks the relay for its tail).
-      value: Fn.join('', ['cloudcons relay --config relay.yaml --cloud ', httpUrl, ' --ws-url ', this.stage.url, ' --segment-ms 300000 --heartbeat-ms 240000 --token <RELAY_TOKEN>']),
+      value: Fn.join('', ['cloudcons relay --config relay.yaml --cloud ', httpUrl, ' --ws-url ', this.stage.url, ' --segment-ms 300000 --heartbeat-ms 240000 --token-file /etc/cloudcons/relay-token']),
     });
   }
 }

@@ -186,9 +186,12 @@ export async function serialRig(prefix: string, relayArgs: string[] = [], cloudE
   const pair = await PtyPair.create(dir);
   fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge1 }\nconsoles:\n  ser1: { type: serial, device: ${pair.dev}, baud: 115200 }\n`);
   const auth = { authorization: `Bearer ${c.adminToken}` };
+  // The token in a file, as the README teaches: never on the relay's command line.
+  const tokenFile = path.join(dir, 'relay-token');
+  fs.writeFileSync(tokenFile, `${relayTok}\n`, { mode: 0o600 });
   const rig = {
-    dir, dataDir, port, url: c.url, adminToken: c.adminToken, relayToken: relayTok, auth, cloud: c.proc, pair,
-    startRelay: (extra: string[] = []) => cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', c.url, '--token', relayTok, ...relayArgs, ...extra]),
+    dir, dataDir, port, url: c.url, adminToken: c.adminToken, relayToken: relayTok, tokenFile, auth, cloud: c.proc, pair,
+    startRelay: (extra: string[] = [], env: NodeJS.ProcessEnv = {}) => cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', c.url, ...(env.CLOUDCONS_TOKEN_FILE || env.CREDENTIALS_DIRECTORY || extra.includes('--token-file') ? [] : ['--token-file', tokenFile]), ...relayArgs, ...extra], env),
     /** Waits until the relay has the console up and the cloud lists it up (the relay logs "up"
      *  before the cloud has taken its hello; attaching in between is "not found"). */
     async relayUp(relay: Proc): Promise<void> {
