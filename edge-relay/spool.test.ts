@@ -1,4 +1,4 @@
-import { test, after } from 'node:test';
+import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -6,7 +6,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { bufferSource, readBlock, verifySegment, type Chunk } from '../protocol/segment.ts';
-import { Spool } from './spool.ts';
+import { Spool, type SpoolOptions } from './spool.ts';
 
 const dirs: string[] = [];
 after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
@@ -238,13 +238,20 @@ function fillUp(dir: string): string {
   return file;
 }
 
-test('a full spool disk: output keeps its offsets, is read back from memory, and reaches the spool in order when space returns', { skip: noTmpfs }, async (t) => {
+/** A confirmed spool (console `c`) on a fresh 1 MiB tmpfs, its log lines in `logs`; closed and
+ *  unmounted after the test. */
+async function spoolOnTmpfs(t: TestContext, opts: Partial<SpoolOptions>) {
   const m = tmpfs('1m') as { dir: string; umount(): void };
   const logs: string[] = [];
-  const sp = new Spool({ dir: path.join(m.dir, 'spool'), segmentBytes: 4096, log: (l) => logs.push(l) });
+  const sp = new Spool({ dir: path.join(m.dir, 'spool'), ...opts, log: (l) => logs.push(l) });
   t.after(async () => { await sp.close(); m.umount(); });
   const c = sp.open('c');
   await c.confirm(0);
+  return { m, logs, sp, c };
+}
+
+test('a full spool disk: output keeps its offsets, is read back from memory, and reaches the spool in order when space returns', { skip: noTmpfs }, async (t) => {
+  const { m, logs, sp, c } = await spoolOnTmpfs(t, { segmentBytes: 4096 });
   const parts = Array.from({ length: 12 }, () => randomBytes(1500));
   for (const p of parts.slice(0, 3)) sp.append(c, p, 1); // the third starts a seal ...
   const filler = fillUp(m.dir); // ... whose segment the disk refuses
@@ -272,12 +279,7 @@ test('a full spool disk: output keeps its offsets, is read back from memory, and
 });
 
 test('a full spool disk past memoryBytes: the oldest held bytes become one exact gap segment once space returns', { skip: noTmpfs }, async (t) => {
-  const m = tmpfs('1m') as { dir: string; umount(): void };
-  const logs: string[] = [];
-  const sp = new Spool({ dir: path.join(m.dir, 'spool'), memoryBytes: 5000, log: (l) => logs.push(l) });
-  t.after(async () => { await sp.close(); m.umount(); });
-  const c = sp.open('c');
-  await c.confirm(0);
+  const { m, logs, sp, c } = await spoolOnTmpfs(t, { memoryBytes: 5000 });
   // The first record fills the log's first page exactly: a tmpfs takes no more after the filler.
   const parts = [randomBytes(4096 - 32), ...Array.from({ length: 9 }, () => randomBytes(1000))];
   sp.append(c, parts[0], 1);
