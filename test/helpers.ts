@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tty from 'node:tty';
 import { fileURLToPath } from 'node:url';
-import * as pty from 'node-pty';
+import * as pty from '@lydell/node-pty';
 import WebSocket from 'ws';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -6,7 +6,7 @@
 // so open() checks both first to fail with a clear message instead.
 import fs from 'node:fs';
 import os from 'node:os';
-import * as pty from 'node-pty';
+import * as pty from '@lydell/node-pty';
 import type { ConsoleDriver, DriverEvents } from '../driver.ts';
 import { RELAY_CONFIG_DEFAULTS, type ExecConsoleConfig } from '../config.ts';
 import { findExecutable, killGroup, within } from './child.ts';
@@ -76,7 +76,9 @@ export class ExecDriver implements ConsoleDriver {
     const run = this.cur;
     // Not while closing either: node-pty would log a write to the fd it closes on exit (EBADF).
     if (!run || run.ended || run.closing) throw new Error('exec console: process is not running');
-    run.proc.write(data); // queued by node-pty and written as the pty accepts it
+    // Queued by node-pty (a socket write) and written as the pty accepts it. Its typings say
+    // string, but the write is a plain socket write: a Buffer goes through byte-exact.
+    run.proc.write(data as unknown as string);
   }
 
   sendBreak(): Promise<void> {

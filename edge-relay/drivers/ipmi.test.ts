@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as pty from 'node-pty';
+import * as pty from '@lydell/node-pty';
 import { IpmiDriver, OutputFilter, type IpmiDriverOptions } from './ipmi.ts';
 import { Bmc, freeUdpPort, PASSWORD, USER } from '../../test/ipmi-sim.ts';
 import { Supervisor } from '../supervisor.ts';

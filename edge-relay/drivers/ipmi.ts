@@ -80,7 +80,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import * as pty from 'node-pty';
+import * as pty from '@lydell/node-pty';
 import type { ConsoleDriver, DriverEvents } from '../driver.ts';
 import type { IpmiConsoleConfig } from '../config.ts';
 import { findExecutable, killGroup, within } from './child.ts';
@@ -330,7 +330,7 @@ export class IpmiDriver implements ConsoleDriver {
 
   write(data: Buffer): Promise<void> {
     return this.serial((s) => {
-      if (data.length) s.run.proc.write(this.encode(s, data));
+      if (data.length) s.run.proc.write(this.encode(s, data) as unknown as string); // a Buffer: see exec.ts
     });
   }
 

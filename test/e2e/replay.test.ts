@@ -2,7 +2,7 @@
 // the log is in sealed segments, part only in the hot tail.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import pty from 'node-pty';
+import pty from '@lydell/node-pty';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cleanup, cli, cloudcons, createToken, freePort, openPtyPeer, PtyPair, startCloud, tmpDir, until, type Proc } from '../helpers.ts';
