@@ -65,8 +65,9 @@ function startUnit(root: string, unitName: string): Proc {
     return [a.startsWith('/') ? path.join(root, a) : a];
   });
   assert.equal(argv[0], path.join(root, 'usr/local/bin/cloudcons'));
-  // Nothing from the test's own environment that would steer the relay elsewhere.
-  const clean = { CLOUDCONS_URL: undefined, CLOUDCONS_TOKEN_FILE: undefined, XDG_STATE_HOME: undefined, ...env };
+  // Nothing from the test's own environment that would steer the relay elsewhere; a relay that
+  // missed STATE_DIRECTORY spools into the temp tree's home, not the machine's.
+  const clean = { CLOUDCONS_URL: undefined, CLOUDCONS_TOKEN_FILE: undefined, XDG_STATE_HOME: undefined, HOME: path.join(root, 'home'), ...env };
   return new Proc(argv[0]!, argv.slice(1), { env: clean as NodeJS.ProcessEnv });
 }
 
