@@ -10,6 +10,7 @@ import { checkPlainListen, loadServerCert, selfSignedCert, type ServerCert } fro
 import { BadParameter } from '../protocol/errors.ts';
 import { err, line, out, safeLines } from './print.ts';
 import { privateDir } from '../protocol/private-files.ts';
+import { systemd, type SdNotifier } from '../protocol/sd-notify.ts';
 
 /** On first start (no tokens yet) an admin token is written to DIR/admin-token, mode 0600. The
  *  file first (atomically), then the store: a crash or a full disk in between leaves no tokens.json,
@@ -24,13 +25,16 @@ export async function bootstrapAdmin(dataDir: string): Promise<string | undefine
   return file;
 }
 
-export function stopOnSignals(stop: () => Promise<void>): void {
+/** SIGINT/SIGTERM run `stop` and exit (a second signal exits at once). systemd hears STOPPING=1
+ *  first, and the process waits for that message to be out before it exits. */
+export function stopOnSignals(stop: () => Promise<void>, sd: SdNotifier = systemd()): void {
   let stopping = false;
   const handler = (sig: string) => {
     if (stopping) process.exit(1);
     stopping = true;
     err(line`${sig}: shutting down`);
-    stop().then(() => process.exit(0), (e) => { err(safeLines(String((e as Error)?.stack ?? e))); process.exit(1); });
+    const told = sd.stopping(`${sig}: shutting down`);
+    stop().then(async () => { await told; process.exit(0); }, async (e) => { err(safeLines(String((e as Error)?.stack ?? e))); await told; process.exit(1); });
   };
   process.on('SIGINT', () => handler('SIGINT'));
   process.on('SIGTERM', () => handler('SIGTERM'));
@@ -46,6 +50,7 @@ export async function runCloud(o: {
   oidc?: Partial<OidcOptions> & Pick<OidcOptions, 'issuer' | 'audience'>;
   tls?: TlsFlags; insecureHttp?: boolean;
 }): Promise<CloudServer> {
+  const sd = systemd(cloudLog);
   const dataDir = path.resolve(o.dataDir);
   if (!o.tls?.cert && !o.tls?.selfSigned) checkPlainListen(o.host, o.insecureHttp); // before anything is written
   privateDir(dataDir);
@@ -59,6 +64,7 @@ export async function runCloud(o: {
   if (adminFile) out(line`initial admin token written to ${adminFile} (mode 0600)`);
   if (cert) out(safeLines(describeCert(cert, server.url)));
   stopOnSignals(() => server.close());
+  void sd.ready(`listening on ${server.url}`);
   return server;
 }
 

@@ -3,7 +3,7 @@
 //   relay:            # optional
 //     name: edge1     # optional; defaults to os.hostname()
 //     spool:          # optional: where output waits until the cloud stored it (see spool.ts)
-//       dir: /var/lib/cloudcons/spool   # default ~/.local/state/cloudcons/spool/<name>
+//       dir: /var/lib/cloudcons/spool   # default $STATE_DIRECTORY/spool/<name> (systemd), else ~/.local/state/cloudcons/spool/<name>
 //       segmentBytes: 1048576           # seal after this many bytes (default 1 MiB)
 //       segmentMs: 60000                # ... or when the oldest byte is this old (default 60 s)
 //       capBytes: 1073741824            # disk the spool may use (default 1 GiB)

@@ -24,7 +24,8 @@ export interface RelayOptions {
   /** How to trust the cloud's certificate (CA file or fingerprint pin), and whether plain http:// to
    *  a host that is not loopback is allowed (protocol/tls.ts). Default: the system's CAs, no. */
   tls?: TlsTrust;
-  /** Spool directory. Default: the config's relay.spool.dir, else
+  /** Spool directory. Default: the config's relay.spool.dir, else $STATE_DIRECTORY/spool/<relay
+   *  name> under systemd (StateDirectory=cloudcons: /var/lib/cloudcons), else
    *  $XDG_STATE_HOME (~/.local/state)/cloudcons/spool/<relay name>. */
   spoolDir: string;
   /** Seal after this many bytes / when the oldest byte is this old; spool disk cap. Defaults (also
@@ -163,10 +164,12 @@ export class Relay {
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
     const name = cfg.relay?.name ?? os.hostname();
     const sc = cfg.relay?.spool ?? {};
-    const state = process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+    // systemd's StateDirectory= (the first, when it lists several) is this service's own already.
+    const unitState = process.env.STATE_DIRECTORY?.split(':')[0];
+    const state = unitState || path.join(process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state'), 'cloudcons');
     this.opts = {
       ...RELAY_DEFAULTS,
-      spoolDir: sc.dir ?? path.join(state, 'cloudcons', 'spool', name),
+      spoolDir: sc.dir ?? path.join(state, 'spool', name),
       ...(sc.segmentBytes ? { segmentBytes: sc.segmentBytes } : {}),
       ...(sc.segmentMs ? { segmentMs: sc.segmentMs } : {}),
       ...(sc.capBytes ? { spoolCapBytes: sc.capBytes } : {}),
