@@ -20,7 +20,9 @@ export async function runRelay(o: { config: string; cloud?: string; token?: stri
     { trust: c && { ...c, ca: c.ca && path.resolve(path.dirname(o.config), c.ca) }, from: `${o.config} relay.cloud` });
   const relay = new Relay(cfg, { ...defined(o.limits ?? {}), cloudUrl: normalizeUrl(o.cloud), token: tok.token, tls, log: relayLog });
   relay.start();
-  err(line`relay: ${relay.name} holding ${relay.consoles().map((c) => `${c.name} (${c.type})`).join(', ') || 'no consoles'}`);
+  const name = relay.nameFrom === 'spool' ? `${relay.name} (the name its spool ${relay.opts.spoolDir} was first used under; relay.yaml names none)`
+    : relay.name ?? '(no name in relay.yaml: it takes its token\'s, which the cloud says)';
+  err(line`relay: ${name} holding ${relay.consoles().map((c) => `${c.name} (${c.type})`).join(', ') || 'no consoles'}`);
   stopOnSignals(() => relay.stop());
   return relay;
 }
