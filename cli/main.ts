@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { BadParameter, CcError, ConfigError } from '../protocol/errors.ts';
 import { tokenName } from '../protocol/principal.ts';
-import type { ConsoleView } from '../cloud/core/core.ts';
+import type { ConsoleView, RelayView } from '../cloud/core/core.ts';
 import type { AuditRecord } from '../cloud/core/ports.ts';
 import type { Viewer } from '../protocol/messages.ts';
 import { api, apiJson } from './api.ts';
@@ -35,6 +35,13 @@ const tlsOpts = (c: Command, saved = ' (default: from cloudcons login, else the 
 const loginOpts = (c: Command) => tlsOpts(c.option('--url <url>', 'cloud URL (default: from cloudcons login or CLOUDCONS_URL)')
   .option('--token-file <file>', 'file holding the user token (default: from cloudcons login, CLOUDCONS_TOKEN_FILE or CLOUDCONS_TOKEN)')
   .option('--token <token>', 'user token; warned: `ps` shows a command line, use --token-file'));
+/** How long from `from` to `to`, the way `relays` shows ages: 45s, 12m, 3h, 2d. */
+const age = (from: number | undefined, to: number) => {
+  if (from === undefined) return '?';
+  const s = Math.max(0, Math.round((to - from) / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : s < 172_800 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86_400)}d`;
+};
+const bytes = (n: number) => (n < 10_240 ? `${n} B` : n < 10 * 1024 ** 2 ? `${Math.round(n / 1024)} KiB` : `${Math.round(n / 1024 ** 2)} MiB`);
 const warnLogin = (l: string) => err(line`cloudcons: ${l}`);
 const login = (o: { url?: string; token?: string; tokenFile?: string; ca?: string; fingerprint?: string; insecure?: boolean }) =>
   resolveLogin({ url: o.url, token: o.token, tokenFile: o.tokenFile, ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure, warn: warnLogin });
@@ -72,6 +79,21 @@ loginOpts(program.command('ls').description('list consoles').option('--json', 'm
     if (o.json) { out(json(consoles)); return; }
     const rows = consoles.map((c) => [c.name, c.state, c.type, c.relay, c.writer ?? '-', c.spies, c.reason ?? '']);
     table([['NAME', 'STATE', 'TYPE', 'RELAY', 'WRITER', 'SPIES', 'REASON'], ...rows]);
+  });
+
+loginOpts(program.command('relays').description('list relays: version, connection, consoles, spool backlog, last upload (admins see all; others the relays of consoles they may list)')
+  .option('--json', 'machine-readable output (times in ms since the epoch)'))
+  .action(async (o) => {
+    const { relays } = await apiJson<{ relays: RelayView[] }>(login(o), '/v1/relays');
+    if (o.json) { out(json(relays)); return; }
+    const now = Date.now();
+    const rows = relays.map((r) => [
+      r.name, r.version ?? '-', [r.os, r.arch].filter(Boolean).join(' ') || '-',
+      r.connected ? `up ${age(r.connectedSince, now)}` : r.lastSeen !== undefined ? `down, seen ${age(r.lastSeen, now)} ago` : 'never connected',
+      r.consoles.length, r.spool ? bytes(r.spool.bytes) : '-', r.spool?.oldestUnsentMs !== undefined ? age(0, r.spool.oldestUnsentMs) : '-',
+      r.lastUpload !== undefined ? `${age(r.lastUpload, now)} ago` : '-',
+    ]);
+    table([['NAME', 'VERSION', 'OS', 'CONNECTED', 'CONSOLES', 'BACKLOG', 'OLDEST UNSENT', 'LAST UPLOAD'], ...rows]);
   });
 
 loginOpts(program.command('who <console>').description('users on a console and their modes').option('--json', 'machine-readable output'))
@@ -201,12 +223,13 @@ program.command('relay').description('run an edge relay')
   .option('--cloud <url>', 'cloud URL (or CLOUDCONS_URL)')
   .option('--token-file <file>', 'file holding the relay token (or CLOUDCONS_TOKEN_FILE; under systemd, LoadCredential=relay-token:FILE is picked up by itself)')
   .option('--token <token>', 'relay token (or CLOUDCONS_RELAY_TOKEN); warned: `ps` shows a command line, use --token-file')
-  .option('--spool <dir>', 'spool directory: output waits here until the cloud stored it (default: config relay.spool.dir, else $STATE_DIRECTORY/spool/NAME under systemd, else ~/.local/state/cloudcons/spool/NAME)')
+  .option('--spool <dir>', 'spool directory: output waits here until the cloud stored it (default: config relay.spool.dir, else STATE/spool/NAME, or STATE/spool/default when relay.yaml names no relay; STATE is $STATE_DIRECTORY under systemd, else ~/.local/state/cloudcons)')
   .option('--segment-bytes <n>', 'seal spool segments at this size (default 1048576)', int('--segment-bytes', 1024))
   .option('--segment-ms <ms>', 'seal spool segments when their oldest byte is this old (default 60000)', int('--segment-ms', 100))
   .option('--spool-cap-bytes <n>', 'disk the spool may use; past it the oldest unsent segments become recorded gaps (default 1 GiB)', int('--spool-cap-bytes', 1024 * 1024))
   .option('--spool-memory-bytes <n>', 'output held in memory (all consoles) while the spool disk refuses writes (full); past it the oldest becomes a recorded gap (default 16777216)', int('--spool-memory-bytes', 1024))
   .option('--heartbeat-ms <ms>', 'heartbeat to the cloud; the link is dropped after 3 silent intervals (default 20000)', int('--heartbeat-ms', 100))
+  .option('--status-ms <ms>', 'tell the cloud the spool backlog this often, for cloudcons relays (default 30000)', int('--status-ms', 100))
   .option('--ws-url <url>', 'WebSocket URL when it is not CLOUD/v1/relay, e.g. an API Gateway stage (or CLOUDCONS_WS_URL)')
   .option('--max-connection-ms <ms>', 'move to a fresh connection (make-before-break) after this long on one; 0 never (default 6600000: API Gateway closes at 2 h)', int('--max-connection-ms', 0))
   .option('--batch-ms <ms>', 'under continuous output, gather reads this long into one message (default 1; 0 = never)', int('--batch-ms'))
@@ -220,7 +243,7 @@ program.command('relay').description('run an edge relay')
   .option('--insecure', 'allow plain http:// to a cloud that is not on loopback (or CLOUDCONS_INSECURE=1, or relay.cloud.insecure)')
   .action(async (o) => {
     const { runRelay } = await import('./run-relay.ts');
-    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token, tokenFile: o.tokenFile, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, spoolMemoryBytes: o.spoolMemoryBytes, heartbeatMs: o.heartbeatMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, conflictKeep: o.conflictKeep, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
+    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token, tokenFile: o.tokenFile, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, spoolMemoryBytes: o.spoolMemoryBytes, heartbeatMs: o.heartbeatMs, statusMs: o.statusMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, conflictKeep: o.conflictKeep, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
   });
 
 program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')
@@ -258,6 +281,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--user-audits-per-min <n>', 'audit records one user may cause per minute by what is refused (denied input, actions, sessions) and by sign-ins; more are counted in one record (default 120)', int('--user-audits-per-min', 1))
   .option('--user-audit-burst <n>', '... and at once (default 300)', int('--user-audit-burst', 1))
   .option('--fence-claim-slack <n>', 'how far above the highest fence handed out a relay may claim to have seen one (default 1000)', int('--fence-claim-slack', 0))
+  .option('--relay-status-min-ms <ms>', 'shortest time between two relay status reports (spool backlog, for cloudcons relays) that are stored; sooner ones are ignored (default 5000)', int('--relay-status-min-ms', 0))
   .option('--max-uploads-per-relay <n>', 'segment uploads in progress at once per relay; more get 429 before their body is read (default 8)', int('--max-uploads-per-relay', 1))
   .option('--max-uploads <n>', 'segment uploads in progress at once over all relays (default 32; each holds up to --max-segment-bytes)', int('--max-uploads', 1))
   .option('--user-token-ttl <age>', 'lifetime of user tokens created without --expires (default 90d; 0d = never)', (v: string) => (v === '0' || /^0[smhdw]?$/.test(v) ? 0 : duration('--user-token-ttl')(v)))
@@ -294,7 +318,7 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
         maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs, maxQueriesPerUser: o.maxQueriesPerUser, maxQueries: o.maxQueries,
         maxHistoryBytes: o.maxHistoryBytes, maxPatternLength: o.maxPatternLength, maxPatternStates: o.maxPatternStates, maxGrepMs: o.maxGrepMs,
         maxConsolesPerRelay: o.maxConsolesPerRelay, relayAuditsPerMin: o.relayAuditsPerMin, relayAuditBurst: o.relayAuditBurst, userAuditsPerMin: o.userAuditsPerMin, userAuditBurst: o.userAuditBurst, fenceClaimSlack: o.fenceClaimSlack,
-        tokenRecheckMs: o.tokenRecheckMs, auditTextMax: o.auditTextMax },
+        relayStatusMinMs: o.relayStatusMinMs, tokenRecheckMs: o.tokenRecheckMs, auditTextMax: o.auditTextMax },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention, diskProbeMs: o.diskProbeMs,
         maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl,

@@ -22,10 +22,12 @@ export async function runRelay(o: { config: string; cloud?: string; token?: stri
     { trust: c && { ...c, ca: c.ca && path.resolve(path.dirname(o.config), c.ca) }, from: `${o.config} relay.cloud` });
   const relay = new Relay(cfg, { ...defined(o.limits ?? {}), cloudUrl: normalizeUrl(o.cloud), token: tok.token, tls, log: relayLog });
   relay.start();
+  const name = relay.nameFrom === 'spool' ? `${relay.name} (the name its spool ${relay.opts.spoolDir} was first used under; relay.yaml names none)`
+    : relay.name ?? '(no name in relay.yaml: it takes its token\'s, which the cloud says)';
   const holding = relay.consoles().map((c) => `${c.name} (${c.type})`).join(', ') || 'no consoles';
-  err(line`relay: ${relay.name} holding ${holding}`);
+  err(line`relay: ${name} holding ${holding}`);
   stopOnSignals(() => relay.stop());
   // Config loaded, consoles opening: a cloud that is down does not hold this up (the relay spools).
-  void sd.ready(`relay ${relay.name} holding ${holding}`);
+  void sd.ready(`relay ${relay.name ?? "(name from the cloud)"} holding ${holding}`);
   return relay;
 }

@@ -55,7 +55,7 @@ consoles:
     command: [/usr/bin/env, bash]
 `);
   const cfg = loadRelayConfig(file);
-  assert.equal(cfg.relay.name, os.hostname());
+  assert.equal(cfg.relay.name, undefined, 'no name: the relay takes its token\'s (not the host name)');
   assert.deepEqual(cfg.consoles.web01, {
     type: 'serial', device: '/dev/ttyUSB0', baud: 115200, dataBits: 8, parity: 'none', stopBits: 1,
     flowControl: 'none', breakDelayMs: 250,

@@ -1,9 +1,9 @@
 // Relay config: a YAML file naming the consoles this relay holds open.
 //
 //   relay:            # optional
-//     name: edge1     # optional; defaults to os.hostname()
+//     name: edge1     # optional; without it the relay takes the name its token was made for
 //     spool:          # optional: where output waits until the cloud stored it (see spool.ts)
-//       dir: /var/lib/cloudcons/spool   # default $STATE_DIRECTORY/spool/<name> (systemd), else ~/.local/state/cloudcons/spool/<name>
+//       dir: /var/lib/cloudcons/spool   # default: see RelayOptions.spoolDir (edge-relay/relay.ts)
 //       segmentBytes: 1048576           # seal after this many bytes (default 1 MiB)
 //       segmentMs: 60000                # ... or when the oldest byte is this old (default 60 s)
 //       capBytes: 1073741824            # disk the spool may use (default 1 GiB)
@@ -30,7 +30,6 @@
 // is collected into ONE ConfigError so a user fixes the whole file in one go. Each problem names
 // the console and the field. To add a console type, add a schema to `consoleSchemas`.
 import fs from 'node:fs';
-import os from 'node:os';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../protocol/errors.ts';
@@ -276,7 +275,8 @@ export type ConsoleConfig = SerialConsoleConfig | ExecConsoleConfig | TelnetCons
 export type BreakDef = z.output<typeof breakDefSchema>;
 export interface SpoolConfig { dir?: string; segmentBytes?: number; segmentMs?: number; capBytes?: number; memoryBytes?: number }
 export interface RelayConfig {
-  relay: { name: string; spool?: SpoolConfig; cloud?: { ca?: string; fingerprint?: string; insecure?: boolean } };
+  /** `name`: absent, the relay takes its token's (the cloud says it in its welcome). */
+  relay: { name?: string; spool?: SpoolConfig; cloud?: { ca?: string; fingerprint?: string; insecure?: boolean } };
   /** Break sequences defined in the file (merged over conserver's defaults by breaks.ts). */
   breaks?: Record<string, BreakDef>;
   consoles: Record<string, ConsoleConfig>;
@@ -325,7 +325,7 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   if (problems.length > 0 || !result.success) throw new ConfigError(file, problems);
   const data = result.data;
   return {
-    relay: { name: data.relay?.name ?? os.hostname(), spool: data.relay?.spool, ...(data.relay?.cloud ? { cloud: data.relay.cloud } : {}) },
+    relay: { ...(data.relay?.name ? { name: data.relay.name } : {}), spool: data.relay?.spool, ...(data.relay?.cloud ? { cloud: data.relay.cloud } : {}) },
     ...(data.breaks ? { breaks: data.breaks } : {}),
     consoles: data.consoles,
   };

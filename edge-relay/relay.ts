@@ -4,7 +4,6 @@
 // segment leaves the spool only once the cloud confirmed storing it). Input from the cloud is
 // written to a device only if its fence is not older than the newest fence seen for that console.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
@@ -17,6 +16,8 @@ import { Supervisor } from './supervisor.ts';
 import { describeBreak } from './breaks.ts';
 import { segmentKey, sliceSegment, type Chunk } from '../protocol/segment.ts';
 import { checkPlainUrl, cloudTls, type CloudTls, type TlsTrust } from '../protocol/tls.ts';
+import { relayAbout } from './about.ts';
+import { defaultSpoolDir, NAME_FILE, recordName, relayName } from './relay-name.ts';
 
 export interface RelayOptions {
   cloudUrl: string;
@@ -24,9 +25,9 @@ export interface RelayOptions {
   /** How to trust the cloud's certificate (CA file or fingerprint pin), and whether plain http:// to
    *  a host that is not loopback is allowed (protocol/tls.ts). Default: the system's CAs, no. */
   tls?: TlsTrust;
-  /** Spool directory. Default: the config's relay.spool.dir, else $STATE_DIRECTORY/spool/<relay
-   *  name> under systemd (StateDirectory=cloudcons: /var/lib/cloudcons), else
-   *  $XDG_STATE_HOME (~/.local/state)/cloudcons/spool/<relay name>. */
+  /** Spool directory. Default: the config's relay.spool.dir, else STATE/spool/<relay name>, or
+   *  STATE/spool/default without a name in the config (relay-name.ts defaultSpoolDir: STATE is
+   *  systemd's $STATE_DIRECTORY, else $XDG_STATE_HOME/cloudcons). */
   spoolDir: string;
   /** Seal after this many bytes / when the oldest byte is this old; spool disk cap. Defaults (also
    *  from the config's relay.spool): 1 MiB, 60 s, 1 GiB. */
@@ -58,6 +59,9 @@ export interface RelayOptions {
   maxConnectionMs: number;
   /** Application heartbeat interval; the link is dropped after 3 silent intervals. Default 20 s. */
   heartbeatMs: number;
+  /** Tell the cloud the spool's backlog (`status`, for `cloudcons relays`) this often, and once
+   *  after each welcome. Default 30 s. */
+  statusMs: number;
   /** Reconnect backoff bounds (full jitter). Defaults 250 ms and 30 s. The backoff starts over
    *  only after a connection was welcomed and lasted `maxBackoffMs`: one the cloud closes right
    *  after its welcome (or the relay gives up on) counts as a failed attempt. */
@@ -81,7 +85,7 @@ const MAX_QUEUED_TOTAL = 8 * 1024 * 1024;
 export const RELAY_DEFAULTS = {
   segmentBytes: 1024 * 1024, segmentMs: 60_000, spoolCapBytes: 1024 ** 3, spoolMemoryBytes: 16 * 1024 * 1024,
   uploadConcurrency: 4, uploadTimeoutMs: 60_000, uploadMinBackoffMs: 1000, uploadMaxBackoffMs: 60_000, conflictKeep: 16,
-  sendHighWaterBytes: 1024 * 1024, batchMs: 1, maxConnectionMs: 110 * 60_000, heartbeatMs: 20_000, minBackoffMs: 250, maxBackoffMs: 30_000,
+  sendHighWaterBytes: 1024 * 1024, batchMs: 1, maxConnectionMs: 110 * 60_000, heartbeatMs: 20_000, statusMs: 30_000, minBackoffMs: 250, maxBackoffMs: 30_000,
 };
 
 interface Con {
@@ -121,7 +125,14 @@ interface Con {
 
 export class Relay {
   readonly opts: RelayOptions;
-  readonly name: string;
+  /** Its name: the config's, else the one its spool recorded, else undefined until the cloud's
+   *  welcome says its token's (relay-name.ts). */
+  name: string | undefined;
+  /** Where the name came from (`cloud`: the welcome). */
+  nameFrom: 'config' | 'spool' | 'cloud' | undefined;
+  private nameRecorded = false;
+  private readonly about = relayAbout();
+  private statusTimer?: NodeJS.Timeout;
   private readonly boot = randomBytes(8).toString('hex');
   private readonly cons = new Map<string, Con>();
   private ws?: WebSocket;
@@ -162,14 +173,11 @@ export class Relay {
   private readonly net: CloudTls;
 
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
-    const name = cfg.relay?.name ?? os.hostname();
     const sc = cfg.relay?.spool ?? {};
-    // systemd's StateDirectory= (the first, when it lists several) is this service's own already.
-    const unitState = process.env.STATE_DIRECTORY?.split(':')[0];
-    const state = unitState || path.join(process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state'), 'cloudcons');
+    const dflt = opts.spoolDir || sc.dir ? undefined : defaultSpoolDir(cfg.relay?.name);
     this.opts = {
       ...RELAY_DEFAULTS,
-      spoolDir: sc.dir ?? path.join(state, 'spool', name),
+      spoolDir: sc.dir ?? dflt?.dir ?? '',
       ...(sc.segmentBytes ? { segmentBytes: sc.segmentBytes } : {}),
       ...(sc.segmentMs ? { segmentMs: sc.segmentMs } : {}),
       ...(sc.capBytes ? { spoolCapBytes: sc.capBytes } : {}),
@@ -177,7 +185,11 @@ export class Relay {
       log: (l) => console.error(l),
       ...opts,
     };
-    this.name = name;
+    if (dflt?.legacy) this.opts.log(`spool: ${this.opts.spoolDir}, the one this relay used when it took the host's name (relay.yaml names none; it now takes its token's)`);
+    const named = relayName(cfg.relay?.name, this.opts.spoolDir);
+    this.name = named.name;
+    this.nameFrom = named.from;
+    this.nameRecorded = named.from === 'spool';
     checkPlainUrl(this.opts.cloudUrl, this.opts.tls?.insecure);
     if (this.opts.wsUrl) checkPlainUrl(this.opts.wsUrl, this.opts.tls?.insecure);
     this.net = cloudTls(this.opts.tls);
@@ -266,6 +278,8 @@ export class Relay {
     this.connect();
     this.uploadTimer = setInterval(() => this.kickUploads(), 1000);
     this.uploadTimer.unref();
+    this.statusTimer = setInterval(() => this.sendStatus(), this.opts.statusMs);
+    this.statusTimer.unref();
   }
 
   async stop(): Promise<void> {
@@ -274,6 +288,7 @@ export class Relay {
     clearInterval(this.heartbeat);
     clearTimeout(this.pumpTimer);
     clearInterval(this.uploadTimer);
+    clearInterval(this.statusTimer);
     clearTimeout(this.redialTimer);
     for (const c of this.cons.values()) { clearTimeout(c.quietTimer); clearTimeout(c.confirmTimer); }
     this.next?.close(1000, 'relay stopping');
@@ -461,7 +476,8 @@ export class Relay {
       // Several hellos if need be: a frame holds at most 32 KiB, about 300 consoles. The cloud
       // answers each with a welcome for its consoles.
       let batch: ConsoleInfo[] = [], size = 0;
-      const hello = () => ws.send(encode({ t: 'hello', relay: this.name, boot: this.boot, consoles: batch }));
+      // No name yet: it says none, and the welcome says its token's.
+      const hello = () => ws.send(encode({ t: 'hello', ...(this.name ? { relay: this.name } : {}), boot: this.boot, consoles: batch, ...this.about }));
       for (const info of this.consoles()) {
         const n = JSON.stringify(info).length + 1;
         if (batch.length && size + n > HELLO_BATCH_BYTES) { hello(); batch = []; size = 0; }
@@ -546,7 +562,8 @@ export class Relay {
   private onMessage(m: CloudToRelay): void {
     switch (m.t) {
       case 'welcome': {
-        if (this.redialFor !== this.ws) { this.redialFor = this.ws; this.scheduleRedial(); this.welcomedAt = Date.now(); } // once per connection
+        if (m.relay) this.learnName(m.relay);
+        if (this.redialFor !== this.ws) { this.redialFor = this.ws; this.scheduleRedial(); this.welcomedAt = Date.now(); setImmediate(() => this.sendStatus()); } // once per connection
         const ws = this.ws;
         // The spool confirms (and on first contact moves) its offsets; live output resumes where
         // the cloud's stored stream ends, or after what is sealed (that comes by upload).
@@ -592,8 +609,36 @@ export class Relay {
       }
       case 'ping': this.send({ t: 'pong', id: m.id }); return;
       case 'pong': return;
-      case 'error': this.opts.log(`cloud: ${m.code}: ${m.message}`); return;
+      case 'error':
+        this.opts.log(`cloud: ${m.code}: ${m.message}`);
+        if (m.code === 'CC_ERR_BAD_FRAME' && !this.name && !this.welcomedAt) this.opts.log('(a cloud older than this relay takes no hello without a name: set relay.name in relay.yaml to the name its token was made for)');
+        return;
     }
+  }
+
+  /** The welcome said the relay's name (its token's): one without a name takes it; the spool
+   *  records it (relay-name.ts), once. */
+  private learnName(name: string): void {
+    if (!this.name) {
+      this.name = name;
+      this.nameFrom = 'cloud';
+      this.opts.log(`this relay is ${name}: the name its token was made for (relay.yaml names none)`);
+    } else if (this.name.toLowerCase() !== name) {
+      this.opts.log(`the cloud calls this relay ${name}, not ${this.name}`);
+      return;
+    }
+    if (this.nameRecorded) return;
+    try {
+      recordName(this.opts.spoolDir, name);
+      this.nameRecorded = true;
+    } catch (e) { this.opts.log(`could not record the relay's name in its spool (${path.join(this.opts.spoolDir, NAME_FILE)}): ${(e as Error).message}; tried again at the next welcome`); }
+  }
+
+  /** Tells the cloud the spool's backlog (once welcomed on the current connection). */
+  private sendStatus(): void {
+    if (!this.welcomedAt) return;
+    const b = this.spool.backlog();
+    this.send({ t: 'status', spool: { bytes: b.bytes, ...(b.oldest !== undefined ? { oldestMs: Math.max(0, Math.round(Date.now() - b.oldest)) } : {}) } });
   }
 
   /** Has the spool confirm (and, for a new console, move) `c`'s offsets to continue the cloud's
@@ -624,7 +669,7 @@ export class Relay {
   private deviceOp(m: Extract<CloudToRelay, { t: 'in' | 'break' | 'resize' }>): void {
     const c = this.cons.get(m.c);
     const reject = (reason: string) => this.send({ t: 'rejected', c: m.c, fence: m.fence, session: m.session, what: m.t, reason });
-    if (!c) return reject(`console ${m.c} is not on relay ${this.name}`);
+    if (!c) return reject(`console ${m.c} is not on relay ${this.name ?? '(unnamed)'}`);
     if (m.fence < c.fence) return reject(`stale fence ${m.fence} (newest is ${c.fence})`);
     c.fence = m.fence;
     if (m.t === 'resize') { c.sup.resize(m.cols, m.rows); return; }

@@ -255,6 +255,8 @@ export class ConsoleSpool {
   readonly sealed: SealedSegment[] = [];
   /** Bytes on disk of sealing logs not yet turned into segments. */
   sealingBytes = 0;
+  /** The same logs by file: their output bytes and first byte's time (for `backlog`). */
+  private readonly sealing = new Map<string, { bytes: number; t0: number }>();
   /** Output the disk refused, in offset order after the active log's (and `lost`), waiting in
    *  memory to be appended to it. */
   readonly held: Chunk[] = [];
@@ -303,6 +305,18 @@ export class ConsoleSpool {
   }
   /** Bytes this console's spool holds on disk. */
   get diskBytes(): number { return this.activeFileBytes + this.sealingBytes + this.sealed.reduce((n, s) => n + s.size, 0); }
+  /** Output not confirmed stored by the cloud yet (sealed segments waiting for upload, seals in
+   *  progress, the active log, what memory holds for a refusing disk; not gaps): its bytes, and the
+   *  time its oldest byte was read (undefined when there is none). */
+  backlog(): { bytes: number; oldest?: number } {
+    let bytes = this.activeBytes + this.heldBytes;
+    let oldest = this.activeBytes ? this.activeT0 : this.held[0]?.ts;
+    const older = (t: number) => { if (oldest === undefined || t < oldest) oldest = t; };
+    for (const s of this.sealed) if (!s.gap) { bytes += s.end - s.start; older(s.t0); }
+    for (const x of this.sealing.values()) { bytes += x.bytes; older(x.t0); }
+    if (this.held.length) older(this.held[0]!.ts);
+    return { bytes, oldest };
+  }
   /** Everything is on disk and nothing waits for a retry. */
   get healthy(): boolean { return !this.held.length && !this.lost && !this.unsealed.size && !this.stateDirty && !this.shifting && this.fd >= 0; }
 
@@ -339,6 +353,7 @@ export class ConsoleSpool {
       if (end === start || this.sealed.some((s) => s.start <= start && end <= s.end)) { fs.rmSync(file, { force: true }); continue; }
       const size = log.fileBytes;
       this.sealingBytes += size;
+      this.sealing.set(file, { bytes: end - start, t0: log.chunks[0]!.ts });
       void this.enqueue(() => this.sealJob(file, start, size));
     }
     const activeFile = path.join(this.dir, 'active.log');
@@ -587,6 +602,7 @@ export class ConsoleSpool {
     crashPoint('seal:renamed');
     const size = this.activeFileBytes;
     this.sealingBytes += size;
+    this.sealing.set(file, { bytes: this.activeBytes, t0: this.activeT0 });
     this.start += this.activeBytes;
     this.activeBytes = 0;
     this.activeFileBytes = 0;
@@ -650,6 +666,7 @@ export class ConsoleSpool {
     crashPoint('seal:removed');
     if (s) this.insert(s);
     this.sealingBytes -= size;
+    this.sealing.delete(file);
   }
 
   /** Retries what the disk refused before: the state, and seals whose backoff is over. */
@@ -962,6 +979,17 @@ export class Spool {
   }
 
   get diskBytes(): number { let n = 0; for (const c of this.consoles.values()) n += c.diskBytes; return n; }
+
+  /** ConsoleSpool.backlog over every console: output the cloud has not stored yet. */
+  backlog(): { bytes: number; oldest?: number } {
+    let bytes = 0, oldest: number | undefined;
+    for (const c of this.consoles.values()) {
+      const b = c.backlog();
+      bytes += b.bytes;
+      if (b.oldest !== undefined && (oldest === undefined || b.oldest < oldest)) oldest = b.oldest;
+    }
+    return { bytes, oldest };
+  }
 
   private enforceCap(): void {
     if (this.enforcing || this.diskBytes <= this.opts.capBytes) return;

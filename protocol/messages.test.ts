@@ -42,3 +42,38 @@ test('fences are whole numbers up to 2^48, far below 2^53 where +1 stops countin
   assert.equal(decode(relayToCloud, encode({ ...rejected, fence: Number.MAX_SAFE_INTEGER })).ok, false);
   assert.equal(decode(cloudToRelay, encode({ t: 'fence', c: 'web01', fence: MAX_FENCE + 1 })).ok, false);
 });
+
+test('hello: what the relay runs (version, os, arch) is optional and bounded; `relay` may be left out (the welcome names it)', () => {
+  const base = { v: 1, t: 'hello', boot: 'b', consoles: [] };
+  const ok = (m: object) => { const r = decode(relayToCloud, JSON.stringify(m)); assert.ok(r.ok, r.ok ? '' : r.message); return r.ok ? r.msg : undefined; };
+  assert.deepEqual(ok({ ...base, relay: 'edge1' }), { ...base, relay: 'edge1' }, 'an older relay says none of it');
+  assert.equal((ok(base) as { relay?: string }).relay, undefined);
+  const full = ok({ ...base, version: '0.1.0+g1a2b-rc.1', os: 'Debian GNU/Linux 12 (bookworm) (Linux 6.1.0)', arch: 'arm64' }) as Record<string, unknown>;
+  assert.deepEqual([full.version, full.os, full.arch], ['0.1.0+g1a2b-rc.1', 'Debian GNU/Linux 12 (bookworm) (Linux 6.1.0)', 'arm64']);
+  // Text for people arrives with its control characters shown escaped, not refused.
+  assert.equal((ok({ ...base, os: 'Linux\x1b[2J' }) as { os: string }).os, 'Linux^[[2J');
+  for (const [bad, field] of [[{ version: '' }, 'version'], [{ version: '1.0 beta' }, 'version'], [{ version: 'v'.repeat(65) }, 'version'], [{ version: 1 }, 'version'],
+    [{ os: 'x'.repeat(129) }, 'os'], [{ os: ['Linux'] }, 'os'], [{ arch: 'x86/64' }, 'arch'], [{ arch: 'a'.repeat(33) }, 'arch'], [{ arch: '' }, 'arch'],
+    [{ relay: '' }, 'relay'], [{ relay: '-edge' }, 'relay']] as const) {
+    const r = decode(relayToCloud, JSON.stringify({ ...base, ...bad }));
+    assert.equal(r.ok, false, `accepted ${JSON.stringify(bad)}`);
+    if (!r.ok) assert.match(r.message, new RegExp(`^bad 'hello' message: ${field}: `), r.message);
+  }
+});
+
+test('status: the spool backlog in whole bytes and the oldest unsent byte\'s age in whole ms, nothing else', () => {
+  const st = (spool: unknown) => decode(relayToCloud, JSON.stringify({ v: 1, t: 'status', spool }));
+  assert.ok(st({ bytes: 0 }).ok);
+  assert.ok(st({ bytes: 123456, oldestMs: 61_000 }).ok);
+  for (const bad of [undefined, {}, { bytes: -1 }, { bytes: 1.5 }, { bytes: '10' }, { bytes: 2 ** 51 }, { bytes: 1, oldestMs: -1 }, { bytes: 1, oldestMs: 0.5 }, { bytes: 1, oldestMs: 1e300 }]) {
+    const r = st(bad);
+    assert.equal(r.ok, false, `accepted ${JSON.stringify(bad)}`);
+    if (!r.ok) assert.match(r.message, /^bad 'status' message: spool/, r.message);
+  }
+});
+
+test('welcome: the relay\'s name (its token\'s) is a name or absent', () => {
+  assert.ok(decode(cloudToRelay, encode({ t: 'welcome', relay: 'edge1', ends: {} })).ok);
+  assert.ok(decode(cloudToRelay, encode({ t: 'welcome', ends: {} })).ok);
+  assert.equal(decode(cloudToRelay, encode({ t: 'welcome', relay: '../x', ends: {} })).ok, false);
+});

@@ -61,7 +61,18 @@ export type ConsoleInfo = z.infer<typeof consoleInfo>;
 
 // ---------------------------------------------------------------- relay -> cloud
 export const relayToCloud = z.discriminatedUnion('t', [
-  z.object({ v, t: z.literal('hello'), relay: name, boot: z.string().min(1).max(64), consoles: z.array(consoleInfo).max(10000) }),
+  /** `relay`: the name in the relay's config, which must be its token's (absent: it has none
+   *  configured and takes its token's, which the welcome says). `version`, `os`, `arch`: what the
+   *  relay runs (for `cloudcons relays`); optional, as older relays send none. */
+  z.object({
+    v, t: z.literal('hello'), relay: name.optional(), boot: z.string().min(1).max(64), consoles: z.array(consoleInfo).max(10000),
+    version: z.string().min(1).max(64).regex(/^[0-9A-Za-z.+_-]+$/, 'a version is letters, digits and . + _ -').optional(),
+    os: relayText(128).optional(),
+    arch: z.string().min(1).max(32).regex(/^[0-9A-Za-z_]+$/, 'an architecture is letters, digits and _ (x64, arm64)').optional(),
+  }),
+  /** How the relay is doing, every statusMs: its spool's backlog, output not yet stored by the
+   *  cloud (`bytes`, and the age of its oldest byte in ms, absent when there is none). */
+  z.object({ v, t: z.literal('status'), spool: z.object({ bytes: z.number().int().min(0).max(MAX_STREAM_OFFSET), oldestMs: z.number().int().min(0).max(MAX_TIME_MS).optional() }) }),
   z.object({ v, t: z.literal('console'), info: consoleInfo }),
   /** Output: bytes `d` that start at byte offset `o` of console `c`'s stream, read at time `ts` (ms). */
   /** `o` leaves room for `d`: every end offset the cloud derives (o + bytes) stays a safe integer. */
@@ -85,7 +96,8 @@ export const cloudToRelay = z.discriminatedUnion('t', [
    *  being watched (`watched`: the ones in `watched`, then as `watch` messages say). `quietBatchMs`:
    *  gather live output of a console nobody typed on in the last 2 s this long into one message
    *  (each message costs on API Gateway; a writer's echo still goes at once). */
-  z.object({ v, t: z.literal('welcome'), ends: z.record(z.string(), offset.max(MAX_STREAM_OFFSET)), live: z.enum(['always', 'watched']).optional(), watched: z.array(name).max(10000).optional(), quietBatchMs: z.number().int().min(0).max(60_000).optional() }),
+  /** `relay`: the relay's name, its token's (a relay without a configured name takes it). */
+  z.object({ v, t: z.literal('welcome'), relay: name.optional(), ends: z.record(z.string(), offset.max(MAX_STREAM_OFFSET)), live: z.enum(['always', 'watched']).optional(), watched: z.array(name).max(10000).optional(), quietBatchMs: z.number().int().min(0).max(60_000).optional() }),
   /** Someone started (`on`) or stopped watching a console: stream its output live from `from` (the
    *  cloud's stored end), or stop streaming it. `once`: send what there is from `from` now, without
    *  streaming on (a replay of an unwatched console wants what is not sealed yet). */

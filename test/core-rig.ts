@@ -5,6 +5,7 @@ import type { CloudPorts, ConnectionSender, Principal } from '../cloud/core/port
 import { MemoryLockStore } from '../cloud/adapters/memory/lock-store.ts';
 import { MemorySessionStore } from '../cloud/adapters/memory/session-store.ts';
 import { FsAuditStore } from '../cloud/adapters/fs/audit-store.ts';
+import { FsRelayRegistry } from '../cloud/adapters/fs/relay-registry.ts';
 import { FsConsoleRegistry } from '../cloud/adapters/fs/console-registry.ts';
 import { FsHotTail } from '../cloud/adapters/fs/hot-tail.ts';
 import { FsSegmentStore } from '../cloud/adapters/fs/segment-store.ts';
@@ -42,7 +43,7 @@ export async function coreRig(opts: Partial<CoreOptions> = {}) {
   const sender = new RecordingSender();
   const clock = { at: undefined as number | undefined, now: () => clock.at ?? Date.now() };
   const ports: CloudPorts = {
-    locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir),
+    locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir), relays: new FsRelayRegistry(dir),
     segments: new FsSegmentStore(dir), hot: new FsHotTail(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), sender, clock,
   };
   // Every principal signs in with a real token of this store: input and re-checks look it up.

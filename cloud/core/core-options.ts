@@ -74,6 +74,10 @@ export interface CoreOptions {
   /** Longest free text (detail, user) an audit record keeps; longer text, which a request or a
    *  relay supplied, is cut with a marker (audit-text.ts). Default 1024 characters. */
   auditTextMax: number;
+  /** The shortest time between two `status` reports of a relay that the cloud stores (each is a
+   *  write: a DynamoDB item on AWS); one sooner is ignored. Default 5000 ms (relays report every
+   *  30 s by default, statusMs). */
+  relayStatusMinMs: number;
 }
 /** The longest tokenRecheckMs accepted (the CLI flag and the Lambda variable refuse more). */
 export const TOKEN_RECHECK_MAX_MS = 30_000;
@@ -83,5 +87,5 @@ export const CORE_DEFAULTS: CoreOptions = {
   redactSecrets: true, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckMs: 30_000,
   maxQueriesPerUser: 4, maxQueries: 16, maxPatternLength: PATTERN_DEFAULTS.maxLength, maxPatternStates: PATTERN_DEFAULTS.maxStates, maxGrepMs: 20_000,
   maxConsolesPerRelay: 1024, relayAuditsPerMin: 600, relayAuditBurst: 3000, userAuditsPerMin: 120, userAuditBurst: 300, fenceClaimSlack: 1000,
-  auditTextMax: 1024,
+  auditTextMax: 1024, relayStatusMinMs: 5000,
 };

@@ -10,6 +10,7 @@ import { MemoryLockStore } from '../adapters/memory/lock-store.ts';
 import { MemorySessionStore } from '../adapters/memory/session-store.ts';
 import { FsAuditStore } from '../adapters/fs/audit-store.ts';
 import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
+import { FsRelayRegistry } from '../adapters/fs/relay-registry.ts';
 import { FsHotTail } from '../adapters/fs/hot-tail.ts';
 import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
 import { FsAccessStore } from '../adapters/fs/access-store.ts';
@@ -66,7 +67,7 @@ async function setup(opts: Partial<CoreOptions> = {}) {
   const calls: string[] = [];
   const bytes = { n: 0 };
   const ports: CloudPorts = {
-    locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: counted('consoles', new FsConsoleRegistry(dir), calls, bytes),
+    locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: counted('consoles', new FsConsoleRegistry(dir), calls, bytes), relays: new FsRelayRegistry(dir),
     segments: counted('segments', new FsSegmentStore(dir), calls, bytes), hot: counted('hot', new FsHotTail(dir), calls, bytes),
     audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), sender, clock: { now: () => Date.now() },
   };

@@ -200,12 +200,12 @@ test('live mode `watched`: the relay is told to stream a console while someone i
   assert.deepEqual(sender.to('R2', 'watch').at(-1), { v: 1, t: 'watch', c: 'web01', on: false });
 });
 
-test('live mode `always` (the embedded default): no watch messages, a plain welcome', async () => {
+test('live mode `always` (the embedded default): no watch messages, a plain welcome (the relay name and the ends)', async () => {
   const { core, sender } = await setup();
   await core.clientMessage('A', alice, { v: 1, t: 'attach', c: 'web01', mode: 'spy' });
   await core.clientClosed('A');
   assert.equal(sender.to('R', 'watch').length, 0);
-  assert.deepEqual(Object.keys(sender.to('R', 'welcome')[0]).sort(), ['ends', 't', 'v']);
+  assert.deepEqual(Object.keys(sender.to('R', 'welcome')[0]).sort(), ['ends', 'relay', 't', 'v']);
 });
 
 test('input typed at a password prompt is audited redacted (also when refused); after the prompt, in clear', async () => {
@@ -326,12 +326,16 @@ test('access rules: attach alone lets a user attach rw (a writer sees its consol
   await assert.rejects(core.clientMessage('C', carol, { v: 1, t: 'attach', c: 'web01', mode: 'spy' }), /console web01 not found; known: \(none\)/);
 });
 
-test('a relay is who its token says: its config may write the name in capitals, another name is refused and audited', async () => {
+test('a relay is who its token says: its config may write the name in capitals, another name is refused whole, closed and audited', async () => {
   const { core, sender, ports } = await setup();
   await core.relayMessage('R2', relay, { v: 1, t: 'hello', relay: 'Edge1', boot: 'b2', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 1 }] });
   assert.deepEqual(sender.to('R2', 'error'), [], 'Edge1 is edge1');
-  await core.relayMessage('R3', relay, { v: 1, t: 'hello', relay: 'edge2', boot: 'b3', consoles: [] });
-  assert.match(String(sender.to('R3', 'error')[0]?.message), /this token belongs to relay edge1, not edge2/);
+  await core.relayMessage('R3', relay, { v: 1, t: 'hello', relay: 'edge2', boot: 'b3', consoles: [{ name: 'web02', type: 'serial', state: 'up', since: 1 }] });
+  assert.match(String(sender.to('R3', 'error')[0]?.message), /^this token belongs to relay edge1, but the relay says it is edge2 .*: nothing is published\. Give the relay relay edge2's token, or set relay\.name to edge1/);
+  // Refused whole: no welcome, nothing registered, the connection closed.
+  assert.deepEqual(sender.to('R3', 'welcome'), []);
+  assert.equal(await ports.consoles.get('web02'), undefined);
+  assert.deepEqual(sender.closed.filter((c) => c.conn === 'R3').map((c) => c.code), [4003]);
   assert.ok((await ports.audit.list('_cloud')).some((r) => r.type === 'relay.name' && r.user === 'relay:edge1'));
 });
 

@@ -12,6 +12,7 @@
 //   history.ts          history over a session (attach, re-attach, replay), replay catch-up
 //   rechecks.ts         tokens, rights and leases checked again on the server's clock
 //   console-admin.ts    who, the console list, down/up, rm and move
+//   relay-list.ts       the relay list (cloudcons relays)
 //   lifecycle.ts        how sessions and connections end or change standing
 //   access-rules.ts     the rules as applied: cached document, decisions, refusals, visibility
 // Each part uses only parts listed below it (no import cycles).
@@ -29,12 +30,14 @@ import type { LogStore, LogStoreOptions } from './log-store.ts';
 import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
 import { principalLabel } from '../../protocol/principal.ts';
 import { Rechecks } from './rechecks.ts';
+import { RelayList, type RelayView } from './relay-list.ts';
 import { RelaySide, type SegmentStored } from './relay-side.ts';
 import type { QuerySlots } from './slots.ts';
 
 export { CORE_DEFAULTS, TOKEN_RECHECK_MAX_MS, type CoreOptions } from './core-options.ts';
 export { CLOUD_STREAM } from '../../protocol/names.ts';
 export type { ConsoleView } from './console-admin.ts';
+export type { RelayView } from './relay-list.ts';
 
 export class CloudCore {
   readonly opts: CoreOptions;
@@ -50,6 +53,7 @@ export class CloudCore {
   private readonly clients: ClientSessions;
   private readonly history: History;
   private readonly consoles: ConsoleAdmin;
+  private readonly relayList: RelayList;
 
   constructor(p: CloudPorts, opts: Partial<CoreOptions> = {}, logOpts: Partial<LogStoreOptions> = {}) {
     this.opts = { ...CORE_DEFAULTS, ...opts };
@@ -63,6 +67,7 @@ export class CloudCore {
     this.relays = new RelaySide(c, this.access, this.life, new LiveOutput(c, this.access, this.rechecks, this.life));
     this.clients = new ClientSessions(c, this.access, this.rechecks, this.life, this.history);
     this.consoles = new ConsoleAdmin(c, this.access, this.life);
+    this.relayList = new RelayList(c, this.access);
   }
 
   // ============================================================================ relay connections
@@ -123,6 +128,10 @@ export class CloudCore {
 
   /** `cloudcons console move NAME --relay R` (admins). */
   moveConsole(who: Principal, name: string, to: string): Promise<ConsoleView> { return this.consoles.moveConsole(who, name, to); }
+
+  /** `cloudcons relays`: every relay for admins; for anyone else the relays of the consoles they
+   *  may list, with only those consoles. */
+  listRelays(who: Principal): Promise<RelayView[]> { return this.relayList.listRelays(who); }
 
   /** Console must be known (registered, or with stored output or audit records) and `who` allowed
    *  `action` on it; one `who` may not list is reported as unknown. */

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { OidcVerifier } from '../adapters/oidc.ts';
 import { FsAccessStore } from '../adapters/fs/access-store.ts';
 import { FsAuditStore } from '../adapters/fs/audit-store.ts';
+import { FsRelayRegistry } from '../adapters/fs/relay-registry.ts';
 import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
 import { FsHotTail } from '../adapters/fs/hot-tail.ts';
 import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
@@ -25,7 +26,7 @@ after(async () => { await idp.stop(); await cleanup(); });
 async function setup() {
   const dir = tmpDir('http');
   const ports: CloudPorts = {
-    locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir), segments: new FsSegmentStore(dir), hot: new FsHotTail(dir),
+    locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir), relays: new FsRelayRegistry(dir), segments: new FsSegmentStore(dir), hot: new FsHotTail(dir),
     audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), identity: new OidcVerifier({ issuer: idp.url, audience: idp.clientId }),
     sender: { send: async () => true, close: async () => {} }, clock: { now: () => Date.now() },
   };

@@ -160,6 +160,10 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
 
   app.get('/v1/consoles/:name', async (c) => c.json(await core.getConsole(user(c), c.req.param('name'))));
 
+  // `cloudcons relays`: what each relay runs, its connection, backlog and last upload (relay-list.ts
+  // says who sees which).
+  app.get('/v1/relays', async (c) => c.json({ relays: await core.listRelays(user(c)) }));
+
   // `cloudcons console down|up NAME`: close a console until it is brought up again (or retry now).
   app.post('/v1/consoles/:name/down', async (c) => c.json(await core.consoleCtl(user(c), c.req.param('name'), 'down')));
   app.post('/v1/consoles/:name/up', async (c) => c.json(await core.consoleCtl(user(c), c.req.param('name'), 'up')));

@@ -34,7 +34,10 @@ export class Lifecycle {
   async relayClosed(conn: string, relay?: string): Promise<void> {
     const dropped = await this.c.p.consoles.dropRelayConn(conn, 'relay disconnected', this.c.now());
     for (const rec of dropped) await this.consoleStateChanged(rec.name, 'down', `relay ${rec.relay} disconnected`, rec.relay);
-    for (const r of new Set([...dropped.map((x) => x.relay), ...(relay ? [relay] : [])])) await this.c.relayAudits.flush(r);
+    for (const r of new Set([...dropped.map((x) => x.relay), ...(relay ? [relay] : [])])) {
+      await this.c.p.relays.disconnected(r, conn, this.c.now());
+      await this.c.relayAudits.flush(r);
+    }
   }
 
   /** `relay`: the relay whose message or connection caused it (its audit is rationed). */

@@ -132,6 +132,60 @@ export interface ConsoleRegistry {
   dropRelayConn(relayConn: string, reason: string, now: number): Promise<ConsoleRecord[]>;
 }
 
+// ---------------------------------------------------------------------------------------- relays
+/** What the cloud knows of a relay (`cloudcons relays`): what it runs, as its last hello said; whether
+ *  and since when it is connected; its spool's backlog as its last `status` said; its last upload. */
+export interface RelayRecord {
+  name: string;
+  /** The cloudcons version, wire protocol version, OS and architecture its hello said (absent:
+   *  an older relay that says none). */
+  version?: string;
+  protocol?: number;
+  os?: string;
+  arch?: string;
+  /** The boot id of the relay process that said hello last (a restart changes it). */
+  boot?: string;
+  /** Its connection while connected (the newest, during a make-before-break move). */
+  conn?: string;
+  /** Connected without a break since (kept while it moves to a new connection; the last time
+   *  it connected, once it is gone). */
+  connectedSince?: number;
+  /** When it last said anything the registry keeps (hello, status), or went away. */
+  lastSeen?: number;
+  /** Its spool's backlog as last reported (`at`, the cloud's clock): output not stored by the
+   *  cloud yet, in bytes, and when its oldest byte was read (`oldestAt`, the report's age made a
+   *  time on the cloud's clock, so the two clocks need not agree). */
+  spool?: { bytes: number; oldestAt?: number; at: number };
+  /** When the cloud last stored a segment it uploaded. */
+  lastUpload?: number;
+}
+
+/** Known relays. Survives restarts in durable adapters (a relay that is down is still listed,
+ *  with when it was last seen); `conn` does not (the embedded cloud drops it when loading). Each
+ *  call changes only the fields it names, atomically against the others (a status and an upload
+ *  of the same relay may be handled at once, by different Lambdas). */
+export interface RelayRegistry {
+  get(name: string): Promise<RelayRecord | undefined>;
+  /** Every record, in no particular order. */
+  list(): Promise<RelayRecord[]>;
+  /** A hello over `conn`: sets what the relay runs (fields it did not send are removed), its
+   *  connection and lastSeen. connectedSince becomes `now` unless the same relay process (boot)
+   *  is still connected over another connection (it is moving, make-before-break). Creates the
+   *  record if there is none. */
+  connected(name: string, conn: string, about: Pick<RelayRecord, 'version' | 'protocol' | 'os' | 'arch' | 'boot'>, now: number): Promise<void>;
+  /** A status: stores the backlog (and lastSeen) unless the one stored was reported less than
+   *  `minMs` before `now` (a relay that sends too many: false, nothing stored). Creates nothing:
+   *  false when there is no record (a status before any hello). */
+  status(name: string, spool: { bytes: number; oldestAt?: number }, now: number, minMs: number): Promise<boolean>;
+  /** A segment of the relay's was stored at `now`: lastUpload moves forward (never back). Creates
+   *  nothing. */
+  uploaded(name: string, now: number): Promise<void>;
+  /** Connection `conn` of the relay closed: if it is the relay's connection, the relay is not
+   *  connected any more (lastSeen `now`); else (it had moved to a newer one) nothing changes.
+   *  Repeating it is harmless. */
+  disconnected(name: string, conn: string, now: number): Promise<void>;
+}
+
 // ---------------------------------------------------------------------------------------- output
 /** A console's stored output as one byte stream with absolute offsets, read by the core, the HTTP
  *  API and the viewers' catch-up. Implemented by LogStore (log-store.ts) over sealed segments
@@ -408,6 +462,7 @@ export interface CloudPorts {
   locks: LockStore;
   sessions: SessionStore;
   consoles: ConsoleRegistry;
+  relays: RelayRegistry;
   /** Sealed segments and the hot tail: the core reads them as one OutputStore (LogStore). */
   segments: SegmentStore;
   hot: HotTail;

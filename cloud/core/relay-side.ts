@@ -64,6 +64,13 @@ export class RelaySide {
         await this.c.relayAudit(who, msg.c, `console.${msg.what}`, { detail: msg.detail });
         if (msg.what === 'flapping' || msg.what === 'idle') await this.c.notice(msg.c, `[cloudcons: ${msg.detail}]`);
         return;
+      case 'status': {
+        // Its oldest unsent byte's age made a time on this clock: the relay's may be off.
+        const now = this.c.now();
+        const o = msg.spool.oldestMs;
+        await this.c.p.relays.status(who.name, { bytes: msg.spool.bytes, ...(o !== undefined ? { oldestAt: now - o } : {}) }, now, this.c.opts.relayStatusMinMs);
+        return;
+      }
       case 'ping':
         await this.c.sendRelay(conn, { t: 'pong', id: msg.id });
         return;
@@ -72,11 +79,17 @@ export class RelaySide {
   }
 
   private async relayHello(conn: string, who: Principal, msg: Extract<RelayToCloud, { t: 'hello' }>): Promise<void> {
-    // A relay is who its token says: the name in its hello (from its config) is only compared.
-    if (msg.relay.toLowerCase() !== who.name) {
-      await this.c.relayAudit(who, CLOUD_STREAM, 'relay.name', { detail: `the token of relay ${who.name} said hello as ${msg.relay}` });
-      await this.c.sendRelay(conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message: `this token belongs to relay ${who.name}, not ${msg.relay}: its consoles are published as relay ${who.name}'s` });
+    // A relay is who its token says: the name in its hello (from its config) is only compared, and
+    // one that differs is refused whole (the relay's spool and its operator think it another
+    // relay). A relay without a name in its config says none and takes its token's (the welcome).
+    if (msg.relay !== undefined && msg.relay.toLowerCase() !== who.name) {
+      const message = `this token belongs to relay ${who.name}, but the relay says it is ${msg.relay} (relay.name in its config, or the name its spool was first used under): nothing is published. Give the relay relay ${msg.relay}'s token, or set relay.name to ${who.name} (or leave it out: a relay without one takes its token's name) with a spool of its own`;
+      await this.c.relayAudit(who, CLOUD_STREAM, 'relay.name', { detail: `the token of relay ${who.name} said hello as ${msg.relay}: refused` });
+      await this.c.sendRelay(conn, { t: 'error', code: 'CC_ERR_FORBIDDEN', message });
+      await this.c.p.sender.close(conn, 4003, `relay name: the token belongs to relay ${who.name}, not ${msg.relay}`);
+      return;
     }
+    await this.c.p.relays.connected(who.name, conn, { version: msg.version, protocol: msg.v, os: msg.os, arch: msg.arch, boot: msg.boot }, this.c.now());
     const { doc } = await this.access.rules();
     const ends: Record<string, number> = {};
     const watched: string[] = [];
@@ -119,7 +132,7 @@ export class RelaySide {
       if (!old || old.state !== info.state || !old.relayConn) await this.life.consoleStateChanged(info.name, info.state, info.reason, who.name);
     }
     const batch = this.c.opts.quietBatchMs ? { quietBatchMs: this.c.opts.quietBatchMs } : {};
-    await this.c.sendRelay(conn, this.c.opts.live === 'watched' ? { t: 'welcome', ends, live: 'watched', watched, ...batch } : { t: 'welcome', ends, ...(watched.length ? { watched } : {}), ...batch });
+    await this.c.sendRelay(conn, this.c.opts.live === 'watched' ? { t: 'welcome', relay: who.name, ends, live: 'watched', watched, ...batch } : { t: 'welcome', relay: who.name, ends, ...(watched.length ? { watched } : {}), ...batch });
     // Down by hand stays down across relay restarts.
     for (const d of downAgain) await this.c.sendRelay(conn, { t: 'ctl', c: d.c, op: 'down', by: d.by });
     if (refused.length) {
@@ -199,12 +212,12 @@ export class RelaySide {
   /** A segment the relay PUT to the store itself: verified, indexed and made part of the log. */
   async commitSegment(who: Principal, console: string, key: string): Promise<SegmentStored> {
     await this.requireUploader(who, console);
-    return this.segmentStored(console, await this.conflictAudited(who, () => this.c.log.commitSegment(console, key)));
+    return this.segmentStored(who, console, await this.conflictAudited(who, () => this.c.log.commitSegment(console, key)));
   }
 
   async ingestSegment(who: Principal, console: string, body: Buffer): Promise<SegmentStored> {
     await this.requireUploader(who, console);
-    return this.segmentStored(console, await this.conflictAudited(who, () => this.c.log.putSegment(console, body)));
+    return this.segmentStored(who, console, await this.conflictAudited(who, () => this.c.log.putSegment(console, body)));
   }
 
   /** Stores a segment; one that overlaps stored output is refused (409, with what is stored: the
@@ -227,7 +240,8 @@ export class RelaySide {
     return (await this.c.p.audit.list(console, { limit: 1000 })).some((x) => x.type === 'output.gap' && x.offset === offset);
   }
 
-  private async segmentStored(console: string, r: Awaited<ReturnType<LogStore['putSegment']>>): Promise<SegmentStored> {
+  private async segmentStored(who: Principal, console: string, r: Awaited<ReturnType<LogStore['putSegment']>>): Promise<SegmentStored> {
+    await this.c.p.relays.uploaded(who.name, this.c.now()); // stored (or had it already): `cloudcons relays` shows when
     const g = r.footer.gap;
     // The loss goes on the console's trail. A gap sent again (its first upload stored the gap but
     // could not audit it, say on a full disk, and the relay was told to retry) is audited then,

@@ -6,6 +6,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DynamoAuditStore } from '../adapters/aws/dynamo-audit-store.ts';
 import { DynamoConsoleRegistry } from '../adapters/aws/dynamo-console-registry.ts';
+import { DynamoRelayRegistry } from '../adapters/aws/dynamo-relay-registry.ts';
 import { DynamoHotTail } from '../adapters/aws/dynamo-hot-tail.ts';
 import { DynamoLockStore } from '../adapters/aws/dynamo-lock-store.ts';
 import { DynamoSessionStore } from '../adapters/aws/dynamo-session-store.ts';
@@ -23,6 +24,7 @@ export function awsPorts(o: { db: DynamoDBClient; table: string; s3: S3Client; b
     locks: new DynamoLockStore({ client: db, table }),
     sessions: new DynamoSessionStore(db, table),
     consoles: new DynamoConsoleRegistry(db, table),
+    relays: new DynamoRelayRegistry(db, table),
     segments: new S3SegmentStore({ client: o.s3, bucket: o.bucket, prefix: o.prefix }),
     hot: new DynamoHotTail(db, table),
     audit: o.auditBucket ? new ArchivedAuditStore(audit, new S3SegmentStore({ client: o.s3, bucket: o.auditBucket })) : audit,

@@ -40,6 +40,8 @@
 //                                   (refusals, sign-ins), per container (120, 300)
 //   CLOUDCONS_FENCE_CLAIM_SLACK     how far above the highest fence handed out a relay's claim may
 //                                   be, default 1000 (0 allowed)
+//   CLOUDCONS_RELAY_STATUS_MIN_MS   shortest time between two relay status reports stored (each is
+//                                   a write), default 5000 (0 allowed)
 //   CLOUDCONS_AUDIT_TEXT_MAX        longest text (detail, user) an audit record keeps of what a request
 //                                   or relay sent, default 1024 (cloud/core/audit-text.ts)
 //   CLOUDCONS_OIDC_ISSUER           single sign-on: accept OpenID Connect ID tokens from this issuer
@@ -119,6 +121,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     maxPatternStates: positiveInt(env, 'CLOUDCONS_MAX_PATTERN_STATES'), maxGrepMs: positiveInt(env, 'CLOUDCONS_MAX_GREP_MS'),
     maxConsolesPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONSOLES_PER_RELAY'), relayAuditsPerMin: positiveInt(env, 'CLOUDCONS_RELAY_AUDITS_PER_MIN'),
     relayAuditBurst: positiveInt(env, 'CLOUDCONS_RELAY_AUDIT_BURST'), fenceClaimSlack: wholeNumber(env, 'CLOUDCONS_FENCE_CLAIM_SLACK'),
+    relayStatusMinMs: wholeNumber(env, 'CLOUDCONS_RELAY_STATUS_MIN_MS'),
     userAuditsPerMin: positiveInt(env, 'CLOUDCONS_USER_AUDITS_PER_MIN'), userAuditBurst: positiveInt(env, 'CLOUDCONS_USER_AUDIT_BURST'),
   };
   const oidc = oidcConfig(env);

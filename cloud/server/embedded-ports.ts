@@ -1,12 +1,14 @@
 // The embedded cloud's ports: filesystem stores under the data directory (segments/ unless an S3
-// bucket holds them, hot/, audit/ and audit-heads/, consoles.json, tokens, access.json), in-memory
-// lock and session state: sessions end with their connections, and fences are re-learned from
-// relays, checked against the highest one the console registry kept (relay-side.ts fenceClaim).
+// bucket holds them, hot/, audit/ and audit-heads/, consoles.json, relays.json, tokens,
+// access.json), in-memory lock and session state: sessions end with their connections, and fences
+// are re-learned from relays, checked against the highest one the console registry kept
+// (relay-side.ts fenceClaim).
 // Who is signed in on each socket (ports.connections) is the node server's to say. The data
 // disk's state (full or not: adapters/fs/data-disk.ts) is ports.health, for /healthz.
 import type { CloudPorts, ConnectionSender, SegmentStore } from '../core/ports.ts';
 import { FsAuditStore } from '../adapters/fs/audit-store.ts';
 import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
+import { FsRelayRegistry } from '../adapters/fs/relay-registry.ts';
 import { FsHotTail } from '../adapters/fs/hot-tail.ts';
 import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
 import { FsTokenStore } from '../adapters/fs/token-store.ts';
@@ -24,11 +26,13 @@ export function embeddedPorts(dataDir: string, sender: ConnectionSender, segment
   dd.lookAtStart();
   const hot = new FsHotTail(dataDir);
   const consoles = new FsConsoleRegistry(dataDir);
+  const relays = new FsRelayRegistry(dataDir);
   const audit = new FsAuditStore(dataDir);
   const ports: CloudPorts = {
     locks: new MemoryLockStore(),
     sessions: new MemorySessionStore(),
     consoles,
+    relays,
     segments: segments ?? new FsSegmentStore(dataDir),
     hot,
     audit,
@@ -38,5 +42,5 @@ export function embeddedPorts(dataDir: string, sender: ConnectionSender, segment
     clock: { now: () => Date.now() },
     health: { problems: () => { const p = dd.problem(); return p ? [p] : []; } },
   };
-  return { ports, close: () => { hot.close(); audit.close(); consoles.close(); dd.close(); } };
+  return { ports, close: () => { hot.close(); audit.close(); consoles.close(); relays.close(); dd.close(); } };
 }

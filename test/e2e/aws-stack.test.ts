@@ -14,7 +14,8 @@ import { serve } from '@hono/node-server';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { ApiGatewaySender, DynamoConnections } from '../../cloud/adapters/aws/apigw-connections.ts';
 import { S3SegmentStore } from '../../cloud/adapters/aws/s3-segment-store.ts';
-import { CloudCore } from '../../cloud/core/core.ts';
+import { CloudCore, type RelayView } from '../../cloud/core/core.ts';
+import pkg from '../../package.json' with { type: 'json' };
 import { createHttpApp } from '../../cloud/core/http-app.ts';
 import type { ConnectionSender } from '../../cloud/core/ports.ts';
 import { awsPorts } from '../../cloud/lambda/aws-ports.ts';
@@ -49,7 +50,8 @@ test('relay process -> API Gateway harness -> Lambda handlers on dynalite + s3rv
 
   const dir = tmpDir('awsstack');
   const pair = await PtyPair.create(dir);
-  fs.writeFileSync(path.join(dir, 'relay.yaml'), `relay: { name: edge1 }\nconsoles:\n  ser1: { type: serial, device: ${pair.dev}, baud: 115200 }\n`);
+  // No name in its config: the relay takes its token's (edge1) from the welcome.
+  fs.writeFileSync(path.join(dir, 'relay.yaml'), `consoles:\n  ser1: { type: serial, device: ${pair.dev}, baud: 115200 }\n`);
   const relay = cloudcons(['relay', '--config', path.join(dir, 'relay.yaml'), '--spool', path.join(dir, 'spool'), '--cloud', httpUrl, '--ws-url', gw.wsUrl,
     '--token', relayTok, '--segment-bytes', '16384', '--segment-ms', '1000', '--max-connection-ms', '2500'], { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' });
   await relay.waitFor(/console ser1 up/);
@@ -109,6 +111,15 @@ test('relay process -> API Gateway harness -> Lambda handlers on dynalite + s3rv
   assert.doesNotMatch(relay.err, /disconnected from cloud|UPLOAD REFUSED/);
   assert.match(relay.err, /live output only of consoles someone watches/);
   assert.ok(!logs.some((l) => /error handling|handler failed/.test(l)), logs.join('\n'));
+  // The relay record on DynamoDB, as the HTTP API lists it: what the relay runs, its connection
+  // (kept across its moves), backlog and last upload.
+  assert.match(relay.err, /this relay is edge1: the name its token was made for/);
+  const rel = await until('edge1 in the relay list', async () => {
+    const r = ((await (await fetch(`${httpUrl}/v1/relays`, { headers: { authorization: `Bearer ${userTok}` } })).json()) as { relays: RelayView[] }).relays[0];
+    return r?.spool && r.lastUpload ? r : undefined;
+  }, 15_000);
+  assert.deepEqual([rel.name, rel.version, rel.protocol, rel.arch, rel.connected, rel.consoles], ['edge1', pkg.version, 1, process.arch, true, ['ser1']]);
+  assert.ok(rel.connectedSince! <= t0, 'connected since before the stream, across its moves to new connections');
 
   // The CLI as an operator runs it against this shape: `cloudcons attach` through the WebSocket
   // API (CLOUDCONS_WS_URL) as the writer, typing reaches the device and its answer the terminal

@@ -11,6 +11,7 @@ import WebSocket from 'ws';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { ApiGatewaySender, DynamoConnections } from '../../cloud/adapters/aws/apigw-connections.ts';
 import type { CloudPorts, ConnectionSender } from '../../cloud/core/ports.ts';
+import type { RelayView } from '../../cloud/core/core.ts';
 import { awsPorts } from '../../cloud/lambda/aws-ports.ts';
 import { createHttpHandler } from '../../cloud/lambda/http-handler.ts';
 import { createWsHandler } from '../../cloud/lambda/ws-handler.ts';
@@ -35,6 +36,24 @@ function open(url: string, token: string): Promise<Peer> {
 }
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const text = (m: Record<string, unknown>) => Buffer.from(String(m.d), 'base64').toString();
+
+/** Calls the HTTP Lambda's handler (on `ports`) with API Gateway HTTP API v2 events. */
+function httpCaller(ports: CloudPorts) {
+  const { handler } = createHttpHandler({ ports });
+  return async (method: string, path: string, token?: string, body?: unknown) => {
+    const [rawPath, rawQueryString = ''] = path.split('?');
+    const headers: Record<string, string> = { host: 'api.example', ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) };
+    const r = await handler({
+      version: '2.0', routeKey: '$default', rawPath: rawPath!, rawQueryString, headers, cookies: [],
+      requestContext: {
+        accountId: '123456789012', apiId: 'api', domainName: 'api.example', domainPrefix: 'api', requestId: 'r', routeKey: '$default', stage: '$default',
+        time: new Date().toISOString(), timeEpoch: Date.now(), http: { method, path: rawPath!, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+      },
+      body: body ? JSON.stringify(body) : undefined, isBase64Encoded: false,
+    } as never, {} as never) as { statusCode: number; body: string; isBase64Encoded: boolean; headers: Record<string, string> };
+    return r;
+  };
+}
 
 test('lambda ws handler behind the API Gateway harness: relay hello, live output, locked input with fence and audit, relay gone -> console down', async () => {
   const { client: s3 } = await startS3rver(['segs']);
@@ -112,20 +131,7 @@ test('lambda http handler (API Gateway HTTP API v2 events): console list, raw re
   const edge = (await ports.tokens.create({ kind: 'relay', name: 'edge1' })).token;
   await ports.consoles.put({ name: 'web01', type: 'serial', state: 'up', since: 1, relay: 'edge1', relayConn: 'r1' });
   await ports.hot.append('web01', 0, Date.now(), Buffer.from([0x1b, 0x5b, 0x48, 0xff, 0x00, 0x41])); // not UTF-8
-  const { handler } = createHttpHandler({ ports });
-  const call = async (method: string, path: string, token?: string, body?: unknown) => {
-    const [rawPath, rawQueryString = ''] = path.split('?');
-    const headers: Record<string, string> = { host: 'api.example', ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) };
-    const r = await handler({
-      version: '2.0', routeKey: '$default', rawPath: rawPath!, rawQueryString, headers, cookies: [],
-      requestContext: {
-        accountId: '123456789012', apiId: 'api', domainName: 'api.example', domainPrefix: 'api', requestId: 'r', routeKey: '$default', stage: '$default',
-        time: new Date().toISOString(), timeEpoch: Date.now(), http: { method, path: rawPath!, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-      },
-      body: body ? JSON.stringify(body) : undefined, isBase64Encoded: false,
-    } as never, {} as never) as { statusCode: number; body: string; isBase64Encoded: boolean; headers: Record<string, string> };
-    return r;
-  };
+  const call = httpCaller(ports);
   assert.equal((await call('GET', '/v1/consoles')).statusCode, 401);
   const list = await call('GET', '/v1/consoles', alice);
   assert.equal(list.statusCode, 200);
@@ -162,4 +168,42 @@ test('lambda http handler (API Gateway HTTP API v2 events): console list, raw re
   const chk = JSON.parse((await callOther('/v1/access/check?user=bob&console=web01', root)).body);
   assert.equal(chk.actions.attach.allow, false);
   assert.match(chk.actions.spy.why, /allowed by rule 1/);
+});
+
+test('lambda handlers: a relay without a name is welcomed with its token\'s, another name is refused and closed; what it runs and its backlog reach GET /v1/relays (DynamoDB)', async () => {
+  const { client: s3 } = await startS3rver(['segs3']);
+  const { client: db, table } = await freshStateTable();
+  let sender: ConnectionSender | undefined;
+  const ports: CloudPorts = awsPorts({ db, table, s3, bucket: 'segs3', sender: { send: (...a) => sender!.send(...a), close: (...a) => sender!.close(...a) } });
+  const relayTok = (await ports.tokens.create({ kind: 'relay', name: 'edge1' })).token;
+  const root = (await ports.tokens.create({ kind: 'user', name: 'root', admin: true })).token;
+  const logs: string[] = [];
+  const relayGw = await startApiGateway({ handler: createWsHandler({ ports, connections: new DynamoConnections(db, table), log: (l) => logs.push(l) }), log: (l) => logs.push(l) });
+  try {
+    sender = new ApiGatewaySender(new ApiGatewayManagementApiClient({ endpoint: relayGw.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AK', secretAccessKey: 'SK' } }));
+    const about = { version: '0.1.0', os: 'Debian GNU/Linux 12 (bookworm) (Linux 6.1.0)', arch: 'arm64' };
+    const console1 = { name: 'web01', type: 'serial', state: 'up', since: Date.now() };
+
+    const imp = await open(relayGw.wsUrl, relayTok);
+    imp.send({ t: 'hello', relay: 'edge2', boot: 'x', consoles: [{ ...console1, name: 'web02' }] });
+    await imp.closed; // by @connections DELETE (API Gateway picks the close code)
+    assert.match(String(imp.got.find((m) => m.t === 'error')?.message), /^this token belongs to relay edge1, but the relay says it is edge2/);
+    assert.equal(imp.got.find((m) => m.t === 'welcome'), undefined);
+    assert.equal(await ports.consoles.get('web02'), undefined);
+
+    const relay = await open(relayGw.wsUrl, relayTok);
+    relay.send({ t: 'hello', boot: 'b1', consoles: [console1], ...about });
+    const welcome = await until('welcome', () => relay.got.find((m) => m.t === 'welcome'));
+    assert.deepEqual([welcome.relay, welcome.ends], ['edge1', { web01: 0 }]);
+    relay.send({ t: 'status', spool: { bytes: 70_000, oldestMs: 45_000 } });
+    const call = httpCaller(ports);
+    const list = async () => JSON.parse((await call('GET', '/v1/relays', root)).body).relays as RelayView[];
+    const [r] = await until('the backlog stored', async () => { const l = await list(); return l[0]?.spool ? l : undefined; });
+    assert.deepEqual([r.name, r.version, r.protocol, r.os, r.arch, r.connected, r.consoles, r.spool!.bytes], ['edge1', about.version, 1, about.os, about.arch, true, ['web01'], 70_000]);
+    assert.ok(Math.abs(r.spool!.oldestUnsentMs! - 45_000) < 5000, `oldest unsent ${r.spool!.oldestUnsentMs} ms`);
+    assert.equal((await call('GET', '/v1/relays', relayTok)).statusCode, 403, 'not for relay tokens');
+    relay.ws.close();
+    await until('the relay down in the list', async () => ((await list())[0]?.connected === false ? true : undefined));
+    assert.ok(!logs.some((l) => /error handling|handler failed/.test(l)), logs.join('\n'));
+  } finally { await relayGw.close(); }
 });

@@ -6,10 +6,10 @@
 // meanwhile is left alone), and `relay` (the owner) so that putIf and remove can: a record written
 // before `relay` was kept beside it is matched by its JSON instead.
 import {
-  DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient,
+  DeleteItemCommand, GetItemCommand, PutItemCommand, type AttributeValue, type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import type { ConsoleRecord, ConsoleRegistry } from '../../core/ports.ts';
-import { isConditionFailure, S, writeIf } from './dynamo-table.ts';
+import { isConditionFailure, queryAll, S, writeIf } from './dynamo-table.ts';
 import { checkConsoleName } from '../../../protocol/names.ts';
 
 const PK = 'consoles';
@@ -22,19 +22,7 @@ export class DynamoConsoleRegistry implements ConsoleRegistry {
     return r.Item ? parse(r.Item) : undefined;
   }
 
-  async list(): Promise<ConsoleRecord[]> {
-    const out: ConsoleRecord[] = [];
-    let start: Record<string, AttributeValue> | undefined;
-    do {
-      const r = await this.db.send(new QueryCommand({
-        TableName: this.table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': S(PK) },
-        ConsistentRead: true, ExclusiveStartKey: start,
-      }));
-      for (const it of r.Items ?? []) out.push(parse(it));
-      start = r.LastEvaluatedKey;
-    } while (start);
-    return out;
-  }
+  async list(): Promise<ConsoleRecord[]> { return (await queryAll(this.db, this.table, PK)).map(parse); }
 
   async put(rec: ConsoleRecord): Promise<void> {
     checkConsoleName(rec.name);

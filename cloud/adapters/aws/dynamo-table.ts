@@ -3,6 +3,7 @@
 //   item                  pk                     sk               gsi1 (gsi1pk / gsi1sk)        gsi2 (gsi2pk / gsi2sk)
 //   write lock            console#<name>         lock             -                             -
 //   console record        consoles               <name>           -                             -
+//   relay record          relays                 <name>           -                             -
 //   session               session#<id>           session          console#<name> / <since>#<id>  conn#<conn> / <id>
 //   WebSocket connection  conn#<id>              conn             conns#<kind>:<name> / <connectedAt>#<id>  -
 //   audit record          audit#<console>        s#<seq15>        -                             -
@@ -24,7 +25,7 @@
 // second behind a write). On demand, no provisioned throughput. A `ttl` attribute may expire
 // items for garbage collection only (never the lock: its lease is compared with the clock).
 import {
-  ConditionalCheckFailedException, CreateTableCommand, type AttributeValue, type DynamoDBClient,
+  ConditionalCheckFailedException, CreateTableCommand, QueryCommand, type AttributeValue, type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 
 export const S = (s: string): AttributeValue => ({ S: s });
@@ -44,6 +45,20 @@ export async function writeIf(send: () => Promise<unknown>): Promise<boolean> {
     if (isConditionFailure(e)) return false;
     throw e;
   }
+}
+
+/** Every item of partition `pk`, in sort key order: strongly consistent Queries, page by page. */
+export async function queryAll(db: DynamoDBClient, table: string, pk: string): Promise<Record<string, AttributeValue>[]> {
+  const out: Record<string, AttributeValue>[] = [];
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const r = await db.send(new QueryCommand({
+      TableName: table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': S(pk) }, ConsistentRead: true, ExclusiveStartKey: start,
+    }));
+    out.push(...(r.Items ?? []));
+    start = r.LastEvaluatedKey;
+  } while (start);
+  return out;
 }
 
 /** Creates the state table with its two indexes (on demand). For tests and local set-ups; infra/

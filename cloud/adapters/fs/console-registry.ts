@@ -1,34 +1,24 @@
-// Filesystem ConsoleRegistry: consoles.json, rewritten at most every `saveMs` after a change (a relay
-// with 1000 consoles announces them all at once; records are re-announced by relays anyway).
-// Relay connections do not survive a restart, so `relayConn` is dropped when loading. Replaced
-// atomically (data-disk.ts writeFileAtomic); a save that fails (a full disk) is logged once and
-// tried again every `saveMs` (at least 1 s) until it succeeds: never a throw out of the timer.
-import fs from 'node:fs';
+// Filesystem ConsoleRegistry: consoles.json, rewritten lazily (lazy-json-file.ts: at most every
+// `saveMs` after a change; records are re-announced by relays anyway). Relay connections do not
+// survive a restart, so `relayConn` is dropped when loading.
 import path from 'node:path';
 import type { ConsoleRecord, ConsoleRegistry } from '../../core/ports.ts';
 import { checkConsoleName } from '../../../protocol/names.ts';
 import { privateDir } from '../../../protocol/private-files.ts';
-import { dataDisk, writeFileAtomic, type DataDisk } from './data-disk.ts';
+import { LazyJsonFile } from './lazy-json-file.ts';
 
 export class FsConsoleRegistry implements ConsoleRegistry {
-  private readonly file: string;
   private readonly recs = new Map<string, ConsoleRecord>();
-  private timer?: NodeJS.Timeout;
-  private readonly disk: DataDisk;
-  /** A save failed and is being retried (said once). */
-  private failing = false;
+  private readonly file: LazyJsonFile<ConsoleRecord[]>;
 
-  constructor(root: string, private readonly saveMs = 200) {
+  constructor(root: string, saveMs = 200) {
     privateDir(root);
-    this.file = path.join(root, 'consoles.json');
-    this.disk = dataDisk(root);
-    if (fs.existsSync(this.file)) {
-      for (const r of JSON.parse(fs.readFileSync(this.file, 'utf8')) as ConsoleRecord[]) {
-        const wasUp = !!r.relayConn;
-        delete r.relayConn;
-        if (wasUp || r.state === 'up') Object.assign(r, { state: 'down', reason: `relay ${r.relay} not connected since the cloud restarted` });
-        this.recs.set(r.name, r);
-      }
+    this.file = new LazyJsonFile(root, path.join(root, 'consoles.json'), 'console registry', () => [...this.recs.values()], saveMs);
+    for (const r of this.file.load() ?? []) {
+      const wasUp = !!r.relayConn;
+      delete r.relayConn;
+      if (wasUp || r.state === 'up') Object.assign(r, { state: 'down', reason: `relay ${r.relay} not connected since the cloud restarted` });
+      this.recs.set(r.name, r);
     }
   }
 
@@ -63,26 +53,8 @@ export class FsConsoleRegistry implements ConsoleRegistry {
     return out;
   }
 
-  private saveSoon(delay = this.saveMs): void {
-    if (this.timer) return;
-    this.timer = setTimeout(() => { this.timer = undefined; this.save(); }, delay);
-    this.timer.unref();
-  }
+  private saveSoon(): void { this.file.saveSoon(); }
 
   /** Writes pending changes now (once: a failure is logged). */
-  close(): void { if (this.timer) { clearTimeout(this.timer); this.timer = undefined; this.save(false); } }
-
-  private save(retry = true): void {
-    try {
-      writeFileAtomic(this.file, JSON.stringify([...this.recs.values()], null, 1));
-      this.disk.wrote();
-      if (this.failing) this.disk.log(`console registry ${this.file} saved again`);
-      this.failing = false;
-    } catch (e) {
-      const err = this.disk.failed(`the console registry ${this.file}`, e);
-      if (!this.failing) this.disk.log(`console registry ${this.file} not saved: ${err.message}; the consoles as they are now stay in memory and are saved once the write succeeds${retry ? ' (tried again every second)' : ''}`);
-      this.failing = true;
-      if (retry) this.saveSoon(Math.max(this.saveMs, 1000));
-    }
-  }
+  close(): void { this.file.close(); }
 }
