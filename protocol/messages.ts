@@ -62,7 +62,9 @@ export type ConsoleInfo = z.infer<typeof consoleInfo>;
 // ---------------------------------------------------------------- relay -> cloud
 export const relayToCloud = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('hello'), relay: name, boot: z.string().min(1).max(64), consoles: z.array(consoleInfo).max(10000) }),
-  z.object({ v, t: z.literal('console'), info: consoleInfo }),
+  /** `removed`: the relay's config no longer has it (a reload) and what it captured is uploaded:
+   *  the cloud keeps its record (down) but no longer counts it as published by that connection. */
+  z.object({ v, t: z.literal('console'), info: consoleInfo, removed: z.literal(true).optional() }),
   /** Output: bytes `d` that start at byte offset `o` of console `c`'s stream, read at time `ts` (ms). */
   /** `o` leaves room for `d`: every end offset the cloud derives (o + bytes) stays a safe integer. */
   z.object({ v, t: z.literal('out'), c: name, o: offset.max(MAX_OUT_OFFSET), ts: time, d: b64 }),
