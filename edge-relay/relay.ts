@@ -16,6 +16,7 @@ import { Scratch, Spool, type ConsoleSpool, type SealedSegment, type SpoolOption
 import { Supervisor } from './supervisor.ts';
 import { breakTable, describeBreak } from './breaks.ts';
 import { segmentKey, sliceSegment, type Chunk } from '../protocol/segment.ts';
+import { isConsoleName } from '../protocol/names.ts';
 import { checkPlainUrl, cloudTls, type CloudTls, type TlsTrust } from '../protocol/tls.ts';
 
 export interface RelayOptions {
@@ -90,6 +91,8 @@ interface Con {
   key: string;
   /** Taken out of the config by a reload: closed, and kept until what it captured is uploaded. */
   removed?: boolean;
+  /** Found in the spool at start, not in the config: only its upload is left (adoptOrphans). */
+  orphan?: boolean;
   /** The supervisor a reload replaced or removed, until its device is closed. */
   stopping?: Promise<void>;
   spool: ConsoleSpool;
@@ -234,7 +237,34 @@ export class Relay {
     // sealed: read back from there it would be gone with the segment's upload.
     this.spool.beforeSeal = (cs) => { const c = this.cons.get(cs.name); if (c?.quietTimer) this.flushQuiet(c); };
     for (const [name, cc] of Object.entries(cfg.consoles)) this.cons.set(name, this.newCon(name, cc, cfg.breaks));
+    this.adoptOrphans(cfg);
     this.consolesChanged();
+  }
+
+  /** Spool folders of consoles the config does not have, holding output the cloud confirmed but
+   *  has not got (a reload removed them, and the relay stopped before their upload finished): that
+   *  output is uploaded as a removed console's would be, then their spool is closed. Output of one
+   *  the cloud never confirmed cannot be placed in its stream: it waits for the console to be in
+   *  the config again (said once). */
+  private adoptOrphans(cfg: RelayConfig): void {
+    let names: string[];
+    try { names = fs.readdirSync(this.opts.spoolDir, { withFileTypes: true }).filter((d) => d.isDirectory() && isConsoleName(d.name) && !cfg.consoles[d.name]).map((d) => d.name); } catch { return; }
+    for (const name of names) {
+      if (!fs.existsSync(path.join(this.opts.spoolDir, name, 'active.json'))) continue;
+      const cs = this.spool.open(name);
+      if (!cs.sealed.length && !cs.activeBytes) { void this.spool.closeConsole(cs); continue; }
+      if (!cs.confirmed) {
+        this.opts.log(`spool ${name}: holds ${cs.diskBytes} bytes of console ${name}, which is not in the config and whose offsets the cloud never confirmed: kept until it is in the config again`);
+        void this.spool.closeConsole(cs);
+        continue;
+      }
+      // Never started: its supervisor only stands in (the driver is never opened).
+      const con = this.newCon(name, { type: 'exec', command: 'true', breakDelayMs: 250 }, undefined);
+      con.removed = true;
+      con.orphan = true;
+      this.cons.set(name, con);
+      this.opts.log(`spool ${name}: console ${name} is not in the config (removed by a reload before its upload finished): uploading the ${cs.sealed.length} segment(s) and ${cs.activeBytes} bytes it left`);
+    }
   }
 
   /** A console's state: its spool, stream position and fence, and a supervisor for its settings. */
@@ -323,7 +353,7 @@ export class Relay {
   start(): void {
     this.started = true;
     this.spool.start();
-    for (const c of this.cons.values()) c.sup.start();
+    for (const c of this.cons.values()) if (c.orphan) void this.spool.sealConsole(c.spool).catch(() => { /* the tick seals it */ }); else c.sup.start();
     this.connect();
     this.uploadTimer = setInterval(() => { this.dropDrained(); this.kickUploads(); }, 1000);
     this.uploadTimer.unref();
@@ -401,10 +431,14 @@ export class Relay {
       const old = c.sup;
       const heldBy = c.removed ? undefined : old.heldDownBy;
       const wasRemoved = c.removed;
+      // Back before its upload finished: the cloud hears of it again (a console found in the spool
+      // at start is not published at all; one removed by a reload may be gone from it by now).
+      if (wasRemoved) announce.push(c);
       c.removed = false;
+      c.orphan = false;
       const sup = this.setSupervisor(c, cc, cfg.breaks);
       c.info = { ...c.info, reason: wasRemoved ? 'added to the relay config again (reload): opening' : 'its settings changed (reload): reopening' };
-      this.send({ t: 'console', info: this.infoOf(c) });
+      if (!wasRemoved) this.send({ t: 'console', info: this.infoOf(c) });
       const closed = wasRemoved ? c.stopping ?? Promise.resolve() : this.stopSup(c, old);
       c.stopping = undefined;
       stops.push(closed);
@@ -462,7 +496,8 @@ export class Relay {
       dropped = true;
       clearTimeout(c.quietTimer);
       clearTimeout(c.confirmTimer);
-      this.send({ t: 'console', info: { ...this.infoOf(c), reason: 'removed from the relay config; what it captured is uploaded' }, removed: true });
+      // (One found in the spool at start was never published on this connection: nothing to say.)
+      if (!c.orphan) this.send({ t: 'console', info: { ...this.infoOf(c), reason: 'removed from the relay config; what it captured is uploaded' }, removed: true });
       this.opts.log(`console ${c.name}: removed; everything it captured is uploaded`);
       void this.spool.closeConsole(c.spool);
     }
@@ -616,7 +651,7 @@ export class Relay {
   }
 
   /** Console names and states, for status output. */
-  consoles(): ConsoleInfo[] { return [...this.cons.values()].map((c) => this.infoOf(c)); }
+  consoles(): ConsoleInfo[] { return [...this.cons.values()].filter((c) => !c.orphan).map((c) => this.infoOf(c)); }
 
   private infoOf(c: Con): ConsoleInfo {
     return { ...c.info, fence: c.fence || undefined, ...(c.spoolTrouble && c.info.state === 'up' ? { reason: c.spoolTrouble } : {}) };

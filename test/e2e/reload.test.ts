@@ -119,6 +119,32 @@ test('SIGHUP: added consoles open on the same connection, removed ones close wit
   assert.ok(!relay.exited);
 });
 
+test('a console removed while the cloud is away: the relay stopped before its upload keeps it in the spool, and uploads it at its next start', { timeout: 120_000 }, async () => {
+  const r = await rig('reload-orphan');
+  const ser = `  ser1: { type: serial, device: ${r.pair.dev}, baud: 115200 }\n`;
+  r.write(`${ser}  gone1: { type: exec, command: [/bin/sh, -c, 'echo orphan-marker; exec sleep 1000'] }\n`);
+  let relay = r.startRelay();
+  await r.relayUp(relay);
+  await until('gone1 printed', async () => (await r.replay('gone1'))?.bytes.toString().includes('orphan-marker'), 15_000);
+  await r.cloud.kill('SIGTERM'); // (stopped, not killed: its console registry is saved 200 ms after a change)
+  r.write(ser);
+  assert.match(await r.hup(relay, 1), /added none; removed gone1; changed none; unchanged ser1/);
+  await relay.kill('SIGTERM');
+  assert.match(relay.err, /stopping before everything removed consoles captured was uploaded: gone1 \(1 segments waiting\)/);
+  await r.restartCloud();
+  relay = r.startRelay();
+  await relay.waitFor(/spool gone1: console gone1 is not in the config \(removed by a reload before its upload finished\): uploading the 1 segment\(s\)/);
+  await relay.waitFor(/console gone1: removed; everything it captured is uploaded/, 20_000);
+  const segs: string[] = [];
+  const walk = (d: string) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(path.join(d, e.name)) : segs.push(e.name); };
+  walk(path.join(r.dataDir, 'segments', 'logs', 'gone1'));
+  const stored = (await r.replay('gone1'))!;
+  assert.ok(stored.bytes.toString().includes('orphan-marker'));
+  assert.equal(Math.max(...segs.map((x) => Number(/^\d{16}-(\d{16})_/.exec(x)![1]))), stored.end, 'what gone1 captured is in uploaded segments');
+  assert.deepEqual(fs.readdirSync(path.join(r.dir, 'spool', 'gone1')).filter((f) => f.endsWith('.seg')), []);
+  await r.relayUp(relay);
+});
+
 test('SIGHUP with a broken file changes nothing and logs every problem; ten SIGHUPs in a second coalesce; a config without consoles is allowed', { timeout: 180_000 }, async () => {
   const r = await rig('reload-bad');
   // `slow` ignores SIGHUP: closing it takes the exec driver's 2 s grace, so a reload that
