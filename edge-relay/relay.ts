@@ -3,6 +3,8 @@
 // multiplexes all consoles, and uploads the spool's sealed segments to the cloud over HTTP (a
 // segment leaves the spool only once the cloud confirmed storing it). Input from the cloud is
 // written to a device only if its fence is not older than the newest fence seen for that console.
+// Consoles come and go at run time (`reload`, on SIGHUP from cli/run-relay.ts): the untouched ones
+// are left alone, the others opened, reopened or closed with their output still uploaded.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -60,10 +60,15 @@ async function rig(prefix: string) {
 test('SIGHUP: added consoles open on the same connection, removed ones close with their output uploaded, changed ones reopen, untouched ones keep their process and port with no gap', { timeout: 180_000 }, async () => {
   const r = await rig('reload');
   const base = `  ser1: { type: serial, device: ${r.pair.dev}, baud: 115200 }\n  keep: ${ticker(path.join(r.dir, 'keep.pid'))}\n`;
-  r.write(`${base}  chg1: { type: exec, command: [/bin/sh, -c, 'echo $$ > ${path.join(r.dir, 'chg1.pid')}; echo one; exec sleep 1000'] }\n  gone1: { type: exec, command: [/bin/sh, -c, 'echo gone-marker; exec sleep 1000'] }\n`);
+  const held = (n: number) => `  held: { type: exec, command: [/bin/sh, -c, 'echo $$ > ${path.join(r.dir, 'held.pid')}; exec sleep ${n}'] }\n`;
+  r.write(`${base}  chg1: { type: exec, command: [/bin/sh, -c, 'echo $$ > ${path.join(r.dir, 'chg1.pid')}; echo one; exec sleep 1000'] }\n  gone1: { type: exec, command: [/bin/sh, -c, 'echo gone-marker; exec sleep 1000'] }\n${held(1000)}`);
   const relay = r.startRelay();
   await r.relayUp(relay);
-  await until('every console up in the cloud', async () => (await Promise.all(['keep', 'chg1', 'gone1'].map(r.view))).every((v) => v?.state === 'up'), 20_000);
+  await until('every console up in the cloud', async () => (await Promise.all(['keep', 'chg1', 'gone1', 'held'].map(r.view))).every((v) => v?.state === 'up'), 20_000);
+  // `held` taken down by hand: changed by the reload, it stays down.
+  assert.equal((await fetch(`${r.url}/v1/consoles/held/down`, { method: 'POST', headers: r.auth })).status, 200);
+  await until('held down', async () => (await r.view('held'))?.state === 'down', 10_000);
+  const heldPid = r.pid('held');
   await until('gone1 printed', async () => (await r.replay('gone1'))?.bytes.toString().includes('gone-marker'), 10_000);
   const keepPid = r.pid('keep'), chgPid = r.pid('chg1');
   const fd = r.serialFd(relay);
@@ -78,9 +83,9 @@ test('SIGHUP: added consoles open on the same connection, removed ones close wit
   dev.run(true);
   await until('the device has sent some', () => dev.pos > 5000, 10_000);
   // gone1 removed, chg1 changed, new1 added (with a break sequence of its own), ser1 and keep as they were.
-  r.write(`${base}  chg1: { type: exec, command: [/bin/sh, -c, 'echo $$ > ${path.join(r.dir, 'chg1.pid')}; echo two; exec sleep 1000'] }\n  new1: { type: exec, command: [/bin/sh, -c, 'echo new-console-here; exec sleep 1000'] }\n`);
+  r.write(`${base}  chg1: { type: exec, command: [/bin/sh, -c, 'echo $$ > ${path.join(r.dir, 'chg1.pid')}; echo two; exec sleep 1000'] }\n  new1: { type: exec, command: [/bin/sh, -c, 'echo new-console-here; exec sleep 1000'] }\n${held(1001)}`);
   const line = await r.hup(relay, 1);
-  assert.match(line, /reloaded .*relay\.yaml: added new1; removed gone1; changed chg1; unchanged ser1, keep/);
+  assert.match(line, /reloaded .*relay\.yaml: added new1; removed gone1; changed chg1, held; unchanged ser1, keep\n/);
   await until('the device has sent more after the reload', () => dev.pos > 20_000, 10_000);
   dev.stop();
 
@@ -116,6 +121,10 @@ test('SIGHUP: added consoles open on the same connection, removed ones close wit
   const rm = await fetch(`${r.url}/v1/consoles/gone1`, { method: 'DELETE', headers: r.auth });
   assert.equal(rm.status, 200, await rm.text());
   assert.equal((relay.err.match(/connected to /g) ?? []).length, connects, 'the relay did not reconnect');
+  const h = (await r.view('held'))!;
+  assert.equal(h.state, 'down');
+  assert.match(h.reason ?? '', /^down by admin/);
+  assert.equal(r.pid('held'), heldPid, 'held was not opened again');
   assert.ok(!relay.exited);
 });
 
