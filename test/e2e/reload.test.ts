@@ -187,7 +187,7 @@ test('SIGHUP with a broken file changes nothing and logs every problem; ten SIGH
   dev.run(true);
   const stormed = `  ser1: { type: serial, device: ${r.pair.dev}, baud: 115200 }\n  keep: ${ticker(path.join(r.dir, 'keep.pid'))}\n${slow(1001)}  new1: { type: exec, command: [/bin/sh, -c, 'echo storm-added; exec sleep 1000'] }\n`;
   r.write(stormed);
-  for (let i = 0; i < 10; i++) { relay.child.kill('SIGHUP'); await new Promise((res) => setTimeout(res, 100)); }
+  for (let i = 0; i < 10; i++) { relay.child.kill('SIGHUP'); await new Promise((res) => setTimeout(res, 50)); }
   await until('new1 up', async () => (await r.view('new1'))?.state === 'up', 15_000);
   await until('two reloads', () => (relay.err.match(/relay: reloaded [^\n]*\n/g)?.length ?? 0) >= 2, 15_000);
   await new Promise((res) => setTimeout(res, 1500)); // any reload still queued would be logged by now
