@@ -373,7 +373,7 @@ export class Relay {
     this.ws?.close(1000, 'relay stopping');
     await Promise.all([...this.cons.values()].map((c) => Promise.all([c.sup.stop(), c.stopping])));
     const left = [...this.cons.values()].filter((c) => c.removed);
-    if (left.length) this.opts.log(`stopping before everything removed consoles captured was uploaded: ${left.map((c) => `${c.name} (${c.spool.sealed.length} segments waiting)`).join(', ')}; it stays in the spool, uploaded when the relay next runs with them in its config`);
+    if (left.length) this.opts.log(`stopping before everything removed consoles captured was uploaded: ${left.map((c) => `${c.name} (${c.spool.sealed.length} segments waiting)`).join(', ')}; it stays in the spool and is uploaded at the next start`);
     await this.spool.close();
   }
 
