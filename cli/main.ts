@@ -218,8 +218,9 @@ loginOpts(relayTokenCmd.command('create <name>').description('create a token for
   .option('--expires <when>', 'never (the default), a duration (90d, 12h, 2w) or a date: rotate by creating the next token before revoking this one'))
   .action(async (name: string, o) => printToken(await createToken(o, { kind: 'relay', name, ...expiry(o.expires) })));
 
-program.command('relay').description('run an edge relay')
-  .requiredOption('--config <file>', 'relay config (YAML)')
+program.command('relay').description('run an edge relay (SIGHUP reloads its config, token file and certificate trust)')
+  .option('--config <file>', 'relay config (YAML); required to run')
+  .option('--check-config <file>', 'only check this relay config (every problem; exit 0 if it is good, 2 if not) and print its consoles; needs no cloud or token')
   .option('--cloud <url>', 'cloud URL (or CLOUDCONS_URL)')
   .option('--token-file <file>', 'file holding the relay token (or CLOUDCONS_TOKEN_FILE; under systemd, LoadCredential=relay-token:FILE is picked up by itself)')
   .option('--token <token>', 'relay token (or CLOUDCONS_RELAY_TOKEN); warned: `ps` shows a command line, use --token-file')
@@ -242,6 +243,8 @@ program.command('relay').description('run an edge relay')
   .option('--fingerprint <sha256>', 'accept exactly the cloud certificate with this SHA-256 fingerprint, even self-signed (or CLOUDCONS_FINGERPRINT, or relay.cloud.fingerprint)')
   .option('--insecure', 'allow plain http:// to a cloud that is not on loopback (or CLOUDCONS_INSECURE=1, or relay.cloud.insecure)')
   .action(async (o) => {
+    if (o.checkConfig !== undefined) { (await import('./run-relay.ts')).checkRelayConfig(o.checkConfig); return; }
+    if (o.config === undefined) throw new BadParameter('--config FILE is required (the relay config, YAML); --check-config FILE only checks one');
     const { runRelay } = await import('./run-relay.ts');
     await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token, tokenFile: o.tokenFile, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, spoolMemoryBytes: o.spoolMemoryBytes, heartbeatMs: o.heartbeatMs, statusMs: o.statusMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, conflictKeep: o.conflictKeep, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
   });

@@ -11,6 +11,7 @@ import { BadParameter } from '../protocol/errors.ts';
 import { err, line, out, safeLines } from './print.ts';
 import { privateDir } from '../protocol/private-files.ts';
 import { systemd, type SdNotifier } from '../protocol/sd-notify.ts';
+import { Reloader } from './reload.ts';
 
 /** On first start (no tokens yet) an admin token is written to DIR/admin-token, mode 0600. The
  *  file first (atomically), then the store: a crash or a full disk in between leaves no tokens.json,
@@ -63,10 +64,36 @@ export async function runCloud(o: {
   if (o.oidc) out(line`single sign-on: ID tokens from ${o.oidc.issuer} for client ${o.oidc.audience}`);
   if (adminFile) out(line`initial admin token written to ${adminFile} (mode 0600)`);
   if (cert) out(safeLines(describeCert(cert, server.url)));
-  stopOnSignals(() => server.close());
+  // SIGHUP: the TLS certificate and key files, and the access rules, read again (one reload at a
+  // time, cli/reload.ts). systemd hears RELOADING=1 when one starts and READY=1 when it ended.
+  let served = cert;
+  const reloader = new Reloader(async () => {
+    const parts: string[] = [];
+    let ok = true;
+    if (served) {
+      try {
+        const c = (await serverCert(o.tls ?? {}, dataDir, o.host))!;
+        server.setCert(c);
+        parts.push(c.fingerprint === served.fingerprint ? `TLS certificate ${c.certFile} read again, unchanged (${c.fingerprint})`
+          : `TLS certificate ${c.certFile} loaded: new connections get ${c.fingerprint} (was ${served.fingerprint}; clients and relays that pinned the old fingerprint must pin the new one)`);
+        served = c;
+      } catch (e) {
+        ok = false;
+        parts.push(`TLS certificate NOT reloaded, the one in use stays (${served.fingerprint}): ${(e as Error).message}`);
+      }
+    }
+    try { parts.push(await server.core.reloadAccess()); } catch (e) { ok = false; parts.push(`access rules: cannot read them: ${(e as Error).message}`); }
+    return { ok, detail: `reload: ${parts.join('; ')}` };
+  }, cloudLog).onSighup();
+  reloader.onReload(() => void sd.reloading('reloading TLS certificate and access rules'), (r) => void sd.ready(r.ok ? `listening on ${server.url}` : 'reload refused in part; running on the previous settings'));
+  cloudReloader = reloader;
+  stopOnSignals(() => server.close(), sd);
   void sd.ready(`listening on ${server.url}`);
   return server;
 }
+
+/** The running cloud's reloader (set by runCloud), for hooks wired elsewhere. */
+export let cloudReloader: Reloader | undefined;
 
 /** The cloud's and the relay's log lines quote what users, relays and files sent: one event per
  *  line, nothing that acts on the terminal that shows the log. */

@@ -28,7 +28,9 @@
 //
 // Loading never stops at the first mistake: every problem (YAML syntax, unknown field, bad value)
 // is collected into ONE ConfigError so a user fixes the whole file in one go. Each problem names
-// the console and the field. To add a console type, add a schema to `consoleSchemas`.
+// the console and the field. To add a console type, add a schema to `consoleSchemas`. A running
+// relay reads it again on SIGHUP (edge-relay/relay.ts reload; a file with problems changes nothing),
+// and `cloudcons relay --check-config FILE` runs these checks alone.
 import fs from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';

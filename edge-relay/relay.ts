@@ -3,18 +3,21 @@
 // multiplexes all consoles, and uploads the spool's sealed segments to the cloud over HTTP (a
 // segment leaves the spool only once the cloud confirmed storing it). Input from the cloud is
 // written to a device only if its fence is not older than the newest fence seen for that console.
+// Consoles come and go at run time (`reload`, on SIGHUP from cli/run-relay.ts): the untouched ones
+// are left alone, the others opened, reopened or closed with their output still uploaded.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { decode, encode, PROTOCOL_LIMITS } from '../protocol/codec.ts';
 import { cloudToRelay, type CloudToRelay, type ConsoleInfo, type Out, type RelayToCloud } from '../protocol/messages.ts';
-import type { RelayConfig } from './config.ts';
+import type { ConsoleConfig, RelayConfig } from './config.ts';
 import { createDriver } from './drivers/index.ts';
 import { Scratch, Spool, type ConsoleSpool, type SealedSegment, type SpoolOptions } from './spool.ts';
 import { Supervisor } from './supervisor.ts';
-import { describeBreak } from './breaks.ts';
+import { breakTable, describeBreak } from './breaks.ts';
 import { segmentKey, sliceSegment, type Chunk } from '../protocol/segment.ts';
+import { isConsoleName } from '../protocol/names.ts';
 import { checkPlainUrl, cloudTls, type CloudTls, type TlsTrust } from '../protocol/tls.ts';
 import { relayAbout } from './about.ts';
 import { defaultSpoolDir, NAME_FILE, recordName, relayName } from './relay-name.ts';
@@ -91,6 +94,14 @@ export const RELAY_DEFAULTS = {
 interface Con {
   name: string;
   sup: Supervisor;
+  /** Its settings as they decide its supervisor (consoleKey): a reload reopens it when they change. */
+  key: string;
+  /** Taken out of the config by a reload: closed, and kept until what it captured is uploaded. */
+  removed?: boolean;
+  /** Found in the spool at start, not in the config: only its upload is left (adoptOrphans). */
+  orphan?: boolean;
+  /** The supervisor a reload replaced or removed, until its device is closed. */
+  stopping?: Promise<void>;
   spool: ConsoleSpool;
   /** Output not sent yet on the current link, while it is contiguous from `sent` (else empty:
    *  the pump reads the spool). */
@@ -121,6 +132,45 @@ interface Con {
   uploading: boolean;
   failures: number;
   retryAt: number;
+}
+
+/** A relay's options for config `cfg`, the options given (`opts`, from flags) winning over the
+ *  config's relay.spool and the defaults. */
+export function relayOptions(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }): RelayOptions {
+  const sc = cfg.relay?.spool ?? {};
+  return {
+    ...RELAY_DEFAULTS,
+    // relay-name.ts: STATE/spool/<name>, or STATE/spool/default without a name in the config.
+    spoolDir: sc.dir ?? (opts.spoolDir ? '' : defaultSpoolDir(cfg.relay?.name).dir),
+    ...(sc.segmentBytes ? { segmentBytes: sc.segmentBytes } : {}),
+    ...(sc.segmentMs ? { segmentMs: sc.segmentMs } : {}),
+    ...(sc.capBytes ? { spoolCapBytes: sc.capBytes } : {}),
+    ...(sc.memoryBytes ? { spoolMemoryBytes: sc.memoryBytes } : {}),
+    log: (l) => console.error(l),
+    ...opts,
+  };
+}
+
+/** What decides a console's supervisor: its settings and the break sequences it offers (the
+ *  config's `breaks:` as they apply to it), keys sorted (a mapping written in another order is
+ *  the same). */
+export function consoleKey(cc: ConsoleConfig, breaks: RelayConfig['breaks']): string {
+  const sorted = (v: unknown): unknown => (Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object'
+    ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, x]) => [k, sorted(x)])) : v);
+  return JSON.stringify(sorted({ cc, breaks: [...breakTable(breaks, cc.breaklist)] }));
+}
+
+/** What a reload did (Relay.reload). */
+export interface ReloadReport {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: string[];
+  /** Relay-wide settings that changed in the file but apply only at a restart (each one line). */
+  restart: string[];
+  /** The token or the trust in the cloud's certificate changed: a new connection was opened with
+   *  them (make-before-break), or the next one uses them. */
+  link?: string;
 }
 
 export class Relay {
@@ -164,27 +214,20 @@ export class Relay {
   private readonly uploadScratch: Scratch;
   private directUploads = false; // the cloud said it takes segment bodies itself (until reconnect)
   private presignedSaid = false; // logged that uploads go straight to the store
-  private readonly maxQueued: number;
+  private maxQueued = MAX_QUEUED_BYTES;
+  /** The options given to the constructor (flags): a reload works out the rest from the config again. */
+  private readonly given: Partial<RelayOptions>;
   /** The current connection's live mode (welcome): stream every console, or only watched ones. */
   private liveMode: 'always' | 'watched' = 'always';
   /** The current connection's wish (welcome): gather a quiet console's live output this long. */
   private quietBatchMs = 0;
   /** HTTP and WebSocket connections to the cloud, with its certificate checked as configured. */
-  private readonly net: CloudTls;
+  private net: CloudTls;
 
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
-    const sc = cfg.relay?.spool ?? {};
-    const dflt = opts.spoolDir || sc.dir ? undefined : defaultSpoolDir(cfg.relay?.name);
-    this.opts = {
-      ...RELAY_DEFAULTS,
-      spoolDir: sc.dir ?? dflt?.dir ?? '',
-      ...(sc.segmentBytes ? { segmentBytes: sc.segmentBytes } : {}),
-      ...(sc.segmentMs ? { segmentMs: sc.segmentMs } : {}),
-      ...(sc.capBytes ? { spoolCapBytes: sc.capBytes } : {}),
-      ...(sc.memoryBytes ? { spoolMemoryBytes: sc.memoryBytes } : {}),
-      log: (l) => console.error(l),
-      ...opts,
-    };
+    this.given = opts;
+    this.opts = relayOptions(cfg, opts);
+    const dflt = opts.spoolDir || cfg.relay?.spool?.dir ? undefined : defaultSpoolDir(cfg.relay?.name);
     if (dflt?.legacy) this.opts.log(`spool: ${this.opts.spoolDir}, the one this relay used when it took the host's name (relay.yaml names none; it now takes its token's)`);
     const named = relayName(cfg.relay?.name, this.opts.spoolDir);
     this.name = named.name;
@@ -203,80 +246,135 @@ export class Relay {
     // when it is over (the log says it in both cases).
     // While it lasts, an up console's reason says so (`cloudcons ls`, the web viewer).
     this.spool.onTrouble = (cs, what) => {
-      this.send({ t: 'event', c: cs.name, what: what ? 'spool.full' : 'spool.ok', detail: what ? `the relay's spool disk refuses writes (${what}): output is held in memory and sent live until it takes them again` : 'the relay\'s spool disk takes writes again' });
       const c = this.cons.get(cs.name);
-      if (!c) return;
+      if (!c || c.removed) return;
+      this.send({ t: 'event', c: cs.name, what: what ? 'spool.full' : 'spool.ok', detail: what ? `the relay's spool disk refuses writes (${what}): output is held in memory and sent live until it takes them again` : 'the relay\'s spool disk takes writes again' });
       c.spoolTrouble = what ? `relay spool disk full since ${new Date().toISOString()}: output held in memory and sent live` : undefined;
       this.send({ t: 'console', info: this.infoOf(c) });
     };
     // Output waiting to go live (gathered for a quiet console) goes before its active log is
     // sealed: read back from there it would be gone with the segment's upload.
     this.spool.beforeSeal = (cs) => { const c = this.cons.get(cs.name); if (c?.quietTimer) this.flushQuiet(c); };
-    this.maxQueued = Math.min(MAX_QUEUED_BYTES, Math.floor(MAX_QUEUED_TOTAL / Math.max(1, Object.keys(cfg.consoles).length)));
-    for (const [name, cc] of Object.entries(cfg.consoles)) {
-      const driver = createDriver(cc);
-      const sup = new Supervisor(name, cc, driver, { breaks: cfg.breaks });
-      const con: Con = {
-        name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, watched: false, onceTo: 0, lastInput: 0, pumpSoon: false, lastSend: 0,
-        uploading: false, failures: 0, retryAt: 0,
-        info: {
-          name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable,
-          ...(cc.ondemand ? { ondemand: true } : {}),
-          breaks: sup.breakList.map((b) => ({ id: b.id, text: describeBreak(b.def), ...(b.def.confirm ? { confirm: true } : {}) })),
-          defaultBreak: sup.defaultBreak,
-        },
-      };
-      // initcmd runs, idle strings, flapping, manual down/up: the cloud puts them in the audit trail.
-      sup.on('event', (ev) => {
-        this.opts.log(`console ${name}: ${ev.detail}`);
-        this.send({ t: 'event', c: name, what: ev.what, detail: ev.detail.slice(0, 1024) });
-      });
-      // Reads that arrive in the same turn of the event loop go out as one message (a pty hands
-      // over at most 4 KiB per read); an idle console's keystroke echo is not delayed by it.
-      // Under bulk output (at least BATCH_MIN_BYTES waiting and the last message went out less
-      // than `batchMs` ago) reads are gathered for up to `batchMs` into messages of up to 22 KiB:
-      // fewer, larger messages.
-      sup.on('data', (data: Buffer, ts: number) => {
-        // On disk before anything else; if the disk refuses it, held in memory (with its offset)
-        // until it takes it, and sent live meanwhile all the same (spool.ts).
-        const offset = this.spool.append(con.spool, data, ts);
-        if (!this.streams(con)) return;
-        if (offset === con.sent + con.queued && con.queued < this.maxQueued) {
-          con.queue.push({ offset, ts, data });
-          con.queued += data.length;
-        } else { con.queue = []; con.queued = 0; } // the pump reads the spool from `sent`
-        if (con.pumpSoon) return;
-        con.pumpSoon = true;
-        const pending = con.spool.next - con.sent;
-        // Only bulk output waits: keystroke echoes are small and go at once even back to back.
-        const now = Date.now();
-        if (this.quietBatchMs && now - con.lastInput > TYPING_MS && pending < PROTOCOL_LIMITS.maxRawChunk) {
-          // Nobody types on it: gather (the cloud asked; each message costs there).
-          con.quietTimer = setTimeout(() => this.flushQuiet(con), this.quietBatchMs);
-          return;
-        }
-        const busy = pending >= BATCH_MIN_BYTES && pending < PROTOCOL_LIMITS.maxRawChunk && now - con.lastSend < this.opts.batchMs;
-        if (busy) { setTimeout(() => { con.pumpSoon = false; this.corked(() => this.pump(con)); }, this.opts.batchMs); return; }
-        this.due.push(con);
-        if (this.due.length === 1) setImmediate(this.pumpDue);
-      });
-      sup.on('state', (st: { state: 'up' | 'down'; since: number; reason?: string }) => {
-        con.info = { ...con.info, state: st.state, since: st.since, reason: st.reason };
-        this.opts.log(`console ${name} ${st.state}${st.reason ? `: ${st.reason}` : ''}`);
-        // Sent whenever the link is open (not only once welcomed): a change between our hello and
-        // the cloud's welcome would otherwise be lost. The cloud handles messages in order.
-        this.send({ t: 'console', info: this.infoOf(con) });
-      });
-      this.cons.set(name, con);
-    }
-    this.conList = [...this.cons.values()];
+    for (const [name, cc] of Object.entries(cfg.consoles)) this.cons.set(name, this.newCon(name, cc, cfg.breaks));
+    this.adoptOrphans(cfg);
+    this.consolesChanged();
   }
 
+  /** Spool folders of consoles the config does not have, holding output the cloud confirmed but
+   *  has not got (a reload removed them, and the relay stopped before their upload finished): that
+   *  output is uploaded as a removed console's would be, then their spool is closed. Output of one
+   *  the cloud never confirmed cannot be placed in its stream: it waits for the console to be in
+   *  the config again (said once). */
+  private adoptOrphans(cfg: RelayConfig): void {
+    let names: string[];
+    try { names = fs.readdirSync(this.opts.spoolDir, { withFileTypes: true }).filter((d) => d.isDirectory() && isConsoleName(d.name) && !cfg.consoles[d.name]).map((d) => d.name); } catch { return; }
+    for (const name of names) {
+      if (!fs.existsSync(path.join(this.opts.spoolDir, name, 'active.json'))) continue;
+      const cs = this.spool.open(name);
+      if (!cs.sealed.length && !cs.activeBytes) { void this.spool.closeConsole(cs); continue; }
+      if (!cs.confirmed) {
+        this.opts.log(`spool ${name}: holds ${cs.diskBytes} bytes of console ${name}, which is not in the config and whose offsets the cloud never confirmed: kept until it is in the config again`);
+        void this.spool.closeConsole(cs);
+        continue;
+      }
+      // Never started: its supervisor only stands in (the driver is never opened).
+      const con = this.newCon(name, { type: 'exec', command: 'true', breakDelayMs: 250 }, undefined);
+      con.removed = true;
+      con.orphan = true;
+      this.cons.set(name, con);
+      this.opts.log(`spool ${name}: console ${name} is not in the config (removed by a reload before its upload finished): uploading the ${cs.sealed.length} segment(s) and ${cs.activeBytes} bytes it left`);
+    }
+  }
+
+  /** A console's state: its spool, stream position and fence, and a supervisor for its settings. */
+  private newCon(name: string, cc: ConsoleConfig, breaks: RelayConfig['breaks']): Con {
+    const con = {
+      name, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, watched: false, onceTo: 0, lastInput: 0, pumpSoon: false, lastSend: 0,
+      uploading: false, failures: 0, retryAt: 0,
+    } as unknown as Con;
+    this.setSupervisor(con, cc, breaks);
+    return con;
+  }
+
+  /** Gives `con` a supervisor (and driver) for settings `cc`: at construction, and when a reload
+   *  reopens it with changed settings (the old one is stopped by the caller). Its output goes to
+   *  the same spool at the same offsets either way. */
+  private setSupervisor(con: Con, cc: ConsoleConfig, breaks: RelayConfig['breaks']): Supervisor {
+    const name = con.name;
+    const driver = createDriver(cc);
+    const sup = new Supervisor(name, cc, driver, { breaks });
+    con.sup = sup;
+    con.key = consoleKey(cc, breaks);
+    con.info = {
+      name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable,
+      ...(cc.ondemand ? { ondemand: true } : {}),
+      breaks: sup.breakList.map((b) => ({ id: b.id, text: describeBreak(b.def), ...(b.def.confirm ? { confirm: true } : {}) })),
+      defaultBreak: sup.defaultBreak,
+    };
+    // State and events only from the console's current supervisor: one being replaced or removed
+    // says its own `stopped` while the relay has already said why. Its output still counts: bytes
+    // the device sent while it closed are real output.
+    const current = () => con.sup === sup && !con.removed;
+    // initcmd runs, idle strings, flapping, manual down/up: the cloud puts them in the audit trail.
+    sup.on('event', (ev) => {
+      if (!current()) return;
+      this.opts.log(`console ${name}: ${ev.detail}`);
+      this.send({ t: 'event', c: name, what: ev.what, detail: ev.detail.slice(0, 1024) });
+    });
+    // Reads that arrive in the same turn of the event loop go out as one message (a pty hands
+    // over at most 4 KiB per read); an idle console's keystroke echo is not delayed by it.
+    // Under bulk output (at least BATCH_MIN_BYTES waiting and the last message went out less
+    // than `batchMs` ago) reads are gathered for up to `batchMs` into messages of up to 22 KiB:
+    // fewer, larger messages.
+    sup.on('data', (data: Buffer, ts: number) => {
+      // On disk before anything else; if the disk refuses it, held in memory (with its offset)
+      // until it takes it, and sent live meanwhile all the same (spool.ts).
+      const offset = this.spool.append(con.spool, data, ts);
+      if (!this.streams(con)) return;
+      if (offset === con.sent + con.queued && con.queued < this.maxQueued) {
+        con.queue.push({ offset, ts, data });
+        con.queued += data.length;
+      } else { con.queue = []; con.queued = 0; } // the pump reads the spool from `sent`
+      if (con.pumpSoon) return;
+      con.pumpSoon = true;
+      const pending = con.spool.next - con.sent;
+      // Only bulk output waits: keystroke echoes are small and go at once even back to back.
+      const now = Date.now();
+      if (this.quietBatchMs && now - con.lastInput > TYPING_MS && pending < PROTOCOL_LIMITS.maxRawChunk) {
+        // Nobody types on it: gather (the cloud asked; each message costs there).
+        con.quietTimer = setTimeout(() => this.flushQuiet(con), this.quietBatchMs);
+        return;
+      }
+      const busy = pending >= BATCH_MIN_BYTES && pending < PROTOCOL_LIMITS.maxRawChunk && now - con.lastSend < this.opts.batchMs;
+      if (busy) { setTimeout(() => { con.pumpSoon = false; this.corked(() => this.pump(con)); }, this.opts.batchMs); return; }
+      this.due.push(con);
+      if (this.due.length === 1) setImmediate(this.pumpDue);
+    });
+    sup.on('state', (st: { state: 'up' | 'down'; since: number; reason?: string }) => {
+      if (!current()) return;
+      con.info = { ...con.info, state: st.state, since: st.since, reason: st.reason };
+      this.opts.log(`console ${name} ${st.state}${st.reason ? `: ${st.reason}` : ''}`);
+      // Sent whenever the link is open (not only once welcomed): a change between our hello and
+      // the cloud's welcome would otherwise be lost. The cloud handles messages in order.
+      this.send({ t: 'console', info: this.infoOf(con) });
+    });
+    return sup;
+  }
+
+  /** After consoles came or went: the order uploads go round them, and each one's share of the
+   *  memory for live output. */
+  private consolesChanged(): void {
+    this.conList = [...this.cons.values()];
+    this.maxQueued = Math.min(MAX_QUEUED_BYTES, Math.floor(MAX_QUEUED_TOTAL / Math.max(1, this.conList.filter((c) => !c.removed).length)));
+  }
+
+  private started = false;
   start(): void {
+    this.started = true;
     this.spool.start();
-    for (const c of this.cons.values()) c.sup.start();
+    for (const c of this.cons.values()) if (c.orphan) void this.spool.sealConsole(c.spool).catch(() => { /* the tick seals it */ }); else c.sup.start();
     this.connect();
-    this.uploadTimer = setInterval(() => this.kickUploads(), 1000);
+    this.uploadTimer = setInterval(() => { this.dropDrained(); this.kickUploads(); }, 1000);
     this.uploadTimer.unref();
     this.statusTimer = setInterval(() => this.sendStatus(), this.opts.statusMs);
     this.statusTimer.unref();
@@ -293,8 +391,140 @@ export class Relay {
     for (const c of this.cons.values()) { clearTimeout(c.quietTimer); clearTimeout(c.confirmTimer); }
     this.next?.close(1000, 'relay stopping');
     this.ws?.close(1000, 'relay stopping');
-    await Promise.all([...this.cons.values()].map((c) => c.sup.stop()));
+    await Promise.all([...this.cons.values()].map((c) => Promise.all([c.sup.stop(), c.stopping])));
+    const left = [...this.cons.values()].filter((c) => c.removed);
+    if (left.length) this.opts.log(`stopping before everything removed consoles captured was uploaded: ${left.map((c) => `${c.name} (${c.spool.sealed.length} segments waiting)`).join(', ')}; it stays in the spool and is uploaded at the next start`);
     await this.spool.close();
+  }
+
+  // ------------------------------------------------------------------------------------- reload
+  /** Applies config `cfg` read again (SIGHUP; run-relay.ts has checked it whole first), and the
+   *  token and certificate trust read again with it (`link`; `net` built from that trust).
+   *  Consoles whose settings (consoleKey) are the same are not touched: an exec console's process
+   *  and a serial port stay open, and their capture goes on without a gap. Added ones open and are
+   *  announced to the cloud with a `hello` of their own on the open connection (the cloud answers
+   *  it with a welcome for them, as it does a hello split in batches), so they can be attached
+   *  without reconnecting. Changed ones are closed and opened with the new settings; their
+   *  stream, spool and offsets go on. Removed ones close: they are said down (`removed from the
+   *  relay config`), what they captured is sealed and uploaded, and then the cloud is told they
+   *  are gone (`console` with `removed`: it stops listing them as published, so `cloudcons
+   *  console rm` may free the name). Relay-wide settings that only a restart applies (name, spool)
+   *  are left as they run and listed in `restart`. Never throws for a console that fails to open:
+   *  its supervisor retries it as at start. */
+  async reload(cfg: RelayConfig, link?: { token: string; tls: TlsTrust; net: CloudTls }): Promise<ReloadReport> {
+    const r: ReloadReport = { added: [], removed: [], changed: [], unchanged: [], restart: [] };
+    if (this.stopped) return r;
+    const want = relayOptions(cfg, { ...this.given, cloudUrl: this.opts.cloudUrl, token: this.opts.token });
+    // A relay without a configured name keeps the one it took (its token's, or its spool's).
+    const name = cfg.relay?.name;
+    if (name && name !== this.name) r.restart.push(`relay.name changed from ${this.name ?? '(none: its token\'s, not yet learned)'} to ${name}`);
+    const fixed: [keyof RelayOptions, string][] = [['spoolDir', 'the spool directory (relay.spool.dir)'], ['segmentBytes', 'relay.spool.segmentBytes'],
+      ['segmentMs', 'relay.spool.segmentMs'], ['spoolCapBytes', 'relay.spool.capBytes'], ['spoolMemoryBytes', 'relay.spool.memoryBytes']];
+    for (const [k, what] of fixed) if (want[k] !== this.opts[k]) r.restart.push(`${what} changed from ${String(this.opts[k])} to ${String(want[k])}`);
+    const stops: Promise<void>[] = [];
+    for (const c of [...this.cons.values()]) {
+      if (c.removed || cfg.consoles[c.name]) continue;
+      r.removed.push(c.name);
+      c.removed = true;
+      c.info = { ...c.info, state: 'down', since: Date.now(), reason: 'removed from the relay config (reload): closed; what it captured is being uploaded' };
+      this.send({ t: 'console', info: this.infoOf(c) });
+      this.opts.log(`console ${c.name} down: ${c.info.reason}`);
+      const p: Promise<void> = this.stopSup(c, c.sup).then(() => this.spool.sealConsole(c.spool)).catch(() => { /* the spool's tick seals it again */ })
+        .finally(() => { if (c.stopping === p) c.stopping = undefined; });
+      stops.push(c.stopping = p);
+    }
+    const announce: Con[] = [];
+    const opens: (() => void)[] = [];
+    for (const [n, cc] of Object.entries(cfg.consoles)) {
+      const c = this.cons.get(n);
+      if (!c) {
+        const con = this.newCon(n, cc, cfg.breaks);
+        this.cons.set(n, con);
+        r.added.push(n);
+        announce.push(con);
+        opens.push(() => con.sup.start());
+        continue;
+      }
+      const key = consoleKey(cc, cfg.breaks);
+      if (!c.removed && c.key === key) { r.unchanged.push(n); continue; }
+      // Changed, or removed by an earlier reload and back before its upload finished: a new
+      // supervisor (its old one closes first: a serial port or a BMC takes one user) on the
+      // same spool, stream and fence.
+      (c.removed ? r.added : r.changed).push(n);
+      const old = c.sup;
+      const heldBy = c.removed ? undefined : old.heldDownBy;
+      const wasRemoved = c.removed;
+      // Back before its upload finished: the cloud hears of it again (a console found in the spool
+      // at start is not published at all; one removed by a reload may be gone from it by now).
+      if (wasRemoved) announce.push(c);
+      c.removed = false;
+      c.orphan = false;
+      const sup = this.setSupervisor(c, cc, cfg.breaks);
+      c.info = { ...c.info, reason: wasRemoved ? 'added to the relay config again (reload): opening' : 'its settings changed (reload): reopening' };
+      if (!wasRemoved) this.send({ t: 'console', info: this.infoOf(c) });
+      const closed = wasRemoved ? c.stopping ?? Promise.resolve() : this.stopSup(c, old);
+      c.stopping = undefined;
+      stops.push(closed);
+      opens.push(() => { void closed.then(() => { if (this.stopped || c.sup !== sup) return; sup.start(heldBy); if (c.watched) sup.setDemand(true); }); });
+    }
+    this.consolesChanged();
+    if (this.started) for (const open of opens) open();
+    // The cloud learns of new consoles on the open connection, and on the one replacing it if
+    // that one already said hello (one still opening says hello with them itself).
+    for (const ws of [this.ws, this.next]) if (ws?.readyState === WebSocket.OPEN && announce.length) this.hello(ws, announce.map((c) => this.infoOf(c)));
+    if (link) r.link = this.relink(link);
+    await Promise.all(stops);
+    this.kickUploads(true);
+    return r;
+  }
+
+  /** Stops a supervisor a reload replaced or removed; its listeners go once the device is closed. */
+  private async stopSup(c: Con, sup: Supervisor): Promise<void> {
+    try { await sup.stop(); } catch (e) { this.opts.log(`console ${c.name}: closing it: ${(e as Error).message}`); }
+    sup.removeAllListeners();
+  }
+
+  /** A reload's token and trust: used from now on (uploads at once). When they differ, a new
+   *  connection is opened with them next to the current one (make-before-break): the relay moves
+   *  over once the cloud welcomed it, and stays on the current one if the cloud refuses it (the
+   *  log says why; tried again every 60 s). Returns what changed, or undefined. */
+  private relink(link: { token: string; tls: TlsTrust; net: CloudTls }): string | undefined {
+    const what = [link.token !== this.opts.token ? 'the token' : '', link.net.identity !== this.net.identity ? 'the trust in the cloud\'s certificate' : '',
+      !!link.tls.insecure !== !!this.opts.tls?.insecure ? 'insecure' : ''].filter(Boolean);
+    if (!what.length) return undefined;
+    this.opts.token = link.token;
+    this.opts.tls = link.tls;
+    this.net = link.net;
+    const ws = this.ws;
+    if (ws?.readyState === WebSocket.OPEN && this.welcomedAt && !this.next) {
+      this.connect(true);
+      return `${what.join(' and ')} changed: opening a new connection with ${what.length > 1 ? 'them' : 'it'} (make-before-break; the current one stays until the cloud welcomes it)`;
+    }
+    return `${what.join(' and ')} changed: the next connection uses ${what.length > 1 ? 'them' : 'it'}`;
+  }
+
+  /** A console taken out of the config whose output is all uploaded: the cloud is told it is gone
+   *  (if the link is up; else its record says `relay disconnected`, which the relay's next hello
+   *  does not change), and its spool is closed (its folder stays: its offsets, should it come back). */
+  private drained(c: Con): boolean {
+    const s = c.spool;
+    return !!c.removed && !c.stopping && !c.uploading && !s.sealed.length && !s.activeBytes && !s.heldBytes && !s.lost;
+  }
+
+  private dropDrained(): void {
+    let dropped = false;
+    for (const c of this.cons.values()) {
+      if (!this.drained(c)) continue;
+      this.cons.delete(c.name);
+      dropped = true;
+      clearTimeout(c.quietTimer);
+      clearTimeout(c.confirmTimer);
+      // (One found in the spool at start was never published on this connection: nothing to say.)
+      if (!c.orphan) this.send({ t: 'console', info: { ...this.infoOf(c), reason: 'removed from the relay config; what it captured is uploaded' }, removed: true });
+      this.opts.log(`console ${c.name}: removed; everything it captured is uploaded`);
+      void this.spool.closeConsole(c.spool);
+    }
+    if (dropped) this.consolesChanged();
   }
 
   /** Seals every console's spool now and waits until everything sealed is uploaded (or `ms`
@@ -444,7 +674,7 @@ export class Relay {
   }
 
   /** Console names and states, for status output. */
-  consoles(): ConsoleInfo[] { return [...this.cons.values()].map((c) => this.infoOf(c)); }
+  consoles(): ConsoleInfo[] { return [...this.cons.values()].filter((c) => !c.orphan).map((c) => this.infoOf(c)); }
 
   private infoOf(c: Con): ConsoleInfo {
     return { ...c.info, fence: c.fence || undefined, ...(c.spoolTrouble && c.info.state === 'up' ? { reason: c.spoolTrouble } : {}) };
@@ -473,18 +703,7 @@ export class Relay {
     ws.on('open', () => {
       this.opts.log(replace ? `connected to ${this.opts.cloudUrl} again, to replace the current connection` : `connected to ${this.opts.cloudUrl}`);
       this.lastHeard = Date.now();
-      // Several hellos if need be: a frame holds at most 32 KiB, about 300 consoles. The cloud
-      // answers each with a welcome for its consoles.
-      let batch: ConsoleInfo[] = [], size = 0;
-      // No name yet: it says none, and the welcome says its token's.
-      const hello = () => ws.send(encode({ t: 'hello', ...(this.name ? { relay: this.name } : {}), boot: this.boot, consoles: batch, ...this.about }));
-      for (const info of this.consoles()) {
-        const n = JSON.stringify(info).length + 1;
-        if (batch.length && size + n > HELLO_BATCH_BYTES) { hello(); batch = []; size = 0; }
-        batch.push(info);
-        size += n;
-      }
-      hello();
+      this.hello(ws, this.consoles());
       if (!replace) this.startHeartbeat(ws);
     });
     ws.on('message', (data, isBinary) => {
@@ -529,6 +748,22 @@ export class Relay {
       this.reconnectTimer = setTimeout(() => this.connect(), delay);
     });
     ws.on('error', (e) => { linkError = e.message; });
+  }
+
+  /** Says hello with `infos`: several hellos if need be (a frame holds at most 32 KiB, about 300
+   *  consoles). The cloud answers each with a welcome for its consoles; also a hello on a
+   *  connection already welcomed (consoles a reload added). */
+  private hello(ws: WebSocket, infos: ConsoleInfo[]): void {
+    let batch: ConsoleInfo[] = [], size = 0;
+    // No name yet: it says none, and the welcome says its token's.
+    const hello = () => ws.send(encode({ t: 'hello', ...(this.name ? { relay: this.name } : {}), boot: this.boot, consoles: batch, ...this.about }));
+    for (const info of infos) {
+      const n = JSON.stringify(info).length + 1;
+      if (batch.length && size + n > HELLO_BATCH_BYTES) { hello(); batch = []; size = 0; }
+      batch.push(info);
+      size += n;
+    }
+    hello();
   }
 
   /** The replacement connection was welcomed: it becomes the relay's connection. */
@@ -603,7 +838,7 @@ export class Relay {
       case 'in': case 'break': case 'resize': return this.deviceOp(m);
       case 'ctl': {
         const c = this.cons.get(m.c);
-        if (!c) { this.opts.log(`cloud asked to take ${m.c} ${m.op}, but it is not on this relay`); return; }
+        if (!c || c.removed) { this.opts.log(`cloud asked to take ${m.c} ${m.op}, but it is not on this relay${c ? ' (removed from its config)' : ''}`); return; }
         if (m.op === 'down') void c.sup.adminDown(m.by); else c.sup.adminUp(m.by);
         return;
       }

@@ -991,6 +991,15 @@ export class Spool {
     return { bytes, oldest };
   }
 
+  /** Closes a console's spool (a reload removed the console and its output is uploaded): its
+   *  folder stays, with active.json saying where its stream continues should it come back. */
+  async closeConsole(c: ConsoleSpool): Promise<void> {
+    if (this.consoles.get(c.name) !== c) return;
+    this.consoles.delete(c.name);
+    c.sync();
+    await c.close();
+  }
+
   private enforceCap(): void {
     if (this.enforcing || this.diskBytes <= this.opts.capBytes) return;
     this.enforcing = true;

@@ -104,9 +104,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   get breakList(): { id: string; def: BreakDef }[] { return [...this.breaks].map(([id, def]) => ({ id, def })); }
   get defaultBreak(): string { return this.cfg.break ?? RELAY_CONFIG_DEFAULTS.defaultBreak; }
 
-  start(): void {
+  /** Who took it down by hand (`cloudcons console down`), while that stands. */
+  get heldDownBy(): string | undefined { return this.heldBy; }
+
+  /** `heldBy`: starts taken down by hand, as the supervisor it replaces was (a reload that
+   *  reopened the console with new settings keeps a `console down`). */
+  start(heldBy?: string): void {
     if (this.running) return;
     this.running = true;
+    if (heldBy) { this.heldBy = heldBy; this.setState('down', `down by ${heldBy} (cloudcons console up ${this.name} brings it back)`); return; }
     if (this.cfg.ondemand && !this.demand) { this.setState('down', IDLE_ONDEMAND); return; }
     void this.attempt();
   }

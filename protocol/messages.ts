@@ -73,7 +73,9 @@ export const relayToCloud = z.discriminatedUnion('t', [
   /** How the relay is doing, every statusMs: its spool's backlog, output not yet stored by the
    *  cloud (`bytes`, and the age of its oldest byte in ms, absent when there is none). */
   z.object({ v, t: z.literal('status'), spool: z.object({ bytes: z.number().int().min(0).max(MAX_STREAM_OFFSET), oldestMs: z.number().int().min(0).max(MAX_TIME_MS).optional() }) }),
-  z.object({ v, t: z.literal('console'), info: consoleInfo }),
+  /** `removed`: the relay's config no longer has it (a reload) and what it captured is uploaded:
+   *  the cloud keeps its record (down) but no longer counts it as published by that connection. */
+  z.object({ v, t: z.literal('console'), info: consoleInfo, removed: z.literal(true).optional() }),
   /** Output: bytes `d` that start at byte offset `o` of console `c`'s stream, read at time `ts` (ms). */
   /** `o` leaves room for `d`: every end offset the cloud derives (o + bytes) stays a safe integer. */
   z.object({ v, t: z.literal('out'), c: name, o: offset.max(MAX_OUT_OFFSET), ts: time, d: b64 }),

@@ -141,6 +141,10 @@ export class CloudTls {
     }
   }
 
+  /** What this trust accepts (the pin, the CA file's certificates as read): two CloudTls with the
+   *  same identity check a certificate alike (a reload compares them). */
+  get identity(): string { return `${this.pin ?? ''}\n${this.ca?.toString('base64') ?? ''}`; }
+
   /** A TLS connection whose server certificate is checked against the trust before anything is
    *  written: the check runs in the handshake's completion, where Node itself refuses a bad one. */
   connect(opts: tls.ConnectionOptions): tls.TLSSocket {

@@ -219,3 +219,24 @@ test('a gap whose audit record could not be written (a full disk) is audited whe
   await core.ingestSegment(relay, 'web01', gap);
   assert.equal((await gaps()).length, 1, 'audited once');
 });
+
+test('a relay that took a console out of its config (a reload) says it is removed: still its name, down, no longer published (console rm frees it); a later hello publishes it again', async () => {
+  const { core, ports, sender } = await coreRig();
+  await core.relayMessage('R', relay, hello('edge1', info('web01'), info('rm1')));
+  await assert.rejects(core.removeConsole(root, 'rm1'), code('CC_ERR_CONFLICT'));
+  await core.relayMessage('R', relay, { v: 1, t: 'console', info: info('rm1', { state: 'down', since: 2, reason: 'removed from the relay config' }), removed: true });
+  const rec = (await ports.consoles.get('rm1'))!;
+  assert.equal(rec.relay, 'edge1');
+  assert.equal(rec.state, 'down');
+  assert.equal(rec.relayConn, undefined);
+  assert.equal((await ports.consoles.get('web01'))?.relayConn, 'R', 'its other consoles are untouched');
+  assert.ok((await ports.audit.list('rm1')).some((r) => r.type === 'console.unpublished' && r.user === 'relay:edge1'));
+  // Nothing more it says about it is taken until a hello has it again.
+  await core.relayMessage('R', relay, { v: 1, t: 'out', c: 'rm1', o: 0, ts: 1, d: b64('late') });
+  assert.equal(await core.log.end('rm1'), 0);
+  assert.match(String(sender.to('R', 'error').at(-1)!.message), /console rm1 is not published by relay edge1/);
+  await core.relayMessage('R', relay, hello('edge1', info('rm1')));
+  assert.equal((await ports.consoles.get('rm1'))?.relayConn, 'R');
+  await core.relayMessage('R', relay, { v: 1, t: 'console', info: info('rm1', { state: 'down', since: 3 }), removed: true });
+  assert.equal((await core.removeConsole(root, 'rm1')).name, 'rm1');
+});

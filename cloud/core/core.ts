@@ -181,6 +181,15 @@ export class CloudCore {
   /** Every session against the access rules, if another process changed them since the last sweep. */
   recheckIfRulesChanged(): Promise<void> { return this.rechecks.recheckIfRulesChanged(); }
 
+  /** The access rules read again now (the embedded cloud's SIGHUP) rather than within
+   *  accessCacheMs, open sessions re-checked against them; says what was read. Throws when the
+   *  store cannot be read. */
+  async reloadAccess(): Promise<string> {
+    const r = await this.access.rules(0);
+    await this.rechecks.recheckIfRulesChanged();
+    return r.problem ? `access rules: ${r.problem}` : r.doc ? `access rules version ${r.version} (${r.doc.rules.length} rules) in force` : 'no access rules set (every user may do everything)';
+  }
+
   // ========================================================================================= audit
 
   /** Audits an event of a console that is not a session's (an export, ...). */

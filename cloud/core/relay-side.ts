@@ -30,8 +30,14 @@ export class RelaySide {
         if (!rec) return;
         const changed = rec.state !== msg.info.state;
         // Only over its own record: an admin who moved the console meanwhile is not undone.
-        if (!(await this.c.p.consoles.putIf({ ...rec, ...described(msg.info), state: msg.info.state, since: msg.info.since, reason: msg.info.reason }, rec.relay))) return;
-        if (changed) await this.life.consoleStateChanged(rec.name, msg.info.state, msg.info.reason, who.name);
+        const next: ConsoleRecord = { ...rec, ...described(msg.info), state: msg.info.state, since: msg.info.since, reason: msg.info.reason };
+        // Taken out of the relay's config (a reload), its output uploaded: still the relay's name
+        // (until an admin frees it with console rm, which no connection publishing it blocks any
+        // more), down, and nothing more the relay says about it is taken until a hello has it again.
+        if (msg.removed) { delete next.relayConn; next.state = 'down'; }
+        if (!(await this.c.p.consoles.putIf(next, rec.relay))) return;
+        if (msg.removed) await this.c.relayAudit(who, rec.name, 'console.unpublished', { detail: `relay ${who.name} no longer has ${rec.name} in its config: ${msg.info.reason ?? 'removed'}` });
+        if (changed || (msg.removed && rec.state !== 'down')) await this.life.consoleStateChanged(rec.name, next.state, next.reason, who.name);
         return;
       }
       case 'out': {

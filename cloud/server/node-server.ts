@@ -92,6 +92,9 @@ export interface CloudServer {
   port: number;
   core: CloudCore;
   ports: CloudPorts;
+  /** Serves this certificate and key to connections from now on (those open keep theirs); only
+   *  when started with TLS. Throws if they do not make a TLS context (the old one stays). */
+  setCert(c: { cert: string | Buffer; key: string | Buffer }): void;
   close(): Promise<void>;
 }
 
@@ -305,6 +308,10 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     port: addr.port,
     core,
     ports,
+    setCert(c) {
+      if (!opts.tls) throw new Error('the cloud was started without TLS: a certificate cannot be loaded now (restart it with --tls-cert and --tls-key)');
+      (server as https.Server).setSecureContext({ cert: c.cert, key: c.key });
+    },
     async close() {
       for (const ws of sockets.values()) ws.terminate();
       wss.close();
