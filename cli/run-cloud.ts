@@ -8,7 +8,9 @@ import { writeFileAtomic } from '../protocol/atomic-file.ts';
 import type { OidcOptions } from '../cloud/adapters/oidc.ts';
 import { checkPlainListen, loadServerCert, selfSignedCert, type ServerCert } from '../cloud/server/tls.ts';
 import { BadParameter } from '../protocol/errors.ts';
-import { err, line, out, safeLines } from './print.ts';
+import { line, out, safeLines } from './print.ts';
+import { logger } from './log.ts';
+import type { Log } from '../protocol/log.ts';
 import { privateDir } from '../protocol/private-files.ts';
 
 /** On first start (no tokens yet) an admin token is written to DIR/admin-token, mode 0600. The
@@ -24,13 +26,13 @@ export async function bootstrapAdmin(dataDir: string): Promise<string | undefine
   return file;
 }
 
-export function stopOnSignals(stop: () => Promise<void>): void {
+export function stopOnSignals(stop: () => Promise<void>, log: Log = cloudLog): void {
   let stopping = false;
   const handler = (sig: string) => {
     if (stopping) process.exit(1);
     stopping = true;
-    err(line`${sig}: shutting down`);
-    stop().then(() => process.exit(0), (e) => { err(safeLines(String((e as Error)?.stack ?? e))); process.exit(1); });
+    log(`${sig}: shutting down`);
+    stop().then(() => process.exit(0), (e) => { log(`stopping failed: ${String((e as Error)?.stack ?? e)}`, { level: 'error' }); process.exit(1); });
   };
   process.on('SIGINT', () => handler('SIGINT'));
   process.on('SIGTERM', () => handler('SIGTERM'));
@@ -62,10 +64,10 @@ export async function runCloud(o: {
   return server;
 }
 
-/** The cloud's and the relay's log lines quote what users, relays and files sent: one event per
- *  line, nothing that acts on the terminal that shows the log. */
-export const cloudLog = (l: string): void => err(line`cloud: ${l}`);
-export const relayLog = (l: string): void => err(line`relay: ${l}`);
+/** The cloud's and the relay's log (cli/log.ts). Their lines quote what users, relays and files
+ *  sent: one event per line, nothing that acts on the terminal that shows the log. */
+export const cloudLog: Log = logger('cloud');
+export const relayLog: Log = logger('relay');
 
 /** `--tls-cert FILE --tls-key FILE`, or `--tls-self-signed`. */
 export interface TlsFlags { cert?: string; key?: string; selfSigned?: boolean }

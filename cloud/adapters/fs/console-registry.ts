@@ -76,11 +76,11 @@ export class FsConsoleRegistry implements ConsoleRegistry {
     try {
       writeFileAtomic(this.file, JSON.stringify([...this.recs.values()], null, 1));
       this.disk.wrote();
-      if (this.failing) this.disk.log(`console registry ${this.file} saved again`);
+      if (this.failing) this.disk.log(`console registry ${this.file} saved again`, { level: 'warn' });
       this.failing = false;
     } catch (e) {
       const err = this.disk.failed(`the console registry ${this.file}`, e);
-      if (!this.failing) this.disk.log(`console registry ${this.file} not saved: ${err.message}; the consoles as they are now stay in memory and are saved once the write succeeds${retry ? ' (tried again every second)' : ''}`);
+      if (!this.failing) this.disk.log(`console registry ${this.file} not saved: ${err.message}; the consoles as they are now stay in memory and are saved once the write succeeds${retry ? ' (tried again every second)' : ''}`, { level: 'error' });
       this.failing = true;
       if (retry) this.saveSoon(Math.max(this.saveMs, 1000));
     }
