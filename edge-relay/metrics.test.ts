@@ -9,7 +9,7 @@ const closers: (() => Promise<void>)[] = [];
 after(async () => { for (const c of closers) await c(); });
 
 const health = (over: Partial<RelayHealth> = {}): RelayHealth => ({
-  relay: 'edge1', cloudConnected: true, consoles: [{ name: 'web01', up: true }, { name: 'sw"1\\', up: false }],
+  relay: 'edge1', cloudConnected: true, consoles: [{ name: 'web01', up: true, read: 1024 }, { name: 'sw"1\\', up: false, read: 0 }],
   spoolBytes: 4096, spoolCapBytes: 1 << 30, segments: 2, heldBytes: 0, diskFull: false, ...over,
 });
 
@@ -32,8 +32,6 @@ test('/metrics: every family with HELP and TYPE, gauges read from the relay at s
   assert.equal((await fetch(`${url}/nope`)).status, 404);
   assert.equal((await fetch(`${url}/metrics`, { method: 'POST' })).status, 405);
 
-  const web = m.bytesRead.labels('web01');
-  web.inc(1000); web.inc(24);
   m.reconnects.inc(); m.uploadFailures.inc(); m.uploadFailures.inc();
   m.uploadSeconds.observe(0.2);
   const res = await fetch(`${url}/metrics`);
@@ -57,9 +55,10 @@ test('/metrics: every family with HELP and TYPE, gauges read from the relay at s
   assert.equal(promValue(p, 'cloudcons_relay_upload_duration_seconds_bucket', { le: '0.25' }), 1);
 
   // The next scrape reads the relay again: a console gone, the cloud away, output waiting.
-  h = health({ consoles: [{ name: 'web01', up: false }], cloudConnected: false, oldestUnsent: Date.now() - 5000, diskFull: true });
+  h = health({ consoles: [{ name: 'web01', up: false, read: 1500 }], cloudConnected: false, oldestUnsent: Date.now() - 5000, diskFull: true });
   const q = parsePromText(await (await fetch(`${url}/metrics`)).text());
   assert.equal(promValue(q, 'cloudcons_relay_console_up', { console: 'web01' }), 0);
+  assert.equal(promValue(q, 'cloudcons_relay_bytes_read_total', { console: 'web01' }), 1500);
   assert.equal(q.samples.filter((x) => x.name === 'cloudcons_relay_console_up').length, 1, 'a console no longer there has no series');
   assert.equal(promValue(q, 'cloudcons_relay_cloud_connected'), 0);
   assert.equal(promValue(q, 'cloudcons_relay_spool_disk_full'), 1);

@@ -11,8 +11,9 @@
 //                  relay unready: it keeps capturing into the spool, which is what it is there for
 //                  (cloudcons_relay_cloud_connected and ..._spool_oldest_unsent_seconds say so).
 //
-// Counters count at the event (a console's labelled child is made once, with the console, so a
-// read costs one increment); gauges are read from the relay's own state at scrape time (RelayHealth).
+// Counters count at the event; gauges are read from the relay's own state at scrape time
+// (RelayHealth), and so is bytes_read_total: the relay counts each read in a plain number (the hot
+// path), and the scrape publishes it.
 // The address in use by another process is one error line, and the relay runs on without the
 // endpoints, trying the address again every 30 s: capturing consoles matters more than metrics.
 import http from 'node:http';
@@ -23,7 +24,8 @@ import type { Log } from '../protocol/log.ts';
 export interface RelayHealth {
   relay: string;
   cloudConnected: boolean;
-  consoles: { name: string; up: boolean }[];
+  /** `read`: bytes read from the console since the relay started. */
+  consoles: { name: string; up: boolean; read: number }[];
   /** Disk the spool uses (all consoles), and its cap. */
   spoolBytes: number;
   spoolCapBytes: number;
@@ -43,7 +45,6 @@ export class RelayMetrics {
   readonly registry = new Registry();
   private source?: () => RelayHealth;
   private h?: RelayHealth; // this scrape's snapshot
-  readonly bytesRead = new Counter({ name: `${P}bytes_read_total`, help: 'Bytes of output read from the console (all of them go to the spool first).', labelNames: ['console'], registers: [this.registry] });
   readonly stateChanges = new Counter({ name: `${P}console_state_changes_total`, help: 'Times the console went up or down (state: the new one).', labelNames: ['console', 'state'], registers: [this.registry] });
   readonly lostBytes = new Counter({ name: `${P}lost_bytes_total`, help: 'Output bytes lost to a full spool (disk cap reached, or memory full while the disk refused writes); each loss is a recorded gap in the console\'s log.', labelNames: ['console'], registers: [this.registry] });
   readonly reconnects = new Counter({ name: `${P}reconnects_total`, help: 'Dials to the cloud after the connection was lost or could not be opened (each retry counts).', registers: [this.registry] });
@@ -62,6 +63,8 @@ export class RelayMetrics {
     });
     new Gauge({ name: `${P}info`, help: 'Always 1: the relay\'s version and name as labels.', labelNames: ['version', 'relay'], registers: r,
       collect() { this.reset(); this.set({ version, relay: self.snapshot()?.relay ?? '' }, 1); } });
+    new Counter({ name: `${P}bytes_read_total`, help: 'Bytes of output read from the console (all of them go to the spool first).', labelNames: ['console'], registers: r,
+      collect() { this.reset(); for (const c of self.snapshot()?.consoles ?? []) this.inc({ console: c.name }, c.read); } });
     new Gauge({ name: `${P}console_up`, help: '1 while the console is open (up), 0 while it is down.', labelNames: ['console'], registers: r,
       collect() { this.reset(); for (const c of self.snapshot()?.consoles ?? []) this.set({ console: c.name }, c.up ? 1 : 0); } });
     g('cloud_connected', '1 while the relay\'s connection to the cloud is open.', (h) => Number(h.cloudConnected));
@@ -89,7 +92,7 @@ export class RelayMetrics {
 
   /** Forgets a console's series (a console removed from the config by a reload). */
   forgetConsole(name: string): void {
-    for (const m of [this.bytesRead, this.lostBytes]) m.remove({ console: name });
+    this.lostBytes.remove({ console: name });
     for (const state of ['up', 'down']) this.stateChanges.remove({ console: name, state });
   }
 }

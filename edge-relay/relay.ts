@@ -120,8 +120,9 @@ interface Con {
   uploading: boolean;
   failures: number;
   retryAt: number;
-  /** Its bytes_read_total series, looked up once (when metrics are on). */
-  bytesRead?: { inc(n: number): void };
+  /** Bytes read from it (cloudcons_relay_bytes_read_total: a plain number on the hot path, read
+   *  at scrape time; prom-client's labelled inc hashes its labels at every call, ~0.4 us). */
+  read: number;
 }
 
 export class Relay {
@@ -213,7 +214,7 @@ export class Relay {
       const sup = new Supervisor(name, cc, driver, { breaks: cfg.breaks });
       const con: Con = {
         name, sup, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, watched: false, onceTo: 0, lastInput: 0, pumpSoon: false, lastSend: 0,
-        uploading: false, failures: 0, retryAt: 0, bytesRead: m?.bytesRead.labels(name),
+        uploading: false, failures: 0, retryAt: 0, read: 0,
         info: {
           name, type: cc.type, state: 'down', since: Date.now(), reason: 'starting', resizable: driver.resizable,
           ...(cc.ondemand ? { ondemand: true } : {}),
@@ -235,7 +236,7 @@ export class Relay {
         // On disk before anything else; if the disk refuses it, held in memory (with its offset)
         // until it takes it, and sent live meanwhile all the same (spool.ts).
         const offset = this.spool.append(con.spool, data, ts);
-        con.bytesRead?.inc(data.length);
+        con.read += data.length;
         if (!this.streams(con)) return;
         if (offset === con.sent + con.queued && con.queued < this.maxQueued) {
           con.queue.push({ offset, ts, data });
@@ -266,7 +267,7 @@ export class Relay {
         // the cloud's welcome would otherwise be lost. The cloud handles messages in order.
         this.send({ t: 'console', info: this.infoOf(con) });
       });
-      if (m) { con.bytesRead!.inc(0); m.lostBytes.inc({ console: name }, 0); } // series from the start, at 0
+      m?.lostBytes.inc({ console: name }, 0); // a series from the start, at 0
       this.cons.set(name, con);
     }
     this.conList = [...this.cons.values()];
@@ -464,7 +465,7 @@ export class Relay {
     }
     return {
       relay: this.name, cloudConnected: this.ws?.readyState === WebSocket.OPEN,
-      consoles: this.conList.map((c) => ({ name: c.name, up: c.info.state === 'up' })),
+      consoles: this.conList.map((c) => ({ name: c.name, up: c.info.state === 'up', read: c.read })),
       spoolBytes: this.spool.diskBytes, spoolCapBytes: this.opts.spoolCapBytes, segments, heldBytes: this.spool.heldBytes,
       diskFull: this.conList.some((c) => c.spoolTrouble !== undefined), oldestUnsent: oldest,
     };
