@@ -77,7 +77,7 @@ test('/metrics follows the console and the cloud: bytes read exactly as written,
   assert.ok(reconnects >= 2);
 });
 
-test('metrics refused on an address that is not loopback (flag or config); an address in use is one error line and the relay captures on; --log-level warn hides info; readable lines on a terminal', { timeout: 120_000 }, async () => {
+test('metrics refused on an address that is not loopback (flag or config); an address in use is one error line and the relay captures on; log.level warn hides info, --log-level wins; readable lines on a terminal', { timeout: 120_000 }, async () => {
   const rig = await serialRig('observe2');
   const relayArgs = ['relay', '--config', path.join(rig.dir, 'relay.yaml'), '--spool', path.join(rig.dir, 'spool'), '--cloud', rig.url, '--token-file', rig.tokenFile];
   const remote = cli([...relayArgs, '--metrics-listen', '0.0.0.0:9464']);
@@ -91,11 +91,14 @@ test('metrics refused on an address that is not loopback (flag or config); an ad
   assert.match(inCfg.stderr, /^cloudcons: invalid config .*remote\.yaml:\n {2}- metrics\.listen: :: is not a loopback address: .* \(got "\[::\]:9464"\)\n$/);
 
   // Another process holds the address: the relay says so once, at error, and goes on capturing.
+  // The config's log level (warn) hides the rest.
+  const quiet = path.join(rig.dir, 'quiet.yaml');
+  fs.writeFileSync(quiet, fs.readFileSync(path.join(rig.dir, 'relay.yaml'), 'utf8') + 'log: { level: warn }\n');
   const holder = net.createServer();
   await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
   after(() => holder.close());
   const port = (holder.address() as net.AddressInfo).port;
-  const relay = rig.startRelay(['--metrics-listen', `127.0.0.1:${port}`, '--log-level', 'warn']);
+  const relay = rig.startRelay(['--metrics-listen', `127.0.0.1:${port}`, '--config', quiet]);
   await until('the cloud to list ser1 up', async () => ((await (await fetch(`${rig.url}/v1/consoles/ser1`, { headers: rig.auth })).json()) as { state?: string }).state === 'up' ? true : undefined, 15_000);
   const peer = openPtyPeer(rig.pair.peer);
   const sent = randomBytes(2000);
@@ -112,8 +115,9 @@ test('metrics refused on an address that is not loopback (flag or config); an ad
   await relay.kill('SIGTERM');
   await rig.restartCloud();
 
-  // On a terminal: readable lines (local time, level, message) by themselves.
-  const term = new Terminal(relayArgs, { CLOUDCONS_LOG_FORMAT: '', CLOUDCONS_LOG_LEVEL: '', NO_COLOR: '' });
+  // On a terminal: readable lines (local time, level, message) by themselves; --log-level wins
+  // over the config's.
+  const term = new Terminal([...relayArgs.slice(0, 2), quiet, ...relayArgs.slice(3), '--log-level', 'info'], { CLOUDCONS_LOG_FORMAT: '', CLOUDCONS_LOG_LEVEL: '', NO_COLOR: '' });
   await term.waitFor(/console ser1 up/, 15_000);
   term.kill();
   assert.match(term.screen, /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \x1b\[36mINFO \x1b\[0m relay: edge1 holding ser1 \(serial\)\r\n/);
