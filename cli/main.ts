@@ -13,6 +13,7 @@ import { resolveLogin, saveLogin, userLoginFile } from './login-config.ts';
 import { readable } from './readable.ts';
 import { err, json, line, out, safe, safeLines, table, write, type Shown } from './print.ts';
 import { parseExpiry, registerAccess, registerTokenAdmin } from './access.ts';
+import { LOG_LEVELS } from '../protocol/log.ts';
 import pkg from '../package.json' with { type: 'json' };
 
 const program = new Command('cloudcons')
@@ -43,6 +44,11 @@ const age = (from: number | undefined, to: number) => {
 };
 const bytes = (n: number) => (n < 10_240 ? `${n} B` : n < 10 * 1024 ** 2 ? `${Math.round(n / 1024)} KiB` : `${Math.round(n / 1024 ** 2)} MiB`);
 const warnLogin = (l: string) => err(line`cloudcons: ${l}`);
+/** The log of a long-running command (cli/log.ts); set up first, before anything logs. */
+const logOpts = (c: Command) => c
+  .addOption(new Option('--log-level <level>', 'log only this level and above (or CLOUDCONS_LOG_LEVEL; default info)').choices(LOG_LEVELS))
+  .addOption(new Option('--log-format <format>', 'json (one object a line, with time, level and fields) or pretty (readable lines); default: pretty on a terminal, else json (or CLOUDCONS_LOG_FORMAT)').choices(['json', 'pretty']));
+const setupLog = async (o: { logLevel?: string; logFormat?: string }) => (await import('./log.ts')).setupLogging({ level: o.logLevel, format: o.logFormat });
 const login = (o: { url?: string; token?: string; tokenFile?: string; ca?: string; fingerprint?: string; insecure?: boolean }) =>
   resolveLogin({ url: o.url, token: o.token, tokenFile: o.tokenFile, ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure, warn: warnLogin });
 const int = (name: string, min = 0, max = Number.MAX_SAFE_INTEGER) => (v: string) => {
@@ -218,7 +224,7 @@ loginOpts(relayTokenCmd.command('create <name>').description('create a token for
   .option('--expires <when>', 'never (the default), a duration (90d, 12h, 2w) or a date: rotate by creating the next token before revoking this one'))
   .action(async (name: string, o) => printToken(await createToken(o, { kind: 'relay', name, ...expiry(o.expires) })));
 
-program.command('relay').description('run an edge relay (SIGHUP reloads its config, token file and certificate trust)')
+logOpts(program.command('relay').description('run an edge relay (SIGHUP reloads its config, token file and certificate trust)')
   .option('--config <file>', 'relay config (YAML); required to run')
   .option('--check-config <file>', 'only check this relay config (every problem; exit 0 if it is good, 2 if not) and print its consoles; needs no cloud or token')
   .option('--cloud <url>', 'cloud URL (or CLOUDCONS_URL)')
@@ -242,14 +248,17 @@ program.command('relay').description('run an edge relay (SIGHUP reloads its conf
   .option('--ca <file>', 'trust the cloud\'s certificate only if this CA (PEM) signed it (or CLOUDCONS_CA, or relay.cloud.ca in the config; default: the system\'s CAs)')
   .option('--fingerprint <sha256>', 'accept exactly the cloud certificate with this SHA-256 fingerprint, even self-signed (or CLOUDCONS_FINGERPRINT, or relay.cloud.fingerprint)')
   .option('--insecure', 'allow plain http:// to a cloud that is not on loopback (or CLOUDCONS_INSECURE=1, or relay.cloud.insecure)')
+  .option('--metrics-listen <host:port>', 'serve /metrics (Prometheus), /healthz and /readyz here, e.g. 127.0.0.1:9464 (or metrics.listen in the config; default: off)')
+  .option('--metrics-allow-remote', 'allow --metrics-listen on an address that is not loopback (they have no authentication; or metrics.allowRemote)'))
   .action(async (o) => {
     if (o.checkConfig !== undefined) { (await import('./run-relay.ts')).checkRelayConfig(o.checkConfig); return; }
     if (o.config === undefined) throw new BadParameter('--config FILE is required (the relay config, YAML); --check-config FILE only checks one');
+    await setupLog(o);
     const { runRelay } = await import('./run-relay.ts');
-    await runRelay({ config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token, tokenFile: o.tokenFile, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, spoolMemoryBytes: o.spoolMemoryBytes, heartbeatMs: o.heartbeatMs, statusMs: o.statusMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, conflictKeep: o.conflictKeep, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
+    await runRelay({ metricsListen: o.metricsListen, metricsAllowRemote: o.metricsAllowRemote, config: o.config, cloud: o.cloud ?? process.env.CLOUDCONS_URL, token: o.token, tokenFile: o.tokenFile, tls: { ca: o.ca, fingerprint: o.fingerprint, insecure: o.insecure }, limits: { spoolDir: o.spool, segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, spoolCapBytes: o.spoolCapBytes, spoolMemoryBytes: o.spoolMemoryBytes, heartbeatMs: o.heartbeatMs, statusMs: o.statusMs, batchMs: o.batchMs, maxConnectionMs: o.maxConnectionMs, uploadConcurrency: o.uploadConcurrency, uploadTimeoutMs: o.uploadTimeoutMs, uploadMaxBackoffMs: o.uploadMaxBackoffMs, conflictKeep: o.conflictKeep, maxBackoffMs: o.reconnectMaxBackoffMs, wsUrl: o.wsUrl ?? process.env.CLOUDCONS_WS_URL } });
   });
 
-program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')
+logOpts(program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, filesystem store)')
   .requiredOption('--data <dir>', 'data directory')
   .option('--host <addr>', 'listen address; without TLS only loopback (127.0.0.1, ::1, localhost) unless --insecure-http', '127.0.0.1')
   .addOption(new Option('--port <port>', 'listen port (0 = any free port)').argParser(int('--port')).default(7420))
@@ -309,8 +318,9 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
   .option('--oidc-clock-tolerance <s>', 'leeway for exp, nbf and iat in seconds (default 30)', int('--oidc-clock-tolerance'))
   .option('--oidc-max-lifetime <s>', 'refuse ID tokens valid for longer than this, exp - iat, in seconds (default 86400)', int('--oidc-max-lifetime', 60))
   .option('--oidc-jwks-cache-ms <ms>', 'use the issuer\'s keys this long before fetching them again (default 600000)', int('--oidc-jwks-cache-ms', 1000))
-  .option('--oidc-scopes <scopes>', 'scopes the web viewer asks for (default "openid profile email")')
+  .option('--oidc-scopes <scopes>', 'scopes the web viewer asks for (default "openid profile email")'))
   .action(async (o) => {
+    await setupLog(o);
     const { runCloud } = await import('./run-cloud.ts');
     if (!!o.oidcIssuer !== !!o.oidcAudience) throw new BadParameter('--oidc-issuer and --oidc-audience go together');
     await runCloud({
@@ -330,12 +340,13 @@ program.command('cloud').description('run the embedded cloud (HTTP + WebSocket, 
     });
   });
 
-program.command('demo').description('embedded cloud + local relay + a demo console (what npm start runs)')
+logOpts(program.command('demo').description('embedded cloud + local relay + a demo console (what npm start runs)')
   .option('--dir <dir>', 'state directory', '.cloudcons')
   .addOption(new Option('--port <port>', 'listen port (0 = any free port)').argParser(int('--port')).default(7420))
   .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM); with --tls-key').option('--tls-key <file>', 'the certificate\'s private key (PEM)')
-  .option('--tls-self-signed', 'serve HTTPS with a self-signed certificate kept in DIR/data/tls (the local relay and login pin it)')
+  .option('--tls-self-signed', 'serve HTTPS with a self-signed certificate kept in DIR/data/tls (the local relay and login pin it)'))
   .action(async (o) => {
+    await setupLog(o);
     const { runDemo } = await import('./run-demo.ts');
     await runDemo({ dir: o.dir, port: o.port, tls: { cert: o.tlsCert, key: o.tlsKey, selfSigned: o.tlsSelfSigned } });
   });

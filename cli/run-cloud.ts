@@ -8,7 +8,9 @@ import { writeFileAtomic } from '../protocol/atomic-file.ts';
 import type { OidcOptions } from '../cloud/adapters/oidc.ts';
 import { checkPlainListen, loadServerCert, selfSignedCert, type ServerCert } from '../cloud/server/tls.ts';
 import { BadParameter } from '../protocol/errors.ts';
-import { err, line, out, safeLines } from './print.ts';
+import { line, out, safeLines } from './print.ts';
+import { logger } from './log.ts';
+import type { Log } from '../protocol/log.ts';
 import { privateDir } from '../protocol/private-files.ts';
 import { systemd, type SdNotifier } from '../protocol/sd-notify.ts';
 import { Reloader } from './reload.ts';
@@ -28,14 +30,14 @@ export async function bootstrapAdmin(dataDir: string): Promise<string | undefine
 
 /** SIGINT/SIGTERM run `stop` and exit (a second signal exits at once). systemd hears STOPPING=1
  *  first, and the process waits for that message to be out before it exits. */
-export function stopOnSignals(stop: () => Promise<void>, sd: SdNotifier = systemd()): void {
+export function stopOnSignals(stop: () => Promise<void>, sd: SdNotifier = systemd(), log: Log = cloudLog): void {
   let stopping = false;
   const handler = (sig: string) => {
     if (stopping) process.exit(1);
     stopping = true;
-    err(line`${sig}: shutting down`);
+    log(`${sig}: shutting down`);
     const told = sd.stopping(`${sig}: shutting down`);
-    stop().then(async () => { await told; process.exit(0); }, async (e) => { err(safeLines(String((e as Error)?.stack ?? e))); await told; process.exit(1); });
+    stop().then(async () => { await told; process.exit(0); }, async (e) => { log(`stopping failed: ${String((e as Error)?.stack ?? e)}`, { level: 'error' }); await told; process.exit(1); });
   };
   process.on('SIGINT', () => handler('SIGINT'));
   process.on('SIGTERM', () => handler('SIGTERM'));
@@ -95,10 +97,10 @@ export async function runCloud(o: {
 /** The running cloud's reloader (set by runCloud), for hooks wired elsewhere. */
 export let cloudReloader: Reloader | undefined;
 
-/** The cloud's and the relay's log lines quote what users, relays and files sent: one event per
- *  line, nothing that acts on the terminal that shows the log. */
-export const cloudLog = (l: string): void => err(line`cloud: ${l}`);
-export const relayLog = (l: string): void => err(line`relay: ${l}`);
+/** The cloud's and the relay's log (cli/log.ts). Their lines quote what users, relays and files
+ *  sent: one event per line, nothing that acts on the terminal that shows the log. */
+export const cloudLog: Log = logger('cloud');
+export const relayLog: Log = logger('relay');
 
 /** `--tls-cert FILE --tls-key FILE`, or `--tls-self-signed`. */
 export interface TlsFlags { cert?: string; key?: string; selfSigned?: boolean }

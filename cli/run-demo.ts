@@ -9,7 +9,7 @@ import { Relay } from '../edge-relay/relay.ts';
 import { checkUserName } from '../protocol/principal.ts';
 import { localLoginFile, saveLogin } from './login-config.ts';
 import { cloudLog, describeCert, relayLog, serverCert, stopOnSignals, type TlsFlags } from './run-cloud.ts';
-import { err, line, out, safeLines } from './print.ts';
+import { out, safeLines } from './print.ts';
 import { privateDir } from '../protocol/private-files.ts';
 import { writeFileAtomic } from '../protocol/atomic-file.ts';
 
@@ -29,7 +29,7 @@ export async function runDemo(o: { dir: string; port: number; tls?: TlsFlags }):
     server = await startCloudServer({ dataDir, tls, port: o.port, log: cloudLog });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
-    err(line`port ${o.port} is in use; using a free port instead`);
+    cloudLog(`port ${o.port} is in use; using a free port instead`, { level: 'warn' });
     server = await startCloudServer({ dataDir, tls, port: 0, log: cloudLog });
   }
   const secrets = await demoSecrets(base, server.ports.tokens);
@@ -54,7 +54,7 @@ Next, in a second terminal in this folder, run:
 Or open the web viewer at ${server.url}/ and sign in with the demo user's token, which
 \`npx cloudcons whoami --show-token\` prints (it is in the folder's login file, mode 0600).
 `));
-  stopOnSignals(async () => { await relay.stop(); await server.close(); });
+  stopOnSignals(async () => { await relay.stop(); await server.close(); }, undefined, cloudLog);
 }
 
 /** Demo tokens, kept in DIR/demo-secrets.json (0600) so restarts reuse them. */

@@ -4,16 +4,23 @@
 import path from 'node:path';
 import { BadParameter, ConfigError } from '../protocol/errors.ts';
 import { checkPlainUrl, CloudTls, pickTrust, trustFromEnv, type TlsTrust } from '../protocol/tls.ts';
-import { loadRelayConfig, type RelayConfig } from '../edge-relay/config.ts';
+import { loadRelayConfig, metricsListenProblem, parseListen, type RelayConfig } from '../edge-relay/config.ts';
 import { Relay, type ReloadReport, type RelayOptions } from '../edge-relay/relay.ts';
+import type { MetricsServer, RelayMetrics } from '../edge-relay/metrics.ts';
 import { normalizeUrl } from './login-config.ts';
 import { defined, relayLog, stopOnSignals } from './run-cloud.ts';
+import { configLogLevel, logger } from './log.ts';
 import { err, line, out } from './print.ts';
 import { relayToken } from '../protocol/token-file.ts';
 import { Reloader, type ReloadOutcome } from './reload.ts';
 import { systemd } from '../protocol/sd-notify.ts';
+import pkg from '../package.json' with { type: 'json' };
 
-interface RelayRun { config: string; cloud?: string; token?: string; tokenFile?: string; tls?: TlsTrust; limits?: Partial<RelayOptions> }
+/** Metrics: --metrics-listen (and --metrics-allow-remote), else the config's `metrics:`; off without. */
+interface RelayRun {
+  config: string; cloud?: string; token?: string; tokenFile?: string; tls?: TlsTrust; limits?: Partial<RelayOptions>;
+  metricsListen?: string; metricsAllowRemote?: boolean;
+}
 
 /** What a relay reload read and did (the `data` of its ReloadOutcome, for onReload hooks). */
 export interface RelayReloaded { cfg: RelayConfig; report: ReloadReport }
@@ -31,24 +38,46 @@ function trustOf(o: RelayRun, cfg: RelayConfig): TlsTrust {
 
 export async function runRelay(o: RelayRun): Promise<Relay> {
   const sd = systemd(relayLog); // first: takes NOTIFY_SOCKET out of the environment consoles inherit
+  let log = logger('relay');
   if (!o.cloud) throw new BadParameter('--cloud URL is required (or set CLOUDCONS_URL)');
-  const tok = relayToken(o, process.env, (l) => err(line`relay: ${l}`));
+  const tok = relayToken(o, process.env, (l) => log(l, { level: 'warn' }));
   if (!tok) throw new BadParameter(NO_TOKEN);
   const cfg = loadRelayConfig(o.config);
-  const relay = new Relay(cfg, { ...defined(o.limits ?? {}), cloudUrl: normalizeUrl(o.cloud), token: tok.token, tls: trustOf(o, cfg), log: relayLog });
-  relay.start();
+  configLogLevel(cfg.log?.level);
+  if (cfg.relay.name) log = logger('relay', { relay: cfg.relay.name });
+  // Listening before the relay is made, so /healthz answers (and /readyz says not yet) while a
+  // large spool is recovered.
+  let metrics: RelayMetrics | undefined, served: MetricsServer | undefined;
+  const listen = o.metricsListen ?? cfg.metrics?.listen;
+  if (listen !== undefined) {
+    const bad = metricsListenProblem(listen, o.metricsAllowRemote || cfg.metrics?.allowRemote);
+    if (bad) throw new BadParameter(`${o.metricsListen !== undefined ? '--metrics-listen' : `${o.config}: metrics.listen`}: ${bad} (got ${JSON.stringify(String(listen))})`);
+    const m = await import('../edge-relay/metrics.ts'); // prom-client only when asked for
+    metrics = new m.RelayMetrics(pkg.version);
+    served = await m.serveMetrics({ ...parseListen(listen)!, metrics, log });
+  }
+  let relay: Relay;
+  try {
+    relay = new Relay(cfg, { ...defined(o.limits ?? {}), cloudUrl: normalizeUrl(o.cloud), token: tok.token, tls: trustOf(o, cfg), log, metrics });
+    relay.start();
+  } catch (e) { await served?.close(); throw e; }
+  served?.setReady(true);
   const name = relay.nameFrom === 'spool' ? `${relay.name} (the name its spool ${relay.opts.spoolDir} was first used under; relay.yaml names none)`
     : relay.name ?? '(no name in relay.yaml: it takes its token\'s, which the cloud says)';
   const holding = relay.consoles().map((c) => `${c.name} (${c.type})`).join(', ') || 'no consoles';
-  err(line`relay: ${name} holding ${holding}`);
+  log(`${name} holding ${holding}`);
   // SIGHUP: one reload at a time, one more after it if another came (cli/reload.ts). systemd
-  // hears RELOADING=1 when one starts and READY=1 when it is applied or refused.
-  const reloader = new Reloader<RelayReloaded>(() => reloadRelay(relay, o), relayLog).onSighup();
-  reloader.onReload(() => void sd.reloading('reloading relay.yaml'), (r) => void sd.ready(r.ok ? 'relay config reloaded' : 'relay config reload refused; running on the previous one'));
+  // hears RELOADING=1 when one starts and READY=1 when it is applied or refused. The log level
+  // follows relay.yaml's `log.level` unless a flag or the environment set it.
+  const reloader = new Reloader<RelayReloaded>(() => reloadRelay(relay, o), log).onSighup();
+  reloader.onReload(() => void sd.reloading('reloading relay.yaml'), (r) => {
+    if (r.ok && r.data) configLogLevel(r.data.cfg.log?.level);
+    void sd.ready(r.ok ? 'relay config reloaded' : 'relay config reload refused; running on the previous one');
+  });
   relayReloader = reloader;
-  stopOnSignals(() => relay.stop());
+  stopOnSignals(async () => { served?.setReady(false, 'stopping'); await relay.stop(); await served?.close(); }, sd, log);
   // Config loaded, consoles opening: a cloud that is down does not hold this up (the relay spools).
-  void sd.ready(`relay ${relay.name ?? "(name from the cloud)"} holding ${holding}`);
+  void sd.ready(`relay ${relay.name ?? '(name from the cloud)'} holding ${holding}`);
   return relay;
 }
 

@@ -12,6 +12,11 @@
 //       ca: /etc/cloudcons/ca.pem       # only this CA (PEM); default: the system's CAs
 //       fingerprint: 'SHA256:AB:CD:...' # or exactly this certificate, even self-signed
 //       insecure: false                 # allow plain http:// to a cloud that is not on loopback
+//   metrics:          # optional: serve /metrics (Prometheus), /healthz and /readyz (see metrics.ts)
+//     listen: 127.0.0.1:9464          # HOST:PORT, or a port alone (127.0.0.1); loopback only unless
+//     allowRemote: false              # ... this is true (the endpoints have no authentication)
+//   log:              # optional
+//     level: info                     # debug, info, warn, error; --log-level / CLOUDCONS_LOG_LEVEL win
 //   breaks:           # optional: break sequences 1-9 a-z sent with ^Ecl<c> (see breaks.ts);
 //     5: { string: '\r~^b', delayMs: 500 }   # 1-4 are conserver's defaults unless set here
 //   consoles:
@@ -36,7 +41,8 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../protocol/errors.ts';
 import { breakStringProblem } from './breaks.ts';
-import { parseFingerprint } from '../protocol/tls.ts';
+import { isLoopbackHost, parseFingerprint } from '../protocol/tls.ts';
+import { LOG_LEVELS, type LogLevel } from '../protocol/log.ts';
 import { isConsoleName, NAME_MAX, NAME_RE, NAME_RULE as RULE } from '../protocol/names.ts';
 
 /** Every documented default in one place. */
@@ -251,7 +257,39 @@ const breakDefSchema = z.strictObject({
   confirm: z.boolean(err('must be true or false')).optional(),
 }, err('must be a mapping with "string"'));
 
+const LISTEN_RULE = 'must be HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464) or a port alone (on 127.0.0.1)';
+
+/** `HOST:PORT`, `[v6]:PORT` or a port alone (127.0.0.1); undefined if it is none of these. Port 0:
+ *  any free port (tests). */
+export function parseListen(v: string | number): { host: string; port: number } | undefined {
+  const s = String(v).trim();
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[^\s:[\]/]+):)?(\d{1,5})$/.exec(s);
+  if (!m || Number(m[2]) > 65535) return undefined;
+  return { host: (m[1] ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
+}
+
+/** Why /metrics may not listen on `listen` (undefined: it may): only loopback, unless allowed. */
+export function metricsListenProblem(listen: string | number, allowRemote: boolean | undefined): string | undefined {
+  const a = parseListen(listen);
+  if (!a) return LISTEN_RULE;
+  if (allowRemote || isLoopbackHost(a.host)) return undefined;
+  return `${a.host} is not a loopback address: /metrics, /healthz and /readyz have no authentication and name every console; ` +
+    'listen on 127.0.0.1 (a scraper on this host, or a proxy in front), or set metrics.allowRemote: true (--metrics-allow-remote) to serve them on the network';
+}
+
+const metricsSchema = z.strictObject({
+  listen: z.union([z.string(), z.number()], err(LISTEN_RULE)).refine((v) => parseListen(v) !== undefined, err(LISTEN_RULE)),
+  allowRemote: z.boolean(err('must be true or false')).optional(),
+}, err('must be a mapping with listen (and allowRemote)')).superRefine((m, ctx) => {
+  const bad = metricsListenProblem(m.listen, m.allowRemote);
+  if (bad && parseListen(m.listen)) ctx.addIssue({ code: 'custom', message: bad, path: ['listen'], input: m.listen });
+});
+
 const relaySchema = z.strictObject({
+  metrics: metricsSchema.optional(),
+  log: z.strictObject({
+    level: z.enum(LOG_LEVELS, err(`must be one of ${LOG_LEVELS.join(', ')}`)).optional(),
+  }, err('must be a mapping with level')).optional(),
   breaks: z.record(z.string(), breakDefSchema, err('must be a mapping of 1-9 a-z to break sequences')).optional(),
   relay: z.strictObject({
     name: text.regex(NAME_RE, err(NAME_RULE)).max(NAME_MAX, err(NAME_RULE)).optional(),
@@ -279,6 +317,9 @@ export interface SpoolConfig { dir?: string; segmentBytes?: number; segmentMs?: 
 export interface RelayConfig {
   /** `name`: absent, the relay takes its token's (the cloud says it in its welcome). */
   relay: { name?: string; spool?: SpoolConfig; cloud?: { ca?: string; fingerprint?: string; insecure?: boolean } };
+  /** Where /metrics, /healthz and /readyz listen (off without it); checked: loopback unless allowRemote. */
+  metrics?: { listen: string | number; allowRemote?: boolean };
+  log?: { level?: LogLevel };
   /** Break sequences defined in the file (merged over conserver's defaults by breaks.ts). */
   breaks?: Record<string, BreakDef>;
   consoles: Record<string, ConsoleConfig>;
@@ -329,6 +370,8 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   return {
     relay: { ...(data.relay?.name ? { name: data.relay.name } : {}), spool: data.relay?.spool, ...(data.relay?.cloud ? { cloud: data.relay.cloud } : {}) },
     ...(data.breaks ? { breaks: data.breaks } : {}),
+    ...(data.metrics ? { metrics: data.metrics } : {}),
+    ...(data.log ? { log: data.log } : {}),
     consoles: data.consoles,
   };
 }

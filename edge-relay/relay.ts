@@ -21,6 +21,8 @@ import { isConsoleName } from '../protocol/names.ts';
 import { checkPlainUrl, cloudTls, type CloudTls, type TlsTrust } from '../protocol/tls.ts';
 import { relayAbout } from './about.ts';
 import { defaultSpoolDir, NAME_FILE, recordName, relayName } from './relay-name.ts';
+import type { Log } from '../protocol/log.ts';
+import type { RelayHealth, RelayMetrics } from './metrics.ts';
 
 export interface RelayOptions {
   cloudUrl: string;
@@ -70,7 +72,9 @@ export interface RelayOptions {
    *  after its welcome (or the relay gives up on) counts as a failed attempt. */
   minBackoffMs: number;
   maxBackoffMs: number;
-  log: (line: string) => void;
+  log: Log;
+  /** Counted into (served by metrics.ts, when configured). */
+  metrics?: RelayMetrics;
 }
 /** Console infos per hello message (a frame may hold 32 KiB). */
 const HELLO_BATCH_BYTES = 24 * 1024;
@@ -132,6 +136,9 @@ interface Con {
   uploading: boolean;
   failures: number;
   retryAt: number;
+  /** Bytes read from it (cloudcons_relay_bytes_read_total: a plain number on the hot path, read
+   *  at scrape time; prom-client's labelled inc hashes its labels at every call, ~0.4 us). */
+  read: number;
 }
 
 /** A relay's options for config `cfg`, the options given (`opts`, from flags) winning over the
@@ -196,6 +203,7 @@ export class Relay {
   private redialFor?: WebSocket; // the connection the redial timer is for
   private pumpTimer?: NodeJS.Timeout;
   private lastHeard = 0;
+  private dialled = false; // connect() ran before: the next plain dial is a reconnect
   private pingId = 0;
   readonly spool: Spool;
   private uploadTimer?: NodeJS.Timeout;
@@ -242,6 +250,9 @@ export class Relay {
       memoryBytes: this.opts.spoolMemoryBytes, log: this.opts.log,
     });
     this.spool.onSealed = () => this.kickUploads();
+    const m = this.opts.metrics;
+    m?.watch(() => this.health());
+    if (m) this.spool.onLost = (cs, n) => m.lostBytes.inc({ console: cs.name }, n);
     // A disk that refuses the spool's writes: in the console's audit trail too, once, and once
     // when it is over (the log says it in both cases).
     // While it lasts, an up console's reason says so (`cloudcons ls`, the web viewer).
@@ -290,9 +301,10 @@ export class Relay {
   private newCon(name: string, cc: ConsoleConfig, breaks: RelayConfig['breaks']): Con {
     const con = {
       name, spool: this.spool.open(name), queue: [], queued: 0, fence: 0, sent: 0, live: false, watched: false, onceTo: 0, lastInput: 0, pumpSoon: false, lastSend: 0,
-      uploading: false, failures: 0, retryAt: 0,
+      uploading: false, failures: 0, retryAt: 0, read: 0,
     } as unknown as Con;
     this.setSupervisor(con, cc, breaks);
+    this.opts.metrics?.lostBytes.inc({ console: name }, 0); // a series from the start, at 0
     return con;
   }
 
@@ -318,7 +330,7 @@ export class Relay {
     // initcmd runs, idle strings, flapping, manual down/up: the cloud puts them in the audit trail.
     sup.on('event', (ev) => {
       if (!current()) return;
-      this.opts.log(`console ${name}: ${ev.detail}`);
+      this.opts.log(`console ${name}: ${ev.detail}`, { console: name, level: ev.what === 'flapping' ? 'warn' : 'info', event: ev.what });
       this.send({ t: 'event', c: name, what: ev.what, detail: ev.detail.slice(0, 1024) });
     });
     // Reads that arrive in the same turn of the event loop go out as one message (a pty hands
@@ -330,6 +342,7 @@ export class Relay {
       // On disk before anything else; if the disk refuses it, held in memory (with its offset)
       // until it takes it, and sent live meanwhile all the same (spool.ts).
       const offset = this.spool.append(con.spool, data, ts);
+      con.read += data.length;
       if (!this.streams(con)) return;
       if (offset === con.sent + con.queued && con.queued < this.maxQueued) {
         con.queue.push({ offset, ts, data });
@@ -350,10 +363,13 @@ export class Relay {
       this.due.push(con);
       if (this.due.length === 1) setImmediate(this.pumpDue);
     });
-    sup.on('state', (st: { state: 'up' | 'down'; since: number; reason?: string }) => {
+    sup.on('state', (st: { state: 'up' | 'down'; since: number; reason?: string; failed?: boolean }) => {
       if (!current()) return;
+      if (st.state !== con.info.state) this.opts.metrics?.stateChanges.inc({ console: name, state: st.state });
       con.info = { ...con.info, state: st.state, since: st.since, reason: st.reason };
-      this.opts.log(`console ${name} ${st.state}${st.reason ? `: ${st.reason}` : ''}`);
+      // Down by a failure (device gone, refused, flapping) is a warning; closed on purpose
+      // (stop, manual down, ondemand idle) is not.
+      this.opts.log(`console ${name} ${st.state}${st.reason ? `: ${st.reason}` : ''}`, { console: name, level: st.failed ? 'warn' : 'info' });
       // Sent whenever the link is open (not only once welcomed): a change between our hello and
       // the cloud's welcome would otherwise be lost. The cloud handles messages in order.
       this.send({ t: 'console', info: this.infoOf(con) });
@@ -516,6 +532,7 @@ export class Relay {
     for (const c of this.cons.values()) {
       if (!this.drained(c)) continue;
       this.cons.delete(c.name);
+      this.opts.metrics?.forgetConsole(c.name);
       dropped = true;
       clearTimeout(c.quietTimer);
       clearTimeout(c.confirmTimer);
@@ -557,6 +574,7 @@ export class Relay {
 
   private async upload(c: Con, s: SealedSegment): Promise<void> {
     c.uploading = true;
+    const t0 = performance.now();
     this.inFlight++;
     let buf: Buffer | undefined;
     try {
@@ -582,6 +600,7 @@ export class Relay {
       } else if (res.ok) {
         this.uploadScratch.give(buf);
         c.spool.uploaded(s);
+        this.counted(s, t0);
         c.failures = 0;
         c.retryAt = 0;
       } else {
@@ -656,11 +675,13 @@ export class Relay {
     const had = o.stored.map((r) => `${r.start}-${r.end}${r.gap ? ' (recorded lost)' : ''}`).join(', ');
     const sent = rest.length ? `sent the rest (${rest.map(([a, b]) => `${a}-${b}`).join(', ')})` : 'nothing left to send';
     if (o.same) {
-      this.opts.log(`segment ${s.start}-${s.end} of ${c.name}: the cloud already had ${had} with the same bytes; ${sent}`);
+      this.opts.log(`segment ${s.start}-${s.end} of ${c.name}: the cloud already had ${had} with the same bytes; ${sent}`, { console: c.name });
       c.spool.uploaded(s);
+      this.counted(s);
     } else {
       const file = c.spool.setAside(s, this.opts.conflictKeep);
-      this.opts.log(`UPLOAD CONFLICT for ${c.name}: the cloud holds other output at ${had} than this relay's segment ${s.start}-${s.end} (first difference at offset ${o.at ?? '?'}: two writers, or a relay that reused offsets); the cloud keeps what it stored first, ${sent}; this relay's segment is kept as ${file} for an operator (at most ${this.opts.conflictKeep} per console, --conflict-keep)`);
+      this.opts.metrics?.uploadConflicts.inc();
+      this.opts.log(`UPLOAD CONFLICT for ${c.name}: the cloud holds other output at ${had} than this relay's segment ${s.start}-${s.end} (first difference at offset ${o.at ?? '?'}: two writers, or a relay that reused offsets); the cloud keeps what it stored first, ${sent}; this relay's segment is kept as ${file} for an operator (at most ${this.opts.conflictKeep} per console, --conflict-keep)`, { console: c.name, level: 'error' });
     }
     return true;
   }
@@ -668,9 +689,52 @@ export class Relay {
   private uploadFailed(c: Con, why: string, loud: boolean): void {
     const delay = Math.min(this.opts.uploadMaxBackoffMs, this.opts.uploadMinBackoffMs * 2 ** c.failures++) * (0.5 + Math.random() / 2);
     c.retryAt = Date.now() + delay;
+    this.opts.metrics?.uploadFailures.inc();
     if (loud || c.failures === 1 || c.failures % 10 === 0) {
-      this.opts.log(`${loud ? 'UPLOAD REFUSED' : 'upload failed'} for ${c.name} (${c.spool.sealed.length} segments, ${c.spool.diskBytes} bytes waiting): ${why}; retrying in ${Math.round(delay)} ms`);
+      this.opts.log(`${loud ? 'UPLOAD REFUSED' : 'upload failed'} for ${c.name} (${c.spool.sealed.length} segments, ${c.spool.diskBytes} bytes waiting): ${why}; retrying in ${Math.round(delay)} ms`, { console: c.name, level: loud ? 'error' : 'warn' });
     }
+  }
+
+  /** Segment `s` is stored by the cloud (its upload started at `t0`, performance.now()). */
+  private counted(s: SealedSegment, t0?: number): void {
+    const m = this.opts.metrics;
+    if (!m) return;
+    m.segmentsUploaded.inc();
+    m.uploadedBytes.inc(s.size);
+    if (t0 !== undefined) m.uploadSeconds.observe((performance.now() - t0) / 1000);
+  }
+
+  /** What the gauges of /metrics show (metrics.ts). */
+  health(): RelayHealth {
+    let segments = 0, oldest: number | undefined;
+    for (const c of this.cons.values()) {
+      segments += c.spool.sealed.length;
+      const t = this.oldestUnsent(c);
+      if (t !== undefined && (oldest === undefined || t < oldest)) oldest = t;
+    }
+    return {
+      relay: this.name, cloudConnected: this.ws?.readyState === WebSocket.OPEN,
+      consoles: this.conList.map((c) => ({ name: c.name, up: c.info.state === 'up', read: c.read })),
+      spoolBytes: this.spool.diskBytes, spoolCapBytes: this.opts.spoolCapBytes, segments, heldBytes: this.spool.heldBytes,
+      diskFull: this.conList.some((c) => c.spoolTrouble !== undefined), oldestUnsent: oldest,
+    };
+  }
+
+  /** When the oldest byte of `c` the cloud has not got was read: the first segment waiting for
+   *  upload, else the first byte of the active log (or of what memory holds for the disk) that no
+   *  link carried live (`sent`: the last link's, until the next welcome says where the cloud's
+   *  stored output ends). That byte is dated by the live queue, else by the active log's first
+   *  byte (the older one, so never too young). */
+  private oldestUnsent(c: Con): number | undefined {
+    const s = c.spool;
+    let t = s.sealed[0]?.t0;
+    const from = Math.max(c.sent, s.start);
+    if (from < s.next) {
+      const q = c.queue[0];
+      const tail = q && q.offset <= from ? q.ts : from < s.start + s.activeBytes ? s.activeT0 : s.lost?.t0 ?? s.held[0]?.ts;
+      if (tail !== undefined && (t === undefined || tail < t)) t = tail;
+    }
+    return t;
   }
 
   /** Console names and states, for status output. */
@@ -687,6 +751,8 @@ export class Relay {
    *  already has, so nothing is lost or doubled at the switch. */
   private connect(replace = false): void {
     if (this.stopped) return;
+    if (!replace && this.dialled) this.opts.metrics?.reconnects.inc();
+    this.dialled = true;
     const url = this.opts.wsUrl ?? this.opts.cloudUrl.replace(/^http/, 'ws').replace(/\/+$/, '') + '/v1/relay';
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, perMessageDeflate: false, handshakeTimeout: 10_000, ...this.net.wsOptions(url) });
     if (replace) this.next = ws;
@@ -698,7 +764,7 @@ export class Relay {
     ws.on('unexpected-response', (_req, res) => {
       let body = '';
       res.on('data', (d: Buffer) => { body += d.toString(); });
-      res.on('end', () => this.opts.log(`cloud refused the relay connection: ${res.statusCode} ${body.trim()}`));
+      res.on('end', () => this.opts.log(`cloud refused the relay connection: ${res.statusCode} ${body.trim()}`, { level: 'error' }));
     });
     ws.on('open', () => {
       this.opts.log(replace ? `connected to ${this.opts.cloudUrl} again, to replace the current connection` : `connected to ${this.opts.cloudUrl}`);
@@ -709,7 +775,7 @@ export class Relay {
     ws.on('message', (data, isBinary) => {
       this.lastHeard = Date.now();
       const r = decode(cloudToRelay, isBinary ? data : data.toString(), Number.MAX_SAFE_INTEGER);
-      if (!r.ok) { this.opts.log(`bad message from cloud: ${r.message}`); return; }
+      if (!r.ok) { this.opts.log(`bad message from cloud: ${r.message}`, { level: 'warn' }); return; }
       if (r.msg.t === 'welcome' && ws === this.next) this.moveTo(ws);
       this.onMessage(r.msg);
     });
@@ -717,7 +783,7 @@ export class Relay {
     ws.on('close', (code, reason) => {
       if (ws === this.next) { // the replacement failed: stay on the current one, try again later
         this.next = undefined;
-        this.opts.log(`could not open a replacement connection (${code}${linkError ? `: ${linkError}` : ''}); trying again in 60 s`);
+        this.opts.log(`could not open a replacement connection (${code}${linkError ? `: ${linkError}` : ''}); trying again in 60 s`, { level: 'warn' });
         this.scheduleRedial(60_000);
         return;
       }
@@ -739,11 +805,11 @@ export class Relay {
       const retry = `reconnecting in ${Math.round(delay)} ms`;
       const why = `${code}${reason.length ? ` ${reason}` : ''}${linkError ? `: ${linkError}` : ''}`;
       // During an outage: the first failure and every 10th, not every attempt.
-      if (!failed) this.opts.log(`disconnected from cloud (${why}); ${retry}`);
+      if (!failed) this.opts.log(`disconnected from cloud (${why}); ${retry}`, { level: 'warn' });
       else if (failed === 1 || failed % 10 === 0) {
         this.opts.log(lasted >= 0
           ? `the connection to the cloud closed again ${lasted} ms after its welcome (${why}), ${failed} attempt${failed === 1 ? '' : 's'} in a row; ${retry}`
-          : `still cannot reach the cloud at ${this.opts.cloudUrl} after ${failed} failed attempt${failed === 1 ? '' : 's'}${linkError ? ` (${linkError})` : ''}; ${retry}`);
+          : `still cannot reach the cloud at ${this.opts.cloudUrl} after ${failed} failed attempt${failed === 1 ? '' : 's'}${linkError ? ` (${linkError})` : ''}; ${retry}`, { level: 'warn' });
       }
       this.reconnectTimer = setTimeout(() => this.connect(), delay);
     });
@@ -838,15 +904,15 @@ export class Relay {
       case 'in': case 'break': case 'resize': return this.deviceOp(m);
       case 'ctl': {
         const c = this.cons.get(m.c);
-        if (!c || c.removed) { this.opts.log(`cloud asked to take ${m.c} ${m.op}, but it is not on this relay${c ? ' (removed from its config)' : ''}`); return; }
+        if (!c || c.removed) { this.opts.log(`cloud asked to take ${m.c} ${m.op}, but it is not on this relay${c ? ' (removed from its config)' : ''}`, { level: 'warn' }); return; }
         if (m.op === 'down') void c.sup.adminDown(m.by); else c.sup.adminUp(m.by);
         return;
       }
       case 'ping': this.send({ t: 'pong', id: m.id }); return;
       case 'pong': return;
       case 'error':
-        this.opts.log(`cloud: ${m.code}: ${m.message}`);
-        if (m.code === 'CC_ERR_BAD_FRAME' && !this.name && !this.welcomedAt) this.opts.log('(a cloud older than this relay takes no hello without a name: set relay.name in relay.yaml to the name its token was made for)');
+        this.opts.log(`cloud: ${m.code}: ${m.message}`, { level: 'warn', code: m.code });
+        if (m.code === 'CC_ERR_BAD_FRAME' && !this.name && !this.welcomedAt) this.opts.log('(a cloud older than this relay takes no hello without a name: set relay.name in relay.yaml to the name its token was made for)', { level: 'warn' });
         return;
     }
   }
@@ -887,13 +953,13 @@ export class Relay {
     try { sent = await c.spool.confirm(end); } catch (e) {
       if (this.ws !== ws || this.stopped) return;
       const delay = Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** attempt) * (0.5 + Math.random() / 2);
-      if (attempt === 0 || attempt % 10 === 0) this.opts.log(`console ${c.name}: ${(e as Error).message}; its output waits in the spool; trying again in ${Math.round(delay)} ms`);
+      if (attempt === 0 || attempt % 10 === 0) this.opts.log(`console ${c.name}: ${(e as Error).message}; its output waits in the spool; trying again in ${Math.round(delay)} ms`, { console: c.name, level: 'warn' });
       c.confirmTimer = setTimeout(() => void this.confirmCon(c, end, ws, attempt + 1).then(() => this.kickUploads(true)), delay);
       c.confirmTimer.unref();
       return;
     }
     if (this.ws !== ws) return;
-    if (attempt) this.opts.log(`console ${c.name}: its offsets are confirmed after ${attempt} retries`);
+    if (attempt) this.opts.log(`console ${c.name}: its offsets are confirmed after ${attempt} retries`, { console: c.name });
     c.sent = sent;
     c.queue = [];
     c.queued = 0;

@@ -49,6 +49,7 @@ import { encodeGapSegment, shiftSegment, writeSegment, type Chunk } from '../pro
 import { CcError } from '../protocol/errors.ts';
 import { privateDir, PRIVATE_FILE_MODE, tightenTree } from '../protocol/private-files.ts';
 import { syncDir, writeFileAtomic } from '../protocol/atomic-file.ts';
+import type { Log } from '../protocol/log.ts';
 
 export interface SpoolOptions {
   dir: string;
@@ -68,7 +69,7 @@ export interface SpoolOptions {
   /** Output held in memory, relay-wide, while the spool's disk refuses writes (full or failing);
    *  past it the oldest held bytes are dropped and recorded as a gap. Default 16 MiB. */
   memoryBytes: number;
-  log: (line: string) => void;
+  log: Log;
 }
 
 export const SPOOL_DEFAULTS = { segmentBytes: 1024 * 1024, segmentMs: 60_000, capBytes: 1024 ** 3, fsyncMs: 1000, compressLevel: 1, sealConcurrency: 2, memoryBytes: 16 * 1024 * 1024 };
@@ -265,6 +266,8 @@ export class ConsoleSpool {
   lost?: Lost;
   /** Said when the disk refuses a write (the Spool logs it once for all consoles). */
   onTrouble: (what: string, e: unknown) => void = () => {};
+  /** Said when output is lost (recorded as a gap): how many bytes. */
+  onLost: (bytes: number) => void = () => {};
   private fd = -1;
   private readFd = -1; // the active log opened for reading back, while needed
   private dirty = false;
@@ -359,7 +362,7 @@ export class ConsoleSpool {
     const activeFile = path.join(this.dir, 'active.log');
     const log = readLog(activeFile);
     if (log.validBytes < log.fileBytes) {
-      this.opts.log(`spool ${this.name}: active log has ${log.fileBytes - log.validBytes} torn or corrupt bytes at its end (a crash mid-write); cut them off`);
+      this.opts.log(`spool ${this.name}: active log has ${log.fileBytes - log.validBytes} torn or corrupt bytes at its end (a crash mid-write); cut them off`, { console: this.name, level: 'warn' });
       fs.truncateSync(activeFile, log.validBytes);
     }
     // The active log starts where the last sealed output ends, or later (all of that uploaded).
@@ -386,7 +389,7 @@ export class ConsoleSpool {
       moves.push({ ...x, side, start: +m[6] });
     }
     if (!moves.length) return;
-    this.opts.log(`spool ${this.name}: finishing the move of ${moves.length} segment(s) onto the cloud's offsets that a crash interrupted`);
+    this.opts.log(`spool ${this.name}: finishing the move of ${moves.length} segment(s) onto the cloud's offsets that a crash interrupted`, { console: this.name });
     placeShifted(this.dir, moves, shift);
   }
 
@@ -475,7 +478,7 @@ export class ConsoleSpool {
   writeHeld(max: number): void {
     while (this.held.length && !this.lost && this.activeBytes < max) {
       const c = this.held[0];
-      if (c.offset !== this.start + this.activeBytes) { this.opts.log(`spool ${this.name}: BUG: held output at ${c.offset} does not continue the active log at ${this.start + this.activeBytes}; kept in memory`); return; }
+      if (c.offset !== this.start + this.activeBytes) { this.opts.log(`spool ${this.name}: BUG: held output at ${c.offset} does not continue the active log at ${this.start + this.activeBytes}; kept in memory`, { console: this.name, level: 'error' }); return; }
       if (!this.writeRecord(c.data, c.ts)) return;
       this.held.shift();
       this.heldBytes -= c.data.length;
@@ -499,7 +502,8 @@ export class ConsoleSpool {
       this.gen++;
       this.writeState();
       ok = true;
-      this.opts.log(`SPOOL FULL: console ${this.name} lost ${l.end - l.start} bytes of output (offsets ${l.start}-${l.end}, ${new Date(l.t0).toISOString()} to ${new Date(l.t1).toISOString()}): ${reason}; a gap record says so`);
+      this.opts.log(`SPOOL FULL: console ${this.name} lost ${l.end - l.start} bytes of output (offsets ${l.start}-${l.end}, ${new Date(l.t0).toISOString()} to ${new Date(l.t1).toISOString()}): ${reason}; a gap record says so`, { console: this.name, level: 'error', lostBytes: l.end - l.start });
+      this.onLost(l.end - l.start);
     }).then(() => ok, () => false).finally(() => { this.flushing = false; });
   }
 
@@ -528,7 +532,7 @@ export class ConsoleSpool {
     if (rel < 0) return undefined;
     if (rel >= this.activeBytes) return this.readHeld(abs, max);
     try { return this.readLogAt(abs, rel, max); } catch (e) {
-      this.opts.log(`spool ${this.name}: reading the active log back: ${ioText(e)}`);
+      this.opts.log(`spool ${this.name}: reading the active log back: ${ioText(e)}`, { console: this.name, level: 'error' });
       this.closeReader();
       return undefined;
     }
@@ -690,7 +694,7 @@ export class ConsoleSpool {
   /** Runs spool operations that touch sealed files one at a time. */
   private enqueue(op: () => Promise<void> | void): Promise<void> {
     const p = this.chain.then(op);
-    this.chain = p.catch((e: Error) => this.opts.log(`spool ${this.name}: ${e.message}`));
+    this.chain = p.catch((e: Error) => this.opts.log(`spool ${this.name}: ${e.message}`, { console: this.name, level: 'error' }));
     return p;
   }
 
@@ -712,7 +716,7 @@ export class ConsoleSpool {
       if (!this.confirmed) shift = cloudEnd - first;
       else if (cloudEnd > this.next && !this.sealed.length && !this.activeBytes && !this.held.length && !this.lost) shift = cloudEnd - this.start;
       else if (cloudEnd > this.next && !this.held.length && !this.lost) {
-        this.opts.log(`spool ${this.name}: the cloud has output up to offset ${cloudEnd}, past this spool's ${this.next} (a relay that died holding output in memory, or a console published by another relay); what the spool holds is uploaded at its offsets, new output continues at ${cloudEnd}`);
+        this.opts.log(`spool ${this.name}: the cloud has output up to offset ${cloudEnd}, past this spool's ${this.next} (a relay that died holding output in memory, or a console published by another relay); what the spool holds is uploaded at its offsets, new output continues at ${cloudEnd}`, { console: this.name, level: 'warn' });
         if (this.activeBytes) this.seal();
         if (!this.activeBytes) { this.start = cloudEnd; this.gen++; }
       }
@@ -784,7 +788,7 @@ export class ConsoleSpool {
     this.sealed.splice(i, 1);
     // In the thread pool (see sealFile). Should the relay die first, the restart uploads the
     // segment again, which the cloud accepts as the same object.
-    fs.rm(s.file, { force: true }, (e) => { if (e) this.opts.log(`spool ${this.name}: removing ${s.file}: ${e.message}`); });
+    fs.rm(s.file, { force: true }, (e) => { if (e) this.opts.log(`spool ${this.name}: removing ${s.file}: ${e.message}`, { console: this.name, level: 'warn' }); });
   }
 
   /** Takes `s` out of the upload queue without deleting it: the cloud refused it because it holds
@@ -816,7 +820,8 @@ export class ConsoleSpool {
       fs.rmSync(s.file, { force: true });
       if (prev) fs.rmSync(prev.file, { force: true });
       this.sealed.splice(prev ? i - 1 : i, prev ? 2 : 1, g);
-      this.opts.log(`SPOOL FULL: console ${this.name} lost ${s.end - s.start} bytes of output (offsets ${s.start}-${s.end}, ${new Date(s.t0).toISOString()} to ${new Date(s.t1).toISOString()}): ${reason}`);
+      this.opts.log(`SPOOL FULL: console ${this.name} lost ${s.end - s.start} bytes of output (offsets ${s.start}-${s.end}, ${new Date(s.t0).toISOString()} to ${new Date(s.t1).toISOString()}): ${reason}`, { console: this.name, level: 'error', lostBytes: s.end - s.start });
+      this.onLost(s.end - s.start);
     });
   }
 
@@ -855,6 +860,9 @@ export class Spool {
   /** Called when the disk first refuses a write (with what happened) and when all is on disk
    *  again (undefined). */
   onTrouble: (c: ConsoleSpool, what: string | undefined) => void = () => {};
+  /** Called when a console's output is lost (spool cap, or memory full while the disk refused
+   *  writes), with the bytes lost; each loss is also a gap segment and a log line. */
+  onLost: (c: ConsoleSpool, bytes: number) => void = () => {};
 
   constructor(opts: Partial<SpoolOptions> & { dir: string }) {
     this.opts = { ...SPOOL_DEFAULTS, log: (l) => console.error(l), ...opts };
@@ -878,6 +886,7 @@ export class Spool {
       c = new ConsoleSpool(name, this.opts, this.sealer, this.scratch);
       const cs = c;
       cs.onTrouble = (what, e) => this.troubled(cs, what, e);
+      cs.onLost = (n) => this.onLost(cs, n);
       this.consoles.set(name, c);
     }
     return c;
@@ -909,7 +918,7 @@ export class Spool {
     if (held <= this.opts.memoryBytes) return;
     if (!this.dropping) {
       this.dropping = true;
-      this.opts.log(`SPOOL FULL: the spool's disk still refuses writes and the output held in memory reached ${this.opts.memoryBytes} bytes (memoryBytes): dropping the oldest held output; gap records will say exactly what was lost once the disk takes writes again`);
+      this.opts.log(`SPOOL FULL: the spool's disk still refuses writes and the output held in memory reached ${this.opts.memoryBytes} bytes (memoryBytes): dropping the oldest held output; gap records will say exactly what was lost once the disk takes writes again`, { level: 'error' });
     }
     while (held > this.opts.memoryBytes) {
       let oldest: ConsoleSpool | undefined, t = Infinity;
@@ -927,11 +936,11 @@ export class Spool {
         c.retry(now);
         if (c.lost || c.held.length) this.flushHeld(c);
         if (c.due(now)) void this.sealConsole(c);
-      } catch (e) { this.opts.log(`spool ${c.name}: ${(e as Error).message}`); }
+      } catch (e) { this.opts.log(`spool ${c.name}: ${(e as Error).message}`, { console: c.name, level: 'error' }); }
     }
     this.enforceCap();
     if (this.trouble && [...this.consoles.values()].every((c) => c.healthy)) {
-      this.opts.log(`spool writable again (${this.opts.dir}): output held in memory is on disk, seals and uploads continue`);
+      this.opts.log(`spool writable again (${this.opts.dir}): output held in memory is on disk, seals and uploads continue`, { level: 'warn' });
       const first = this.troubleAt!;
       this.trouble = undefined;
       this.troubleAt = undefined;
@@ -966,7 +975,7 @@ export class Spool {
     const code = (e as NodeJS.ErrnoException).code;
     this.trouble = `${what}: ${ioText(e)}`;
     this.troubleAt = c;
-    this.opts.log(`${code === 'ENOSPC' || code === 'EDQUOT' ? 'SPOOL DISK FULL' : 'SPOOL WRITE FAILED'} (${this.opts.dir}, console ${c.name}, ${this.trouble}): output is held in memory (up to ${this.opts.memoryBytes} bytes, then the oldest is dropped and recorded as a gap) and still sent live; the relay writes it to the spool by itself when the disk takes writes again. Free space on that disk.`);
+    this.opts.log(`${code === 'ENOSPC' || code === 'EDQUOT' ? 'SPOOL DISK FULL' : 'SPOOL WRITE FAILED'} (${this.opts.dir}, console ${c.name}, ${this.trouble}): output is held in memory (up to ${this.opts.memoryBytes} bytes, then the oldest is dropped and recorded as a gap) and still sent live; the relay writes it to the spool by itself when the disk takes writes again. Free space on that disk.`, { console: c.name, level: 'error' });
     this.onTrouble(c, this.trouble);
   }
 
@@ -1023,7 +1032,7 @@ export class Spool {
       c.writeHeld(Infinity); // what memory holds, if the disk takes it now
       c.sync();
       await c.close();
-      if (c.heldBytes || c.lost) this.opts.log(`spool ${c.name}: stopping with ${c.heldBytes} bytes held in memory that the disk did not take${c.lost ? ` and ${c.lost.end - c.lost.start} bytes dropped` : ''} (they went to the cloud live if it was reachable)`);
+      if (c.heldBytes || c.lost) this.opts.log(`spool ${c.name}: stopping with ${c.heldBytes} bytes held in memory that the disk did not take${c.lost ? ` and ${c.lost.end - c.lost.start} bytes dropped` : ''} (they went to the cloud live if it was reachable)`, { console: c.name, level: 'warn' });
     }
   }
 }

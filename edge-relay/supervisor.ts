@@ -254,7 +254,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.openGen++; // late callbacks of the failed open are ignored
     clearTimeout(this.idleTimer);
     if (wasUp && this.flapped()) return;
-    this.setState('down', reason);
+    this.setState('down', reason, true);
     const base = Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** this.failures);
     const jittered = base * (1 + this.opts.jitter * (2 * Math.random() - 1));
     const delay = Math.max(this.opts.minBackoffMs, Math.min(this.opts.maxBackoffMs, jittered));
@@ -282,7 +282,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.flapUntil = now + this.opts.flapHoldMs;
     const until = new Date(this.flapUntil).toISOString().slice(11, 19);
     const why = `flapping: went down ${this.opts.flapMax} times within ${Math.round(this.opts.flapWindowMs / 1000)} s; held down until ${until} UTC (cloudcons console up ${this.name} retries now)`;
-    this.setState('down', why);
+    this.setState('down', why, true);
     this.emit('event', { what: 'flapping', detail: why });
     this.flapTimer = setTimeout(() => { this.flapUntil = 0; this.failures = 0; void this.attempt(); }, this.opts.flapHoldMs);
     return true;
@@ -351,12 +351,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
   }
 
-  private setState(state: 'up' | 'down', reason?: string): void {
+  /** `failed`: down by a failure (open refused, device gone, flapping), not on purpose. */
+  private setState(state: 'up' | 'down', reason?: string, failed = false): void {
     if (this.status.state === state && this.status.reason === reason) return; // retries failing alike
     // A new reason while still down keeps `since`: the console has been down since then.
     const since = this.status.state === state ? this.status.since : Date.now();
     this.status = { state, since, ...(reason !== undefined ? { reason } : {}) };
-    this.emit('state', { ...this.status });
+    this.emit('state', { ...this.status, ...(failed ? { failed } : {}) });
   }
 
   private downError(): Error {

@@ -82,8 +82,10 @@ export class Proc {
   }
 }
 
+/** A CLI process. A relay's or cloud's log is in the readable form tests match messages in (its
+ *  stderr is a pipe, which would make it JSON); test/e2e/observe.test.ts covers the JSON form. */
 export function cloudcons(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Proc {
-  return new Proc(process.execPath, [CLI, ...args], { env, cwd });
+  return new Proc(process.execPath, [CLI, ...args], { env: { CLOUDCONS_LOG_FORMAT: 'pretty', ...env }, cwd });
 }
 
 /** Runs a CLI command to completion. */

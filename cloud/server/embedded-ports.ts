@@ -16,10 +16,11 @@ import { FsAccessStore } from '../adapters/fs/access-store.ts';
 import { MemoryLockStore } from '../adapters/memory/lock-store.ts';
 import { MemorySessionStore } from '../adapters/memory/session-store.ts';
 import { dataDisk } from '../adapters/fs/data-disk.ts';
+import type { Log } from '../../protocol/log.ts';
 
 /** `segments` replaces the filesystem segment store (`cloudcons cloud --s3-bucket`); `disk`: where
  *  the data disk's state is logged, how often a full one is probed for room (DISK_PROBE_MS). */
-export function embeddedPorts(dataDir: string, sender: ConnectionSender, segments?: SegmentStore, disk: { log?: (line: string) => void; probeMs?: number } = {}): { ports: CloudPorts; close(): void } {
+export function embeddedPorts(dataDir: string, sender: ConnectionSender, segments?: SegmentStore, disk: { log?: Log; probeMs?: number } = {}): { ports: CloudPorts; close(): void } {
   const dd = dataDisk(dataDir);
   if (disk.log) dd.log = disk.log;
   if (disk.probeMs !== undefined) dd.probeMs = disk.probeMs;

@@ -19,6 +19,7 @@ import { checkPlainListen } from './tls.ts';
 import { tightenTree } from '../../protocol/private-files.ts';
 import { OidcVerifier, type OidcOptions } from '../adapters/oidc.ts';
 import { DISK_PROBE_MS } from '../adapters/fs/data-disk.ts';
+import type { Log } from '../../protocol/log.ts';
 
 export interface ServerLimits extends SenderLimits {
   /** Largest frame accepted (bytes). Default 32 KiB, API Gateway's limit. */
@@ -76,7 +77,7 @@ export interface CloudServerOptions {
   port?: number;
   limits?: Partial<ServerLimits>;
   core?: Partial<CoreOptions>;
-  log?: (line: string) => void;
+  log?: Log;
   /** The web viewer's built files (default: this package's dist/web). */
   webDir?: string;
   /** Serve HTTPS and WSS with this certificate (chain) and key, PEM (cloud/server/tls.ts). */
@@ -114,7 +115,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     ports.identity = identity;
     // Early, so a wrong issuer shows in the log at start; a failure is retried at the next sign-in.
     identity.discover().then(() => log(`oidc: accepting ID tokens from ${identity.opts.issuer} for ${identity.opts.audience}`),
-      (e: Error) => log(`oidc: ${e.message} (tried again at the next sign-in)`));
+      (e: Error) => log(`oidc: ${e.message} (tried again at the next sign-in)`, { level: 'error' }));
   }
   // Who is signed in on each open socket: a revocation closes that token's sockets at once.
   const principals = new Map<string, Principal>();
@@ -130,7 +131,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     sweeping = true;
     try {
       for (const [conn, who] of principals) {
-        if (!sender.closing(conn)) await core.recheckConnection(conn, who).catch((e: Error) => log(`${conn}: re-check failed: ${e.message}`));
+        if (!sender.closing(conn)) await core.recheckConnection(conn, who).catch((e: Error) => log(`${conn}: re-check failed: ${e.message}`, { level: 'error' }));
       }
     } finally { sweeping = false; }
   };
@@ -138,8 +139,8 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
   recheck.unref();
   // (And what the audit rations held back is put on the record once a flood has stopped.)
   const rules = setInterval(() => {
-    void core.recheckIfRulesChanged().catch((e: Error) => log(`access rules re-check failed: ${e.message}`));
-    void core.flushAuditRations().catch((e: Error) => log(`audit rations: ${e.message}`));
+    void core.recheckIfRulesChanged().catch((e: Error) => log(`access rules re-check failed: ${e.message}`, { level: 'error' }));
+    void core.flushAuditRations().catch((e: Error) => log(`audit rations: ${e.message}`, { level: 'error' }));
   }, Math.max(core.opts.accessCacheMs, 500));
   rules.unref();
   const app = createHttpApp(core, ports, { maxSegmentBytes: limits.maxSegmentBytes, maxBodyBytes: limits.maxBodyBytes, userTokenTtlMs: limits.userTokenTtlMs,
@@ -150,7 +151,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
         const n = await core.log.expire(c, Date.now() - limits.retentionMs);
         if (n) log(`retention: deleted ${n} segments of ${c} older than ${limits.retentionMs} ms`);
       }
-    })().catch((e: Error) => log(`retention failed: ${e.message}`));
+    })().catch((e: Error) => log(`retention failed: ${e.message}`, { level: 'error' }));
   }, limits.retentionCheckMs) : undefined;
   retention?.unref();
   const web = webAssets(opts.webDir ?? defaultWebDir(), () => identity?.knownTokenEndpoint);
@@ -184,7 +185,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       const max = who.kind === 'relay' ? limits.maxConnsPerRelay : limits.maxConnsPerUser;
       const open = conns.get(key) ?? 0;
       if (open >= max) {
-        log(`refused a WebSocket of ${who.kind} ${who.name} from ${from}: ${open} open (${who.kind === 'relay' ? 'maxConnsPerRelay' : 'maxConnsPerUser'} ${max})`);
+        log(`refused a WebSocket of ${who.kind} ${who.name} from ${from}: ${open} open (${who.kind === 'relay' ? 'maxConnsPerRelay' : 'maxConnsPerUser'} ${max})`, { level: 'warn' });
         await core.auditSignIn(who, 'auth.refused', `WebSocket from ${from}: ${open} connections open, the limit`);
         return refuse(429, `${who.kind} ${who.name} has ${open} WebSocket connections open, the limit (${who.kind === 'relay' ? 'maxConnsPerRelay' : 'maxConnsPerUser'} ${max}): close one`);
       }
@@ -199,8 +200,8 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       refuse(401, why);
     }).catch((e: unknown) => {
       // A sign-in that cannot be audited (a full data disk) is refused, saying why.
-      if (e instanceof CcError) { log(`refused a WebSocket ${path} from ${from}: ${e.message}`); return refuse(httpStatus(e.code), e.message); }
-      log(`upgrade ${path}: ${(e as Error).stack}`);
+      if (e instanceof CcError) { log(`refused a WebSocket ${path} from ${from}: ${e.message}`, { level: 'warn' }); return refuse(httpStatus(e.code), e.message); }
+      log(`upgrade ${path}: ${(e as Error).stack}`, { level: 'error' });
       refuse(500, 'internal error');
     });
   });
@@ -213,7 +214,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
     // Closed when its token expires, to the millisecond (a timer fires at most 24.8 days ahead; the
     // periodic re-check covers later ones).
     const expiry = who.expires === undefined ? undefined
-      : setTimeout(() => void core.recheckConnection(conn, who).catch((e: Error) => log(`${conn}: re-check failed: ${e.message}`)), Math.min(Math.max(0, who.expires - Date.now()), 2 ** 31 - 1));
+      : setTimeout(() => void core.recheckConnection(conn, who).catch((e: Error) => log(`${conn}: re-check failed: ${e.message}`, { level: 'error' })), Math.min(Math.max(0, who.expires - Date.now()), 2 ** 31 - 1));
     let chain: Promise<void> = Promise.resolve();
     let cloudClosed = false;
     let queued = 0;
@@ -233,7 +234,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       if (bucket >= 0) return 0;
       if (now - warned > 60_000) {
         warned = now;
-        log(`${conn} (${kind} ${who.name}) sends more than ${rate} messages/s: slowed down`);
+        log(`${conn} (${kind} ${who.name}) sends more than ${rate} messages/s: slowed down`, { level: 'warn' });
         ws.send(encode({ t: 'error', code: 'CC_ERR_RATE_LIMITED', message: `more than ${rate} messages/s (${kind === 'relay' ? 'relayMsgsPerSec' : 'sessionMsgsPerSec'}): this connection is served more slowly` }));
       }
       return Math.ceil((-bucket * 1000) / rate);
@@ -245,7 +246,7 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       const text = isBinary ? data : data.toString();
       const r = kind === 'relay' ? decode(relayToCloud, text, limits.maxFrameBytes) : decode(clientToCloud, text, limits.maxFrameBytes);
       if (!r.ok) {
-        if (r.code === 'CC_ERR_TOO_LARGE' && !bad) log(`${conn} (${kind} ${who.name}): ${r.message}`);
+        if (r.code === 'CC_ERR_TOO_LARGE' && !bad) log(`${conn} (${kind} ${who.name}): ${r.message}`, { level: 'warn' });
         ws.send(encode({ t: 'error', code: r.code, message: r.message }));
         if (++bad > limits.maxBadFrames) ws.close(1008, closeReason(`too many bad frames (${bad}); last: ${r.message}`));
         return;
@@ -271,8 +272,8 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
           if (kind === 'relay') await core.relayMessage(conn, who, r.msg as never);
           else await core.clientMessage(conn, who, r.msg as never);
         } catch (e) {
-          if (!(e instanceof CcError)) log(`${conn}: error handling ${(r.msg as { t: string }).t}: ${(e as Error).stack}`);
-          else if (e.code === 'CC_ERR_RATE_LIMITED') log(`${conn} (${kind} ${who.name}): ${e.message}`);
+          if (!(e instanceof CcError)) log(`${conn}: error handling ${(r.msg as { t: string }).t}: ${(e as Error).stack}`, { level: 'error' });
+          else if (e.code === 'CC_ERR_RATE_LIMITED') log(`${conn} (${kind} ${who.name}): ${e.message}`, { level: 'warn' });
           ws.send(encode({ t: 'error', code: errorCode(e), message: e instanceof CcError ? e.message : 'internal error' }));
           // A hello that failed half-way (its audit records did not fit on a full disk) leaves a
           // relay that is never welcomed: closed with "try again later", it dials again (backing
@@ -292,9 +293,9 @@ export async function startCloudServer(opts: CloudServerOptions): Promise<CloudS
       principals.delete(conn);
       sender.forget(conn);
       log(`${kind} ${who.name} disconnected (${conn}): ${code} ${reason.toString()}`);
-      chain = chain.then(() => (kind === 'relay' ? core.relayClosed(conn, who.name) : core.clientClosed(conn))).catch((e) => log(`${conn}: cleanup failed: ${e}`));
+      chain = chain.then(() => (kind === 'relay' ? core.relayClosed(conn, who.name) : core.clientClosed(conn))).catch((e) => log(`${conn}: cleanup failed: ${e}`, { level: 'error' }));
     });
-    ws.on('error', (e) => log(`${conn}: socket error: ${e.message}`));
+    ws.on('error', (e) => log(`${conn}: socket error: ${e.message}`, { level: 'warn' }));
   }
 
   await new Promise<void>((resolve, reject) => {

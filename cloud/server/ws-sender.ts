@@ -11,6 +11,7 @@
 import type { WebSocket } from 'ws';
 import { chunks, closeReason, encode } from '../../protocol/codec.ts';
 import type { ConnectionSender, OutputStore, SendOptions } from '../core/ports.ts';
+import type { Log } from '../../protocol/log.ts';
 
 export interface SenderLimits {
   /** Send-buffer level above which a viewer stops getting live output and catches up from the store later. Default 8 MiB. */
@@ -54,7 +55,7 @@ export class WsSender implements ConnectionSender {
   constructor(
     private readonly sockets: Map<string, WebSocket>,
     private readonly limits: SenderLimits,
-    private readonly log: (l: string) => void,
+    private readonly log: Log,
     private output?: Pick<OutputStore, 'readAt'>,
   ) {
     // Viewers that are behind are checked on a timer, not only when output arrives: a drained one
@@ -123,7 +124,7 @@ export class WsSender implements ConnectionSender {
         if (!r.data.length && r.offset === c.next && !c.dirty) { c.behind = false; return; }
       }
     } catch (e) {
-      this.log(`${conn}: catch-up from the store failed: ${(e as Error).message}`);
+      this.log(`${conn}: catch-up from the store failed: ${(e as Error).message}`, { level: 'error' });
     } finally {
       c.running = false;
     }
@@ -138,7 +139,7 @@ export class WsSender implements ConnectionSender {
       if (ws.bufferedAmount < c.buffered || ws.bufferedAmount <= this.limits.highWaterBytes / 2) c.progress = now;
       c.buffered = ws.bufferedAmount;
       if (now - c.progress > this.limits.stallMs) {
-        this.log(`${conn}: viewer stalled; disconnecting`);
+        this.log(`${conn}: viewer stalled; disconnecting`, { level: 'warn' });
         this.cursors.delete(conn);
         this.drop(conn, ws, TOO_SLOW, `too slow: read nothing for ${this.limits.stallMs} ms`);
         continue;
@@ -164,7 +165,7 @@ export class WsSender implements ConnectionSender {
       if (last < 0 || buffered < last) progress = now;
       last = buffered;
       if (now - progress > this.limits.stallMs) {
-        this.log(`${conn}: history reader stalled; disconnecting`);
+        this.log(`${conn}: history reader stalled; disconnecting`, { level: 'warn' });
         this.drop(conn, ws, TOO_SLOW, `too slow: read nothing for ${this.limits.stallMs} ms`);
         return false;
       }

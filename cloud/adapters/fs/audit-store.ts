@@ -168,7 +168,7 @@ export class FsAuditStore implements AuditStore {
       throw err instanceof StorageFull ? new StorageFull(`${err.message}: audit/${console}.jsonl ends in a torn line (${torn.length} bytes of an append that never completed) that is cut off only once a copy of it is kept; until then nothing is appended`) : err;
     }
     fs.ftruncateSync(fd, at);
-    this.disk.log(`audit of ${console}: the last line of audit/${console}.jsonl was torn (${torn.length} bytes of an append that never completed: a crash or a full disk; it was never acknowledged, so what it described did not go ahead): cut off, a copy kept in ${path.relative(this.root, keep)}`);
+    this.disk.log(`audit of ${console}: the last line of audit/${console}.jsonl was torn (${torn.length} bytes of an append that never completed: a crash or a full disk; it was never acknowledged, so what it described did not go ahead): cut off, a copy kept in ${path.relative(this.root, keep)}`, { level: 'warn' });
   }
 
   private serial<T>(console: string, fn: () => Promise<T>): Promise<T> {

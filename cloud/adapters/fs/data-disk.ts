@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { StorageFull } from '../../../protocol/errors.ts';
 import { writeFileAtomic } from '../../../protocol/atomic-file.ts';
+import type { Log } from '../../../protocol/log.ts';
 
 export { syncDir, writeAllSync, writeFileAtomic } from '../../../protocol/atomic-file.ts';
 
@@ -28,7 +29,7 @@ export function isNoSpace(e: unknown): boolean {
 
 export class DataDisk {
   /** Where the state is said (the server sets its logger). */
-  log: (line: string) => void = (l) => console.error(`cloud: ${l}`);
+  log: Log = (l) => console.error(`cloud: ${l}`);
   probeMs = DISK_PROBE_MS;
   private full?: { since: number; what: string; code: string; refused: number };
   private probe?: NodeJS.Timeout;
@@ -45,7 +46,7 @@ export class DataDisk {
       this.full = { since: Date.now(), what, code, refused: 0 };
       this.log(`DATA DISK FULL: ${this.dir} (${code} writing ${what}): live output is kept in memory only and re-sent or uploaded by the relays, ` +
         'segment uploads are refused with 507 (relays keep them in their spools and retry), actions that need an audit record are refused; ' +
-        'storing resumes by itself once there is room (free space on that disk)');
+        'storing resumes by itself once there is room (free space on that disk)', { level: 'error' });
     }
     if (!this.probe) { this.probe = setInterval(() => this.look(), this.probeMs); this.probe.unref(); }
     this.full.refused++;
@@ -85,7 +86,7 @@ export class DataDisk {
     const f = this.full!;
     this.full = undefined;
     this.close();
-    this.log(`data disk ${this.dir} has room again (${why}) after ${((Date.now() - f.since) / 1000).toFixed(1)} s full, ${f.refused} write(s) refused meanwhile: storing resumed`);
+    this.log(`data disk ${this.dir} has room again (${why}) after ${((Date.now() - f.since) / 1000).toFixed(1)} s full, ${f.refused} write(s) refused meanwhile: storing resumed`, { level: 'warn' });
   }
 }
 

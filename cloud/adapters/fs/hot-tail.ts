@@ -83,7 +83,7 @@ export class FsHotTail implements HotTail {
   private failedOther(what: string): void {
     if (what === this.lastError) return;
     this.lastError = what;
-    this.disk.log(`hot tail: ${what}: live output not written is kept only as the relays' uploads (said once)`);
+    this.disk.log(`hot tail: ${what}: live output not written is kept only as the relays' uploads (said once)`, { level: 'error' });
   }
 
   /** Cuts `f` back to what its files held before the failed flush; a file left empty is closed

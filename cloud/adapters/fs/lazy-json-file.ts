@@ -35,11 +35,11 @@ export class LazyJsonFile<T> {
     try {
       writeFileAtomic(this.file, JSON.stringify(this.data(), null, 1));
       this.disk.wrote();
-      if (this.failing) this.disk.log(`${this.what} ${this.file} saved again`);
+      if (this.failing) this.disk.log(`${this.what} ${this.file} saved again`, { level: 'warn' });
       this.failing = false;
     } catch (e) {
       const err = this.disk.failed(`the ${this.what} ${this.file}`, e);
-      if (!this.failing) this.disk.log(`${this.what} ${this.file} not saved: ${err.message}; what it holds now stays in memory and is saved once the write succeeds${retry ? ' (tried again every second)' : ''}`);
+      if (!this.failing) this.disk.log(`${this.what} ${this.file} not saved: ${err.message}; what it holds now stays in memory and is saved once the write succeeds${retry ? ' (tried again every second)' : ''}`, { level: 'error' });
       this.failing = true;
       if (retry) this.saveSoon(Math.max(this.saveMs, 1000));
     }
