@@ -65,7 +65,7 @@ const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'u
 function fail(msg) { console.error(`release: ${msg}`); process.exit(1); }
 function run(cmd, argv, o = {}) {
   const r = spawnSync(cmd, argv, { encoding: 'utf8', ...o });
-  if (r.status !== 0) fail(`${cmd} ${argv.join(' ')}: ${r.error?.message ?? r.stderr?.trim() ?? `exit ${r.status}`}`);
+  if (r.status !== 0) fail(`${cmd} ${argv.join(' ')}: ${r.error?.message || r.stderr?.trim() || `exit ${r.status}`}`);
   return r.stdout;
 }
 const sri = (file) => `sha512-${crypto.createHash('sha512').update(fs.readFileSync(file)).digest('base64')}`;
@@ -82,7 +82,7 @@ function fetchPackages(specs) {
     // Packed into a folder of its own, then moved: a run that stops halfway leaves no partial file.
     const tmp = fs.mkdtempSync(path.join(CACHE, 'pack-'));
     try {
-      const packed = JSON.parse(run('npm', ['pack', '--json', '--silent', '--pack-destination', tmp, ...missing.map((s) => `${s.name}@${s.version}`)], { maxBuffer: 64 << 20 }));
+      const packed = JSON.parse(run('npm', ['pack', '--json', '--loglevel=error', '--pack-destination', tmp, ...missing.map((s) => `${s.name}@${s.version}`)], { maxBuffer: 64 << 20 }));
       for (const s of missing) {
         const p = packed.find((x) => x.name === s.name && x.version === s.version);
         const got = p && sri(path.join(tmp, p.filename));
@@ -209,7 +209,12 @@ console.log(`release: cloudcons ${VERSION}, Node ${NODE_VERSION} (node-linux-{${
 fs.mkdirSync(OUT, { recursive: true });
 const mtime = process.env.SOURCE_DATE_EPOCH ?? (spawnSync('git', ['log', '-1', '--format=%ct'], { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() || String(Math.floor(Date.now() / 1000)));
 const results = await Promise.all(arches.map((arch, i) => packArch(arch, tgz[i], tgz[arches.length + i])));
-fs.writeFileSync(path.join(OUT, 'SHA256SUMS'), results.map((r) => `${r.sha256}  ${path.basename(r.file)}\n`).join(''));
+// SHA256SUMS of the tarballs in OUT (`sha256sum -c SHA256SUMS` checks a download); an --arch run
+// keeps the other's line while its tarball is there.
+const sumsFile = path.join(OUT, 'SHA256SUMS');
+const sums = new Map((fs.existsSync(sumsFile) ? fs.readFileSync(sumsFile, 'utf8') : '').split('\n').map((l) => l.split('  ').reverse()).filter(([f]) => f && fs.existsSync(path.join(OUT, f))));
+for (const r of results) sums.set(path.basename(r.file), r.sha256);
+fs.writeFileSync(sumsFile, [...sums].sort().map(([f, h]) => `${h}  ${f}\n`).join(''));
 for (const r of results) console.log(`release: ${path.relative(process.cwd(), r.file) || r.file}  ${mb(r.size)} (folder ${mb(r.unpacked)})`);
 console.log(`release: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 

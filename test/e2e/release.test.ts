@@ -32,6 +32,7 @@ let work = '';
 const folder: Record<Arch, string> = { x64: '', arm64: '' };
 const tarball = (a: Arch) => path.join(work, 'out', `cloudcons-${VERSION}-linux-${a}.tar.gz`);
 let env: NodeJS.ProcessEnv = {};
+let buildLog = '';
 
 before(() => {
   if (skipHost) return;
@@ -40,6 +41,7 @@ before(() => {
   // only a machine's first run downloads them.
   const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/release.mjs'), '--out', path.join(work, 'out')], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
   assert.equal(r.status, 0, `npm run release failed:\n${r.stdout}\n${r.stderr}`);
+  buildLog = r.stdout + r.stderr;
   for (const a of Object.keys(ARCHES) as Arch[]) {
     fs.mkdirSync(path.join(work, a));
     const x = spawnSync('tar', ['-xzf', tarball(a), '-C', path.join(work, a)], { encoding: 'utf8' });
@@ -83,6 +85,14 @@ test('both tarballs: one folder each, the layout, under 50 MB, and every native 
     assert.equal(fs.readFileSync(path.join(d, 'VERSION'), 'utf8'), `${VERSION}\n`);
     for (const f of ['bin/cloudcons', 'runtime/node']) assert.ok(fs.statSync(path.join(d, f)).mode & 0o111, `${a}: ${f} is executable`);
     for (const f of ['runtime/LICENSE', 'lib/cloudcons.mjs', 'lib/web/index.html', 'lib/web/assets/app.js', 'lib/THIRD-PARTY-LICENSES.txt']) assert.ok(fs.existsSync(path.join(d, f)), `${a}: ${f}`);
+    // packaging/'s files where the layout puts them (or, not written yet, a warning saying so).
+    for (const [from, to] of [['install.sh', 'install.sh'], ['systemd/cloudcons-relay.service', 'share/systemd/cloudcons-relay.service'],
+      ['systemd/cloudcons-cloud.service', 'share/systemd/cloudcons-cloud.service'], ['relay.yaml', 'share/examples/relay.yaml']]) {
+      const src = path.join(ROOT, 'packaging', from);
+      if (!fs.existsSync(src)) { assert.match(buildLog, new RegExp(`warning: packaging/${from.split('/')[0]} is missing; the ${a} release has no`)); continue; }
+      assert.ok(fs.readFileSync(path.join(d, to)).equals(fs.readFileSync(src)), `${a}: ${to} is packaging/${from}`);
+      assert.equal(fs.statSync(path.join(d, to)).mode & 0o777, fs.statSync(src).mode & 0o777, `${a}: ${to} keeps its mode`);
+    }
     const all = files(d);
     // The native files are exactly the runtime and the two modules, prebuilt for this architecture.
     const elves = all.filter((f) => elfMachine(path.join(d, f)) !== undefined).sort();
