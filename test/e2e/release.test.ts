@@ -11,8 +11,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { cleanup, createToken, openPtyPeer, Proc, PtyPair, ROOT, serialRig, startCloud, tmpDir, until } from '../helpers.ts';
+import { haveSshd, startSshd } from '../sshd.ts';
 
 after(cleanup);
 
@@ -112,7 +114,7 @@ test('both tarballs: one folder each, the layout, under 50 MB, and every native 
   }
 });
 
-test('x64 with no node on PATH: --version, then a relay (token from a file) whose pty console output the release CLI replays byte-exact; the process is the bundled runtime, its command line holds no token; the release cloud serves the web viewer', { skip: skipHost, timeout: 120_000 }, async () => {
+test('x64 with no node on PATH: --version, then a relay (token from a file) whose pty console output the release CLI replays byte-exact, with an ssh console; the process is the bundled runtime, its command line holds no token; the release cloud serves the web viewer', { skip: skipHost, timeout: 120_000 }, async (t) => {
   const v = run('x64', ['--version']);
   assert.equal(v.stderr, '');
   assert.equal(v.stdout.toString(), `${VERSION}\n`);
@@ -122,9 +124,21 @@ test('x64 with no node on PATH: --version, then a relay (token from a file) whos
   assert.equal(spawnSync(link, ['--version'], { env, encoding: 'utf8' }).stdout, `${VERSION}\n`);
 
   const rig = await serialRig('rel-x64');
+  // An ssh console too, when sshd is there: ssh2 is bundled without its native parts.
+  const marker = `via-ssh-${randomBytes(6).toString('hex')}`;
+  if (haveSshd) {
+    const sshd = await startSshd();
+    fs.appendFileSync(path.join(rig.dir, 'relay.yaml'), `  ssh1: { type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${os.userInfo().username}, keyFile: ${sshd.key}, hostKey: '${sshd.hostFp}', command: 'echo ${marker}; exec sleep 600' }\n`);
+  } else t.diagnostic('no ssh console: OpenSSH server is not installed (apt-get install openssh-server)');
   const relay = new Proc(path.join(folder.x64, 'bin/cloudcons'), ['relay', '--config', path.join(rig.dir, 'relay.yaml'), '--spool', path.join(rig.dir, 'spool'),
     '--cloud', rig.url, '--token-file', rig.tokenFile], { env, cleanEnv: true });
   await rig.relayUp(relay);
+  if (haveSshd) {
+    await until('the ssh console\'s output stored', async () => {
+      const r = await fetch(`${rig.url}/v1/consoles/ssh1/replay?from=0&format=raw`, { headers: rig.auth });
+      return r.ok && (await r.text()).includes(marker) ? true : undefined;
+    }, 30_000, 200);
+  }
   const pid = relay.child.pid!;
   assert.equal(fs.readlinkSync(`/proc/${pid}/exe`), fs.realpathSync(path.join(folder.x64, 'runtime/node')), 'the relay runs on the bundled runtime');
   const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
@@ -142,7 +156,7 @@ test('x64 with no node on PATH: --version, then a relay (token from a file) whos
 
   // The release's embedded cloud serves the viewer from lib/web (no checkout, no dist/ around it).
   const cloud = new Proc(path.join(folder.x64, 'bin/cloudcons'), ['cloud', '--data', path.join(work, 'cloud-data'), '--port', '0'], { env, cleanEnv: true, cwd: work });
-  const url = (await cloud.waitFor(/listening on (http:\/\/\S+)/, 30_000))[1];
+  const url = (await cloud.waitFor(/listening on (http:\/\/[\d.:]+)/, 30_000))[1];
   for (const [p, f] of [['/', 'index.html'], ['/assets/app.js', 'assets/app.js']]) {
     const res = await fetch(`${url}${p}`);
     assert.equal(res.status, 200, p);
