@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { newestSourceMtime, ROOT } from './sources.mjs';
+import { buildWeb } from './web-build.mjs';
 
 const started = newestSourceMtime();
 // Code splitting: what the CLI imports lazily (the cloud, the relay, the AWS adapters) becomes a
@@ -40,17 +41,12 @@ const lambdas = build({
   minifyWhitespace: true, minifySyntax: true, legalComments: 'none', logLevel: 'warning',
   banner: { js: "import { createRequire as __ccRequire } from 'node:module'; const require = __ccRequire(import.meta.url);" },
 });
-// The web viewer (web/): one script and one stylesheet (xterm.js and its CSS bundled in: no CDN,
-// it must work in an air-gapped datacenter), plus index.html, into dist/web/. The embedded cloud
-// serves them; the AWS stack uploads them to its viewer bucket.
-const web = build({
-  // main.ts imports app.css (which imports xterm's): esbuild writes it beside app.js as app.css.
-  entryPoints: { app: path.join(ROOT, 'web/src/main.ts') },
-  outdir: path.join(OUT, 'web/assets'), bundle: true, platform: 'browser', format: 'esm', target: ['chrome110', 'firefox110', 'safari16'],
-  minify: true, sourcemap: 'linked', legalComments: 'linked', logLevel: 'warning',
-}).then(() => fs.copyFileSync(path.join(ROOT, 'web/index.html'), path.join(OUT, 'web/index.html')));
+// The web viewer, into dist/web/ (scripts/web-build.mjs).
+const web = buildWeb(path.join(OUT, 'web'));
 await Promise.all([cli, lambdas, web]);
 fs.writeFileSync(path.join(OUT, 'build-info.json'), JSON.stringify({ sourceMtimeMs: started, builtAt: new Date().toISOString() }) + '\n');
+// dist/release/ (`npm run release`, scripts/release.mjs) is not this build's: it moves over as it is.
+try { fs.renameSync(path.join(ROOT, 'dist/release'), path.join(OUT, 'release')); } catch (e) { if (e.code !== 'ENOENT') throw e; }
 const old = path.join(ROOT, `dist.old-${process.pid}`);
 try { fs.renameSync(path.join(ROOT, 'dist'), old); } catch (e) { if (e.code !== 'ENOENT') throw e; }
 fs.renameSync(OUT, path.join(ROOT, 'dist'));

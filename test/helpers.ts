@@ -63,8 +63,9 @@ export class Proc {
   out = '';
   err = '';
   readonly child: ChildProcess;
-  constructor(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
-    this.child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `opts.env` adds to this process's environment; with `cleanEnv` it is the whole environment. */
+  constructor(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; cleanEnv?: boolean } = {}) {
+    this.child = spawn(cmd, args, { env: opts.cleanEnv ? opts.env : { ...process.env, ...opts.env }, cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     procs.add(this.child);
     this.child.stdout!.on('data', (d: Buffer) => { this.out += d.toString(); });
     this.child.stderr!.on('data', (d: Buffer) => { this.err += d.toString(); });

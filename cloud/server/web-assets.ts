@@ -28,10 +28,13 @@ export function hstsValue(o: { hstsMaxAgeS: number; hstsIncludeSubdomains: boole
   return `max-age=${o.hstsMaxAgeS}${o.hstsIncludeSubdomains ? '; includeSubDomains' : ''}`;
 }
 
-/** dist/web of this package (found from this module, whether it runs from the sources or the bundle). */
+/** The built web viewer, found from this module: dist/web of the checkout (running from the
+ *  sources or from dist/), or web/ beside the bundle's cloudcons.mjs (a release's lib/web, which has
+ *  no package.json above it; dist/ of a checkout answers the same either way). */
 export function defaultWebDir(): string {
   let d = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
+    if (fs.existsSync(path.join(d, 'cloudcons.mjs')) && fs.existsSync(path.join(d, 'web', 'index.html'))) return path.join(d, 'web');
     if (fs.existsSync(path.join(d, 'package.json'))) return path.join(d, 'dist', 'web');
     d = path.dirname(d);
   }

@@ -7,52 +7,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import ssh2 from 'ssh2';
 import { driverContract, type DriverRig } from '../../test/contracts/driver.contract.ts';
 import { DeviceServer } from '../../test/device-server.ts';
-import { cleanup, freePort, Proc, tmpDir, until } from '../../test/helpers.ts';
-import { SshDriver, fingerprint, knownHostsAccepts } from './ssh.ts';
+import { cleanup, tmpDir, until } from '../../test/helpers.ts';
+import { haveSshd, startSshd } from '../../test/sshd.ts';
+import { SshDriver, knownHostsAccepts } from './ssh.ts';
 import { parseRelayConfig, type SshConsoleConfig } from '../config.ts';
 
 after(cleanup);
-const run = promisify(execFile);
-const SSHD = '/usr/sbin/sshd';
-const haveSshd = fs.existsSync(SSHD);
 const gate = haveSshd ? {} : { skip: 'OpenSSH server is not installed (apt-get install openssh-server)' };
 const user = os.userInfo().username;
-
-interface Sshd { port: number; dir: string; hostFp: string; hostPub: string; key: string; log(): string; start(): Promise<void>; stop(): Promise<void> }
-
-async function startSshd(logLevel = 'INFO'): Promise<Sshd> {
-  const dir = tmpDir('sshd');
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_ed25519')]);
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'id_ed25519')]);
-  fs.copyFileSync(path.join(dir, 'id_ed25519.pub'), path.join(dir, 'authorized_keys'));
-  const port = await freePort();
-  fs.writeFileSync(path.join(dir, 'sshd_config'), [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${dir}/host_ed25519`, `PidFile ${dir}/sshd.pid`,
-    `AuthorizedKeysFile ${dir}/authorized_keys`, 'StrictModes no', 'UsePAM no', 'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no', 'PermitRootLogin prohibit-password', `LogLevel ${logLevel}`, 'PrintMotd no', '',
-  ].join('\n'));
-  if (process.getuid?.() === 0) fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // privilege separation dir
-  const hostPub = fs.readFileSync(path.join(dir, 'host_ed25519.pub'), 'utf8').trim();
-  const hostFp = fingerprint(Buffer.from(hostPub.split(' ')[1], 'base64'));
-  let proc: Proc | undefined;
-  let logs = '';
-  const s: Sshd = {
-    port, dir, hostFp, hostPub, key: path.join(dir, 'id_ed25519'),
-    log: () => logs + (proc?.err ?? ''),
-    async start() {
-      proc = new Proc(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')]);
-      await proc.waitFor(/Server listening on 127\.0\.0\.1 port/, 10_000);
-    },
-    async stop() { logs += proc?.err ?? ''; await proc?.kill(); proc = undefined; },
-  };
-  await s.start();
-  return s;
-}
 
 function sshCfg(yaml: string): SshConsoleConfig {
   return Object.values(parseRelayConfig(`consoles: { c: { type: ssh, ${yaml} } }`, 'x.yaml').consoles)[0] as SshConsoleConfig;

@@ -16,8 +16,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+// A static import (not createRequire), so a release's bundle carries it with the rest of ssh2.
+import ssh2Utils from 'ssh2/lib/protocol/utils.js';
 import type { ConsoleDriver, DriverEvents } from '../driver.ts';
 import type { SshConsoleConfig } from '../config.ts';
 import { expandHome, readSecretFile, resolvePassword } from '../secrets.ts';
@@ -224,8 +225,7 @@ function resolvedPasswordKind(c: SshConsoleConfig): string {
 }
 
 // --- RFC 4335 break, through ssh2's packet writer --------------------------------------------
-const require = createRequire(import.meta.url);
-const { sendPacket } = require('ssh2/lib/protocol/utils.js') as { sendPacket(proto: unknown, packet: Buffer): boolean };
+const { sendPacket } = ssh2Utils;
 const CHANNEL_REQUEST = 98;
 
 interface PacketWriter { allocStart: number; alloc(n: number): Buffer; finalize(p: Buffer): Buffer }
