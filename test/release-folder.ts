@@ -1,26 +1,32 @@
 // Release folders (cloudcons-<version>-linux-<arch>/, the layout `npm run release` makes) for the
-// install, upgrade and rollback tests. A real release when there is one: CLOUDCONS_TEST_RELEASE
-// names a tarball or an unpacked folder, else the newest dist/release/cloudcons-*-linux-<this
-// arch>.tar.gz is taken. Without one (or with CLOUDCONS_TEST_RELEASE=checkout) the folder is
-// assembled from this checkout: the same files from packaging/, and a bin/cloudcons that, like the
-// release's launcher, resolves its folder through symlinks and runs `lib/cloudcons.mjs` there,
-// which here imports the checkout's CLI under the Node running the tests.
+// install, upgrade and rollback tests. The real release: CLOUDCONS_TEST_RELEASE names a tarball or
+// an unpacked folder, else this arch's release is built from this checkout once per test process
+// (scripts/release.mjs --arch, into a temp folder: never a tarball left in dist/release by an
+// older build; ~10 s with its runtime cache warm). With CLOUDCONS_TEST_RELEASE=checkout the folder
+// is assembled from this checkout instead: the same files from packaging/, and a bin/cloudcons
+// that, like the release's launcher, resolves its folder through symlinks and runs
+// `lib/cloudcons.mjs` there, which here imports the checkout's CLI under the Node running the tests.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ROOT } from './helpers.ts';
 
 const ARCH = process.arch === 'x64' ? 'x64' : process.arch === 'arm64' ? 'arm64' : process.arch;
+let built: string | undefined;
 
 /** The real release this run uses, or undefined for folders assembled from the checkout. */
 export function realRelease(): string | undefined {
   const env = process.env.CLOUDCONS_TEST_RELEASE;
   if (env === 'checkout') return undefined;
   if (env) return path.resolve(env);
-  const dir = path.join(ROOT, 'dist', 'release');
-  const tars = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.startsWith('cloudcons-') && f.endsWith(`-linux-${ARCH}.tar.gz`)) : [];
-  const newest = tars.map((f) => path.join(dir, f)).sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
-  return newest;
+  if (built) return built;
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-release-'));
+  process.on('exit', () => fs.rmSync(out, { recursive: true, force: true }));
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'release.mjs'), '--arch', ARCH, '--out', out], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], timeout: 240_000 });
+  const tar = fs.readdirSync(out).find((f) => f.endsWith(`-linux-${ARCH}.tar.gz`));
+  if (!tar) throw new Error(`scripts/release.mjs --arch ${ARCH} made no tarball in ${out}`);
+  return (built = path.join(out, tar));
 }
 
 /** A release folder in `dir` whose VERSION is `version`. From a real release, that release with
