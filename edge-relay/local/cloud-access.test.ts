@@ -71,10 +71,18 @@ test('parts out of order are dropped and the snapshot in use stays; another rela
   const a = new CloudAccess(dir, l.log);
   a.take(part({ users: [{ user: 'alice', keys: [k(1)], rights: { web01: 'rw' } }] }), 'edge1', 1000);
   assert.equal(a.take(part({ id: 's2', part: 2, parts: 2, users: [] }), 'edge1'), false);
-  assert.match(l.lines.at(-1)!, /part 2 of 2 of snapshot s2 does not follow a first part: dropped \(the one in use stays\)/);
+  assert.match(l.lines.at(-1)!, /part 2 of 2 of snapshot s2 ignored: its first part did not come/);
   a.take(part({ id: 's3', part: 1, parts: 3, users: [] }), 'edge1');
   assert.equal(a.take(part({ id: 's3', part: 3, parts: 3, users: [] }), 'edge1'), false, 'a part missing');
+  assert.match(l.lines.at(-1)!, /part 3 of 3 of snapshot s3 does not follow part 1 of 3: the snapshot is dropped \(the one in use stays\)/);
+  assert.equal(a.take(part({ id: 's3', part: 2, parts: 3, users: [] }), 'edge1'), false, 'dropped: its later parts too');
   assert.equal(a.lookup('alice', blob(1))?.right('web01'), 'rw');
+  // Two snapshots sent at once, interleaved: the one started last is taken whole.
+  a.take(part({ id: 's4', parts: 2, users: [{ user: 'alice', keys: [k(1)], rights: { old: 'rw' } }] }), 'edge1');
+  a.take(part({ id: 's5', parts: 2, users: [{ user: 'alice', keys: [k(1)], rights: { new: 'ro' } }] }), 'edge1');
+  assert.equal(a.take(part({ id: 's4', part: 2, parts: 2, users: [] }), 'edge1'), false);
+  assert.equal(a.take(part({ id: 's5', part: 2, parts: 2, users: [] }), 'edge1'), true);
+  assert.deepEqual([a.lookup('alice', blob(1))?.right('new'), a.lookup('alice', blob(1))?.right('old')], ['ro', undefined]);
 
   const other = logger();
   const b = new CloudAccess(dir, other.log);

@@ -68,13 +68,18 @@ export class CloudAccess implements AccessSource {
   }
 
   /** A part of a snapshot from the cloud. The last part of one stores the whole (durably, then in
-   *  use) and is logged; true then. A part that does not follow the one before (another id, a gap)
-   *  drops the unfinished snapshot: the cloud sends a whole one again after a change. */
+   *  use) and is logged; true then. Parts come in order; two snapshots the cloud sent at once may
+   *  interleave: a first part starts over with the newer one, and parts of the older one are then
+   *  ignored. A gap in the one being received drops it: the one in use stays until the next. */
   take(m: AccessMsg, relay: string | undefined, now = Date.now()): boolean {
     if (m.part === 1) this.pending = { id: m.id, parts: m.parts, got: 0, enabled: m.enabled, users: [] };
     const p = this.pending;
-    if (!p || p.id !== m.id || p.parts !== m.parts || m.part !== p.got + 1) {
-      this.log(`local access: part ${m.part} of ${m.parts} of snapshot ${m.id} does not follow ${p ? `part ${p.got} of ${p.id}` : 'a first part'}: dropped (the one in use stays)`, { level: 'warn' });
+    if (!p || p.id !== m.id) {
+      this.log(`local access: part ${m.part} of ${m.parts} of snapshot ${m.id} ignored: ${p ? `snapshot ${p.id}, sent after it, is being received` : 'its first part did not come'}`, { level: 'warn' });
+      return false;
+    }
+    if (p.parts !== m.parts || m.part !== p.got + 1) {
+      this.log(`local access: part ${m.part} of ${m.parts} of snapshot ${m.id} does not follow part ${p.got} of ${p.parts}: the snapshot is dropped (the one in use stays)`, { level: 'warn' });
       this.pending = undefined;
       return false;
     }
