@@ -13,6 +13,7 @@ import { resolveLogin, saveLogin, userLoginFile } from './login-config.ts';
 import { readable } from './readable.ts';
 import { err, json, line, out, safe, safeLines, table, write, type Shown } from './print.ts';
 import { parseExpiry, registerAccess, registerTokenAdmin } from './access.ts';
+import { registerKeys } from './keys.ts';
 import { LOG_LEVELS } from '../protocol/log.ts';
 import pkg from '../package.json' with { type: 'json' };
 
@@ -216,6 +217,7 @@ loginOpts(tokenCmd.command('create').description('create a user token (prints th
   .action(async (o) => printToken(await createToken(o, { kind: 'user', name: o.user, admin: !!o.admin, ...expiry(o.expires, 90 * 86_400_000) })));
 registerTokenAdmin(tokenCmd, loginOpts, login);
 registerAccess(program, loginOpts, login);
+registerKeys(program, loginOpts, login);
 
 const relayTokenCmd = program.command('relay-token').description('relay tokens');
 loginOpts(relayTokenCmd.command('create <name>').description('create a token for a relay (prints the secret once)')
@@ -294,6 +296,8 @@ logOpts(program.command('cloud').description('run the embedded cloud (HTTP + Web
   .option('--user-audit-burst <n>', '... and at once (default 300)', int('--user-audit-burst', 1))
   .option('--fence-claim-slack <n>', 'how far above the highest fence handed out a relay may claim to have seen one (default 1000)', int('--fence-claim-slack', 0))
   .option('--relay-status-min-ms <ms>', 'shortest time between two relay status reports (spool backlog, for cloudcons relays) that are stored; sooner ones are ignored (default 5000)', int('--relay-status-min-ms', 0))
+  .option('--max-keys-per-user <n>', 'SSH public keys one user may keep for local access at the relays (default 16)', int('--max-keys-per-user', 1, 1000))
+  .option('--max-key-file-bytes <n>', 'largest key file cloudcons keys add takes (default 65536)', int('--max-key-file-bytes', 1024))
   .option('--max-uploads-per-relay <n>', 'segment uploads in progress at once per relay; more get 429 before their body is read (default 8)', int('--max-uploads-per-relay', 1))
   .option('--max-uploads <n>', 'segment uploads in progress at once over all relays (default 32; each holds up to --max-segment-bytes)', int('--max-uploads', 1))
   .option('--user-token-ttl <age>', 'lifetime of user tokens created without --expires (default 90d; 0d = never)', (v: string) => (v === '0' || /^0[smhdw]?$/.test(v) ? 0 : duration('--user-token-ttl')(v)))
@@ -331,7 +335,7 @@ logOpts(program.command('cloud').description('run the embedded cloud (HTTP + Web
         maxSessionsPerConsole: o.maxSessionsPerConsole, accessCacheMs: o.accessCacheMs, maxQueriesPerUser: o.maxQueriesPerUser, maxQueries: o.maxQueries,
         maxHistoryBytes: o.maxHistoryBytes, maxPatternLength: o.maxPatternLength, maxPatternStates: o.maxPatternStates, maxGrepMs: o.maxGrepMs,
         maxConsolesPerRelay: o.maxConsolesPerRelay, relayAuditsPerMin: o.relayAuditsPerMin, relayAuditBurst: o.relayAuditBurst, userAuditsPerMin: o.userAuditsPerMin, userAuditBurst: o.userAuditBurst, fenceClaimSlack: o.fenceClaimSlack,
-        relayStatusMinMs: o.relayStatusMinMs, tokenRecheckMs: o.tokenRecheckMs, auditTextMax: o.auditTextMax },
+        relayStatusMinMs: o.relayStatusMinMs, tokenRecheckMs: o.tokenRecheckMs, auditTextMax: o.auditTextMax, maxKeysPerUser: o.maxKeysPerUser, maxKeyFileBytes: o.maxKeyFileBytes },
       s3: o.s3Bucket ? { bucket: o.s3Bucket, prefix: o.s3Prefix } : undefined,
       limits: { maxFrameBytes: o.maxFrameBytes, idleTimeoutMs: o.idleTimeoutMs, highWaterBytes: o.viewerHighWaterBytes, stallMs: o.viewerStallMs, maxSegmentBytes: o.maxSegmentBytes, retentionMs: o.retention, diskProbeMs: o.diskProbeMs,
         maxBodyBytes: o.maxBodyBytes, sessionMsgsPerSec: o.sessionMsgsPerSec, relayMsgsPerSec: o.relayMsgsPerSec, maxConnsPerUser: o.maxConnsPerUser, maxConnsPerRelay: o.maxConnsPerRelay, userTokenTtlMs: o.userTokenTtl,

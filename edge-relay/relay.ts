@@ -21,6 +21,7 @@ import { isConsoleName } from '../protocol/names.ts';
 import { checkPlainUrl, cloudTls, type CloudTls, type TlsTrust } from '../protocol/tls.ts';
 import { relayAbout } from './about.ts';
 import { defaultSpoolDir, NAME_FILE, recordName, relayName } from './relay-name.ts';
+import { CloudAccess } from './local/cloud-access.ts';
 import type { Log } from '../protocol/log.ts';
 import type { RelayHealth, RelayMetrics } from './metrics.ts';
 
@@ -206,6 +207,9 @@ export class Relay {
   private dialled = false; // connect() ran before: the next plain dial is a reconnect
   private pingId = 0;
   readonly spool: Spool;
+  /** The cloud's last local-access snapshot, kept in the spool folder (local/cloud-access.ts): an
+   *  AccessSource for the relay's SSH server. */
+  readonly cloudAccess: CloudAccess;
   private uploadTimer?: NodeJS.Timeout;
   /** Consoles with output to send at the end of this event-loop turn. */
   private due: Con[] = [];
@@ -250,6 +254,8 @@ export class Relay {
       memoryBytes: this.opts.spoolMemoryBytes, log: this.opts.log,
     });
     this.spool.onSealed = () => this.kickUploads();
+    this.cloudAccess = new CloudAccess(this.opts.spoolDir, this.opts.log); // the spool made its folder
+    this.cloudAccess.load(this.name);
     const m = this.opts.metrics;
     m?.watch(() => this.health());
     if (m) this.spool.onLost = (cs, n) => m.lostBytes.inc({ console: cs.name }, n);
@@ -822,7 +828,8 @@ export class Relay {
   private hello(ws: WebSocket, infos: ConsoleInfo[]): void {
     let batch: ConsoleInfo[] = [], size = 0;
     // No name yet: it says none, and the welcome says its token's.
-    const hello = () => ws.send(encode({ t: 'hello', ...(this.name ? { relay: this.name } : {}), boot: this.boot, consoles: batch, ...this.about }));
+    // `access`: it keeps the cloud's local-access snapshots (local/cloud-access.ts).
+    const hello = () => ws.send(encode({ t: 'hello', ...(this.name ? { relay: this.name } : {}), boot: this.boot, consoles: batch, ...this.about, features: ['access'] }));
     for (const info of infos) {
       const n = JSON.stringify(info).length + 1;
       if (batch.length && size + n > HELLO_BATCH_BYTES) { hello(); batch = []; size = 0; }
@@ -908,6 +915,7 @@ export class Relay {
         if (m.op === 'down') void c.sup.adminDown(m.by); else c.sup.adminUp(m.by);
         return;
       }
+      case 'access': this.cloudAccess.take(m, this.name); return;
       case 'ping': this.send({ t: 'pong', id: m.id }); return;
       case 'pong': return;
       case 'error':

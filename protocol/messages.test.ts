@@ -77,3 +77,35 @@ test('welcome: the relay\'s name (its token\'s) is a name or absent', () => {
   assert.ok(decode(cloudToRelay, encode({ t: 'welcome', ends: {} })).ok);
   assert.equal(decode(cloudToRelay, encode({ t: 'welcome', relay: '../x', ends: {} })).ok, false);
 });
+
+test('access (local-access snapshot): a well-formed part is taken; malformed ones are bad frames naming the field', () => {
+  const fp = `SHA256:${'A'.repeat(43)}`;
+  const base = { v: 1, t: 'access', id: 'abc_-1', part: 1, parts: 2, enabled: true, users: [{ user: 'alice', keys: [{ type: 'ssh-ed25519', blob: 'AAAAC3NzaC1lZDI1NTE5', fingerprint: fp }], rights: { web01: 'rw', db1: 'ro' } }] };
+  const r = decode(cloudToRelay, JSON.stringify(base));
+  assert.ok(r.ok, r.ok ? '' : r.message);
+  assert.ok(decode(cloudToRelay, JSON.stringify({ ...base, users: [{ ...base.users[0], user: 'sso:bob' }] })).ok, 'a user of single sign-on');
+  assert.ok(decode(cloudToRelay, JSON.stringify({ ...base, users: [] })).ok, 'nobody: still says whether local access is on');
+  const user = (over: object) => ({ ...base, users: [{ ...base.users[0], ...over }] });
+  const key = (over: object) => user({ keys: [{ ...base.users[0].keys[0], ...over }] });
+  for (const [bad, field] of [
+    [{ ...base, part: 3 }, 'part'], [{ ...base, part: 0 }, 'part'], [{ ...base, parts: 4097 }, 'parts'], [{ ...base, id: '' }, 'id'], [{ ...base, id: 'a/b' }, 'id'],
+    [{ ...base, enabled: 'yes' }, 'enabled'], [{ ...base, users: undefined }, 'users'],
+    [user({ user: 'Alice' }), 'users.0.user'], [user({ user: '@ops' }), 'users.0.user'], [user({ user: 'relay:edge1' }), 'users.0.user'], [user({ user: 'a b' }), 'users.0.user'],
+    [user({ rights: { web01: 'rx' } }), 'users.0.rights.web01'], [user({ rights: { '../etc': 'rw' } }), 'users.0.rights'],
+    [user({ keys: Array(65).fill(base.users[0].keys[0]) }), 'users.0.keys'],
+    [key({ type: 'ssh-dss' }), 'users.0.keys.0.type'], [key({ blob: 'not base64!' }), 'users.0.keys.0.blob'], [key({ fingerprint: 'MD5:aa' }), 'users.0.keys.0.fingerprint'],
+    [{ ...base, users: Array(513).fill(base.users[0]) }, 'users'],
+  ] as const) {
+    const d = decode(cloudToRelay, JSON.stringify(bad), Number.MAX_SAFE_INTEGER); // as the relay reads them
+    assert.equal(d.ok, false, `accepted ${JSON.stringify(bad).slice(0, 200)}`);
+    if (!d.ok) assert.ok(d.message.startsWith(`bad 'access' message: ${field}`), `${field}: ${d.message}`);
+  }
+});
+
+test('hello: `features` a relay understands are optional words; unknown ones are no error', () => {
+  const base = { v: 1, t: 'hello', boot: 'b', consoles: [] };
+  const r = decode(relayToCloud, JSON.stringify({ ...base, features: ['access', 'something-newer'] }));
+  assert.ok(r.ok && r.msg.t === 'hello' && r.msg.features?.includes('access'));
+  assert.equal(decode(relayToCloud, JSON.stringify({ ...base, features: 'access' })).ok, false);
+  assert.equal(decode(relayToCloud, JSON.stringify({ ...base, features: ['x'.repeat(33)] })).ok, false);
+});

@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { NAME_MAX, NAME_RE } from './names.ts';
 import { safeText } from './safe-text.ts';
 import { FENCE_RULE, MAX_FENCE, MAX_STREAM_OFFSET, MAX_TIME_MS, TIME_RULE } from './bounds.ts';
+import { parsePrincipal } from './principal.ts';
+import { SSH_KEY_LINE_MAX, SSH_KEY_TYPES } from './ssh-key.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Highest offset an `out` may start at (bounds.ts MAX_STREAM_OFFSET): its end stays far below
@@ -59,6 +61,26 @@ export const consoleInfo = z.object({
 });
 export type ConsoleInfo = z.infer<typeof consoleInfo>;
 
+/** Bounds of the local-access snapshot (`access`, cloud -> relay): the cloud splits one snapshot
+ *  into parts of at most `partBytes` of JSON (a frame holds 32 KiB), a user's keys and rights over
+ *  several parts if need be; a relay takes at most `parts` parts of one snapshot. */
+export const ACCESS_LIMITS = { partBytes: 24 * 1024, parts: 4096, usersPerPart: 512, keysPerEntry: 64, rightsPerEntry: 10_000 };
+/** A user as the cloud names them (protocol/principal.ts): `alice`, or `sso:alice`. */
+const userName = z.string().max(140).refine((u) => { const { ref } = parsePrincipal(u); return !!ref && (ref.kind === 'user' || ref.kind === 'sso') && u === (ref.kind === 'sso' ? `sso:${ref.name}` : ref.name); },
+  'a user name in normal form (alice, or sso:alice)');
+export const accessKey = z.object({
+  type: z.enum(SSH_KEY_TYPES),
+  blob: z.string().min(4).max(SSH_KEY_LINE_MAX).refine(isBase64, 'must be base64'),
+  fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'SHA256: and 43 base64 characters'),
+});
+export const accessUser = z.object({
+  user: userName,
+  keys: z.array(accessKey).max(ACCESS_LIMITS.keysPerEntry),
+  /** Per console of the relay: `rw` (attach, force, break) or `ro` (spy). */
+  rights: z.record(name, z.enum(['rw', 'ro'])).refine((r) => Object.keys(r).length <= ACCESS_LIMITS.rightsPerEntry, `at most ${ACCESS_LIMITS.rightsPerEntry} consoles per entry`),
+});
+export type AccessUser = z.infer<typeof accessUser>;
+
 // ---------------------------------------------------------------- relay -> cloud
 export const relayToCloud = z.discriminatedUnion('t', [
   /** `relay`: the name in the relay's config, which must be its token's (absent: it has none
@@ -69,6 +91,10 @@ export const relayToCloud = z.discriminatedUnion('t', [
     version: z.string().min(1).max(64).regex(/^[0-9A-Za-z.+_-]+$/, 'a version is letters, digits and . + _ -').optional(),
     os: relayText(128).optional(),
     arch: z.string().min(1).max(32).regex(/^[0-9A-Za-z_]+$/, 'an architecture is letters, digits and _ (x64, arm64)').optional(),
+    /** What the relay understands beyond the base protocol: `access` (it keeps the cloud's
+     *  local-access snapshot). A cloud sends such messages only to a relay that says so. Unknown
+     *  words are ignored (a newer relay). */
+    features: z.array(z.string().max(32)).max(32).optional(),
   }),
   /** How the relay is doing, every statusMs: its spool's backlog, output not yet stored by the
    *  cloud (`bytes`, and the age of its oldest byte in ms, absent when there is none). */
@@ -111,6 +137,14 @@ export const cloudToRelay = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('fence'), c: name, fence }),
   /** Take a console down by hand (closed until `up`) or bring it up (also ends a flap hold). */
   z.object({ v, t: z.literal('ctl'), c: name, op: z.enum(['down', 'up']), by: z.string().min(1).max(128) }),
+  /** Local access (issue 17): who may sign in at the relay with which SSH key, and with what right
+   *  on which of its consoles, as the cloud's access rules decide now; `enabled`: local access is
+   *  allowed at this relay (`cloudcons relay-local`). One snapshot is parts 1..`parts` with one `id`,
+   *  sent in order; a user may appear in several parts (their keys and rights add up). The relay
+   *  replaces what it keeps once the last part came; a part of another id starts over. */
+  z.object({ v, t: z.literal('access'), id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, '1 to 32 of A-Z a-z 0-9 _ -'),
+    part: z.number().int().min(1).max(ACCESS_LIMITS.parts), parts: z.number().int().min(1).max(ACCESS_LIMITS.parts), enabled: z.boolean(),
+    users: z.array(accessUser).max(ACCESS_LIMITS.usersPerPart) }).refine((m) => m.part <= m.parts, { message: 'part must be at most parts', path: ['part'] }),
   z.object({ v, t: z.literal('error'), code: z.string(), message: z.string() }),
   z.object({ v, t: z.literal('ping'), id: z.number().int() }),
   z.object({ v, t: z.literal('pong'), id: z.number().int() }),

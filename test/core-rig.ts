@@ -10,6 +10,7 @@ import { FsConsoleRegistry } from '../cloud/adapters/fs/console-registry.ts';
 import { FsHotTail } from '../cloud/adapters/fs/hot-tail.ts';
 import { FsSegmentStore } from '../cloud/adapters/fs/segment-store.ts';
 import { FsAccessStore } from '../cloud/adapters/fs/access-store.ts';
+import { FsKeyStore } from '../cloud/adapters/fs/key-store.ts';
 import { FsTokenStore } from '../cloud/adapters/fs/token-store.ts';
 import { tmpDir } from './helpers.ts';
 
@@ -44,7 +45,7 @@ export async function coreRig(opts: Partial<CoreOptions> = {}) {
   const clock = { at: undefined as number | undefined, now: () => clock.at ?? Date.now() };
   const ports: CloudPorts = {
     locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir), relays: new FsRelayRegistry(dir),
-    segments: new FsSegmentStore(dir), hot: new FsHotTail(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), sender, clock,
+    segments: new FsSegmentStore(dir), hot: new FsHotTail(dir), audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), keys: new FsKeyStore(dir), sender, clock,
   };
   // Every principal signs in with a real token of this store: input and re-checks look it up.
   for (const p of [relay, alice, bob]) p.tokenId = (await ports.tokens.create({ kind: p.kind, name: p.name })).id;

@@ -78,6 +78,12 @@ export interface CoreOptions {
    *  write: a DynamoDB item on AWS); one sooner is ignored. Default 5000 ms (relays report every
    *  30 s by default, statusMs). */
   relayStatusMinMs: number;
+  /** SSH public keys one user may keep for local access at the relays (`cloudcons keys add`);
+   *  more are refused. Default 16. */
+  maxKeysPerUser: number;
+  /** The largest key file `cloudcons keys add` takes (an authorized_keys of several keys), in
+   *  bytes. Default 65536. */
+  maxKeyFileBytes: number;
 }
 /** The longest tokenRecheckMs accepted (the CLI flag and the Lambda variable refuse more). */
 export const TOKEN_RECHECK_MAX_MS = 30_000;
@@ -87,5 +93,5 @@ export const CORE_DEFAULTS: CoreOptions = {
   redactSecrets: true, accessCacheMs: 2000, authFailureAuditsPerMin: 60, maxSessionsPerConsole: 64, tokenRecheckMs: 30_000,
   maxQueriesPerUser: 4, maxQueries: 16, maxPatternLength: PATTERN_DEFAULTS.maxLength, maxPatternStates: PATTERN_DEFAULTS.maxStates, maxGrepMs: 20_000,
   maxConsolesPerRelay: 1024, relayAuditsPerMin: 600, relayAuditBurst: 3000, userAuditsPerMin: 120, userAuditBurst: 300, fenceClaimSlack: 1000,
-  auditTextMax: 1024, relayStatusMinMs: 5000,
+  auditTextMax: 1024, relayStatusMinMs: 5000, maxKeysPerUser: 16, maxKeyFileBytes: 65_536,
 };

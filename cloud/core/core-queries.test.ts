@@ -14,6 +14,7 @@ import { FsRelayRegistry } from '../adapters/fs/relay-registry.ts';
 import { FsHotTail } from '../adapters/fs/hot-tail.ts';
 import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
 import { FsAccessStore } from '../adapters/fs/access-store.ts';
+import { FsKeyStore } from '../adapters/fs/key-store.ts';
 import { FsTokenStore } from '../adapters/fs/token-store.ts';
 import { encodeSegment, type Chunk } from '../../protocol/segment.ts';
 import { NotFound } from '../../protocol/errors.ts';
@@ -69,7 +70,7 @@ async function setup(opts: Partial<CoreOptions> = {}) {
   const ports: CloudPorts = {
     locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: counted('consoles', new FsConsoleRegistry(dir), calls, bytes), relays: new FsRelayRegistry(dir),
     segments: counted('segments', new FsSegmentStore(dir), calls, bytes), hot: counted('hot', new FsHotTail(dir), calls, bytes),
-    audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), sender, clock: { now: () => Date.now() },
+    audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), keys: new FsKeyStore(dir), sender, clock: { now: () => Date.now() },
   };
   // Real tokens of this store: attach, replay and input look them up.
   for (const p of [relay, alice]) p.tokenId = (await ports.tokens.create({ kind: p.kind, name: p.name })).id;

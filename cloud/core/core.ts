@@ -13,6 +13,7 @@
 //   rechecks.ts         tokens, rights and leases checked again on the server's clock
 //   console-admin.ts    who, the console list, down/up, rm and move
 //   relay-list.ts       the relay list (cloudcons relays)
+//   local-access.ts     SSH keys, relay-local, the relays' local-access snapshots
 //   lifecycle.ts        how sessions and connections end or change standing
 //   access-rules.ts     the rules as applied: cached document, decisions, refusals, visibility
 // Each part uses only parts listed below it (no import cycles).
@@ -26,8 +27,9 @@ import { CORE_DEFAULTS, type CoreOptions } from './core-options.ts';
 import { History } from './history.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { LiveOutput } from './live-output.ts';
+import { LocalAccess, type KeyList } from './local-access.ts';
 import type { LogStore, LogStoreOptions } from './log-store.ts';
-import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
+import type { CloudPorts, Principal, RelayRecord, SshKeyRecord, TokenInfo } from './ports.ts';
 import { principalLabel } from '../../protocol/principal.ts';
 import { Rechecks } from './rechecks.ts';
 import { RelayList, type RelayView } from './relay-list.ts';
@@ -54,6 +56,7 @@ export class CloudCore {
   private readonly history: History;
   private readonly consoles: ConsoleAdmin;
   private readonly relayList: RelayList;
+  private readonly local: LocalAccess;
 
   constructor(p: CloudPorts, opts: Partial<CoreOptions> = {}, logOpts: Partial<LogStoreOptions> = {}) {
     this.opts = { ...CORE_DEFAULTS, ...opts };
@@ -64,7 +67,8 @@ export class CloudCore {
     this.life = new Lifecycle(c);
     this.rechecks = new Rechecks(c, this.access, this.life);
     this.history = new History(c);
-    this.relays = new RelaySide(c, this.access, this.life, new LiveOutput(c, this.access, this.rechecks, this.life));
+    this.local = new LocalAccess(c, this.access);
+    this.relays = new RelaySide(c, this.access, this.life, new LiveOutput(c, this.access, this.rechecks, this.life), this.local);
     this.clients = new ClientSessions(c, this.access, this.rechecks, this.life, this.history);
     this.consoles = new ConsoleAdmin(c, this.access, this.life);
     this.relayList = new RelayList(c, this.access);
@@ -148,6 +152,7 @@ export class CloudCore {
   async setAccess(who: Principal, raw: unknown, expect?: number): Promise<{ version: number; doc: AccessDoc }> {
     const r = await this.access.store(who, raw, expect);
     await this.rechecks.rulesStored(r.version, r.doc);
+    await this.local.pushAll(); // the relays' local-access snapshots follow
     return r;
   }
 
@@ -163,6 +168,20 @@ export class CloudCore {
 
   /** `cloudcons access check`: every action's decision for a user (with groups) on a console. */
   checkAccess(who: Principal, subject: { name: string; groups?: string[]; admin?: boolean }, console: string) { return this.access.checkAccess(who, subject, console); }
+
+  // ================================================================ local access at the relays
+
+  /** `cloudcons keys list [--user U]`: one's own SSH keys, or (admins) anyone's. */
+  listKeys(who: Principal, user?: string): Promise<KeyList> { return this.local.listKeys(who, user); }
+
+  /** `cloudcons keys add FILE [--user U]`: audited; connected relays get a new snapshot. */
+  addKeys(who: Principal, text: string, user?: string): Promise<KeyList & { added: string[]; had: string[] }> { return this.local.addKeys(who, text, user); }
+
+  /** `cloudcons keys remove FINGERPRINT [--user U]`: audited; connected relays get a new snapshot. */
+  removeKey(who: Principal, fingerprint: string, user?: string): Promise<KeyList & { removed: SshKeyRecord }> { return this.local.removeKey(who, fingerprint, user); }
+
+  /** `cloudcons relay-local on|off NAME` (admins): audited; the relay, if connected, hears at once. */
+  setRelayLocal(who: Principal, relay: string, on: boolean): Promise<RelayRecord> { return this.local.setRelayLocal(who, relay, on); }
 
   // ============================================================= re-checks on the server's clock
 

@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OidcVerifier } from '../adapters/oidc.ts';
 import { FsAccessStore } from '../adapters/fs/access-store.ts';
+import { FsKeyStore } from '../adapters/fs/key-store.ts';
 import { FsAuditStore } from '../adapters/fs/audit-store.ts';
 import { FsRelayRegistry } from '../adapters/fs/relay-registry.ts';
 import { FsConsoleRegistry } from '../adapters/fs/console-registry.ts';
@@ -27,7 +28,7 @@ async function setup() {
   const dir = tmpDir('http');
   const ports: CloudPorts = {
     locks: new MemoryLockStore(), sessions: new MemorySessionStore(), consoles: new FsConsoleRegistry(dir), relays: new FsRelayRegistry(dir), segments: new FsSegmentStore(dir), hot: new FsHotTail(dir),
-    audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), identity: new OidcVerifier({ issuer: idp.url, audience: idp.clientId }),
+    audit: new FsAuditStore(dir), tokens: new FsTokenStore(dir), access: new FsAccessStore(dir), keys: new FsKeyStore(dir), identity: new OidcVerifier({ issuer: idp.url, audience: idp.clientId }),
     sender: { send: async () => true, close: async () => {} }, clock: { now: () => Date.now() },
   };
   const app = createHttpApp(new CloudCore(ports), ports);

@@ -9,7 +9,7 @@ import { checkConsoleName } from '../../protocol/names.ts';
 import { globMatcher } from '../../protocol/glob.ts';
 import { DEFAULT_MARK_MS, Formatter, grepLog, grepPattern, parseTime, REPLAY_FORMATS, type GrepBudget, type ReplayFormat } from './replay.ts';
 import type { CloudPorts, Principal, TokenInfo } from './ports.ts';
-import { checkGroupName, formatPrincipal, parsePrincipal, tokenName } from '../../protocol/principal.ts';
+import { checkGroupName, checkUserName, formatPrincipal, parsePrincipal, tokenName } from '../../protocol/principal.ts';
 import { UploadSlots } from './slots.ts';
 import { OutputConflict } from './log-store.ts';
 
@@ -383,6 +383,28 @@ export function createHttpApp(core: CloudCore, ports: CloudPorts, opts: Partial<
     // Its open connections close before the answer (their input is refused from now on anyway).
     if (r) await core.tokenRevoked(r).catch((e: Error) => console.error(`http: closing the connections of revoked token ${id} failed (they end at their next re-check): ${e.message}`));
     return c.json(r);
+  });
+
+  // SSH public keys for local access at the relays (local-access.ts): a user lists, adds and
+  // removes their own; an admin anyone's (`user`: a token user alice, or sso:alice).
+  app.get('/v1/keys', async (c) => c.json(await core.listKeys(user(c), subjectName(c.req.query('user')))));
+  app.post('/v1/keys', async (c) => {
+    const who = user(c);
+    const body = await jsonBody(c);
+    if (typeof body.keys !== 'string') throw new BadParameter(`keys: the text of an OpenSSH public key line or an authorized_keys file is required (got ${typeof body.keys})`);
+    return c.json(await core.addKeys(who, body.keys, subjectName(typeof body.user === 'string' ? body.user : undefined)), 201);
+  });
+  app.delete('/v1/keys/:fingerprint', async (c) => c.json(await core.removeKey(user(c), c.req.param('fingerprint'), subjectName(c.req.query('user')))));
+
+  // `cloudcons relay-local on|off NAME` (admins): local access at a relay allowed or not.
+  app.post('/v1/relays/:name/local', async (c) => {
+    const who = user(c);
+    const relay = checkUserName(c.req.param('name'));
+    if (relay.why !== undefined) throw new BadParameter(`relay: ${relay.why}`);
+    const body = await jsonBody(c);
+    if (typeof body.on !== 'boolean') throw new BadParameter(`on: true or false (got ${JSON.stringify(body.on)})`);
+    const r = await core.setRelayLocal(who, relay.name, body.on);
+    return c.json({ relay: r.name, local: r.localOff ? 'off' : 'on', ...(r.localOff ? { by: r.localOff.by, at: r.localOff.at } : {}), connected: !!r.conn });
   });
 
   // Access rules (acl.ts): admins read and replace them; `check` explains a decision.

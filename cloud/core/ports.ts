@@ -145,6 +145,9 @@ export interface RelayRecord {
   arch?: string;
   /** The boot id of the relay process that said hello last (a restart changes it). */
   boot?: string;
+  /** What its hello said it understands beyond the base protocol (`access`: local-access
+   *  snapshots). */
+  features?: string[];
   /** Its connection while connected (the newest, during a make-before-break move). */
   conn?: string;
   /** Connected without a break since (kept while it moves to a new connection; the last time
@@ -158,6 +161,9 @@ export interface RelayRecord {
   spool?: { bytes: number; oldestAt?: number; at: number };
   /** When the cloud last stored a segment it uploaded. */
   lastUpload?: number;
+  /** Local (break-glass) SSH access at the relay turned off by an admin (`cloudcons relay-local
+   *  off`), by whom and when; absent: on (the default). */
+  localOff?: { by: string; at: number };
 }
 
 /** Known relays. Survives restarts in durable adapters (a relay that is down is still listed,
@@ -172,7 +178,7 @@ export interface RelayRegistry {
    *  connection and lastSeen. connectedSince becomes `now` unless the same relay process (boot)
    *  is still connected over another connection (it is moving, make-before-break). Creates the
    *  record if there is none. */
-  connected(name: string, conn: string, about: Pick<RelayRecord, 'version' | 'protocol' | 'os' | 'arch' | 'boot'>, now: number): Promise<void>;
+  connected(name: string, conn: string, about: Pick<RelayRecord, 'version' | 'protocol' | 'os' | 'arch' | 'boot' | 'features'>, now: number): Promise<void>;
   /** A status: stores the backlog (and lastSeen) unless the one stored was reported less than
    *  `minMs` before `now` (a relay that sends too many: false, nothing stored). Creates nothing:
    *  false when there is no record (a status before any hello). */
@@ -184,6 +190,36 @@ export interface RelayRegistry {
    *  connected any more (lastSeen `now`); else (it had moved to a newer one) nothing changes.
    *  Repeating it is harmless. */
   disconnected(name: string, conn: string, now: number): Promise<void>;
+  /** Turns local access at the relay off (`off`: who and when) or on again (undefined). Creates the
+   *  record if there is none (an admin may decide before the relay first connects); a hello keeps
+   *  it. Returns the record as stored. */
+  setLocal(name: string, off: { by: string; at: number } | undefined): Promise<RelayRecord>;
+}
+
+// -------------------------------------------------------------------------------------- SSH keys
+/** One SSH public key of a user (`cloudcons keys add`), for local access at the relays. */
+export interface SshKeyRecord {
+  /** ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521 (protocol/ssh-key.ts). */
+  type: string;
+  /** The key in OpenSSH wire format, base64. */
+  blob: string;
+  /** `SHA256:...` as ssh-keygen -lf prints it: unique among one user's keys. */
+  fingerprint: string;
+  comment?: string;
+  addedAt: number;
+  /** Who added it: the user, or an admin for them. */
+  addedBy: string;
+}
+
+/** Users' SSH public keys: DATA/ssh-keys.json embedded, one DynamoDB item per user on AWS. */
+export interface KeyStore {
+  /** A user's keys, in the order added, and a version that counts changes (0: never had any). */
+  get(user: string): Promise<{ keys: SshKeyRecord[]; version: number }>;
+  /** Stores `keys` as the user's (an empty list: none) if their version is still `expect`; false
+   *  when someone changed them meanwhile (nothing stored). Atomic against concurrent callers. */
+  put(user: string, keys: SshKeyRecord[], expect: number): Promise<boolean>;
+  /** Every user that has keys, with them, in no particular order (the relays' snapshots). */
+  all(): Promise<{ user: string; keys: SshKeyRecord[] }[]>;
 }
 
 // ---------------------------------------------------------------------------------------- output
@@ -472,6 +508,8 @@ export interface CloudPorts {
    *  Unset, only cloudcons tokens are accepted. */
   identity?: IdentityVerifier;
   access: AccessStore;
+  /** Users' SSH public keys for local access at the relays (ssh-keys.ts). */
+  keys: KeyStore;
   sender: ConnectionSender;
   /** Optional: without it a revoked token's open connections end at their next re-check
    *  (tokenRecheckMs) instead of at once; their input is refused at once either way. */

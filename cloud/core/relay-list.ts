@@ -25,6 +25,8 @@ export interface RelayView {
   spool?: { bytes: number; oldestUnsentAt?: number; oldestUnsentMs?: number; reportedAt: number };
   /** When the cloud last stored a segment it uploaded. */
   lastUpload?: number;
+  /** Local SSH access at the relay turned off by an admin (`cloudcons relay-local off`): by whom, when. */
+  localOff?: { by: string; at: number };
 }
 
 export class RelayList {
@@ -49,7 +51,7 @@ export class RelayList {
     const spool = s && { bytes: s.bytes, ...(s.oldestAt !== undefined && s.bytes ? { oldestUnsentAt: s.oldestAt, oldestUnsentMs: Math.max(0, now - s.oldestAt) } : {}), reportedAt: s.at };
     return {
       name: r.name, version: r.version, protocol: r.protocol, os: r.os, arch: r.arch, connected: r.conn !== undefined,
-      connectedSince: r.connectedSince, lastSeen: r.lastSeen, consoles, ...(spool ? { spool } : {}), lastUpload: r.lastUpload,
+      connectedSince: r.connectedSince, lastSeen: r.lastSeen, consoles, ...(spool ? { spool } : {}), lastUpload: r.lastUpload, ...(r.localOff ? { localOff: r.localOff } : {}),
     };
   }
 }

@@ -12,6 +12,7 @@ import type { AccessRules } from './access-rules.ts';
 import { someOf, type CoreContext } from './core-context.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { LiveOutput } from './live-output.ts';
+import { ACCESS_FEATURE, type LocalAccess } from './local-access.ts';
 import { OutputConflict, type LogStore } from './log-store.ts';
 import type { ConsoleRecord, Principal, Session } from './ports.ts';
 
@@ -19,7 +20,7 @@ import type { ConsoleRecord, Principal, Session } from './ports.ts';
 export interface SegmentStored { key: string; start: number; end: number; created: boolean }
 
 export class RelaySide {
-  constructor(private readonly c: CoreContext, private readonly access: AccessRules, private readonly life: Lifecycle, private readonly output: LiveOutput) {}
+  constructor(private readonly c: CoreContext, private readonly access: AccessRules, private readonly life: Lifecycle, private readonly output: LiveOutput, private readonly local: LocalAccess) {}
 
   async relayMessage(conn: string, who: Principal, msg: RelayToCloud): Promise<void> {
     if (who.kind !== 'relay') throw new Forbidden('only relay tokens may speak the relay protocol');
@@ -95,7 +96,7 @@ export class RelaySide {
       await this.c.p.sender.close(conn, 4003, `relay name: the token belongs to relay ${who.name}, not ${msg.relay}`);
       return;
     }
-    await this.c.p.relays.connected(who.name, conn, { version: msg.version, protocol: msg.v, os: msg.os, arch: msg.arch, boot: msg.boot }, this.c.now());
+    await this.c.p.relays.connected(who.name, conn, { version: msg.version, protocol: msg.v, os: msg.os, arch: msg.arch, boot: msg.boot, ...(msg.features?.length ? { features: msg.features } : {}) }, this.c.now());
     const { doc } = await this.access.rules();
     const ends: Record<string, number> = {};
     const watched: string[] = [];
@@ -141,6 +142,11 @@ export class RelaySide {
     await this.c.sendRelay(conn, this.c.opts.live === 'watched' ? { t: 'welcome', relay: who.name, ends, live: 'watched', watched, ...batch } : { t: 'welcome', relay: who.name, ends, ...(watched.length ? { watched } : {}), ...batch });
     // Down by hand stays down across relay restarts.
     for (const d of downAgain) await this.c.sendRelay(conn, { t: 'ctl', c: d.c, op: 'down', by: d.by });
+    // Who may sign in at the relay while the cloud is away (local-access.ts), for its consoles as
+    // registered now: after every welcome (a hello split in batches gets one each; the last wins).
+    if (msg.features?.includes(ACCESS_FEATURE)) {
+      await this.local.send(conn, who.name).catch((e: Error) => console.error(`local access: the snapshot for relay ${who.name} was not sent (it keeps the one it has until its next connection): ${e.message}`));
+    }
     if (refused.length) {
       await this.c.relayAudit(who, CLOUD_STREAM, 'relay.refused', { detail: `consoles refused: ${someOf(refused)}` });
       await this.c.sendRelay(conn, { t: 'error', code: 'CC_ERR_CONFLICT', message: `consoles refused (ignored): ${someOf(refused)}` });

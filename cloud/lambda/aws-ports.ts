@@ -12,6 +12,7 @@ import { DynamoLockStore } from '../adapters/aws/dynamo-lock-store.ts';
 import { DynamoSessionStore } from '../adapters/aws/dynamo-session-store.ts';
 import { DynamoTokenStore } from '../adapters/aws/dynamo-token-store.ts';
 import { DynamoAccessStore } from '../adapters/aws/dynamo-access-store.ts';
+import { DynamoKeyStore } from '../adapters/aws/dynamo-key-store.ts';
 import { ArchivedAuditStore } from '../adapters/aws/s3-audit-archive.ts';
 import { DynamoConnections } from '../adapters/aws/apigw-connections.ts';
 import { S3SegmentStore } from '../adapters/aws/s3-segment-store.ts';
@@ -30,6 +31,7 @@ export function awsPorts(o: { db: DynamoDBClient; table: string; s3: S3Client; b
     audit: o.auditBucket ? new ArchivedAuditStore(audit, new S3SegmentStore({ client: o.s3, bucket: o.auditBucket })) : audit,
     tokens: new DynamoTokenStore(db, table),
     access: new DynamoAccessStore(db, table),
+    keys: new DynamoKeyStore(db, table),
     sender: o.sender,
     // The HTTP function closes a revoked token's connections through it (the ws one writes them).
     connections: new DynamoConnections(db, table),

@@ -42,6 +42,8 @@
 //                                   be, default 1000 (0 allowed)
 //   CLOUDCONS_RELAY_STATUS_MIN_MS   shortest time between two relay status reports stored (each is
 //                                   a write), default 5000 (0 allowed)
+//   CLOUDCONS_MAX_KEYS_PER_USER     SSH public keys one user may keep for local access, default 16
+//   CLOUDCONS_MAX_KEY_FILE_BYTES    largest key file `cloudcons keys add` takes, default 65536
 //   CLOUDCONS_AUDIT_TEXT_MAX        longest text (detail, user) an audit record keeps of what a request
 //                                   or relay sent, default 1024 (cloud/core/audit-text.ts)
 //   CLOUDCONS_OIDC_ISSUER           single sign-on: accept OpenID Connect ID tokens from this issuer
@@ -122,6 +124,7 @@ export function entryConfig(env: NodeJS.ProcessEnv = process.env): EntryConfig {
     maxConsolesPerRelay: positiveInt(env, 'CLOUDCONS_MAX_CONSOLES_PER_RELAY'), relayAuditsPerMin: positiveInt(env, 'CLOUDCONS_RELAY_AUDITS_PER_MIN'),
     relayAuditBurst: positiveInt(env, 'CLOUDCONS_RELAY_AUDIT_BURST'), fenceClaimSlack: wholeNumber(env, 'CLOUDCONS_FENCE_CLAIM_SLACK'),
     relayStatusMinMs: wholeNumber(env, 'CLOUDCONS_RELAY_STATUS_MIN_MS'),
+    maxKeysPerUser: positiveInt(env, 'CLOUDCONS_MAX_KEYS_PER_USER'), maxKeyFileBytes: positiveInt(env, 'CLOUDCONS_MAX_KEY_FILE_BYTES'),
     userAuditsPerMin: positiveInt(env, 'CLOUDCONS_USER_AUDITS_PER_MIN'), userAuditBurst: positiveInt(env, 'CLOUDCONS_USER_AUDIT_BURST'),
   };
   const oidc = oidcConfig(env);

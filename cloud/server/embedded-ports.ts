@@ -1,6 +1,6 @@
 // The embedded cloud's ports: filesystem stores under the data directory (segments/ unless an S3
 // bucket holds them, hot/, audit/ and audit-heads/, consoles.json, relays.json, tokens,
-// access.json), in-memory lock and session state: sessions end with their connections, and fences
+// access.json, ssh-keys.json), in-memory lock and session state: sessions end with their connections, and fences
 // are re-learned from relays, checked against the highest one the console registry kept
 // (relay-side.ts fenceClaim).
 // Who is signed in on each socket (ports.connections) is the node server's to say. The data
@@ -13,6 +13,7 @@ import { FsHotTail } from '../adapters/fs/hot-tail.ts';
 import { FsSegmentStore } from '../adapters/fs/segment-store.ts';
 import { FsTokenStore } from '../adapters/fs/token-store.ts';
 import { FsAccessStore } from '../adapters/fs/access-store.ts';
+import { FsKeyStore } from '../adapters/fs/key-store.ts';
 import { MemoryLockStore } from '../adapters/memory/lock-store.ts';
 import { MemorySessionStore } from '../adapters/memory/session-store.ts';
 import { dataDisk } from '../adapters/fs/data-disk.ts';
@@ -39,6 +40,7 @@ export function embeddedPorts(dataDir: string, sender: ConnectionSender, segment
     audit,
     tokens: new FsTokenStore(dataDir),
     access: new FsAccessStore(dataDir),
+    keys: new FsKeyStore(dataDir),
     sender,
     clock: { now: () => Date.now() },
     health: { problems: () => { const p = dd.problem(); return p ? [p] : []; } },

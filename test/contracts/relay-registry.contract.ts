@@ -48,4 +48,21 @@ export function relayRegistryContract(name: string, make: () => Promise<RelayReg
     await r.connected('edge1', 'c2', { ...about, boot: 'b2' }, 1400);
     assert.deepEqual([(await r.get('edge1'))?.spool, (await r.get('edge1'))?.lastUpload], [{ bytes: 0, at: 1200 }, 1300]);
   });
+
+  test(`${name}: local access is on until an admin turns it off; a hello keeps the decision; a relay never seen gets a record`, async () => {
+    const r = await make();
+    await r.connected('edge1', 'c1', about, 1000);
+    assert.equal((await r.get('edge1'))?.localOff, undefined);
+    assert.deepEqual((await r.setLocal('edge1', { by: 'root', at: 1100 })).localOff, { by: 'root', at: 1100 });
+    await r.connected('edge1', 'c2', { ...about, boot: 'b2' }, 1200);
+    await r.status('edge1', { bytes: 1 }, 1300, 0);
+    await r.disconnected('edge1', 'c2', 1400);
+    assert.deepEqual((await r.get('edge1'))?.localOff, { by: 'root', at: 1100 });
+    const on = await r.setLocal('edge1', undefined);
+    assert.equal(on.localOff, undefined);
+    assert.equal(on.lastSeen, 1400, 'nothing else changes');
+    assert.deepEqual(await r.setLocal('edge9', { by: 'root', at: 1500 }), { name: 'edge9', localOff: { by: 'root', at: 1500 } });
+    await r.connected('edge9', 'c9', about, 1600);
+    assert.deepEqual((await r.get('edge9'))?.localOff, { by: 'root', at: 1500 });
+  });
 }

@@ -7,6 +7,7 @@
 // Lambda (hono/aws-lambda) answers API Gateway HTTP API v2 events on the same adapters.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import WebSocket from 'ws';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { ApiGatewaySender, DynamoConnections } from '../../cloud/adapters/aws/apigw-connections.ts';
@@ -206,4 +207,48 @@ test('lambda handlers: a relay without a name is welcomed with its token\'s, ano
     await until('the relay down in the list', async () => ((await list())[0]?.connected === false ? true : undefined));
     assert.ok(!logs.some((l) => /error handling|handler failed/.test(l)), logs.join('\n'));
   } finally { await relayGw.close(); }
+});
+
+test('lambda handlers: a relay that keeps local-access snapshots gets one after its welcome, and a new one when keys or relay-local change through the HTTP Lambda (DynamoDB keys, @connections posts)', async () => {
+  const { client: s3 } = await startS3rver(['segs-keys']);
+  const { client: db, table } = await freshStateTable();
+  let sender: ConnectionSender | undefined;
+  const ports: CloudPorts = awsPorts({ db, table, s3, bucket: 'segs-keys', sender: { send: (...a) => sender!.send(...a), close: (...a) => sender!.close(...a) } });
+  const relayTok = (await ports.tokens.create({ kind: 'relay', name: 'edge1' })).token;
+  const aliceTok = (await ports.tokens.create({ kind: 'user', name: 'alice' })).token;
+  const adminTok = (await ports.tokens.create({ kind: 'user', name: 'root', admin: true })).token;
+  const logs: string[] = [];
+  await gw?.close();
+  gw = await startApiGateway({ handler: createWsHandler({ ports, connections: new DynamoConnections(db, table), log: (l) => logs.push(l) }), log: (l) => logs.push(l) });
+  sender = new ApiGatewaySender(new ApiGatewayManagementApiClient({ endpoint: gw.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AK', secretAccessKey: 'SK' } }));
+  const http = httpCaller(ports);
+  // An ed25519 public key line as ssh-keygen writes it.
+  const raw = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).subarray(-32);
+  const wire = (s: Buffer) => { const n = Buffer.alloc(4); n.writeUInt32BE(s.length); return Buffer.concat([n, s]); };
+  const blob = Buffer.concat([wire(Buffer.from('ssh-ed25519')), wire(raw)]).toString('base64');
+  const added = await http('POST', '/v1/keys', aliceTok, { keys: `ssh-ed25519 ${blob} alice@laptop\n` });
+  assert.equal(added.statusCode, 201, added.body);
+  const fp = (JSON.parse(added.body) as { added: string[] }).added[0]!;
+  assert.match(fp, /^SHA256:[A-Za-z0-9+/]{43}$/);
+
+  const relay = await open(gw.wsUrl, relayTok);
+  relay.send({ t: 'hello', relay: 'edge1', boot: 'b1', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: Date.now() }], features: ['access'] });
+  const snaps = () => relay.got.filter((m) => m.t === 'access');
+  const first = await until('a snapshot after the welcome', () => snaps()[0]);
+  assert.deepEqual([first.part, first.parts, first.enabled, first.users], [1, 1, true, [{ user: 'alice', keys: [{ type: 'ssh-ed25519', blob, fingerprint: fp }], rights: { web01: 'rw' } }]]);
+  assert.ok(relay.got.findIndex((m) => m.t === 'welcome') < relay.got.indexOf(first), 'after its welcome');
+
+  const removed = await http('DELETE', `/v1/keys/${encodeURIComponent(fp)}`, aliceTok);
+  assert.equal(removed.statusCode, 200, removed.body);
+  const second = await until('a snapshot without the key', () => snaps()[1]);
+  assert.deepEqual(second.users, []);
+  assert.equal((await http('POST', '/v1/relays/edge1/local', aliceTok, { on: false })).statusCode, 403);
+  const off = await http('POST', '/v1/relays/edge1/local', adminTok, { on: false });
+  assert.deepEqual(JSON.parse(off.body), { relay: 'edge1', local: 'off', by: 'root', at: JSON.parse(off.body).at, connected: true });
+  const third = await until('a snapshot saying local access is off', () => snaps()[2]);
+  assert.equal(third.enabled, false);
+  assert.deepEqual(await ports.keys.get('alice'), { keys: [], version: 2 });
+  relay.ws.close();
+  await until('no connections left', () => (gw!.open().length === 0 ? true : undefined));
+  assert.ok(!logs.some((l) => /error handling|handler failed/.test(l)), logs.join('\n'));
 });

@@ -15,6 +15,7 @@
 //   token                 token#<sha256>         token            tokens / <created>#<id>       -
 //   token by id           tokenid#<id>           tokenid          -                             -
 //   access rules          access                 rules            -                             -
+//   a user's SSH keys     sshkeys                <user>           -                             -
 //
 // The adapter of each item says what else it holds (dynamo-*.ts, apigw-connections.ts). Every
 // conditional write goes through writeIf: false when its condition did not hold.

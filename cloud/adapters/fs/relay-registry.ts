@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { RelayRecord, RelayRegistry } from '../../core/ports.ts';
 import { privateDir } from '../../../protocol/private-files.ts';
 import { LazyJsonFile } from './lazy-json-file.ts';
+import { saveFile } from './data-disk.ts';
 
 export class FsRelayRegistry implements RelayRegistry {
   private readonly recs = new Map<string, RelayRecord>();
@@ -20,10 +21,10 @@ export class FsRelayRegistry implements RelayRegistry {
   async get(name: string): Promise<RelayRecord | undefined> { const r = this.recs.get(name); return r && copy(r); }
   async list(): Promise<RelayRecord[]> { return [...this.recs.values()].map(copy); }
 
-  async connected(name: string, conn: string, about: Pick<RelayRecord, 'version' | 'protocol' | 'os' | 'arch' | 'boot'>, now: number): Promise<void> {
+  async connected(name: string, conn: string, about: Pick<RelayRecord, 'version' | 'protocol' | 'os' | 'arch' | 'boot' | 'features'>, now: number): Promise<void> {
     const old = this.recs.get(name);
     const moving = old?.conn !== undefined && old.boot === about.boot && old.connectedSince !== undefined;
-    const { version: _v, protocol: _p, os: _o, arch: _a, boot: _b, ...kept } = old ?? { name };
+    const { version: _v, protocol: _p, os: _o, arch: _a, boot: _b, features: _f, ...kept } = old ?? { name };
     this.recs.set(name, { ...kept, ...defined(about), conn, connectedSince: moving ? old.connectedSince : now, lastSeen: now });
     this.file.saveSoon();
   }
@@ -52,11 +53,25 @@ export class FsRelayRegistry implements RelayRegistry {
     this.file.saveSoon();
   }
 
+  async setLocal(name: string, off: { by: string; at: number } | undefined): Promise<RelayRecord> {
+    const old = this.recs.get(name);
+    const r: RelayRecord = { ...(old ?? { name }) };
+    if (off) r.localOff = { ...off }; else delete r.localOff;
+    // An admin's decision, which no relay says again: on disk before the answer (a full disk
+    // refuses it, StorageFull, and nothing changes), not up to saveMs later.
+    this.recs.set(name, r);
+    try { saveFile(this.file.file, JSON.stringify([...this.recs.values()], null, 1), 'the relay registry'); } catch (e) {
+      if (old) this.recs.set(name, old); else this.recs.delete(name);
+      throw e;
+    }
+    return copy(r);
+  }
+
   /** Writes pending changes now (once: a failure is logged). */
   close(): void { this.file.close(); }
 }
 
-const copy = (r: RelayRecord): RelayRecord => ({ ...r, ...(r.spool ? { spool: { ...r.spool } } : {}) });
+const copy = (r: RelayRecord): RelayRecord => ({ ...r, ...(r.spool ? { spool: { ...r.spool } } : {}), ...(r.localOff ? { localOff: { ...r.localOff } } : {}), ...(r.features ? { features: [...r.features] } : {}) });
 
 /** `o` without its undefined fields (a stored record never holds one). */
 function defined<T extends object>(o: T): T {
