@@ -7,6 +7,7 @@ import { chunks } from '../../protocol/codec.ts';
 import { BadParameter, Forbidden, NotFound } from '../../protocol/errors.ts';
 import type { ConsoleInfo, RelayToCloud } from '../../protocol/messages.ts';
 import { CLOUD_STREAM } from '../../protocol/names.ts';
+import { formatPrincipal, parsePrincipal } from '../../protocol/principal.ts';
 import { relayMayPublish } from './acl.ts';
 import type { AccessRules } from './access-rules.ts';
 import { someOf, type CoreContext } from './core-context.ts';
@@ -77,6 +78,7 @@ export class RelaySide {
         await this.c.p.relays.status(who.name, { bytes: msg.spool.bytes, ...(o !== undefined ? { oldestAt: now - o } : {}) }, now, this.c.opts.relayStatusMinMs);
         return;
       }
+      case 'audit': return this.localAudit(conn, who, msg);
       case 'ping':
         await this.c.sendRelay(conn, { t: 'pong', id: msg.id });
         return;
@@ -276,6 +278,40 @@ export class RelaySide {
    *  the same relay: during a make-before-break move, messages the old connection sent before the
    *  relay switched are still handled after the new one's hello (on API Gateway, in parallel).
    *  A message about another relay's console, or one never registered, is audited (`t` says what). */
+  /** Records of the relay's local audit journal (issue 17): chained in their order, each journal
+   *  seq once, marked `via: local`; then `audit-ok` up to the last one. What was chained already
+   *  is known from the console's registry mark (moved after each batch) and, for a batch cut short
+   *  by a crash before the mark moved, from the newest LOCAL_AUDIT_LOOKBACK records of the chain. */
+  private async localAudit(conn: string, who: Principal, msg: Extract<RelayToCloud, { t: 'audit' }>): Promise<void> {
+    const rec = await this.ownedConsole(conn, who, msg.c, msg.t);
+    if (!rec) return;
+    const first = msg.recs[0].seq;
+    const last = first + msg.recs.length - 1;
+    if (msg.recs.some((r, i) => r.seq !== first + i)) {
+      await this.c.sendRelay(conn, { t: 'error', code: 'CC_ERR_BAD_PARAMETER', message: `audit of ${msg.c}: the records' seqs are not consecutive (${someOf(msg.recs.map((r) => String(r.seq)), 10)}): nothing chained` });
+      return;
+    }
+    let done = rec.localAudit?.journal === msg.journal ? rec.localAudit.seq : 0;
+    if (last > done) {
+      for (const r of await this.c.p.audit.list(msg.c, { limit: LOCAL_AUDIT_LOOKBACK })) {
+        if (r.via === 'local' && r.journal === msg.journal && r.relay === who.name && (r.jseq ?? 0) > done) done = r.jseq!;
+      }
+    }
+    for (const r of msg.recs) {
+      if (r.seq <= done) continue;
+      await this.c.appendAudit({
+        time: this.c.now(), console: msg.c, type: r.what, user: localUser(r, who.name), session: r.session, detail: r.detail,
+        ...(r.d ? { data: r.d } : {}), offset: r.o ?? await this.c.log.end(msg.c),
+        via: 'local', relayTime: r.ts, relay: who.name, fingerprint: r.fp, journal: msg.journal, jseq: r.seq,
+      });
+    }
+    if (last > (rec.localAudit?.journal === msg.journal ? rec.localAudit.seq : 0)) {
+      const now = await this.c.p.consoles.get(msg.c);
+      if (now) await this.c.p.consoles.putIf({ ...now, localAudit: { journal: msg.journal, seq: last } }, now.relay);
+    }
+    await this.c.sendRelay(conn, { t: 'audit-ok', c: msg.c, journal: msg.journal, seq: last });
+  }
+
   private async ownedConsole(conn: string, who: Principal, name: string, t: string): Promise<ConsoleRecord | undefined> {
     const rec = await this.c.p.consoles.get(name);
     if (rec?.relayConn && (rec.relayConn === conn || rec.relay === who.name)) return rec;
@@ -302,4 +338,19 @@ export class RelaySide {
 /** The parts of a relay's console description the registry keeps. */
 function described(info: ConsoleInfo): Pick<ConsoleRecord, 'name' | 'type' | 'resizable' | 'ondemand' | 'breaks' | 'defaultBreak'> {
   return { name: info.name, type: info.type, resizable: info.resizable, ondemand: info.ondemand, breaks: info.breaks, defaultBreak: info.defaultBreak };
+}
+
+/** How many of a console's newest audit records an upload of local records looks through for
+ *  ones a crash kept out of the registry's mark (relay-side.ts localAudit). */
+export const LOCAL_AUDIT_LOOKBACK = 256;
+
+/** The audit's name for a local user: the cloud's user of that name when the relay had the key
+ *  from the cloud (`alice`, `sso:alice`); else `local:<name>@<relay>` (relay.yaml's emergency
+ *  users are no cloud users, and another relay's `root` is not this one's). */
+export function localUser(r: { user: string; source?: string }, relay: string): string {
+  if (r.source === 'cloud') {
+    const p = parsePrincipal(r.user);
+    if (p.ref && (p.ref.kind === 'user' || p.ref.kind === 'sso')) return formatPrincipal(p.ref);
+  }
+  return `local:${r.user.toLowerCase()}@${relay}`;
 }
