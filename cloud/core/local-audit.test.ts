@@ -33,7 +33,10 @@ for (const store of ['fs', 'dynamodb'] as const) {
     }
     const send = (recs: LocalAuditRec[], journal = 'j1') => core.relayMessage('R', relay, { v: 1, t: 'audit', c: 'web01', journal, recs });
     await send([rec(1), rec(2, { what: 'attach', d: undefined, detail: 'as writer' }), rec(3, { source: 'cloud', user: 'alice' })]);
-    // The confirm went astray (a crash between upload and confirm): the same and the next come again.
+    // The confirm went astray (a crash between upload and confirm): the relay says hello again,
+    // and sends the same and the next again.
+    await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b2', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 2 }] });
+    assert.deepEqual((await ports.consoles.get('web01'))?.localAudit, { journal: 'j1', seq: 3 }, 'the mark outlives a hello');
     await send([rec(2, { what: 'attach', d: undefined, detail: 'as writer' }), rec(3, { source: 'cloud', user: 'alice' }), rec(4)]);
     // A crash after chaining, before the registry's mark moved: the chain itself tells.
     const now = (await ports.consoles.get('web01'))!;

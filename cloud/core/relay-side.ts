@@ -121,6 +121,7 @@ export class RelaySide {
         stored = await this.c.p.consoles.putIf({
           ...described(info), state: info.state, since: info.since, reason: info.reason, relay: who.name, relayConn: conn,
           ...(old?.adminDown ? { adminDown: old.adminDown } : {}), ...(high ? { fence: high } : {}),
+          ...(old?.localAudit ? { localAudit: old.localAudit } : {}), // what of its local audit is chained
         }, old ? who.name : null);
       }
       if (!stored) {
