@@ -10,6 +10,8 @@ import { AuditJournal, JournalFull, JOURNAL_DIR, RESERVE_BYTES } from './audit-j
 import { InputRedactor, SecretPromptTracker } from '../../protocol/secret-prompt.ts';
 import { ECHOES, NOT_PROMPTS, PROMPTS } from '../../protocol/secret-prompt.corpus.ts';
 import { cleanup, tmpDir, until } from '../../test/helpers.ts';
+import { fillDisk, mountTmpfs, unmountAll } from '../../test/tmpfs.ts';
+import { StorageFull } from '../../protocol/errors.ts';
 
 after(cleanup);
 
@@ -107,4 +109,25 @@ test('records are on disk when record() returns: a writer killed with SIGKILL lo
   j.record(input('web01', 'next\r'));
   j.close();
   assert.equal(new AuditJournal({ dir }).pending('web01', 1e9, 1e12)!.recs.at(-1)!.seq, seqs.length + 1, 'a record after the cut line is kept');
+});
+
+test('a disk that refuses the write: the record is refused (its input must not go out), nothing half written stays, later records are kept', { timeout: 30_000 }, async (t) => {
+  const root = tmpDir('journal-full');
+  const disk = path.join(root, 'disk');
+  const why = mountTmpfs(disk, '1m');
+  if (why) { t.skip(why); return; }
+  t.after(unmountAll);
+  const j = new AuditJournal({ dir: disk });
+  j.record(input('web01', 'before\r'));
+  const filler = path.join(disk, 'filler');
+  fillDisk(filler);
+  const file = path.join(disk, JOURNAL_DIR, 'web01.jsonl');
+  const was = fs.readFileSync(file);
+  // Big enough not to fit in the last partial block the filler left.
+  assert.throws(() => j.record(input('web01', 'y'.repeat(4000).repeat(3))), (e) => e instanceof StorageFull && /could not be written .*input is not sent to the console/.test((e as Error).message));
+  assert.deepEqual(fs.readFileSync(file), was, 'the file as it was: no torn line');
+  fs.rmSync(filler);
+  j.record(input('web01', 'after\r'));
+  j.close();
+  assert.deepEqual(shown(new AuditJournal({ dir: disk }), 'web01'), ['before\r', 'after\r']);
 });
