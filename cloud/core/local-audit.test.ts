@@ -38,9 +38,10 @@ for (const store of ['fs', 'dynamodb'] as const) {
     await core.relayMessage('R', relay, { v: 1, t: 'hello', relay: 'edge1', boot: 'b2', consoles: [{ name: 'web01', type: 'serial', state: 'up', since: 2 }] });
     assert.deepEqual((await ports.consoles.get('web01'))?.localAudit, { journal: 'j1', seq: 3 }, 'the mark outlives a hello');
     await send([rec(2, { what: 'attach', d: undefined, detail: 'as writer' }), rec(3, { source: 'cloud', user: 'alice' }), rec(4)]);
-    // A crash after chaining, before the registry's mark moved: the chain itself tells.
+    // A crash after chaining, before the registry's mark moved (it says the batch is pending): the
+    // chain itself tells.
     const now = (await ports.consoles.get('web01'))!;
-    await ports.consoles.put({ ...now, localAudit: { journal: 'j1', seq: 1 } });
+    await ports.consoles.put({ ...now, localAudit: { journal: 'j1', seq: 1, pending: 4 } });
     await send([rec(2, { what: 'attach', d: undefined, detail: 'as writer' }), rec(3, { source: 'cloud', user: 'alice' }), rec(4), rec(5)]);
     await ports.audit.settle?.();
     const local = (await ports.audit.list('web01')).filter((r) => r.via === 'local');
@@ -53,6 +54,7 @@ for (const store of ['fs', 'dynamodb'] as const) {
     ]);
     assert.ok(local.every((r) => typeof r.time === 'number' && r.session === 'ssh-1'));
     assert.deepEqual(sender.to('R', 'audit-ok').map((m) => m.seq), [3, 4, 5], 'each upload confirmed up to its last record');
+    assert.deepEqual((await ports.consoles.get('web01'))?.localAudit, { journal: 'j1', seq: 5 }, 'no batch pending');
     // A new journal (the relay's spool was wiped) starts at 1 again and is chained.
     await send([rec(1)], 'j2');
     assert.equal((await ports.audit.list('web01')).filter((r) => r.via === 'local').length, 6);

@@ -105,8 +105,9 @@ export interface ConsoleRecord {
   /** The console shows a password prompt now: input is audited redacted (secret-prompt.ts). */
   secretPrompt?: boolean;
   /** The last local audit record (issue 17) of the console's relay chained: its journal and seq
-   *  there (relay-side.ts: an upload sent again is not chained twice). */
-  localAudit?: { journal: string; seq: number };
+   *  there (relay-side.ts: an upload sent again is not chained twice); `pending`, while records up
+   *  to that seq are being chained (a crash leaves it: the next upload looks in the chain). */
+  localAudit?: { journal: string; seq: number; pending?: number };
   /** The highest write-lock fence this cloud handed out or accepted for the console. Kept here as
    *  well as in the lock store, which the embedded cloud holds in memory only: a relay's claim to
    *  have seen a fence far above it is refused (relay-side.ts relayHello). */

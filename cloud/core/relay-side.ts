@@ -281,8 +281,10 @@ export class RelaySide {
    *  A message about another relay's console, or one never registered, is audited (`t` says what). */
   /** Records of the relay's local audit journal (issue 17): chained in their order, each journal
    *  seq once, marked `via: local`; then `audit-ok` up to the last one. What was chained already
-   *  is known from the console's registry mark (moved after each batch) and, for a batch cut short
-   *  by a crash before the mark moved, from the newest LOCAL_AUDIT_LOOKBACK records of the chain. */
+   *  is the console's registry mark (ConsoleRecord.localAudit). It says `pending` while a batch is
+   *  being chained: a batch a crash cut short leaves it, and the next upload then looks through
+   *  the newest LOCAL_AUDIT_LOOKBACK records of the chain for what that batch got in (only then:
+   *  the fs store reads a console's whole audit file to list it). */
   private async localAudit(conn: string, who: Principal, msg: Extract<RelayToCloud, { t: 'audit' }>): Promise<void> {
     const rec = await this.ownedConsole(conn, who, msg.c, msg.t);
     if (!rec) return;
@@ -292,25 +294,32 @@ export class RelaySide {
       await this.c.sendRelay(conn, { t: 'error', code: 'CC_ERR_BAD_PARAMETER', message: `audit of ${msg.c}: the records' seqs are not consecutive (${someOf(msg.recs.map((r) => String(r.seq)), 10)}): nothing chained` });
       return;
     }
-    let done = rec.localAudit?.journal === msg.journal ? rec.localAudit.seq : 0;
+    const mark = rec.localAudit?.journal === msg.journal ? rec.localAudit : undefined;
+    let done = mark?.seq ?? 0;
     if (last > done) {
-      for (const r of await this.c.p.audit.list(msg.c, { limit: LOCAL_AUDIT_LOOKBACK })) {
-        if (r.via === 'local' && r.journal === msg.journal && r.relay === who.name && (r.jseq ?? 0) > done) done = r.jseq!;
+      if (rec.localAudit?.pending) {
+        for (const r of await this.c.p.audit.list(msg.c, { limit: LOCAL_AUDIT_LOOKBACK })) {
+          if (r.via === 'local' && r.journal === msg.journal && r.relay === who.name && (r.jseq ?? 0) > done) done = r.jseq!;
+        }
       }
-    }
-    for (const r of msg.recs) {
-      if (r.seq <= done) continue;
-      await this.c.appendAudit({
-        time: this.c.now(), console: msg.c, type: r.what, user: localUser(r, who.name), session: r.session, detail: r.detail,
-        ...(r.d ? { data: r.d } : {}), offset: r.o ?? await this.c.log.end(msg.c),
-        via: 'local', relayTime: r.ts, relay: who.name, fingerprint: r.fp, journal: msg.journal, jseq: r.seq,
-      });
-    }
-    if (last > (rec.localAudit?.journal === msg.journal ? rec.localAudit.seq : 0)) {
-      const now = await this.c.p.consoles.get(msg.c);
-      if (now) await this.c.p.consoles.putIf({ ...now, localAudit: { journal: msg.journal, seq: last } }, now.relay);
+      const fresh = msg.recs.filter((r) => r.seq > done);
+      if (fresh.length && !(await this.markLocalAudit(msg.c, { journal: msg.journal, seq: done, pending: last }))) return;
+      for (const r of fresh) {
+        await this.c.appendAudit({
+          time: this.c.now(), console: msg.c, type: r.what, user: localUser(r, who.name), session: r.session, detail: r.detail,
+          ...(r.d ? { data: r.d } : {}), offset: r.o ?? await this.c.log.end(msg.c),
+          via: 'local', relayTime: r.ts, relay: who.name, fingerprint: r.fp, journal: msg.journal, jseq: r.seq,
+        });
+      }
+      if (!(await this.markLocalAudit(msg.c, { journal: msg.journal, seq: last }))) return;
     }
     await this.c.sendRelay(conn, { t: 'audit-ok', c: msg.c, journal: msg.journal, seq: last });
+  }
+
+  /** Sets the console's local audit mark (over the registry record as it is now, the relay's). */
+  private async markLocalAudit(console: string, mark: NonNullable<ConsoleRecord['localAudit']>): Promise<boolean> {
+    const now = await this.c.p.consoles.get(console);
+    return !!now && this.c.p.consoles.putIf({ ...now, localAudit: mark }, now.relay);
   }
 
   private async ownedConsole(conn: string, who: Principal, name: string, t: string): Promise<ConsoleRecord | undefined> {
