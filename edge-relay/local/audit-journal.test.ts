@@ -55,15 +55,17 @@ test('InputRedactor decides as the cloud\'s tracker on every prompt and non-prom
   assert.ok(n > 200, `${n} decisions compared`);
 });
 
-test('long input becomes records of at most 4 KiB; a bad name is refused before anything is written', () => {
+test('long input becomes records of at most 4 KiB, empty input one record; a bad name is refused before anything is written', () => {
   const j = new AuditJournal({ dir: tmpDir('journal') });
   const big = 'x'.repeat(10_000);
   j.record(input('web01', big));
   const p = j.pending('web01', 1000, 1e9)!;
   assert.deepEqual(p.recs.map((r) => [r.seq, Buffer.from(r.d!, 'base64').length]), [[1, 4096], [2, 4096], [3, 1808]]);
+  j.record(input('web01', ''));
+  assert.deepEqual(j.pending('web01', 1000, 1e9)!.recs.at(-1), { seq: 4, what: 'input', user: 'root', session: 'ssh-1', ts: j.pending('web01', 1000, 1e9)!.recs.at(-1)!.ts, d: '' }, 'empty input is one record too');
   assert.throws(() => j.record(input('web01', 'ls\r', 'ro ot')), /user: a local user name is/);
   assert.throws(() => j.record(input('../etc', 'ls\r')), /not a console name/);
-  assert.equal(j.pending('web01', 1000, 1e9)!.recs.length, 3);
+  assert.equal(j.pending('web01', 1000, 1e9)!.recs.length, 4);
 });
 
 test('past its cap the journal refuses input (nothing written), other records have a reserve; confirming frees room; seqs go on', () => {
@@ -95,7 +97,7 @@ test('records are on disk when record() returns: a writer killed with SIGKILL lo
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', src], { stdio: ['ignore', 'pipe', 'inherit'] });
   let said = 0;
   child.stdout.on('data', (d: Buffer) => { const l = d.toString().trim().split('\n').at(-1); if (l) said = Math.max(said, Number(l)); });
-  await until('200 records said', () => said >= 200, 30_000);
+  await until('350 records said (one of them, the 300th, empty input)', () => said >= 350, 30_000);
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
   // A write the kill cut short, as a crash mid-write leaves it.

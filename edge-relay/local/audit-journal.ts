@@ -120,7 +120,7 @@ export class AuditJournal implements LocalAudit {
       if (!ok.success) throw new BadParameter(`local audit of ${r.console}: not recorded: ${ok.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       lines.push(Buffer.from(`${JSON.stringify(rec)}\n`));
     };
-    if (red?.data) for (let i = 0; i < red.data.length; i += MAX_LOCAL_AUDIT_INPUT) add(red.data.subarray(i, i + MAX_LOCAL_AUDIT_INPUT));
+    if (red?.data) { let i = 0; do add(red.data.subarray(i, (i += MAX_LOCAL_AUDIT_INPUT))); while (i < red.data.length); } // one record at least
     else add(undefined, red?.detail);
     const bytes = lines.reduce((n, l) => n + l.length, 0);
     const cap = this.maxBytes + (r.what === 'input' ? 0 : RESERVE_BYTES);
