@@ -417,6 +417,8 @@ export function formatAudit(r: AuditRecord): Shown {
   // readable() shows typed bytes unambiguously and safely; JSON quoting keeps it one token.
   if (r.data !== undefined) parts.push(JSON.stringify(readable(Buffer.from(r.data, 'base64'))));
   if (r.detail) parts.push(safe(r.detail));
+  // Typed at the relay while the cloud was away (issue 17): when, on the relay's clock.
+  if (r.via === 'local') parts.push(line`(via local: relay ${r.relay ?? '-'} at ${r.relayTime === undefined ? '-' : new Date(r.relayTime).toISOString()})`);
   return parts.join('  ') as Shown;
 }
 

@@ -8,6 +8,7 @@
 //       segmentMs: 60000                # ... or when the oldest byte is this old (default 60 s)
 //       capBytes: 1073741824            # disk the spool may use (default 1 GiB)
 //       memoryBytes: 16777216           # output held in memory while its disk refuses writes (default 16 MiB)
+//       localAuditBytes: 16777216       # a console's local audit journal, at most (default 16 MiB; local/audit-journal.ts)
 //     cloud:          # optional: how to trust the cloud's TLS certificate (flags and environment win)
 //       ca: /etc/cloudcons/ca.pem       # only this CA (PEM); default: the system's CAs
 //       fingerprint: 'SHA256:AB:CD:...' # or exactly this certificate, even self-signed
@@ -246,6 +247,7 @@ const spoolSchema = z.strictObject({
   segmentMs: intIn(100, 24 * 3600 * 1000).optional(),
   capBytes: intIn(1024 * 1024, Number.MAX_SAFE_INTEGER).optional(),
   memoryBytes: intIn(1024, Number.MAX_SAFE_INTEGER).optional(),
+  localAuditBytes: intIn(64 * 1024, Number.MAX_SAFE_INTEGER).optional(),
 }, err('must be a mapping'));
 
 const breakDefSchema = z.strictObject({
@@ -313,7 +315,7 @@ export type IpmiConsoleConfig = z.output<typeof ipmiSchema>;
 export type ConsoleConfig = SerialConsoleConfig | ExecConsoleConfig | TelnetConsoleConfig | TcpConsoleConfig
   | UdsConsoleConfig | SshConsoleConfig | IpmiConsoleConfig;
 export type BreakDef = z.output<typeof breakDefSchema>;
-export interface SpoolConfig { dir?: string; segmentBytes?: number; segmentMs?: number; capBytes?: number; memoryBytes?: number }
+export interface SpoolConfig { dir?: string; segmentBytes?: number; segmentMs?: number; capBytes?: number; memoryBytes?: number; localAuditBytes?: number }
 export interface RelayConfig {
   /** `name`: absent, the relay takes its token's (the cloud says it in its welcome). */
   relay: { name?: string; spool?: SpoolConfig; cloud?: { ca?: string; fingerprint?: string; insecure?: boolean } };

@@ -23,6 +23,8 @@ import { relayAbout } from './about.ts';
 import { defaultSpoolDir, NAME_FILE, recordName, relayName } from './relay-name.ts';
 import { CloudAccess } from './local/cloud-access.ts';
 import type { Log } from '../protocol/log.ts';
+import { AuditJournal, DEFAULT_JOURNAL_BYTES } from './local/audit-journal.ts';
+import { crashAtAuditOk, testAuditHook } from './local/test-audit-hook.ts';
 import type { RelayHealth, RelayMetrics } from './metrics.ts';
 
 export interface RelayOptions {
@@ -43,6 +45,12 @@ export interface RelayOptions {
   /** Output held in memory (all consoles) while the spool's disk refuses writes; past it the
    *  oldest is dropped and recorded as a gap. Default (also from the config's relay.spool): 16 MiB. */
   spoolMemoryBytes: number;
+  /** A console's local audit journal at most (local/audit-journal.ts: past it local input is
+   *  refused). Default (also from the config's relay.spool.localAuditBytes): 16 MiB. */
+  localAuditMaxBytes: number;
+  /** An upload of local audit records the cloud has not confirmed is sent again after this long
+   *  (ms; also at every welcome). Default 30 s. */
+  localAuditRetryMs: number;
   /** Segment uploads in flight at once (different consoles). Default 4. */
   uploadConcurrency: number;
   /** One upload request (the cloud's answer, a presigned PUT) is given up after this long and
@@ -93,6 +101,7 @@ const MAX_QUEUED_TOTAL = 8 * 1024 * 1024;
 export const RELAY_DEFAULTS = {
   segmentBytes: 1024 * 1024, segmentMs: 60_000, spoolCapBytes: 1024 ** 3, spoolMemoryBytes: 16 * 1024 * 1024,
   uploadConcurrency: 4, uploadTimeoutMs: 60_000, uploadMinBackoffMs: 1000, uploadMaxBackoffMs: 60_000, conflictKeep: 16,
+  localAuditMaxBytes: DEFAULT_JOURNAL_BYTES, localAuditRetryMs: 30_000,
   sendHighWaterBytes: 1024 * 1024, batchMs: 1, maxConnectionMs: 110 * 60_000, heartbeatMs: 20_000, statusMs: 30_000, minBackoffMs: 250, maxBackoffMs: 30_000,
 };
 
@@ -154,6 +163,7 @@ export function relayOptions(cfg: RelayConfig, opts: Partial<RelayOptions> & { c
     ...(sc.segmentMs ? { segmentMs: sc.segmentMs } : {}),
     ...(sc.capBytes ? { spoolCapBytes: sc.capBytes } : {}),
     ...(sc.memoryBytes ? { spoolMemoryBytes: sc.memoryBytes } : {}),
+    ...(sc.localAuditBytes ? { localAuditMaxBytes: sc.localAuditBytes } : {}),
     log: (l) => console.error(l),
     ...opts,
   };
@@ -210,6 +220,12 @@ export class Relay {
   /** The cloud's last local-access snapshot, kept in the spool folder (local/cloud-access.ts): an
    *  AccessSource for the relay's SSH server. */
   readonly cloudAccess: CloudAccess;
+  /** What local (break-glass) sessions did (issue 17): on disk until the cloud chained it. */
+  readonly localAudit: AuditJournal;
+  /** Local audit uploads sent on the current link and not confirmed yet: console -> when sent. */
+  private auditSent = new Map<string, number>();
+  private auditTimer?: NodeJS.Timeout;
+  private stopAuditHook = () => {};
   private uploadTimer?: NodeJS.Timeout;
   /** Consoles with output to send at the end of this event-loop turn. */
   private due: Con[] = [];
@@ -256,6 +272,11 @@ export class Relay {
     this.spool.onSealed = () => this.kickUploads();
     this.cloudAccess = new CloudAccess(this.opts.spoolDir, this.opts.log); // the spool made its folder
     this.cloudAccess.load(this.name);
+    this.localAudit = new AuditJournal({
+      dir: this.opts.spoolDir, maxBytes: this.opts.localAuditMaxBytes, log: (l) => this.opts.log(l, { level: 'warn' }),
+      offsetOf: (c) => this.cons.get(c)?.spool.next,
+    });
+    this.localAudit.onRecord = () => this.sendAudit();
     const m = this.opts.metrics;
     m?.watch(() => this.health());
     if (m) this.spool.onLost = (cs, n) => m.lostBytes.inc({ console: cs.name }, n);
@@ -348,6 +369,8 @@ export class Relay {
       // On disk before anything else; if the disk refuses it, held in memory (with its offset)
       // until it takes it, and sent live meanwhile all the same (spool.ts).
       const offset = this.spool.append(con.spool, data, ts);
+      // What the console shows decides whether local input is audited redacted.
+      this.localAudit.output(name, data);
       con.read += data.length;
       if (!this.streams(con)) return;
       if (offset === con.sent + con.queued && con.queued < this.maxQueued) {
@@ -400,6 +423,9 @@ export class Relay {
     this.uploadTimer.unref();
     this.statusTimer = setInterval(() => this.sendStatus(), this.opts.statusMs);
     this.statusTimer.unref();
+    this.auditTimer = setInterval(() => this.sendAudit(), Math.min(this.opts.localAuditRetryMs, 5000));
+    this.auditTimer.unref();
+    this.stopAuditHook = testAuditHook(this.localAudit, (l) => this.opts.log(l, { level: 'warn' }));
   }
 
   async stop(): Promise<void> {
@@ -410,6 +436,8 @@ export class Relay {
     clearInterval(this.uploadTimer);
     clearInterval(this.statusTimer);
     clearTimeout(this.redialTimer);
+    clearInterval(this.auditTimer);
+    this.stopAuditHook();
     for (const c of this.cons.values()) { clearTimeout(c.quietTimer); clearTimeout(c.confirmTimer); }
     this.next?.close(1000, 'relay stopping');
     this.ws?.close(1000, 'relay stopping');
@@ -417,6 +445,23 @@ export class Relay {
     const left = [...this.cons.values()].filter((c) => c.removed);
     if (left.length) this.opts.log(`stopping before everything removed consoles captured was uploaded: ${left.map((c) => `${c.name} (${c.spool.sealed.length} segments waiting)`).join(', ')}; it stays in the spool and is uploaded at the next start`);
     await this.spool.close();
+    this.localAudit.close();
+  }
+
+  /** Sends each console's oldest unconfirmed local audit records (once welcomed; one batch per
+   *  console in flight, sent again after localAuditRetryMs or on the next welcome: the cloud chains
+   *  each journal seq once). */
+  private sendAudit(): void {
+    if (!this.welcomedAt || this.stopped) return;
+    const now = Date.now();
+    for (const c of this.localAudit.pendingConsoles()) {
+      const sent = this.auditSent.get(c);
+      if (sent !== undefined && now - sent < this.opts.localAuditRetryMs) continue;
+      const p = this.localAudit.pending(c);
+      if (!p) continue;
+      this.auditSent.set(c, now);
+      this.send({ t: 'audit', c, journal: p.journal, recs: p.recs });
+    }
   }
 
   // ------------------------------------------------------------------------------------- reload
@@ -441,7 +486,8 @@ export class Relay {
     const name = cfg.relay?.name;
     if (name && name !== this.name) r.restart.push(`relay.name changed from ${this.name ?? '(none: its token\'s, not yet learned)'} to ${name}`);
     const fixed: [keyof RelayOptions, string][] = [['spoolDir', 'the spool directory (relay.spool.dir)'], ['segmentBytes', 'relay.spool.segmentBytes'],
-      ['segmentMs', 'relay.spool.segmentMs'], ['spoolCapBytes', 'relay.spool.capBytes'], ['spoolMemoryBytes', 'relay.spool.memoryBytes']];
+      ['segmentMs', 'relay.spool.segmentMs'], ['spoolCapBytes', 'relay.spool.capBytes'], ['spoolMemoryBytes', 'relay.spool.memoryBytes'],
+      ['localAuditMaxBytes', 'relay.spool.localAuditBytes']];
     for (const [k, what] of fixed) if (want[k] !== this.opts[k]) r.restart.push(`${what} changed from ${String(this.opts[k])} to ${String(want[k])}`);
     const stops: Promise<void>[] = [];
     for (const c of [...this.cons.values()]) {
@@ -883,6 +929,8 @@ export class Relay {
         const watched = new Set(m.watched);
         for (const c of mine) { c.watched = watched.has(c.name); c.sup.setDemand(c.watched); }
         void Promise.all(mine.map((c) => this.confirmCon(c, m.ends[c.name], ws))).then(() => this.kickUploads(true));
+        this.auditSent.clear(); // what the last link carried unconfirmed goes again
+        this.sendAudit();
         return;
       }
       case 'watch': {
@@ -907,6 +955,15 @@ export class Relay {
         if (m.on && c.live) { c.sent = Math.max(c.spool.start, Math.min(m.from ?? c.sent, c.spool.next)); this.pump(c); }
         return;
       }
+      case 'audit-ok':
+        if (crashAtAuditOk) process.kill(process.pid, 'SIGKILL');
+        try { this.localAudit.confirm(m.c, m.journal, m.seq); } catch (e) {
+          this.opts.log(`local audit of ${m.c}: the cloud has it up to ${m.seq}, but the journal could not be rewritten: ${(e as Error).message}; sent again later (the cloud takes each record once)`, { level: 'warn' });
+          return;
+        }
+        this.auditSent.delete(m.c);
+        this.sendAudit();
+        return;
       case 'fence': { const c = this.cons.get(m.c); if (c && m.fence > c.fence) c.fence = m.fence; return; }
       case 'in': case 'break': case 'resize': return this.deviceOp(m);
       case 'ctl': {

@@ -80,6 +80,28 @@ export const accessUser = z.object({
   rights: z.record(name, z.enum(['rw', 'ro'])).refine((r) => Object.keys(r).length <= ACCESS_LIMITS.rightsPerEntry, `at most ${ACCESS_LIMITS.rightsPerEntry} consoles per entry`),
 });
 export type AccessUser = z.infer<typeof accessUser>;
+/** Records one `audit` message carries at most. */
+export const MAX_LOCAL_AUDIT_RECS = 64;
+/** Raw input bytes one local audit record carries at most (the journal splits longer input). */
+export const MAX_LOCAL_AUDIT_INPUT = 4096;
+const journalId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a journal id is 1 to 64 letters, digits, _ and -');
+const journalSeq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+/** One record of a relay's local audit journal (edge-relay/local/audit-journal.ts). */
+export const localAuditRec = z.object({
+  seq: journalSeq,
+  what: z.string().max(32).regex(/^[a-z]+(\.[a-z]+)*$/, 'what happened is dotted lowercase (input, signin.refused)'),
+  /** The local user name (the cloud names it in the audit: relay-side.ts localUser). */
+  user: z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._@+:-]*$/, 'a local user name is ASCII letters, digits and . _ @ + : -, starting with a letter or digit'),
+  source: z.enum(['relay.yaml', 'cloud']).optional(),
+  fp: z.string().max(64).regex(/^SHA256:[A-Za-z0-9+/]+$/, 'a key fingerprint is SHA256:<base64>').optional(),
+  session: z.string().min(1).max(64).regex(/^[\x21-\x7e]+$/, 'a session id is printable ASCII'),
+  ts: time,
+  o: offset.max(MAX_STREAM_OFFSET).optional(),
+  detail: relayText(1024).optional(),
+  d: z.string().max(Math.ceil(MAX_LOCAL_AUDIT_INPUT / 3) * 4).refine(isBase64, 'must be base64')
+    .refine((s) => Buffer.byteLength(s, 'base64') <= MAX_LOCAL_AUDIT_INPUT, `at most ${MAX_LOCAL_AUDIT_INPUT} bytes of input a record`).optional(),
+});
+export type LocalAuditRec = z.infer<typeof localAuditRec>;
 
 // ---------------------------------------------------------------- relay -> cloud
 export const relayToCloud = z.discriminatedUnion('t', [
@@ -112,6 +134,11 @@ export const relayToCloud = z.discriminatedUnion('t', [
   /** Something that happened to a console, for the audit trail: initcmd.start, initcmd.end, idle,
    *  flapping, manual.down, manual.up. */
   z.object({ v, t: z.literal('event'), c: name, what: z.string().regex(/^[a-z]+(\.[a-z]+)?$/).max(32), detail: relayText(1024) }),
+  /** Records of the relay's local audit journal of console `c` (edge-relay/local/audit-journal.ts):
+   *  what local sessions did while the cloud was away, oldest first, consecutive seqs of journal
+   *  `journal`. The cloud chains each seq once (a resend is not a second entry) and answers
+   *  `audit-ok`. */
+  z.object({ v, t: z.literal('audit'), c: name, journal: journalId, recs: z.array(localAuditRec).min(1).max(MAX_LOCAL_AUDIT_RECS) }),
   z.object({ v, t: z.literal('ping'), id: z.number().int() }),
   z.object({ v, t: z.literal('pong'), id: z.number().int() }),
 ]);
@@ -145,6 +172,9 @@ export const cloudToRelay = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('access'), id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, '1 to 32 of A-Z a-z 0-9 _ -'),
     part: z.number().int().min(1).max(ACCESS_LIMITS.parts), parts: z.number().int().min(1).max(ACCESS_LIMITS.parts), enabled: z.boolean(),
     users: z.array(accessUser).max(ACCESS_LIMITS.usersPerPart) }).refine((m) => m.part <= m.parts, { message: 'part must be at most parts', path: ['part'] }),
+  /** The local audit records of console `c`, journal `journal`, up to `seq` are in its audit chain:
+   *  the relay removes them from its journal. */
+  z.object({ v, t: z.literal('audit-ok'), c: name, journal: journalId, seq: journalSeq }),
   z.object({ v, t: z.literal('error'), code: z.string(), message: z.string() }),
   z.object({ v, t: z.literal('ping'), id: z.number().int() }),
   z.object({ v, t: z.literal('pong'), id: z.number().int() }),

@@ -4,6 +4,7 @@
 // lock, lease), and is audited before it is forwarded; a refusal is audited too.
 import { Conflict, Forbidden, RateLimited } from '../../protocol/errors.ts';
 import type { ClientToCloud } from '../../protocol/messages.ts';
+import { redactedNote } from '../../protocol/secret-prompt.ts';
 import { ACTIONS, decide, type AccessDoc, type Action, type Decision } from './acl.ts';
 import type { AccessRules } from './access-rules.ts';
 import { viewersOf } from './console-admin.ts';
@@ -148,7 +149,7 @@ export class ClientSessions {
     // standing, and the output's end, where the audit record goes.
     const [rec, denied, offset] = await Promise.all([this.c.p.consoles.get(s.console), this.writeDenied(s, who, 'attach'), this.c.log.end(s.console)]);
     // At a password prompt the audit keeps who typed how much, not what (also when refused).
-    const redacted = this.c.opts.redactSecrets && rec?.secretPrompt ? `[redacted: ${Buffer.byteLength(d, 'base64')} bytes typed at a password prompt]` : undefined;
+    const redacted = this.c.opts.redactSecrets && rec?.secretPrompt ? redactedNote(Buffer.byteLength(d, 'base64')) : undefined;
     const typed = (detail?: string) => (redacted ? { offset, detail: detail ? `${detail} ${redacted}` : redacted } : { offset, data: d, detail });
     if (denied) {
       await this.c.userAudit(s.user, s.console, 'input.denied', s, typed(denied));

@@ -8,7 +8,7 @@ import { expiredAt, type CoreContext } from './core-context.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { ConsoleRecord } from './ports.ts';
 import type { Rechecks } from './rechecks.ts';
-import { SecretPromptTracker } from './secret-prompt.ts';
+import { SecretPromptTracker } from '../../protocol/secret-prompt.ts';
 
 export class LiveOutput {
   private readonly prompts: SecretPromptTracker;

@@ -104,6 +104,10 @@ export interface ConsoleRecord {
   adminDown?: { by: string; at: number };
   /** The console shows a password prompt now: input is audited redacted (secret-prompt.ts). */
   secretPrompt?: boolean;
+  /** The last local audit record (issue 17) of the console's relay chained: its journal and seq
+   *  there (relay-side.ts: an upload sent again is not chained twice); `pending`, while records up
+   *  to that seq are being chained (a crash leaves it: the next upload looks in the chain). */
+  localAudit?: { journal: string; seq: number; pending?: number };
   /** The highest write-lock fence this cloud handed out or accepted for the console. Kept here as
    *  well as in the lock store, which the embedded cloud holds in memory only: a relay's claim to
    *  have seen a fence far above it is refused (relay-side.ts relayHello). */
@@ -327,6 +331,16 @@ export interface AuditRecord {
   detail?: string;
   /** Output offset at the time of the event, to interleave audit with output. */
   offset?: number;
+  /** `local`: recorded at the console's relay by a local (break-glass) session while the cloud was
+   *  away (issue 17), uploaded from its audit journal and chained when the link came back. `time`
+   *  is then when the cloud chained it, `relayTime` when it happened on the relay's clock, `relay`
+   *  which relay, `journal` + `jseq` its place in that relay's journal (each is chained once). */
+  via?: 'local';
+  relayTime?: number;
+  relay?: string;
+  fingerprint?: string;
+  journal?: string;
+  jseq?: number;
   /** Hash chain (audit-chain.ts), set by the store: position in the console's chain (1, 2, ...),
    *  hash of the record before, SHA-256 of this record's canonical form. Absent on records
    *  written before chaining existed. */

@@ -7,6 +7,7 @@ import { chunks } from '../../protocol/codec.ts';
 import { BadParameter, Forbidden, NotFound } from '../../protocol/errors.ts';
 import type { ConsoleInfo, RelayToCloud } from '../../protocol/messages.ts';
 import { CLOUD_STREAM } from '../../protocol/names.ts';
+import { formatPrincipal, parsePrincipal } from '../../protocol/principal.ts';
 import { relayMayPublish } from './acl.ts';
 import type { AccessRules } from './access-rules.ts';
 import { someOf, type CoreContext } from './core-context.ts';
@@ -78,6 +79,7 @@ export class RelaySide {
         await this.c.p.relays.status(who.name, { bytes: msg.spool.bytes, ...(o !== undefined ? { oldestAt: now - o } : {}) }, now, this.c.opts.relayStatusMinMs);
         return;
       }
+      case 'audit': return this.localAudit(conn, who, msg);
       case 'ping':
         await this.c.sendRelay(conn, { t: 'pong', id: msg.id });
         return;
@@ -120,6 +122,7 @@ export class RelaySide {
         stored = await this.c.p.consoles.putIf({
           ...described(info), state: info.state, since: info.since, reason: info.reason, relay: who.name, relayConn: conn,
           ...(old?.adminDown ? { adminDown: old.adminDown } : {}), ...(high ? { fence: high } : {}),
+          ...(old?.localAudit ? { localAudit: old.localAudit } : {}), // what of its local audit is chained
         }, old ? who.name : null);
       }
       if (!stored) {
@@ -282,6 +285,49 @@ export class RelaySide {
    *  the same relay: during a make-before-break move, messages the old connection sent before the
    *  relay switched are still handled after the new one's hello (on API Gateway, in parallel).
    *  A message about another relay's console, or one never registered, is audited (`t` says what). */
+  /** Records of the relay's local audit journal (issue 17): chained in their order, each journal
+   *  seq once, marked `via: local`; then `audit-ok` up to the last one. What was chained already
+   *  is the console's registry mark (ConsoleRecord.localAudit). It says `pending` while a batch is
+   *  being chained: a batch a crash cut short leaves it, and the next upload then looks through
+   *  the newest LOCAL_AUDIT_LOOKBACK records of the chain for what that batch got in (only then:
+   *  the fs store reads a console's whole audit file to list it). */
+  private async localAudit(conn: string, who: Principal, msg: Extract<RelayToCloud, { t: 'audit' }>): Promise<void> {
+    const rec = await this.ownedConsole(conn, who, msg.c, msg.t);
+    if (!rec) return;
+    const first = msg.recs[0].seq;
+    const last = first + msg.recs.length - 1;
+    if (msg.recs.some((r, i) => r.seq !== first + i)) {
+      await this.c.sendRelay(conn, { t: 'error', code: 'CC_ERR_BAD_PARAMETER', message: `audit of ${msg.c}: the records' seqs are not consecutive (${someOf(msg.recs.map((r) => String(r.seq)), 10)}): nothing chained` });
+      return;
+    }
+    const mark = rec.localAudit?.journal === msg.journal ? rec.localAudit : undefined;
+    let done = mark?.seq ?? 0;
+    if (last > done) {
+      if (rec.localAudit?.pending) {
+        for (const r of await this.c.p.audit.list(msg.c, { limit: LOCAL_AUDIT_LOOKBACK })) {
+          if (r.via === 'local' && r.journal === msg.journal && r.relay === who.name && (r.jseq ?? 0) > done) done = r.jseq!;
+        }
+      }
+      const fresh = msg.recs.filter((r) => r.seq > done);
+      if (fresh.length && !(await this.markLocalAudit(msg.c, { journal: msg.journal, seq: done, pending: last }))) return;
+      for (const r of fresh) {
+        await this.c.appendAudit({
+          time: this.c.now(), console: msg.c, type: r.what, user: localUser(r, who.name), session: r.session, detail: r.detail,
+          ...(r.d ? { data: r.d } : {}), offset: r.o ?? await this.c.log.end(msg.c),
+          via: 'local', relayTime: r.ts, relay: who.name, fingerprint: r.fp, journal: msg.journal, jseq: r.seq,
+        });
+      }
+      if (!(await this.markLocalAudit(msg.c, { journal: msg.journal, seq: last }))) return;
+    }
+    await this.c.sendRelay(conn, { t: 'audit-ok', c: msg.c, journal: msg.journal, seq: last });
+  }
+
+  /** Sets the console's local audit mark (over the registry record as it is now, the relay's). */
+  private async markLocalAudit(console: string, mark: NonNullable<ConsoleRecord['localAudit']>): Promise<boolean> {
+    const now = await this.c.p.consoles.get(console);
+    return !!now && this.c.p.consoles.putIf({ ...now, localAudit: mark }, now.relay);
+  }
+
   private async ownedConsole(conn: string, who: Principal, name: string, t: string): Promise<ConsoleRecord | undefined> {
     const rec = await this.c.p.consoles.get(name);
     if (rec?.relayConn && (rec.relayConn === conn || rec.relay === who.name)) return rec;
@@ -308,4 +354,19 @@ export class RelaySide {
 /** The parts of a relay's console description the registry keeps. */
 function described(info: ConsoleInfo): Pick<ConsoleRecord, 'name' | 'type' | 'resizable' | 'ondemand' | 'breaks' | 'defaultBreak'> {
   return { name: info.name, type: info.type, resizable: info.resizable, ondemand: info.ondemand, breaks: info.breaks, defaultBreak: info.defaultBreak };
+}
+
+/** How many of a console's newest audit records an upload of local records looks through for
+ *  ones a crash kept out of the registry's mark (relay-side.ts localAudit). */
+export const LOCAL_AUDIT_LOOKBACK = 256;
+
+/** The audit's name for a local user: the cloud's user of that name when the relay had the key
+ *  from the cloud (`alice`, `sso:alice`); else `local:<name>@<relay>` (relay.yaml's emergency
+ *  users are no cloud users, and another relay's `root` is not this one's). */
+export function localUser(r: { user: string; source?: string }, relay: string): string {
+  if (r.source === 'cloud') {
+    const p = parsePrincipal(r.user);
+    if (p.ref && (p.ref.kind === 'user' || p.ref.kind === 'sso')) return formatPrincipal(p.ref);
+  }
+  return `local:${r.user.toLowerCase()}@${relay}`;
 }

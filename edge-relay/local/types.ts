@@ -48,6 +48,9 @@ export interface LocalAuditRecord {
   what: string;
   user: string;
   fingerprint?: string;
+  /** Where the user's key came from (LocalPrincipal.source): the cloud names a `cloud` user as
+   *  the cloud's user of that name, any other as `local:<user>@<relay>`. Absent: relay.yaml. */
+  source?: LocalPrincipal['source'];
   /** The SSH session's id (one per connection and channel). */
   session: string;
   /** When it happened at the relay (ms since the epoch). */

@@ -11,6 +11,9 @@ import { AUDIT_LOAD_DEFAULTS, loadAudits } from './audit-load.ts';
 export interface AuditRecord {
   time: number; console: string; type: string; user?: string; session?: string; fence?: number;
   detail?: string; data?: string; offset?: number;
+  /** Recorded at the relay by a local session while the cloud was away (`time`: when the cloud
+   *  chained it; `relayTime`: when it happened, on the relay's clock). */
+  via?: 'local'; relayTime?: number; relay?: string;
   /** Shown rows only: how many stored records this row joins (keystrokes typed one by one). */
   records?: number;
   /** Shown rows only: offset of the last joined record (the answer starts there). */
@@ -126,7 +129,7 @@ export function auditPage(cfg: Config, only?: string): { node: HTMLElement; clea
       h('td', { class: 'time' }, new Date(r.time).toLocaleString()),
       h('td', {}, r.console),
       h('td', {}, r.user ?? ''),
-      h('td', {}, r.type),
+      h('td', {}, r.type, r.via === 'local' ? h('span', { class: 'via', title: `typed at relay ${r.relay ?? ''} while the cloud was away, at ${r.relayTime === undefined ? '?' : new Date(r.relayTime).toLocaleString()} (relay clock)` }, ' (local)') : null),
       h('td', { class: 'what' }, h('code', {}, what(r)), answers.get(answerKey(r)) ? h('pre', { class: 'answer', 'aria-label': 'console output after this input' }, answers.get(answerKey(r))!) : null))));
     status.textContent = `${shown.length} of ${records.length} records${shownNote}`;
   };

@@ -33,6 +33,10 @@
 // fed; output it did not see (another Lambda instance took it) makes it start over: from the
 // registry's state if that says "prompt" (only echo masks keep it), from an empty line otherwise
 // (so a prompt whose first part went to another instance is missed).
+//
+// Shared by the cloud (live-output.ts feeds SecretPromptTracker, client-sessions.ts audits with
+// redactedNote) and the relay (InputRedactor: its local audit journal, issue 17), so input typed
+// at the relay while the cloud is away is redacted exactly as the cloud would have.
 import { TerminalLine } from './terminal-line.ts';
 
 // Words for a secret, matched anywhere in the line, case-insensitively. The translations are
@@ -133,4 +137,29 @@ export function showsSecretPrompt(output: string | Uint8Array, extra?: RegExp): 
   const term = new TerminalLine();
   term.write(typeof output === 'string' ? Buffer.from(output) : output);
   return showsPrompt(term, extra);
+}
+
+/** What the audit says instead of `bytes` bytes of input typed at a password prompt. */
+export function redactedNote(bytes: number): string {
+  return `[redacted: ${bytes} bytes typed at a password prompt]`;
+}
+
+/** One console's redaction decision, as the cloud makes it: fed the console's output (all of it,
+ *  in order) and a session's input, it returns the input as the audit records it. The relay's
+ *  local audit journal keeps one per console. `extra`: as SecretPromptTracker's. */
+export class InputRedactor {
+  private readonly tracker: SecretPromptTracker;
+  private shows = false;
+  constructor(extra?: RegExp) { this.tracker = new SecretPromptTracker(extra, 1); }
+
+  /** Output of the console, in order (any split). */
+  output(data: Uint8Array): void { if (data.length) this.shows = this.tracker.feed('', data); }
+
+  /** Whether the console shows a password prompt now (the next input is redacted). */
+  get atPrompt(): boolean { return this.shows; }
+
+  /** Input `data` as the audit records it: its bytes, or (at a password prompt) only their count. */
+  input(data: Uint8Array): { data?: Buffer; detail?: string } {
+    return this.shows ? { detail: redactedNote(data.length) } : { data: Buffer.from(data) };
+  }
 }
