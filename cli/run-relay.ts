@@ -58,7 +58,7 @@ export async function runRelay(o: RelayRun): Promise<Relay> {
   }
   let relay: Relay;
   try {
-    relay = new Relay(cfg, { ...defined(o.limits ?? {}), cloudUrl: normalizeUrl(o.cloud), token: tok.token, tls: trustOf(o, cfg), log, metrics });
+    relay = new Relay(cfg, { ...defined(o.limits ?? {}), configFile: o.config, cloudUrl: normalizeUrl(o.cloud), token: tok.token, tls: trustOf(o, cfg), log, metrics });
     relay.start();
   } catch (e) { await served?.close(); throw e; }
   served?.setReady(true);
