@@ -8,6 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as pty from '@lydell/node-pty';
@@ -205,6 +206,19 @@ test('a key not allowed, a user not known and a password are refused with a mess
     c.connect({ host: '127.0.0.1', port, username: 'alice', password: 'secret', tryKeyboard: false, hostVerifier: () => true });
   });
   assert.match(pw, /All configured authentication methods failed/);
+  // alice's own public key with a signature that is not hers: the signature is checked.
+  const forged = await new Promise<string>((resolve) => {
+    const key = ssh2.utils.parseKey(fs.readFileSync(f('alice'))) as ssh2.ParsedKey;
+    key.sign = () => randomBytes(64);
+    const c = new ssh2.Client();
+    c.on('ready', () => { c.end(); resolve('signed in'); });
+    c.on('error', (e) => resolve(e.message));
+    let tried = false;
+    c.connect({ host: '127.0.0.1', port, username: 'alice', hostVerifier: () => true,
+      authHandler: (_left, _partial, next) => { if (tried) return next(false as never); tried = true; next({ type: 'publickey', username: 'alice', key }); } });
+  });
+  assert.match(forged, /All configured authentication methods failed/);
+  await relay.waitFor(/sign-in refused for "alice" from 127\.0\.0\.1 \(publickey\): bad signature for key SHA256:/);
   await relay.waitFor(/sign-in refused for "alice" from 127\.0\.0\.1 \(password\): password is not accepted \(keys only\)/);
   // A relay whose key is not the one in known_hosts: the client refuses to talk to it.
   keygen('impostor');
