@@ -69,6 +69,8 @@ const CONNECTED = 'the relay is connected: attach through the cloud (cloudcons a
 const SPY_NOTICE_MS = 5000;
 /** After the client's input ends, output is still passed on this long (the echo of the last line). */
 const EOF_GRACE_MS = 500;
+/** How often a session that skips output looks whether its client caught up. */
+const CATCH_UP_POLL_MS = 100;
 
 interface Attached {
   id: string;
@@ -77,6 +79,8 @@ interface Attached {
   stream: ServerChannel;
   writer: boolean;
   since: number;
+  /** When a spy's keystroke was last answered (0 after a change of role: the next one is). */
+  noticeAt: number;
   /** Says `text` on this session's terminal (a line of its own). */
   say(text: string): void;
 }
@@ -249,7 +253,7 @@ export class LocalSshServer {
       return undefined;
     }
     const a: Attached = {
-      id, console: name, principal: p, stream, writer: false, since: Date.now(),
+      id, console: name, principal: p, stream, writer: false, since: Date.now(), noticeAt: 0,
       say: (text) => { if (stream.writable) stream.write(`${nl}[${text}]${nl}`); },
     };
     let set = this.attached.get(name);
@@ -259,20 +263,28 @@ export class LocalSshServer {
     this.o.log(`local ssh: ${p.user} attached to ${name} (session ${id})`, { console: name, event: 'attach', user: p.user });
 
     // Output: never waited for; a slow client skips what does not fit and is told.
+    // The channel's own high-water mark is not ours, so 'drain' may never come: while output is
+    // skipped, a timer looks whether the client caught up, and says how much it missed.
     let missed = 0;
+    let watch: NodeJS.Timeout | undefined;
     const max = this.o.maxBufferBytes;
     const catchUp = () => {
       if (!missed || stream.writableLength > max / 2) return;
       stream.write(`${nl}[${missed} bytes of output skipped: this connection is too slow (local.ssh.maxBufferBytes ${max})]${nl}`);
       missed = 0;
+      clearInterval(watch);
+      watch = undefined;
     };
     const untap = this.o.consoles.tap(name, (d) => {
       if (!stream.writable) return;
-      if (stream.writableLength > max) { missed += d.length; return; }
+      if (stream.writableLength > max) {
+        missed += d.length;
+        watch ??= setInterval(() => (stream.writable ? catchUp() : clearInterval(watch)), CATCH_UP_POLL_MS);
+        return;
+      }
       catchUp();
       stream.write(d);
     });
-    stream.on('drain', catchUp);
 
     stream.write(`[attached to ${name} on ${this.o.consoles.relayName() ?? 'this relay'} as ${p.user}; ${ESC}? for help, ${ESC}. to detach]${nl}`);
     if (want !== 'spy') this.takeLock(a, want === 'force', false);
@@ -290,6 +302,7 @@ export class LocalSshServer {
       if (ended) return;
       ended = true;
       clearTimeout(idle);
+      clearInterval(watch);
       untap();
       set!.delete(a);
       if (!set!.size) this.attached.delete(name);
@@ -303,15 +316,14 @@ export class LocalSshServer {
     stream.once('end', () => setTimeout(() => end(0, 'input ended'), EOF_GRACE_MS));
 
     const parser = new EscapeParser();
-    let spyNoticeAt = 0;
     stream.on('data', (chunk: Buffer) => {
       armIdle();
       for (const ev of parser.push(chunk)) {
         if (ended) return;
         if (ev.type === 'command') { this.command(a, ev.cmd, info, end); continue; }
         if (!a.writer) {
-          if (Date.now() - spyNoticeAt > SPY_NOTICE_MS) {
-            spyNoticeAt = Date.now();
+          if (Date.now() - a.noticeAt > SPY_NOTICE_MS) {
+            a.noticeAt = Date.now();
             a.say(this.o.consoles.cloudConnected() ? `read-only: ${CONNECTED}` : `read-only: you are a spy (${ESC}a attach read-write, ${ESC}f force)`);
           }
           continue;
@@ -347,7 +359,7 @@ export class LocalSshServer {
     a.writer = true;
     if (r.bumped) {
       const old = [...(this.attached.get(a.console) ?? [])].find((x) => x.id === r.bumped!.session);
-      if (old) { old.writer = false; old.say(`${p.user} forced the write lock: you are a spy now (${ESC}f to take it back)`); }
+      if (old) { old.writer = false; old.noticeAt = 0; old.say(`${p.user} forced the write lock: you are a spy now (${ESC}f to take it back)`); }
       rec('force', `took the write lock from ${r.bumped.user} (session ${r.bumped.session}, epoch ${r.bumped.epoch}); epoch ${r.holder.epoch}`);
     } else rec('lock', `epoch ${r.holder.epoch}`);
     a.say(`read-write: the relay holds the lock (cut off from the cloud; epoch ${r.holder.epoch})`);
@@ -356,6 +368,7 @@ export class LocalSshServer {
   private unlock(a: Attached, why: string): void {
     if (!a.writer) return;
     a.writer = false;
+    a.noticeAt = 0;
     if (this.o.locks.release(a.console, a.id)) this.audit({ console: a.console, what: 'unlock', user: a.principal.user, fingerprint: a.principal.fingerprint, session: a.id, detail: why });
   }
 

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as pty from '@lydell/node-pty';
 import ssh2 from 'ssh2';
-import { cleanup, cloudcons, freePort, openPtyPeer, PtyPair, tmpDir, until, type Proc } from '../helpers.ts';
+import { cleanup, cloudcons, freePort, openPtyPeer, PtyPair, serialRig, tmpDir, until, type Proc } from '../helpers.ts';
 
 const missing = ['ssh', 'ssh-keygen'].filter((c) => spawnSync(c, ['-V']).error);
 const skip = missing.length ? `needs ${missing.join(' and ')} (apt-get install openssh-client)` : false;
@@ -103,7 +103,7 @@ before(async () => {
   for (const k of ['alice', 'bob', 'eve', 'mallory', 'other1', 'other2']) keygen(k);
   fs.writeFileSync(f('bob.keys'), `# bob's keys\n${fs.readFileSync(f('bob.pub'), 'utf8')}`);
   fs.writeFileSync(f('token'), `ccr_${'0'.repeat(40)}\n`, { mode: 0o600 });
-  writeConfig('maxAuthTries: 2, authPerSourcePerMinute: 1000');
+  writeConfig('maxAuthTries: 2, authPerSourcePerMinute: 1000, maxBufferBytes: 65536');
   await startRelay();
   peer = openPtyPeer(pair.peer);
 });
@@ -239,6 +239,32 @@ test('maxAuthTries: the connection is closed after that many refused keys (a goo
   assert.match(r.err, /too many refused sign-in attempts \(2\): disconnected/);
 });
 
+test('a client that stops reading skips output and is told; the relay and the other sessions never wait for it', { skip }, async () => {
+  const stuck = new SshTerm('eve', 'eve', ['ser1']);
+  const reader = new SshTerm('bob', 'bob', ['ser1', '-s']);
+  await stuck.waitFor('[spy: eve may only watch ser1 here]');
+  await reader.waitFor('[spy: read-only]');
+  process.kill(stuck.p.pid, 'SIGSTOP'); // its ssh reads nothing more: windows and buffers fill up
+  const t0 = Date.now();
+  let ms: number;
+  try {
+    // 16 MiB: the writes get through only as fast as the relay reads the device.
+    const flood = Buffer.from(`${'x'.repeat(1021)}\r\n`.repeat(64));
+    for (let sent = 0; sent < 16 * 1024 * 1024;) {
+      try { sent += peer.write(flood); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e; await quiet(1); }
+      if (Date.now() - t0 > 60_000) assert.fail(`the relay stopped reading the device after ${sent} bytes`);
+    }
+    peer.write('END-OF-FLOOD\r\n');
+    await reader.waitFor('END-OF-FLOOD', 30_000);
+    ms = Date.now() - t0;
+  } finally { process.kill(stuck.p.pid, 'SIGCONT'); }
+  await stuck.waitFor(/\[\d+ bytes of output skipped: this connection is too slow \(local\.ssh\.maxBufferBytes 65536\)\]/, 30_000);
+  const skipped = Number(/\[(\d+) bytes of output skipped/.exec(stuck.screen)![1]);
+  assert.ok(skipped > 0 && skipped < 16 * 1024 * 1024);
+  console.log(`16 MiB through the relay in ${ms} ms with one client stopped; it skipped ${skipped} bytes`);
+  for (const t of [stuck, reader]) { t.write(`${ESC}.`); await until('ssh to exit', () => t.exit !== undefined); }
+});
+
 test('a restart reuses the host key (same fingerprint, same file) and never reuses a lock epoch; the per-source limit', { skip }, async () => {
   const before = fs.readFileSync(hostKeyFile);
   const fp = /local ssh: host key (SHA256:\S+)/.exec(relay.out + relay.err)![1];
@@ -263,4 +289,47 @@ test('a restart reuses the host key (same fingerprint, same file) and never reus
   const after = await sshRun('alice', 'alice');
   assert.equal(after.code, 255);
   assert.match(after.err, /too many refused sign-in attempts from 127\.0\.0\.1: try again in a minute/);
+});
+
+test('while the relay is connected to the cloud a local session only watches; cut off it may write; connected again it is a spy', { skip }, async () => {
+  await relay.kill();
+  const rig = await serialRig('local-ssh-cloud', ['--reconnect-max-backoff-ms', '500']);
+  const hk = path.join(rig.dir, 'host_key');
+  fs.writeFileSync(path.join(rig.dir, 'relay.yaml'), [
+    'relay: { name: edge1 }',
+    `local:\n  ssh: { listen: 127.0.0.1:0, hostKey: ${hk} }`,
+    `  users:\n    alice: { keys: ['${fs.readFileSync(f('alice.pub'), 'utf8').trim()}'], rw: ['*'] }`,
+    `consoles:\n  ser1: { type: serial, device: ${rig.pair.dev}, baud: 115200 }\n`,
+  ].join('\n'));
+  relay = rig.startRelay();
+  port = Number((await relay.waitFor(/local ssh: listening on 127\.0\.0\.1:(\d+)/))[1]);
+  await rig.relayUp(relay);
+  fs.writeFileSync(f('known_hosts'), `[127.0.0.1]:${port} ${spawnSync('ssh-keygen', ['-y', '-f', hk]).stdout.toString().trim()}\n`);
+  const dev = openPtyPeer(rig.pair.peer);
+
+  const list = await sshRun('alice', 'alice');
+  assert.match(list.out, /connected to the cloud: local sessions watch only/);
+  const alice = new SshTerm('alice', 'alice', ['ser1']);
+  await alice.waitFor('[spy: the relay is connected: attach through the cloud (cloudcons attach); local write under the cloud\'s lock comes next]');
+  alice.write('online\r');
+  await alice.waitFor('[read-only: the relay is connected');
+  dev.write('still watching\r\n');
+  await alice.waitFor('still watching');
+  assert.equal(dev.received().length, 0, 'nothing typed locally reaches the device while the cloud holds the lock');
+
+  await rig.cloud.kill();
+  await alice.waitFor('the relay lost its connection to the cloud: local write is possible');
+  alice.write(`${ESC}a`);
+  await alice.waitFor(/read-write: the relay holds the lock/);
+  alice.write('offline\r');
+  await until('the offline line at the device', () => dev.received().length >= 8);
+  assert.deepEqual(dev.received(), Buffer.from('offline\r'));
+
+  await rig.restartCloud();
+  await alice.waitFor('the relay is connected to the cloud again: you are a spy now', 20_000);
+  alice.write('late\r');
+  await alice.waitFor(/read-only: the relay is connected[^]*read-only: the relay is connected/);
+  assert.deepEqual(dev.received(), Buffer.from('offline\r'), 'a local writer is a spy once the cloud is back');
+  alice.write(`${ESC}.`);
+  await until('alice\'s ssh to exit', () => alice.exit !== undefined);
 });
