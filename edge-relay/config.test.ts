@@ -223,6 +223,7 @@ test("the README's relay.yaml example is a valid config", () => {
   const cfg = parseRelayConfig(block[1], 'README.md');
   assert.deepEqual(Object.values(cfg.consoles).map((c) => c.type).sort(), ['exec', 'ipmi', 'serial', 'ssh', 'tcp', 'telnet', 'uds']);
   assert.equal(cfg.breaks?.['5']?.string, '\\r~^b');
+  assert.deepEqual([cfg.local?.ssh?.listen, cfg.local?.users?.oncall?.rw], ['0.0.0.0:2222', ['*']]);
 });
 
 test('relay.cloud: how to trust the cloud (a CA file or a fingerprint, not both; insecure)', () => {

@@ -289,6 +289,11 @@ test('a restart reuses the host key (same fingerprint, same file) and never reus
   const after = await sshRun('alice', 'alice');
   assert.equal(after.code, 255);
   assert.match(after.err, /too many refused sign-in attempts from 127\.0\.0\.1: try again in a minute/);
+
+  // local.* is read at start: a reload that changes it says so, and changes nothing of it.
+  writeConfig('maxAuthTries: 3, authPerSourcePerMinute: 3');
+  relay.child.kill('SIGHUP');
+  await relay.waitFor(/reloaded .*NOT applied, needs a restart: local \(SSH access: listen, host key, limits, users\) changed/);
 });
 
 test('while the relay is connected to the cloud a local session only watches; cut off it may write; connected again it is a spy', { skip }, async () => {
