@@ -246,7 +246,7 @@ local:
 consoles: {}
 `, 'r.yaml');
   const L = RELAY_CONFIG_DEFAULTS.localSsh;
-  assert.deepEqual(ok.local?.ssh, { listen: '0.0.0.0:2222', maxAuthTries: L.maxAuthTries, authPerSourcePerMinute: L.authPerSourcePerMinute, maxSessions: L.maxSessions, idleTimeout: L.idleTimeoutMs, maxBufferBytes: L.maxBufferBytes });
+  assert.deepEqual(ok.local?.ssh, { listen: '0.0.0.0:2222', maxAuthTries: L.maxAuthTries, authPerSourcePerMinute: L.authPerSourcePerMinute, maxSessions: L.maxSessions, idleTimeout: L.idleTimeoutMs, maxBufferBytes: L.maxBufferBytes, loginGraceTime: L.loginGraceMs });
   assert.equal(parseRelayConfig('local: { ssh: { listen: 2222, idleTimeout: 15m } }\nconsoles: {}\n', 'r.yaml').local?.ssh?.idleTimeout, 900_000);
   const { problems } = problemsOf(() => parseRelayConfig(`
 local:

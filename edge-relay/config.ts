@@ -28,6 +28,7 @@
 //       maxSessions: 16               # SSH sessions open at once
 //       idleTimeout: 1h               # no keystroke for this long ends a session (0: never)
 //       maxBufferBytes: 1048576       # output waiting for a slow SSH client; past it, it is skipped (and said)
+//       loginGraceTime: 60s           # a connection not signed in after this long is closed (0: never)
 //     users:
 //       oncall:
 //         keys: ['ssh-ed25519 AAAA... oncall@laptop']   # and/or authorizedKeys: /path/file
@@ -78,7 +79,7 @@ export const RELAY_CONFIG_DEFAULTS = {
   ssh: { port: 22, keepaliveMs: 15_000, keepaliveCountMax: 3, term: 'xterm-256color', cols: 80, rows: 24 },
   ipmi: { port: 623, tool: 'ipmitool', privilege: 'ADMINISTRATOR' },
   /** Local SSH access (local.ssh): the limits. */
-  localSsh: { maxAuthTries: 6, authPerSourcePerMinute: 20, maxSessions: 16, idleTimeoutMs: 3_600_000, maxBufferBytes: 1024 * 1024 },
+  localSsh: { maxAuthTries: 6, authPerSourcePerMinute: 20, maxSessions: 16, idleTimeoutMs: 3_600_000, maxBufferBytes: 1024 * 1024, loginGraceMs: 60_000 },
 } as const;
 
 const NAME_RULE = `must be ${RULE}`;
@@ -322,6 +323,7 @@ const localSchema = z.strictObject({
     // zod's default skips the transform: given in ms, as the transform makes it.
     idleTimeout: duration('30d', 30 * 86_400_000).default(L.idleTimeoutMs),
     maxBufferBytes: intIn(16 * 1024, 256 * 1024 * 1024).default(L.maxBufferBytes),
+    loginGraceTime: duration('10m', 600_000).default(L.loginGraceMs),
   }, err('must be a mapping with listen')).optional(),
   users: z.record(z.string(), z.strictObject({
     keys: z.array(keyLine, err('must be a list of OpenSSH public key lines')).optional(),

@@ -328,7 +328,7 @@ export class Relay {
     };
     const server = new LocalSshServer({
       host: listen.host, port: listen.port, hostKey, maxAuthTries: s.maxAuthTries, authPerSourcePerMinute: s.authPerSourcePerMinute,
-      maxSessions: s.maxSessions, idleTimeoutMs: s.idleTimeout, maxBufferBytes: s.maxBufferBytes,
+      maxSessions: s.maxSessions, idleTimeoutMs: s.idleTimeout, maxBufferBytes: s.maxBufferBytes, loginGraceMs: s.loginGraceTime,
       access, audit, consoles, locks: new LocalLocks(this.opts.spoolDir), log,
     });
     const users = access instanceof ConfigAccess ? access.summary() : [];

@@ -13,7 +13,7 @@
 // session's channel as it is read, never waited for: a channel whose client is too slow (its
 // buffer past maxBufferBytes) skips output and is told how much it missed.
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, Session } from 'ssh2';
 // A static import (not createRequire), so a release's bundle carries it with the rest of ssh2.
@@ -56,6 +56,8 @@ export interface LocalSshOptions {
   idleTimeoutMs: number;
   /** Output waiting in a session's channel for a slow client; past it output is skipped. */
   maxBufferBytes: number;
+  /** A connection not signed in after this long is closed (ms; 0 never). */
+  loginGraceMs: number;
   access: AccessSource;
   audit: LocalAudit;
   consoles: LocalConsoles;
@@ -87,22 +89,42 @@ interface Attached {
 
 export class LocalSshServer {
   private readonly server: ssh2.Server;
+  /** Takes the TCP connections and hands them to `server`: the login grace time must run from
+   *  the first byte (ssh2 sees a connection only once the client said its version). */
+  private readonly listener: net.Server;
+  private readonly sockets = new Set<Socket>();
+  /** Login grace timers of connections not signed in yet, by `address:port`. */
+  private readonly grace = new Map<string, NodeJS.Timeout>();
   private readonly conns = new Set<Connection>();
   /** Refused attempts per source address in the last minute (their times). */
   private readonly refusals = new Map<string, number[]>();
+  /** When an address over the per-minute limit was last logged and audited (once a minute). */
+  private readonly limitedSaid = new Map<string, number>();
   private readonly attached = new Map<string, Set<Attached>>();
   private sessions = 0;
 
   constructor(private readonly o: LocalSshOptions) {
-    this.server = new ssh2.Server({ hostKeys: [o.hostKey.private], ident: 'cloudcons' }, (conn, info) => this.onConnection(conn, info.ip));
+    this.server = new ssh2.Server({ hostKeys: [o.hostKey.private], ident: 'cloudcons' }, (conn, info) => this.onConnection(conn, info.ip, `${info.ip}:${info.port}`));
     this.server.on('error', (e: Error) => o.log(`local ssh: ${e.message}`, { level: 'warn' }));
+    this.listener = net.createServer((sock) => {
+      this.sockets.add(sock);
+      const key = `${sock.remoteAddress}:${sock.remotePort}`;
+      if (o.loginGraceMs > 0) {
+        this.grace.set(key, setTimeout(() => {
+          o.log(`local ssh: connection from ${key} not signed in after ${o.loginGraceMs} ms (local.ssh.loginGraceTime): closed`);
+          sock.destroy();
+        }, o.loginGraceMs));
+      }
+      sock.once('close', () => { this.sockets.delete(sock); clearTimeout(this.grace.get(key)); this.grace.delete(key); });
+      this.server.injectSocket(sock);
+    });
   }
 
   /** Listens; resolves with the address (port 0: the one picked). Rejects (port taken, say). */
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.o.port, this.o.host, () => { this.server.off('error', reject); resolve(this.server.address() as AddressInfo); });
+      this.listener.once('error', reject);
+      this.listener.listen(this.o.port, this.o.host, () => { this.listener.off('error', reject); resolve(this.listener.address() as AddressInfo); });
     });
   }
 
@@ -110,7 +132,10 @@ export class LocalSshServer {
   async close(): Promise<void> {
     for (const set of this.attached.values()) for (const a of set) a.say('the relay is stopping: disconnected');
     for (const c of this.conns) c.end();
-    await new Promise<void>((r) => this.server.close(() => r()));
+    const closed = new Promise<void>((r) => this.listener.close(() => r()));
+    setTimeout(() => { for (const s of this.sockets) s.destroy(); }, 1000).unref(); // ones that do not take the end
+    for (const t of this.grace.values()) clearTimeout(t);
+    await closed;
   }
 
   /** The relay's link to the cloud came up (welcomed) or went down. Up: local writers become
@@ -126,10 +151,26 @@ export class LocalSshServer {
     }
   }
 
-  private audit(r: Omit<LocalAuditRecord, 'ts'>): void { this.o.audit.record({ ...r, ts: Date.now() }); }
+  /** Records `r`; false (said in the log) when the audit could not: what needs the record first
+   *  (a keystroke, a sign-in) does not happen then. */
+  private audit(r: Omit<LocalAuditRecord, 'ts'>): boolean {
+    try { this.o.audit.record({ ...r, ts: Date.now() }); return true; } catch (e) {
+      this.o.log(`local ssh: the local audit could not record ${r.what}${r.console ? ` on ${r.console}` : ''} by ${r.user}: ${(e as Error).message}`, { level: 'error', event: 'local.audit.failed' });
+      return false;
+    }
+  }
+
+  /** Counts a refused attempt from `ip` (the map stays small: addresses quiet for a minute go). */
+  private countRefusal(ip: string): void {
+    const now = Date.now();
+    if (this.refusals.size > 1000) for (const [k, t] of this.refusals) if (now - t[t.length - 1] >= 60_000) { this.refusals.delete(k); this.limitedSaid.delete(k); }
+    const times = (this.refusals.get(ip) ?? []).filter((t) => now - t < 60_000);
+    times.push(now);
+    this.refusals.set(ip, times);
+  }
 
   // ------------------------------------------------------------------------------ sign-in
-  private onConnection(conn: Connection, ip: string): void {
+  private onConnection(conn: Connection, ip: string, key: string): void {
     const cid = randomBytes(4).toString('hex');
     this.conns.add(conn);
     let failures = 0;
@@ -139,13 +180,7 @@ export class LocalSshServer {
     conn.on('close', () => this.conns.delete(conn));
     conn.on('authentication', (ctx: AuthContext) => {
       const refuse = (why: string, said: string, count = true) => {
-        if (count) {
-          failures++;
-          const now = Date.now();
-          const times = (this.refusals.get(ip) ?? []).filter((t) => now - t < 60_000);
-          times.push(now);
-          this.refusals.set(ip, times);
-        }
+        if (count) { failures++; this.countRefusal(ip); }
         this.o.log(`local ssh: sign-in refused for ${JSON.stringify(ctx.username)} from ${ip} (${ctx.method}): ${why}`, { level: 'warn', event: 'signin.refused' });
         this.audit({ console: '', what: 'signin.refused', user: ctx.username, ...(ctx.method === 'publickey' ? { fingerprint: fingerprint(ctx.key.data) } : {}), session: cid, detail: `from ${ip} (${ctx.method}): ${why}` });
         authBanner(conn, said);
@@ -157,8 +192,12 @@ export class LocalSshServer {
       };
       const recent = (this.refusals.get(ip) ?? []).filter((t) => Date.now() - t < 60_000);
       if (recent.length >= this.o.authPerSourcePerMinute) {
-        refuse(`${recent.length} refused attempts from ${ip} in the last minute (local.ssh.authPerSourcePerMinute ${this.o.authPerSourcePerMinute})`,
-          `too many refused sign-in attempts from ${ip}: try again in a minute`, false);
+        // Logged and audited once a minute per address: a flood does not flood the log.
+        if (Date.now() - (this.limitedSaid.get(ip) ?? 0) >= 60_000) {
+          this.limitedSaid.set(ip, Date.now());
+          refuse(`${recent.length} refused attempts from ${ip} in the last minute (local.ssh.authPerSourcePerMinute ${this.o.authPerSourcePerMinute}); its attempts are refused until the minute is over (said once a minute)`,
+            `too many refused sign-in attempts from ${ip}: try again in a minute`, false);
+        } else { authBanner(conn, `too many refused sign-in attempts from ${ip}: try again in a minute`); ctx.reject(['publickey']); }
         setImmediate(() => conn.end());
         return;
       }
@@ -174,9 +213,15 @@ export class LocalSshServer {
       }
       if (!ctx.signature || !ctx.blob) { ctx.accept(); return; } // only asking whether the key would do
       if (!verifySignature(ctx.key.data, ctx.blob, ctx.signature, ctx.hashAlgo)) { refuse(`bad signature for key ${fp}`, `the signature of key ${fp} does not verify`); return; }
+      if (!this.audit({ console: '', what: 'signin', user: p.user, fingerprint: p.fingerprint, session: cid, detail: `from ${ip} (key from ${p.source})` })) {
+        authBanner(conn, 'the relay cannot record sign-ins in its audit now (see its log): refused');
+        ctx.reject(['publickey']);
+        return;
+      }
       principal = p;
+      clearTimeout(this.grace.get(key));
+      this.grace.delete(key);
       this.o.log(`local ssh: ${p.user} signed in from ${ip} with key ${p.fingerprint} (${p.source})`, { event: 'signin', user: p.user });
-      this.audit({ console: '', what: 'signin', user: p.user, fingerprint: p.fingerprint, session: cid, detail: `from ${ip} (key from ${p.source})` });
       ctx.accept();
     });
     conn.on('ready', () => {
@@ -329,7 +374,10 @@ export class LocalSshServer {
           continue;
         }
         // On the audit trail first (durable when record returns), then to the device.
-        this.audit({ console: name, what: 'input', user: p.user, fingerprint: p.fingerprint, session: id, data: ev.data });
+        if (!this.audit({ console: name, what: 'input', user: p.user, fingerprint: p.fingerprint, session: id, data: ev.data })) {
+          a.say('not sent: the relay cannot record input in its audit now (see its log)');
+          continue;
+        }
         this.o.consoles.write(name, ev.data).catch((e: Error) => a.say(`not sent: ${e.message}`));
       }
     });
@@ -397,7 +445,7 @@ export class LocalSshServer {
         const id = cmd.id === '0' ? cur.defaultBreak ?? '1' : cmd.id;
         const b = (cur.breaks ?? []).find((x) => x.id === id);
         if (!b) { a.say(`no break sequence ${cmd.id} on ${a.console} (${ESC}l? lists them)`); return; }
-        this.audit({ console: a.console, what: 'break', user: p.user, fingerprint: p.fingerprint, session: a.id, detail: `${id}: ${b.text}` });
+        if (!this.audit({ console: a.console, what: 'break', user: p.user, fingerprint: p.fingerprint, session: a.id, detail: `${id}: ${b.text}` })) { a.say('break not sent: the relay cannot record it in its audit now (see its log)'); return; }
         this.o.consoles.sendBreak(a.console, id).then(() => a.say(`break ${id} sent: ${b.text}`), (e: Error) => a.say(`break not sent: ${e.message}`));
         return;
       }
