@@ -291,12 +291,13 @@ export class Relay {
     this.consolesChanged();
   }
 
-  /** The local SSH server for config `cfg` (not listening yet). Its host key: local.ssh.hostKey,
-   *  else in the spool folder; made at first start. Throws on a host key, an authorizedKeys file
+  /** The local SSH server for config `cfg` (not listening yet). Its host key: local.ssh.hostKey
+   *  (relative: to relay.yaml's folder), else in the spool folder; made at first start. Throws on a host key, an authorizedKeys file
    *  or an epoch counter it cannot use (the start fails, saying which). */
   private localSsh(cfg: RelayConfig): NonNullable<Relay['local']> {
     const s = cfg.local!.ssh!;
-    const file = s.hostKey ?? path.join(this.opts.spoolDir, 'ssh_host_ed25519_key');
+    // A relative path is relay.yaml's folder's, as for its other files.
+    const file = s.hostKey ? path.resolve(path.dirname(this.opts.configFile ?? 'relay.yaml'), s.hostKey) : path.join(this.opts.spoolDir, 'ssh_host_ed25519_key');
     const hostKey = loadHostKey(file);
     const log = this.opts.log;
     const access = this.opts.localAccess ?? new ConfigAccess(cfg.local?.users, this.opts.configFile ?? 'relay.yaml');
