@@ -6,6 +6,7 @@ import { BadParameter, ConfigError } from '../protocol/errors.ts';
 import { checkPlainUrl, CloudTls, pickTrust, trustFromEnv, type TlsTrust } from '../protocol/tls.ts';
 import { loadRelayConfig, metricsListenProblem, parseListen, type RelayConfig } from '../edge-relay/config.ts';
 import { Relay, type ReloadReport, type RelayOptions } from '../edge-relay/relay.ts';
+import { ConfigAccess } from '../edge-relay/local/config-access.ts';
 import type { MetricsServer, RelayMetrics } from '../edge-relay/metrics.ts';
 import { normalizeUrl } from './login-config.ts';
 import { defined, relayLog, stopOnSignals } from './run-cloud.ts';
@@ -58,7 +59,7 @@ export async function runRelay(o: RelayRun): Promise<Relay> {
   }
   let relay: Relay;
   try {
-    relay = new Relay(cfg, { ...defined(o.limits ?? {}), cloudUrl: normalizeUrl(o.cloud), token: tok.token, tls: trustOf(o, cfg), log, metrics });
+    relay = new Relay(cfg, { ...defined(o.limits ?? {}), configFile: o.config, cloudUrl: normalizeUrl(o.cloud), token: tok.token, tls: trustOf(o, cfg), log, metrics });
     relay.start();
   } catch (e) { await served?.close(); throw e; }
   served?.setReady(true);
@@ -122,6 +123,7 @@ export function checkRelayConfig(file: string): void {
   if (ca) {
     try { new CloudTls({ ca: path.resolve(path.dirname(file), ca) }); } catch (e) { throw new ConfigError(file, [`relay: cloud: ca: ${(e as Error).message}`]); }
   }
+  if (cfg.local?.users) new ConfigAccess(cfg.local.users, file); // its authorizedKeys files: every problem at once
   const cons = Object.entries(cfg.consoles);
   out(line`${file}: ok: relay ${cfg.relay.name}, ${cons.length} console${cons.length === 1 ? '' : 's'}${cons.length ? `: ${cons.map(([n, c]) => `${n} (${c.type})`).join(', ')}` : ''}`);
   if (!cons.length) err(line`warning: ${file}: ${NO_CONSOLES}`);

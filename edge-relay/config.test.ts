@@ -223,6 +223,7 @@ test("the README's relay.yaml example is a valid config", () => {
   const cfg = parseRelayConfig(block[1], 'README.md');
   assert.deepEqual(Object.values(cfg.consoles).map((c) => c.type).sort(), ['exec', 'ipmi', 'serial', 'ssh', 'tcp', 'telnet', 'uds']);
   assert.equal(cfg.breaks?.['5']?.string, '\\r~^b');
+  assert.deepEqual([cfg.local?.ssh?.listen, cfg.local?.users?.oncall?.rw], ['0.0.0.0:2222', ['*']]);
 });
 
 test('relay.cloud: how to trust the cloud (a CA file or a fingerprint, not both; insecure)', () => {
@@ -233,4 +234,34 @@ test('relay.cloud: how to trust the cloud (a CA file or a fingerprint, not both;
   assert.throws(() => parseRelayConfig(`relay:\n  cloud: { fingerprint: 'SHA256:nope', insecure: yes please }\nconsoles: {}\n`, 'r.yaml'),
     (e: Error) => e instanceof ConfigError && /relay.*fingerprint.*must be SHA256: followed by 64 hex digits/.test(e.message) && /insecure.*must be true or false/.test(e.message));
   assert.throws(() => parseRelayConfig(`relay:\n  cloud: { ca: /ca.pem, fingerprint: '${fp}' }\nconsoles: {}\n`, 'r.yaml'), /give ca or fingerprint, not both/);
+});
+
+test('local: ssh and users, with the documented limits; every problem of the block at once', () => {
+  const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJiYqzPd2xw+X5LRIHeHGlbagre//jhS3xtH+bhruW0n alice@laptop';
+  const ok = parseRelayConfig(`
+local:
+  ssh: { listen: 0.0.0.0:2222 }
+  users:
+    oncall: { keys: ['${key}'], rw: ['*'], ro: [] }
+consoles: {}
+`, 'r.yaml');
+  const L = RELAY_CONFIG_DEFAULTS.localSsh;
+  assert.deepEqual(ok.local?.ssh, { listen: '0.0.0.0:2222', maxAuthTries: L.maxAuthTries, authPerSourcePerMinute: L.authPerSourcePerMinute, maxSessions: L.maxSessions, idleTimeout: L.idleTimeoutMs, maxBufferBytes: L.maxBufferBytes, loginGraceTime: L.loginGraceMs });
+  assert.equal(parseRelayConfig('local: { ssh: { listen: 2222, idleTimeout: 15m } }\nconsoles: {}\n', 'r.yaml').local?.ssh?.idleTimeout, 900_000);
+  const { problems } = problemsOf(() => parseRelayConfig(`
+local:
+  ssh: { listen: 'nowhere', maxAuthTries: 0, colour: red }
+  users:
+    bob: { keys: ['ssh-ed25519 AAAAnotakey bob'], rw: ['web[01'] }
+    carol: { rw: ['*'] }
+consoles: {}
+`, 'r.yaml'));
+  assert.deepEqual(problems.sort(), [
+    'local: user bob: keys.0: must be an OpenSSH public key line (ssh-ed25519 AAAA... comment), as in a .pub file (got "ssh-ed25519 AAAAnotakey bob")',
+    'local: user bob: rw.0: glob "web[01": the [ at position 4 has no closing ] (got "web[01")',
+    'local: user carol: needs keys or authorizedKeys (else nobody can sign in as this user) (got {"rw":["*"]})',
+    'local.ssh: unknown field "colour"',
+    'local.ssh.listen: must be HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464) or a port alone (on 127.0.0.1) (got "nowhere")',
+    'local.ssh.maxAuthTries: must be one of 1..100 (got 0)',
+  ].sort());
 });

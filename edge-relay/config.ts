@@ -20,6 +20,21 @@
 //     level: info                     # debug, info, warn, error; --log-level / CLOUDCONS_LOG_LEVEL win
 //   breaks:           # optional: break sequences 1-9 a-z sent with ^Ecl<c> (see breaks.ts);
 //     5: { string: '\r~^b', delayMs: 500 }   # 1-4 are conserver's defaults unless set here
+//   local:            # optional: break-glass SSH access at the relay (edge-relay/local/, README "Local access")
+//     ssh:
+//       listen: 0.0.0.0:2222          # required to turn it on (HOST:PORT, or a port alone: 127.0.0.1)
+//       hostKey: /var/lib/cloudcons/ssh_host_ed25519_key   # default: STATE/ssh_host_ed25519_key; made (0600) if missing
+//       maxAuthTries: 6               # refused sign-in attempts per connection (then it is closed)
+//       authPerSourcePerMinute: 20    # refused sign-in attempts per source address per minute
+//       maxSessions: 16               # SSH sessions open at once
+//       idleTimeout: 1h               # no keystroke for this long ends a session (0: never)
+//       maxBufferBytes: 1048576       # output waiting for a slow SSH client; past it, it is skipped (and said)
+//       loginGraceTime: 60s           # a connection not signed in after this long is closed (0: never)
+//     users:
+//       oncall:
+//         keys: ['ssh-ed25519 AAAA... oncall@laptop']   # and/or authorizedKeys: /path/file
+//         rw: ['*']                   # console globs this user may write to
+//         ro: []                      # ... and watch only (rw wins)
 //   consoles:
 //     web01: { type: serial, device: /dev/ttyUSB0, baud: 115200 }
 //     demo:  { type: exec, command: /bin/bash -l }
@@ -44,6 +59,8 @@ import { ConfigError } from '../protocol/errors.ts';
 import { breakStringProblem } from './breaks.ts';
 import { isLoopbackHost, parseFingerprint } from '../protocol/tls.ts';
 import { LOG_LEVELS, type LogLevel } from '../protocol/log.ts';
+import { globProblem } from '../protocol/glob.ts';
+import { parsePublicKeyLine } from './local/ssh-keys.ts';
 import { isConsoleName, NAME_MAX, NAME_RE, NAME_RULE as RULE } from '../protocol/names.ts';
 
 /** Every documented default in one place. */
@@ -62,6 +79,8 @@ export const RELAY_CONFIG_DEFAULTS = {
   telnet: { port: 23 },
   ssh: { port: 22, keepaliveMs: 15_000, keepaliveCountMax: 3, term: 'xterm-256color', cols: 80, rows: 24 },
   ipmi: { port: 623, tool: 'ipmitool', privilege: 'ADMINISTRATOR' },
+  /** Local SSH access (local.ssh): the limits. */
+  localSsh: { maxAuthTries: 6, authPerSourcePerMinute: 20, maxSessions: 16, idleTimeoutMs: 3_600_000, maxBufferBytes: 1024 * 1024, loginGraceMs: 60_000 },
 } as const;
 
 const NAME_RULE = `must be ${RULE}`;
@@ -287,7 +306,38 @@ const metricsSchema = z.strictObject({
   if (bad && parseListen(m.listen)) ctx.addIssue({ code: 'custom', message: bad, path: ['listen'], input: m.listen });
 });
 
+/** One OpenSSH public key line (`ssh-ed25519 AAAA... comment`, options before it not taken). */
+const keyLine = z.string(err('must be an OpenSSH public key line (ssh-ed25519 AAAA... comment)'))
+  .refine((l) => parsePublicKeyLine(l) !== undefined, err('must be an OpenSSH public key line (ssh-ed25519 AAAA... comment), as in a .pub file'));
+const glob = z.string(err('must be a console glob')).superRefine((g, ctx) => {
+  const bad = globProblem(g);
+  if (bad) ctx.addIssue({ code: 'custom', message: bad, input: g });
+});
+const globs = z.array(glob, err('must be a list of console globs (e.g. ["*"], ["web*", "db01"])'));
+const L = RELAY_CONFIG_DEFAULTS.localSsh;
+const localSchema = z.strictObject({
+  ssh: z.strictObject({
+    listen: z.union([z.string(), z.number()], err(LISTEN_RULE)).refine((v) => parseListen(v) !== undefined, err(LISTEN_RULE)),
+    hostKey: text.optional(),
+    maxAuthTries: intIn(1, 100).default(L.maxAuthTries),
+    authPerSourcePerMinute: intIn(1, 100_000).default(L.authPerSourcePerMinute),
+    maxSessions: intIn(1, 10_000).default(L.maxSessions),
+    // zod's default skips the transform: given in ms, as the transform makes it.
+    idleTimeout: duration('30d', 30 * 86_400_000).default(L.idleTimeoutMs),
+    maxBufferBytes: intIn(16 * 1024, 256 * 1024 * 1024).default(L.maxBufferBytes),
+    loginGraceTime: duration('10m', 600_000).default(L.loginGraceMs),
+  }, err('must be a mapping with listen')).optional(),
+  users: z.record(z.string(), z.strictObject({
+    keys: z.array(keyLine, err('must be a list of OpenSSH public key lines')).optional(),
+    authorizedKeys: text.optional(),
+    rw: globs.optional(),
+    ro: globs.optional(),
+  }, err('must be a mapping with keys or authorizedKeys, and rw or ro')).refine((u) => u.keys?.length || u.authorizedKeys, err('needs keys or authorizedKeys (else nobody can sign in as this user)')),
+  err('must be a mapping of user names to their keys and rights')).optional(),
+}, err('must be a mapping with ssh and users'));
+
 const relaySchema = z.strictObject({
+  local: localSchema.optional(),
   metrics: metricsSchema.optional(),
   log: z.strictObject({
     level: z.enum(LOG_LEVELS, err(`must be one of ${LOG_LEVELS.join(', ')}`)).optional(),
@@ -315,6 +365,9 @@ export type IpmiConsoleConfig = z.output<typeof ipmiSchema>;
 export type ConsoleConfig = SerialConsoleConfig | ExecConsoleConfig | TelnetConsoleConfig | TcpConsoleConfig
   | UdsConsoleConfig | SshConsoleConfig | IpmiConsoleConfig;
 export type BreakDef = z.output<typeof breakDefSchema>;
+export type LocalConfig = z.output<typeof localSchema>;
+export type LocalSshConfig = NonNullable<LocalConfig['ssh']>;
+export type LocalUsersConfig = NonNullable<LocalConfig['users']>;
 export interface SpoolConfig { dir?: string; segmentBytes?: number; segmentMs?: number; capBytes?: number; memoryBytes?: number; localAuditBytes?: number }
 export interface RelayConfig {
   /** `name`: absent, the relay takes its token's (the cloud says it in its welcome). */
@@ -322,6 +375,8 @@ export interface RelayConfig {
   /** Where /metrics, /healthz and /readyz listen (off without it); checked: loopback unless allowRemote. */
   metrics?: { listen: string | number; allowRemote?: boolean };
   log?: { level?: LogLevel };
+  /** Local (break-glass) SSH access at the relay: off without `local.ssh`. */
+  local?: LocalConfig;
   /** Break sequences defined in the file (merged over conserver's defaults by breaks.ts). */
   breaks?: Record<string, BreakDef>;
   consoles: Record<string, ConsoleConfig>;
@@ -374,6 +429,7 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     ...(data.breaks ? { breaks: data.breaks } : {}),
     ...(data.metrics ? { metrics: data.metrics } : {}),
     ...(data.log ? { log: data.log } : {}),
+    ...(data.local ? { local: data.local } : {}),
     consoles: data.consoles,
   };
 }
@@ -418,6 +474,9 @@ function describe(issue: z.core.$ZodIssue, consoles: unknown): string[] {
     where = `console ${path[1]}`;
     field = path.slice(2);
     type = (consoles as Record<string, { type?: unknown } | undefined>)[path[1]]?.type;
+  } else if (path[0] === 'local' && path[1] === 'users' && path.length >= 3) {
+    where = `local: user ${path[2]}`;
+    field = path.slice(3);
   } else if (path[0] === 'relay') {
     where = 'relay';
     field = path.slice(1);

@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { decode, encode, PROTOCOL_LIMITS } from '../protocol/codec.ts';
 import { cloudToRelay, type CloudToRelay, type ConsoleInfo, type Out, type RelayToCloud } from '../protocol/messages.ts';
-import type { ConsoleConfig, RelayConfig } from './config.ts';
+import { parseListen, type ConsoleConfig, type RelayConfig } from './config.ts';
 import { createDriver } from './drivers/index.ts';
 import { Scratch, Spool, type ConsoleSpool, type SealedSegment, type SpoolOptions } from './spool.ts';
 import { Supervisor } from './supervisor.ts';
@@ -26,6 +26,11 @@ import type { Log } from '../protocol/log.ts';
 import { AuditJournal, DEFAULT_JOURNAL_BYTES } from './local/audit-journal.ts';
 import { crashAtAuditOk, testAuditHook } from './local/test-audit-hook.ts';
 import type { RelayHealth, RelayMetrics } from './metrics.ts';
+import { combineSources, type AccessSource, type LocalAudit, type LocalAuditRecord } from './local/types.ts';
+import { ConfigAccess } from './local/config-access.ts';
+import { LocalLocks } from './local/local-lock.ts';
+import { LocalSshServer, type LocalConsoles } from './local/ssh-server.ts';
+import { loadHostKey, type HostKey } from './local/ssh-keys.ts';
 
 export interface RelayOptions {
   cloudUrl: string;
@@ -84,6 +89,14 @@ export interface RelayOptions {
   log: Log;
   /** Counted into (served by metrics.ts, when configured). */
   metrics?: RelayMetrics;
+  /** relay.yaml's path: local.users' authorizedKeys files are relative to its folder. */
+  configFile?: string;
+  /** Who may sign in over local SSH (local.ssh), and with what rights. Default: relay.yaml's
+   *  local.users (local/config-access.ts). */
+  localAccess?: AccessSource;
+  /** Where local sessions' actions are recorded before they take effect. Default: the log, at
+   *  debug level (the durable journal in the spool is another part of issue 17). */
+  localAudit?: LocalAudit;
 }
 /** Console infos per hello message (a frame may hold 32 KiB). */
 const HELLO_BATCH_BYTES = 24 * 1024;
@@ -251,6 +264,12 @@ export class Relay {
   private quietBatchMs = 0;
   /** HTTP and WebSocket connections to the cloud, with its certificate checked as configured. */
   private net: CloudTls;
+  /** Local SSH access (local.ssh), its host key and the settings it was started with. */
+  private local?: { server: LocalSshServer; hostKey: HostKey; file: string; cfg: string };
+  /** Output listeners of local sessions, per console (LocalConsoles.tap). */
+  private readonly taps = new Map<string, Set<(d: Buffer) => void>>();
+  /** A connection the cloud welcomed is open: the cloud's lock decides who writes. */
+  private linkUp = false;
 
   constructor(cfg: RelayConfig, opts: Partial<RelayOptions> & { cloudUrl: string; token: string }) {
     this.given = opts;
@@ -295,7 +314,64 @@ export class Relay {
     this.spool.beforeSeal = (cs) => { const c = this.cons.get(cs.name); if (c?.quietTimer) this.flushQuiet(c); };
     for (const [name, cc] of Object.entries(cfg.consoles)) this.cons.set(name, this.newCon(name, cc, cfg.breaks));
     this.adoptOrphans(cfg);
+    if (cfg.local?.ssh) this.local = this.localSsh(cfg);
     this.consolesChanged();
+  }
+
+  /** The local SSH server for config `cfg` (not listening yet). Its host key: local.ssh.hostKey
+   *  (relative: to relay.yaml's folder), else in the spool folder; made at first start. Throws on a host key, an authorizedKeys file
+   *  or an epoch counter it cannot use (the start fails, saying which). */
+  private localSsh(cfg: RelayConfig): NonNullable<Relay['local']> {
+    const s = cfg.local!.ssh!;
+    // A relative path is relay.yaml's folder's, as for its other files.
+    const file = s.hostKey ? path.resolve(path.dirname(this.opts.configFile ?? 'relay.yaml'), s.hostKey) : path.join(this.opts.spoolDir, 'ssh_host_ed25519_key');
+    const hostKey = loadHostKey(file);
+    const log = this.opts.log;
+    // relay.yaml's own users first, then the cloud's last snapshot (kept in the spool for an outage).
+    const access = this.opts.localAccess ?? combineSources(new ConfigAccess(cfg.local?.users, this.opts.configFile ?? 'relay.yaml'), this.cloudAccess);
+    // A console's record is durable in its local audit journal (then uploaded and chained into the
+    // console's audit), and a debug line. Sign-ins (no console) have no chain to join yet: an info
+    // line in the relay's log (a relay-wide audit of them is the next step).
+    const journal = this.localAudit;
+    const audit: LocalAudit = this.opts.localAudit ?? { record: (r) => {
+      if (!r.console) { log(`local ${r.what}: ${r.user}${r.fingerprint ? ` (${r.fingerprint})` : ''} session ${r.session}${r.detail ? `: ${r.detail}` : ''}`, { level: r.what.endsWith('.refused') ? 'warn' : 'info', event: `local.${r.what}` }); return; }
+      journal.record(r);
+      debugLine(r);
+    } };
+    const debugLine = (r: LocalAuditRecord) => log(`local audit: ${r.what} ${r.console || '-'} by ${r.user}${r.fingerprint ? ` (${r.fingerprint})` : ''} session ${r.session}${r.detail ? `: ${r.detail}` : ''}${r.data ? ` [${r.data.length} bytes]` : ''}`, { level: 'debug', event: `local.${r.what}` });
+    const listen = parseListen(s.listen)!;
+    const consoles: LocalConsoles = {
+      relayName: () => this.name,
+      list: () => this.consoles().filter((c) => !this.cons.get(c.name)?.removed),
+      cloudConnected: () => this.linkUp,
+      tap: (name, fn) => {
+        let set = this.taps.get(name);
+        if (!set) this.taps.set(name, set = new Set());
+        set.add(fn);
+        return () => { set.delete(fn); if (!set.size && this.taps.get(name) === set) this.taps.delete(name); };
+      },
+      write: async (name, data) => {
+        const c = this.cons.get(name);
+        if (!c || c.removed) throw new Error(`console ${name} is not on this relay any more`);
+        if (c.info.state !== 'up') throw new Error(`console ${name} is down${c.info.reason ? `: ${c.info.reason}` : ''}`);
+        c.lastInput = Date.now();
+        await c.sup.write(data);
+      },
+      sendBreak: async (name, id) => {
+        const c = this.cons.get(name);
+        if (!c || c.removed) throw new Error(`console ${name} is not on this relay any more`);
+        await c.sup.sendBreakSequence(id);
+      },
+      resize: (name, cols, rows) => { const c = this.cons.get(name); if (c && !c.removed) c.sup.resize(cols, rows); },
+    };
+    const server = new LocalSshServer({
+      host: listen.host, port: listen.port, hostKey, maxAuthTries: s.maxAuthTries, authPerSourcePerMinute: s.authPerSourcePerMinute,
+      maxSessions: s.maxSessions, idleTimeoutMs: s.idleTimeout, maxBufferBytes: s.maxBufferBytes, loginGraceMs: s.loginGraceTime,
+      access, audit, consoles, locks: new LocalLocks(this.opts.spoolDir), log,
+    });
+    const users = access instanceof ConfigAccess ? access.summary() : [];
+    log(`local ssh: host key ${hostKey.fingerprint} (${file}${hostKey.made ? ', made now' : ''})${users.length ? `; users in relay.yaml: ${users.join(', ')}` : ''}`);
+    return { server, hostKey, file, cfg: JSON.stringify(cfg.local) };
   }
 
   /** Spool folders of consoles the config does not have, holding output the cloud confirmed but
@@ -372,6 +448,9 @@ export class Relay {
       // What the console shows decides whether local input is audited redacted.
       this.localAudit.output(name, data);
       con.read += data.length;
+      // Local SSH sessions (each skips what its client is too slow for; never waited for).
+      const taps = this.taps.get(name);
+      if (taps && current()) for (const fn of taps) { try { fn(data); } catch (e) { this.opts.log(`console ${name}: a local session's output: ${(e as Error).message}`, { level: 'warn' }); } }
       if (!this.streams(con)) return;
       if (offset === con.sent + con.queued && con.queued < this.maxQueued) {
         con.queue.push({ offset, ts, data });
@@ -426,10 +505,18 @@ export class Relay {
     this.auditTimer = setInterval(() => this.sendAudit(), Math.min(this.opts.localAuditRetryMs, 5000));
     this.auditTimer.unref();
     this.stopAuditHook = testAuditHook(this.localAudit, (l) => this.opts.log(l, { level: 'warn' }));
+    const local = this.local;
+    if (local) {
+      // A port that cannot be had does not stop the relay: capture and upload matter more.
+      local.server.listen().then(
+        (a) => this.opts.log(`local ssh: listening on ${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port} (host key ${local.hostKey.fingerprint})`),
+        (e: Error) => this.opts.log(`local ssh: cannot listen: ${e.message}; local access is off until a restart (local.ssh.listen)`, { level: 'error' }));
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.local?.server.close();
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeat);
     clearTimeout(this.pumpTimer);
@@ -489,6 +576,7 @@ export class Relay {
       ['segmentMs', 'relay.spool.segmentMs'], ['spoolCapBytes', 'relay.spool.capBytes'], ['spoolMemoryBytes', 'relay.spool.memoryBytes'],
       ['localAuditMaxBytes', 'relay.spool.localAuditBytes']];
     for (const [k, what] of fixed) if (want[k] !== this.opts[k]) r.restart.push(`${what} changed from ${String(this.opts[k])} to ${String(want[k])}`);
+    if ((cfg.local?.ssh ? JSON.stringify(cfg.local) : undefined) !== this.local?.cfg) r.restart.push('local (SSH access: listen, host key, limits, users) changed');
     const stops: Promise<void>[] = [];
     for (const c of [...this.cons.values()]) {
       if (c.removed || cfg.consoles[c.name]) continue;
@@ -845,6 +933,7 @@ export class Relay {
       this.redialFor = undefined;
       this.ws = undefined;
       for (const c of this.cons.values()) c.live = false;
+      if (this.linkUp) { this.linkUp = false; this.local?.server.linkChanged(false); }
       if (this.stopped) return;
       // Only a connection that lasted proves the link healthy: one that is closed right after its
       // welcome (the cloud refusing something, the relay giving up on it) is a failed attempt,
@@ -918,6 +1007,7 @@ export class Relay {
       case 'welcome': {
         if (m.relay) this.learnName(m.relay);
         if (this.redialFor !== this.ws) { this.redialFor = this.ws; this.scheduleRedial(); this.welcomedAt = Date.now(); setImmediate(() => this.sendStatus()); } // once per connection
+        if (!this.linkUp) { this.linkUp = true; this.local?.server.linkChanged(true); }
         const ws = this.ws;
         // The spool confirms (and on first contact moves) its offsets; live output resumes where
         // the cloud's stored stream ends, or after what is sealed (that comes by upload).

@@ -86,12 +86,14 @@ export const MAX_LOCAL_AUDIT_RECS = 64;
 export const MAX_LOCAL_AUDIT_INPUT = 4096;
 const journalId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a journal id is 1 to 64 letters, digits, _ and -');
 const journalSeq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+/** A local user name as the local audit carries it. */
+export const LOCAL_USER_RE = /^[A-Za-z0-9][A-Za-z0-9._@+:-]*$/;
 /** One record of a relay's local audit journal (edge-relay/local/audit-journal.ts). */
 export const localAuditRec = z.object({
   seq: journalSeq,
   what: z.string().max(32).regex(/^[a-z]+(\.[a-z]+)*$/, 'what happened is dotted lowercase (input, signin.refused)'),
   /** The local user name (the cloud names it in the audit: relay-side.ts localUser). */
-  user: z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._@+:-]*$/, 'a local user name is ASCII letters, digits and . _ @ + : -, starting with a letter or digit'),
+  user: z.string().min(1).max(128).regex(LOCAL_USER_RE, 'a local user name is ASCII letters, digits and . _ @ + : -, starting with a letter or digit'),
   source: z.enum(['relay.yaml', 'cloud']).optional(),
   fp: z.string().max(64).regex(/^SHA256:[A-Za-z0-9+/]+$/, 'a key fingerprint is SHA256:<base64>').optional(),
   session: z.string().min(1).max(64).regex(/^[\x21-\x7e]+$/, 'a session id is printable ASCII'),
