@@ -330,11 +330,11 @@ export class Relay {
     // relay.yaml's own users first, then the cloud's last snapshot (kept in the spool for an outage).
     const access = this.opts.localAccess ?? combineSources(new ConfigAccess(cfg.local?.users, this.opts.configFile ?? 'relay.yaml'), this.cloudAccess);
     // A console's record is durable in its local audit journal (then uploaded and chained into the
-    // console's audit), and a debug line. Sign-ins (no console) have no chain to join yet: an info
-    // line in the relay's log (a relay-wide audit of them is the next step).
+    // console's audit), and a debug line. Sign-ins (no console) have no chain to join yet: only the
+    // relay's log has them (a relay-wide audit of them is the next step).
     const journal = this.localAudit;
     const audit: LocalAudit = this.opts.localAudit ?? { record: (r) => {
-      if (!r.console) { log(`local ${r.what}: ${r.user}${r.fingerprint ? ` (${r.fingerprint})` : ''} session ${r.session}${r.detail ? `: ${r.detail}` : ''}`, { level: r.what.endsWith('.refused') ? 'warn' : 'info', event: `local.${r.what}` }); return; }
+      if (!r.console) { debugLine(r); return; } // the SSH server logs sign-ins at info itself
       journal.record(r);
       debugLine(r);
     } };

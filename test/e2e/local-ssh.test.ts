@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as pty from '@lydell/node-pty';
 import ssh2 from 'ssh2';
-import { cleanup, cloudcons, freePort, openPtyPeer, PtyPair, serialRig, tmpDir, until, type Proc } from '../helpers.ts';
+import { cleanup, cli, cloudcons, freePort, openPtyPeer, PtyPair, serialRig, tmpDir, until, type Proc } from '../helpers.ts';
 
 const missing = ['ssh', 'ssh-keygen'].filter((c) => spawnSync(c, ['-V']).error);
 const skip = missing.length ? `needs ${missing.join(' and ')} (apt-get install openssh-client)` : false;
@@ -337,4 +337,20 @@ test('while the relay is connected to the cloud a local session only watches; cu
   assert.deepEqual(dev.received(), Buffer.from('offline\r'), 'a local writer is a spy once the cloud is back');
   alice.write(`${ESC}.`);
   await until('alice\'s ssh to exit', () => alice.exit !== undefined);
+
+  // What alice did over local SSH is in ser1's audit, from the relay's journal, in order, via
+  // local, under relay.yaml's name for her; and the chain verifies.
+  const auth = { CLOUDCONS_URL: rig.url, CLOUDCONS_TOKEN: rig.adminToken };
+  const local = async () => {
+    const r = cli(['audit', 'ser1', '--json'], auth);
+    assert.equal(r.code, 0, r.stderr.toString());
+    return (JSON.parse(r.stdout.toString()) as Record<string, unknown>[]).filter((x) => x.via === 'local');
+  };
+  const recs = await until('the local records of ser1 in its audit', async () => { const l = await local(); return l.some((x) => x.type === 'detach') ? l : undefined; }, 30_000);
+  const typed = recs.filter((x) => x.type === 'input').map((x) => Buffer.from(String(x.data), 'base64').toString());
+  assert.deepEqual(typed, ['offline\r'], 'only the keystrokes that reached the device, once each');
+  assert.ok(recs.every((x) => x.user === 'local:alice@edge1' && x.relay === 'edge1'), JSON.stringify(recs));
+  assert.deepEqual(recs.map((x) => x.type).filter((t) => ['attach', 'lock', 'input', 'detach'].includes(String(t))), ['attach', 'lock', 'input', 'detach']);
+  const v = cli(['audit', 'verify'], auth);
+  assert.equal(v.code, 0, v.stdout.toString() + v.stderr.toString());
 });
