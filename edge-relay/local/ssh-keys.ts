@@ -1,14 +1,10 @@
 // SSH keys at the relay: OpenSSH public key lines (relay.yaml's local.users, authorized_keys
 // files), their fingerprints as OpenSSH prints them, and the relay's own host key (made at first
 // start, then reused, so clients' known_hosts stay right across restarts and upgrades).
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import ssh2 from 'ssh2';
-
-/** Key types a local user's key may be (what OpenSSH's ssh-keygen makes, and security keys). */
-const KEY_TYPES = new Set(['ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521',
-  'sk-ssh-ed25519@openssh.com', 'sk-ecdsa-sha2-nistp256@openssh.com']);
+import { parseSshKeyLine, sshFingerprint } from '../../protocol/ssh-key.ts';
 
 export interface PublicKey {
   type: string;
@@ -19,35 +15,34 @@ export interface PublicKey {
 }
 
 /** `SHA256:` and the unpadded base64 of the blob's sha256, as `ssh-keygen -lf` prints it. */
-export function fingerprint(blob: Buffer): string {
-  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+export const fingerprint = sshFingerprint;
+
+/** One OpenSSH public key line, `TYPE BASE64 [comment]`, checked as the cloud checks the keys
+ *  users give it (protocol/ssh-key.ts: the types ssh2 can verify, the blob's own type and fields;
+ *  options in front, as authorized_keys may have them, are not taken: the relay would not enforce
+ *  them), or why not. */
+export function publicKeyLine(line: string): { key: PublicKey; why?: undefined } | { key?: undefined; why: string } {
+  const r = parseSshKeyLine(line);
+  if (!r.key) return { why: r.why };
+  const blob = Buffer.from(r.key.blob, 'base64');
+  return { key: { type: r.key.type, blob, comment: r.key.comment ?? '', fingerprint: r.key.fingerprint } };
 }
 
-/** One OpenSSH public key line, `TYPE BASE64 [comment]`; undefined when it is not one (options
- *  in front, as authorized_keys may have them, are not taken: the relay would not enforce them). */
-export function parsePublicKeyLine(line: string): PublicKey | undefined {
-  const m = /^\s*(\S+)\s+([A-Za-z0-9+/]+={0,2})(?:\s+(.*?))?\s*$/.exec(line);
-  if (!m || !KEY_TYPES.has(m[1])) return undefined;
-  const blob = Buffer.from(m[2], 'base64');
-  // The blob starts with its own type: a line whose two disagree (or a cut-off blob) is broken.
-  if (blob.length < 4) return undefined;
-  const n = blob.readUInt32BE(0);
-  if (4 + n > blob.length || blob.toString('latin1', 4, 4 + n) !== m[1]) return undefined;
-  return { type: m[1], blob, comment: m[3] ?? '', fingerprint: fingerprint(blob) };
-}
+/** The key of one line, or undefined when it is not one (publicKeyLine says why). */
+export function parsePublicKeyLine(line: string): PublicKey | undefined { return publicKeyLine(line).key; }
 
 /** The keys of an authorized_keys file (blank lines and # comments skipped); throws an Error
- *  naming the file and every line it cannot take. */
+ *  naming the file and every line it cannot take, with why. */
 export function readAuthorizedKeys(file: string): PublicKey[] {
   const text = fs.readFileSync(file, 'utf8');
   const keys: PublicKey[] = [];
-  const bad: number[] = [];
+  const bad: string[] = [];
   text.split('\n').forEach((l, i) => {
     if (!l.trim() || l.trim().startsWith('#')) return;
-    const k = parsePublicKeyLine(l);
-    if (k) keys.push(k); else bad.push(i + 1);
+    const k = publicKeyLine(l);
+    if (k.key) keys.push(k.key); else bad.push(`line ${i + 1}: ${k.why}`);
   });
-  if (bad.length) throw new Error(`${file}: line${bad.length > 1 ? 's' : ''} ${bad.join(', ')}: not an OpenSSH public key line (TYPE BASE64 comment; options in front are not supported)`);
+  if (bad.length) throw new Error(`${file}: ${bad.join('; ')}`);
   return keys;
 }
 
