@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import { parseSshKeyLine, sshFingerprint } from '../../protocol/ssh-key.ts';
+import { syncDir, writeFileAtomic } from '../../protocol/atomic-file.ts';
 
 export interface PublicKey {
   type: string;
@@ -76,7 +77,12 @@ export function loadHostKey(file: string): HostKey {
     const k = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'cloudcons relay host key' });
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-      fs.writeFileSync(file, k.private, { mode: 0o600, flag: 'wx' });
+      // Whole or not at all (a crash mid-write would leave a key file no start can read), and
+      // never over one another start made meanwhile: written and synced beside it, then linked.
+      const tmp = `${file}.new-${process.pid}`;
+      writeFileAtomic(tmp, k.private, 0o600);
+      try { fs.linkSync(tmp, file); } finally { fs.rmSync(tmp, { force: true }); }
+      syncDir(path.dirname(file));
       made = true;
       text = k.private;
     } catch (e) {
